@@ -1,0 +1,163 @@
+"""pykka_raft: the Raft consensus protocol on Pykka threading actors.
+
+A port of actix-raft's design: a ``Raft`` actor per node, a ``RaftStorage`` actor and a
+``RaftNetwork`` actor, talking in immutable attrs messages. Start a node with
+:meth:`Raft.start` and send it messages through the returned ref.
+"""
+
+from pykka_raft.admin import InitWithConfig
+from pykka_raft.calls import ActorReply, Call, Completed, FutureReply, Reply
+from pykka_raft.codec import from_primitive, register_app_type, to_primitive
+from pykka_raft.config import Config, SnapshotPolicy
+from pykka_raft.errors import (
+    ApplicationError,
+    ClientError,
+    ConfigError,
+    DecodeError,
+    ForwardToLeader,
+    InitWithConfigError,
+    InternalError,
+    NotAllowed,
+    RaftError,
+    RpcError,
+    ShuttingDown,
+    StorageError,
+    UnknownMessage,
+    UnknownNode,
+    Unreachable,
+    UnsupportedRpc,
+)
+from pykka_raft.memstore import DumpStorage, MemStore, MemStoreData, StorageDump
+from pykka_raft.messages import (
+    AppendEntriesRequest,
+    AppendEntriesResponse,
+    ClientPayload,
+    ClientPayloadResponse,
+    ConflictOpt,
+    Entry,
+    EntryBlank,
+    EntryConfigChange,
+    EntryNormal,
+    EntryPayload,
+    EntrySnapshotPointer,
+    GetMetrics,
+    HardState,
+    InitialState,
+    InstallSnapshotRequest,
+    InstallSnapshotResponse,
+    MembershipConfig,
+    ResponseMode,
+    VoteRequest,
+    VoteResponse,
+)
+from pykka_raft.metrics import RaftMetrics, State
+from pykka_raft.network import RaftNetwork
+from pykka_raft.raft import Raft, RaftRef
+from pykka_raft.router import Isolate, LinkFaults, RaftRouter, Register, Restore, SetLinkFaults
+from pykka_raft.statemachine import (
+    CasResult,
+    CompareAndSet,
+    Delete,
+    Get,
+    KeyValueStateMachine,
+    Put,
+    StateMachine,
+)
+from pykka_raft.storage import (
+    AppendEntryToLog,
+    ApplyToStateMachine,
+    DeleteLogsFrom,
+    GetInitialState,
+    GetLogEntries,
+    RaftStorage,
+    ReplicateToLog,
+    SaveHardState,
+)
+from pykka_raft.types import LogId, LogIndex, NodeId, Term
+
+for _cls in (Put, Get, Delete, CompareAndSet, CasResult):
+    register_app_type(_cls)
+
+__all__ = [
+    "ActorReply",
+    "AppendEntriesRequest",
+    "AppendEntriesResponse",
+    "AppendEntryToLog",
+    "ApplicationError",
+    "ApplyToStateMachine",
+    "Call",
+    "CasResult",
+    "ClientError",
+    "ClientPayload",
+    "ClientPayloadResponse",
+    "CompareAndSet",
+    "Completed",
+    "Config",
+    "ConfigError",
+    "ConflictOpt",
+    "DecodeError",
+    "Delete",
+    "DeleteLogsFrom",
+    "DumpStorage",
+    "Entry",
+    "EntryBlank",
+    "EntryConfigChange",
+    "EntryNormal",
+    "EntryPayload",
+    "EntrySnapshotPointer",
+    "ForwardToLeader",
+    "FutureReply",
+    "Get",
+    "GetInitialState",
+    "GetLogEntries",
+    "GetMetrics",
+    "HardState",
+    "InitWithConfig",
+    "InitWithConfigError",
+    "InitialState",
+    "InstallSnapshotRequest",
+    "InstallSnapshotResponse",
+    "InternalError",
+    "Isolate",
+    "KeyValueStateMachine",
+    "LinkFaults",
+    "LogId",
+    "LogIndex",
+    "MemStore",
+    "MemStoreData",
+    "MembershipConfig",
+    "NodeId",
+    "NotAllowed",
+    "Put",
+    "Raft",
+    "RaftError",
+    "RaftMetrics",
+    "RaftNetwork",
+    "RaftRef",
+    "RaftRouter",
+    "RaftStorage",
+    "Register",
+    "ReplicateToLog",
+    "Reply",
+    "ResponseMode",
+    "Restore",
+    "RpcError",
+    "SaveHardState",
+    "SetLinkFaults",
+    "ShuttingDown",
+    "SnapshotPolicy",
+    "State",
+    "StateMachine",
+    "StorageDump",
+    "StorageError",
+    "Term",
+    "UnknownMessage",
+    "UnknownNode",
+    "Unreachable",
+    "UnsupportedRpc",
+    "VoteRequest",
+    "VoteResponse",
+    "from_primitive",
+    "register_app_type",
+    "to_primitive",
+]

@@ -1,0 +1,96 @@
+"""How actors of pykka_raft answer each other without blocking.
+
+Pykka futures have no completion callbacks and an actor must never block on another
+Raft actor, so every request that needs an answer travels as a :class:`Call`: the message
+plus a :class:`Reply` to answer through. A reply is either a Pykka future (a caller that
+``ask``-ed) or an :class:`ActorReply`, which ``tell``-s the answer back to an actor as a
+:class:`Completed` message carrying a correlation tag.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Protocol
+
+import attrs
+import pykka
+
+logger = logging.getLogger(__name__)
+
+
+class Reply(Protocol):
+    """Where the answer to a :class:`Call` goes. Both methods must not block."""
+
+    def set(self, value: Any = None) -> None:
+        """Deliver the answer."""
+
+    def set_exception(self, error: BaseException) -> None:
+        """Deliver a failure."""
+
+
+@attrs.frozen
+class Call:
+    """A message together with the reply its receiver must eventually answer through.
+
+    A receiver may answer long after it handled the message (e.g. a Raft node answers a
+    client write at commit), and must answer every call at most once.
+    """
+
+    message: Any
+    reply: Reply
+
+
+@attrs.frozen
+class Completed:
+    """The answer to a call made with :class:`ActorReply`, delivered as a message."""
+
+    tag: Any
+    value: Any = None
+    error: BaseException | None = None
+
+
+@attrs.frozen(eq=False)
+class ActorReply:
+    """A reply that tells the answer to ``ref`` as ``Completed(tag, ...)``."""
+
+    ref: Any
+    tag: Any
+
+    def set(self, value: Any = None) -> None:
+        """Tell the value back; a stopped receiver loses it silently (it is gone)."""
+        self._tell(Completed(self.tag, value))
+
+    def set_exception(self, error: BaseException) -> None:
+        """Tell the error back."""
+        self._tell(Completed(self.tag, None, error))
+
+    def _tell(self, message: Completed) -> None:
+        try:
+            self.ref.tell(message)
+        except pykka.ActorDeadError:
+            logger.debug("reply to a stopped actor dropped: %r", message.tag)
+
+
+@attrs.frozen(eq=False)
+class FutureReply:
+    """A reply that completes a Pykka future (used by ``ask`` callers)."""
+
+    future: pykka.Future[Any]
+
+    def set(self, value: Any = None) -> None:
+        """Complete the future with ``value``."""
+        self.future.set(value)
+
+    def set_exception(self, error: BaseException) -> None:
+        """Complete the future with ``error``."""
+        self.future.set_exception((type(error), error, error.__traceback__))
+
+
+def answer(reply: Reply, handler: Any, message: Any) -> None:
+    """Run ``handler(message)`` and answer ``reply`` with its result or its exception."""
+    try:
+        value = handler(message)
+    except Exception as exc:  # every failure goes back to the caller
+        reply.set_exception(exc)
+    else:
+        reply.set(value)

@@ -1,0 +1,107 @@
+"""One cattrs converter for every message, and the registry of application data types.
+
+``to_primitive`` turns any message into dicts, lists and scalars (ready for JSON or
+msgpack) and ``from_primitive`` turns them back, raising :class:`DecodeError` on malformed
+input. Unions are tagged with a ``"type"`` key. Application values inside
+``EntryNormal.data`` and ``ClientPayloadResponse.data`` are tagged with their registered
+class name (see :func:`register_app_type`).
+"""
+
+from __future__ import annotations
+
+from typing import Any, TypeVar
+
+import attrs
+import cattrs
+from cattrs.strategies import configure_tagged_union
+
+from pykka_raft.errors import DecodeError
+from pykka_raft.messages import EntryPayload, RpcRequest, RpcResponse
+
+T = TypeVar("T")
+
+_TYPE = "__type__"
+_TUPLE = "__tuple__"
+_APP_TYPES: dict[str, type] = {}
+
+converter = cattrs.Converter()
+"""The converter: use it, or the functions below, for every message."""
+
+
+def register_app_type(cls: type) -> type:
+    """Register an attrs class that may appear as application data (usable as a decorator).
+
+    Its class name is its tag on the wire; names must be unique.
+    """
+    if not attrs.has(cls):
+        raise TypeError(f"{cls.__name__} is not an attrs class")
+    known = _APP_TYPES.get(cls.__name__)
+    if known is not None and known is not cls:
+        raise ValueError(f"another application type is already named {cls.__name__}")
+    _APP_TYPES[cls.__name__] = cls
+    return cls
+
+
+def _unstructure_value(value: Any) -> Any:
+    cls = type(value)
+    if _APP_TYPES.get(cls.__name__) is cls:
+        fields = {f.name: _unstructure_value(getattr(value, f.name)) for f in attrs.fields(cls)}
+        return {_TYPE: cls.__name__, **fields}
+    if isinstance(value, tuple):
+        return {_TUPLE: [_unstructure_value(v) for v in value]}
+    if isinstance(value, list):
+        return [_unstructure_value(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _unstructure_value(v) for k, v in value.items()}
+    if value is None or isinstance(value, (str, int, float, bool, bytes)):
+        return value
+    raise TypeError(
+        f"cannot serialize application value of type {cls.__name__}: register it with "
+        "pykka_raft.codec.register_app_type"
+    )
+
+
+def _structure_value(value: Any, _: Any = None) -> Any:
+    if isinstance(value, dict):
+        if _TYPE in value:
+            name = value[_TYPE]
+            cls = _APP_TYPES.get(name)
+            if cls is None:
+                raise DecodeError(f"unknown application type {name!r}: register it first")
+            fields = {k: _structure_value(v) for k, v in value.items() if k != _TYPE}
+            return cls(**fields)
+        if _TUPLE in value:
+            return tuple(_structure_value(v) for v in value[_TUPLE])
+        return {k: _structure_value(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_structure_value(v) for v in value]
+    return value
+
+
+converter.register_unstructure_hook_func(lambda t: t is Any, _unstructure_value)
+converter.register_structure_hook_func(lambda t: t is Any, _structure_value)
+configure_tagged_union(EntryPayload, converter, tag_name="type")
+configure_tagged_union(RpcRequest, converter, tag_name="type")
+configure_tagged_union(RpcResponse, converter, tag_name="type")
+
+
+def to_primitive(message: Any, as_type: Any = None) -> Any:
+    """Unstructure ``message`` (as ``as_type`` if given, e.g. a union) into primitives."""
+    return converter.unstructure(message, unstructure_as=as_type or type(message))
+
+
+def from_primitive(data: Any, cls: type[T] | Any) -> T:
+    """Structure primitives into ``cls``; malformed input raises :class:`DecodeError`."""
+    try:
+        result: T = converter.structure(data, cls)
+    except DecodeError:
+        raise
+    except Exception as exc:  # cattrs raises many kinds of errors
+        detail = (
+            cattrs.transform_error(exc)
+            if isinstance(exc, cattrs.BaseValidationError)
+            else [repr(exc)]
+        )
+        name = getattr(cls, "__name__", str(cls))
+        raise DecodeError(f"cannot decode {name}: {'; '.join(detail)}") from exc
+    return result

@@ -1,0 +1,147 @@
+"""Runtime configuration of a Raft node, validated when it is built."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+
+import attrs
+
+from pykka_raft.errors import ConfigError
+
+DEFAULT_ELECTION_TIMEOUT_MIN = 200
+DEFAULT_ELECTION_TIMEOUT_MAX = 300
+DEFAULT_HEARTBEAT_INTERVAL = 50
+DEFAULT_MAX_PAYLOAD_ENTRIES = 300
+DEFAULT_MAX_INFLIGHT = 8
+DEFAULT_METRICS_RATE = 5000
+DEFAULT_LOGS_SINCE_LAST = 5000
+DEFAULT_SNAPSHOT_CHUNKSIZE = 3 * 1024 * 1024
+
+
+@attrs.frozen
+class SnapshotPolicy:
+    """When a node compacts its log into a snapshot.
+
+    ``logs_since_last=None`` disables snapshots (actix-raft's ``Disabled``); otherwise a
+    snapshot is due once the log has grown that many entries past the last one
+    (``LogsSinceLast(n)``). Build it with :meth:`disabled` or :meth:`every`.
+    """
+
+    logs_since_last: int | None = DEFAULT_LOGS_SINCE_LAST
+
+    @classmethod
+    def disabled(cls) -> SnapshotPolicy:
+        """Never take snapshots."""
+        return cls(None)
+
+    @classmethod
+    def every(cls, entries: int) -> SnapshotPolicy:
+        """Snapshot once the log has grown ``entries`` past the last snapshot."""
+        return cls(entries)
+
+    @property
+    def is_disabled(self) -> bool:
+        """True when snapshots are disabled."""
+        return self.logs_since_last is None
+
+
+@attrs.frozen
+class Config:
+    """The configuration of one Raft node. All durations are in milliseconds.
+
+    Every field is checked when the object is built; an invalid value or combination raises
+    :class:`~pykka_raft.errors.ConfigError` naming the field and the rule. Change a field
+    with ``attrs.evolve(config, field=value)``, which validates again.
+
+    Attributes:
+        election_timeout_min: lower bound of the randomized election timeout. A fresh
+            timeout is drawn uniformly from ``[min, max]`` for every election (§5.2).
+        election_timeout_max: upper bound of the election timeout; must exceed the minimum.
+        heartbeat_interval: how often a leader sends AppendEntries to an idle follower.
+            Must be well below the election timeout (at most a third of the minimum), so
+            that one lost heartbeat does not start an election (§5.6:
+            broadcastTime << electionTimeout).
+        max_payload_entries: the most entries one AppendEntries (and one storage append)
+            carries; bounds batch sizes and catch-up steps.
+        max_inflight: the most AppendEntries with entries in flight to one follower at a
+            time (pipelining), once that follower's log is known to match.
+        metrics_rate: the interval of the periodic :class:`~pykka_raft.metrics.RaftMetrics`
+            push (changes of state, term, leader or membership are pushed at once).
+        snapshot_policy: when to compact the log (see :class:`SnapshotPolicy`).
+        snapshot_max_chunk_size: the most bytes of snapshot data per InstallSnapshot chunk.
+        snapshot_dir: where a file-backed storage may keep snapshots; created if missing.
+            ``None`` for storages that keep snapshots elsewhere (e.g. in memory).
+    """
+
+    election_timeout_min: int = DEFAULT_ELECTION_TIMEOUT_MIN
+    election_timeout_max: int = DEFAULT_ELECTION_TIMEOUT_MAX
+    heartbeat_interval: int = DEFAULT_HEARTBEAT_INTERVAL
+    max_payload_entries: int = DEFAULT_MAX_PAYLOAD_ENTRIES
+    max_inflight: int = DEFAULT_MAX_INFLIGHT
+    metrics_rate: int = DEFAULT_METRICS_RATE
+    snapshot_policy: SnapshotPolicy = attrs.field(factory=SnapshotPolicy)
+    snapshot_max_chunk_size: int = DEFAULT_SNAPSHOT_CHUNKSIZE
+    snapshot_dir: str | None = None
+
+    def __attrs_post_init__(self) -> None:
+        for name in (
+            "election_timeout_min",
+            "election_timeout_max",
+            "heartbeat_interval",
+            "max_payload_entries",
+            "max_inflight",
+            "metrics_rate",
+            "snapshot_max_chunk_size",
+        ):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise ConfigError(name, f"must be an int, got {value!r}")
+            if value <= 0:
+                raise ConfigError(name, f"must be greater than 0, got {value}")
+        if self.election_timeout_min >= self.election_timeout_max:
+            raise ConfigError(
+                "election_timeout_min",
+                f"must be less than election_timeout_max "
+                f"({self.election_timeout_min} >= {self.election_timeout_max})",
+            )
+        if self.heartbeat_interval * 3 > self.election_timeout_min:
+            raise ConfigError(
+                "heartbeat_interval",
+                f"must be at most a third of election_timeout_min "
+                f"({self.heartbeat_interval} ms > {self.election_timeout_min} ms / 3); "
+                "lower it or raise the election timeout",
+            )
+        if not isinstance(self.snapshot_policy, SnapshotPolicy):
+            raise ConfigError("snapshot_policy", "must be a SnapshotPolicy")
+        since = self.snapshot_policy.logs_since_last
+        if since is not None and (
+            isinstance(since, bool) or not isinstance(since, int) or since <= 0
+        ):
+            raise ConfigError(
+                "snapshot_policy",
+                f"logs_since_last must be a positive int or None (disabled), got {since!r}",
+            )
+        if self.snapshot_dir is not None:
+            _check_dir(self.snapshot_dir)
+
+    @property
+    def tick_interval(self) -> int:
+        """The period of the node's ticker in milliseconds (a fifth of the heartbeat)."""
+        return max(1, self.heartbeat_interval // 5)
+
+    @property
+    def rpc_timeout(self) -> int:
+        """How long a leader waits for an AppendEntries reply before it resends."""
+        return self.election_timeout_min
+
+
+def _check_dir(path: str) -> None:
+    try:
+        os.makedirs(path, exist_ok=True)
+        with tempfile.TemporaryFile(dir=path):
+            pass
+    except OSError as exc:
+        raise ConfigError(
+            "snapshot_dir", f"{path!r} is not a writable directory ({exc.strerror})"
+        ) from exc

@@ -1,0 +1,87 @@
+"""The core's view of the log: every entry after the snapshot point, in memory."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from pykka_raft.messages import Entry, EntryConfigChange, MembershipConfig
+from pykka_raft.types import LogId, LogIndex, Term
+
+
+class RaftLog:
+    """An in-memory copy of the log entries the storage holds.
+
+    Index ``offset`` is the snapshot point (0 without snapshots); entries ``offset+1 ..
+    last_index`` are held in order. The storage stays the durable source of truth; this
+    copy lets the leader build AppendEntries and the follower check consistency without a
+    storage round trip.
+    """
+
+    def __init__(
+        self, entries: Iterable[Entry] = (), offset: LogIndex = 0, offset_term: Term = 0
+    ) -> None:
+        self.offset = offset
+        self.offset_term = offset_term
+        self._entries: list[Entry] = []
+        self._config_indexes: list[LogIndex] = []
+        self.append(entries)
+
+    @property
+    def last_index(self) -> LogIndex:
+        """The index of the last entry (``offset`` when empty)."""
+        return self.offset + len(self._entries)
+
+    @property
+    def last_term(self) -> Term:
+        """The term of the last entry."""
+        return self._entries[-1].term if self._entries else self.offset_term
+
+    @property
+    def last_log_id(self) -> LogId:
+        """The position of the last entry."""
+        return LogId(self.last_term, self.last_index)
+
+    def term_at(self, index: LogIndex) -> Term | None:
+        """The term of the entry at ``index``; ``None`` if there is none (or compacted)."""
+        if index == self.offset:
+            return self.offset_term
+        if index < self.offset or index > self.last_index:
+            return None
+        return self._entries[index - self.offset - 1].term
+
+    def get(self, index: LogIndex) -> Entry:
+        """The entry at ``index`` (must exist)."""
+        return self._entries[index - self.offset - 1]
+
+    def slice(self, start: LogIndex, stop: LogIndex) -> tuple[Entry, ...]:
+        """The entries in ``[start, stop)``, clipped to what the log holds."""
+        lo = max(start, self.offset + 1) - self.offset - 1
+        hi = min(stop, self.last_index + 1) - self.offset - 1
+        return tuple(self._entries[lo:hi]) if hi > lo else ()
+
+    def append(self, entries: Iterable[Entry]) -> None:
+        """Append entries that continue the log exactly."""
+        for entry in entries:
+            if entry.index != self.last_index + 1:
+                raise ValueError(f"entry {entry.index} does not follow {self.last_index}")
+            self._entries.append(entry)
+            if isinstance(entry.payload, EntryConfigChange):
+                self._config_indexes.append(entry.index)
+
+    def replace(self, entry: Entry) -> None:
+        """Replace the entry at ``entry.index`` (same index, e.g. a rejected one blanked)."""
+        self._entries[entry.index - self.offset - 1] = entry
+
+    def truncate_from(self, index: LogIndex) -> None:
+        """Drop the entries at ``index`` and after."""
+        del self._entries[max(0, index - self.offset - 1) :]
+        while self._config_indexes and self._config_indexes[-1] >= index:
+            self._config_indexes.pop()
+
+    def latest_membership(self) -> MembershipConfig | None:
+        """The membership of the latest configuration entry in the log, if any (§6)."""
+        if not self._config_indexes:
+            return None
+        payload = self.get(self._config_indexes[-1]).payload
+        assert isinstance(payload, EntryConfigChange)
+        return payload.membership

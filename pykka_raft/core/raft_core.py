@@ -1,0 +1,691 @@
+"""The Raft protocol as a pure state machine: events in, commands out.
+
+Sections of the Raft paper (Ongaro and Ousterhout, 2014) are cited where a rule is
+decided. The core never blocks and never reads a clock: time advances only through
+:meth:`RaftCore.tick`, and randomness comes from the injected ``random.Random``.
+"""
+
+from __future__ import annotations
+
+import enum
+import random
+from collections.abc import Iterable
+
+import attrs
+
+from pykka_raft.config import Config
+from pykka_raft.core.commands import (
+    Apply,
+    Command,
+    DeleteLogsFrom,
+    Respond,
+    SaveHardState,
+    Send,
+    WriteLog,
+)
+from pykka_raft.core.log import RaftLog
+from pykka_raft.core.quorum import has_quorum, joint_quorum_index
+from pykka_raft.errors import (
+    ApplicationError,
+    ForwardToLeader,
+    NotAllowed,
+    Unreachable,
+    UnsupportedRpc,
+)
+from pykka_raft.messages import (
+    AppendEntriesRequest,
+    AppendEntriesResponse,
+    ClientPayload,
+    ClientPayloadResponse,
+    ConflictOpt,
+    Entry,
+    EntryBlank,
+    EntryConfigChange,
+    EntryPayload,
+    HardState,
+    InitialState,
+    InstallSnapshotRequest,
+    MembershipConfig,
+    ResponseMode,
+    VoteRequest,
+    VoteResponse,
+)
+from pykka_raft.metrics import RaftMetrics, State
+from pykka_raft.types import LogId, LogIndex, NodeId, Term
+
+
+class Role(enum.Enum):
+    """The core's role; ``INITIALIZING`` until the storage reported the initial state."""
+
+    INITIALIZING = "initializing"
+    NON_VOTER = "non_voter"
+    FOLLOWER = "follower"
+    CANDIDATE = "candidate"
+    LEADER = "leader"
+
+
+_ROLE_STATE = {
+    Role.NON_VOTER: State.NON_VOTER,
+    Role.FOLLOWER: State.FOLLOWER,
+    Role.CANDIDATE: State.CANDIDATE,
+    Role.LEADER: State.LEADER,
+}
+
+
+@attrs.define
+class Progress:
+    """The leader's view of one follower (§5.3 nextIndex / matchIndex).
+
+    While ``probing``, at most one AppendEntries is in flight, looking for the point where
+    the logs match; once one succeeds the follower is replicated to with up to
+    ``Config.max_inflight`` pipelined requests.
+    """
+
+    next_index: LogIndex
+    match_index: LogIndex = 0
+    probing: bool = True
+    inflight: list[tuple[LogIndex, int]] = attrs.field(factory=list)  # (last index, sent at)
+    retry_at: int = 0
+    last_heard: int = 0
+
+
+@attrs.define
+class Pending:
+    """A client write with a log index, waiting for its outcome."""
+
+    term: Term
+    token: int
+    payload: ClientPayload
+
+
+@attrs.define
+class Proposal:
+    """A payload waiting to be given an index by the leader."""
+
+    payload: EntryPayload
+    token: int | None = None
+    client_payload: ClientPayload | None = None
+
+
+class RaftCore:
+    """One node's Raft state and rules.
+
+    The shell calls the event methods and then drains :attr:`commands`.
+    """
+
+    def __init__(self, node_id: NodeId, config: Config, rng: random.Random | None = None) -> None:
+        self.id = node_id
+        self.config = config
+        self.rng = rng or random.Random()
+        self.commands: list[Command] = []
+
+        self.role = Role.INITIALIZING
+        self.current_term: Term = 0
+        self.voted_for: NodeId | None = None
+        self.leader_id: NodeId | None = None
+        self.hard_membership = MembershipConfig()
+        self.log = RaftLog()
+        self.commit_index: LogIndex = 0
+        self.last_applied: LogIndex = 0
+        self.apply_requested: LogIndex = 0
+        self.flushed_index: LogIndex = 0
+
+        self.now = 0
+        self.election_elapsed = 0
+        self.election_timeout = self._draw_timeout()
+        self.heartbeat_elapsed = 0
+        self.quorum_check_elapsed = 0
+
+        self.votes_granted: set[NodeId] = set()
+        self.progress: dict[NodeId, Progress] = {}
+        self.proposals: list[Proposal] = []
+        self.leader_appends_in_flight = 0
+        self.pending: dict[LogIndex, Pending] = {}
+
+    # --- derived state ------------------------------------------------------------------
+
+    @property
+    def membership(self) -> MembershipConfig:
+        """The latest configuration in the log, or the one the node was formed with (§6)."""
+        return self.log.latest_membership() or self.hard_membership
+
+    @property
+    def hard_state(self) -> HardState:
+        """What must be durable."""
+        return HardState(self.current_term, self.voted_for, self.hard_membership)
+
+    @property
+    def is_pristine(self) -> bool:
+        """A node that was never part of a cluster: no log, no term, no membership."""
+        return (
+            self.role is Role.NON_VOTER
+            and self.log.last_index == 0
+            and self.current_term == 0
+            and not self.membership.all_nodes()
+        )
+
+    def metrics(self) -> RaftMetrics:
+        """The metrics this node reports now."""
+        return RaftMetrics(
+            id=self.id,
+            state=_ROLE_STATE.get(self.role, State.NON_VOTER),
+            current_term=self.current_term,
+            last_log_index=self.log.last_index,
+            commit_index=self.commit_index,
+            last_applied=self.last_applied,
+            current_leader=self.leader_id,
+            membership_config=self.membership,
+        )
+
+    def take_commands(self) -> list[Command]:
+        """Hand the accumulated commands to the shell."""
+        out, self.commands = self.commands, []
+        return out
+
+    # --- startup and timers -------------------------------------------------------------
+
+    def start(self, initial: InitialState, entries: Iterable[Entry]) -> None:
+        """The storage reported its state and log: leave ``INITIALIZING``."""
+        hs = initial.hard_state
+        self.current_term = hs.current_term
+        self.voted_for = hs.voted_for
+        self.hard_membership = hs.membership
+        self.log = RaftLog(entries)
+        if self.log.last_log_id != initial.last_log_id:
+            raise ValueError(
+                f"storage reported last log {initial.last_log_id} but returned entries up to "
+                f"{self.log.last_log_id}"
+            )
+        self.flushed_index = self.log.last_index
+        # Applied entries were committed; everything else is learned from a leader.
+        self.last_applied = self.commit_index = self.apply_requested = initial.last_applied
+        self._become_follower(self.current_term, None)
+
+    def tick(self, elapsed_ms: int) -> None:
+        """Time passed: drive elections, heartbeats and retransmissions."""
+        if self.role is Role.INITIALIZING:
+            return
+        self.now += elapsed_ms
+        if self.role is Role.LEADER:
+            self._tick_leader(elapsed_ms)
+        elif self.role in (Role.FOLLOWER, Role.CANDIDATE):
+            self.election_elapsed += elapsed_ms
+            if self.election_elapsed >= self.election_timeout:
+                self._become_candidate()
+
+    def _tick_leader(self, elapsed_ms: int) -> None:
+        self.heartbeat_elapsed += elapsed_ms
+        if self.heartbeat_elapsed >= self.config.heartbeat_interval:
+            self.heartbeat_elapsed = 0
+            for peer in self.progress:
+                self._send_heartbeat(peer)
+        for peer, pr in self.progress.items():
+            if pr.inflight and self.now - pr.inflight[0][1] >= self.config.rpc_timeout:
+                # No reply in time: assume the requests were lost and find the match again.
+                self._reset_to_probe(pr)
+                self._send_append(peer)
+        # Check quorum: a leader that heard from no majority within an election timeout
+        # steps down, so clients learn to go elsewhere instead of waiting on a lost leader.
+        self.quorum_check_elapsed += elapsed_ms
+        if self.quorum_check_elapsed >= self.config.election_timeout_max:
+            self.quorum_check_elapsed = 0
+            window = self.config.election_timeout_max
+            recent = {self.id} | {
+                peer for peer, pr in self.progress.items() if self.now - pr.last_heard <= window
+            }
+            if not has_quorum(self.membership.voter_sets(), recent):
+                self._become_follower(self.current_term, None)
+
+    def _draw_timeout(self) -> int:
+        # §5.2: a fresh random election timeout for every election.
+        return self.rng.randint(self.config.election_timeout_min, self.config.election_timeout_max)
+
+    def _reset_election_timer(self) -> None:
+        self.election_elapsed = 0
+        self.election_timeout = self._draw_timeout()
+
+    # --- role transitions ---------------------------------------------------------------
+
+    def _set_term(self, term: Term) -> None:
+        """Adopt a newer term (§5.1); the vote is cleared and must be persisted."""
+        if term > self.current_term:
+            self.current_term = term
+            self.voted_for = None
+            self._save_hard_state()
+
+    def _save_hard_state(self) -> None:
+        self.commands.append(SaveHardState(self.hard_state))
+
+    def _become_follower(self, term: Term, leader_id: NodeId | None) -> None:
+        was_leader = self.role is Role.LEADER
+        self._set_term(term)
+        self.leader_id = leader_id
+        self.role = Role.FOLLOWER if self.membership.is_voter(self.id) else Role.NON_VOTER
+        self.votes_granted = set()
+        self._reset_election_timer()
+        if was_leader:
+            self.progress = {}
+            for proposal in self.proposals:
+                if proposal.token is not None:
+                    self._respond(
+                        proposal.token, error=ForwardToLeader(proposal.client_payload, leader_id)
+                    )
+            self.proposals = []
+
+    def _become_candidate(self) -> None:
+        """§5.2: new term, vote for self, ask every other voter."""
+        if not self.membership.is_voter(self.id):
+            self.role = Role.NON_VOTER
+            return
+        self.role = Role.CANDIDATE
+        self.current_term += 1
+        self.voted_for = self.id
+        self.leader_id = None
+        self._save_hard_state()
+        self._reset_election_timer()
+        self.votes_granted = {self.id}
+        if has_quorum(self.membership.voter_sets(), self.votes_granted):
+            self._become_leader()
+            return
+        last = self.log.last_log_id
+        for peer in sorted(self.membership.voters() - {self.id}):
+            request = VoteRequest(peer, self.current_term, self.id, last.index, last.term)
+            # The vote for ourselves must be durable before anyone can count on it.
+            self.commands.append(Send(request, after_durable=True))
+
+    def _become_leader(self) -> None:
+        self.role = Role.LEADER
+        self.leader_id = self.id
+        self.heartbeat_elapsed = 0
+        self.quorum_check_elapsed = 0
+        # Every entry was durable before our VoteRequests went out (after_durable), and a
+        # candidate writes no entries, so our whole log is durable now.
+        self.flushed_index = self.log.last_index
+        self.progress = {
+            peer: Progress(next_index=self.log.last_index + 1, last_heard=self.now)
+            for peer in self.membership.all_nodes() - {self.id}
+        }
+        # §8: commit an entry of our own term at once; a leader forming a new cluster
+        # commits its configuration so the membership is in the log.
+        payload: EntryPayload = (
+            EntryConfigChange(self.membership) if self.log.last_index == 0 else EntryBlank()
+        )
+        self.proposals.insert(0, Proposal(payload))
+        self._flush_proposals()
+        for peer in self.progress:
+            self._send_append(peer)
+
+    # --- admin and client API -----------------------------------------------------------
+
+    def init_with_config(self, members: Iterable[NodeId], token: int) -> None:
+        """``InitWithConfig``: form a cluster from this pristine node."""
+        voters = set(members) | {self.id}
+        if (
+            self.role is not Role.INITIALIZING
+            and not self.membership.is_in_joint_consensus
+            and set(self.membership.members) == voters
+        ):
+            # Already formed with exactly this configuration (e.g. a leader reached this node
+            # before its own InitWithConfig did): succeed, so parallel formation is safe.
+            self._respond(token, value=None, after_durable=True)
+            return
+        if not self.is_pristine:
+            reason = (
+                "the node is still starting: wait until its metrics report NON_VOTER"
+                if self.role is Role.INITIALIZING
+                else "the node is not pristine (it has a log, a term or a membership); "
+                "add it to an existing cluster with a membership change instead"
+            )
+            self._respond(token, error=NotAllowed(f"InitWithConfig refused: {reason}"))
+            return
+        self.hard_membership = MembershipConfig(members=voters)
+        self._save_hard_state()
+        self._become_candidate()
+        self._respond(token, value=None, after_durable=True)
+
+    def client_write(self, payload: ClientPayload, token: int) -> None:
+        """``ClientPayload``: append on the leader, answer at commit or apply."""
+        if self.role is not Role.LEADER:
+            self._respond(token, error=ForwardToLeader(payload, self.leader_id))
+            return
+        self.proposals.append(Proposal(payload.entry, token, payload))
+        self._flush_proposals()
+
+    def _flush_proposals(self) -> None:
+        """Give queued proposals indexes and write them, one storage append at a time.
+
+        Proposals that arrive while an append is in flight are batched into the next one.
+        """
+        if self.leader_appends_in_flight or not self.proposals:
+            return
+        batch = self.proposals[: self.config.max_payload_entries]
+        del self.proposals[: len(batch)]
+        entries = []
+        for proposal in batch:
+            entry = Entry(self.current_term, self.log.last_index + 1, proposal.payload)
+            self.log.append((entry,))
+            entries.append(entry)
+            if proposal.token is not None and proposal.client_payload is not None:
+                self.pending[entry.index] = Pending(
+                    self.current_term, proposal.token, proposal.client_payload
+                )
+        self.leader_appends_in_flight += 1
+        self.commands.append(WriteLog(tuple(entries), leader=True))
+
+    # --- storage completions ------------------------------------------------------------
+
+    def log_written(
+        self,
+        last: LogId,
+        rejected: dict[LogIndex, BaseException] | None = None,
+        leader: bool = False,
+    ) -> None:
+        """A ``WriteLog`` completed: entries through ``last`` are durable.
+
+        ``rejected`` maps the indexes of entries the application refused to its errors;
+        the storage stored blank entries there.
+        """
+        for index, error in sorted((rejected or {}).items()):
+            if self.log.term_at(index) == last.term and index <= self.log.last_index:
+                entry = self.log.get(index)
+                self.log.replace(Entry(entry.term, entry.index, EntryBlank()))
+            pending = self.pending.pop(index, None)
+            if pending is not None:
+                self._respond(pending.token, error=ApplicationError(error))
+        if self.log.term_at(last.index) == last.term:
+            self.flushed_index = max(self.flushed_index, last.index)
+        if leader:
+            self.leader_appends_in_flight = max(0, self.leader_appends_in_flight - 1)
+        if self.role is Role.LEADER:
+            self._maybe_commit()
+            for peer in self.progress:
+                self._send_append(peer)
+            self._flush_proposals()
+
+    def applied(self, entries: tuple[Entry, ...], responses: tuple[object, ...]) -> None:
+        """The state machine applied ``entries`` and answered ``responses``."""
+        for entry, response in zip(entries, responses, strict=True):
+            pending = self.pending.get(entry.index)
+            if pending is not None and pending.payload.response_mode is ResponseMode.APPLIED:
+                del self.pending[entry.index]
+                if pending.term == entry.term:
+                    self._respond(
+                        pending.token,
+                        value=ClientPayloadResponse(entry.index, ResponseMode.APPLIED, response),
+                    )
+                else:
+                    self._respond(
+                        pending.token, error=ForwardToLeader(pending.payload, self.leader_id)
+                    )
+        if entries:
+            self.last_applied = max(self.last_applied, entries[-1].index)
+
+    # --- commit and apply ---------------------------------------------------------------
+
+    def _maybe_commit(self) -> None:
+        """Leader: advance the commit index to what a majority (of each config) holds."""
+
+        def match(node: NodeId) -> int:
+            if node == self.id:
+                return self.flushed_index
+            pr = self.progress.get(node)
+            return pr.match_index if pr else 0
+
+        index = joint_quorum_index(self.membership.voter_sets(), match)
+        # §5.4.2: only an entry of the current term is committed by counting replicas.
+        if index > self.commit_index and self.log.term_at(index) == self.current_term:
+            self._advance_commit(index)
+
+    def _advance_commit(self, index: LogIndex) -> None:
+        if index <= self.commit_index:
+            return
+        old = self.commit_index
+        self.commit_index = index
+        for i in range(old + 1, index + 1):
+            pending = self.pending.get(i)
+            if pending is None:
+                continue
+            if pending.term != self.log.term_at(i):
+                del self.pending[i]
+                self._respond(pending.token, error=ForwardToLeader(pending.payload, self.leader_id))
+            elif pending.payload.response_mode is ResponseMode.COMMITTED:
+                del self.pending[i]
+                self._respond(pending.token, value=ClientPayloadResponse(i, ResponseMode.COMMITTED))
+        entries = self.log.slice(self.apply_requested + 1, self.commit_index + 1)
+        if entries:
+            self.apply_requested = entries[-1].index
+            self.commands.append(Apply(entries))
+
+    # --- replication: leader side -------------------------------------------------------
+
+    def _append_request(
+        self, peer: NodeId, prev_index: LogIndex, entries: tuple[Entry, ...]
+    ) -> AppendEntriesRequest:
+        prev_term = self.log.term_at(prev_index)
+        assert prev_term is not None, f"no term for prev_log_index {prev_index}"
+        return AppendEntriesRequest(
+            target=peer,
+            term=self.current_term,
+            leader_id=self.id,
+            prev_log_index=prev_index,
+            prev_log_term=prev_term,
+            entries=entries,
+            leader_commit=self.commit_index,
+        )
+
+    def _send_heartbeat(self, peer: NodeId) -> None:
+        pr = self.progress[peer]
+        if pr.probing and not pr.inflight and self.now >= pr.retry_at:
+            self._send_append(peer)  # the probe doubles as the heartbeat
+            return
+        request = self._append_request(peer, pr.match_index, ())
+        self.commands.append(Send(request, after_durable=False))
+
+    def _send_append(self, peer: NodeId) -> None:
+        """Send what the follower lacks: one probe, or a pipeline of batches."""
+        pr = self.progress[peer]
+        if self.now < pr.retry_at:
+            return
+        while True:
+            if pr.probing:
+                if pr.inflight:
+                    return
+            elif len(pr.inflight) >= self.config.max_inflight or pr.next_index > self.flushed_index:
+                return
+            stop = min(self.flushed_index + 1, pr.next_index + self.config.max_payload_entries)
+            entries = self.log.slice(pr.next_index, stop)
+            request = self._append_request(peer, pr.next_index - 1, entries)
+            pr.inflight.append((request.last_index, self.now))
+            self.commands.append(Send(request, after_durable=False))
+            if pr.probing:
+                return
+            pr.next_index = request.last_index + 1
+
+    def _reset_to_probe(self, pr: Progress) -> None:
+        pr.probing = True
+        pr.inflight = []
+        pr.next_index = pr.match_index + 1
+
+    def append_entries_result(
+        self, request: AppendEntriesRequest, response: AppendEntriesResponse | None
+    ) -> None:
+        """The outcome of an AppendEntries we sent (``None``: the network failed)."""
+        if response is not None and response.term > self.current_term:
+            self._become_follower(response.term, None)  # §5.1: a newer term exists
+            return
+        if self.role is not Role.LEADER or request.term != self.current_term:
+            return  # stale: an answer to an earlier leadership
+        pr = self.progress.get(request.target)
+        if pr is None:
+            return
+        if response is None:
+            if request.entries or pr.probing:
+                self._reset_to_probe(pr)
+                pr.retry_at = self.now + self.config.heartbeat_interval
+            return
+        pr.last_heard = self.now
+        if response.success:
+            pr.match_index = max(pr.match_index, request.last_index)
+            pr.next_index = max(pr.next_index, pr.match_index + 1)
+            pr.inflight = [f for f in pr.inflight if f[0] > request.last_index]
+            if pr.probing and request.last_index >= pr.next_index - 1:
+                pr.probing = False
+                pr.inflight = []
+            self._maybe_commit()
+        else:
+            if request.prev_log_index < pr.match_index:
+                return  # stale rejection: we already know a later match
+            self._reset_to_probe(pr)
+            pr.next_index = self._next_after_rejection(request, response.conflict_opt)
+            pr.next_index = max(pr.match_index + 1, pr.next_index)
+        self._send_append(request.target)
+
+    def _next_after_rejection(
+        self, request: AppendEntriesRequest, hint: ConflictOpt | None
+    ) -> LogIndex:
+        """Where to probe next after a rejection; always below the rejected prev index."""
+        if hint is None:
+            return request.prev_log_index
+        # Skip every entry of a term the follower cannot share (§5.3, the optimization):
+        # the highest index of ours at or below the hint whose term is at most its term.
+        index = min(hint.index, self.log.last_index)
+        while index > self.log.offset and (self.log.term_at(index) or 0) > hint.term:
+            index -= 1
+        return min(index + 1, request.prev_log_index)
+
+    # --- replication: follower side -----------------------------------------------------
+
+    def receive_append_entries(self, request: AppendEntriesRequest, token: int) -> None:
+        """§5.3 AppendEntries receiver implementation (Figure 2)."""
+        if self.role is Role.INITIALIZING:
+            self._respond(token, error=Unreachable(f"node {self.id} is still starting"))
+            return
+        if request.term < self.current_term:
+            self._respond(
+                token, value=AppendEntriesResponse(self.current_term, False), after_durable=True
+            )
+            return
+        if (
+            request.term > self.current_term
+            or self.role is not Role.FOLLOWER
+            or self.leader_id != request.leader_id
+        ):
+            if self.role is Role.NON_VOTER:
+                self._set_term(request.term)
+                self.leader_id = request.leader_id
+            else:
+                self._become_follower(request.term, request.leader_id)
+        self._reset_election_timer()
+
+        prev_term = self.log.term_at(request.prev_log_index)
+        if prev_term != request.prev_log_term:
+            self._respond(
+                token,
+                value=AppendEntriesResponse(self.current_term, False, self._conflict_hint(request)),
+                after_durable=True,
+            )
+            return
+
+        new_entries: tuple[Entry, ...] = ()
+        for pos, entry in enumerate(request.entries):
+            term = self.log.term_at(entry.index)
+            if term == entry.term:
+                continue  # already have it: never truncate a matching entry
+            if term is not None:
+                # §5.3: a conflicting entry and all that follow it are deleted.
+                assert entry.index > self.commit_index, "a committed entry conflicts"
+                self._truncate_from(entry.index)
+            new_entries = request.entries[pos:]
+            break
+        if new_entries:
+            self.log.append(new_entries)
+            self.commands.append(WriteLog(new_entries, leader=False))
+            self._refresh_role()
+        # D2 fix: commit no further than the last entry this request vouched for.
+        self._advance_commit(min(request.leader_commit, request.last_index))
+        self._respond(
+            token, value=AppendEntriesResponse(self.current_term, True), after_durable=True
+        )
+
+    def _conflict_hint(self, request: AppendEntriesRequest) -> ConflictOpt:
+        if request.prev_log_index > self.log.last_index:
+            return ConflictOpt(self.log.last_term, self.log.last_index)
+        index = request.prev_log_index
+        while index > self.log.offset and (self.log.term_at(index) or 0) > request.prev_log_term:
+            index -= 1
+        return ConflictOpt(self.log.term_at(index) or 0, index)
+
+    def _truncate_from(self, index: LogIndex) -> None:
+        self.log.truncate_from(index)
+        self.flushed_index = min(self.flushed_index, index - 1)
+        self.commands.append(DeleteLogsFrom(index))
+        # Writes whose entries were removed definitely did not commit (committed entries are
+        # never removed): hand their payloads back.
+        for i in sorted(i for i in self.pending if i >= index):
+            pending = self.pending.pop(i)
+            self._respond(pending.token, error=ForwardToLeader(pending.payload, self.leader_id))
+        self._refresh_role()
+
+    def _refresh_role(self) -> None:
+        """The membership may have changed: a non-voter may have become a voter, or not."""
+        if self.role in (Role.FOLLOWER, Role.NON_VOTER):
+            self.role = Role.FOLLOWER if self.membership.is_voter(self.id) else Role.NON_VOTER
+
+    def receive_install_snapshot(self, request: InstallSnapshotRequest, token: int) -> None:
+        """InstallSnapshot is not supported yet: answer with a clear error."""
+        self._respond(
+            token,
+            error=UnsupportedRpc(
+                "this node does not install snapshots yet; disable snapshots on the leader"
+            ),
+        )
+
+    # --- elections ----------------------------------------------------------------------
+
+    def receive_vote(self, request: VoteRequest, token: int) -> None:
+        """§5.2 RequestVote receiver implementation (Figure 2), with §5.4.1."""
+        if self.role is Role.INITIALIZING:
+            self._respond(token, error=Unreachable(f"node {self.id} is still starting"))
+            return
+        if not self.membership.contains(request.candidate_id):
+            # Unknown candidates (e.g. removed nodes) must not disrupt us with their terms.
+            self._respond(token, value=VoteResponse(self.current_term, False, True))
+            return
+        if request.term > self.current_term:
+            self._become_follower(request.term, None)  # D11: step down on any newer term
+        granted = False
+        if request.term == self.current_term and self.voted_for in (None, request.candidate_id):
+            # §5.4.1: grant only to a candidate whose log is at least as up-to-date.
+            candidate_last = LogId(request.last_log_term, request.last_log_index)
+            if candidate_last >= self.log.last_log_id:
+                granted = True
+                if self.voted_for is None:
+                    self.voted_for = request.candidate_id
+                    self._save_hard_state()
+                self._reset_election_timer()
+        self._respond(token, value=VoteResponse(self.current_term, granted), after_durable=True)
+
+    def vote_result(self, request: VoteRequest, response: VoteResponse | None) -> None:
+        """The outcome of a VoteRequest we sent (``None``: the network failed)."""
+        if response is None:
+            return
+        if response.term > self.current_term:
+            self._become_follower(response.term, None)
+            return
+        if self.role is not Role.CANDIDATE or request.term != self.current_term:
+            return
+        if response.vote_granted:
+            self.votes_granted.add(request.target)
+            if has_quorum(self.membership.voter_sets(), self.votes_granted):
+                self._become_leader()
+
+    # --- helpers ------------------------------------------------------------------------
+
+    def _respond(
+        self,
+        token: int,
+        value: object = None,
+        error: BaseException | None = None,
+        after_durable: bool = False,
+    ) -> None:
+        self.commands.append(Respond(token, value, error, after_durable))

@@ -1,0 +1,135 @@
+"""The exception hierarchy: one root, :class:`RaftError`.
+
+Recoverable API errors are raised into the caller's future (``ref.ask(...)`` raises them).
+Rejections inside the protocol (a vote not granted, an append rejected) are data in the
+response messages, never exceptions.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from pykka_raft.messages import ClientPayload
+    from pykka_raft.types import NodeId
+
+
+class RaftError(Exception):
+    """Root of every error raised by pykka_raft."""
+
+
+class ConfigError(RaftError, ValueError):
+    """A :class:`~pykka_raft.config.Config` field or combination of fields is invalid.
+
+    The message names the field and the rule it broke.
+    """
+
+    def __init__(self, field: str, rule: str) -> None:
+        self.field = field
+        self.rule = rule
+        super().__init__(f"invalid Config.{field}: {rule}")
+
+
+class ClientError(RaftError):
+    """Base of the errors a client write (:class:`~pykka_raft.messages.ClientPayload`) can get."""
+
+
+class ForwardToLeader(ClientError):
+    """This node is not the leader; send the payload to ``leader_id`` instead.
+
+    The write was definitely not committed through this node. The original payload is
+    handed back so the application can forward it, buffer it until a leader is known, or
+    fail its own client. ``leader_id`` is ``None`` while no leader is known (an election is
+    under way): retry after a short pause.
+    """
+
+    def __init__(self, payload: ClientPayload | None, leader_id: NodeId | None) -> None:
+        self.payload = payload
+        self.leader_id = leader_id
+        hint = (
+            f"send it to node {leader_id}"
+            if leader_id is not None
+            else "no leader is known yet: retry after an election timeout"
+        )
+        super().__init__(f"this node is not the leader; {hint}")
+
+
+class ApplicationError(ClientError):
+    """The storage rejected the entry in ``AppendEntryToLog`` (application validation).
+
+    ``error`` is the application's own exception, passed through unchanged. The entry was
+    not committed (its log slot holds a blank entry instead).
+    """
+
+    def __init__(self, error: BaseException) -> None:
+        self.error = error
+        super().__init__(f"the application rejected the entry: {error!r}")
+
+
+class InternalError(ClientError):
+    """An internal failure (e.g. the storage failed and the node stopped).
+
+    Whether the write committed is unknown; the node that raised it has stopped.
+    """
+
+
+class ShuttingDown(ClientError):
+    """The node is shutting down (or has stopped) and will not answer this call.
+
+    A pending write may still have committed through the rest of the cluster: read it back
+    or retry it idempotently on another node.
+    """
+
+    def __init__(self, detail: str = "the Raft node is shutting down") -> None:
+        super().__init__(f"{detail}; send the call to another node of the cluster")
+
+
+class InitWithConfigError(RaftError):
+    """``InitWithConfig`` is not allowed: the node is not pristine (or still initializing)."""
+
+
+class NotAllowed(InitWithConfigError):
+    """Mirror of actix-raft's ``InitWithConfigError::NotAllowed``."""
+
+
+class UnknownMessage(RaftError, TypeError):
+    """A Raft, storage or network actor received a message type it does not handle."""
+
+    def __init__(self, actor: str, message: Any) -> None:
+        super().__init__(
+            f"{actor} does not handle messages of type {type(message).__name__}; "
+            "see pykka_raft.__all__ for the public messages"
+        )
+
+
+class RpcError(RaftError):
+    """A network failure delivering an RPC (unreachable, unknown node, dropped, timed out).
+
+    Not fatal: the Raft node retries on its own schedule.
+    """
+
+
+class UnknownNode(RpcError):
+    """The network has no route to the target node id."""
+
+    def __init__(self, node_id: NodeId) -> None:
+        self.node_id = node_id
+        super().__init__(
+            f"no route to node {node_id}: register it with the network before sending to it"
+        )
+
+
+class Unreachable(RpcError):
+    """The target node is partitioned away or stopped."""
+
+
+class StorageError(RaftError):
+    """The storage failed an operation; the node stops to protect safety."""
+
+
+class UnsupportedRpc(RpcError):
+    """The receiving node does not support this RPC yet."""
+
+
+class DecodeError(RaftError, ValueError):
+    """A frame or structure could not be decoded into a message (malformed or oversized)."""

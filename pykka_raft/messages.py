@@ -1,0 +1,298 @@
+"""The messages of the Raft protocol and of the client API.
+
+Every message is a frozen attrs class holding tuples (never lists), so it can be shared
+between actor threads without copying, and every message round-trips through the one
+cattrs converter in :mod:`pykka_raft.codec`.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable
+from typing import Any, Union
+
+import attrs
+
+from pykka_raft.types import LogId, LogIndex, NodeId, Term
+
+
+def _node_set(ids: Iterable[NodeId]) -> tuple[NodeId, ...]:
+    return tuple(sorted(set(ids)))
+
+
+def _opt_node_set(ids: Iterable[NodeId] | None) -> tuple[NodeId, ...] | None:
+    return None if ids is None else _node_set(ids)
+
+
+@attrs.frozen
+class MembershipConfig:
+    """The cluster's membership: who votes, who only replicates.
+
+    Attributes:
+        members: the voters (``C_old`` while a joint configuration is in effect).
+        members_after_consensus: ``C_new`` during joint consensus (§6), else ``None``.
+            While set, elections and commits need a majority of ``members`` **and** a
+            majority of ``members_after_consensus``.
+        non_voters: nodes that receive the log but never vote or count toward a majority
+            (new nodes catching up, or permanent learners).
+
+    actix-raft kept ``{members, non_voters, removing, is_in_joint_consensus}``; the joint
+    configuration is represented here by its two voter sets instead, which is what the
+    quorum rules need (see ``docs/differences.md``). Node sets are stored sorted and
+    without duplicates.
+    """
+
+    members: tuple[NodeId, ...] = attrs.field(default=(), converter=_node_set)
+    members_after_consensus: tuple[NodeId, ...] | None = attrs.field(
+        default=None, converter=_opt_node_set
+    )
+    non_voters: tuple[NodeId, ...] = attrs.field(default=(), converter=_node_set)
+
+    @property
+    def is_in_joint_consensus(self) -> bool:
+        """True while the configuration is joint (``C_old,new``)."""
+        return self.members_after_consensus is not None
+
+    def voter_sets(self) -> tuple[tuple[NodeId, ...], ...]:
+        """The voter sets that each need a majority: one, or two while joint."""
+        if self.members_after_consensus is None:
+            return (self.members,)
+        return (self.members, self.members_after_consensus)
+
+    def voters(self) -> frozenset[NodeId]:
+        """Every node that votes in at least one of the voter sets."""
+        out = set(self.members)
+        out.update(self.members_after_consensus or ())
+        return frozenset(out)
+
+    def all_nodes(self) -> frozenset[NodeId]:
+        """Voters and non-voters."""
+        return self.voters() | frozenset(self.non_voters)
+
+    def contains(self, node_id: NodeId) -> bool:
+        """True if the node is a voter or a non-voter of this configuration."""
+        return node_id in self.all_nodes()
+
+    def is_voter(self, node_id: NodeId) -> bool:
+        """True if the node votes in this configuration."""
+        return node_id in self.voters()
+
+
+# --- log entries ------------------------------------------------------------------------
+
+
+@attrs.frozen
+class EntryBlank:
+    """The empty entry a new leader commits to establish its term (§8)."""
+
+
+@attrs.frozen
+class EntryNormal:
+    """Application data, applied to the state machine once committed.
+
+    ``data`` must be a value the codec can serialize: a primitive, a tuple, or an attrs
+    class registered with :func:`pykka_raft.codec.register_app_type`.
+    """
+
+    data: Any
+
+
+@attrs.frozen
+class EntryConfigChange:
+    """A membership configuration; a node uses the latest one in its log (§6)."""
+
+    membership: MembershipConfig
+
+
+@attrs.frozen
+class EntrySnapshotPointer:
+    """Marks the place of entries compacted into a snapshot (used with snapshots)."""
+
+    snapshot_id: str
+
+
+EntryPayload = Union[EntryBlank, EntryNormal, EntryConfigChange, EntrySnapshotPointer]
+"""The four kinds of entry payload."""
+
+
+@attrs.frozen
+class Entry:
+    """One log entry: the term it was created in, its index, and its payload."""
+
+    term: Term
+    index: LogIndex
+    payload: EntryPayload
+
+    @property
+    def log_id(self) -> LogId:
+        """This entry's position."""
+        return LogId(self.term, self.index)
+
+
+# --- RPCs -------------------------------------------------------------------------------
+
+
+@attrs.frozen
+class ConflictOpt:
+    """A rejected append's hint: where the follower's log may last match the leader's.
+
+    ``index`` is the highest index at or below the request's ``prev_log_index`` whose term
+    on the follower is at most the request's ``prev_log_term`` (or the follower's last
+    index when its log is shorter); ``term`` is the follower's term there. The leader
+    resumes at the highest index of its own log at or below ``index`` whose term is at
+    most ``term``, skipping whole conflicting terms in one round trip (§5.3).
+    """
+
+    term: Term
+    index: LogIndex
+
+
+@attrs.frozen
+class AppendEntriesRequest:
+    """AppendEntries RPC (§5.3), also the heartbeat when ``entries`` is empty.
+
+    ``target`` names the receiving node, for the network to route on.
+    """
+
+    target: NodeId
+    term: Term
+    leader_id: NodeId
+    prev_log_index: LogIndex
+    prev_log_term: Term
+    entries: tuple[Entry, ...]
+    leader_commit: LogIndex
+
+    @property
+    def last_index(self) -> LogIndex:
+        """The index of the last entry this request covers."""
+        return self.prev_log_index + len(self.entries)
+
+
+@attrs.frozen
+class AppendEntriesResponse:
+    """Reply to :class:`AppendEntriesRequest`; ``conflict_opt`` is set only on rejection."""
+
+    term: Term
+    success: bool
+    conflict_opt: ConflictOpt | None = None
+
+
+@attrs.frozen
+class VoteRequest:
+    """RequestVote RPC (§5.2)."""
+
+    target: NodeId
+    term: Term
+    candidate_id: NodeId
+    last_log_index: LogIndex
+    last_log_term: Term
+
+
+@attrs.frozen
+class VoteResponse:
+    """Reply to :class:`VoteRequest`.
+
+    ``is_candidate_unknown`` is true when the candidate is not in the responder's
+    membership: a removed node learns from it that it should go quiet.
+    """
+
+    term: Term
+    vote_granted: bool
+    is_candidate_unknown: bool = False
+
+
+@attrs.frozen
+class InstallSnapshotRequest:
+    """InstallSnapshot RPC (§7): one chunk of a snapshot, at byte ``offset``."""
+
+    target: NodeId
+    term: Term
+    leader_id: NodeId
+    last_included_index: LogIndex
+    last_included_term: Term
+    offset: int
+    data: bytes
+    done: bool
+
+
+@attrs.frozen
+class InstallSnapshotResponse:
+    """Reply to :class:`InstallSnapshotRequest`."""
+
+    term: Term
+
+
+RpcRequest = Union[AppendEntriesRequest, VoteRequest, InstallSnapshotRequest]
+RpcResponse = Union[AppendEntriesResponse, VoteResponse, InstallSnapshotResponse]
+
+
+# --- client API -------------------------------------------------------------------------
+
+
+class ResponseMode(enum.Enum):
+    """When the leader answers a :class:`ClientPayload`."""
+
+    COMMITTED = "committed"
+    """Once the entry is committed (replicated to a majority), before it is applied."""
+    APPLIED = "applied"
+    """Once the state machine applied the entry; the answer carries its response."""
+
+
+@attrs.frozen
+class ClientPayload:
+    """A client write, sent to the leader with ``ask``.
+
+    The reply is a :class:`ClientPayloadResponse`; a failure raises a
+    :class:`~pykka_raft.errors.ClientError` (e.g. ``ForwardToLeader`` from a follower).
+    """
+
+    entry: EntryNormal
+    response_mode: ResponseMode = ResponseMode.COMMITTED
+
+    @classmethod
+    def new(cls, data: Any, response_mode: ResponseMode = ResponseMode.COMMITTED) -> ClientPayload:
+        """Wrap application data into a payload."""
+        return cls(EntryNormal(data), response_mode)
+
+
+@attrs.frozen
+class ClientPayloadResponse:
+    """The answer to a :class:`ClientPayload`.
+
+    ``index`` is the entry's log index. With ``ResponseMode.APPLIED``, ``data`` holds the
+    state machine's response to the entry; with ``COMMITTED`` it is ``None``.
+    """
+
+    index: LogIndex
+    response_mode: ResponseMode
+    data: Any = None
+
+
+@attrs.frozen
+class HardState:
+    """What a node must persist before answering any RPC that depends on it (Figure 2).
+
+    ``membership`` is the configuration a node was formed with by ``InitWithConfig``; once
+    the log holds a configuration entry, the latest such entry takes precedence (§6).
+    """
+
+    current_term: Term = 0
+    voted_for: NodeId | None = None
+    membership: MembershipConfig = attrs.field(factory=MembershipConfig)
+
+
+@attrs.frozen
+class InitialState:
+    """What a storage reports when a node starts (reply to ``GetInitialState``).
+
+    ``last_applied`` is the index of the last entry the state machine has applied.
+    """
+
+    last_log_id: LogId
+    last_applied: LogIndex
+    hard_state: HardState
+
+
+@attrs.frozen
+class GetMetrics:
+    """Ask a Raft node for its current :class:`~pykka_raft.metrics.RaftMetrics` now."""

@@ -1,0 +1,40 @@
+"""Metrics a Raft node pushes to its subscriber."""
+
+from __future__ import annotations
+
+import enum
+
+import attrs
+
+from pykka_raft.messages import MembershipConfig
+from pykka_raft.types import LogIndex, NodeId, Term
+
+
+class State(enum.Enum):
+    """The role of a node."""
+
+    NON_VOTER = "non_voter"
+    """Passive: replicates the log but neither votes in elections nor times out."""
+    FOLLOWER = "follower"
+    CANDIDATE = "candidate"
+    LEADER = "leader"
+    SHUTDOWN = "shutdown"
+    """The node has stopped (cleanly, or after a fatal storage error)."""
+
+
+@attrs.frozen
+class RaftMetrics:
+    """A snapshot of a node's state, pushed to the metrics subscriber.
+
+    Pushed at once on every change of state, term, leader or membership, after index
+    changes (coalesced to at most one push per tick), and every ``Config.metrics_rate``.
+    """
+
+    id: NodeId
+    state: State
+    current_term: Term
+    last_log_index: LogIndex
+    commit_index: LogIndex
+    last_applied: LogIndex
+    current_leader: NodeId | None
+    membership_config: MembershipConfig

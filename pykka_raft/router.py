@@ -1,0 +1,224 @@
+"""``RaftRouter``: an in-process network for several nodes in one process.
+
+It routes each RPC to the registered Raft ref of its target, can cut nodes off
+(:class:`Isolate` / :class:`Restore`), and can inject seeded link faults (drop, delay,
+duplicate, reordering through delays) on requests and responses. Delays run on a timer
+thread, so no Raft actor ever waits.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import heapq
+import itertools
+import random
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import attrs
+import pykka
+
+from pykka_raft.calls import Call, Reply
+from pykka_raft.errors import UnknownNode, Unreachable
+from pykka_raft.messages import RpcRequest
+from pykka_raft.network import RaftNetwork, rpc_source
+from pykka_raft.types import NodeId
+
+
+@attrs.frozen
+class Register:
+    """Route RPCs for ``node_id`` to ``raft`` (a Raft ref); replaces an earlier route."""
+
+    node_id: NodeId
+    raft: Any
+
+
+@attrs.frozen
+class Unregister:
+    """Forget the route to ``node_id``: RPCs to it fail with ``UnknownNode``."""
+
+    node_id: NodeId
+
+
+@attrs.frozen
+class Isolate:
+    """Cut ``node_id`` off from every other node, both ways."""
+
+    node_id: NodeId
+
+
+@attrs.frozen
+class Restore:
+    """Undo :class:`Isolate` for ``node_id``."""
+
+    node_id: NodeId
+
+
+@attrs.frozen
+class LinkFaults:
+    """Faults applied to every message (request or response) crossing the router.
+
+    Attributes:
+        drop: probability that a message is lost (the sender hears nothing).
+        duplicate: probability that a request is delivered twice.
+        delay_ms: a message is held for a uniform random time in this range; different
+            delays reorder messages.
+        seed: seeds the fault decisions, so a run can be replayed.
+    """
+
+    drop: float = 0.0
+    duplicate: float = 0.0
+    delay_ms: tuple[int, int] = (0, 0)
+    seed: int = 0
+
+
+@attrs.frozen
+class SetLinkFaults:
+    """Apply ``faults`` from now on (``LinkFaults()`` turns them off)."""
+
+    faults: LinkFaults
+
+
+class _Delayer:
+    """One timer thread that runs callbacks after a delay, in deadline order."""
+
+    def __init__(self) -> None:
+        self._heap: list[tuple[float, int, Callable[[], None]]] = []
+        self._counter = itertools.count()
+        self._cond = threading.Condition()
+        self._stopped = False
+        self._thread = threading.Thread(target=self._run, name="raft-router-delayer", daemon=True)
+        self._thread.start()
+
+    def call_later(self, delay_s: float, fn: Callable[[], None]) -> None:
+        with self._cond:
+            heapq.heappush(self._heap, (time.monotonic() + delay_s, next(self._counter), fn))
+            self._cond.notify()
+
+    def stop(self) -> None:
+        with self._cond:
+            self._stopped = True
+            self._heap.clear()
+            self._cond.notify()
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while not self._stopped and (not self._heap or self._heap[0][0] > time.monotonic()):
+                    timeout = self._heap[0][0] - time.monotonic() if self._heap else None
+                    self._cond.wait(timeout)
+                if self._stopped:
+                    return
+                _, _, fn = heapq.heappop(self._heap)
+            fn()
+
+
+class RaftRouter(RaftNetwork):
+    """The in-process network: one router shared by every node of a test or embedded cluster.
+
+    Control it with :class:`Register`, :class:`Unregister`, :class:`Isolate`,
+    :class:`Restore` and :class:`SetLinkFaults` (``tell`` or ``ask``).
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._routes: dict[NodeId, Any] = {}
+        # Read from other threads (responses); replaced, never mutated in place.
+        self._isolated: frozenset[NodeId] = frozenset()
+        self._faults = LinkFaults()
+        self._rng = random.Random(0)
+        self._rng_lock = threading.Lock()
+        self._delayer: _Delayer | None = None
+
+    def on_stop(self) -> None:
+        """Stop the delay thread."""
+        if self._delayer is not None:
+            self._delayer.stop()
+
+    def handle_other(self, message: Any) -> Any:
+        """Apply a control message."""
+        if isinstance(message, Register):
+            self._routes[message.node_id] = message.raft
+        elif isinstance(message, Unregister):
+            self._routes.pop(message.node_id, None)
+        elif isinstance(message, Isolate):
+            self._isolated = self._isolated | {message.node_id}
+        elif isinstance(message, Restore):
+            self._isolated = self._isolated - {message.node_id}
+        elif isinstance(message, SetLinkFaults):
+            with self._rng_lock:
+                self._faults = message.faults
+                self._rng = random.Random(message.faults.seed)
+            if self._delayer is None and message.faults.delay_ms[1] > 0:
+                self._delayer = _Delayer()
+        else:
+            return super().handle_other(message)
+        return None
+
+    def _cut(self, src: NodeId, dst: NodeId) -> bool:
+        isolated = self._isolated
+        return src in isolated or dst in isolated
+
+    def _fate(self) -> tuple[bool, bool, float]:
+        """Decide (drop, duplicate, delay seconds) for one message."""
+        faults = self._faults
+        with self._rng_lock:
+            drop = faults.drop > 0 and self._rng.random() < faults.drop
+            dup = faults.duplicate > 0 and self._rng.random() < faults.duplicate
+            lo, hi = faults.delay_ms
+            delay = self._rng.uniform(lo, hi) / 1000 if hi > 0 else 0.0
+        return drop, dup, delay
+
+    def _later(self, delay: float, fn: Callable[[], None]) -> None:
+        if delay > 0 and self._delayer is not None:
+            self._delayer.call_later(delay, fn)
+        else:
+            fn()
+
+    def send(self, request: RpcRequest, reply: Reply) -> None:
+        """Deliver ``request`` to its target's Raft ref, with faults if set."""
+        src, dst = rpc_source(request), request.target
+        target = self._routes.get(dst)
+        if target is None:
+            reply.set_exception(UnknownNode(dst))
+            return
+        if self._cut(src, dst):
+            reply.set_exception(Unreachable(f"node {dst} is unreachable from node {src}"))
+            return
+        drop, dup, delay = self._fate()
+        if drop:
+            return
+        routed = _RoutedReply(self, src, dst, reply)
+        for _ in range(2 if dup else 1):
+            self._later(delay, lambda: _tell(target, Call(request, routed)))
+
+
+def _tell(target: Any, message: Any) -> None:
+    # A stopped node: the request is lost, as on a real network.
+    with contextlib.suppress(pykka.ActorDeadError):
+        target.tell(message)
+
+
+@attrs.frozen(eq=False)
+class _RoutedReply:
+    """Carries a response back through the router's cuts and faults."""
+
+    router: RaftRouter
+    src: NodeId
+    dst: NodeId
+    inner: Reply
+
+    def set(self, value: Any = None) -> None:
+        self._back(lambda: self.inner.set(value))
+
+    def set_exception(self, error: BaseException) -> None:
+        self._back(lambda: self.inner.set_exception(error))
+
+    def _back(self, deliver: Callable[[], None]) -> None:
+        if self.router._cut(self.src, self.dst):
+            return
+        drop, _, delay = self.router._fate()
+        if not drop:
+            self.router._later(delay, deliver)

@@ -1,0 +1,258 @@
+"""An in-process cluster harness: nodes on MemStore, the router, and a metrics hub."""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections.abc import Callable, Iterable
+from typing import Any, TypeVar
+
+import pykka
+
+from pykka_raft.admin import InitWithConfig
+from pykka_raft.config import Config
+from pykka_raft.errors import ForwardToLeader, ShuttingDown
+from pykka_raft.memstore import DumpStorage, MemStore, MemStoreData, StorageDump
+from pykka_raft.messages import ClientPayload, ClientPayloadResponse, ResponseMode
+from pykka_raft.metrics import RaftMetrics, State
+from pykka_raft.raft import Raft, RaftRef
+from pykka_raft.router import Isolate, RaftRouter, Register, Restore, Unregister
+from pykka_raft.types import NodeId
+
+T = TypeVar("T")
+
+
+def wait_until(predicate: Callable[[], T], timeout: float, what: str, interval: float = 0.01) -> T:
+    """Poll ``predicate`` until it returns something truthy; raise ``TimeoutError`` naming
+    ``what`` when ``timeout`` seconds pass first."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            raise TimeoutError(f"timed out after {timeout:.1f}s waiting for {what}")
+        time.sleep(interval)
+
+
+class MetricsHub:
+    """A metrics subscriber for many nodes: keeps the latest metrics of each node and the
+    whole history, and lets threads wait for a condition.
+
+    It is a plain thread-safe object with a ``tell`` method, so a Raft node can push to it
+    like to an actor without a thread of its own.
+    """
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self.latest: dict[NodeId, RaftMetrics] = {}
+        self.history: list[RaftMetrics] = []
+
+    def tell(self, metrics: RaftMetrics) -> None:
+        """Record one metrics push."""
+        with self._cond:
+            self.latest[metrics.id] = metrics
+            self.history.append(metrics)
+            self._cond.notify_all()
+
+    def get(self, node_id: NodeId) -> RaftMetrics | None:
+        """The latest metrics of ``node_id``."""
+        with self._cond:
+            return self.latest.get(node_id)
+
+    def snapshot(self) -> dict[NodeId, RaftMetrics]:
+        """A copy of the latest metrics of every node."""
+        with self._cond:
+            return dict(self.latest)
+
+    def wait_for(
+        self, predicate: Callable[[dict[NodeId, RaftMetrics]], T], timeout: float, what: str
+    ) -> T:
+        """Wait until ``predicate(latest metrics by node)`` is truthy; return its value."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while True:
+                value = predicate(dict(self.latest))
+                if value:
+                    return value
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    state = {
+                        n: (
+                            m.state.value,
+                            m.current_term,
+                            m.current_leader,
+                            m.last_log_index,
+                            m.last_applied,
+                        )
+                        for n, m in sorted(self.latest.items())
+                    }
+                    raise TimeoutError(
+                        f"timed out after {timeout:.1f}s waiting for {what}; "
+                        f"metrics (state, term, leader, last log, applied): {state}"
+                    )
+                self._cond.wait(remaining)
+
+    def leaders_by_term(self) -> dict[int, set[NodeId]]:
+        """Every node ever seen as leader, by term (election safety: one per term)."""
+        with self._cond:
+            out: dict[int, set[NodeId]] = {}
+            for m in self.history:
+                if m.state is State.LEADER:
+                    out.setdefault(m.current_term, set()).add(m.id)
+            return out
+
+
+class Cluster:
+    """Nodes on MemStore behind one :class:`RaftRouter`, with helpers to drive them.
+
+    Each node's :class:`MemStoreData` outlives the node, so :meth:`stop_node` then
+    :meth:`start_node` models a restart from durable storage.
+    """
+
+    def __init__(
+        self, node_ids: Iterable[NodeId], config: Config | None = None, seed: int = 0
+    ) -> None:
+        self.config = config or Config(
+            election_timeout_min=300, election_timeout_max=600, heartbeat_interval=50
+        )
+        self.seed = seed
+        self.router = RaftRouter.start()
+        self.hub = MetricsHub()
+        self.data: dict[NodeId, MemStoreData] = {}
+        self.nodes: dict[NodeId, RaftRef] = {}
+        self.storages: dict[NodeId, Any] = {}
+        self.isolated: set[NodeId] = set()
+        for node_id in node_ids:
+            self.start_node(node_id)
+
+    # --- lifecycle ----------------------------------------------------------------------
+
+    def start_node(self, node_id: NodeId) -> RaftRef:
+        """Start (or restart) a node on its storage data."""
+        data = self.data.setdefault(node_id, MemStoreData())
+        storage = MemStore(data=data).start()
+        rng = random.Random(self.seed * 1000 + node_id + 7919 * len(self.hub.history))
+        ref = Raft.start(node_id, self.config, self.router, storage, self.hub, rng)
+        self.storages[node_id] = storage
+        self.nodes[node_id] = ref
+        self.router.ask(Register(node_id, ref))
+        return ref
+
+    def stop_node(self, node_id: NodeId) -> None:
+        """Stop a node and its storage; its data is kept for a restart."""
+        self.router.ask(Unregister(node_id))
+        ref = self.nodes.pop(node_id)
+        ref.stop()
+        self.storages.pop(node_id).stop()
+
+    def shutdown(self) -> None:
+        """Stop every node and the router."""
+        for node_id in list(self.nodes):
+            self.stop_node(node_id)
+        self.router.stop()
+
+    def __enter__(self) -> Cluster:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.shutdown()
+
+    # --- formation and waiting ----------------------------------------------------------
+
+    def wait_started(self, timeout: float = 10.0) -> None:
+        """Wait until every running node reported metrics (it left initializing)."""
+        self.hub.wait_for(lambda m: all(n in m for n in self.nodes), timeout, "every node to start")
+
+    def initialize(self, members: Iterable[NodeId] | None = None, timeout: float = 10.0) -> None:
+        """Send ``InitWithConfig(members)`` to every member in parallel."""
+        ids = sorted(members if members is not None else self.nodes)
+        self.wait_started(timeout)
+        futures = [self.nodes[n].ask(InitWithConfig(ids), block=False) for n in ids]
+        for future in futures:
+            future.get(timeout=timeout)
+
+    def leader(self, timeout: float = 15.0) -> NodeId:
+        """Wait until the reachable running nodes agree on one leader; return its id."""
+
+        def agreed(latest: dict[NodeId, RaftMetrics]) -> NodeId | None:
+            live = [latest[n] for n in self.nodes if n not in self.isolated and n in latest]
+            leaders = [m for m in live if m.state is State.LEADER]
+            if len(leaders) != 1:
+                return None
+            leader = leaders[0]
+            voters = leader.membership_config.voters()
+            agree = all(
+                m.current_leader == leader.id and m.current_term == leader.current_term
+                for m in live
+                if m.id in voters
+            )
+            return leader.id if agree else None
+
+        leader_id = self.hub.wait_for(agreed, timeout, "an agreed leader")
+        assert leader_id is not None
+        return leader_id
+
+    def wait_applied(
+        self, index: int, nodes: Iterable[NodeId] | None = None, timeout: float = 15.0
+    ) -> None:
+        """Wait until the given nodes (default: every running node) applied ``index``."""
+        ids = list(nodes if nodes is not None else self.nodes)
+        self.hub.wait_for(
+            lambda m: all(n in m and m[n].last_applied >= index for n in ids),
+            timeout,
+            f"nodes {ids} to apply index {index}",
+        )
+
+    # --- faults -------------------------------------------------------------------------
+
+    def isolate(self, node_id: NodeId) -> None:
+        """Cut a node off from all others."""
+        self.isolated.add(node_id)
+        self.router.ask(Isolate(node_id))
+
+    def restore(self, node_id: NodeId) -> None:
+        """Reconnect an isolated node."""
+        self.isolated.discard(node_id)
+        self.router.ask(Restore(node_id))
+
+    # --- clients ------------------------------------------------------------------------
+
+    def write(
+        self, data: Any, mode: ResponseMode = ResponseMode.APPLIED, timeout: float = 20.0
+    ) -> ClientPayloadResponse:
+        """Write through whichever node leads, following ``ForwardToLeader`` hints.
+
+        Retries only on definite failures (the write was not appended), so a write is
+        never applied twice.
+        """
+        deadline = time.monotonic() + timeout
+        target: NodeId | None = None
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError(f"write of {data!r} got no answer within {timeout}s")
+            if target is None or target not in self.nodes:
+                target = self.leader(timeout=remaining)
+            node = self.nodes[target]
+            try:
+                response: ClientPayloadResponse = node.ask(
+                    ClientPayload.new(data, mode), timeout=remaining
+                )
+                return response
+            except ForwardToLeader as exc:
+                if exc.leader_id is not None:
+                    target = exc.leader_id
+                else:
+                    target = None
+                    time.sleep(self.config.election_timeout_min / 1000)
+            except ShuttingDown:
+                target = None
+            except pykka.Timeout as exc:
+                raise TimeoutError(f"write of {data!r} got no answer within {timeout}s") from exc
+
+    def dump(self, node_id: NodeId) -> StorageDump:
+        """A copy of a running node's storage."""
+        dump: StorageDump = self.storages[node_id].ask(DumpStorage())
+        return dump
