@@ -20,6 +20,7 @@ from pykka_raft.errors import (
     NotAllowed,
     RaftError,
     RpcError,
+    SafetyViolation,
     ShuttingDown,
     StorageError,
     UnknownMessage,
@@ -53,7 +54,15 @@ from pykka_raft.messages import (
 from pykka_raft.metrics import RaftMetrics, State
 from pykka_raft.network import RaftNetwork
 from pykka_raft.raft import Raft, RaftRef
-from pykka_raft.router import Isolate, LinkFaults, RaftRouter, Register, Restore, SetLinkFaults
+from pykka_raft.router import (
+    Isolate,
+    LinkFaults,
+    RaftRouter,
+    Register,
+    Restore,
+    SetLinkFaults,
+    Unregister,
+)
 from pykka_raft.statemachine import (
     CasResult,
     CompareAndSet,
@@ -142,6 +151,7 @@ __all__ = [
     "ResponseMode",
     "Restore",
     "RpcError",
+    "SafetyViolation",
     "SaveHardState",
     "SetLinkFaults",
     "ShuttingDown",
@@ -154,6 +164,7 @@ __all__ = [
     "UnknownMessage",
     "UnknownNode",
     "Unreachable",
+    "Unregister",
     "UnsupportedRpc",
     "VoteRequest",
     "VoteResponse",

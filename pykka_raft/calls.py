@@ -15,7 +15,13 @@ from typing import Any, Protocol
 import attrs
 import pykka
 
+from pykka_raft.errors import ShuttingDown
+
 logger = logging.getLogger(__name__)
+
+
+DEAD_ACTOR_ERRORS = (pykka.ActorDeadError, ShuttingDown)
+"""What telling a stopped actor raises (Pykka's error, or a Raft ref's ``ShuttingDown``)."""
 
 
 class Reply(Protocol):
@@ -67,7 +73,7 @@ class ActorReply:
     def _tell(self, message: Completed) -> None:
         try:
             self.ref.tell(message)
-        except pykka.ActorDeadError:
+        except DEAD_ACTOR_ERRORS:
             logger.debug("reply to a stopped actor dropped: %r", message.tag)
 
 

@@ -22,6 +22,8 @@ T = TypeVar("T")
 
 _TYPE = "__type__"
 _TUPLE = "__tuple__"
+_DICT = "__dict__"
+_RESERVED = (_TYPE, _TUPLE, _DICT)
 _APP_TYPES: dict[str, type] = {}
 
 converter = cattrs.Converter()
@@ -52,7 +54,9 @@ def _unstructure_value(value: Any) -> Any:
     if isinstance(value, list):
         return [_unstructure_value(v) for v in value]
     if isinstance(value, dict):
-        return {k: _unstructure_value(v) for k, v in value.items()}
+        plain = {k: _unstructure_value(v) for k, v in value.items()}
+        # A user dict that uses one of our markers as a key is escaped, not misread.
+        return {_DICT: plain} if any(k in value for k in _RESERVED) else plain
     if value is None or isinstance(value, (str, int, float, bool, bytes)):
         return value
     raise TypeError(
@@ -72,12 +76,26 @@ def _structure_value(value: Any, _: Any = None) -> Any:
             return cls(**fields)
         if _TUPLE in value:
             return tuple(_structure_value(v) for v in value[_TUPLE])
+        if _DICT in value:
+            return {k: _structure_value(v) for k, v in value[_DICT].items()}
         return {k: _structure_value(v) for k, v in value.items()}
     if isinstance(value, list):
         return [_structure_value(v) for v in value]
     return value
 
 
+def _strict(kind: type) -> Any:
+    def structure(value: Any, _: Any) -> Any:
+        # cattrs would call int(x) / bool(x): "false" must not become True, 1.7 not 1.
+        if type(value) is not kind:
+            raise TypeError(f"expected {kind.__name__}, got {type(value).__name__} {value!r}")
+        return value
+
+    return structure
+
+
+for _kind in (int, bool, str, bytes):
+    converter.register_structure_hook(_kind, _strict(_kind))
 converter.register_unstructure_hook_func(lambda t: t is Any, _unstructure_value)
 converter.register_structure_hook_func(lambda t: t is Any, _structure_value)
 configure_tagged_union(EntryPayload, converter, tag_name="type")
@@ -97,11 +115,20 @@ def from_primitive(data: Any, cls: type[T] | Any) -> T:
     except DecodeError:
         raise
     except Exception as exc:  # cattrs raises many kinds of errors
-        detail = (
-            cattrs.transform_error(exc)
-            if isinstance(exc, cattrs.BaseValidationError)
-            else [repr(exc)]
-        )
         name = getattr(cls, "__name__", str(cls))
-        raise DecodeError(f"cannot decode {name}: {'; '.join(detail)}") from exc
+        raise DecodeError(f"cannot decode {name}: {'; '.join(_causes(exc))}") from exc
     return result
+
+
+def _causes(exc: BaseException) -> list[str]:
+    """Readable causes of a cattrs error, keeping our own DecodeError messages."""
+    if isinstance(exc, cattrs.BaseValidationError):
+        ours = [str(e) for e in _leaves(exc) if isinstance(e, DecodeError)]
+        return ours + cattrs.transform_error(exc)
+    return [repr(exc)]
+
+
+def _leaves(exc: BaseException) -> list[BaseException]:
+    if isinstance(exc, cattrs.BaseValidationError):
+        return [leaf for inner in exc.exceptions for leaf in _leaves(inner)]
+    return [exc]

@@ -123,12 +123,23 @@ class Unreachable(RpcError):
     """The target node is partitioned away or stopped."""
 
 
-class StorageError(RaftError):
-    """The storage failed an operation; the node stops to protect safety."""
+class StorageError(InternalError):
+    """The storage failed an operation; the node stopped to protect safety.
+
+    Callers waiting on that node get this error; whether their write committed elsewhere
+    is unknown.
+    """
 
 
 class UnsupportedRpc(RpcError):
     """The receiving node does not support this RPC yet."""
+
+
+class SafetyViolation(InternalError):
+    """A rule of Raft would be broken (e.g. a committed entry would be overwritten).
+
+    Raised inside the node, which stops rather than continue in an unsafe state.
+    """
 
 
 class DecodeError(RaftError, ValueError):

@@ -6,8 +6,9 @@ delivers the request to the Raft node ``request.target`` and answers the call's 
 that node's response, or with an :class:`~pykka_raft.errors.RpcError` when it cannot.
 
 **Delivery contract.** The network may drop, delay, duplicate and reorder requests and
-responses: Raft tolerates all of it (a request without an answer is retried after
-``Config.rpc_timeout``). It must never block the sending Raft actor, and it should answer
+responses: Raft tolerates all of it (an AppendEntries without an answer is resent after
+``Config.rpc_timeout``, heartbeats go out every ``heartbeat_interval``, and a lost vote is
+made up for by the next election). It must never block the sending Raft actor, and it should answer
 with an error rather than stay silent when it knows delivery failed (unknown or unreachable
 node), so the node retries sooner. Raft itself has no transport: a remote network decodes
 the request on the receiving side, ``ask``-s the local Raft ref with it, and sends the

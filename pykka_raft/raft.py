@@ -22,7 +22,7 @@ from pykka._envelope import Envelope
 
 from pykka_raft import storage as st
 from pykka_raft.admin import InitWithConfig
-from pykka_raft.calls import ActorReply, Call, Completed, Reply
+from pykka_raft.calls import DEAD_ACTOR_ERRORS, ActorReply, Call, Completed, Reply
 from pykka_raft.config import Config
 from pykka_raft.core import commands as cmd
 from pykka_raft.core.raft_core import RaftCore, Role
@@ -172,8 +172,9 @@ class Raft(pykka.ThreadingActor):
         self.core = RaftCore(node_id, config, rng)
         self._replies: dict[int, Reply] = {}
         self._next_token = 0
-        self._storage_issued = 0
-        self._storage_done = 0
+        self._storage_issued = 0  # sequence number of the last storage command sent
+        self._last_write = 0  # ... of the last one a durable reply must wait for
+        self._storage_done = 0  # ... of the last one completed (the storage is FIFO)
         self._deferred: collections.deque[tuple[int, cmd.Command]] = collections.deque()
         self._published: RaftMetrics | None = None
         self._metrics_dirty = False
@@ -181,6 +182,7 @@ class Raft(pykka.ThreadingActor):
         self._last_tick = time.monotonic()
         self._ticker: _Ticker | None = None
         self._stopped = False
+        self._metrics_waiters: list[int] = []
 
     @classmethod
     def start(
@@ -284,7 +286,10 @@ class Raft(pykka.ThreadingActor):
         elif isinstance(message, InitWithConfig):
             core.init_with_config(message.members, token)
         elif isinstance(message, GetMetrics):
-            self._answer(cmd.Respond(token, self.core.metrics()))
+            if core.role is Role.INITIALIZING:
+                self._metrics_waiters.append(token)  # answered once the node has started
+            else:
+                self._answer(cmd.Respond(token, core.metrics()))
         else:
             self._answer(cmd.Respond(token, error=UnknownMessage("Raft", message)))
 
@@ -321,6 +326,9 @@ class Raft(pykka.ThreadingActor):
         elif kind == "entries":
             self.core.start(message.tag[1], message.value)
             self._published = None
+            for token in self._metrics_waiters:
+                self._answer(cmd.Respond(token, self.core.metrics()))
+            self._metrics_waiters = []
 
     def _rpc_completed(self, request: Any, value: Any, error: BaseException | None) -> None:
         if error is not None and not isinstance(error, RpcError):
@@ -349,13 +357,15 @@ class Raft(pykka.ThreadingActor):
         for command in commands:
             if isinstance(command, cmd.STORAGE_COMMANDS):
                 self._storage_issued += 1
+                if not isinstance(command, cmd.Apply):  # applying makes nothing durable
+                    self._last_write = self._storage_issued
                 self._call_storage(
                     _storage_message(command), ("storage", self._storage_issued, command)
                 )
             elif getattr(command, "after_durable", False) and (
-                self._storage_done < self._storage_issued or self._deferred
+                self._storage_done < self._last_write or self._deferred
             ):
-                self._deferred.append((self._storage_issued, command))
+                self._deferred.append((self._last_write, command))
             else:
                 self._answer(command)
 
@@ -364,8 +374,8 @@ class Raft(pykka.ThreadingActor):
             request = command.request
             try:
                 self.network.tell(Call(request, ActorReply(self.actor_ref, ("rpc", request))))
-            except pykka.ActorDeadError as exc:
-                raise StorageError("the network actor has stopped") from exc
+            except DEAD_ACTOR_ERRORS as exc:
+                raise InternalError("the network actor has stopped") from exc
         elif isinstance(command, cmd.Respond):
             reply = self._replies.pop(command.token, None)
             if reply is None:
@@ -378,7 +388,7 @@ class Raft(pykka.ThreadingActor):
     def _call_storage(self, message: Any, tag: tuple[Any, ...]) -> None:
         try:
             self.storage.tell(Call(message, ActorReply(self.actor_ref, tag)))
-        except pykka.ActorDeadError as exc:
+        except DEAD_ACTOR_ERRORS as exc:
             raise StorageError("the storage actor has stopped") from exc
 
     # --- metrics ------------------------------------------------------------------------
@@ -403,7 +413,7 @@ class Raft(pykka.ThreadingActor):
         if self.metrics_subscriber is not None:
             try:
                 self.metrics_subscriber.tell(metrics)
-            except pykka.ActorDeadError:
+            except DEAD_ACTOR_ERRORS:
                 self.metrics_subscriber = None
 
 

@@ -18,9 +18,8 @@ from collections.abc import Callable
 from typing import Any
 
 import attrs
-import pykka
 
-from pykka_raft.calls import Call, Reply
+from pykka_raft.calls import DEAD_ACTOR_ERRORS, Call, Reply
 from pykka_raft.errors import UnknownNode, Unreachable
 from pykka_raft.messages import RpcRequest
 from pykka_raft.network import RaftNetwork, rpc_source
@@ -65,7 +64,8 @@ class LinkFaults:
         duplicate: probability that a request is delivered twice.
         delay_ms: a message is held for a uniform random time in this range; different
             delays reorder messages.
-        seed: seeds the fault decisions, so a run can be replayed.
+        seed: seeds the sequence of fault decisions (which message gets which fault still
+            depends on thread timing).
     """
 
     drop: float = 0.0
@@ -197,7 +197,7 @@ class RaftRouter(RaftNetwork):
 
 def _tell(target: Any, message: Any) -> None:
     # A stopped node: the request is lost, as on a real network.
-    with contextlib.suppress(pykka.ActorDeadError):
+    with contextlib.suppress(*DEAD_ACTOR_ERRORS):
         target.tell(message)
 
 

@@ -29,6 +29,7 @@ from pykka_raft.errors import (
     ApplicationError,
     ForwardToLeader,
     NotAllowed,
+    SafetyViolation,
     Unreachable,
     UnsupportedRpc,
 )
@@ -156,11 +157,14 @@ class RaftCore:
 
     @property
     def is_pristine(self) -> bool:
-        """A node that was never part of a cluster: no log, no term, no membership."""
+        """A node that was never part of a cluster: no log and no membership.
+
+        Its term may have moved: a leader of the cluster being formed may reach it before
+        its own ``InitWithConfig`` does.
+        """
         return (
             self.role is Role.NON_VOTER
             and self.log.last_index == 0
-            and self.current_term == 0
             and not self.membership.all_nodes()
         )
 
@@ -333,14 +337,19 @@ class RaftCore:
             reason = (
                 "the node is still starting: wait until its metrics report NON_VOTER"
                 if self.role is Role.INITIALIZING
-                else "the node is not pristine (it has a log, a term or a membership); "
+                else "the node is not pristine (it has a log or a membership); "
                 "add it to an existing cluster with a membership change instead"
             )
             self._respond(token, error=NotAllowed(f"InitWithConfig refused: {reason}"))
             return
         self.hard_membership = MembershipConfig(members=voters)
         self._save_hard_state()
-        self._become_candidate()
+        if self.leader_id is not None:
+            # A leader of this term is already replicating to us (parallel formation): follow
+            # it rather than disrupt it with an election; its configuration entry follows.
+            self._become_follower(self.current_term, self.leader_id)
+        else:
+            self._become_candidate()
         self._respond(token, value=None, after_durable=True)
 
     def client_write(self, payload: ClientPayload, token: int) -> None:
@@ -462,7 +471,8 @@ class RaftCore:
         self, peer: NodeId, prev_index: LogIndex, entries: tuple[Entry, ...]
     ) -> AppendEntriesRequest:
         prev_term = self.log.term_at(prev_index)
-        assert prev_term is not None, f"no term for prev_log_index {prev_index}"
+        if prev_term is None:
+            raise SafetyViolation(f"leader has no term for prev_log_index {prev_index}")
         return AppendEntriesRequest(
             target=peer,
             term=self.current_term,
@@ -593,7 +603,11 @@ class RaftCore:
                 continue  # already have it: never truncate a matching entry
             if term is not None:
                 # §5.3: a conflicting entry and all that follow it are deleted.
-                assert entry.index > self.commit_index, "a committed entry conflicts"
+                if entry.index <= self.commit_index:
+                    raise SafetyViolation(
+                        f"leader {request.leader_id} sent entry {entry.log_id} that conflicts "
+                        f"with committed entry {entry.index} (commit index {self.commit_index})"
+                    )
                 self._truncate_from(entry.index)
             new_entries = request.entries[pos:]
             break
@@ -636,7 +650,7 @@ class RaftCore:
         self._respond(
             token,
             error=UnsupportedRpc(
-                "this node does not install snapshots yet; disable snapshots on the leader"
+                "this node cannot install snapshots: snapshot transfer is not supported yet"
             ),
         )
 

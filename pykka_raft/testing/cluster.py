@@ -12,7 +12,7 @@ import pykka
 
 from pykka_raft.admin import InitWithConfig
 from pykka_raft.config import Config
-from pykka_raft.errors import ForwardToLeader, ShuttingDown
+from pykka_raft.errors import ForwardToLeader
 from pykka_raft.memstore import DumpStorage, MemStore, MemStoreData, StorageDump
 from pykka_raft.messages import ClientPayload, ClientPayloadResponse, ResponseMode
 from pykka_raft.metrics import RaftMetrics, State
@@ -108,18 +108,25 @@ class Cluster:
     """Nodes on MemStore behind one :class:`RaftRouter`, with helpers to drive them.
 
     Each node's :class:`MemStoreData` outlives the node, so :meth:`stop_node` then
-    :meth:`start_node` models a restart from durable storage.
+    :meth:`start_node` models a restart from durable storage. ``storage(node_id, data)``
+    starts a node's storage actor and returns its ref (default: ``MemStore.start(data=data)``).
     """
 
     def __init__(
-        self, node_ids: Iterable[NodeId], config: Config | None = None, seed: int = 0
+        self,
+        node_ids: Iterable[NodeId],
+        config: Config | None = None,
+        seed: int = 0,
+        storage: Callable[[NodeId, MemStoreData], Any] | None = None,
+        hub: MetricsHub | None = None,
     ) -> None:
         self.config = config or Config(
             election_timeout_min=300, election_timeout_max=600, heartbeat_interval=50
         )
         self.seed = seed
+        self.make_storage = storage or (lambda _node_id, data: MemStore.start(data=data))
         self.router = RaftRouter.start()
-        self.hub = MetricsHub()
+        self.hub = hub or MetricsHub()
         self.data: dict[NodeId, MemStoreData] = {}
         self.nodes: dict[NodeId, RaftRef] = {}
         self.storages: dict[NodeId, Any] = {}
@@ -132,7 +139,7 @@ class Cluster:
     def start_node(self, node_id: NodeId) -> RaftRef:
         """Start (or restart) a node on its storage data."""
         data = self.data.setdefault(node_id, MemStoreData())
-        storage = MemStore(data=data).start()
+        storage = self.make_storage(node_id, data)
         rng = random.Random(self.seed * 1000 + node_id + 7919 * len(self.hub.history))
         ref = Raft.start(node_id, self.config, self.router, storage, self.hub, rng)
         self.storages[node_id] = storage
@@ -166,10 +173,12 @@ class Cluster:
         self.hub.wait_for(lambda m: all(n in m for n in self.nodes), timeout, "every node to start")
 
     def initialize(self, members: Iterable[NodeId] | None = None, timeout: float = 10.0) -> None:
-        """Send ``InitWithConfig(members)`` to every member in parallel."""
+        """Send ``InitWithConfig(members)`` to every running member in parallel."""
         ids = sorted(members if members is not None else self.nodes)
         self.wait_started(timeout)
-        futures = [self.nodes[n].ask(InitWithConfig(ids), block=False) for n in ids]
+        futures = [
+            self.nodes[n].ask(InitWithConfig(ids), block=False) for n in ids if n in self.nodes
+        ]
         for future in futures:
             future.get(timeout=timeout)
 
@@ -224,8 +233,9 @@ class Cluster:
     ) -> ClientPayloadResponse:
         """Write through whichever node leads, following ``ForwardToLeader`` hints.
 
-        Retries only on definite failures (the write was not appended), so a write is
-        never applied twice.
+        Retries only on definite failures (``ForwardToLeader``: the write was not
+        committed), so a write is never applied twice; other errors, such as
+        ``ShuttingDown`` (outcome unknown), are raised.
         """
         deadline = time.monotonic() + timeout
         target: NodeId | None = None
@@ -247,8 +257,6 @@ class Cluster:
                 else:
                     target = None
                     time.sleep(self.config.election_timeout_min / 1000)
-            except ShuttingDown:
-                target = None
             except pykka.Timeout as exc:
                 raise TimeoutError(f"write of {data!r} got no answer within {timeout}s") from exc
 

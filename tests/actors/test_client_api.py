@@ -1,0 +1,93 @@
+"""The client API: forwarding, response modes, typed errors, shutdown."""
+
+from __future__ import annotations
+
+import pytest
+
+from pykka_raft import (
+    ApplicationError,
+    CasResult,
+    ClientPayload,
+    CompareAndSet,
+    Delete,
+    ForwardToLeader,
+    Get,
+    Isolate,
+    Put,
+    ResponseMode,
+    ShuttingDown,
+    UnknownMessage,
+)
+
+
+def test_follower_answers_forward_to_leader_with_the_payload(formed):
+    leader = formed.leader()
+    follower = next(n for n in formed.nodes if n != leader)
+    payload = ClientPayload.new(Put("k", "v"), ResponseMode.APPLIED)
+    with pytest.raises(ForwardToLeader) as info:
+        formed.nodes[follower].ask(payload, timeout=5)
+    assert info.value.leader_id == leader
+    assert info.value.payload == payload
+    assert f"node {leader}" in str(info.value)
+
+
+def test_pristine_node_forwards_with_no_leader_known(make_cluster):
+    cluster = make_cluster([1])
+    cluster.wait_started()
+    with pytest.raises(ForwardToLeader) as info:
+        cluster.nodes[1].ask(ClientPayload.new(Put("k", "v")), timeout=5)
+    assert info.value.leader_id is None
+    assert "no leader is known" in str(info.value)
+
+
+def test_committed_and_applied_modes_and_kv_responses(formed):
+    committed = formed.write(Put("k", 1), ResponseMode.COMMITTED)
+    assert committed.response_mode is ResponseMode.COMMITTED
+    assert committed.data is None
+    assert formed.write(Get("k")).data == 1
+    assert formed.write(CompareAndSet("k", 1, 2)).data == CasResult(True, 1)
+    assert formed.write(CompareAndSet("k", 1, 3)).data == CasResult(False, 2)
+    assert formed.write(Delete("k")).data == 2
+    assert formed.write(Get("k")).data is None
+
+
+def test_application_rejection_is_a_typed_error_and_the_node_keeps_serving(formed):
+    leader = formed.nodes[formed.leader()]
+    with pytest.raises(ApplicationError) as info:
+        leader.ask(ClientPayload.new("not a command", ResponseMode.APPLIED), timeout=10)
+    assert "Put, Get, Delete or CompareAndSet" in str(info.value.error)
+    response = formed.write(Put("k", "after"))
+    formed.wait_applied(response.index)
+    for node_id in formed.nodes:
+        assert formed.dump(node_id).state_machine == {"k": "after"}
+
+
+def test_unknown_message_is_a_typed_error(formed):
+    leader = formed.nodes[formed.leader()]
+    with pytest.raises(UnknownMessage, match="does not handle messages of type str"):
+        leader.ask("hello", timeout=5)
+    assert formed.write(Put("k", "v")).index > 0
+
+
+def test_stopping_a_node_answers_pending_writes_with_shutting_down(formed):
+    leader = formed.leader()
+    for node_id in formed.nodes:
+        if node_id != leader:
+            formed.router.ask(Isolate(node_id))  # the leader can no longer commit
+    future = formed.nodes[leader].ask(ClientPayload.new(Put("k", "v")), block=False)
+    ref = formed.nodes[leader]
+    formed.stop_node(leader)
+    with pytest.raises(ShuttingDown):
+        future.get(timeout=10)
+    with pytest.raises(ShuttingDown, match="another node"):
+        ref.ask(ClientPayload.new(Put("k", "v")), timeout=5)
+    with pytest.raises(ShuttingDown):
+        ref.tell(ClientPayload.new(Put("k", "v")))
+
+
+def test_unknown_node_in_the_membership_does_not_stop_the_cluster(make_cluster):
+    cluster = make_cluster([1, 2, 3])
+    cluster.initialize([1, 2, 3, 9])  # node 9 has no route: RPCs to it fail with UnknownNode
+    response = cluster.write(Put("k", "v"))
+    cluster.wait_applied(response.index)
+    assert all(ref.is_alive() for ref in cluster.nodes.values())

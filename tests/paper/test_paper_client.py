@@ -1,0 +1,401 @@
+"""Client interaction (§8), cluster formation (InitWithConfig) and leader check quorum."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+from paper_helpers import (
+    CONFIG,
+    Apply,
+    DeleteLogsFrom,
+    Respond,
+    SaveHardState,
+    WriteLog,
+    ack,
+    append_requests,
+    elect,
+    make_core,
+    make_entries,
+    of_type,
+    payload,
+    responds,
+    tick_until,
+    vote_requests,
+)
+
+from pykka_raft.core.raft_core import RaftCore, Role
+from pykka_raft.errors import ApplicationError, ForwardToLeader, NotAllowed
+from pykka_raft.messages import (
+    AppendEntriesRequest,
+    ClientPayloadResponse,
+    Entry,
+    EntryBlank,
+    EntryConfigChange,
+    EntryNormal,
+    MembershipConfig,
+    ResponseMode,
+)
+from pykka_raft.types import LogId
+
+# --- client writes --------------------------------------------------------------------------
+
+
+def test_follower_forwards_client_write_to_known_leader() -> None:
+    """§8: "If a client contacts a follower, the follower ... supplies information about the
+    most recent leader"; the payload is handed back untouched and nothing is appended."""
+    core = make_core(1, term=1, entries=make_entries([1]))
+    core.receive_append_entries(AppendEntriesRequest(1, 2, 3, 1, 1, (), 0), token=1)
+    core.take_commands()
+    write = payload("x")
+    core.client_write(write, token=2)
+    commands = core.take_commands()
+    assert [(r.token, r.value) for r in responds(commands)] == [(2, None)]
+    error = responds(commands)[0].error
+    assert isinstance(error, ForwardToLeader)
+    assert (error.leader_id, error.payload) == (3, write)
+    assert error.payload is write
+    assert of_type(commands, WriteLog) == []
+    assert core.log.last_index == 1
+
+
+def test_candidate_forwards_client_write_without_leader() -> None:
+    """§8: while an election is under way no leader is known: ForwardToLeader(None)."""
+    core = make_core(1, term=1, entries=make_entries([1]))
+    tick_until(core, lambda: core.role is Role.CANDIDATE)
+    core.take_commands()
+    core.client_write(payload("x"), token=2)
+    error = responds(core.take_commands())[0].error
+    assert isinstance(error, ForwardToLeader)
+    assert error.leader_id is None
+
+
+class _Cluster:
+    """Leader 1 of (1, 2, 3) in term 2 whose follower 2 is matched and acknowledges."""
+
+    def __init__(self) -> None:
+        self.core = make_core(1, term=1, entries=make_entries([1]), last_applied=1)
+        probe = append_requests(elect(self.core, granting=[2]), 2)[0].request
+        self.core.append_entries_result(probe, ack(probe))
+        self.commands = self.core.take_commands()
+
+    def write_to_storage(self, index: int) -> None:
+        self.core.log_written(LogId(2, index), leader=True)
+        self.commands += self.core.take_commands()
+
+    def replicate(self) -> None:
+        """Node 2 acknowledges every AppendEntries sent to it so far."""
+        while sends := append_requests(self.commands, 2):
+            self.commands = [c for c in self.commands if c not in sends]
+            for send in sends:
+                self.core.append_entries_result(send.request, ack(send.request))
+                self.commands += self.core.take_commands()
+
+    def take(self) -> list:
+        out, self.commands = self.commands, []
+        return out
+
+
+def test_leader_answers_committed_write_at_commit() -> None:
+    """§5.3 / §8: with ResponseMode.COMMITTED the leader answers once the entry is
+    committed — not when it is merely appended or written locally."""
+    cluster = _Cluster()
+    cluster.core.client_write(payload("x"), token=5)
+    cluster.write_to_storage(2)  # the §8 blank; the write was batched behind it
+    assert [e.index for e in of_type(cluster.commands, WriteLog)[-1].entries] == [3]
+    cluster.write_to_storage(3)
+    assert responds(cluster.commands, 5) == [], "answered before the entry was committed"
+    assert cluster.core.commit_index == 1
+    cluster.replicate()
+    assert cluster.core.commit_index == 3
+    assert responds(cluster.commands, 5) == [
+        Respond(5, ClientPayloadResponse(3, ResponseMode.COMMITTED), None, False)
+    ]
+
+
+def test_leader_answers_applied_write_only_after_apply() -> None:
+    """§8: with ResponseMode.APPLIED the answer carries the state machine's response, so it
+    is sent only once the entry was applied, not at commit."""
+    cluster = _Cluster()
+    cluster.core.client_write(payload("x", ResponseMode.APPLIED), token=5)
+    cluster.write_to_storage(2)
+    cluster.write_to_storage(3)
+    cluster.replicate()
+    assert cluster.core.commit_index == 3
+    commands = cluster.take()
+    assert responds(commands, 5) == []
+    applies = of_type(commands, Apply)
+    entries = tuple(e for a in applies for e in a.entries)
+    assert [e.index for e in entries] == [2, 3]
+    assert entries[1].payload == EntryNormal("x")
+
+    cluster.core.applied(entries[:1], (None,))
+    assert responds(cluster.core.take_commands()) == []
+    cluster.core.applied(entries[1:], ("sm-result",))
+    assert responds(cluster.core.take_commands()) == [
+        Respond(5, ClientPayloadResponse(3, ResponseMode.APPLIED, "sm-result"), None, False)
+    ]
+
+
+@pytest.mark.parametrize("mode", list(ResponseMode))
+def test_write_truncated_after_leader_stepped_down_is_forwarded(mode: ResponseMode) -> None:
+    """§5.3 / §8: a deposed leader's uncommitted entry that the new leader overwrites was
+    not committed: its client gets ForwardToLeader (naming the new leader) with the
+    payload, so it can retry there."""
+    cluster = _Cluster()
+    write = payload("lost", mode)
+    cluster.core.client_write(write, token=5)
+    cluster.write_to_storage(2)
+    cluster.write_to_storage(3)
+    cluster.take()
+    # Node 3 won term 3 with a log holding the blank of term 2 but not the write.
+    request = AppendEntriesRequest(1, 3, 3, 2, 2, make_entries([3], 3), 2)
+    cluster.core.receive_append_entries(request, token=9)
+    commands = cluster.core.take_commands()
+    assert of_type(commands, DeleteLogsFrom) == [DeleteLogsFrom(3)]
+    reply = responds(commands, 5)
+    assert len(reply) == 1 and reply[0].value is None
+    assert isinstance(reply[0].error, ForwardToLeader)
+    assert (reply[0].error.leader_id, reply[0].error.payload) == (3, write)
+    # The new leader's entry at index 3 commits later: the old write is not answered again.
+    cluster.core.receive_append_entries(AppendEntriesRequest(1, 3, 3, 3, 3, (), 3), token=10)
+    commands += cluster.core.take_commands()
+    assert cluster.core.commit_index == 3
+    assert responds(commands, 5) == [reply[0]]
+    applied = tuple(e for a in of_type(commands, Apply) for e in a.entries)
+    assert [e.log_id for e in applied] == [LogId(2, 2), LogId(3, 3)]
+    cluster.core.applied(applied, (None, "other"))
+    assert responds(cluster.core.take_commands(), 5) == []
+
+
+def test_queued_writes_are_forwarded_when_leader_steps_down() -> None:
+    """§5.1 / §8: writes the deposed leader had not yet appended are handed back."""
+    cluster = _Cluster()  # the §8 blank's write is still in flight: the next write waits
+    cluster.core.client_write(payload("queued"), token=5)
+    assert of_type(cluster.core.take_commands(), WriteLog) == []
+    cluster.core.receive_append_entries(AppendEntriesRequest(1, 3, 3, 1, 1, (), 1), token=9)
+    error = responds(cluster.core.take_commands(), 5)[0].error
+    assert isinstance(error, ForwardToLeader)
+    assert error.leader_id == 3
+
+
+def test_entry_rejected_by_application_answers_error_and_becomes_blank() -> None:
+    """§5.3 with application validation: an entry the storage refuses is answered with
+    ApplicationError (carrying the application's exception), replaced by a blank entry in
+    the log, and only the blank is replicated and later committed."""
+    cluster = _Cluster()
+    cluster.write_to_storage(2)
+    cluster.replicate()
+    cluster.take()
+    cluster.core.client_write(payload("bad"), token=5)
+    cluster.core.client_write(payload("good"), token=6)  # batched behind "bad"
+    cluster.commands = cluster.core.take_commands()
+    assert [e.index for e in of_type(cluster.commands, WriteLog)[0].entries] == [3]
+    refusal = ValueError("refused by the application")
+    cluster.core.log_written(LogId(2, 3), rejected={3: refusal}, leader=True)
+    commands = cluster.core.take_commands()
+    reply = responds(commands, 5)
+    assert len(reply) == 1 and reply[0].value is None
+    assert isinstance(reply[0].error, ApplicationError)
+    assert reply[0].error.error is refusal
+    assert cluster.core.log.get(3) == Entry(2, 3, EntryBlank())
+    sent = [e for s in append_requests(commands, 2) for e in s.request.entries]
+    assert sent == [Entry(2, 3, EntryBlank())]
+
+    cluster.commands = commands
+    cluster.write_to_storage(4)
+    cluster.replicate()
+    assert cluster.core.commit_index == 4
+    assert responds(cluster.commands, 5) == reply, "the refused write was answered again"
+    assert [r.value for r in responds(cluster.commands, 6)] == [
+        ClientPayloadResponse(4, ResponseMode.COMMITTED)
+    ]
+    applied = [e for a in of_type(cluster.commands, Apply) for e in a.entries]
+    assert [e.payload for e in applied] == [EntryBlank(), EntryNormal("good")]
+
+
+# --- InitWithConfig -------------------------------------------------------------------------
+
+
+def _pristine(node_id: int = 1) -> RaftCore:
+    return make_core(node_id, members=(), membership=MembershipConfig())
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"term": 1, "entries": make_entries([1]), "members": ()},
+        {"members": (1, 2)},
+        {"members": (1, 2, 3), "term": 4, "voted_for": 2},
+    ],
+    ids=["log", "membership", "formed"],
+)
+def test_init_with_config_refused_on_non_pristine_node(kwargs: dict) -> None:
+    """InitWithConfig forms a cluster only from a pristine node (no log and no membership;
+    a term learned from a contacting leader does not count); otherwise NotAllowed, with a
+    message that says what to do instead."""
+    core = make_core(1, **kwargs)
+    role, term = core.role, core.current_term
+    core.init_with_config([1, 4, 5], token=3)
+    commands = core.take_commands()
+    assert len(commands) == 1
+    error = responds(commands, 3)[0].error
+    assert isinstance(error, NotAllowed)
+    assert "not pristine" in str(error)
+    assert "membership change" in str(error)
+    assert (core.role, core.current_term) == (role, term)
+
+
+def test_init_with_config_refused_while_starting() -> None:
+    """InitWithConfig before the storage reported the initial state: NotAllowed, telling
+    the caller to wait."""
+    core = RaftCore(1, CONFIG, random.Random(0))
+    core.init_with_config([1], token=3)
+    error = responds(core.take_commands(), 3)[0].error
+    assert isinstance(error, NotAllowed)
+    assert "wait" in str(error)
+
+
+def test_init_with_single_member_becomes_leader_at_once() -> None:
+    """InitWithConfig with only this node: it is a majority alone and leads at once,
+    committing the configuration (§8) as soon as it is durable."""
+    core = _pristine()
+    core.init_with_config([1], token=3)
+    commands = core.take_commands()
+    assert core.role is Role.LEADER
+    assert core.current_term == 1
+    saves = of_type(commands, SaveHardState)
+    assert saves[0].hard_state.membership == MembershipConfig(members=(1,))
+    assert (saves[-1].hard_state.current_term, saves[-1].hard_state.voted_for) == (1, 1)
+    config_entry = Entry(1, 1, EntryConfigChange(MembershipConfig(members=(1,))))
+    assert of_type(commands, WriteLog) == [WriteLog((config_entry,), leader=True)]
+    assert responds(commands, 3) == [Respond(3, None, None, True)]
+    core.log_written(LogId(1, 1), leader=True)
+    assert core.commit_index == 1
+    assert of_type(core.take_commands(), Apply) == [Apply((config_entry,))]
+
+
+def test_init_with_several_members_becomes_candidate() -> None:
+    """InitWithConfig with several members: the membership is persisted and the node stands
+    for election at once (§5.2) instead of waiting for a timeout."""
+    core = _pristine()
+    core.init_with_config([1, 2, 3], token=3)
+    commands = core.take_commands()
+    assert core.role is Role.CANDIDATE
+    assert (core.current_term, core.voted_for) == (1, 1)
+    first_send = commands.index(vote_requests(commands)[0])
+    assert any(
+        isinstance(c, SaveHardState) and c.hard_state.membership.members == (1, 2, 3)
+        for c in commands[:first_send]
+    )
+    assert sorted(s.request.target for s in vote_requests(commands)) == [2, 3]
+    assert all(s.after_durable for s in vote_requests(commands))
+    assert responds(commands, 3) == [Respond(3, None, None, True)]
+
+
+def test_repeated_init_with_same_members_succeeds() -> None:
+    """InitWithConfig again with the same members on an already formed node succeeds (so
+    forming a cluster by calling it on every node, in any order, is safe); different
+    members are still refused."""
+    core = _pristine()
+    core.init_with_config([1, 2, 3], token=1)
+    core.take_commands()
+    core.init_with_config([3, 2, 1], token=2)
+    core.init_with_config([2, 3], token=3)  # the node itself is implied
+    assert [(r.token, r.value, r.error) for r in responds(core.take_commands())] == [
+        (2, None, None),
+        (3, None, None),
+    ]
+    assert (core.role, core.current_term) == (Role.CANDIDATE, 1)
+    core.init_with_config([1, 2], token=4)
+    assert isinstance(responds(core.take_commands(), 4)[0].error, NotAllowed)
+
+
+def test_init_with_same_members_on_node_formed_by_a_leader_succeeds() -> None:
+    """A node that a leader reached (and configured) before its own InitWithConfig arrived
+    accepts that InitWithConfig when the members agree."""
+    core = _pristine(2)
+    config_entry = Entry(1, 1, EntryConfigChange(MembershipConfig(members=(1, 2, 3))))
+    core.receive_append_entries(AppendEntriesRequest(2, 1, 1, 0, 0, (config_entry,), 0), 1)
+    core.take_commands()
+    assert core.role is Role.FOLLOWER
+    core.init_with_config([1, 2, 3], token=2)
+    assert responds(core.take_commands(), 2) == [Respond(2, None, None, True)]
+    assert (core.role, core.current_term, core.leader_id) == (Role.FOLLOWER, 1, 1)
+
+
+def test_parallel_init_with_config_tolerates_leader_contact_first() -> None:
+    """InitWithConfig sent to every node in parallel (admin.InitWithConfig: "sending in
+    parallel is safe"): nodes 1 and 2 form a majority and elect node 1; node 1's first
+    AppendEntries to node 3 is an empty probe (the configuration entry follows only after
+    the probe's answer). Node 3's own InitWithConfig, arriving just after that probe, must
+    still succeed: node 3 is a member of exactly that configuration."""
+    node1, node2, node3 = (_pristine(n) for n in (1, 2, 3))
+    node1.init_with_config([1, 2, 3], token=1)
+    node2.init_with_config([1, 2, 3], token=1)
+    requests = {s.request.target: s.request for s in vote_requests(node1.take_commands())}
+    node2.take_commands()
+    node2.receive_vote(requests[2], token=2)  # term 1: node 2 voted for itself
+    assert responds(node2.take_commands())[0].value.vote_granted is False
+    tick_until(node1, lambda: node1.current_term == 2)
+    requests = {s.request.target: s.request for s in vote_requests(node1.take_commands())}
+    node2.receive_vote(requests[2], token=3)
+    node1.vote_result(requests[2], responds(node2.take_commands())[0].value)
+    assert node1.role is Role.LEADER
+    probe = append_requests(node1.take_commands(), 3)[0].request
+    assert probe.entries == ()
+
+    node3.receive_append_entries(probe, token=4)
+    node3.take_commands()
+    node3.init_with_config([1, 2, 3], token=5)
+    assert responds(node3.take_commands(), 5) == [Respond(5, None, None, True)]
+
+
+# --- check quorum -----------------------------------------------------------------------------
+
+
+def _leader_of(members=(1, 2, 3), non_voters=()) -> RaftCore:
+    core = make_core(1, members, term=1, entries=make_entries([1]), non_voters=non_voters)
+    elect(core, granting=[2])
+    core.take_commands()
+    return core
+
+
+def test_leader_that_hears_from_no_majority_steps_down() -> None:
+    """Check quorum (§6 / dissertation §6.2): a leader that has not heard from a majority
+    within election_timeout_max steps down, keeping its term, and hands queued writes back."""
+    core = _leader_of()
+    core.client_write(payload("queued"), token=5)  # waits behind the §8 blank
+    elapsed = 0
+    while elapsed < CONFIG.election_timeout_max:
+        core.tick(CONFIG.heartbeat_interval)
+        elapsed += CONFIG.heartbeat_interval
+    assert core.role is Role.LEADER, "stepped down before election_timeout_max"
+    while core.role is Role.LEADER and elapsed < 2 * CONFIG.election_timeout_max:
+        core.tick(CONFIG.heartbeat_interval)
+        elapsed += CONFIG.heartbeat_interval
+    assert core.role is Role.FOLLOWER
+    assert core.current_term == 2
+    assert core.leader_id is None
+    error = responds(core.take_commands(), 5)[0].error
+    assert isinstance(error, ForwardToLeader)
+
+
+@pytest.mark.parametrize(
+    ("responders", "stays"),
+    [((2,), True), ((4,), False), ((2, 3, 4), True)],
+    ids=["one_voter", "only_non_voter", "everyone"],
+)
+def test_leader_hearing_from_a_majority_keeps_leading(responders: tuple, stays: bool) -> None:
+    """Check quorum counts voters only: answers from one other voter of three keep the
+    leader in place indefinitely; answers from a non-voter alone do not."""
+    core = _leader_of(non_voters=(4,))
+    for _ in range(10 * CONFIG.election_timeout_max // CONFIG.heartbeat_interval):
+        if core.role is not Role.LEADER:
+            break
+        core.tick(CONFIG.heartbeat_interval)
+        for send in append_requests(core.take_commands()):
+            if send.request.target in responders:
+                core.append_entries_result(send.request, ack(send.request))
+    assert (core.role is Role.LEADER) == stays
+    assert core.current_term == 2
