@@ -18,11 +18,13 @@ from pykka_raft.testing import Cluster, MetricsHub
 CLIENTS = 4
 WRITES_PER_CLIENT = 250
 START = time.monotonic()
+PRINT_LOCK = threading.Lock()
 
 
 def say(text: str) -> None:
     """Print one line of the story with the time since the start."""
-    print(f"[{time.monotonic() - START:6.2f}s] {text}", flush=True)
+    with PRINT_LOCK:
+        print(f"[{time.monotonic() - START:6.2f}s] {text}", flush=True)
 
 
 class StoryHub(MetricsHub):
@@ -76,9 +78,11 @@ def run(cluster: Cluster) -> None:
     cluster.isolate(old)
     new = cluster.leader(timeout=30)
     say(f"the majority elected node {new}; clients follow ForwardToLeader to it")
-    with lock:
-        lock.wait_for(lambda: len(acked) >= 2 * total // 3, timeout=60)
-        say(f"{len(acked)} writes acknowledged so far")
+    response = cluster.write(Put("failover", f"node {new} serves"), timeout=30)
+    say(f"node {new} committed a write at index {response.index}; {len(acked)} acknowledged")
+    say(f"writes pending on node {old} wait for a definite outcome, due when the partition heals")
+    cluster.hub.wait_for(lambda m: m[old].state is not State.LEADER, 30, "old leader to step down")
+    say(f"node {old} heard from no majority for an election timeout and stepped down")
     say(f"healing the partition: node {old} rejoins")
     cluster.restore(old)
     for thread in threads:
