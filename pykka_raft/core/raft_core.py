@@ -92,7 +92,12 @@ class Progress:
 
 @attrs.define
 class Pending:
-    """A client write with a log index, waiting for its outcome."""
+    """A client write with a log index, waiting for its outcome.
+
+    The outcome is known only when its index commits: if the committed entry there has the
+    write's term it is the write (answered at commit or apply), otherwise the write was
+    definitely not committed (``ForwardToLeader``). Truncation alone decides nothing.
+    """
 
     term: Term
     token: int
@@ -142,6 +147,7 @@ class RaftCore:
         self.proposals: list[Proposal] = []
         self.leader_appends_in_flight = 0
         self.pending: dict[LogIndex, Pending] = {}
+        self.swept_term: Term = 0  # pending writes of older terms decided up to this term
 
     # --- derived state ------------------------------------------------------------------
 
@@ -460,6 +466,15 @@ class RaftCore:
             elif pending.payload.response_mode is ResponseMode.COMMITTED:
                 del self.pending[i]
                 self._respond(pending.token, value=ClientPayloadResponse(i, ResponseMode.COMMITTED))
+        committed_term = self.log.term_at(index) or 0
+        if committed_term > self.swept_term:
+            self.swept_term = committed_term
+            # Terms never decrease along a log, and every later leader holds this entry
+            # (§5.4.3), so an older-term entry after it can never commit: those writes are lost.
+            lost = [i for i, p in self.pending.items() if i > index and p.term < committed_term]
+            for i in sorted(lost):
+                pending = self.pending.pop(i)
+                self._respond(pending.token, error=ForwardToLeader(pending.payload, self.leader_id))
         entries = self.log.slice(self.apply_requested + 1, self.commit_index + 1)
         if entries:
             self.apply_requested = entries[-1].index
@@ -633,11 +648,9 @@ class RaftCore:
         self.log.truncate_from(index)
         self.flushed_index = min(self.flushed_index, index - 1)
         self.commands.append(DeleteLogsFrom(index))
-        # Writes whose entries were removed definitely did not commit (committed entries are
-        # never removed): hand their payloads back.
-        for i in sorted(i for i in self.pending if i >= index):
-            pending = self.pending.pop(i)
-            self._respond(pending.token, error=ForwardToLeader(pending.payload, self.leader_id))
+        # Pending writes at these indexes stay pending: another node may still hold their
+        # entries and a later leader may commit them. Only the commit of their index tells
+        # (see _advance_commit): the same entry committed, or a different one.
         self._refresh_role()
 
     def _refresh_role(self) -> None:

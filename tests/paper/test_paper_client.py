@@ -139,9 +139,10 @@ def test_leader_answers_applied_write_only_after_apply() -> None:
 
 @pytest.mark.parametrize("mode", list(ResponseMode))
 def test_write_truncated_after_leader_stepped_down_is_forwarded(mode: ResponseMode) -> None:
-    """§5.3 / §8: a deposed leader's uncommitted entry that the new leader overwrites was
-    not committed: its client gets ForwardToLeader (naming the new leader) with the
-    payload, so it can retry there."""
+    """§5.3 / §8: a deposed leader's uncommitted entry that the new leader overwrites is not
+    answered at truncation (another node may still hold it and a later leader commit it),
+    but once a different entry commits at its index: then its client gets ForwardToLeader
+    (naming the new leader) with the payload, so it can retry there."""
     cluster = _Cluster()
     write = payload("lost", mode)
     cluster.core.client_write(write, token=5)
@@ -153,19 +154,46 @@ def test_write_truncated_after_leader_stepped_down_is_forwarded(mode: ResponseMo
     cluster.core.receive_append_entries(request, token=9)
     commands = cluster.core.take_commands()
     assert of_type(commands, DeleteLogsFrom) == [DeleteLogsFrom(3)]
+    assert responds(commands, 5) == []  # truncation alone proves nothing
+    # The new leader's entry at index 3 commits: now the old write is known to be lost.
+    cluster.core.receive_append_entries(AppendEntriesRequest(1, 3, 3, 3, 3, (), 3), token=10)
+    commands += cluster.core.take_commands()
+    assert cluster.core.commit_index == 3
     reply = responds(commands, 5)
     assert len(reply) == 1 and reply[0].value is None
     assert isinstance(reply[0].error, ForwardToLeader)
     assert (reply[0].error.leader_id, reply[0].error.payload) == (3, write)
-    # The new leader's entry at index 3 commits later: the old write is not answered again.
-    cluster.core.receive_append_entries(AppendEntriesRequest(1, 3, 3, 3, 3, (), 3), token=10)
-    commands += cluster.core.take_commands()
-    assert cluster.core.commit_index == 3
-    assert responds(commands, 5) == [reply[0]]
     applied = tuple(e for a in of_type(commands, Apply) for e in a.entries)
     assert [e.log_id for e in applied] == [LogId(2, 2), LogId(3, 3)]
     cluster.core.applied(applied, (None, "other"))
     assert responds(cluster.core.take_commands(), 5) == []
+
+
+def test_write_beyond_a_newer_committed_entry_is_known_lost() -> None:
+    """§5.4.3 with §5.3: terms never decrease along a log and every later leader holds each
+    committed entry, so once an entry of a newer term commits at index k, a pending write
+    of an older term at an index above k can never commit: it is answered ForwardToLeader
+    even though nothing was ever written at its own index again."""
+    cluster = _Cluster()
+    cluster.core.client_write(payload("a"), token=5)
+    cluster.write_to_storage(2)
+    cluster.write_to_storage(3)
+    cluster.core.client_write(payload("b"), token=6)
+    cluster.write_to_storage(4)
+    cluster.take()
+    # Node 3 leads term 3 with a log that ends at index 2; its blank (index 3) conflicts.
+    request = AppendEntriesRequest(1, 3, 3, 2, 2, make_entries([3], 3), 2)
+    cluster.core.receive_append_entries(request, token=9)
+    assert responds(cluster.core.take_commands(), 5) == []
+    assert responds(cluster.core.take_commands(), 6) == []
+    # The term-3 blank commits at index 3: write "a" (index 3) lost its slot, and write "b"
+    # (index 4, term 2) sits after a committed term-3 entry, so it can never commit either.
+    cluster.core.receive_append_entries(AppendEntriesRequest(1, 3, 3, 3, 3, (), 3), token=10)
+    commands = cluster.core.take_commands()
+    for token in (5, 6):
+        (reply,) = responds(commands, token)
+        assert isinstance(reply.error, ForwardToLeader)
+    assert cluster.core.pending == {}
 
 
 def test_queued_writes_are_forwarded_when_leader_steps_down() -> None:

@@ -1,0 +1,1129 @@
+"""A deterministic, seeded discrete-event simulation of a cluster of :class:`RaftCore` nodes.
+
+One ``random.Random(seed)`` drives everything (each core gets its own ``random.Random``
+drawn from it), time is virtual (advanced only through ``RaftCore.tick``), and there are no
+threads and no sleeps: a seed replays exactly.
+
+The shell is modelled on :meth:`pykka_raft.raft.Raft._execute`:
+
+* storage commands (``SaveHardState``, ``WriteLog``, ``DeleteLogsFrom``, ``Apply``) complete
+  in FIFO order per node, each after a random delay;
+* ``Send`` / ``Respond`` with ``after_durable=True`` are held until every storage command
+  issued before them, except ``Apply``, has completed (and behind earlier held ones);
+* a crash loses the storage commands not yet completed, every held answer and all in-memory
+  state; the node restarts through ``RaftCore.start`` from its durable hard state, log,
+  ``last_applied`` and state machine (apply completions are storage completions);
+* ``WriteLog(leader=True)`` validates the leader's normal entries like
+  :meth:`pykka_raft.storage.RaftStorage.append_entry_to_log`: refused ones are stored blank
+  and reported to ``log_written``.
+
+The network is modelled on :class:`pykka_raft.router.RaftRouter`: a message to a node cut off
+by a partition fails at once with an error, others may be dropped (silently), duplicated
+(the requester then hears two answers) or delayed (which reorders them); responses cross the
+same faults. Each seed picks its own mix of faults.
+
+Invariants are checked after every simulation step and fail fast with
+:class:`SimulationFailure`, whose message carries the seed, a replay command and the last
+trace events.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import heapq
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from pykka_raft.config import Config
+from pykka_raft.core.commands import (
+    Apply,
+    Command,
+    DeleteLogsFrom,
+    Respond,
+    SaveHardState,
+    Send,
+    WriteLog,
+)
+from pykka_raft.core.raft_core import RaftCore, Role
+from pykka_raft.errors import ApplicationError, ForwardToLeader
+from pykka_raft.messages import (
+    AppendEntriesRequest,
+    AppendEntriesResponse,
+    ClientPayload,
+    ClientPayloadResponse,
+    Entry,
+    EntryBlank,
+    EntryNormal,
+    HardState,
+    InitialState,
+    MembershipConfig,
+    ResponseMode,
+    VoteRequest,
+    VoteResponse,
+)
+from pykka_raft.statemachine import KeyValueStateMachine, Put
+from pykka_raft.types import LogId, LogIndex, NodeId, Term
+
+CONFIG = Config(
+    election_timeout_min=150,
+    election_timeout_max=300,
+    heartbeat_interval=30,
+    max_payload_entries=3,
+    max_inflight=3,
+)
+"""Small batches and pipelines, so that a few seconds of virtual time exercise a lot."""
+
+LIVENESS_TIMEOUTS = 20
+"""After the faults stop, a leader must commit a new write on every node within this many
+maximal election timeouts (plus :data:`CATCH_UP_MS_PER_ENTRY` per entry of backlog)."""
+
+CATCH_UP_MS_PER_ENTRY = 20
+"""Extra calm time allowed per entry of backlog when the faults stop (entries the slowest
+node has not applied, plus client writes still waiting for an answer, which a leader may
+hold queued in memory): a leader writes one batch of 3 entries at a time, so a seed that
+wrote faster than that for seconds needs a while to drain; that is throughput, not a loss
+of liveness."""
+
+TRACE_TAIL = 30
+"""How many trace events a failure message shows."""
+
+REPLAY_HINT = (
+    '{env}PYKKA_RAFT_SIM_SEED={seed} .venv/bin/python -m pytest tests/sim -k "replay and n{n}"'
+)
+
+CoreFactory = Callable[[NodeId, Config, random.Random], RaftCore]
+
+
+class SimulationFailure(AssertionError):
+    """An invariant was broken, the core raised, or the cluster did not recover.
+
+    ``check`` names what failed (e.g. ``"election-safety"``, ``"core-raised"``,
+    ``"liveness"``); ``seed`` and ``nodes`` replay it.
+    """
+
+    def __init__(self, message: str, check: str, seed: int, nodes: int) -> None:
+        super().__init__(message)
+        self.check = check
+        self.seed = seed
+        self.nodes = nodes
+
+
+# --- the random mix of faults of one seed -----------------------------------------------
+
+
+@dataclass(frozen=True)
+class FaultProfile:
+    """How hostile one run is. All times are in virtual milliseconds."""
+
+    fault_ms: int  # how long the faulty phase lasts
+    drop: float  # probability that a message (request or response) is lost
+    duplicate: float  # probability that a request is delivered twice
+    delay_max: int  # normal network delay: uniform in [1, delay_max]
+    long_delay: float  # probability of a long delay (reordering across heartbeats)
+    long_delay_max: int
+    storage_delay_max: int  # a storage command completes after [0, storage_delay_max]
+    slow_storage: float  # probability of a much slower storage command (up to 300 ms)
+    partition_gap: int | None  # mean time between partitions (None: no partitions)
+    partition_ms: int  # longest partition
+    crash_gap: int | None  # mean time between crashes (None: no crashes)
+    downtime_ms: int  # longest time a crashed node stays down
+    reject: float  # probability that the application refuses a valid Put
+    write_gap: int  # mean time between client writes
+
+    @classmethod
+    def draw(cls, rng: random.Random) -> FaultProfile:
+        """A random mix of faults (each fault kind is on or off, with random intensity)."""
+        return cls(
+            fault_ms=rng.randint(2000, 6000),
+            drop=rng.choice((0.0, 0.0, 0.01, 0.05, 0.15, 0.3)),
+            duplicate=rng.choice((0.0, 0.01, 0.05)),
+            delay_max=rng.randint(1, 25),
+            long_delay=rng.choice((0.0, 0.02, 0.1)),
+            long_delay_max=rng.randint(50, 400),
+            storage_delay_max=rng.choice((1, 5, 20, 60)),
+            slow_storage=rng.choice((0.0, 0.01, 0.05)),
+            partition_gap=rng.choice((None, 300, 800, 1500)),
+            partition_ms=rng.randint(50, 1500),
+            crash_gap=rng.choice((None, 200, 600, 1500)),
+            downtime_ms=rng.randint(10, 1500),
+            reject=rng.choice((0.0, 0.05)),
+            write_gap=rng.randint(3, 60),
+        )
+
+    def describe(self) -> str:
+        """A one-line summary for failure messages."""
+        return ", ".join(f"{k}={v}" for k, v in vars(self).items())
+
+
+# --- nodes ------------------------------------------------------------------------------
+
+
+@dataclass
+class Durable:
+    """What a node's storage holds: it survives crashes."""
+
+    hard_state: HardState
+    log: list[Entry] = field(default_factory=list)
+    sm: KeyValueStateMachine = field(default_factory=KeyValueStateMachine)
+
+    @property
+    def last_applied(self) -> LogIndex:
+        return self.sm.applied[-1][0] if self.sm.applied else 0
+
+
+@dataclass
+class SimNode:
+    """One node: durable storage, and (while up) a core with the shell's volatile state."""
+
+    id: NodeId
+    durable: Durable
+    up: bool = True
+    incarnation: int = 0  # bumped on every crash: stale events and replies are ignored
+    core: RaftCore | None = None
+    # The shell, as in Raft._execute: FIFO storage and durable barriers.
+    storage: collections.deque[tuple[int, Command]] = field(default_factory=collections.deque)
+    storage_ready_at: int = 0
+    issued: int = 0
+    last_write: int = 0
+    done: int = 0
+    deferred: collections.deque[tuple[int, Command]] = field(default_factory=collections.deque)
+    tokens: dict[int, tuple[Any, ...]] = field(default_factory=dict)
+    next_token: int = 0
+    last_tick: int = 0
+    # What the checkers saw of this incarnation.
+    seen_term: Term = 0
+    seen_vote: NodeId | None = None
+    seen_commit: LogIndex = 0
+    seen_role: Role = Role.INITIALIZING
+
+    @property
+    def started(self) -> bool:
+        return self.core is not None and self.core.role is not Role.INITIALIZING
+
+
+@dataclass
+class Write:
+    """One client write and what the cluster answered."""
+
+    wid: int
+    payload: ClientPayload
+    node: NodeId
+    incarnation: int
+    outcome: str = "pending"  # pending, committed, applied, forward, app_error, lost
+    index: LogIndex | None = None
+    answered: str = ""  # "by nX at t=T", for failure messages
+
+
+# --- the simulation ---------------------------------------------------------------------
+
+
+class Simulation:
+    """A seeded run: a faulty phase, then a calm phase that must reach a live, agreed state."""
+
+    def __init__(
+        self,
+        seed: int,
+        nodes: int = 3,
+        core_factory: CoreFactory = RaftCore,
+        profile: FaultProfile | None = None,
+        keep_trace: bool = False,
+        skip_checks: frozenset[str] = frozenset(),
+        fault_ms: int | None = None,
+    ) -> None:
+        self.seed = seed
+        self.custom = profile is not None or core_factory is not RaftCore
+        self.skip_checks = skip_checks
+        self.fault_ms = fault_ms
+        self.n = nodes
+        self.rng = random.Random(seed)
+        self.profile = profile if profile is not None else FaultProfile.draw(self.rng)
+        if fault_ms is not None:  # a longer (or shorter) faulty phase, same seed otherwise
+            self.profile = dataclasses.replace(self.profile, fault_ms=fault_ms)
+        self.core_factory = core_factory
+        self.membership = MembershipConfig(members=tuple(range(1, nodes + 1)))
+        self.now = 0
+        self.events: list[tuple[int, int, str, tuple[Any, ...]]] = []
+        self.event_seq = 0
+        self.steps = 0
+        self.trace: collections.deque[tuple[Any, ...]] = collections.deque(maxlen=200)
+        self.full_trace: list[tuple[Any, ...]] | None = [] if keep_trace else None
+        self.faulty = True
+        self.groups: dict[NodeId, int] | None = None  # partition: node -> side
+        # Oracle and checker state.
+        self.leaders: dict[Term, NodeId] = {}
+        self.granted: dict[tuple[NodeId, Term], NodeId] = {}
+        self.committed: dict[LogIndex, Entry] = {}
+        self.commit_term: dict[LogIndex, Term] = {}  # smallest term a node knew it committed
+        self.applied: dict[LogIndex, Entry] = {}
+        self.entry_ids: dict[tuple[LogIndex, Term], tuple[Entry, Term]] = {}
+        self.writes: dict[int, Write] = {}
+        self.write_of_value: dict[str, int] = {}
+        self.committed_value_at: dict[str, LogIndex] = {}
+        self.leader_hint: NodeId | None = None
+        self.liveness_write: Write | None = None
+        self.deadline = 0
+        self.nodes: dict[NodeId, SimNode] = {}
+        for nid in self.membership.members:
+            node = SimNode(nid, Durable(HardState(0, None, self.membership)))
+            self.nodes[nid] = node
+        for node in self.nodes.values():
+            self._boot(node)
+
+    # --- failure reporting ------------------------------------------------------------
+
+    def fail(self, check: str, detail: str) -> SimulationFailure:
+        """Build the failure to raise: what broke, how to replay it, and the trace tail."""
+        tail = list(self.trace)[-TRACE_TAIL:]
+        lines = [
+            f"[{check}] {detail}",
+            f"seed={self.seed} nodes={self.n} core={self.core_factory.__name__} "
+            f"t={self.now}ms step={self.steps}",
+            "replay: "
+            + (
+                "rerun the test that built this simulation (custom core or fault profile)"
+                if self.custom
+                else REPLAY_HINT.format(
+                    seed=self.seed,
+                    n=self.n,
+                    env=""
+                    if self.fault_ms is None
+                    else f"PYKKA_RAFT_SIM_FAULT_MS={self.fault_ms} ",
+                )
+            ),
+            f"faults: {self.profile.describe()}",
+            f"last {len(tail)} trace events:",
+            *(f"  {_format_event(e)}" for e in tail),
+        ]
+        return SimulationFailure("\n".join(lines), check, self.seed, self.n)
+
+    def _trace(self, *event: Any) -> None:
+        record = (self.now, *event)
+        self.trace.append(record)
+        if self.full_trace is not None:
+            self.full_trace.append(record)
+
+    # --- the event loop ---------------------------------------------------------------
+
+    def _schedule(self, delay: int, kind: str, *args: Any) -> None:
+        self.event_seq += 1
+        heapq.heappush(self.events, (self.now + delay, self.event_seq, kind, args))
+
+    def _gap(self, mean: int) -> int:
+        return int(self.rng.expovariate(1.0 / mean)) + 1
+
+    def run(self) -> Simulation:
+        """Run the faulty phase, then the calm phase; raise :class:`SimulationFailure`."""
+        p = self.profile
+        self._schedule(self._gap(p.write_gap), "client")
+        if p.partition_gap is not None:
+            self._schedule(self._gap(p.partition_gap), "partition")
+        if p.crash_gap is not None:
+            self._schedule(self._gap(p.crash_gap), "crash")
+        self._schedule(p.fault_ms, "calm")
+        self.deadline = p.fault_ms + LIVENESS_TIMEOUTS * CONFIG.election_timeout_max
+        while True:
+            if not self.events:
+                raise self.fail("simulator", "no events left")
+            if self.events[0][0] > self.deadline:
+                raise self.fail(
+                    "liveness",
+                    f"no single leader committed a new write on every node by "
+                    f"t={self.deadline}ms ({LIVENESS_TIMEOUTS} election timeouts after the "
+                    f"faults stopped, plus catch-up): {self._status()}",
+                )
+            when, _, kind, args = heapq.heappop(self.events)
+            self.now = when
+            self.steps += 1
+            try:
+                getattr(self, "_on_" + kind)(*args)
+            except SimulationFailure:
+                raise
+            except Exception as exc:
+                raise self.fail("core-raised", f"{type(exc).__name__}: {exc}") from exc
+            self._check_nodes()
+            if self.steps % 1000 == 0:
+                self._check_log_matching()
+            if not self.faulty and self._live():
+                break
+        self._check_log_matching()
+        self._check_final()
+        return self
+
+    def _status(self) -> str:
+        parts = []
+        for node in self.nodes.values():
+            core = node.core
+            if not node.up or core is None:
+                parts.append(f"n{node.id}:down")
+                continue
+            parts.append(
+                f"n{node.id}:{core.role.value} t{core.current_term} leader={core.leader_id} "
+                f"last={core.log.last_index} commit={core.commit_index} "
+                f"applied={node.durable.last_applied}"
+            )
+        lw = self.liveness_write
+        return "; ".join(parts) + (
+            f"; liveness write: {lw.outcome}@{lw.index}" if lw else "; no liveness write"
+        )
+
+    # --- nodes: boot, crash, shell ----------------------------------------------------
+
+    def _boot(self, node: SimNode) -> None:
+        """A (re)started node: a fresh core, INITIALIZING until its storage is read."""
+        node.up = True
+        node.core = self.core_factory(node.id, CONFIG, random.Random(self.rng.getrandbits(64)))
+        node.storage.clear()
+        node.deferred.clear()
+        node.tokens.clear()
+        node.issued = node.last_write = node.done = 0
+        node.storage_ready_at = self.now
+        node.last_tick = self.now
+        node.seen_role = Role.INITIALIZING
+        self._schedule(self.rng.randint(1, 20), "start", node.id, node.incarnation)
+        self._schedule(
+            self.rng.randint(1, 2 * CONFIG.tick_interval), "tick", node.id, node.incarnation
+        )
+
+    def _on_start(self, nid: NodeId, incarnation: int) -> None:
+        node = self.nodes[nid]
+        if not node.up or node.incarnation != incarnation or node.core is None:
+            return
+        d = node.durable
+        last = d.log[-1].log_id if d.log else LogId(0, 0)
+        node.core.start(InitialState(last, d.last_applied, d.hard_state), list(d.log))
+        node.seen_term = d.hard_state.current_term
+        node.seen_vote = d.hard_state.voted_for
+        node.seen_commit = node.core.commit_index
+        self._trace(
+            "start",
+            nid,
+            f"term={d.hard_state.current_term} vote={d.hard_state.voted_for}"
+            f" last={last.index} applied={d.last_applied}",
+        )
+        self._drain(node)
+
+    def _on_tick(self, nid: NodeId, incarnation: int) -> None:
+        node = self.nodes[nid]
+        if not node.up or node.incarnation != incarnation or node.core is None:
+            return
+        elapsed = self.now - node.last_tick
+        node.last_tick = self.now
+        if elapsed > 0:
+            node.core.tick(elapsed)
+            self._drain(node)
+        self._schedule(self.rng.randint(1, 2 * CONFIG.tick_interval), "tick", nid, incarnation)
+
+    def _crash(self, node: SimNode) -> None:
+        lost = sum(1 for _, c in node.storage if not isinstance(c, Apply))
+        self._trace("crash", node.id, f"lost {len(node.storage)} storage cmds ({lost} writes)")
+        for info in node.tokens.values():
+            if info[0] == "client":
+                write = self.writes[info[1]]
+                write.outcome = "lost"
+        node.up = False
+        node.core = None
+        node.incarnation += 1
+        node.storage.clear()
+        node.deferred.clear()
+        node.tokens.clear()
+
+    def _drain(self, node: SimNode) -> None:
+        """Carry out the core's commands exactly as ``Raft._execute`` does."""
+        assert node.core is not None
+        for command in node.core.take_commands():
+            if isinstance(command, (SaveHardState, WriteLog, DeleteLogsFrom, Apply)):
+                node.issued += 1
+                if not isinstance(command, Apply):  # applying makes nothing durable
+                    node.last_write = node.issued
+                node.storage.append((node.issued, command))
+                delay = self.rng.randint(0, self.profile.storage_delay_max)
+                if self.faulty and self.rng.random() < self.profile.slow_storage:
+                    delay = self.rng.randint(50, 300)
+                node.storage_ready_at = max(node.storage_ready_at, self.now + delay)
+                self.event_seq += 1
+                heapq.heappush(
+                    self.events,
+                    (
+                        node.storage_ready_at,
+                        self.event_seq,
+                        "storage",
+                        (node.id, node.incarnation, node.issued),
+                    ),
+                )
+            elif getattr(command, "after_durable", False) and (
+                node.done < node.last_write or node.deferred
+            ):
+                node.deferred.append((node.last_write, command))
+            else:
+                self._answer(node, command)
+
+    def _on_storage(self, nid: NodeId, incarnation: int, seq: int) -> None:
+        node = self.nodes[nid]
+        if not node.up or node.incarnation != incarnation:
+            return  # the crash lost it
+        head_seq, command = node.storage.popleft()
+        if head_seq != seq:
+            raise self.fail("simulator", f"storage out of order on n{nid}: {head_seq} != {seq}")
+        core = node.core
+        assert core is not None
+        node.done = max(node.done, seq)
+        d = node.durable
+        if isinstance(command, SaveHardState):
+            self._store_hard_state(node, command.hard_state)
+        elif isinstance(command, DeleteLogsFrom):
+            self._trace("store", nid, f"DeleteLogsFrom({command.index})")
+            for entry in d.log[command.index - 1 :]:
+                if self.committed.get(entry.index) == entry:
+                    raise self.fail(
+                        "committed-deleted", f"n{nid} deletes committed entry {_entry(entry)}"
+                    )
+            del d.log[command.index - 1 :]
+        elif isinstance(command, WriteLog):
+            rejected = self._store_entries(node, command)
+            last = command.entries[-1]
+            core.log_written(
+                LogId(last.term, last.index), rejected if command.leader else None, command.leader
+            )
+        elif isinstance(command, Apply):
+            responses = [self._apply(node, entry) for entry in command.entries]
+            core.applied(command.entries, tuple(responses))
+        while node.deferred and node.deferred[0][0] <= node.done:
+            self._answer(node, node.deferred.popleft()[1])
+        self._drain(node)
+
+    def _store_hard_state(self, node: SimNode, hs: HardState) -> None:
+        old = node.durable.hard_state
+        self._trace("store", node.id, f"HardState(term={hs.current_term} vote={hs.voted_for})")
+        if hs.current_term < old.current_term:
+            raise self.fail(
+                "term-monotonic",
+                f"n{node.id} persists term {hs.current_term} over {old.current_term}",
+            )
+        if (
+            hs.current_term == old.current_term
+            and old.voted_for is not None
+            and hs.voted_for != old.voted_for
+        ):
+            raise self.fail(
+                "vote-stable",
+                f"n{node.id} persists vote {hs.voted_for} over {old.voted_for} "
+                f"in term {hs.current_term}",
+            )
+        node.durable.hard_state = hs
+
+    def _store_entries(self, node: SimNode, command: WriteLog) -> dict[LogIndex, BaseException]:
+        """Write entries like ``RaftStorage``: a leader's refused entries are stored blank."""
+        log = node.durable.log
+        rejected: dict[LogIndex, BaseException] = {}
+        for entry in command.entries:
+            if entry.index != len(log) + 1:
+                raise self.fail(
+                    "storage-contract",
+                    f"n{node.id} writes entry {entry.index} onto a log of {len(log)} entries",
+                )
+            if command.leader and isinstance(entry.payload, EntryNormal):
+                error = self._validate(node, entry)
+                if error is not None:
+                    rejected[entry.index] = error
+                    entry = Entry(entry.term, entry.index, EntryBlank())
+            prev_term = log[-1].term if log else 0
+            if entry.term < prev_term:
+                raise self.fail(
+                    "log-terms", f"n{node.id} writes {_entry(entry)} after a term-{prev_term} entry"
+                )
+            # Log matching, incrementally: one payload and one previous term per (index, term).
+            key = (entry.index, entry.term)
+            known = self.entry_ids.setdefault(key, (entry, prev_term))
+            if known != (entry, prev_term):
+                raise self.fail(
+                    "log-matching",
+                    f"n{node.id} stores {_entry(entry)} after term {prev_term}, but another log "
+                    f"holds {_entry(known[0])} after term {known[1]}",
+                )
+            log.append(entry)
+        first, last = command.entries[0].index, command.entries[-1].index
+        self._trace(
+            "store",
+            node.id,
+            f"WriteLog({first}..{last} t{command.entries[-1].term}"
+            + (" leader" if command.leader else "")
+            + (f" rejected={sorted(rejected)}" if rejected else "")
+            + ")",
+        )
+        return rejected
+
+    def _validate(self, node: SimNode, entry: Entry) -> BaseException | None:
+        """The application's check on the leader: non-Put data always fails, Puts sometimes."""
+        try:
+            node.durable.sm.validate(entry)
+        except Exception as exc:
+            return exc
+        if self.faulty and self.rng.random() < self.profile.reject:
+            return ValueError("the application refused the write")
+        return None
+
+    def _apply(self, node: SimNode, entry: Entry) -> Any:
+        d = node.durable
+        expect = d.last_applied + 1
+        if entry.index != expect:
+            raise self.fail(
+                "apply-order", f"n{node.id} applies index {entry.index}, expected {expect}"
+            )
+        if entry.index > len(d.log) or d.log[entry.index - 1] != entry:
+            held = d.log[entry.index - 1] if entry.index <= len(d.log) else None
+            raise self.fail(
+                "apply-durable",
+                f"n{node.id} applies {_entry(entry)} but its durable log holds {_entry(held)}",
+            )
+        prev = self.applied.setdefault(entry.index, entry)
+        if prev != entry:
+            raise self.fail(
+                "state-machine-safety",
+                f"n{node.id} applies {_entry(entry)} but another node applied {_entry(prev)}",
+            )
+        assert node.core is not None
+        self._record_committed(entry, node.core.current_term, f"applied on n{node.id}")
+        return d.sm.apply(entry)
+
+    # --- network ----------------------------------------------------------------------
+
+    def _cut(self, a: NodeId, b: NodeId) -> bool:
+        return self.groups is not None and self.groups[a] != self.groups[b]
+
+    def _delay(self) -> int:
+        p = self.profile
+        if self.faulty and self.rng.random() < p.long_delay:
+            return self.rng.randint(1, p.long_delay_max)
+        return self.rng.randint(1, p.delay_max)
+
+    def _dropped(self) -> bool:
+        return self.faulty and self.rng.random() < self.profile.drop
+
+    def _answer(self, node: SimNode, command: Command) -> None:
+        """Release a Send or Respond to the network or the client."""
+        if isinstance(command, Send):
+            self._send(node, command.request)
+        elif isinstance(command, Respond):
+            info = node.tokens.pop(command.token, None)
+            if info is None:
+                raise self.fail(
+                    "answer-once", f"n{node.id} answers token {command.token} again (or unasked)"
+                )
+            if info[0] == "client":
+                self._client_answer(node, self.writes[info[1]], command)
+            else:
+                _, src, src_inc, request = info
+                value = command.value if command.error is None else None
+                if isinstance(value, VoteResponse) and value.vote_granted:
+                    self._record_vote(node.id, value.term, request.candidate_id)
+                self._trace("reply", node.id, src, _msg(request), _msg(value, command.error))
+                self._reply(node.id, src, src_inc, request, value)
+
+    def _record_vote(self, voter: NodeId, term: Term, candidate: NodeId) -> None:
+        """A vote left the node (a granted VoteResponse, or a candidate's VoteRequest)."""
+        if "vote-once" in self.skip_checks:
+            return
+        prev = self.granted.setdefault((voter, term), candidate)
+        if prev != candidate:
+            raise self.fail(
+                "vote-once",
+                f"n{voter} granted its term-{term} vote to n{prev} and to n{candidate}",
+            )
+
+    def _send(self, node: SimNode, request: Any) -> None:
+        src, dst = node.id, request.target
+        if isinstance(request, VoteRequest):
+            self._record_vote(src, request.term, src)  # the candidate's own vote
+        if self._cut(src, dst):
+            self._trace("unreachable", src, dst, _msg(request))
+            self._schedule(1, "response", src, node.incarnation, request, None)
+            return
+        if self._dropped():
+            self._trace("drop", src, dst, _msg(request))
+            return
+        copies = 2 if self.faulty and self.rng.random() < self.profile.duplicate else 1
+        for _ in range(copies):
+            self._schedule(self._delay(), "request", src, node.incarnation, request)
+
+    def _reply(self, src: NodeId, dst: NodeId, dst_inc: int, request: Any, value: Any) -> None:
+        """Carry a response from ``src`` back to the requester ``dst``."""
+        if self._cut(src, dst) or self._dropped():
+            self._trace("drop-reply", src, dst, _msg(request))
+            return
+        self._schedule(self._delay(), "response", dst, dst_inc, request, value)
+
+    def _on_request(self, src: NodeId, src_inc: int, request: Any) -> None:
+        dst = self.nodes[request.target]
+        if not dst.up or dst.core is None or self._cut(src, dst.id):
+            self._trace("lost", src, dst.id, _msg(request))
+            return
+        self._trace("deliver", src, dst.id, _msg(request))
+        token = dst.next_token
+        dst.next_token += 1
+        dst.tokens[token] = ("rpc", src, src_inc, request)
+        if isinstance(request, AppendEntriesRequest):
+            dst.core.receive_append_entries(request, token)
+        else:
+            dst.core.receive_vote(request, token)
+        self._drain(dst)
+
+    def _on_response(self, nid: NodeId, incarnation: int, request: Any, value: Any) -> None:
+        node = self.nodes[nid]
+        if not node.up or node.incarnation != incarnation or node.core is None:
+            return  # the requester crashed: its reply is lost
+        if isinstance(request, AppendEntriesRequest):
+            ok = value if isinstance(value, AppendEntriesResponse) else None
+            node.core.append_entries_result(request, ok)
+        else:
+            node.core.vote_result(request, value if isinstance(value, VoteResponse) else None)
+        self._drain(node)
+
+    # --- faults -----------------------------------------------------------------------
+
+    def _on_partition(self) -> None:
+        if not self.faulty:
+            return
+        ids = list(self.nodes)
+        sides = self.rng.choice((2, 2, 3))
+        groups = {nid: self.rng.randrange(sides) for nid in ids}
+        self.groups = groups
+        desc = " | ".join(
+            "{" + ",".join(str(n) for n in ids if groups[n] == g) + "}" for g in range(sides)
+        )
+        self._trace("partition", desc)
+        self._schedule(self.rng.randint(10, self.profile.partition_ms), "heal")
+
+    def _on_heal(self) -> None:
+        if self.groups is None:
+            return
+        self.groups = None
+        self._trace("heal")
+        if self.faulty and self.profile.partition_gap is not None:
+            self._schedule(self._gap(self.profile.partition_gap), "partition")
+
+    def _on_crash(self) -> None:
+        if not self.faulty:
+            return
+        ups = [n for n in self.nodes.values() if n.up]
+        if ups:
+            node = self.rng.choice(ups)
+            self._crash(node)
+            self._schedule(self.rng.randint(1, self.profile.downtime_ms), "restart", node.id)
+        assert self.profile.crash_gap is not None
+        self._schedule(self._gap(self.profile.crash_gap), "crash")
+
+    def _on_restart(self, nid: NodeId) -> None:
+        node = self.nodes[nid]
+        if node.up:
+            return
+        self._trace("restart", nid)
+        self._boot(node)
+
+    def _on_calm(self) -> None:
+        """The faults stop: heal, restart every crashed node, no drops, duplicates or
+        reordering; random client writes stop (only the liveness write follows)."""
+        self.faulty = False
+        longest = max(
+            max(len(n.durable.log), n.core.log.last_index if n.core is not None else 0)
+            for n in self.nodes.values()
+        )
+        shortest = min(n.durable.last_applied for n in self.nodes.values())
+        waiting = sum(1 for w in self.writes.values() if w.outcome == "pending")
+        self.deadline += CATCH_UP_MS_PER_ENTRY * (longest - shortest + waiting)
+        self._trace("calm", f"liveness deadline t={self.deadline}")
+        if self.groups is not None:
+            self._on_heal()
+        for node in self.nodes.values():
+            if not node.up:
+                self._trace("restart", node.id)
+                self._boot(node)
+
+    # --- clients ----------------------------------------------------------------------
+
+    def _on_client(self) -> None:
+        if not self.faulty:
+            return
+        self._schedule(self._gap(self.profile.write_gap), "client")
+        ups = [n for n in self.nodes.values() if n.up]
+        hint = self.nodes.get(self.leader_hint) if self.leader_hint is not None else None
+        if hint is not None and hint.up and self.rng.random() < 0.7:
+            node = hint
+        elif ups:
+            node = self.rng.choice(ups)
+        else:
+            return
+        wid = len(self.writes) + 1
+        data: Any
+        if self.rng.random() < 0.05:
+            data = f"bad{wid}"  # not a key-value command: the application refuses it
+        else:
+            data = Put(f"k{self.rng.randrange(4)}", f"v{wid}")
+        mode = ResponseMode.APPLIED if self.rng.random() < 0.5 else ResponseMode.COMMITTED
+        self._submit(node, ClientPayload.new(data, mode))
+
+    def _submit(self, node: SimNode, payload: ClientPayload) -> Write:
+        wid = len(self.writes) + 1
+        write = Write(wid, payload, node.id, node.incarnation)
+        self.writes[wid] = write
+        data = payload.entry.data
+        if isinstance(data, Put):
+            self.write_of_value[data.value] = wid
+        token = node.next_token
+        node.next_token += 1
+        node.tokens[token] = ("client", wid)
+        self._trace("client", node.id, f"w{wid} {_data(data)} {payload.response_mode.value}")
+        assert node.core is not None
+        node.core.client_write(payload, token)
+        self._drain(node)
+        return write
+
+    def _client_answer(self, node: SimNode, write: Write, command: Respond) -> None:
+        # Answers are released in the middle of a step: bring the commit record up to date.
+        self._observe_commit(node)
+        error = command.error
+        data = write.payload.entry.data
+        write.answered = f"by n{node.id} at t={self.now}"
+        if error is not None:
+            self._trace("answer", node.id, f"w{write.wid} {type(error).__name__}")
+            if isinstance(error, ForwardToLeader):
+                write.outcome = "forward"
+                if error.payload != write.payload:
+                    raise self.fail(
+                        "client-oracle",
+                        f"ForwardToLeader for w{write.wid} hands back {error.payload!r}",
+                    )
+                self.leader_hint = error.leader_id
+            elif isinstance(error, ApplicationError):
+                write.outcome = "app_error"
+            else:
+                raise self.fail("client-oracle", f"w{write.wid} failed with {error!r}")
+            at = self.committed_value_at.get(data.value) if isinstance(data, Put) else None
+            if at is not None:
+                raise self.fail(
+                    "client-oracle",
+                    f"w{write.wid} answered {type(error).__name__} but its entry is committed "
+                    f"at {at}",
+                )
+            return
+        value = command.value
+        if not isinstance(value, ClientPayloadResponse):
+            raise self.fail("client-oracle", f"w{write.wid} answered {value!r}")
+        self._trace("answer", node.id, f"w{write.wid} {value.response_mode.value}@{value.index}")
+        self.leader_hint = node.id
+        if value.response_mode is not write.payload.response_mode:
+            raise self.fail("client-oracle", f"w{write.wid} answered in mode {value}")
+        if not isinstance(data, Put):
+            raise self.fail("client-oracle", f"refused w{write.wid} acknowledged at {value.index}")
+        write.outcome = value.response_mode.value
+        write.index = value.index
+        committed = self.committed.get(value.index)
+        if committed is None or committed.payload != write.payload.entry:
+            raise self.fail(
+                "client-oracle",
+                f"w{write.wid} acknowledged at {value.index}, where the committed entry is "
+                f"{_entry(committed)}",
+            )
+        if value.response_mode is ResponseMode.APPLIED:
+            previous = None
+            for i in range(value.index - 1, 0, -1):
+                entry = self.applied[i]
+                if isinstance(entry.payload, EntryNormal) and entry.payload.data.key == data.key:
+                    previous = entry.payload.data.value
+                    break
+            if value.data != previous:
+                raise self.fail(
+                    "client-oracle",
+                    f"w{write.wid} (Put {data.key}) answered {value.data!r}, expected {previous!r}",
+                )
+        elif value.data is not None:
+            raise self.fail("client-oracle", f"committed w{write.wid} carries data {value.data!r}")
+
+    # --- invariants -------------------------------------------------------------------
+
+    def _record_committed(self, entry: Entry, term: Term, why: str) -> None:
+        """A node in ``term`` knows ``entry`` is committed: check it against all known so far.
+
+        The entry was committed in ``term`` or earlier, so every leader of a later term must
+        hold it (leader completeness, §5.4). The entry's own term is not the bound: an
+        entry of term 14 may be committed by the leader of term 19 while a partitioned
+        leader of term 18, which lacks it, is still in office.
+        """
+        prev = self.committed.setdefault(entry.index, entry)
+        if prev != entry:
+            raise self.fail(
+                "state-machine-safety",
+                f"{_entry(entry)} is committed ({why}) but {_entry(prev)} was committed before",
+            )
+        known_term = self.commit_term.get(entry.index)
+        if known_term is not None and known_term <= term:
+            return
+        self.commit_term[entry.index] = term
+        self._check_leaders_hold(entry, term)
+        if known_term is not None:
+            return  # seen before: the client checks below were done then
+        payload = entry.payload
+        if isinstance(payload, EntryNormal):
+            data = payload.data
+            if not isinstance(data, Put):
+                raise self.fail("client-oracle", f"refused entry {_entry(entry)} is committed")
+            at = self.committed_value_at.setdefault(data.value, entry.index)
+            if at != entry.index:
+                raise self.fail(
+                    "client-oracle", f"write {data.value} committed at {at} and at {entry.index}"
+                )
+            write = self.writes[self.write_of_value[data.value]]
+            if write.outcome in ("forward", "app_error"):
+                raise self.fail(
+                    "client-oracle",
+                    f"w{write.wid} was answered {write.outcome} ({write.answered}) but is "
+                    f"committed at {_entry(entry)} ({why})",
+                )
+            if write.index is not None and write.index != entry.index:
+                raise self.fail(
+                    "client-oracle",
+                    f"w{write.wid} was acknowledged at {write.index} but is committed at "
+                    f"{entry.index}",
+                )
+
+    def _check_leaders_hold(self, entry: Entry, commit_term: Term) -> None:
+        """Leader completeness for the leaders in office of a term after ``commit_term``."""
+        for node in self.nodes.values():
+            core = node.core
+            if (
+                node.up
+                and core is not None
+                and core.role is Role.LEADER
+                and core.current_term > commit_term
+                and not _holds(core, entry)
+            ):
+                raise self.fail(
+                    "leader-completeness",
+                    f"{_entry(entry)} is committed (by term {commit_term}) but leader "
+                    f"n{node.id} of term {core.current_term} lacks it (it has "
+                    f"{_entry(_get(core, entry.index))})",
+                )
+
+    def _observe_commit(self, node: SimNode) -> None:
+        """Record the entries a running node's commit index newly covers."""
+        core = node.core
+        if not node.up or core is None or core.role is Role.INITIALIZING:
+            return
+        commit = core.commit_index
+        if commit < node.seen_commit:
+            raise self.fail(
+                "commit-monotonic", f"n{node.id} commit index went {node.seen_commit}->{commit}"
+            )
+        if commit > node.seen_commit:
+            if commit > core.log.last_index:
+                raise self.fail(
+                    "commit-monotonic",
+                    f"n{node.id} commits {commit} beyond its log end {core.log.last_index}",
+                )
+            start, node.seen_commit = node.seen_commit, commit
+            for i in range(start + 1, commit + 1):
+                self._record_committed(
+                    core.log.get(i), core.current_term, f"commit index of n{node.id}"
+                )
+
+    def _check_nodes(self) -> None:
+        """The per-step invariants over every running node."""
+        for node in self.nodes.values():
+            core = node.core
+            if not node.up or core is None or core.role is Role.INITIALIZING:
+                continue
+            nid = node.id
+            term = core.current_term
+            if term < node.seen_term:
+                raise self.fail(
+                    "term-monotonic", f"n{nid} term went from {node.seen_term} to {term}"
+                )
+            if (
+                term == node.seen_term
+                and node.seen_vote is not None
+                and core.voted_for != node.seen_vote
+            ):
+                raise self.fail(
+                    "vote-stable",
+                    f"n{nid} changed its term-{term} vote from {node.seen_vote} "
+                    f"to {core.voted_for}",
+                )
+            node.seen_term, node.seen_vote = term, core.voted_for
+            if core.role is not node.seen_role:
+                self._trace("role", nid, f"{node.seen_role.value}->{core.role.value} t{term}")
+                node.seen_role = core.role
+                if core.role is Role.LEADER:
+                    self._check_new_leader(node)
+            if core.role is Role.LEADER:
+                holder = self.leaders.setdefault(term, nid)
+                if holder != nid:
+                    raise self.fail(
+                        "election-safety", f"n{holder} and n{nid} are both leaders of term {term}"
+                    )
+            self._observe_commit(node)
+
+    def _check_new_leader(self, node: SimNode) -> None:
+        core = node.core
+        assert core is not None
+        for index, entry in self.committed.items():
+            commit_term = self.commit_term[index]
+            if commit_term < core.current_term and not _holds(core, entry):
+                raise self.fail(
+                    "leader-completeness",
+                    f"n{node.id} leads term {core.current_term} without {_entry(entry)}, "
+                    f"committed by term {commit_term} (it has {_entry(_get(core, index))})",
+                )
+
+    def _check_log_matching(self) -> None:
+        """Pairwise over durable logs: entries with equal index and term have equal prefixes."""
+        logs = [(n.id, n.durable.log) for n in self.nodes.values()]
+        for pos, (a, la) in enumerate(logs):
+            for b, lb in logs[pos + 1 :]:
+                for i in range(min(len(la), len(lb)) - 1, -1, -1):
+                    if la[i].term == lb[i].term:
+                        if la[: i + 1] != lb[: i + 1]:
+                            j = next(k for k in range(i + 1) if la[k] != lb[k])
+                            raise self.fail(
+                                "log-matching",
+                                f"n{a} and n{b} agree on index {i + 1} term {la[i].term} but "
+                                f"differ at {j + 1}: {_entry(la[j])} vs {_entry(lb[j])}",
+                            )
+                        break
+
+    # --- the calm phase ---------------------------------------------------------------
+
+    def _live(self) -> bool:
+        """Calm phase: once a single leader exists, write through it; done when applied
+        everywhere."""
+        if any(not n.started for n in self.nodes.values()):
+            return False
+        leaders = [
+            n for n in self.nodes.values() if n.core is not None and n.core.role is Role.LEADER
+        ]
+        lw = self.liveness_write
+        if lw is None or lw.outcome in ("forward", "app_error", "lost"):
+            if len(leaders) == 1:
+                data = Put("liveness", f"v{len(self.writes) + 1}")
+                self.liveness_write = self._submit(leaders[0], ClientPayload.new(data))
+            return False
+        if lw.index is None or len(leaders) != 1:
+            return False
+        return all(n.durable.last_applied >= lw.index for n in self.nodes.values())
+
+    def _check_final(self) -> None:
+        """After recovery: every acknowledged write is applied on every node, and every
+        write sent to a node that is still running was answered."""
+        for write in self.writes.values():
+            node = self.nodes[write.node]
+            if write.outcome == "pending" and node.incarnation == write.incarnation:
+                raise self.fail(
+                    "client-oracle", f"w{write.wid} sent to n{write.node} was never answered"
+                )
+            if write.index is None:
+                continue
+            for n in self.nodes.values():
+                history = n.durable.sm.applied
+                got = history[write.index - 1] if write.index <= len(history) else None
+                if got != (write.index, write.payload.entry.data):
+                    raise self.fail(
+                        "client-oracle",
+                        f"acknowledged w{write.wid} at {write.index} is not applied on n{n.id} "
+                        f"(it applied {got})",
+                    )
+        by_applied: dict[LogIndex, dict[str, Any]] = {}
+        for n in self.nodes.values():
+            data = by_applied.setdefault(n.durable.last_applied, n.durable.sm.data)
+            if data != n.durable.sm.data:
+                raise self.fail("state-machine-safety", f"n{n.id} state machine differs")
+
+    # --- summaries --------------------------------------------------------------------
+
+    def summary(self) -> dict[str, int]:
+        """Counts that show what a run exercised."""
+        outcomes = collections.Counter(w.outcome for w in self.writes.values())
+        return {
+            "steps": self.steps,
+            "virtual_ms": self.now,
+            "terms_with_leader": len(self.leaders),
+            "applied": len(self.applied),
+            "writes": len(self.writes),
+            **{f"writes_{k}": v for k, v in sorted(outcomes.items())},
+        }
+
+
+# --- helpers ----------------------------------------------------------------------------
+
+
+def _get(core: RaftCore, index: LogIndex) -> Entry | None:
+    return core.log.get(index) if index <= core.log.last_index else None
+
+
+def _holds(core: RaftCore, entry: Entry) -> bool:
+    return _get(core, entry.index) == entry
+
+
+def _data(data: Any) -> str:
+    if isinstance(data, Put):
+        return f"{data.key}={data.value}"
+    return repr(data)
+
+
+def _entry(entry: Entry | None) -> str:
+    if entry is None:
+        return "nothing"
+    payload = entry.payload
+    if isinstance(payload, EntryNormal):
+        what = _data(payload.data)
+    else:
+        what = type(payload).__name__.removeprefix("Entry").lower()
+    return f"{entry.index}/t{entry.term}:{what}"
+
+
+def _msg(message: Any, error: BaseException | None = None) -> str:
+    if error is not None:
+        return f"error {type(error).__name__}"
+    if isinstance(message, AppendEntriesRequest):
+        span = f" {message.prev_log_index + 1}..{message.last_index}" if message.entries else ""
+        return (
+            f"AE(t{message.term} prev={message.prev_log_index}/t{message.prev_log_term}{span} "
+            f"commit={message.leader_commit})"
+        )
+    if isinstance(message, VoteRequest):
+        return f"Vote(t{message.term} last={message.last_log_index}/t{message.last_log_term})"
+    if isinstance(message, AppendEntriesResponse):
+        hint = (
+            f" hint={message.conflict_opt.index}/t{message.conflict_opt.term}"
+            if (message.conflict_opt)
+            else ""
+        )
+        return f"AEResp(t{message.term} {'ok' if message.success else 'reject'}{hint})"
+    if isinstance(message, VoteResponse):
+        return f"VoteResp(t{message.term} {'granted' if message.vote_granted else 'denied'})"
+    if message is None:
+        return "none"
+    return repr(message)
+
+
+def _format_event(event: tuple[Any, ...]) -> str:
+    when, kind, *rest = event
+    if kind in ("deliver", "reply", "drop", "drop-reply", "lost", "unreachable"):
+        src, dst, *what = rest
+        return f"t={when:>5} {kind:<11} n{src}->n{dst} {' '.join(what)}"
+    if rest and isinstance(rest[0], int):
+        return f"t={when:>5} {kind:<11} n{rest[0]} {' '.join(str(r) for r in rest[1:])}"
+    return f"t={when:>5} {kind:<11} {' '.join(str(r) for r in rest)}"
+
+
+def run_simulation(
+    seed: int,
+    nodes: int = 3,
+    core_factory: CoreFactory = RaftCore,
+    profile: FaultProfile | None = None,
+    keep_trace: bool = False,
+    skip_checks: frozenset[str] = frozenset(),
+    fault_ms: int | None = None,
+) -> Simulation:
+    """Run one seeded simulation to the end; raise :class:`SimulationFailure` on a violation."""
+    return Simulation(seed, nodes, core_factory, profile, keep_trace, skip_checks, fault_ms).run()

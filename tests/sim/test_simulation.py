@@ -1,0 +1,329 @@
+"""Seeded randomized simulation of RaftCore clusters under faults (see ``sim_cluster``).
+
+* ``test_three_nodes`` / ``test_five_nodes``: a fixed set of seeds, each with its own mix of
+  drops, duplicates, reordering, partitions, crashes and application rejections; every
+  invariant is checked after every step, then liveness after the faults stop.
+* ``test_replay``: ``PYKKA_RAFT_SIM_SEED=<seed>`` replays one seed (both cluster sizes, or
+  pick one with ``-k "replay and n3"``); skipped when the variable is not set.
+* ``test_extra_random_seeds``: ``PYKKA_RAFT_SIM_SEEDS=<N>`` runs N fresh random seeds per
+  cluster size and reports every failing seed; skipped by default.
+* ``PYKKA_RAFT_SIM_FAULT_MS=<ms>`` (replay and extra seeds only) lengthens the faulty phase
+  of every seed, e.g. 20000 to hunt for rarer bugs; failure messages repeat it.
+* Negative controls: deliberately broken cores must be caught within a few seeds.
+* Known bugs of ``pykka_raft`` are strict xfails with the seed and fault mix that show
+  them; they XPASS (and so fail) once the bug is fixed: then drop the mark.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import random
+import subprocess
+import sys
+from pathlib import Path
+
+import attrs
+import pytest
+from sim_cluster import FaultProfile, Simulation, SimulationFailure, run_simulation
+
+from pykka_raft.core.commands import SaveHardState
+from pykka_raft.core.raft_core import RaftCore, Role
+from pykka_raft.messages import (
+    ClientPayload,
+    ClientPayloadResponse,
+    ResponseMode,
+    VoteRequest,
+    VoteResponse,
+)
+
+THREE_NODE_SEEDS = range(400)
+FIVE_NODE_SEEDS = range(250)
+
+
+@pytest.mark.parametrize("seed", THREE_NODE_SEEDS)
+def test_three_nodes(seed: int) -> None:
+    run_simulation(seed, nodes=3)
+
+
+@pytest.mark.parametrize("seed", FIVE_NODE_SEEDS)
+def test_five_nodes(seed: int) -> None:
+    run_simulation(seed, nodes=5)
+
+
+def test_runs_exercise_the_protocol() -> None:
+    """The fixed seeds are not vacuous: elections, crashes, commits and every answer."""
+    sims = [run_simulation(seed, nodes) for nodes in (3, 5) for seed in range(10)]
+    totals: dict[str, int] = {}
+    for sim in sims:
+        for key, value in sim.summary().items():
+            totals[key] = totals.get(key, 0) + value
+    assert totals["terms_with_leader"] >= 20
+    assert totals["applied"] >= 500
+    for outcome in ("committed", "applied", "forward", "app_error", "lost"):
+        assert totals.get(f"writes_{outcome}", 0) > 0, (outcome, totals)
+
+
+# --- determinism and replay -------------------------------------------------------------
+
+
+def _digest(sim: Simulation) -> str:
+    assert sim.full_trace is not None
+    text = "\n".join(repr(event) for event in sim.full_trace)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+@pytest.mark.parametrize("nodes", [3, 5], ids=["n3", "n5"])
+def test_same_seed_same_run(nodes: int) -> None:
+    first = run_simulation(7, nodes, keep_trace=True)
+    second = run_simulation(7, nodes, keep_trace=True)
+    assert first.full_trace == second.full_trace
+    assert first.summary() == second.summary()
+    assert [n.durable.log for n in first.nodes.values()] == [
+        n.durable.log for n in second.nodes.values()
+    ]
+    assert _digest(first) == _digest(second)
+    assert first.full_trace != run_simulation(8, nodes, keep_trace=True).full_trace
+
+
+def test_same_seed_same_run_in_another_process() -> None:
+    """Replays do not depend on the process (e.g. string hash randomization)."""
+    here = _digest(run_simulation(11, 3, keep_trace=True))
+    code = (
+        "import sys; sys.path.insert(0, sys.argv[1]); "
+        "from test_simulation import _digest; from sim_cluster import run_simulation; "
+        "print(_digest(run_simulation(11, 3, keep_trace=True)))"
+    )
+    env = {**os.environ, "PYTHONHASHSEED": "12345"}
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(Path(__file__).parent)],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    )
+    assert out.stdout.strip() == here
+
+
+def _fault_ms() -> int | None:
+    value = os.environ.get("PYKKA_RAFT_SIM_FAULT_MS")
+    return int(value) if value else None
+
+
+@pytest.mark.parametrize("nodes", [3, 5], ids=["n3", "n5"])
+def test_replay(nodes: int) -> None:
+    """Replay one seed: ``PYKKA_RAFT_SIM_SEED=<seed> pytest tests/sim -k replay``."""
+    seed = os.environ.get("PYKKA_RAFT_SIM_SEED")
+    if not seed:
+        pytest.skip("set PYKKA_RAFT_SIM_SEED=<seed> to replay a seed")
+    sim = run_simulation(int(seed), nodes, fault_ms=_fault_ms())
+    print(f"seed {seed} nodes {nodes}: {sim.summary()}")
+
+
+def test_extra_random_seeds() -> None:
+    """``PYKKA_RAFT_SIM_SEEDS=<N>``: N fresh random seeds for each cluster size."""
+    count = int(os.environ.get("PYKKA_RAFT_SIM_SEEDS", "0") or "0")
+    if count <= 0:
+        pytest.skip("set PYKKA_RAFT_SIM_SEEDS=<N> to run N extra random seeds")
+    draw = random.SystemRandom()
+    failures: list[SimulationFailure] = []
+    for _ in range(count):
+        seed = draw.randrange(2**32)
+        for nodes in (3, 5):
+            try:
+                run_simulation(seed, nodes, fault_ms=_fault_ms())
+            except SimulationFailure as exc:
+                failures.append(exc)
+    if failures:
+        seeds = ", ".join(f"seed={f.seed} nodes={f.nodes} [{f.check}]" for f in failures)
+        raise AssertionError(
+            f"{len(failures)} of {2 * count} runs failed: {seeds}\n\nfirst failure:\n{failures[0]}"
+        )
+
+
+# --- negative controls: the checkers must bite ------------------------------------------
+
+
+class DoubleVoter(RaftCore):
+    """Grants every up-to-date candidate of its term, whoever it voted for already."""
+
+    def receive_vote(self, request: VoteRequest, token: int) -> None:
+        if self.role is Role.INITIALIZING or request.term < self.current_term:
+            super().receive_vote(request, token)
+            return
+        if request.term > self.current_term:
+            self._become_follower(request.term, None)
+        candidate_last = (request.last_log_term, request.last_log_index)
+        ours = (self.log.last_term, self.log.last_index)
+        granted = candidate_last >= ours
+        if granted:
+            if self.voted_for is None:
+                self.voted_for = request.candidate_id
+                self._save_hard_state()
+            self._reset_election_timer()
+        self._respond(token, value=VoteResponse(self.current_term, granted), after_durable=True)
+
+
+class ForgetfulVoter(RaftCore):
+    """Does not persist its vote: after a restart it may vote again in the same term."""
+
+    def receive_vote(self, request: VoteRequest, token: int) -> None:
+        before = len(self.commands)
+        super().receive_vote(request, token)
+        self.commands[before:] = [
+            c
+            for c in self.commands[before:]
+            if not (isinstance(c, SaveHardState) and c.hard_state.voted_for is not None)
+        ]
+
+
+class LogBlindVoter(RaftCore):
+    """Skips the §5.4.1 check: votes for candidates whose log is behind its own."""
+
+    def receive_vote(self, request: VoteRequest, token: int) -> None:
+        super().receive_vote(attrs.evolve(request, last_log_term=10**9), token)
+
+
+class EarlyAcker(RaftCore):
+    """Acknowledges COMMITTED writes as soon as it appends them, before they commit."""
+
+    def client_write(self, payload: ClientPayload, token: int) -> None:
+        super().client_write(payload, token)
+        for index, pending in list(self.pending.items()):
+            if pending.payload.response_mode is ResponseMode.COMMITTED:
+                del self.pending[index]
+                self._respond(
+                    pending.token, value=ClientPayloadResponse(index, ResponseMode.COMMITTED)
+                )
+
+
+CRASH_HEAVY = FaultProfile(
+    fault_ms=4000,
+    drop=0.3,
+    duplicate=0.0,
+    delay_max=25,
+    long_delay=0.0,
+    long_delay_max=50,
+    storage_delay_max=60,
+    slow_storage=0.0,
+    partition_gap=None,
+    partition_ms=100,
+    crash_gap=60,
+    downtime_ms=20,
+    reject=0.0,
+    write_gap=50,
+)
+"""Frequent short crashes and lost messages: many elections, often in the same term."""
+
+
+@pytest.mark.parametrize(
+    ("core", "nodes", "profile", "skip", "expected"),
+    [
+        pytest.param(DoubleVoter, 3, None, frozenset(), {"vote-once"}, id="double-vote"),
+        pytest.param(
+            DoubleVoter,
+            5,
+            None,
+            frozenset({"vote-once"}),
+            {"election-safety"},
+            id="double-vote-two-leaders",
+        ),
+        pytest.param(ForgetfulVoter, 5, CRASH_HEAVY, frozenset(), {"vote-once"}, id="forget"),
+        pytest.param(LogBlindVoter, 3, None, frozenset(), {"leader-completeness"}, id="log-blind"),
+        pytest.param(EarlyAcker, 3, None, frozenset(), {"client-oracle"}, id="early-ack"),
+    ],
+)
+def test_broken_core_is_caught(
+    core: type[RaftCore],
+    nodes: int,
+    profile: FaultProfile | None,
+    skip: frozenset[str],
+    expected: set[str],
+) -> None:
+    failure = None
+    for seed in range(10):
+        try:
+            run_simulation(seed, nodes, core_factory=core, profile=profile, skip_checks=skip)
+        except SimulationFailure as exc:
+            failure = exc
+            break
+    assert failure is not None, f"{core.__name__} survived 10 seeds: the checkers do not bite"
+    assert failure.check in expected, str(failure)
+    message = str(failure)
+    assert f"seed={failure.seed} nodes={nodes} core={core.__name__}" in message
+    assert "replay:" in message
+    assert message.count("\n  t=") >= 10, message  # the trace tail
+
+
+def test_failure_message_names_replay_command() -> None:
+    """A default run's failure names the exact replay command."""
+    message = str(Simulation(3, 5).fail("example", "detail"))
+    assert (
+        'PYKKA_RAFT_SIM_SEED=3 .venv/bin/python -m pytest tests/sim -k "replay and n5"' in message
+    )
+    message = str(Simulation(3, 3, fault_ms=20000).fail("example", "detail"))
+    assert (
+        "PYKKA_RAFT_SIM_FAULT_MS=20000 PYKKA_RAFT_SIM_SEED=3 .venv/bin/python -m pytest "
+        'tests/sim -k "replay and n3"' in message
+    )
+
+
+# --- regressions ----------------------------------------------------------------------
+
+# Runs that once caught a write answered ForwardToLeader at truncation and then committed
+# by a later leader (another node, or the old leader after a crash lost its deletion, still
+# held the entry). A pending write is now answered only when its index commits.
+FORWARD_BUG_RUNS = [
+    pytest.param(
+        73,
+        3,
+        FaultProfile(
+            fault_ms=20000,
+            drop=0.0,
+            duplicate=0.05,
+            delay_max=9,
+            long_delay=0.1,
+            long_delay_max=259,
+            storage_delay_max=60,
+            slow_storage=0.01,
+            partition_gap=300,
+            partition_ms=512,
+            crash_gap=600,
+            downtime_ms=1141,
+            reject=0.0,
+            write_gap=5,
+        ),
+        id="n3-crash-loses-truncation",
+    ),
+    pytest.param(
+        259,
+        5,
+        FaultProfile(
+            fault_ms=20000,
+            drop=0.3,
+            duplicate=0.01,
+            delay_max=16,
+            long_delay=0.02,
+            long_delay_max=148,
+            storage_delay_max=1,
+            slow_storage=0.05,
+            partition_gap=800,
+            partition_ms=986,
+            crash_gap=None,
+            downtime_ms=1083,
+            reject=0.0,
+            write_gap=19,
+        ),
+        id="n5-copy-on-another-node",
+    ),
+]
+
+
+@pytest.mark.parametrize(("seed", "nodes", "profile"), FORWARD_BUG_RUNS)
+def test_regression_forward_to_leader_only_once_another_entry_commits(
+    seed: int, nodes: int, profile: FaultProfile
+) -> None:
+    """A write is answered ForwardToLeader only when a different entry commits at its
+    index, never at truncation alone."""
+    run_simulation(seed, nodes, profile=profile)
