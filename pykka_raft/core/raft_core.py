@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import enum
 import random
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 import attrs
 
@@ -146,7 +146,9 @@ class RaftCore:
         self.progress: dict[NodeId, Progress] = {}
         self.proposals: list[Proposal] = []
         self.leader_appends_in_flight = 0
-        self.pending: dict[LogIndex, Pending] = {}
+        # Several writes may wait on one index: a deposed leader's undecided write, and a
+        # newer one this node appended there after it led again.
+        self.pending: dict[LogIndex, list[Pending]] = {}
         self.swept_term: Term = 0  # pending writes of older terms decided up to this term
 
     # --- derived state ------------------------------------------------------------------
@@ -381,8 +383,8 @@ class RaftCore:
             self.log.append((entry,))
             entries.append(entry)
             if proposal.token is not None and proposal.client_payload is not None:
-                self.pending[entry.index] = Pending(
-                    self.current_term, proposal.token, proposal.client_payload
+                self.pending.setdefault(entry.index, []).append(
+                    Pending(self.current_term, proposal.token, proposal.client_payload)
                 )
         self.leader_appends_in_flight += 1
         self.commands.append(WriteLog(tuple(entries), leader=True))
@@ -404,8 +406,7 @@ class RaftCore:
             if self.log.term_at(index) == last.term and index <= self.log.last_index:
                 entry = self.log.get(index)
                 self.log.replace(Entry(entry.term, entry.index, EntryBlank()))
-            pending = self.pending.pop(index, None)
-            if pending is not None:
+            for pending in self._take_pending(index, lambda p: p.term == last.term):
                 self._respond(pending.token, error=ApplicationError(error))
         if self.log.term_at(last.index) == last.term:
             self.flushed_index = max(self.flushed_index, last.index)
@@ -420,9 +421,9 @@ class RaftCore:
     def applied(self, entries: tuple[Entry, ...], responses: tuple[object, ...]) -> None:
         """The state machine applied ``entries`` and answered ``responses``."""
         for entry, response in zip(entries, responses, strict=True):
-            pending = self.pending.get(entry.index)
-            if pending is not None and pending.payload.response_mode is ResponseMode.APPLIED:
-                del self.pending[entry.index]
+            if entry.index not in self.pending:
+                continue
+            for pending in self._take_pending(entry.index, _wants_applied):
                 if pending.term == entry.term:
                     self._respond(
                         pending.token,
@@ -457,24 +458,34 @@ class RaftCore:
         old = self.commit_index
         self.commit_index = index
         for i in range(old + 1, index + 1):
-            pending = self.pending.get(i)
-            if pending is None:
+            if i not in self.pending:
                 continue
-            if pending.term != self.log.term_at(i):
-                del self.pending[i]
-                self._respond(pending.token, error=ForwardToLeader(pending.payload, self.leader_id))
-            elif pending.payload.response_mode is ResponseMode.COMMITTED:
-                del self.pending[i]
-                self._respond(pending.token, value=ClientPayloadResponse(i, ResponseMode.COMMITTED))
+            term = self.log.term_at(i)
+
+            def decided_now(p: Pending, term: Term | None = term) -> bool:
+                return p.term != term or not _wants_applied(p)
+
+            # The entry committed at i decides every write waiting on i: the same entry
+            # (same term) succeeded, any other is lost. APPLIED writes wait for applied().
+            for pending in self._take_pending(i, decided_now):
+                if pending.term != term:
+                    self._respond(
+                        pending.token, error=ForwardToLeader(pending.payload, self.leader_id)
+                    )
+                else:
+                    self._respond(
+                        pending.token, value=ClientPayloadResponse(i, ResponseMode.COMMITTED)
+                    )
         committed_term = self.log.term_at(index) or 0
         if committed_term > self.swept_term:
             self.swept_term = committed_term
             # Terms never decrease along a log, and every later leader holds this entry
             # (§5.4.3), so an older-term entry after it can never commit: those writes are lost.
-            lost = [i for i, p in self.pending.items() if i > index and p.term < committed_term]
-            for i in sorted(lost):
-                pending = self.pending.pop(i)
-                self._respond(pending.token, error=ForwardToLeader(pending.payload, self.leader_id))
+            for i in sorted(i for i in self.pending if i > index):
+                for pending in self._take_pending(i, lambda p: p.term < committed_term):
+                    self._respond(
+                        pending.token, error=ForwardToLeader(pending.payload, self.leader_id)
+                    )
         entries = self.log.slice(self.apply_requested + 1, self.commit_index + 1)
         if entries:
             self.apply_requested = entries[-1].index
@@ -708,6 +719,18 @@ class RaftCore:
 
     # --- helpers ------------------------------------------------------------------------
 
+    def _take_pending(self, index: LogIndex, which: Callable[[Pending], bool]) -> list[Pending]:
+        """Remove and return the writes waiting on ``index`` that ``which`` selects."""
+        waiting = self.pending.get(index, [])
+        taken = [p for p in waiting if which(p)]
+        if taken:
+            rest = [p for p in waiting if not which(p)]
+            if rest:
+                self.pending[index] = rest
+            else:
+                del self.pending[index]
+        return taken
+
     def _respond(
         self,
         token: int,
@@ -716,3 +739,7 @@ class RaftCore:
         after_durable: bool = False,
     ) -> None:
         self.commands.append(Respond(token, value, error, after_durable))
+
+
+def _wants_applied(pending: Pending) -> bool:
+    return pending.payload.response_mode is ResponseMode.APPLIED

@@ -327,3 +327,12 @@ def test_regression_forward_to_leader_only_once_another_entry_commits(
     """A write is answered ForwardToLeader only when a different entry commits at its
     index, never at truncation alone."""
     run_simulation(seed, nodes, profile=profile)
+
+
+@pytest.mark.parametrize(("seed", "nodes"), [(1834768377, 3), (3443602170, 5)])
+def test_regression_two_writes_waiting_on_one_index_are_both_answered(
+    seed: int, nodes: int
+) -> None:
+    """A deposed leader's undecided write and a newer write it appended at the same index
+    after leading again both get answers (the newer once overwrote the older's waiter)."""
+    run_simulation(seed, nodes, fault_ms=20000)
