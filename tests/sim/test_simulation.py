@@ -190,9 +190,11 @@ class EarlyAcker(RaftCore):
 
     def client_write(self, payload: ClientPayload, token: int) -> None:
         super().client_write(payload, token)
-        for index, pending in list(self.pending.items()):
-            if pending.payload.response_mode is ResponseMode.COMMITTED:
-                del self.pending[index]
+        for index in list(self.pending):
+            early = self._take_pending(
+                index, lambda p: p.payload.response_mode is ResponseMode.COMMITTED
+            )
+            for pending in early:
                 self._respond(
                     pending.token, value=ClientPayloadResponse(index, ResponseMode.COMMITTED)
                 )
