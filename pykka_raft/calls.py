@@ -9,7 +9,9 @@ plus a :class:`Reply` to answer through. A reply is either a Pykka future (a cal
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import queue
 from typing import Any, Protocol
 
 import attrs
@@ -84,12 +86,14 @@ class FutureReply:
     future: pykka.Future[Any]
 
     def set(self, value: Any = None) -> None:
-        """Complete the future with ``value``."""
-        self.future.set(value)
+        """Complete the future with ``value`` (a second answer is ignored)."""
+        with contextlib.suppress(queue.Full):
+            self.future.set(value)
 
     def set_exception(self, error: BaseException) -> None:
-        """Complete the future with ``error``."""
-        self.future.set_exception((type(error), error, error.__traceback__))
+        """Complete the future with ``error`` (a second answer is ignored)."""
+        with contextlib.suppress(queue.Full):
+            self.future.set_exception((type(error), error, error.__traceback__))
 
 
 def answer(reply: Reply, handler: Any, message: Any) -> None:
@@ -97,6 +101,14 @@ def answer(reply: Reply, handler: Any, message: Any) -> None:
     try:
         value = handler(message)
     except Exception as exc:  # every failure goes back to the caller
-        reply.set_exception(exc)
+        _deliver(reply.set_exception, exc)
     else:
-        reply.set(value)
+        _deliver(reply.set, value)
+
+
+def _deliver(method: Any, outcome: Any) -> None:
+    """Answer through a reply; a broken reply must not stop the actor that answers."""
+    try:
+        method(outcome)
+    except Exception:
+        logger.warning("an answer could not be delivered", exc_info=True)

@@ -183,6 +183,7 @@ class Raft(pykka.ThreadingActor):
         self._ticker: _Ticker | None = None
         self._stopped = False
         self._metrics_waiters: list[int] = []
+        self._metrics_key: tuple[Any, ...] = ()
 
     @classmethod
     def start(
@@ -217,7 +218,10 @@ class Raft(pykka.ThreadingActor):
     def on_start(self) -> None:
         """Ask the storage for the initial state; start the ticker."""
         self._ticker = _Ticker(self.actor_ref, self.config.tick_interval)
-        self._call_storage(st.GetInitialState(), ("initial",))
+        try:
+            self._call_storage(st.GetInitialState(), ("initial",))
+        except Exception as exc:  # e.g. the storage actor is already gone
+            self._fatal(exc if isinstance(exc, StorageError) else InternalError(repr(exc)))
 
     def on_stop(self) -> None:
         """Answer every waiting caller with ``ShuttingDown`` and publish final metrics."""
@@ -254,12 +258,16 @@ class Raft(pykka.ThreadingActor):
                 message.reply.set_exception(ShuttingDown())
             return _DEFERRED
         try:
+            # Time is read on every message, not only on ticks: a tick queued behind a
+            # backlog of client writes must not delay heartbeats or the quorum check.
+            self._advance_time()
             if isinstance(message, Call):
                 self._handle_call(message.message, message.reply)
             elif isinstance(message, Completed):
                 self._handle_completed(message)
             elif isinstance(message, _Tick):
-                self._handle_tick()
+                if self._ticker is not None:
+                    self._ticker.pending.clear()
             else:
                 self._handle_call(message, None)
             self._execute(self.core.take_commands())
@@ -293,14 +301,20 @@ class Raft(pykka.ThreadingActor):
         else:
             self._answer(cmd.Respond(token, error=UnknownMessage("Raft", message)))
 
-    def _handle_tick(self) -> None:
-        if self._ticker is not None:
-            self._ticker.pending.clear()
+    def _advance_time(self) -> None:
+        """Feed the core the time passed, at most one tick's worth at a time.
+
+        A node that was paused (a long handler, a garbage-collection pause) counts at most
+        three tick intervals for the pause: it was not listening, so it must not conclude
+        that it heard nothing and start an election before reading its inbox.
+        """
         now = time.monotonic()
+        interval = self.config.tick_interval
         elapsed = int((now - self._last_tick) * 1000)
-        if elapsed <= 0:
+        if elapsed < interval:
             return
-        self._last_tick += elapsed / 1000
+        self._last_tick = now
+        elapsed = min(elapsed, 3 * interval)
         self.core.tick(elapsed)
         self._since_metrics += elapsed
         if self._since_metrics >= self.config.metrics_rate:
@@ -380,10 +394,13 @@ class Raft(pykka.ThreadingActor):
             reply = self._replies.pop(command.token, None)
             if reply is None:
                 return
-            if command.error is not None:
-                reply.set_exception(command.error)
-            else:
-                reply.set(command.value)
+            try:
+                if command.error is not None:
+                    reply.set_exception(command.error)
+                else:
+                    reply.set(command.value)
+            except Exception:  # a broken or already-answered reply must not stop the node
+                logger.warning("Raft node %s: a reply failed", self.node_id, exc_info=True)
 
     def _call_storage(self, message: Any, tag: tuple[Any, ...]) -> None:
         try:
@@ -394,9 +411,24 @@ class Raft(pykka.ThreadingActor):
     # --- metrics ------------------------------------------------------------------------
 
     def _maybe_publish(self) -> None:
-        if self.core.role is Role.INITIALIZING:
+        core = self.core
+        if core.role is Role.INITIALIZING:
             return
-        metrics = self.core.metrics()
+        # Cheap change detection first: building metrics on every message would cost more
+        # than the protocol work of a client write.
+        key = (
+            core.role,
+            core.current_term,
+            core.leader_id,
+            core.log.last_index,
+            core.commit_index,
+            core.last_applied,
+            id(core.membership),
+        )
+        if key == self._metrics_key and self._published is not None:
+            return
+        self._metrics_key = key
+        metrics = core.metrics()
         last = self._published
         if last is None or (
             metrics.state,

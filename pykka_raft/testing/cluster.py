@@ -13,11 +13,12 @@ import pykka
 from pykka_raft.admin import InitWithConfig
 from pykka_raft.config import Config
 from pykka_raft.errors import ForwardToLeader
-from pykka_raft.memstore import DumpStorage, MemStore, MemStoreData, StorageDump
-from pykka_raft.messages import ClientPayload, ClientPayloadResponse, ResponseMode
+from pykka_raft.memstore import DumpStorage, MemStoreData, StorageDump
+from pykka_raft.messages import ClientPayload, ClientPayloadResponse, HardState, ResponseMode
 from pykka_raft.metrics import RaftMetrics, State
-from pykka_raft.raft import Raft, RaftRef
+from pykka_raft.raft import RaftRef
 from pykka_raft.router import Isolate, RaftRouter, Register, Restore, Unregister
+from pykka_raft.testing.crash import CrashableMemStore, CrashableRaft, PowerSwitch
 from pykka_raft.types import NodeId
 
 T = TypeVar("T")
@@ -48,12 +49,17 @@ class MetricsHub:
         self._cond = threading.Condition()
         self.latest: dict[NodeId, RaftMetrics] = {}
         self.history: list[RaftMetrics] = []
+        self._pushes = 0
+        self._leaders: dict[int, set[NodeId]] = {}
 
     def tell(self, metrics: RaftMetrics) -> None:
         """Record one metrics push."""
         with self._cond:
             self.latest[metrics.id] = metrics
             self.history.append(metrics)
+            self._pushes += 1
+            if metrics.state is State.LEADER:
+                self._leaders.setdefault(metrics.current_term, set()).add(metrics.id)
             self._cond.notify_all()
 
     def get(self, node_id: NodeId) -> RaftMetrics | None:
@@ -69,47 +75,60 @@ class MetricsHub:
     def wait_for(
         self, predicate: Callable[[dict[NodeId, RaftMetrics]], T], timeout: float, what: str
     ) -> T:
-        """Wait until ``predicate(latest metrics by node)`` is truthy; return its value."""
+        """Wait until ``predicate(latest metrics by node)`` is truthy; return its value.
+
+        The predicate runs on a copy, outside the hub's lock, so it may take its time (or
+        even ``ask`` a node) without stalling the nodes that push metrics.
+        """
         deadline = time.monotonic() + timeout
         with self._cond:
-            while True:
-                value = predicate(dict(self.latest))
-                if value:
-                    return value
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    state = {
-                        n: (
-                            m.state.value,
-                            m.current_term,
-                            m.current_leader,
-                            m.last_log_index,
-                            m.last_applied,
-                        )
-                        for n, m in sorted(self.latest.items())
-                    }
-                    raise TimeoutError(
-                        f"timed out after {timeout:.1f}s waiting for {what}; "
-                        f"metrics (state, term, leader, last log, applied): {state}"
+            seen = self._pushes - 1
+        while True:
+            with self._cond:
+                while self._pushes == seen:
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0:
+                        break
+                    self._cond.wait(remaining)
+                seen = self._pushes
+                latest = dict(self.latest)
+            value = predicate(latest)
+            if value:
+                return value
+            if time.monotonic() >= deadline:
+                state = {
+                    n: (
+                        m.state.value,
+                        m.current_term,
+                        m.current_leader,
+                        m.last_log_index,
+                        m.last_applied,
                     )
-                self._cond.wait(remaining)
+                    for n, m in sorted(latest.items())
+                }
+                raise TimeoutError(
+                    f"timed out after {timeout:.1f}s waiting for {what}; "
+                    f"metrics (state, term, leader, last log, applied): {state}"
+                )
 
     def leaders_by_term(self) -> dict[int, set[NodeId]]:
         """Every node ever seen as leader, by term (election safety: one per term)."""
         with self._cond:
-            out: dict[int, set[NodeId]] = {}
-            for m in self.history:
-                if m.state is State.LEADER:
-                    out.setdefault(m.current_term, set()).add(m.id)
-            return out
+            return {term: set(ids) for term, ids in self._leaders.items()}
 
 
 class Cluster:
     """Nodes on MemStore behind one :class:`RaftRouter`, with helpers to drive them.
 
     Each node's :class:`MemStoreData` outlives the node, so :meth:`stop_node` then
-    :meth:`start_node` models a restart from durable storage. ``storage(node_id, data)``
-    starts a node's storage actor and returns its ref (default: ``MemStore.start(data=data)``).
+    :meth:`start_node` models a clean restart, and :meth:`crash` then :meth:`start_node` a
+    crash: the node's actors drop everything they had queued (see
+    :mod:`pykka_raft.testing.crash`). ``storage(node_id, data)`` may start a custom storage
+    actor and return its ref; by default each node gets a
+    :class:`~pykka_raft.testing.crash.CrashableMemStore` that also records the hard states
+    it persisted (:attr:`hard_states`). ``network`` may be a started network actor with the
+    router's control messages (e.g. a fault-injecting one); by default a new
+    :class:`RaftRouter`.
     """
 
     def __init__(
@@ -119,18 +138,22 @@ class Cluster:
         seed: int = 0,
         storage: Callable[[NodeId, MemStoreData], Any] | None = None,
         hub: MetricsHub | None = None,
+        network: Any | None = None,
     ) -> None:
         self.config = config or Config(
             election_timeout_min=300, election_timeout_max=600, heartbeat_interval=50
         )
         self.seed = seed
-        self.make_storage = storage or (lambda _node_id, data: MemStore.start(data=data))
-        self.router = RaftRouter.start()
+        self.make_storage = storage
+        self.router = network if network is not None else RaftRouter.start()
         self.hub = hub or MetricsHub()
         self.data: dict[NodeId, MemStoreData] = {}
         self.nodes: dict[NodeId, RaftRef] = {}
         self.storages: dict[NodeId, Any] = {}
         self.isolated: set[NodeId] = set()
+        self.power: dict[NodeId, PowerSwitch] = {}
+        self.hard_states: dict[NodeId, list[HardState]] = {}
+        self.crashes = 0
         for node_id in node_ids:
             self.start_node(node_id)
 
@@ -139,9 +162,17 @@ class Cluster:
     def start_node(self, node_id: NodeId) -> RaftRef:
         """Start (or restart) a node on its storage data."""
         data = self.data.setdefault(node_id, MemStoreData())
-        storage = self.make_storage(node_id, data)
+        power = self.power[node_id] = PowerSwitch()
+        if self.make_storage is not None:
+            storage = self.make_storage(node_id, data)
+        else:
+            storage = CrashableMemStore.start(
+                data=data, power=power, hard_states=self.hard_states.setdefault(node_id, [])
+            )
         rng = random.Random(self.seed * 1000 + node_id + 7919 * len(self.hub.history))
-        ref = Raft.start(node_id, self.config, self.router, storage, self.hub, rng)
+        ref = CrashableRaft.start_with_power(
+            power, node_id, self.config, self.router, storage, self.hub, rng
+        )
         self.storages[node_id] = storage
         self.nodes[node_id] = ref
         self.router.ask(Register(node_id, ref))
@@ -153,6 +184,14 @@ class Cluster:
         ref = self.nodes.pop(node_id)
         ref.stop()
         self.storages.pop(node_id).stop()
+
+    def crash(self, node_id: NodeId) -> None:
+        """Crash a node abruptly: nothing it had queued reaches the network or storage, and
+        storage writes it had not acknowledged are lost. Restart it with
+        :meth:`start_node`."""
+        self.power[node_id].cut()
+        self.crashes += 1
+        self.stop_node(node_id)
 
     def shutdown(self) -> None:
         """Stop every node and the router."""

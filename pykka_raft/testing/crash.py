@@ -1,0 +1,121 @@
+"""Abrupt crashes for test clusters: a power switch shared by a node's actors.
+
+When a node crashes, its power switch goes off. From that instant its Raft actor ignores
+every message still queued or arriving (and sends nothing more), and its storage ignores
+every message it had not yet handled: those writes were never acknowledged and are lost,
+exactly as an unflushed write is lost when a machine dies. What the storage had handled
+stays in its :class:`~pykka_raft.memstore.MemStoreData`, so a restart on the same data
+resumes from what was durable.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import pykka
+
+from pykka_raft.calls import Call
+from pykka_raft.config import Config
+from pykka_raft.core import commands as cmd
+from pykka_raft.errors import ShuttingDown
+from pykka_raft.memstore import MemStore, MemStoreData
+from pykka_raft.messages import HardState
+from pykka_raft.raft import Raft, RaftRef
+from pykka_raft.statemachine import StateMachine
+from pykka_raft.types import NodeId
+
+
+class PowerSwitch:
+    """On while the node runs; :meth:`cut` models pulling the plug."""
+
+    def __init__(self) -> None:
+        self._on = threading.Event()
+        self._on.set()
+
+    @property
+    def on(self) -> bool:
+        """True until the plug is pulled."""
+        return self._on.is_set()
+
+    def cut(self) -> None:
+        """Pull the plug: the node's actors stop acting at once."""
+        self._on.clear()
+
+
+class CrashableRaft(Raft):
+    """A Raft node that goes silent the moment its power switch is cut."""
+
+    def __init__(self, *args: Any, power: PowerSwitch | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.power = power or PowerSwitch()
+
+    @classmethod
+    def start_with_power(
+        cls,
+        power: PowerSwitch,
+        node_id: NodeId,
+        config: Config,
+        network: Any,
+        storage: Any,
+        metrics: Any | None = None,
+        rng: Any | None = None,
+    ) -> RaftRef:
+        """Start a node wired to ``power``."""
+        ref = pykka.ThreadingActor.start.__func__(  # type: ignore[attr-defined]
+            cls, node_id, config, network, storage, metrics, rng, power=power
+        )
+        assert isinstance(ref, RaftRef)
+        return ref
+
+    def on_receive(self, message: Any) -> Any:
+        """Handle a message only while powered."""
+        if not self.power.on:
+            return None
+        return super().on_receive(message)
+
+    def _execute(self, commands: list[cmd.Command]) -> None:
+        if self.power.on:
+            super()._execute(commands)
+
+    def _shutdown(self, error: BaseException) -> None:
+        if self.power.on:
+            super()._shutdown(error)
+        else:  # a crash answers nobody and publishes nothing
+            self._stopped = True
+            if self._ticker is not None:
+                self._ticker.stop()
+            self._replies.clear()
+            self._deferred.clear()
+
+
+class CrashableMemStore(MemStore):
+    """A MemStore that loses every message it had not handled when the power goes off.
+
+    It also records every hard state it persisted, so monitors can check that a node's
+    term never decreases and its vote never changes within a term, across restarts.
+    """
+
+    def __init__(
+        self,
+        state_machine: StateMachine | None = None,
+        data: MemStoreData | None = None,
+        power: PowerSwitch | None = None,
+        hard_states: list[HardState] | None = None,
+    ) -> None:
+        super().__init__(state_machine, data)
+        self.power = power or PowerSwitch()
+        self.hard_states = hard_states if hard_states is not None else []
+
+    def on_receive(self, message: Any) -> Any:
+        """Handle a message only while powered; otherwise it is lost."""
+        if not self.power.on:
+            if isinstance(message, Call):
+                return None  # lost with the machine: nobody hears back
+            raise ShuttingDown("the node crashed")
+        return super().on_receive(message)
+
+    def save_hard_state(self, hard_state: HardState) -> None:
+        """Persist and record the hard state."""
+        super().save_hard_state(hard_state)
+        self.hard_states.append(hard_state)

@@ -1,0 +1,122 @@
+"""Safety monitors: checks of Raft's guarantees over what a test cluster recorded.
+
+Each function returns a list of problems (empty when the guarantee held), each a sentence
+that names the nodes, terms and indexes involved. The section of the Raft paper that states
+the guarantee is in each docstring.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from pykka_raft.memstore import MemStoreData
+from pykka_raft.messages import Entry, HardState
+from pykka_raft.metrics import RaftMetrics, State
+from pykka_raft.types import NodeId
+
+
+def election_safety(history: Iterable[RaftMetrics]) -> list[str]:
+    """§5.2 Election Safety: at most one leader in any term."""
+    leaders: dict[int, set[NodeId]] = {}
+    for m in history:
+        if m.state is State.LEADER:
+            leaders.setdefault(m.current_term, set()).add(m.id)
+    return [
+        f"term {term} had {len(ids)} leaders: {sorted(ids)}"
+        for term, ids in sorted(leaders.items())
+        if len(ids) > 1
+    ]
+
+
+def terms_never_decrease(history: Iterable[RaftMetrics]) -> list[str]:
+    """§5.1: a node's current term only grows (across restarts too: it is durable)."""
+    last: dict[NodeId, int] = {}
+    problems = []
+    for m in history:
+        if m.current_term < last.get(m.id, 0):
+            problems.append(f"node {m.id} went from term {last[m.id]} back to {m.current_term}")
+        last[m.id] = max(last.get(m.id, 0), m.current_term)
+    return problems
+
+
+def votes_never_change(hard_states: Mapping[NodeId, Sequence[HardState]]) -> list[str]:
+    """§5.2 (Figure 2): a node votes at most once per term, and its term never decreases."""
+    problems = []
+    for node_id, states in sorted(hard_states.items()):
+        votes: dict[int, NodeId] = {}
+        term = 0
+        for hs in states:
+            if hs.current_term < term:
+                problems.append(f"node {node_id} persisted term {hs.current_term} after {term}")
+            term = max(term, hs.current_term)
+            if hs.voted_for is None:
+                continue
+            first = votes.setdefault(hs.current_term, hs.voted_for)
+            if first != hs.voted_for:
+                problems.append(
+                    f"node {node_id} voted for {first} and then {hs.voted_for} in term "
+                    f"{hs.current_term}"
+                )
+    return problems
+
+
+def log_matching(logs: Mapping[NodeId, Sequence[Entry]]) -> list[str]:
+    """§5.3 Log Matching: if two logs hold an entry with the same index and term, they are
+    identical in all entries up to that index."""
+    problems = []
+    ids = sorted(logs)
+    for pos, a in enumerate(ids):
+        for b in ids[pos + 1 :]:
+            la, lb = logs[a], logs[b]
+            common = min(len(la), len(lb))
+            last_same = 0
+            for i in range(common, 0, -1):
+                if la[i - 1].term == lb[i - 1].term:
+                    last_same = i
+                    break
+            for i in range(last_same):
+                if la[i] != lb[i]:
+                    problems.append(
+                        f"nodes {a} and {b} agree on entry {last_same} (term "
+                        f"{la[last_same - 1].term}) but differ at index {i + 1}: "
+                        f"{la[i].log_id} vs {lb[i].log_id}"
+                    )
+                    break
+    return problems
+
+
+def state_machine_safety(applied: Mapping[NodeId, Sequence[tuple[int, Any]]]) -> list[str]:
+    """§5.4.3 State Machine Safety: no two nodes apply different entries at one index; and
+    each node applies indexes 1, 2, 3, ... in order, each once."""
+    problems = []
+    for node_id, history in sorted(applied.items()):
+        for pos, (index, _) in enumerate(history):
+            if index != pos + 1:
+                problems.append(f"node {node_id} applied index {index} in position {pos + 1}")
+                break
+    ids = sorted(applied)
+    for pos, a in enumerate(ids):
+        for b in ids[pos + 1 :]:
+            for x, y in zip(applied[a], applied[b], strict=False):
+                if x != y:
+                    problems.append(f"nodes {a} and {b} applied different entries: {x} vs {y}")
+                    break
+    return problems
+
+
+def check_cluster_data(
+    history: Iterable[RaftMetrics],
+    data: Mapping[NodeId, MemStoreData],
+    hard_states: Mapping[NodeId, Sequence[HardState]],
+) -> list[str]:
+    """Every monitor over a :class:`~pykka_raft.testing.Cluster`'s recorded state."""
+    history = list(history)
+    applied = {n: list(getattr(d.state_machine, "applied", ())) for n, d in data.items()}
+    return [
+        *election_safety(history),
+        *terms_never_decrease(history),
+        *votes_never_change(hard_states),
+        *log_matching({n: list(d.log) for n, d in data.items()}),
+        *state_machine_safety(applied),
+    ]
