@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 from collections import Counter
 
-from pykka_raft import Put, ResponseMode
+from pykka_raft import ClientPayload, Put, ResponseMode
 
 
 def test_concurrent_writes_survive_leader_isolation_exactly_once(formed):
@@ -65,3 +65,18 @@ def test_concurrent_writes_survive_leader_isolation_exactly_once(formed):
     for (client, i), index in acked.items():
         assert written[(client, i)] == 1, f"write {(client, i)} appears {written[(client, i)]}x"
         assert logs[0][index - 1].payload.data.value == (client, i)
+
+
+def test_a_burst_of_writes_does_not_starve_heartbeats(formed):
+    """Ten thousand writes queued at once: the leader's inbox holds them all, yet its
+    timers keep running (heartbeats go out while it drains), so no election happens and
+    every write is answered."""
+    leader = formed.leader()
+    term = formed.hub.get(leader).current_term
+    ref = formed.nodes[leader]
+    futures = [ref.ask(ClientPayload.new(Put("burst", i)), block=False) for i in range(10_000)]
+    indexes = [future.get(timeout=120).index for future in futures]
+    assert indexes == sorted(indexes)
+    assert len(set(indexes)) == len(indexes)
+    later = {t: ids for t, ids in formed.hub.leaders_by_term().items() if t >= term}
+    assert later == {term: {leader}}
