@@ -5,8 +5,10 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
+SEEDS ?= 20
+NODES ?= 3
 
-.PHONY: demo test lint typecheck check clean
+.PHONY: demo test chaos lint typecheck check clean
 
 $(STAMP): setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,6 +21,10 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# Seeded chaos runs of real actor clusters (a few seconds each): make chaos SEEDS=500
+chaos: $(STAMP)
+	$(BIN)/python -m pykka_raft.testing.chaos --seeds $(SEEDS) --nodes $(NODES)
 
 lint: $(STAMP)
 	$(BIN)/ruff check pykka_raft tests examples

@@ -42,7 +42,7 @@ from pykka_raft.types import LogId, NodeId
 
 logger = logging.getLogger(__name__)
 
-_DEFERRED = object()
+DEFERRED_REPLY = object()  # on_receive result meaning "the answer comes later"
 
 
 class _RaftFuture(pykka.ThreadingFuture[Any]):
@@ -50,7 +50,7 @@ class _RaftFuture(pykka.ThreadingFuture[Any]):
     the message was handled; an actor that stopped first answers ``ShuttingDown``."""
 
     def set(self, value: Any = None) -> None:
-        if value is _DEFERRED:
+        if value is DEFERRED_REPLY:
             return
         super().set(value)
 
@@ -256,7 +256,7 @@ class Raft(pykka.ThreadingActor):
         if self._stopped:
             if isinstance(message, Call):
                 message.reply.set_exception(ShuttingDown())
-            return _DEFERRED
+            return DEFERRED_REPLY
         try:
             # Time is read on every message, not only on ticks: a tick queued behind a
             # backlog of client writes must not delay heartbeats or the quorum check.
@@ -275,7 +275,7 @@ class Raft(pykka.ThreadingActor):
         except Exception as exc:  # one fatal path for every bug or failure
             logger.exception("Raft node %s failed", self.node_id)
             self._fatal(exc if isinstance(exc, StorageError) else InternalError(repr(exc)))
-        return _DEFERRED
+        return DEFERRED_REPLY
 
     def _handle_call(self, message: Any, reply: Reply | None) -> None:
         token = self._next_token

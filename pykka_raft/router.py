@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import heapq
 import itertools
+import logging
 import random
 import threading
 import time
@@ -24,6 +25,8 @@ from pykka_raft.errors import UnknownNode, Unreachable
 from pykka_raft.messages import RpcRequest
 from pykka_raft.network import RaftNetwork, rpc_source
 from pykka_raft.types import NodeId
+
+logger = logging.getLogger(__name__)
 
 
 @attrs.frozen
@@ -82,26 +85,37 @@ class SetLinkFaults:
 
 
 class _Delayer:
-    """One timer thread that runs callbacks after a delay, in deadline order."""
+    """One timer thread that runs callbacks after a delay, in deadline order.
 
-    def __init__(self) -> None:
+    Callbacks must not block (they ``tell`` actors or answer replies). A callback that
+    raises is logged and does not stop the thread. :meth:`stop` discards what is still
+    pending and waits for the thread to end.
+    """
+
+    def __init__(self, name: str = "raft-router-delayer") -> None:
         self._heap: list[tuple[float, int, Callable[[], None]]] = []
         self._counter = itertools.count()
         self._cond = threading.Condition()
         self._stopped = False
-        self._thread = threading.Thread(target=self._run, name="raft-router-delayer", daemon=True)
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
 
     def call_later(self, delay_s: float, fn: Callable[[], None]) -> None:
+        """Run ``fn`` on the timer thread in ``delay_s`` seconds (never, once stopped)."""
         with self._cond:
+            if self._stopped:
+                return
             heapq.heappush(self._heap, (time.monotonic() + delay_s, next(self._counter), fn))
             self._cond.notify()
 
-    def stop(self) -> None:
+    def stop(self, timeout: float = 5.0) -> None:
+        """Drop pending callbacks and wait (up to ``timeout`` seconds) for the thread to end."""
         with self._cond:
             self._stopped = True
             self._heap.clear()
             self._cond.notify()
+        if threading.current_thread() is not self._thread:
+            self._thread.join(timeout)
 
     def _run(self) -> None:
         while True:
@@ -112,7 +126,10 @@ class _Delayer:
                 if self._stopped:
                     return
                 _, _, fn = heapq.heappop(self._heap)
-            fn()
+            try:
+                fn()
+            except Exception:  # one bad callback must not stop every later delivery
+                logger.exception("delayed delivery failed")
 
 
 class RaftRouter(RaftNetwork):
@@ -120,6 +137,13 @@ class RaftRouter(RaftNetwork):
 
     Control it with :class:`Register`, :class:`Unregister`, :class:`Isolate`,
     :class:`Restore` and :class:`SetLinkFaults` (``tell`` or ``ask``).
+
+    Subclasses (such as :class:`pykka_raft.testing.faultnet.FaultNetwork`) reuse the routing
+    table (``_routes``, only touched on the actor's thread), the isolated set
+    (``_isolated``, a frozenset replaced, never mutated, so other threads may read it),
+    ``_lock`` (guards ``_rng`` and any state read from reply threads) and the timer thread
+    (:meth:`_start_delayer`, :meth:`_later`), which is stopped and joined when the actor
+    stops or fails.
     """
 
     def __init__(self) -> None:
@@ -129,13 +153,16 @@ class RaftRouter(RaftNetwork):
         self._isolated: frozenset[NodeId] = frozenset()
         self._faults = LinkFaults()
         self._rng = random.Random(0)
-        self._rng_lock = threading.Lock()
+        self._lock = threading.Lock()
         self._delayer: _Delayer | None = None
 
     def on_stop(self) -> None:
-        """Stop the delay thread."""
-        if self._delayer is not None:
-            self._delayer.stop()
+        """Stop the delay thread (pending delayed messages are lost) and wait for it."""
+        self._stop_delayer()
+
+    def on_failure(self, *exc_info: Any) -> None:
+        """An unexpected failure stops the actor: stop the delay thread as on a clean stop."""
+        self._stop_delayer()
 
     def handle_other(self, message: Any) -> Any:
         """Apply a control message."""
@@ -148,14 +175,24 @@ class RaftRouter(RaftNetwork):
         elif isinstance(message, Restore):
             self._isolated = self._isolated - {message.node_id}
         elif isinstance(message, SetLinkFaults):
-            with self._rng_lock:
+            if message.faults.delay_ms[1] > 0:
+                self._start_delayer()
+            with self._lock:
                 self._faults = message.faults
                 self._rng = random.Random(message.faults.seed)
-            if self._delayer is None and message.faults.delay_ms[1] > 0:
-                self._delayer = _Delayer()
         else:
             return super().handle_other(message)
         return None
+
+    def _start_delayer(self) -> None:
+        """Start the timer thread if it is not running (call on the actor's thread)."""
+        if self._delayer is None:
+            self._delayer = _Delayer(f"{type(self).__name__}-delayer")
+
+    def _stop_delayer(self) -> None:
+        delayer, self._delayer = self._delayer, None
+        if delayer is not None:
+            delayer.stop()
 
     def _cut(self, src: NodeId, dst: NodeId) -> bool:
         isolated = self._isolated
@@ -163,8 +200,8 @@ class RaftRouter(RaftNetwork):
 
     def _fate(self) -> tuple[bool, bool, float]:
         """Decide (drop, duplicate, delay seconds) for one message."""
-        faults = self._faults
-        with self._rng_lock:
+        with self._lock:
+            faults = self._faults
             drop = faults.drop > 0 and self._rng.random() < faults.drop
             dup = faults.duplicate > 0 and self._rng.random() < faults.duplicate
             lo, hi = faults.delay_ms
@@ -172,10 +209,15 @@ class RaftRouter(RaftNetwork):
         return drop, dup, delay
 
     def _later(self, delay: float, fn: Callable[[], None]) -> None:
-        if delay > 0 and self._delayer is not None:
-            self._delayer.call_later(delay, fn)
-        else:
+        """Run ``fn`` after ``delay`` seconds on the timer thread, or now if no delay.
+
+        Once the actor stopped, a delayed ``fn`` never runs (the message is lost).
+        """
+        delayer = self._delayer
+        if delay <= 0:
             fn()
+        elif delayer is not None:
+            delayer.call_later(delay, fn)
 
     def send(self, request: RpcRequest, reply: Reply) -> None:
         """Deliver ``request`` to its target's Raft ref, with faults if set."""

@@ -1,5 +1,31 @@
-"""Tools to run and check pykka_raft clusters in one process (tests, demos, embedding)."""
+"""Tools to run and check pykka_raft clusters in one process: tests, demos, and checks of
+your own storage and state machine (see ``docs/testing.md``).
+
+- :class:`Cluster`, :class:`MetricsHub`, :func:`wait_until`: an in-process cluster harness.
+- :mod:`~pykka_raft.testing.faultnet`: a fault-injecting network (:class:`FaultNetwork`).
+- :mod:`~pykka_raft.testing.crash`: abrupt crashes that lose unacknowledged storage writes.
+- :mod:`~pykka_raft.testing.history` and :mod:`~pykka_raft.testing.linearizability`: client
+  histories and a linearizability checker for the key-value model.
+- :mod:`~pykka_raft.testing.monitors`: Raft's safety invariants over a recorded run.
+- :mod:`~pykka_raft.testing.chaos`: seeded chaos runs combining all of the above.
+"""
 
 from pykka_raft.testing.cluster import Cluster, MetricsHub, wait_until
+from pykka_raft.testing.crash import CrashableMemStore, CrashableRaft, PowerSwitch
+from pykka_raft.testing.faultnet import FaultNetwork
+from pykka_raft.testing.history import HistoryRecorder, Op
+from pykka_raft.testing.linearizability import LinearizabilityResult, check_kv
 
-__all__ = ["Cluster", "MetricsHub", "wait_until"]
+__all__ = [
+    "Cluster",
+    "CrashableMemStore",
+    "CrashableRaft",
+    "FaultNetwork",
+    "HistoryRecorder",
+    "LinearizabilityResult",
+    "MetricsHub",
+    "Op",
+    "PowerSwitch",
+    "check_kv",
+    "wait_until",
+]

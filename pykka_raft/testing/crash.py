@@ -21,7 +21,7 @@ from pykka_raft.core import commands as cmd
 from pykka_raft.errors import ShuttingDown
 from pykka_raft.memstore import MemStore, MemStoreData
 from pykka_raft.messages import HardState
-from pykka_raft.raft import Raft, RaftRef
+from pykka_raft.raft import DEFERRED_REPLY, Raft, RaftRef
 from pykka_raft.statemachine import StateMachine
 from pykka_raft.types import NodeId
 
@@ -71,7 +71,7 @@ class CrashableRaft(Raft):
     def on_receive(self, message: Any) -> Any:
         """Handle a message only while powered."""
         if not self.power.on:
-            return None
+            return DEFERRED_REPLY  # no answer at all: the caller times out, as with a dead machine
         return super().on_receive(message)
 
     def _execute(self, commands: list[cmd.Command]) -> None:

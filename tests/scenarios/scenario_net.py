@@ -1,0 +1,916 @@
+"""A scripted, deterministic harness for Raft scenarios from the literature.
+
+The test is the scheduler: nothing happens unless a test step asks for it. There are no
+threads, no sleeps and no randomness other than each core's own seeded ``random.Random``;
+time is virtual and only moves when a step ticks a core.
+
+* **Cores**: ``N`` :class:`~pykka_raft.core.raft_core.RaftCore` nodes (or subclasses, for
+  negative checks), started from a durable state the test may seed (term, log, applied).
+* **Network**: every ``Send`` and every RPC answer becomes a :class:`Msg` in one pool. The
+  test decides what happens to each: :meth:`Cluster.deliver` (in any order, so held
+  messages can be delivered late), :meth:`Cluster.drop`, :meth:`Cluster.duplicate`, or
+  :meth:`Cluster.flush` to deliver everything among a set of nodes in FIFO order. A request
+  delivered to a down node is lost; an answer to a crashed requester is lost.
+* **Shell**: modelled on :meth:`pykka_raft.raft.Raft._execute`, like ``tests/sim``: storage
+  commands go to one FIFO queue per node; ``Send`` / ``Respond`` with
+  ``after_durable=True`` wait until every storage command issued before them (except
+  ``Apply``) completed, and behind earlier held ones. By default a node's storage completes
+  at once; :meth:`Cluster.hold_storage` keeps its commands pending until
+  :meth:`Cluster.complete_storage` or :meth:`Cluster.release_storage`.
+* **Crashes**: :meth:`Cluster.crash` loses the pending storage commands, the held answers
+  and all in-memory state; :meth:`Cluster.restart` starts a fresh core from the durable
+  hard state, log and ``last_applied``.
+
+Invariants are checked after every step and raise :class:`ScenarioViolation` (an
+``AssertionError`` naming the ``check`` that failed, with the last trace events):
+
+* ``election-safety``: at most one leader per term;
+* ``log-matching``: over durable logs and over in-memory logs, two entries with the same
+  index and term have identical prefixes;
+* ``state-machine-safety``: one entry per committed / applied index, on every node;
+* ``committed-lost``: every committed entry stays on the durable logs of a majority, and
+  ``committed-deleted``: no storage ever deletes one;
+* ``leader-completeness``: a leader of a term after the one an entry was known committed in
+  holds it;
+* ``commit-monotonic``, ``term-monotonic``, ``vote-once``;
+* ``vote-durable`` / ``ack-durable``: a granted vote (or a candidate's request) and a
+  successful AppendEntries answer leave a node only once what they promise is durable;
+* ``client-oracle``: an acknowledged write is the committed entry at its index, and a write
+  answered ``ForwardToLeader`` never commits.
+
+The module has a distinctive name: test directories have no ``__init__.py`` and pytest puts
+each of them on ``sys.path``.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import itertools
+import random
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from pykka_raft.config import Config
+from pykka_raft.core.commands import (
+    STORAGE_COMMANDS,
+    Apply,
+    Command,
+    DeleteLogsFrom,
+    Respond,
+    SaveHardState,
+    Send,
+    WriteLog,
+)
+from pykka_raft.core.raft_core import RaftCore, Role
+from pykka_raft.errors import ForwardToLeader
+from pykka_raft.messages import (
+    AppendEntriesRequest,
+    AppendEntriesResponse,
+    ClientPayload,
+    ClientPayloadResponse,
+    Entry,
+    EntryNormal,
+    HardState,
+    InitialState,
+    MembershipConfig,
+    ResponseMode,
+    VoteRequest,
+    VoteResponse,
+)
+from pykka_raft.types import LogId, LogIndex, NodeId, Term
+
+CONFIG = Config(election_timeout_min=150, election_timeout_max=300, heartbeat_interval=30)
+"""The paper tests' timing: rpc_timeout = 150 ms, heartbeats every 30 ms."""
+
+CoreFactory = Callable[[NodeId, Config, random.Random], RaftCore]
+
+TRACE_TAIL = 25
+
+
+class ScenarioViolation(AssertionError):
+    """A safety invariant broke (or a core raised); ``check`` names which."""
+
+    def __init__(self, check: str, detail: str, trace: Sequence[str]) -> None:
+        tail = "\n".join(f"  {line}" for line in trace[-TRACE_TAIL:])
+        super().__init__(f"[{check}] {detail}\nlast events:\n{tail}")
+        self.check = check
+
+
+def entries(terms: Sequence[Term], start: LogIndex = 1) -> list[Entry]:
+    """Normal entries with the given terms at consecutive indexes, data ``"t<term>i<index>"``."""
+    return [
+        Entry(term, start + i, EntryNormal(f"t{term}i{start + i}")) for i, term in enumerate(terms)
+    ]
+
+
+def terms_of(log: Iterable[Entry]) -> list[Term]:
+    """The terms of a log, index 1 first."""
+    return [e.term for e in log]
+
+
+def describe(entry: Entry | None) -> str:
+    """``index/tTERM:what`` for messages."""
+    if entry is None:
+        return "nothing"
+    payload = entry.payload
+    if isinstance(payload, EntryNormal):
+        what = str(payload.data)
+    else:
+        what = type(payload).__name__.removeprefix("Entry").lower()
+    return f"{entry.index}/t{entry.term}:{what}"
+
+
+# --- the pieces -------------------------------------------------------------------------
+
+
+@dataclass
+class Durable:
+    """What a node's storage holds; it survives crashes."""
+
+    hard_state: HardState
+    log: list[Entry] = field(default_factory=list)
+    applied: list[Entry] = field(default_factory=list)  # the state machine: entries 1..k
+
+
+@dataclass(eq=False)
+class Msg:
+    """A message in flight: a request, or the answer to one (``reply=True``).
+
+    For an answer ``src`` is the responder, ``dst`` the requester, and ``body`` the response
+    (``None`` for an error answer); ``request`` is always the request.
+    """
+
+    id: int
+    src: NodeId
+    dst: NodeId
+    body: Any
+    request: Any
+    reply: bool
+    requester_inc: int  # the requester's incarnation: an answer to an earlier one is lost
+
+    def __repr__(self) -> str:
+        return f"#{self.id} n{self.src}->n{self.dst} {_msg(self.body)}"
+
+
+@dataclass(eq=False)
+class Write:
+    """A client write and what the cluster answered."""
+
+    wid: int
+    node: NodeId
+    incarnation: int
+    payload: ClientPayload
+    outcome: str = "pending"  # pending, committed, applied, forward, error, lost
+    index: LogIndex | None = None
+    error: BaseException | None = None
+
+    @property
+    def data(self) -> Any:
+        return self.payload.entry.data
+
+
+@dataclass(eq=False)
+class Node:
+    """One node: durable storage and, while up, a core with the shell's volatile state."""
+
+    id: NodeId
+    durable: Durable
+    factory: CoreFactory
+    core: RaftCore | None = None
+    incarnation: int = 0
+    auto_storage: bool = True
+    storage: collections.deque[tuple[int, Command]] = field(default_factory=collections.deque)
+    issued: int = 0
+    last_write: int = 0
+    done: int = 0
+    deferred: collections.deque[tuple[int, Command]] = field(default_factory=collections.deque)
+    tokens: dict[int, tuple[Any, ...]] = field(default_factory=dict)
+    next_token: int = 0
+    completed: list[Command] = field(default_factory=list)  # storage commands, every incarnation
+    seen_term: Term = 0
+    seen_commit: LogIndex = 0
+
+    @property
+    def up(self) -> bool:
+        return self.core is not None
+
+    @property
+    def c(self) -> RaftCore:
+        """The running core (the node must be up)."""
+        assert self.core is not None, f"n{self.id} is down"
+        return self.core
+
+
+# --- the cluster ------------------------------------------------------------------------
+
+
+class Cluster:
+    """``n`` nodes (ids ``1..n``, all voters) and a scripted network.
+
+    ``terms``, ``logs`` and ``applied`` seed each node's durable state (a number for all, or
+    a dict by node); seeded applied entries count as committed. ``factory`` (or
+    ``factories`` by node) builds the cores, for negative checks with broken subclasses.
+    ``skip_checks`` disables named invariants (to see what a later one catches).
+    """
+
+    def __init__(
+        self,
+        n: int,
+        *,
+        terms: Term | dict[NodeId, Term] = 0,
+        logs: dict[NodeId, Sequence[Entry]] | None = None,
+        applied: LogIndex | dict[NodeId, LogIndex] = 0,
+        factory: CoreFactory = RaftCore,
+        factories: dict[NodeId, CoreFactory] | None = None,
+        skip_checks: Iterable[str] = (),
+    ) -> None:
+        self.ids = tuple(range(1, n + 1))
+        self.membership = MembershipConfig(members=self.ids)
+        self.skip_checks = frozenset(skip_checks)
+        self.pool: list[Msg] = []
+        self._msg_ids = itertools.count(1)
+        self.trace: list[str] = []
+        self.writes: list[Write] = []
+        self._write_of_data: dict[Any, Write] = {}
+        # Oracles.
+        self.leaders: dict[Term, NodeId] = {}
+        self.votes: dict[tuple[NodeId, Term], NodeId] = {}
+        self.committed: dict[LogIndex, Entry] = {}
+        self.commit_term: dict[LogIndex, Term] = {}
+        self.applied_at: dict[LogIndex, Entry] = {}
+        self.nodes: dict[NodeId, Node] = {}
+        logs = logs or {}
+        for nid in self.ids:
+            log = list(logs.get(nid, ()))
+            term = terms[nid] if isinstance(terms, dict) else terms
+            k = applied.get(nid, 0) if isinstance(applied, dict) else applied
+            durable = Durable(HardState(term, None, self.membership), log, log[:k])
+            core_factory = (factories or {}).get(nid, factory)
+            self.nodes[nid] = Node(nid, durable, core_factory)
+        with self._step("seed"):
+            for node in self.nodes.values():
+                for entry in node.durable.applied:
+                    self._record_committed(entry, entry.term, f"seeded as applied on n{node.id}")
+            for node in self.nodes.values():
+                self._boot(node)
+
+    # --- access -----------------------------------------------------------------------
+
+    def __getitem__(self, nid: NodeId) -> RaftCore:
+        """The running core of node ``nid``."""
+        return self.nodes[nid].c
+
+    def log(self, nid: NodeId) -> list[Entry]:
+        """The durable log of node ``nid``."""
+        return list(self.nodes[nid].durable.log)
+
+    def log_terms(self, nid: NodeId) -> list[Term]:
+        """The terms of node ``nid``'s durable log."""
+        return terms_of(self.nodes[nid].durable.log)
+
+    def completed(self, nid: NodeId, kind: type | tuple[type, ...] = object) -> list[Any]:
+        """The storage commands of ``kind`` that completed on ``nid`` (every incarnation)."""
+        return [c for c in self.nodes[nid].completed if isinstance(c, kind)]
+
+    def pending_storage(self, nid: NodeId) -> list[Command]:
+        """The storage commands issued by ``nid`` and not completed yet."""
+        return [c for _, c in self.nodes[nid].storage]
+
+    # --- the network ------------------------------------------------------------------
+
+    def msgs(
+        self,
+        kind: type | None = None,
+        *,
+        src: NodeId | None = None,
+        dst: NodeId | None = None,
+        term: Term | None = None,
+        reply: bool | None = None,
+        where: Callable[[Msg], bool] | None = None,
+    ) -> list[Msg]:
+        """The messages in flight that match, oldest first."""
+        return [
+            m
+            for m in self.pool
+            if (kind is None or isinstance(m.body, kind))
+            and (src is None or m.src == src)
+            and (dst is None or m.dst == dst)
+            and (term is None or getattr(m.body, "term", None) == term)
+            and (reply is None or m.reply == reply)
+            and (where is None or where(m))
+        ]
+
+    def one(self, kind: type | None = None, **filters: Any) -> Msg:
+        """The single message in flight that matches."""
+        found = self.msgs(kind, **filters)
+        assert len(found) == 1, f"expected one {getattr(kind, '__name__', 'message')}: {found}"
+        return found[0]
+
+    def answers_to(self, msg: Msg) -> list[Msg]:
+        """The answers in flight to the request ``msg`` carried."""
+        return [m for m in self.pool if m.reply and m.request is msg.request]
+
+    def deliver(self, *msgs: Msg) -> None:
+        """Deliver each message now (it leaves the pool)."""
+        for msg in msgs:
+            assert msg in self.pool, f"{msg} is not in flight"
+            with self._step(f"deliver {msg}"):
+                self._deliver(msg)
+
+    def drop(self, *msgs: Msg) -> None:
+        """Lose each message."""
+        for msg in msgs:
+            self.pool.remove(msg)
+            self._trace(f"drop {msg}")
+
+    def drop_where(self, kind: type | None = None, **filters: Any) -> list[Msg]:
+        """Lose every matching message in flight; return them."""
+        found = self.msgs(kind, **filters)
+        self.drop(*found)
+        return found
+
+    def duplicate(self, msg: Msg) -> Msg:
+        """Put a copy of ``msg`` in flight (delivered independently); return the copy."""
+        copy = Msg(
+            next(self._msg_ids),
+            msg.src,
+            msg.dst,
+            msg.body,
+            msg.request,
+            msg.reply,
+            msg.requester_inc,
+        )
+        self.pool.append(copy)
+        self._trace(f"duplicate {msg} as #{copy.id}")
+        return copy
+
+    def flush(self, among: Iterable[NodeId] | None = None, limit: int = 10_000) -> int:
+        """Deliver, oldest first, every message between nodes of ``among`` (default: all) whose
+        destination is up, including the ones this produces, until none is left; others
+        stay held. Returns how many were delivered."""
+        group = set(self.ids if among is None else among)
+        count = 0
+        while True:
+            ready = [
+                m for m in self.pool if m.src in group and m.dst in group and self.nodes[m.dst].up
+            ]
+            if not ready:
+                return count
+            count += 1
+            assert count <= limit, f"flush did not settle after {limit} messages"
+            self.deliver(ready[0])
+
+    # --- nodes, time, clients -------------------------------------------------------------
+
+    def tick(self, nid: NodeId, ms: int) -> None:
+        """``ms`` of virtual time pass on node ``nid`` (one tick)."""
+        node = self.nodes[nid]
+        with self._step(f"tick n{nid} {ms}ms"):
+            self._trace(f"tick n{nid} {ms}ms")
+            node.c.tick(ms)
+            self._run(node)
+
+    def heartbeat(self, nid: NodeId) -> None:
+        """One heartbeat interval passes on ``nid`` (a leader sends its heartbeats)."""
+        self.tick(nid, CONFIG.heartbeat_interval)
+
+    def timeout(self, nid: NodeId, limit: int = 10_000) -> None:
+        """Tick ``nid`` 10 ms at a time until its election timeout starts a new term."""
+        node = self.nodes[nid]
+        before = node.c.current_term
+        assert node.c.role is not Role.LEADER, f"n{nid} leads: it has no election timeout"
+        for _ in range(limit // 10):
+            self.tick(nid, 10)
+            if node.c.current_term > before:
+                return
+        raise AssertionError(f"n{nid} did not time out within {limit} ms")
+
+    def elect(self, nid: NodeId, voters: Iterable[NodeId], drop_others: bool = True) -> None:
+        """Time ``nid`` out, then :meth:`campaign`; ``nid`` must win."""
+        self.timeout(nid)
+        self.campaign(nid, voters, drop_others)
+        assert self[nid].role is Role.LEADER, f"n{nid} did not win term {self[nid].current_term}"
+
+    def campaign(
+        self, nid: NodeId, voters: Iterable[NodeId], drop_others: bool = True
+    ) -> dict[NodeId, Any]:
+        """Deliver the candidate ``nid``'s VoteRequests of its term to ``voters`` and each
+        answer back at once; lose the requests to other nodes (unless ``drop_others`` is
+        false). Returns the answers delivered, by voter (``VoteResponse`` or ``None``)."""
+        term = self[nid].current_term
+        voters = set(voters)
+        answers: dict[NodeId, Any] = {}
+        for msg in self.msgs(VoteRequest, src=nid, term=term):
+            if msg.dst in voters:
+                self.deliver(msg)
+                for answer in self.answers_to(msg):
+                    answers[msg.dst] = answer.body
+                    self.deliver(answer)
+            elif drop_others:
+                self.drop(msg)
+        return answers
+
+    def write(self, nid: NodeId, data: Any, mode: ResponseMode = ResponseMode.COMMITTED) -> Write:
+        """A client sends ``data`` (unique across the scenario) to node ``nid``."""
+        assert data not in self._write_of_data, f"write data {data!r} is not unique"
+        node = self.nodes[nid]
+        write = Write(len(self.writes) + 1, nid, node.incarnation, ClientPayload.new(data, mode))
+        self.writes.append(write)
+        self._write_of_data[data] = write
+        with self._step(f"client w{write.wid} {data!r} -> n{nid}"):
+            self._trace(f"client w{write.wid} {data!r} -> n{nid}")
+            token = self._token(node, ("client", write))
+            node.c.client_write(write.payload, token)
+            self._run(node)
+        return write
+
+    # --- storage and crashes ------------------------------------------------------------
+
+    def hold_storage(self, nid: NodeId) -> None:
+        """From now on ``nid``'s storage commands stay pending until completed by the test."""
+        self.nodes[nid].auto_storage = False
+
+    def complete_storage(self, nid: NodeId, count: int | None = None) -> None:
+        """Complete the oldest ``count`` (default: all) pending storage commands of ``nid``."""
+        node = self.nodes[nid]
+        todo = len(node.storage) if count is None else count
+        assert todo <= len(node.storage), f"n{nid} has only {len(node.storage)} pending"
+        for _ in range(todo):
+            with self._step(f"storage n{nid}"):
+                self._complete(node)
+
+    def release_storage(self, nid: NodeId) -> None:
+        """Complete everything pending on ``nid`` and complete its storage at once again."""
+        self.nodes[nid].auto_storage = True
+        with self._step(f"release storage n{nid}"):
+            self._pump(self.nodes[nid])
+
+    def crash(self, nid: NodeId) -> None:
+        """Node ``nid`` stops: pending storage commands, held answers, memory are lost."""
+        node = self.nodes[nid]
+        assert node.up, f"n{nid} is already down"
+        with self._step(f"crash n{nid}"):
+            self._trace(
+                f"crash n{nid}: lost {len(node.storage)} pending storage commands "
+                f"{[type(c).__name__ for _, c in node.storage]} and "
+                f"{len(node.deferred)} held answers"
+            )
+            for info in node.tokens.values():
+                if info[0] == "client" and info[1].outcome == "pending":
+                    info[1].outcome = "lost"
+            node.core = None
+            node.incarnation += 1
+            node.storage.clear()
+            node.deferred.clear()
+            node.tokens.clear()
+            node.auto_storage = True
+
+    def restart(self, nid: NodeId, factory: CoreFactory | None = None) -> None:
+        """Start ``nid`` again from its durable state."""
+        node = self.nodes[nid]
+        assert not node.up, f"n{nid} is running"
+        if factory is not None:
+            node.factory = factory
+        with self._step(f"restart n{nid}"):
+            self._boot(node)
+
+    # --- the shell ----------------------------------------------------------------------
+
+    def _boot(self, node: Node) -> None:
+        node.core = node.factory(node.id, CONFIG, random.Random(1000 * node.id + node.incarnation))
+        node.issued = node.last_write = node.done = 0
+        d = node.durable
+        last = d.log[-1].log_id if d.log else LogId(0, 0)
+        node.c.start(InitialState(last, len(d.applied), d.hard_state), list(d.log))
+        node.seen_term = d.hard_state.current_term
+        node.seen_commit = node.c.commit_index
+        self._trace(
+            f"start n{node.id}: term={d.hard_state.current_term} vote={d.hard_state.voted_for} "
+            f"log={terms_of(d.log)} applied={len(d.applied)}"
+        )
+        self._run(node)
+
+    def _token(self, node: Node, info: tuple[Any, ...]) -> int:
+        token = node.next_token
+        node.next_token += 1
+        node.tokens[token] = info
+        return token
+
+    def _run(self, node: Node) -> None:
+        self._execute(node)
+        self._pump(node)
+
+    def _pump(self, node: Node) -> None:
+        while node.up and node.auto_storage and node.storage:
+            self._complete(node)
+
+    def _execute(self, node: Node) -> None:
+        """Carry out the core's commands exactly as ``Raft._execute`` does."""
+        for command in node.c.take_commands():
+            if isinstance(command, STORAGE_COMMANDS):
+                node.issued += 1
+                if not isinstance(command, Apply):  # applying makes nothing durable
+                    node.last_write = node.issued
+                node.storage.append((node.issued, command))
+            elif getattr(command, "after_durable", False) and (
+                node.done < node.last_write or node.deferred
+            ):
+                node.deferred.append((node.last_write, command))
+            else:
+                self._release(node, command)
+
+    def _complete(self, node: Node) -> None:
+        """The oldest pending storage command of ``node`` completes."""
+        seq, command = node.storage.popleft()
+        node.done = seq
+        node.completed.append(command)
+        core, d = node.c, node.durable
+        if isinstance(command, SaveHardState):
+            self._store_hard_state(node, command.hard_state)
+        elif isinstance(command, DeleteLogsFrom):
+            self._trace(f"n{node.id} stores DeleteLogsFrom({command.index})")
+            for entry in d.log[command.index - 1 :]:
+                if self.committed.get(entry.index) == entry:
+                    raise self._fail(
+                        "committed-deleted", f"n{node.id} deletes committed {describe(entry)}"
+                    )
+            del d.log[command.index - 1 :]
+        elif isinstance(command, WriteLog):
+            for entry in command.entries:
+                if entry.index != len(d.log) + 1:
+                    raise self._fail(
+                        "storage-contract",
+                        f"n{node.id} writes {describe(entry)} onto a log of {len(d.log)}",
+                    )
+                d.log.append(entry)
+            last = command.entries[-1]
+            self._trace(
+                f"n{node.id} stores WriteLog({command.entries[0].index}..{last.index} "
+                f"t{last.term}{' leader' if command.leader else ''})"
+            )
+            core.log_written(
+                LogId(last.term, last.index), {} if command.leader else None, command.leader
+            )
+        elif isinstance(command, Apply):
+            responses = tuple(self._apply(node, entry) for entry in command.entries)
+            core.applied(command.entries, responses)
+        while node.deferred and node.deferred[0][0] <= node.done:
+            self._release(node, node.deferred.popleft()[1])
+        self._execute(node)
+
+    def _store_hard_state(self, node: Node, hs: HardState) -> None:
+        old = node.durable.hard_state
+        self._trace(f"n{node.id} stores HardState(term={hs.current_term} vote={hs.voted_for})")
+        if hs.current_term < old.current_term:
+            raise self._fail(
+                "term-monotonic", f"n{node.id} persists term {hs.current_term} over {old}"
+            )
+        if (
+            hs.current_term == old.current_term
+            and old.voted_for is not None
+            and hs.voted_for != old.voted_for
+        ):
+            raise self._fail(
+                "vote-once", f"n{node.id} persists vote {hs.voted_for} over {old.voted_for}"
+            )
+        node.durable.hard_state = hs
+
+    def _apply(self, node: Node, entry: Entry) -> Any:
+        d = node.durable
+        if entry.index != len(d.applied) + 1:
+            raise self._fail(
+                "apply-order", f"n{node.id} applies {entry.index} after {len(d.applied)}"
+            )
+        if entry.index > len(d.log) or d.log[entry.index - 1] != entry:
+            raise self._fail(
+                "apply-durable", f"n{node.id} applies {describe(entry)} not in its durable log"
+            )
+        prev = self.applied_at.setdefault(entry.index, entry)
+        if prev != entry:
+            raise self._fail(
+                "state-machine-safety",
+                f"n{node.id} applies {describe(entry)}, another node applied {describe(prev)}",
+            )
+        self._record_committed(entry, node.c.current_term, f"applied on n{node.id}")
+        d.applied.append(entry)
+        self._trace(f"n{node.id} applies {describe(entry)}")
+        return f"applied {describe(entry)}"
+
+    def _release(self, node: Node, command: Command) -> None:
+        """A ``Send`` or ``Respond`` leaves the node."""
+        if isinstance(command, Send):
+            request = command.request
+            if isinstance(request, VoteRequest):
+                self._check_vote_durable(node, request.term, node.id, "asks for votes")
+                self._record_vote(node.id, request.term, node.id)
+            self._post(node.id, request.target, request, request, False, node.incarnation)
+        elif isinstance(command, Respond):
+            info = node.tokens.pop(command.token, None)
+            if info is None:
+                raise self._fail("answer-once", f"n{node.id} answers token {command.token} again")
+            if info[0] == "client":
+                self._client_answer(node, info[1], command)
+                return
+            msg: Msg = info[1]
+            value = command.value if command.error is None else None
+            if isinstance(value, VoteResponse) and value.vote_granted:
+                self._check_vote_durable(node, value.term, msg.request.candidate_id, "grants")
+                self._record_vote(node.id, value.term, msg.request.candidate_id)
+            if isinstance(value, AppendEntriesResponse) and value.success:
+                self._check_ack_durable(node, msg.request)
+            self._post(node.id, msg.src, value, msg.request, True, msg.requester_inc)
+
+    def _post(
+        self, src: NodeId, dst: NodeId, body: Any, request: Any, reply: bool, inc: int
+    ) -> None:
+        msg = Msg(next(self._msg_ids), src, dst, body, request, reply, inc)
+        self.pool.append(msg)
+        self._trace(f"send {msg}")
+
+    def _deliver(self, msg: Msg) -> None:
+        self.pool.remove(msg)
+        if not msg.reply:
+            dst = self.nodes[msg.dst]
+            if not dst.up:
+                self._trace(f"lost {msg} (n{msg.dst} is down)")
+                return
+            self._trace(f"deliver {msg}")
+            token = self._token(dst, ("rpc", msg))
+            if isinstance(msg.request, AppendEntriesRequest):
+                dst.c.receive_append_entries(msg.request, token)
+            else:
+                dst.c.receive_vote(msg.request, token)
+            self._run(dst)
+            return
+        requester = self.nodes[msg.dst]
+        if not requester.up or requester.incarnation != msg.requester_inc:
+            self._trace(f"lost {msg} (the requester restarted or is down)")
+            return
+        self._trace(f"deliver {msg}")
+        if isinstance(msg.request, AppendEntriesRequest):
+            ok = msg.body if isinstance(msg.body, AppendEntriesResponse) else None
+            requester.c.append_entries_result(msg.request, ok)
+        else:
+            vote = msg.body if isinstance(msg.body, VoteResponse) else None
+            requester.c.vote_result(msg.request, vote)
+        self._run(requester)
+
+    # --- clients ------------------------------------------------------------------------
+
+    def _client_answer(self, node: Node, write: Write, command: Respond) -> None:
+        self._observe_commit(node)  # the answer may depend on a commit made in this step
+        if command.error is not None:
+            write.error = command.error
+            write.outcome = "forward" if isinstance(command.error, ForwardToLeader) else "error"
+            self._trace(f"n{node.id} answers w{write.wid}: {type(command.error).__name__}")
+            at = self._committed_at(write)
+            if at is not None:
+                raise self._fail(
+                    "client-oracle",
+                    f"w{write.wid} answered {write.outcome} but is committed at {at}",
+                )
+            return
+        value = command.value
+        if not isinstance(value, ClientPayloadResponse):
+            raise self._fail("client-oracle", f"w{write.wid} answered {value!r}")
+        write.outcome = value.response_mode.value
+        write.index = value.index
+        self._trace(f"n{node.id} answers w{write.wid}: {write.outcome} at {value.index}")
+        committed = self.committed.get(value.index)
+        if committed is None or committed.payload != write.payload.entry:
+            raise self._fail(
+                "client-oracle",
+                f"w{write.wid} acknowledged at {value.index} where {describe(committed)} is "
+                "committed",
+            )
+
+    def _committed_at(self, write: Write) -> LogIndex | None:
+        for index, entry in self.committed.items():
+            if entry.payload == write.payload.entry:
+                return index
+        return None
+
+    # --- invariants -------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _step(self, what: str) -> Iterator[None]:
+        """One scripted step: a core that raises is a violation; check afterwards."""
+        try:
+            yield
+        except AssertionError:
+            raise
+        except Exception as exc:
+            raise self._fail("core-raised", f"{what}: {type(exc).__name__}: {exc}") from exc
+        self.check()
+
+    def _fail(self, check: str, detail: str) -> ScenarioViolation:
+        return ScenarioViolation(check, detail, self.trace)
+
+    def _trace(self, line: str) -> None:
+        self.trace.append(line)
+
+    def _record_vote(self, voter: NodeId, term: Term, candidate: NodeId) -> None:
+        prev = self.votes.setdefault((voter, term), candidate)
+        if prev != candidate and "vote-once" not in self.skip_checks:
+            raise self._fail(
+                "vote-once", f"n{voter} gave its term-{term} vote to n{prev} and n{candidate}"
+            )
+
+    def _check_vote_durable(self, node: Node, term: Term, candidate: NodeId, what: str) -> None:
+        hs = node.durable.hard_state
+        if "vote-durable" in self.skip_checks:
+            return
+        if hs.current_term < term or (hs.current_term == term and hs.voted_for != candidate):
+            raise self._fail(
+                "vote-durable",
+                f"n{node.id} {what} (term {term}, for n{candidate}) but its durable hard state "
+                f"is term {hs.current_term} vote {hs.voted_for}",
+            )
+
+    def _check_ack_durable(self, node: Node, request: AppendEntriesRequest) -> None:
+        if "ack-durable" in self.skip_checks:
+            return
+        log = node.durable.log
+        prev = request.prev_log_index
+        ok = prev == 0 or (prev <= len(log) and log[prev - 1].term == request.prev_log_term)
+        missing = [e for e in request.entries if e.index > len(log) or log[e.index - 1] != e]
+        if not ok or missing:
+            raise self._fail(
+                "ack-durable",
+                f"n{node.id} acknowledges {_msg(request)} but its durable log is {terms_of(log)}",
+            )
+
+    def _record_committed(self, entry: Entry, term: Term, why: str) -> None:
+        prev = self.committed.setdefault(entry.index, entry)
+        if prev != entry:
+            raise self._fail(
+                "state-machine-safety",
+                f"{describe(entry)} is committed ({why}) but {describe(prev)} was committed",
+            )
+        known = self.commit_term.get(entry.index)
+        if known is None or term < known:
+            self.commit_term[entry.index] = term
+        if known is None:
+            self._trace(f"committed {describe(entry)} ({why})")
+            write = (
+                self._write_of_data.get(entry.payload.data)
+                if isinstance(entry.payload, EntryNormal)
+                else None
+            )
+            if write is not None and write.outcome in ("forward", "error"):
+                raise self._fail(
+                    "client-oracle",
+                    f"w{write.wid} was answered {write.outcome} but {describe(entry)} commits",
+                )
+
+    def _observe_commit(self, node: Node) -> None:
+        core = node.core
+        if core is None:
+            return
+        commit = core.commit_index
+        if commit < node.seen_commit:
+            raise self._fail(
+                "commit-monotonic", f"n{node.id} commit index {node.seen_commit} -> {commit}"
+            )
+        if commit > core.log.last_index:
+            raise self._fail(
+                "commit-monotonic",
+                f"n{node.id} commit index {commit} beyond its log end {core.log.last_index}",
+            )
+        for i in range(node.seen_commit + 1, commit + 1):
+            self._record_committed(core.log.get(i), core.current_term, f"commit of n{node.id}")
+        node.seen_commit = commit
+
+    def check(self) -> None:
+        """Every invariant, now (called after each step)."""
+        for node in self.nodes.values():
+            core = node.core
+            if core is None:
+                continue
+            if core.current_term < node.seen_term:
+                raise self._fail(
+                    "term-monotonic", f"n{node.id} term {node.seen_term} -> {core.current_term}"
+                )
+            node.seen_term = core.current_term
+            if core.role is Role.LEADER:
+                holder = self.leaders.setdefault(core.current_term, node.id)
+                if holder != node.id and "election-safety" not in self.skip_checks:
+                    raise self._fail(
+                        "election-safety",
+                        f"n{holder} and n{node.id} both lead term {core.current_term}",
+                    )
+            self._observe_commit(node)
+        durable = [(f"n{n.id} durable", n.durable.log) for n in self.nodes.values()]
+        memory = [
+            (f"n{n.id} memory", list(n.c.log.slice(1, n.c.log.last_index + 1)))
+            for n in self.nodes.values()
+            if n.up
+        ]
+        self._check_log_matching(durable)
+        self._check_log_matching(memory)
+        majority = len(self.ids) // 2 + 1
+        for index, entry in sorted(self.committed.items()):
+            holders = [
+                n.id
+                for n in self.nodes.values()
+                if index <= len(n.durable.log) and n.durable.log[index - 1] == entry
+            ]
+            if len(holders) < majority and "committed-lost" not in self.skip_checks:
+                raise self._fail(
+                    "committed-lost",
+                    f"committed {describe(entry)} is durable only on {holders}",
+                )
+            for node in self.nodes.values():
+                core = node.core
+                if (
+                    core is not None
+                    and core.role is Role.LEADER
+                    and core.current_term > self.commit_term[index]
+                    and not _holds(core, entry)
+                ):
+                    raise self._fail(
+                        "leader-completeness",
+                        f"n{node.id} leads term {core.current_term} without {describe(entry)}, "
+                        f"committed by term {self.commit_term[index]}",
+                    )
+
+    def _check_log_matching(self, logs: list[tuple[str, list[Entry]]]) -> None:
+        for pos, (a, la) in enumerate(logs):
+            for b, lb in logs[pos + 1 :]:
+                for i in range(min(len(la), len(lb)) - 1, -1, -1):
+                    if la[i].term == lb[i].term:
+                        if la[: i + 1] != lb[: i + 1]:
+                            raise self._fail(
+                                "log-matching",
+                                f"{a} and {b} agree on index {i + 1} term {la[i].term} but not "
+                                f"before: {terms_of(la)} vs {terms_of(lb)}",
+                            )
+                        break
+
+    def check_final(self) -> None:
+        """The end-of-scenario checks: the per-step invariants, plus the four properties
+        stated explicitly over the whole run."""
+        # Election safety (one leader per term, every leader ever seen recorded in
+        # ``leaders``), log matching over durable and in-memory logs, and committed entries
+        # on a durable majority are checked by check(); committed entries never lost: held
+        # by every running leader.
+        self.check()
+        for entry in self.committed.values():
+            for node in self.nodes.values():
+                if node.up and node.c.role is Role.LEADER:
+                    assert _holds(node.c, entry), f"leader n{node.id} lacks {describe(entry)}"
+        # State machine safety: every state machine applied a prefix of the committed log.
+        for node in self.nodes.values():
+            for entry in node.durable.applied:
+                assert self.committed.get(entry.index) == entry, (
+                    f"n{node.id} applied {describe(entry)}, committed there: "
+                    f"{describe(self.committed.get(entry.index))}"
+                )
+        # Clients: acknowledged writes are committed where they were acknowledged.
+        for write in self.writes:
+            at = self._committed_at(write)
+            if write.outcome in ("committed", "applied"):
+                assert at == write.index, f"w{write.wid} acknowledged at {write.index}, at {at}"
+            if write.outcome in ("forward", "error"):
+                assert at is None, f"w{write.wid} answered {write.outcome}, committed at {at}"
+
+
+def _holds(core: RaftCore, entry: Entry) -> bool:
+    return entry.index <= core.log.last_index and core.log.get(entry.index) == entry
+
+
+def _msg(body: Any) -> str:
+    if isinstance(body, AppendEntriesRequest):
+        span = f" [{body.prev_log_index + 1}..{body.last_index}]" if body.entries else ""
+        return (
+            f"AE(t{body.term} prev={body.prev_log_index}/t{body.prev_log_term}{span} "
+            f"commit={body.leader_commit})"
+        )
+    if isinstance(body, VoteRequest):
+        return f"Vote(t{body.term} last={body.last_log_index}/t{body.last_log_term})"
+    if isinstance(body, AppendEntriesResponse):
+        hint = (
+            f" hint={body.conflict_opt.index}/t{body.conflict_opt.term}"
+            if body.conflict_opt
+            else ""
+        )
+        return f"AEResp(t{body.term} {'ok' if body.success else 'reject'}{hint})"
+    if isinstance(body, VoteResponse):
+        return f"VoteResp(t{body.term} {'granted' if body.vote_granted else 'denied'})"
+    if body is None:
+        return "error"
+    return repr(body)
+
+
+__all__ = [
+    "CONFIG",
+    "Cluster",
+    "Msg",
+    "ScenarioViolation",
+    "Write",
+    "describe",
+    "entries",
+    "terms_of",
+]
