@@ -39,7 +39,7 @@ from pykka_raft.router import Isolate, LinkFaults, Restore, SetLinkFaults
 from pykka_raft.statemachine import CompareAndSet, Get, Put
 from pykka_raft.testing.cluster import Cluster
 from pykka_raft.testing.faultnet import Heal, Partition, ReplayOld
-from pykka_raft.testing.history import HistoryRecorder, Op, render
+from pykka_raft.testing.history import HistoryRecorder, Op
 from pykka_raft.testing.linearizability import LinearizabilityResult, check_kv
 from pykka_raft.testing.monitors import check_cluster_data
 from pykka_raft.types import NodeId
@@ -110,8 +110,8 @@ class ChaosReport:
         lines += ["fault timeline:", *(f"  {t}" for t in self.timeline)]
         lin = self.linearizability
         if lin is not None and not lin.ok:
+            # The explanation already ends with the timeline of the ops that matter.
             lines += [f"non-linearizable history of key {lin.key!r}: {lin.explanation}"]
-            lines += [render(lin.ops)]
         return "\n".join(lines)
 
 

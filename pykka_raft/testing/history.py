@@ -202,9 +202,12 @@ class HistoryRecorder:
     def ops(self) -> tuple[Op, ...]:
         """Every op invoked so far, in invoke order; uncompleted ones as ``"unknown"``."""
         with self._lock:
-            return tuple(
-                self._done.get(handle)
-                or Op(
+            done, pending = dict(self._done), list(self._pending)
+        ops = []
+        for handle, p in enumerate(pending):
+            op = done.get(handle)
+            if op is None:
+                op = Op(
                     client=p.client,
                     kind=p.kind,
                     key=p.key,
@@ -214,8 +217,8 @@ class HistoryRecorder:
                     ret=None,
                     outcome="unknown",
                 )
-                for handle, p in enumerate(self._pending)
-            )
+            ops.append(op)
+        return tuple(ops)
 
     def __len__(self) -> int:
         with self._lock:
@@ -233,9 +236,10 @@ def render(ops: Iterable[Op], origin: float | None = None) -> str:
     ``origin`` (default: the earliest invoke), the client, the op, and a bar placing the
     op's window on a common time axis, which is what makes overlaps visible at a glance::
 
-        +0.000ms   +2.000ms  c1  put(x, 1) -> None           |=====                   |
-        +1.000ms          ?  c2  get(x) unknown              |  ~~~~~~~~~~~~~~~~~~~~~~>
-        +3.000ms   +4.000ms  c1  get(x) -> 1                 |        ===             |
+            +0.000ms     +2.000ms  c1   put(x, 1) -> None  |===========             |
+            +1.000ms            ?  c2   get(x) unknown     |     ~~~~~~~~~~~~~~~~~~~>
+            +3.000ms     +4.000ms  c1   get(x) -> 1        |               ======   |
+            +3.500ms     +4.500ms  c3   delete(x) failed   |                  ------|
 
     Bars use ``=`` for ok ops, ``-`` for failed ones, and ``~`` running off the right edge
     for unknown ones (they may take effect at any later time).

@@ -23,33 +23,57 @@ Algorithm:
     * "fail" ops are dropped. "unknown" ops have no return event (return time +infinity):
       the search may linearize them anywhere after their invoke, and succeeds once every
       ok op is placed, leaving the rest out (an unknown op need not take effect).
-    * Ok ops are tried before unknown ones, so unknown writes are only placed when the
-      observed results need them.
-    * Unknown gets are dropped (no effect, nothing to explain). An unknown write whose value
-      is never observed (no ok op returned it and no cas expects it) is dropped too: after
-      it, no ok op could run until another unconditional write overwrote it, so removing it
-      from any valid order leaves a valid order. Timed-out writes that never happened are
-      common in fault tests, and each one left in doubles the search space around it.
-    * Values are compared with ``==`` (as the state machine does), but interned once into
-      small integers first, so states hash cheaply and values need not be hashable.
+
+    Unknown ops are what makes such searches blow up (each one may or may not be placed,
+    anywhere after its invoke), so the search only looks for a valid order that uses as
+    few of them as possible, which exists whenever any valid order does. In such an order:
+
+    * No unknown op leaves the state unchanged, none is immediately overwritten by an
+      unconditional unknown write, and each is immediately followed by an op that needs the
+      state it leaves (an ok op requiring it, or an unknown cas expecting it), which is
+      already a candidate at that point. Otherwise it could be dropped.
+    * Unknown ops with the same effect (two timed-out deletes, two puts of one value) are
+      interchangeable except that each goes after its own invoke, so the earliest-invoked
+      ones can be used first, in invoke order. Without this, k lost deletes cost 2**k.
+    * Unknown gets, and unknown writes of a value that no ok op returned and no unknown cas
+      expects, are dropped up front: after such a write no ok op can run until another
+      unconditional write overwrites it. Timed-out writes that never happened are common in
+      fault tests.
+    * The cache also subsumes: unknown ops never hold anything up, so having placed more of
+      them only removes options. A configuration is skipped when one with the same ok ops,
+      the same state and a subset of its unknown ops was searched.
+
+    Ok ops are tried before unknown ones, and values are compared with ``==`` (as the state
+    machine does) but interned once into small integers, so states hash cheaply and values
+    need not be hashable.
 
 Performance:
-    ``3000`` ops by ``5`` clients on ``5`` keys, with 5% unknown outcomes (half of them took
-    effect, late or not) and 2% failures, unique written values: about 0.02 s in total
-    (0.015 to 0.025 s over seeds 0 to 9); 30000 such ops: about 0.25 s. With writes drawn from
-    only 3 values on 1 key (many equivalent orders to rule out), 3000 ops: about 0.1 s when
-    linearizable, about 3 s for a large history with one stale read injected (the search
-    has to exhaust every order first). Measured on CPython 3.11 (one core of the
-    development container) by timing ``check_kv`` with ``time.perf_counter`` on the
-    histories of ``random_history`` in ``tests/unit/test_linearizability.py``. The problem
-    is NP-complete in general: many concurrent clients on one key with few distinct values
-    and many unknown writes can still blow up.
+    Measured on CPython 3.11 in a 2-core container, timing ``check_kv`` with
+    ``time.perf_counter`` on histories from ``random_history`` in
+    ``tests/unit/test_linearizability.py`` (ops really executed on a
+    ``KeyValueStateMachine`` at a random instant of their window; 5 clients, windows of
+    0.05 to 3 s, 5% unknown outcomes of which half took effect, possibly up to three windows
+    late, 2% failures; every write a unique value unless said otherwise), seeds 0 to 9:
+
+    * 3000 ops on 5 keys: 0.01 to 0.03 s (median 0.02 s); with a stale read injected:
+      under 0.015 s. 30000 ops: 0.25 to 0.4 s.
+    * 3000 ops on 1 key: 0.02 to 0.05 s; with 20% unknown outcomes and a read of a value
+      never written near the end (so every order of the first 90% must be ruled out):
+      0.3 to 0.5 s.
+    * Writes drawn from only 3 values: 0.03 to 0.07 s when linearizable. The worst case
+      found is a non-linearizable history of 3000 ops on 1 key with 3 values: 0.05 to
+      0.08 s without unknown ops, about 2 s with 1% unknown, minutes with 5% (lost writes of
+      repeated values can fire at any later time, so they fit almost anywhere).
+
+    The problem is NP-complete in general. Give every write a unique value (as Jepsen
+    does): then an unknown write that never happened is dropped up front, and one that did
+    is pinned down by whoever observed it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import Any, TypeAlias
 
 import attrs
 
@@ -64,6 +88,7 @@ _SAME = -1  # new: the op leaves the state unchanged
 _NONE_ID = 0  # the interned id of None, the value of a missing key
 _CONTEXT_OPS = 3  # linearized ops shown before the point where the search got stuck
 _WRITERS_SHOWN = 3
+_PENDING_SHOWN = 6
 
 
 @attrs.frozen
@@ -218,7 +243,11 @@ class _KeyModel:
 
 
 def _prune_unknowns(ops: list[Op], interner: _Interner) -> list[Op]:
-    """Drop unknown ops that cannot matter (see the module docstring), to a fixpoint."""
+    """Drop unknown ops that cannot matter (see the module docstring), to a fixpoint.
+
+    Ok cas ops do not count as observing their expected value: one that did not swap
+    observed its previous value, which is what they must match.
+    """
     ops = [o for o in ops if not (o.outcome == "unknown" and o.kind == "get")]
     while True:
         observed: set[int] = set()
@@ -252,6 +281,9 @@ def _check_key(key: str, key_ops: list[Op]) -> LinearizabilityResult | None:
     return _explain(key, key_ops, ops, model, interner, stuck)
 
 
+_Path: TypeAlias = "tuple[int, _Path] | None"
+
+
 def _search(ops: Sequence[Op], model: _KeyModel, n_ok: int) -> _Stuck | None:
     """The memoized depth-first search over the event list; ``None`` on success."""
     n = len(ops)
@@ -278,10 +310,34 @@ def _search(ops: Sequence[Op], model: _KeyModel, n_ok: int) -> _Stuck | None:
     is_ok = [o.outcome == "ok" for o in ops]
     bit = [1 << i for i in range(n)]
     step = model.step
+    req, cond = model.req, model.cond
+    # Unknown ops with the same effect (say, two timed-out deletes) are interchangeable,
+    # except that each can only go after its own invoke. So any linearization can be
+    # rewritten to use the earliest-invoked ones, in invoke order; searching only those
+    # avoids trying every subset of them (2**k times the work for k lost deletes).
+    # ``twin_before[i]`` is the bit of the previous op of ``i``'s class, or 0.
+    twin_before = [0] * n
+    last_of_class: dict[tuple[int, int, int], int] = {}
+    for i in sorted(range(n), key=lambda i: ops[i].invoke):
+        if not is_ok[i]:
+            effect = (model.req[i], model.cond[i], model.new[i])
+            if effect in last_of_class:
+                twin_before[i] = bit[last_of_class[effect]]
+            last_of_class[effect] = i
 
-    def candidates() -> list[int]:
-        # Every call before the first return: ok ops first, so that unknown writes are
-        # only placed when the observed results ask for them.
+    no_states: frozenset[int] = frozenset()
+
+    def candidates() -> tuple[list[int], frozenset[int]]:
+        """Every call before the first return, ok ops first; and the states they want.
+
+        An unknown op is only worth placing right before an op that needs the state it
+        leaves: an ok op requiring that state, or an unknown cas expecting it. Take a valid
+        order with as few unknown ops as possible: what follows each unknown op can only be
+        such an op (an ok op that needs another state would not fit; an unknown write or
+        a cas that does not swap would make it, or itself, useless), and it is already a
+        candidate here, as unknown ops never hold anything up. So unknown ops are only
+        tried when they produce a wanted state.
+        """
         first: list[int] = []
         later: list[int] = []
         node = nxt[0]
@@ -289,7 +345,10 @@ def _search(ops: Sequence[Op], model: _KeyModel, n_ok: int) -> _Stuck | None:
             i = node_op[node]
             (first if is_ok[i] else later).append(i)
             node = nxt[node]
-        return first + later
+        if not later:
+            return first, no_states
+        wanted = frozenset(req[i] for i in first) | frozenset(cond[i] for i in later)
+        return first + later, wanted
 
     def lift(i: int) -> None:
         for node in (call_node[i], ret_node[i]):
@@ -305,49 +364,79 @@ def _search(ops: Sequence[Op], model: _KeyModel, n_ok: int) -> _Stuck | None:
                 prv[nxt[node]] = node
 
     state = _NONE_ID
-    linearized = 0
+    lin_ok = 0  # bitset of the ok ops linearized so far
+    lin_unknown = 0  # bitset of the unknown ops linearized so far
     ok_left = n_ok
-    seen: set[tuple[int, int]] = set()
-    stack: list[tuple[int, int, list[int], int]] = []
-    cands = candidates()
+    # The cache: for each (ok ops placed, state), the sets of unknown ops placed with them
+    # that were searched. Placing more unknown ops only removes options (they have no
+    # return, so they never hold anything up), so a configuration is skipped when one with
+    # the same ok ops and state and a subset of its unknown ops was seen. Without unknown
+    # ops this is the plain (bitset, state) cache.
+    seen: dict[tuple[int, int], list[int]] = {}
+    stack: list[tuple[int, int, list[int], frozenset[int], int]] = []
+    cands, wanted = candidates()
     pos = 0
+    # The linearization so far as a cons list (op, rest), so that remembering the furthest
+    # point costs O(1) instead of copying the stack.
+    path: _Path = None
     best_ok_left = ok_left + 1
-    best: _Stuck | None = None
+    best: tuple[_Path, int] = (None, state)
     while True:
         if ok_left < best_ok_left:
             best_ok_left = ok_left
-            best = _Stuck(tuple(frame[0] for frame in stack), state)
+            best = (path, state)
             if ok_left == 0:
                 return None
         while pos < len(cands):
             i = cands[pos]
             pos += 1
             new_state = step(i, state)
-            if new_state < 0 or (new_state == state and not is_ok[i]):
-                # An unknown op that changes nothing may as well be left out.
+            if new_state < 0:
                 continue
-            entry = (linearized | bit[i], new_state)
-            if entry in seen:
+            if is_ok[i]:
+                next_ok, next_unknown = lin_ok | bit[i], lin_unknown
+            elif (
+                new_state == state
+                or new_state not in wanted
+                or twin_before[i] & ~lin_unknown
+                or (cond[i] < 0 and stack and not is_ok[stack[-1][0]])
+            ):
+                # An unknown op that changes nothing may as well be left out, and so may an
+                # unknown op whose state is overwritten right away by an unconditional
+                # unknown write; see above for wanted states and twins.
                 continue
-            seen.add(entry)
-            stack.append((i, state, cands, pos))
+            else:
+                next_ok, next_unknown = lin_ok, lin_unknown | bit[i]
+            masks = seen.setdefault((next_ok, new_state), [])
+            if any(not (mask & ~next_unknown) for mask in masks):
+                continue
+            masks.append(next_unknown)
+            stack.append((i, state, cands, wanted, pos))
+            path = (i, path)
             lift(i)
             state = new_state
-            linearized |= bit[i]
+            lin_ok, lin_unknown = next_ok, next_unknown
             if is_ok[i]:
                 ok_left -= 1
-            cands = candidates()
+            cands, wanted = candidates()
             pos = 0
             break
         else:
             if not stack:
-                assert best is not None
-                return best
-            i, state, cands, pos = stack.pop()
+                linearized_ops: list[int] = []
+                cell, best_state = best
+                while cell is not None:
+                    linearized_ops.append(cell[0])
+                    cell = cell[1]
+                return _Stuck(tuple(reversed(linearized_ops)), best_state)
+            i, state, cands, wanted, pos = stack.pop()
+            path = path[1] if path is not None else None
             unlift(i)
-            linearized &= ~bit[i]
             if is_ok[i]:
+                lin_ok &= ~bit[i]
                 ok_left += 1
+            else:
+                lin_unknown &= ~bit[i]
 
 
 def _explain(
@@ -381,9 +470,10 @@ def _explain(
 
     n_ok = sum(1 for o in ops if o.outcome == "ok")
     n_placed_ok = sum(1 for i in stuck.linearized if ops[i].outcome == "ok")
+    left_out = len(key_ops) - len(ops)
     lines = [
-        f"key {key!r} is not linearizable ({n_ok} ok and {len(ops) - n_ok} unknown ops "
-        f"searched; {len(key_ops) - len(ops)} failed or irrelevant unknown ops left out).",
+        f"key {key!r} is not linearizable ({n_ok} ok and {len(ops) - n_ok} unknown ops searched"
+        + (f"; {left_out} failed or irrelevant unknown ops left out)." if left_out else ")."),
     ]
     where = (
         f"The search got furthest after placing {len(stuck.linearized)} ops "
@@ -409,36 +499,48 @@ def _explain(
         writers = [o for o in key_ops if _writes_value(o, needed)]
         live = [o for o in writers if o.outcome != "fail"]
         failed = [o for o in writers if o.outcome == "fail"]
-        if live:
-            names = "; ".join(f"c{o.client} {o.describe()}" for o in live[:_WRITERS_SHOWN])
-            more = f" and {len(live) - _WRITERS_SHOWN} more" if len(live) > _WRITERS_SHOWN else ""
+        # The writes closest before the stuck op are the ones that could have explained it.
+        near = [o for o in live if o.invoke <= horizon][-_WRITERS_SHOWN:] or live[:_WRITERS_SHOWN]
+        if near:
+            names = "; ".join(f"c{o.client} {o.describe()}" for o in near)
+            more = f" ({len(live)} such writes in all)" if len(live) > len(near) else ""
             lines.append(f"{needed!r} was written by: {names}{more}.")
         elif needed is not None:
             lines.append(f"No op that may have taken effect ever wrote {needed!r}.")
         if failed:
             names = "; ".join(f"c{o.client} {o.describe()}" for o in failed[:_WRITERS_SHOWN])
             lines.append(f"Only ops recorded as failed (so never applied) wrote it: {names}.")
-        for o in live[-_WRITERS_SHOWN:] + failed[:_WRITERS_SHOWN]:
+        for o in near + failed[:_WRITERS_SHOWN]:
             shown[id(o)] = o
-    if pending:
+    pending_ok = [i for i in pending if ops[i].outcome == "ok"]
+    pending_unknown = [i for i in pending if ops[i].outcome != "ok"]
+    if pending_ok:
         reasons = []
-        for i in pending:
-            if model.step(i, stuck.state) >= 0:
-                reasons.append(f"{label(i)} (fits, but leads nowhere)")
+        for i in pending_ok[:_PENDING_SHOWN]:
+            if model.step(i, stuck.state) >= 0:  # cannot happen at the furthest point
+                reasons.append(f"{label(i)} (fits)")
             elif i in model.impossible:
                 reasons.append(f"{label(i)} (impossible result)")
             else:
                 reasons.append(f"{label(i)} (needs {interner.values[model.req[i]]!r})")
-        lines.append("Other ops that could have gone next: " + "; ".join(reasons) + ".")
+        if len(pending_ok) > _PENDING_SHOWN:
+            reasons.append(f"and {len(pending_ok) - _PENDING_SHOWN} more")
+        lines.append("Other ok ops that could have gone next: " + "; ".join(reasons) + ".")
+    if pending_unknown:
+        names = "; ".join(label(i) for i in pending_unknown[:_WRITERS_SHOWN])
+        more = f" ({len(pending_unknown)} in all)" if len(pending_unknown) > _WRITERS_SHOWN else ""
+        lines.append(f"Unknown ops that could still have taken effect: {names}{more}.")
 
-    # The window: from the earliest of the last ops placed, the writer of the state and the
-    # ok ops that could go next, up to the stuck op's return. Unknown ops invoked long ago
-    # stay pending forever, so they do not stretch it.
-    anchors = [ops[i] for i in stuck.linearized[-_CONTEXT_OPS:]]
-    anchors += [ops[i] for i in [*pending, blocked] if ops[i].outcome == "ok"]
+    # The window: from the earliest of the ok ops among the last placed and those that
+    # could go next, up to the stuck op's return; plus the writer of the state and the
+    # unknown ops among the last placed, which may be far back and do not stretch it.
+    recent_ops = [ops[i] for i in stuck.linearized[-_CONTEXT_OPS:]]
+    anchors = [o for o in recent_ops if o.outcome == "ok"]
+    anchors += [ops[i] for i in [*pending_ok, blocked]]
+    start = min(o.invoke for o in anchors)
+    anchors += [o for o in recent_ops if o.outcome != "ok"]
     if writer is not None:
         anchors.append(ops[writer])
-    start = min(o.invoke for o in anchors)
     for o in key_ops:
         if o.invoke <= horizon and (o.ret if o.ret is not None else o.invoke) >= start:
             shown[id(o)] = o

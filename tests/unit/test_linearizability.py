@@ -3,12 +3,15 @@
 Hand-built histories pin the semantics (unknown and failed outcomes, cas, delete, the
 classic anomalies). Generated ones come from really executing each op on a
 ``KeyValueStateMachine`` at a random instant inside its window, so they are linearizable by
-construction; injecting one anomaly into them must be caught. A brute-force oracle that
-tries every order cross-checks the verdict both ways on small histories.
+construction; injecting one anomaly into them must be caught. Two oracles cross-check the
+verdict both ways on histories with corrupted results: brute force over every order on
+small histories, and a plain memoized search (none of the checker's reductions for unknown
+ops) on longer ones.
 """
 
 from __future__ import annotations
 
+import functools
 import itertools
 import random
 import threading
@@ -38,8 +41,16 @@ from pykka_raft.testing.linearizability import LinearizabilityResult, check_kv
 
 
 def put(c: int, key: str, value: Any, inv: float, ret: float | None, prev: Any = None) -> Op:
-    return Op(client=c, kind="put", key=key, value=value, invoke=inv, ret=ret,
-              outcome="ok" if ret is not None else "unknown", result=prev)  # fmt: skip
+    return Op(
+        client=c,
+        kind="put",
+        key=key,
+        value=value,
+        invoke=inv,
+        ret=ret,
+        outcome="ok" if ret is not None else "unknown",
+        result=prev,
+    )
 
 
 def get(c: int, key: str, inv: float, ret: float, value: Any) -> Op:
@@ -47,8 +58,15 @@ def get(c: int, key: str, inv: float, ret: float, value: Any) -> Op:
 
 
 def delete(c: int, key: str, inv: float, ret: float | None, removed: Any = None) -> Op:
-    return Op(client=c, kind="delete", key=key, invoke=inv, ret=ret,
-              outcome="ok" if ret is not None else "unknown", result=removed)  # fmt: skip
+    return Op(
+        client=c,
+        kind="delete",
+        key=key,
+        invoke=inv,
+        ret=ret,
+        outcome="ok" if ret is not None else "unknown",
+        result=removed,
+    )
 
 
 def cas(
@@ -62,9 +80,17 @@ def cas(
     previous: Any = None,
 ) -> Op:
     ok = ret is not None
-    return Op(client=c, kind="cas", key=key, value=new, expected=expected, invoke=inv, ret=ret,
-              outcome="ok" if ok else "unknown",
-              result=CasResult(swapped, previous) if ok else None)  # fmt: skip
+    return Op(
+        client=c,
+        kind="cas",
+        key=key,
+        value=new,
+        expected=expected,
+        invoke=inv,
+        ret=ret,
+        outcome="ok" if ok else "unknown",
+        result=CasResult(swapped, previous) if ok else None,
+    )
 
 
 def failed(op: Op) -> Op:
@@ -225,6 +251,35 @@ def test_unknown_delete_and_cas() -> None:
     )
 
 
+def test_chain_of_unknown_ops_explains_a_result() -> None:
+    # Only "put 0, then the cas swaps 0 for 2" explains the delete's result: an unknown op
+    # may be needed only to enable another unknown op.
+    assert_linearizable(
+        [
+            put(2, "x", 0, 0, None),
+            cas(1, "x", 0, 2, 2, None),
+            delete(1, "x", 3, 4, removed=2),
+        ]
+    )
+    # Without the put, the cas never swaps.
+    assert_not_linearizable([cas(1, "x", 0, 2, 2, None), delete(1, "x", 3, 4, removed=2)])
+
+
+def test_unknown_write_needed_late_is_not_ruled_out_by_using_it_early() -> None:
+    # The search may first try the unknown put early and fail; the same point reached
+    # without it still has to be searched (it has more options left, not fewer).
+    assert_linearizable(
+        [
+            put(2, "x", 0, 1, 6, prev=None),
+            delete(1, "x", 1, 4, removed=None),
+            delete(1, "x", 4, None),
+            delete(0, "x", 8, 10, removed=0),
+            put(0, "x", 0, 10, None),
+            put(2, "x", 1, 24, 28, prev=0),
+        ]
+    )
+
+
 # --- compare-and-set and delete ----------------------------------------------------------
 
 
@@ -358,10 +413,18 @@ def test_recorder_stamps_times_and_turns_uncompleted_ops_into_unknown() -> None:
     assert len(rec) == 3
     assert rec.ops() == (
         Op(client=1, kind="put", key="x", value=5, invoke=1, ret=4, outcome="ok"),
-        Op(client=2, kind="cas", key="x", value=6, expected=5, invoke=2, ret=None,
-           outcome="unknown"),
+        Op(
+            client=2,
+            kind="cas",
+            key="x",
+            value=6,
+            expected=5,
+            invoke=2,
+            ret=None,
+            outcome="unknown",
+        ),
         Op(client=3, kind="get", key="x", invoke=3, ret=None, outcome="unknown"),
-    )  # fmt: skip
+    )
     rec.complete(c, "fail", result=RuntimeError("no leader"))
     assert rec.ops()[2].outcome == "fail"
     assert rec.ops()[2].ret == 5
@@ -406,7 +469,7 @@ def test_recorder_from_many_threads_on_a_locked_dict_is_linearizable() -> None:
             key = rng.choice("ab")
             kind = rng.choice(["get", "put", "delete", "cas"])
             value = (c, n)
-            expected = rng.choice([None, value])
+            expected = rng.choice([None, (c, n - 1)])  # swaps if our last write survived
             command = make_command(kind, key, value, expected)
             h = rec.invoke(c, kind, key, value if kind in ("put", "cas") else None, expected)
             with lock:
@@ -575,9 +638,14 @@ def test_large_history_with_one_stale_read_injected_is_caught() -> None:
         for n, later in enumerate(ops)
         if later.kind == "get" and later.outcome == "ok"
         for p in ops[max(0, n - 30) : n]
-        if p.kind == "put" and p.outcome == "ok" and p.key == later.key and p.result is not None
-        and p.ret is not None and p.ret < later.invoke and later.result != p.result
-    )  # fmt: skip
+        if p.kind == "put"
+        and p.outcome == "ok"
+        and p.key == later.key
+        and p.result is not None
+        and p.ret is not None
+        and p.ret < later.invoke
+        and later.result != p.result
+    )
     assert_linearizable(ops)
     ops[index] = stale
     result = assert_not_linearizable(ops, key=stale.key)
@@ -648,8 +716,54 @@ def test_verdict_matches_brute_force(specs: list[Spec], data: st.DataObject) -> 
     for n, o in enumerate(ops):
         if o.outcome == "ok" and data.draw(st.booleans()):
             wrong = data.draw(st.one_of(st.none(), st.integers(0, 2)))
-            ops[n] = attrs.evolve(o, result=CasResult(o.result.swapped, wrong) if o.kind == "cas"
-                                  else wrong)  # fmt: skip
+            ops[n] = attrs.evolve(
+                o, result=CasResult(o.result.swapped, wrong) if o.kind == "cas" else wrong
+            )
     expected = brute_force(ops)
     result = check_kv(ops)
     assert result.ok == expected, render(ops) + "\n" + result.explanation
+
+
+def reference_check(ops: Sequence[Op]) -> bool:
+    """A plain memoized search over (remaining ops, value) for one key, with none of the
+    checker's reductions, to cross-check them on histories too long for brute force."""
+    live = [o for o in ops if o.outcome != "fail"]
+
+    def apply(o: Op, value: Any) -> tuple[bool, Any]:
+        sm = KeyValueStateMachine(keep_history=False)
+        sm.data = {} if value is None else {o.key: value}
+        result = sm.apply(
+            Entry(1, 1, EntryNormal(make_command(o.kind, o.key, o.value, o.expected)))
+        )
+        return o.outcome != "ok" or result == o.result, sm.data.get(o.key)
+
+    @functools.cache
+    def search(remaining: frozenset[int], value: Any) -> bool:
+        rets = [live[i].ret for i in remaining]
+        finite = [r for r in rets if r is not None]
+        if not finite:  # only unknown ops left: leave them out
+            return True
+        first_return = min(finite)
+        for i in remaining:
+            if live[i].invoke <= first_return:
+                fits, after = apply(live[i], value)
+                if fits and search(remaining - {i}, after):
+                    return True
+        return False
+
+    return search(frozenset(range(len(live))), None)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(SPECS.map(lambda s: attrs.evolve(s, key="x")), min_size=10, max_size=25), st.data())
+def test_verdict_matches_a_plain_memoized_search(specs: list[Spec], data: st.DataObject) -> None:
+    ops = simulate(specs)
+    for _ in range(data.draw(st.integers(0, 2))):
+        n = data.draw(st.integers(0, len(ops) - 1))
+        if ops[n].outcome == "ok":
+            wrong = data.draw(st.one_of(st.none(), st.integers(0, 2)))
+            swapped = data.draw(st.booleans())
+            result = CasResult(swapped, wrong) if ops[n].kind == "cas" else wrong
+            ops[n] = attrs.evolve(ops[n], result=result)
+    result = check_kv(ops)
+    assert result.ok == reference_check(ops), render(ops) + "\n" + result.explanation
