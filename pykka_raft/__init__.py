@@ -5,18 +5,25 @@ A port of actix-raft's design: a ``Raft`` actor per node, a ``RaftStorage`` acto
 :meth:`Raft.start` and send it messages through the returned ref.
 """
 
-from pykka_raft.admin import InitWithConfig
+from pykka_raft.admin import ConfigChangeResponse, InitWithConfig, ProposeConfigChange
 from pykka_raft.calls import ActorReply, Call, Completed, FutureReply, Reply
 from pykka_raft.codec import from_primitive, register_app_type, to_primitive
 from pykka_raft.config import Config, SnapshotPolicy
 from pykka_raft.errors import (
     ApplicationError,
+    CatchUpTimeout,
+    ChangeInProgress,
     ClientError,
+    ConfigChangeError,
     ConfigError,
     DecodeError,
     ForwardToLeader,
     InitWithConfigError,
+    InoperableConfig,
     InternalError,
+    LeadershipLost,
+    NodeNotLeader,
+    Noop,
     NotAllowed,
     RaftError,
     RpcError,
@@ -96,12 +103,16 @@ __all__ = [
     "ApplyToStateMachine",
     "Call",
     "CasResult",
+    "CatchUpTimeout",
+    "ChangeInProgress",
     "ClientError",
     "ClientPayload",
     "ClientPayloadResponse",
     "CompareAndSet",
     "Completed",
     "Config",
+    "ConfigChangeError",
+    "ConfigChangeResponse",
     "ConfigError",
     "ConflictOpt",
     "DecodeError",
@@ -124,11 +135,13 @@ __all__ = [
     "InitWithConfig",
     "InitWithConfigError",
     "InitialState",
+    "InoperableConfig",
     "InstallSnapshotRequest",
     "InstallSnapshotResponse",
     "InternalError",
     "Isolate",
     "KeyValueStateMachine",
+    "LeadershipLost",
     "LinkFaults",
     "LogId",
     "LogIndex",
@@ -136,7 +149,10 @@ __all__ = [
     "MemStoreData",
     "MembershipConfig",
     "NodeId",
+    "NodeNotLeader",
+    "Noop",
     "NotAllowed",
+    "ProposeConfigChange",
     "Put",
     "Raft",
     "RaftError",

@@ -1,4 +1,4 @@
-"""Admin messages: forming a cluster (and, later, changing its membership)."""
+"""Admin messages: forming a cluster and changing its membership."""
 
 from __future__ import annotations
 
@@ -6,7 +6,8 @@ from collections.abc import Iterable
 
 import attrs
 
-from pykka_raft.types import NodeId
+from pykka_raft.messages import MembershipConfig
+from pykka_raft.types import LogIndex, NodeId
 
 
 def _ids(ids: Iterable[NodeId]) -> tuple[NodeId, ...]:
@@ -31,3 +32,50 @@ class InitWithConfig:
     """
 
     members: tuple[NodeId, ...] = attrs.field(converter=_ids)
+
+
+@attrs.frozen
+class ProposeConfigChange:
+    """Change the cluster's membership; send it to the leader.
+
+    ``add_members`` become voters, ``remove_members`` leave the cluster, and
+    ``add_non_voters`` join as non-voters that stay non-voters (learners: they receive the
+    log but never vote or count toward a majority). Naming a current non-voter in
+    ``add_members`` promotes it; naming a current voter in ``add_non_voters`` demotes it.
+    Duplicates are ignored, and so is anything already as asked.
+
+    The leader carries the change out in committed steps (``docs/membership.md``):
+
+    1. nodes new to the cluster are added as non-voters and replicated to until each is
+       at most ``Config.catch_up_lag`` entries behind;
+    2. the joint configuration (old and new voters, §6), in which elections and commits
+       need a majority of each;
+    3. the final configuration. A leader that is no longer a voter then steps down.
+
+    The reply, a :class:`ConfigChangeResponse`, comes when the final configuration is
+    committed. Errors (all :class:`~pykka_raft.errors.ConfigChangeError`):
+    :class:`~pykka_raft.errors.NodeNotLeader` (with the known leader),
+    :class:`~pykka_raft.errors.Noop` (nothing to change),
+    :class:`~pykka_raft.errors.InoperableConfig` (fewer than ``Config.min_voters`` voters
+    would remain, or a node is both added and removed),
+    :class:`~pykka_raft.errors.ChangeInProgress` (one change at a time),
+    :class:`~pykka_raft.errors.CatchUpTimeout` (new voters did not catch up in time) and
+    :class:`~pykka_raft.errors.LeadershipLost` (the outcome is open).
+    """
+
+    add_members: tuple[NodeId, ...] = attrs.field(default=(), converter=_ids)
+    remove_members: tuple[NodeId, ...] = attrs.field(default=(), converter=_ids)
+    add_non_voters: tuple[NodeId, ...] = attrs.field(default=(), converter=_ids)
+
+
+@attrs.frozen
+class ConfigChangeResponse:
+    """The answer to :class:`ProposeConfigChange`: the committed final membership.
+
+    Attributes:
+        index: the log index of the committed configuration entry.
+        membership: the membership now in effect.
+    """
+
+    index: LogIndex
+    membership: MembershipConfig

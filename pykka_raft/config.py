@@ -17,6 +17,9 @@ DEFAULT_MAX_INFLIGHT = 8
 DEFAULT_METRICS_RATE = 5000
 DEFAULT_LOGS_SINCE_LAST = 5000
 DEFAULT_SNAPSHOT_CHUNKSIZE = 3 * 1024 * 1024
+DEFAULT_CATCH_UP_LAG = 100
+DEFAULT_CATCH_UP_TIMEOUT = 30_000
+DEFAULT_MIN_VOTERS = 1
 
 
 @attrs.frozen
@@ -72,6 +75,14 @@ class Config:
         snapshot_max_chunk_size: the most bytes of snapshot data per InstallSnapshot chunk.
         snapshot_dir: where a file-backed storage may keep snapshots; created if missing.
             ``None`` for storages that keep snapshots elsewhere (e.g. in memory).
+        catch_up_lag: a node being added as a voter is promoted (the joint configuration
+            is entered) only once its log is at most this many entries behind the leader's.
+        catch_up_timeout: how long a membership change waits for new voters to catch up
+            before it fails with :class:`~pykka_raft.errors.CatchUpTimeout` (they stay
+            non-voters).
+        min_voters: the fewest voters a membership change may leave; a change that would
+            leave fewer fails with :class:`~pykka_raft.errors.InoperableConfig`. Set it to
+            3 to refuse shrinking a cluster below fault tolerance by accident.
     """
 
     election_timeout_min: int = DEFAULT_ELECTION_TIMEOUT_MIN
@@ -83,6 +94,9 @@ class Config:
     snapshot_policy: SnapshotPolicy = attrs.field(factory=SnapshotPolicy)
     snapshot_max_chunk_size: int = DEFAULT_SNAPSHOT_CHUNKSIZE
     snapshot_dir: str | None = None
+    catch_up_lag: int = DEFAULT_CATCH_UP_LAG
+    catch_up_timeout: int = DEFAULT_CATCH_UP_TIMEOUT
+    min_voters: int = DEFAULT_MIN_VOTERS
 
     def __attrs_post_init__(self) -> None:
         for name in (
@@ -93,12 +107,16 @@ class Config:
             "max_inflight",
             "metrics_rate",
             "snapshot_max_chunk_size",
+            "catch_up_lag",
+            "catch_up_timeout",
+            "min_voters",
         ):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int):
                 raise ConfigError(name, f"must be an int, got {value!r}")
-            if value <= 0:
-                raise ConfigError(name, f"must be greater than 0, got {value}")
+            if value < 0 or (value == 0 and name != "catch_up_lag"):
+                bound = "0 or more" if name == "catch_up_lag" else "greater than 0"
+                raise ConfigError(name, f"must be {bound}, got {value}")
         if self.election_timeout_min >= self.election_timeout_max:
             raise ConfigError(
                 "election_timeout_min",

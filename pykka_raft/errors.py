@@ -144,3 +144,80 @@ class SafetyViolation(InternalError):
 
 class DecodeError(RaftError, ValueError):
     """A frame or structure could not be decoded into a message (malformed or oversized)."""
+
+
+class ConfigChangeError(RaftError):
+    """Base of the errors a :class:`~pykka_raft.admin.ProposeConfigChange` can get.
+
+    Every one of them but :class:`LeadershipLost` means the membership was not changed by
+    this call.
+    """
+
+
+class NodeNotLeader(ConfigChangeError):
+    """Membership changes are made by the leader; send the change to ``leader_id``.
+
+    ``leader_id`` is ``None`` while no leader is known: retry after an election timeout.
+    """
+
+    def __init__(self, leader_id: NodeId | None) -> None:
+        self.leader_id = leader_id
+        hint = (
+            f"send it to node {leader_id}"
+            if leader_id is not None
+            else "no leader is known yet: retry after an election timeout"
+        )
+        super().__init__(f"this node is not the leader; {hint}")
+
+
+class Noop(ConfigChangeError):
+    """The proposed change leaves the membership as it is (every add is already there,
+    every remove already gone)."""
+
+
+class InoperableConfig(ConfigChangeError):
+    """The change would leave a cluster that cannot work: no voters, fewer voters than
+    ``Config.min_voters``, or a node that is both added and removed."""
+
+
+class ChangeInProgress(ConfigChangeError):
+    """Another membership change has not finished yet (one change at a time).
+
+    Wait until the cluster's metrics show a membership that is not joint, then propose again.
+    """
+
+
+class LeadershipLost(ConfigChangeError):
+    """This node stopped being leader before the change finished.
+
+    The outcome is open: a new leader that inherits a joint configuration finishes it, and
+    new nodes already added as non-voters stay non-voters. Read the membership from the
+    new leader's metrics (``leader_id`` if known) and propose again if it is not the one
+    you want.
+    """
+
+    def __init__(self, leader_id: NodeId | None) -> None:
+        self.leader_id = leader_id
+        super().__init__(
+            "leadership was lost before the membership change finished; read the membership "
+            "from the current leader's metrics"
+            + (f" (node {leader_id})" if leader_id is not None else "")
+            + " and propose again if needed"
+        )
+
+
+class CatchUpTimeout(ConfigChangeError):
+    """New voters did not catch up with the leader's log within ``Config.catch_up_timeout``.
+
+    They stay in the membership as non-voters. Check that they run and are reachable, then
+    propose the change again to promote them, or remove them.
+    """
+
+    def __init__(self, nodes: tuple[NodeId, ...], timeout_ms: int) -> None:
+        self.nodes = nodes
+        names = ", ".join(str(n) for n in nodes)
+        super().__init__(
+            f"node(s) {names} did not catch up with the leader's log within {timeout_ms} ms "
+            "and stay non-voters; check that they run and are reachable, then propose the "
+            "change again to promote them, or remove them"
+        )

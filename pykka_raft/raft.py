@@ -21,7 +21,7 @@ import pykka
 from pykka._envelope import Envelope
 
 from pykka_raft import storage as st
-from pykka_raft.admin import InitWithConfig
+from pykka_raft.admin import InitWithConfig, ProposeConfigChange
 from pykka_raft.calls import DEAD_ACTOR_ERRORS, ActorReply, Call, Completed, Reply
 from pykka_raft.config import Config
 from pykka_raft.core import commands as cmd
@@ -150,6 +150,7 @@ class Raft(pykka.ThreadingActor):
       usually delivered by the network actor;
     * :class:`~pykka_raft.messages.ClientPayload` — a client write (leader only);
     * :class:`~pykka_raft.admin.InitWithConfig` — form a cluster from pristine nodes;
+    * :class:`~pykka_raft.admin.ProposeConfigChange` — change the membership (leader only);
     * :class:`~pykka_raft.messages.GetMetrics` — the current metrics.
     """
 
@@ -293,6 +294,8 @@ class Raft(pykka.ThreadingActor):
             core.receive_install_snapshot(message, token)
         elif isinstance(message, InitWithConfig):
             core.init_with_config(message.members, token)
+        elif isinstance(message, ProposeConfigChange):
+            core.propose_config_change(message, token)
         elif isinstance(message, GetMetrics):
             if core.role is Role.INITIALIZING:
                 self._metrics_waiters.append(token)  # answered once the node has started

@@ -78,6 +78,11 @@ class RaftLog:
         while self._config_indexes and self._config_indexes[-1] >= index:
             self._config_indexes.pop()
 
+    @property
+    def config_index(self) -> LogIndex:
+        """The index of the latest configuration entry in the log (0 if there is none)."""
+        return self._config_indexes[-1] if self._config_indexes else 0
+
     def latest_membership(self) -> MembershipConfig | None:
         """The membership of the latest configuration entry in the log, if any (§6)."""
         if not self._config_indexes:

@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterable
 
 import attrs
 
+from pykka_raft.admin import ConfigChangeResponse, ProposeConfigChange
 from pykka_raft.config import Config
 from pykka_raft.core.commands import (
     Apply,
@@ -27,7 +28,13 @@ from pykka_raft.core.log import RaftLog
 from pykka_raft.core.quorum import has_quorum, joint_quorum_index
 from pykka_raft.errors import (
     ApplicationError,
+    CatchUpTimeout,
+    ChangeInProgress,
     ForwardToLeader,
+    InoperableConfig,
+    LeadershipLost,
+    NodeNotLeader,
+    Noop,
     NotAllowed,
     SafetyViolation,
     Unreachable,
@@ -113,6 +120,15 @@ class Proposal:
     client_payload: ClientPayload | None = None
 
 
+@attrs.define
+class MembershipChange:
+    """A ``ProposeConfigChange`` the leader is carrying out, step by step, to ``target``."""
+
+    token: int
+    target: MembershipConfig
+    started_at: int
+
+
 class RaftCore:
     """One node's Raft state and rules.
 
@@ -150,6 +166,14 @@ class RaftCore:
         # newer one this node appended there after it led again.
         self.pending: dict[LogIndex, list[Pending]] = {}
         self.swept_term: Term = 0  # pending writes of older terms decided up to this term
+
+        # Membership changes (leader only): the change being carried out, whether its next
+        # configuration entry is queued for the log, and nodes removed from the latest
+        # configuration that are still sent to until they hold the entry removing them.
+        self.change: MembershipChange | None = None
+        self.config_queued = False
+        self.departing: dict[NodeId, LogIndex] = {}
+        self.unknown_to: set[NodeId] = set()  # voters that answered "candidate unknown"
 
     # --- derived state ------------------------------------------------------------------
 
@@ -247,6 +271,9 @@ class RaftCore:
             }
             if not has_quorum(self.membership.voter_sets(), recent):
                 self._become_follower(self.current_term, None)
+                return
+        if self.change is not None:
+            self._drive_membership()  # catch-up may have timed out
 
     def _draw_timeout(self) -> int:
         # §5.2: a fresh random election timeout for every election.
@@ -277,6 +304,11 @@ class RaftCore:
         self._reset_election_timer()
         if was_leader:
             self.progress = {}
+            self.departing = {}
+            self.config_queued = False
+            if self.change is not None:
+                self._respond(self.change.token, error=LeadershipLost(leader_id))
+                self.change = None
             for proposal in self.proposals:
                 if proposal.token is not None:
                     self._respond(
@@ -296,6 +328,7 @@ class RaftCore:
         self._save_hard_state()
         self._reset_election_timer()
         self.votes_granted = {self.id}
+        self.unknown_to = set()
         if has_quorum(self.membership.voter_sets(), self.votes_granted):
             self._become_leader()
             return
@@ -313,10 +346,9 @@ class RaftCore:
         # Every entry was durable before our VoteRequests went out (after_durable), and a
         # candidate writes no entries, so our whole log is durable now.
         self.flushed_index = self.log.last_index
-        self.progress = {
-            peer: Progress(next_index=self.log.last_index + 1, last_heard=self.now)
-            for peer in self.membership.all_nodes() - {self.id}
-        }
+        self.progress = {}
+        self.departing = {}
+        self._sync_progress()
         # §8: commit an entry of our own term at once; a leader forming a new cluster
         # commits its configuration so the membership is in the log.
         payload: EntryPayload = (
@@ -362,7 +394,7 @@ class RaftCore:
 
     def client_write(self, payload: ClientPayload, token: int) -> None:
         """``ClientPayload``: append on the leader, answer at commit or apply."""
-        if self.role is not Role.LEADER:
+        if self.role is not Role.LEADER or self._leaving:
             self._respond(token, error=ForwardToLeader(payload, self.leader_id))
             return
         self.proposals.append(Proposal(payload.entry, token, payload))
@@ -378,7 +410,13 @@ class RaftCore:
         batch = self.proposals[: self.config.max_payload_entries]
         del self.proposals[: len(batch)]
         entries = []
+        leaving = self._leaving
         for proposal in batch:
+            if leaving and proposal.client_payload is not None and proposal.token is not None:
+                # The final configuration without this leader is in the log: writes after
+                # it could outlive our leadership undecided, so refuse them now.
+                self._respond(proposal.token, error=ForwardToLeader(proposal.client_payload, None))
+                continue
             entry = Entry(self.current_term, self.log.last_index + 1, proposal.payload)
             self.log.append((entry,))
             entries.append(entry)
@@ -386,8 +424,161 @@ class RaftCore:
                 self.pending.setdefault(entry.index, []).append(
                     Pending(self.current_term, proposal.token, proposal.client_payload)
                 )
+            elif isinstance(proposal.payload, EntryConfigChange):
+                self.config_queued = False
+                self._sync_progress()
+                leaving = self._leaving
+        if not entries:
+            return
         self.leader_appends_in_flight += 1
         self.commands.append(WriteLog(tuple(entries), leader=True))
+
+    # --- membership changes (§6) --------------------------------------------------------
+
+    @property
+    def _leaving(self) -> bool:
+        """Leader only: the latest configuration no longer has this node as a voter."""
+        m = self.membership
+        return self.id not in m.members and self.id not in (m.members_after_consensus or ())
+
+    def propose_config_change(self, change: ProposeConfigChange, token: int) -> None:
+        """``ProposeConfigChange``: validate, then carry it out in committed steps."""
+        if self.role is not Role.LEADER:
+            self._respond(token, error=NodeNotLeader(self.leader_id))
+            return
+        m = self.membership
+        if self.change is not None or m.is_in_joint_consensus or self._leaving:
+            self._respond(
+                token,
+                error=ChangeInProgress(
+                    f"membership change refused: another change is in progress (membership "
+                    f"{_describe(m)}); wait until it finishes, then propose again"
+                ),
+            )
+            return
+        add, remove, learners = (
+            set(change.add_members),
+            set(change.remove_members),
+            set(change.add_non_voters),
+        )
+        clash = ((add | learners) & remove) or (add & learners)
+        if clash:
+            nodes = ", ".join(str(n) for n in sorted(clash))
+            self._respond(
+                token,
+                error=InoperableConfig(
+                    f"membership change refused: node(s) {nodes} are listed twice (to add and "
+                    "to remove, or as voter and non-voter); list each node once"
+                ),
+            )
+            return
+        voters = (set(m.voters()) | add) - remove - learners
+        target = MembershipConfig(voters, None, (set(m.non_voters) | learners) - remove - add)
+        if target == m:
+            self._respond(
+                token,
+                error=Noop(
+                    f"membership change refused: the membership already is {_describe(m)}; "
+                    "nothing to add or remove"
+                ),
+            )
+            return
+        if len(voters) < self.config.min_voters:
+            self._respond(
+                token,
+                error=InoperableConfig(
+                    f"membership change refused: it would leave {len(voters)} voter(s), "
+                    f"fewer than Config.min_voters ({self.config.min_voters}); add voters "
+                    "in the same change or remove fewer"
+                ),
+            )
+            return
+        self.change = MembershipChange(token, target, self.now)
+        self._drive_membership()
+
+    def _drive_membership(self) -> None:
+        """Leader: take the next step toward the target membership, if one is due.
+
+        Steps, each a configuration entry appended once the previous one committed (and
+        once this leader committed an entry of its own term): new nodes join as
+        non-voters; when every new voter is caught up, the joint configuration; then the
+        final one (also for a joint configuration inherited from an earlier leader, D9).
+        A leader that is not a voter of the committed final configuration steps down.
+        """
+        if self.role is not Role.LEADER or self.config_queued:
+            return
+        m = self.membership
+        if self.log.config_index > self.commit_index or (
+            self.log.term_at(self.commit_index) != self.current_term
+        ):
+            return  # the latest configuration is not committed yet
+        change = self.change
+        if m.is_in_joint_consensus:
+            assert m.members_after_consensus is not None
+            self._propose_config(MembershipConfig(m.members_after_consensus, None, m.non_voters))
+            return
+        if change is not None:
+            target = change.target
+            if m == target:
+                self.change = None
+                self._respond(change.token, ConfigChangeResponse(self.log.config_index, m))
+            elif target.all_nodes() - m.all_nodes():
+                new = target.all_nodes() - m.all_nodes()
+                self._propose_config(MembershipConfig(m.members, None, set(m.non_voters) | new))
+                return
+            elif target.members != m.members:
+                lagging = tuple(
+                    n for n in sorted(target.voters() - m.voters()) if not self._caught_up(n)
+                )
+                if not lagging:
+                    self._propose_config(
+                        MembershipConfig(
+                            m.members, target.members, set(target.non_voters) - set(m.members)
+                        )
+                    )
+                elif self.now - change.started_at >= self.config.catch_up_timeout:
+                    self.change = None
+                    self._respond(
+                        change.token,
+                        error=CatchUpTimeout(lagging, self.config.catch_up_timeout),
+                    )
+                return
+            else:
+                self._propose_config(target)  # only non-voters change: one step
+                return
+        if not m.is_voter(self.id):
+            # §6: a leader removed from the cluster steps down once C_new is committed.
+            self._become_follower(self.current_term, None)
+
+    def _caught_up(self, node: NodeId) -> bool:
+        """It holds the latest (committed) configuration and lags by at most the limit."""
+        pr = self.progress.get(node)
+        return (
+            pr is not None
+            and pr.match_index >= self.log.config_index
+            and pr.match_index + self.config.catch_up_lag >= self.log.last_index
+        )
+
+    def _propose_config(self, membership: MembershipConfig) -> None:
+        self.config_queued = True
+        self.proposals.append(Proposal(EntryConfigChange(membership)))
+        self._flush_proposals()
+
+    def _sync_progress(self) -> None:
+        """Leader: replicate to every node of the latest configuration.
+
+        Nodes no longer in it are sent to until they hold the entry that removed them, so
+        they learn it and go quiet.
+        """
+        nodes = self.membership.all_nodes() - {self.id}
+        for node in nodes:
+            self.departing.pop(node, None)
+            if node not in self.progress:
+                self.progress[node] = Progress(
+                    next_index=self.log.last_index + 1, last_heard=self.now
+                )
+        for node in self.progress.keys() - nodes:
+            self.departing.setdefault(node, self.log.config_index)
 
     # --- storage completions ------------------------------------------------------------
 
@@ -451,6 +642,9 @@ class RaftCore:
         # §5.4.2: only an entry of the current term is committed by counting replicas.
         if index > self.commit_index and self.log.term_at(index) == self.current_term:
             self._advance_commit(index)
+        m = self.membership
+        if self.change is not None or m.is_in_joint_consensus or self.id not in m.members:
+            self._drive_membership()
 
     def _advance_commit(self, index: LogIndex) -> None:
         if index <= self.commit_index:
@@ -546,12 +740,19 @@ class RaftCore:
         self, request: AppendEntriesRequest, response: AppendEntriesResponse | None
     ) -> None:
         """The outcome of an AppendEntries we sent (``None``: the network failed)."""
+        peer = request.target
         if response is not None and response.term > self.current_term:
+            if peer in self.departing:
+                # A removed node that campaigned on its own: it is not part of the
+                # configuration, so its term says nothing about ours. Stop sending to it.
+                del self.departing[peer]
+                self.progress.pop(peer, None)
+                return
             self._become_follower(response.term, None)  # §5.1: a newer term exists
             return
         if self.role is not Role.LEADER or request.term != self.current_term:
             return  # stale: an answer to an earlier leadership
-        pr = self.progress.get(request.target)
+        pr = self.progress.get(peer)
         if pr is None:
             return
         if response is None:
@@ -562,6 +763,11 @@ class RaftCore:
         pr.last_heard = self.now
         if response.success:
             pr.match_index = max(pr.match_index, request.last_index)
+            if peer in self.departing and pr.match_index >= self.departing[peer]:
+                # It holds the configuration that removed it and goes quiet: done with it.
+                del self.departing[peer]
+                del self.progress[peer]
+                return
             pr.next_index = max(pr.next_index, pr.match_index + 1)
             pr.inflight = [f for f in pr.inflight if f[0] > request.last_index]
             if pr.probing and request.last_index >= pr.next_index - 1:
@@ -574,7 +780,8 @@ class RaftCore:
             self._reset_to_probe(pr)
             pr.next_index = self._next_after_rejection(request, response.conflict_opt)
             pr.next_index = max(pr.match_index + 1, pr.next_index)
-        self._send_append(request.target)
+        if peer in self.progress:  # a leader that just stepped down sends nothing more
+            self._send_append(peer)
 
     def _next_after_rejection(
         self, request: AppendEntriesRequest, hint: ConflictOpt | None
@@ -640,6 +847,9 @@ class RaftCore:
         if new_entries:
             self.log.append(new_entries)
             self.commands.append(WriteLog(new_entries, leader=False))
+        if new_entries or self.role is Role.NON_VOTER:
+            # The membership may have changed; and a node that went quiet after voters
+            # did not know it (see vote_result) rejoins once a leader reaches it.
             self._refresh_role()
         # D2 fix: commit no further than the last entry this request vouched for.
         self._advance_commit(min(request.leader_commit, request.last_index))
@@ -707,10 +917,24 @@ class RaftCore:
         """The outcome of a VoteRequest we sent (``None``: the network failed)."""
         if response is None:
             return
+        current = self.role is Role.CANDIDATE and request.term == self.current_term
+        if response.is_candidate_unknown:
+            # The voter does not know us, so its term says nothing about our cluster. If a
+            # majority of one of our voter sets does not know us, we were removed and missed
+            # the entry saying so: go quiet instead of campaigning on and on. A leader that
+            # still counts us makes us a voter again when it reaches us.
+            if current:
+                self.unknown_to.add(request.target)
+                if any(
+                    sum(1 for n in voters if n in self.unknown_to) * 2 > len(voters)
+                    for voters in self.membership.voter_sets()
+                ):
+                    self.role = Role.NON_VOTER
+            return
         if response.term > self.current_term:
             self._become_follower(response.term, None)
             return
-        if self.role is not Role.CANDIDATE or request.term != self.current_term:
+        if not current:
             return
         if response.vote_granted:
             self.votes_granted.add(request.target)
@@ -743,3 +967,12 @@ class RaftCore:
 
 def _wants_applied(pending: Pending) -> bool:
     return pending.payload.response_mode is ResponseMode.APPLIED
+
+
+def _describe(m: MembershipConfig) -> str:
+    text = f"voters {list(m.members)}"
+    if m.members_after_consensus is not None:
+        text += f" joint with {list(m.members_after_consensus)}"
+    if m.non_voters:
+        text += f", non-voters {list(m.non_voters)}"
+    return text
