@@ -38,3 +38,13 @@ class RaftMetrics:
     last_applied: LogIndex
     current_leader: NodeId | None
     membership_config: MembershipConfig
+
+    @property
+    def voters(self) -> frozenset[NodeId]:
+        """The nodes that vote (both sets while the configuration is joint)."""
+        return self.membership_config.voters()
+
+    @property
+    def non_voters(self) -> frozenset[NodeId]:
+        """The nodes that only replicate (new nodes catching up, and learners)."""
+        return frozenset(self.membership_config.non_voters)

@@ -395,7 +395,10 @@ class RaftCore:
     def client_write(self, payload: ClientPayload, token: int) -> None:
         """``ClientPayload``: append on the leader, answer at commit or apply."""
         if self.role is not Role.LEADER or self._leaving:
-            self._respond(token, error=ForwardToLeader(payload, self.leader_id))
+            # A leader on its way out (removed by the committing configuration) knows no
+            # leader to point to yet.
+            leader = self.leader_id if self.role is not Role.LEADER else None
+            self._respond(token, error=ForwardToLeader(payload, leader))
             return
         self.proposals.append(Proposal(payload.entry, token, payload))
         self._flush_proposals()

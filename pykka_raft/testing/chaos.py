@@ -4,7 +4,8 @@ linearizability.
 One run starts a cluster of :class:`~pykka_raft.testing.crash.CrashableRaft` nodes behind a
 :class:`~pykka_raft.testing.faultnet.FaultNetwork`, lets client threads read, write and
 compare-and-set a few keys while a nemesis injects faults (partitions, an isolated
-leader, crashes and restarts, lossy and slow links, late replays of old messages), heals
+leader, crashes and restarts, lossy and slow links, late replays of old messages, and
+optionally membership changes: adds, removals, learners, promotions, swaps), heals
 everything, checks that the cluster elects a leader and commits a write within a bounded
 number of election timeouts, and finally checks every safety monitor
 (:mod:`pykka_raft.testing.monitors`), that every acknowledged write survived, and that the
@@ -24,17 +25,18 @@ import random
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import attrs
 import pykka
 
+from pykka_raft.admin import ConfigChangeResponse, ProposeConfigChange
 from pykka_raft.config import Config
 from pykka_raft.errors import ClientError, ForwardToLeader, ShuttingDown
 from pykka_raft.memstore import MemStoreData
-from pykka_raft.messages import ClientPayload, ResponseMode
-from pykka_raft.metrics import State
+from pykka_raft.messages import ClientPayload, EntryConfigChange, MembershipConfig, ResponseMode
+from pykka_raft.metrics import RaftMetrics, State
 from pykka_raft.router import Isolate, LinkFaults, Restore, SetLinkFaults
 from pykka_raft.statemachine import CompareAndSet, Get, Put
 from pykka_raft.testing.cluster import Cluster
@@ -61,6 +63,9 @@ class ChaosOptions:
         config: the nodes' configuration.
         storage: a storage factory for the cluster (default: crashable MemStore).
         op_timeout: seconds a client waits for an answer before recording "unknown".
+        membership: whether the nemesis also changes the membership (through the leader,
+            without waiting for the answer, so faults hit changes in flight).
+        spares: nodes started pristine next to the cluster, for membership changes to add.
     """
 
     nodes: int = 3
@@ -72,6 +77,8 @@ class ChaosOptions:
     config: Config = DEFAULT_CONFIG
     storage: Callable[[NodeId, MemStoreData], Any] | None = None
     op_timeout: float = 2.0
+    membership: bool = False
+    spares: int = 2
 
 
 @attrs.define
@@ -212,6 +219,7 @@ class _Nemesis:
         self.start = time.monotonic()
         self.crashed: set[NodeId] = set()
         self.all_ids = sorted(cluster.nodes)
+        self.changes: list[tuple[str, Any]] = []  # (description, future of the answer)
 
     def note(self, text: str) -> None:
         self.timeline.append(f"{time.monotonic() - self.start:6.2f}s {text}")
@@ -230,6 +238,8 @@ class _Nemesis:
         faults = ["partition", "isolate_leader", "link_faults", "replay", "heal"]
         if self.options.crashes:
             faults += ["crash", "restart"]
+        if self.options.membership:
+            faults += ["reconfigure", "reconfigure"]
         fault = self.rng.choice(faults)
         getattr(self, fault)()
 
@@ -283,6 +293,60 @@ class _Nemesis:
         self.cluster.start_node(node)
         self.note(f"restart node {node}")
 
+    def reconfigure(self) -> None:
+        latest = self.cluster.hub.snapshot()
+        leaders = [
+            n for n, m in latest.items() if m.state is State.LEADER and n in self.cluster.nodes
+        ]
+        if not leaders:
+            return
+        leader = leaders[0]
+        m = latest[leader].membership_config
+        voters, learners = sorted(m.voters()), sorted(m.non_voters)
+        outside = [n for n in self.all_ids if not m.contains(n)]
+        rng = self.rng
+        options: list[ProposeConfigChange] = []
+        if outside:
+            options.append(ProposeConfigChange(add_members=[rng.choice(outside)]))
+            options.append(ProposeConfigChange(add_non_voters=[rng.choice(outside)]))
+        if len(voters) > 2:
+            options.append(ProposeConfigChange(remove_members=[rng.choice(voters)]))
+            options.append(ProposeConfigChange(add_non_voters=[rng.choice(voters)]))
+        if learners:
+            options.append(ProposeConfigChange(add_members=[rng.choice(learners)]))
+            options.append(ProposeConfigChange(remove_members=[rng.choice(learners)]))
+        if outside and voters:
+            options.append(ProposeConfigChange([rng.choice(outside)], [rng.choice(voters)]))
+        if not options:
+            return
+        change = rng.choice(options)
+        text = (
+            f"change add={list(change.add_members)} remove={list(change.remove_members)} "
+            f"learners={list(change.add_non_voters)} via leader {leader}"
+        )
+        try:
+            future = self.cluster.nodes[leader].ask(change, block=False)
+        except Exception as exc:  # the node just crashed
+            future = exc
+        self.changes.append((text, future))
+        self.note(text)
+
+    def change_outcomes(self) -> list[tuple[str, Any]]:
+        """What each proposed change got: a ConfigChangeResponse, an error, or ``None``
+        (no answer: the node crashed)."""
+        outcomes: list[tuple[str, Any]] = []
+        for text, future in self.changes:
+            if isinstance(future, BaseException):
+                outcomes.append((text, future))
+                continue
+            try:
+                outcomes.append((text, future.get(timeout=0.1)))
+            except pykka.Timeout:
+                outcomes.append((text, None))
+            except Exception as exc:
+                outcomes.append((text, exc))
+        return outcomes
+
     def heal(self) -> None:
         self.cluster.router.ask(Heal())
         for node in self.all_ids:
@@ -314,11 +378,17 @@ def run_chaos(seed: int, options: ChaosOptions | None = None) -> ChaosReport:
     rng = random.Random(seed)
     started = time.monotonic()
     network = FaultNetwork.start(seed=seed)
+    members = range(1, options.nodes + 1)
+    spares = range(options.nodes + 1, options.nodes + 1 + options.spares)
     cluster = Cluster(
-        range(1, options.nodes + 1), options.config, seed, options.storage, network=network
+        [*members, *(spares if options.membership else ())],
+        options.config,
+        seed,
+        options.storage,
+        network=network,
     )
     try:
-        cluster.initialize()
+        cluster.initialize(members)
         cluster.leader(timeout=30)
         clients = _Clients(cluster, seed, options)
         nemesis = _Nemesis(cluster, rng, options, report.timeline)
@@ -328,12 +398,14 @@ def run_chaos(seed: int, options: ChaosOptions | None = None) -> ChaosReport:
         _check_liveness(cluster, report)
         clients.finish(timeout=options.op_timeout * 2 + 5)
         report.ops = clients.recorder.ops()
-        if report.ok:
-            _converge(cluster, report)
+        final = _converge(cluster, report) if report.ok else MembershipConfig(cluster.nodes)
+        outcomes = nemesis.change_outcomes()
+        report.timeline += [f"  -> {text}: {_outcome(result)}" for text, result in outcomes]
         report.problems += check_cluster_data(
             cluster.hub.history, cluster.data, cluster.hard_states
         )
-        report.problems += _acknowledged_writes_survive(report.ops, cluster)
+        report.problems += _acknowledged_writes_survive(report.ops, cluster, final.all_nodes())
+        report.problems += _acknowledged_changes_committed(outcomes, cluster, final)
         report.linearizability = check_kv(report.ops)
         if not report.linearizability.ok:
             report.problems.append(
@@ -358,19 +430,65 @@ def _check_liveness(cluster: Cluster, report: ChaosReport) -> None:
         report.problems.append(f"liveness: no leader and commit within {bound:.0f}s: {exc}")
 
 
-def _converge(cluster: Cluster, report: ChaosReport) -> None:
+def _converge(cluster: Cluster, report: ChaosReport) -> MembershipConfig:
+    """Every member of the final configuration applies everything; return that
+    configuration (a leader that inherited a joint one finishes it first)."""
     bound = 20 * cluster.config.election_timeout_max / 1000
+
+    def settled(latest: dict[NodeId, RaftMetrics]) -> MembershipConfig | None:
+        leaders = [m for m in latest.values() if m.state is State.LEADER]
+        if len(leaders) != 1 or leaders[0].membership_config.is_in_joint_consensus:
+            return None
+        return leaders[0].membership_config
+
     try:
+        final = cluster.hub.wait_for(settled, bound, "a settled membership")
+        assert final is not None
         last = cluster.write(Put("__final__", report.seed), timeout=bound)
-        cluster.wait_applied(last.index, timeout=bound)
+        cluster.wait_applied(last.index, nodes=final.all_nodes(), timeout=bound)
+        return final
     except Exception as exc:
         report.problems.append(f"liveness: nodes did not converge within {bound:.0f}s: {exc}")
+        return MembershipConfig(cluster.nodes)
 
 
-def _acknowledged_writes_survive(ops: tuple[Op, ...], cluster: Cluster) -> list[str]:
-    """Every acknowledged put is in every node's applied history (nothing acked is lost)."""
+def _outcome(result: Any) -> str:
+    if result is None:
+        return "no answer (the node crashed)"
+    if isinstance(result, ConfigChangeResponse):
+        return f"ok at index {result.index}: {result.membership}"
+    return f"{type(result).__name__}: {result}"
+
+
+def _acknowledged_changes_committed(
+    outcomes: list[tuple[str, Any]], cluster: Cluster, final: MembershipConfig
+) -> list[str]:
+    """An acknowledged change's configuration is committed: every member holds it."""
     problems = []
+    for text, result in outcomes:
+        if not isinstance(result, ConfigChangeResponse):
+            continue
+        for node_id in sorted(final.all_nodes()):
+            log = cluster.data[node_id].log
+            entry = log[result.index - 1] if len(log) >= result.index else None
+            if entry is None or entry.payload != EntryConfigChange(result.membership):
+                problems.append(
+                    f"{text} was acknowledged at index {result.index} but node {node_id} "
+                    f"holds {entry} there"
+                )
+    return problems
+
+
+def _acknowledged_writes_survive(
+    ops: tuple[Op, ...], cluster: Cluster, members: Iterable[NodeId]
+) -> list[str]:
+    """Every acknowledged put is in the applied history of every member of the final
+    configuration (nothing acked is lost)."""
+    problems = []
+    members = set(members)
     for node_id, data in sorted(cluster.data.items()):
+        if node_id not in members:
+            continue
         seen = {
             (cmd.key, cmd.value)
             for _, cmd in getattr(data.state_machine, "applied", ())
@@ -397,9 +515,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, help="run (replay) just this seed")
     parser.add_argument("--nodes", type=int, default=3)
     parser.add_argument("--duration", type=float, default=4.0, help="seconds of faults")
+    parser.add_argument(
+        "--membership", action="store_true", help="also change the membership during the run"
+    )
     args = parser.parse_args(argv)
     seeds = [args.seed] if args.seed is not None else range(args.first, args.first + args.seeds)
-    options = ChaosOptions(nodes=args.nodes, duration=args.duration)
+    options = ChaosOptions(nodes=args.nodes, duration=args.duration, membership=args.membership)
     failed: list[ChaosReport] = []
     started = time.monotonic()
     for count, seed in enumerate(seeds, 1):

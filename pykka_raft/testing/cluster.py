@@ -10,9 +10,9 @@ from typing import Any, TypeVar
 
 import pykka
 
-from pykka_raft.admin import InitWithConfig
+from pykka_raft.admin import ConfigChangeResponse, InitWithConfig, ProposeConfigChange
 from pykka_raft.config import Config
-from pykka_raft.errors import ForwardToLeader
+from pykka_raft.errors import ForwardToLeader, NodeNotLeader
 from pykka_raft.memstore import DumpStorage, MemStoreData, StorageDump
 from pykka_raft.messages import ClientPayload, ClientPayloadResponse, HardState, ResponseMode
 from pykka_raft.metrics import RaftMetrics, State
@@ -298,6 +298,37 @@ class Cluster:
                     time.sleep(self.config.election_timeout_min / 1000)
             except pykka.Timeout as exc:
                 raise TimeoutError(f"write of {data!r} got no answer within {timeout}s") from exc
+
+    def change_membership(
+        self,
+        add: Iterable[NodeId] = (),
+        remove: Iterable[NodeId] = (),
+        non_voters: Iterable[NodeId] = (),
+        timeout: float = 30.0,
+    ) -> ConfigChangeResponse:
+        """Propose a membership change to the leader and wait for the final configuration.
+
+        Follows ``NodeNotLeader`` hints (nothing was changed); every other error, e.g.
+        ``LeadershipLost`` (outcome open), is raised to the caller.
+        """
+        change = ProposeConfigChange(tuple(add), tuple(remove), tuple(non_voters))
+        deadline = time.monotonic() + timeout
+        target: NodeId | None = None
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError(f"{change} got no answer within {timeout}s")
+            if target is None or target not in self.nodes:
+                target = self.leader(timeout=remaining)
+            try:
+                response: ConfigChangeResponse = self.nodes[target].ask(change, timeout=remaining)
+                return response
+            except NodeNotLeader as exc:
+                target = exc.leader_id
+                if target is None:
+                    time.sleep(self.config.election_timeout_min / 1000)
+            except pykka.Timeout as exc:
+                raise TimeoutError(f"{change} got no answer within {timeout}s") from exc
 
     def dump(self, node_id: NodeId) -> StorageDump:
         """A copy of a running node's storage."""

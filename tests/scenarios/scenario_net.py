@@ -38,6 +38,21 @@ Invariants are checked after every step and raise :class:`ScenarioViolation` (an
 * ``client-oracle``: an acknowledged write is the committed entry at its index, and a write
   answered ``ForwardToLeader`` never commits.
 
+Membership (§6). Nodes ``n+1 .. n+pristine`` start pristine (empty log, empty membership),
+to be added by a :meth:`Cluster.propose` (``ProposeConfigChange``). The majorities are
+those of the configuration in effect:
+
+* ``committed-lost`` counts the holders within each voter set of the configuration the
+  committing node used (its membership before the step, or one it appended during it);
+* ``config-wellformed``: a configuration has voters, and no node is both voter and non-voter;
+* ``config-transition``: consecutive configuration entries in a log change the voters only
+  through joint consensus: ``C`` -> ``C,C'`` -> ``C'`` (only non-voters may change otherwise);
+* ``config-one-at-a-time``: no log holds two configuration entries past the commit point;
+* ``admin-oracle``: a ``ConfigChangeResponse`` names the committed configuration entry at
+  its index;
+* ``election-quorum`` (opt-in, ``checks=("election-quorum",)``): a new leader holds the
+  granted votes of a majority of each voter set of its configuration.
+
 The module has a distinctive name: test directories have no ``__init__.py`` and pytest puts
 each of them on ``sys.path``.
 """
@@ -52,6 +67,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from pykka_raft.admin import ConfigChangeResponse, ProposeConfigChange
 from pykka_raft.config import Config
 from pykka_raft.core.commands import (
     STORAGE_COMMANDS,
@@ -63,6 +79,7 @@ from pykka_raft.core.commands import (
     Send,
     WriteLog,
 )
+from pykka_raft.core.quorum import has_quorum
 from pykka_raft.core.raft_core import RaftCore, Role
 from pykka_raft.errors import ForwardToLeader
 from pykka_raft.messages import (
@@ -71,6 +88,7 @@ from pykka_raft.messages import (
     ClientPayload,
     ClientPayloadResponse,
     Entry,
+    EntryConfigChange,
     EntryNormal,
     HardState,
     InitialState,
@@ -87,6 +105,9 @@ CONFIG = Config(election_timeout_min=150, election_timeout_max=300, heartbeat_in
 CoreFactory = Callable[[NodeId, Config, random.Random], RaftCore]
 
 TRACE_TAIL = 25
+
+OPT_IN_CHECKS = frozenset({"election-quorum"})
+"""Checks that run only when a cluster asks for them (``checks=``)."""
 
 
 class ScenarioViolation(AssertionError):
@@ -117,9 +138,39 @@ def describe(entry: Entry | None) -> str:
     payload = entry.payload
     if isinstance(payload, EntryNormal):
         what = str(payload.data)
+    elif isinstance(payload, EntryConfigChange):
+        what = describe_membership(payload.membership)
     else:
         what = type(payload).__name__.removeprefix("Entry").lower()
     return f"{entry.index}/t{entry.term}:{what}"
+
+
+def describe_membership(m: MembershipConfig) -> str:
+    """``voters[1,2,3]``, ``joint[1,2,3|3,4,5]``, with ``+nv[4]`` for non-voters."""
+    ids = ",".join
+    if m.members_after_consensus is None:
+        text = f"voters[{ids(map(str, m.members))}]"
+    else:
+        text = f"joint[{ids(map(str, m.members))}|{ids(map(str, m.members_after_consensus))}]"
+    if m.non_voters:
+        text += f"+nv[{ids(map(str, m.non_voters))}]"
+    return text
+
+
+def config_entries(log: Iterable[Entry]) -> list[tuple[LogIndex, MembershipConfig]]:
+    """The configuration entries of a log: ``(index, membership)``, oldest first."""
+    return [
+        (e.index, e.payload.membership) for e in log if isinstance(e.payload, EntryConfigChange)
+    ]
+
+
+def config_transition_ok(old: MembershipConfig, new: MembershipConfig) -> bool:
+    """§6: the voters change only through the joint configuration, one step at a time."""
+    if old.voter_sets() == new.voter_sets():
+        return True  # only non-voters change
+    if not old.is_in_joint_consensus:
+        return new.is_in_joint_consensus and new.members == old.members
+    return not new.is_in_joint_consensus and new.members == old.members_after_consensus
 
 
 # --- the pieces -------------------------------------------------------------------------
@@ -172,6 +223,18 @@ class Write:
 
 
 @dataclass(eq=False)
+class AdminCall:
+    """A ``ProposeConfigChange`` sent to a node and what it answered."""
+
+    cid: int
+    node: NodeId
+    request: ProposeConfigChange
+    outcome: str = "pending"  # pending, ok, error, lost
+    value: Any = None
+    error: BaseException | None = None
+
+
+@dataclass(eq=False)
 class Node:
     """One node: durable storage and, while up, a core with the shell's volatile state."""
 
@@ -210,9 +273,12 @@ class Cluster:
     """``n`` nodes (ids ``1..n``, all voters) and a scripted network.
 
     ``terms``, ``logs`` and ``applied`` seed each node's durable state (a number for all, or
-    a dict by node); seeded applied entries count as committed. ``factory`` (or
-    ``factories`` by node) builds the cores, for negative checks with broken subclasses.
-    ``skip_checks`` disables named invariants (to see what a later one catches).
+    a dict by node); seeded applied entries count as committed. ``pristine`` more nodes
+    (ids ``n+1..n+pristine``) start with an empty log and an empty membership, to be added
+    by a membership change. ``factory`` (or ``factories`` by node) builds the cores, for
+    negative checks with broken subclasses. ``config`` is every core's configuration.
+    ``skip_checks`` disables named invariants (to see what a later one catches) and
+    ``checks`` enables opt-in ones (:data:`OPT_IN_CHECKS`).
     """
 
     def __init__(
@@ -225,10 +291,17 @@ class Cluster:
         factory: CoreFactory = RaftCore,
         factories: dict[NodeId, CoreFactory] | None = None,
         skip_checks: Iterable[str] = (),
+        pristine: int = 0,
+        config: Config = CONFIG,
+        checks: Iterable[str] = (),
     ) -> None:
-        self.ids = tuple(range(1, n + 1))
-        self.membership = MembershipConfig(members=self.ids)
-        self.skip_checks = frozenset(skip_checks)
+        self.config = config
+        self.formed = tuple(range(1, n + 1))
+        self.ids = tuple(range(1, n + pristine + 1))
+        self.membership = MembershipConfig(members=self.formed)
+        unknown = set(checks) - OPT_IN_CHECKS
+        assert not unknown, f"unknown opt-in checks {unknown}"
+        self.skip_checks = frozenset(skip_checks) | (OPT_IN_CHECKS - set(checks))
         self.pool: list[Msg] = []
         self._msg_ids = itertools.count(1)
         self.trace: list[str] = []
@@ -240,13 +313,23 @@ class Cluster:
         self.committed: dict[LogIndex, Entry] = {}
         self.commit_term: dict[LogIndex, Term] = {}
         self.applied_at: dict[LogIndex, Entry] = {}
+        # The configurations a committed entry may have been committed under (§6).
+        self.commit_configs: dict[LogIndex, tuple[MembershipConfig, ...]] = {}
+        self.calls: list[AdminCall] = []
+        # Each running node's membership and last log index before the current step.
+        self._pre_step: dict[NodeId, tuple[MembershipConfig, LogIndex]] = {}
         self.nodes: dict[NodeId, Node] = {}
         logs = logs or {}
         for nid in self.ids:
             log = list(logs.get(nid, ()))
-            term = terms[nid] if isinstance(terms, dict) else terms
-            k = applied.get(nid, 0) if isinstance(applied, dict) else applied
-            durable = Durable(HardState(term, None, self.membership), log, log[:k])
+            if nid in self.formed:
+                term = terms[nid] if isinstance(terms, dict) else terms
+                k = applied.get(nid, 0) if isinstance(applied, dict) else applied
+                hard_state = HardState(term, None, self.membership)
+            else:
+                assert not log, f"pristine n{nid} has no log"
+                k, hard_state = 0, HardState()
+            durable = Durable(hard_state, log, log[:k])
             core_factory = (factories or {}).get(nid, factory)
             self.nodes[nid] = Node(nid, durable, core_factory)
         with self._step("seed"):
@@ -269,6 +352,23 @@ class Cluster:
     def log_terms(self, nid: NodeId) -> list[Term]:
         """The terms of node ``nid``'s durable log."""
         return terms_of(self.nodes[nid].durable.log)
+
+    def configs(self, nid: NodeId) -> list[tuple[LogIndex, MembershipConfig]]:
+        """The configuration entries of node ``nid``'s durable log: ``(index, membership)``."""
+        return config_entries(self.nodes[nid].durable.log)
+
+    def effective_membership(self, nid: NodeId) -> MembershipConfig:
+        """The configuration node ``nid`` must use by §6, computed by the harness: the latest
+        configuration entry in its (in-memory) log, else the one in its durable hard state."""
+        node = self.nodes[nid]
+        log = node.c.log.slice(1, node.c.log.last_index + 1) if node.up else node.durable.log
+        found = config_entries(log)
+        return found[-1][1] if found else node.durable.hard_state.membership
+
+    @property
+    def commit_index(self) -> LogIndex:
+        """The highest index known committed (by any node, ever)."""
+        return max(self.committed, default=0)
 
     def completed(self, nid: NodeId, kind: type | tuple[type, ...] = object) -> list[Any]:
         """The storage commands of ``kind`` that completed on ``nid`` (every incarnation)."""
@@ -318,6 +418,12 @@ class Cluster:
             assert msg in self.pool, f"{msg} is not in flight"
             with self._step(f"deliver {msg}"):
                 self._deliver(msg)
+
+    def inject(self, src: NodeId, dst: NodeId, request: Any) -> Msg:
+        """Put a request in flight as if ``src`` had sent it (e.g. to a node it does not
+        normally send to); its answer comes back to ``src``'s current incarnation."""
+        self._post(src, dst, request, request, False, self.nodes[src].incarnation)
+        return self.pool[-1]
 
     def drop(self, *msgs: Msg) -> None:
         """Lose each message."""
@@ -374,7 +480,7 @@ class Cluster:
 
     def heartbeat(self, nid: NodeId) -> None:
         """One heartbeat interval passes on ``nid`` (a leader sends its heartbeats)."""
-        self.tick(nid, CONFIG.heartbeat_interval)
+        self.tick(nid, self.config.heartbeat_interval)
 
     def timeout(self, nid: NodeId, limit: int = 10_000) -> None:
         """Tick ``nid`` 10 ms at a time until its election timeout starts a new term."""
@@ -426,6 +532,25 @@ class Cluster:
             self._run(node)
         return write
 
+    def propose(
+        self,
+        nid: NodeId,
+        add: Iterable[NodeId] = (),
+        remove: Iterable[NodeId] = (),
+        non_voters: Iterable[NodeId] = (),
+    ) -> AdminCall:
+        """An admin sends ``ProposeConfigChange(add, remove, non_voters)`` to node ``nid``."""
+        node = self.nodes[nid]
+        request = ProposeConfigChange(tuple(add), tuple(remove), tuple(non_voters))
+        call = AdminCall(len(self.calls) + 1, nid, request)
+        self.calls.append(call)
+        with self._step(f"admin c{call.cid} {request} -> n{nid}"):
+            self._trace(f"admin c{call.cid} {request} -> n{nid}")
+            token = self._token(node, ("admin", call))
+            node.c.propose_config_change(request, token)
+            self._run(node)
+        return call
+
     # --- storage and crashes ------------------------------------------------------------
 
     def hold_storage(self, nid: NodeId) -> None:
@@ -458,7 +583,7 @@ class Cluster:
                 f"{len(node.deferred)} held answers"
             )
             for info in node.tokens.values():
-                if info[0] == "client" and info[1].outcome == "pending":
+                if info[0] in ("client", "admin") and info[1].outcome == "pending":
                     info[1].outcome = "lost"
             node.core = None
             node.incarnation += 1
@@ -479,7 +604,9 @@ class Cluster:
     # --- the shell ----------------------------------------------------------------------
 
     def _boot(self, node: Node) -> None:
-        node.core = node.factory(node.id, CONFIG, random.Random(1000 * node.id + node.incarnation))
+        node.core = node.factory(
+            node.id, self.config, random.Random(1000 * node.id + node.incarnation)
+        )
         node.issued = node.last_write = node.done = 0
         d = node.durable
         last = d.log[-1].log_id if d.log else LogId(0, 0)
@@ -593,7 +720,7 @@ class Cluster:
                 "state-machine-safety",
                 f"n{node.id} applies {describe(entry)}, another node applied {describe(prev)}",
             )
-        self._record_committed(entry, node.c.current_term, f"applied on n{node.id}")
+        self._record_committed(entry, node.c.current_term, f"applied on n{node.id}", node)
         d.applied.append(entry)
         self._trace(f"n{node.id} applies {describe(entry)}")
         return f"applied {describe(entry)}"
@@ -612,6 +739,9 @@ class Cluster:
                 raise self._fail("answer-once", f"n{node.id} answers token {command.token} again")
             if info[0] == "client":
                 self._client_answer(node, info[1], command)
+                return
+            if info[0] == "admin":
+                self._admin_answer(node, info[1], command)
                 return
             msg: Msg = info[1]
             value = command.value if command.error is None else None
@@ -686,6 +816,25 @@ class Cluster:
                 "committed",
             )
 
+    def _admin_answer(self, node: Node, call: AdminCall, command: Respond) -> None:
+        self._observe_commit(node)
+        if command.error is not None:
+            call.outcome, call.error = "error", command.error
+            self._trace(f"n{node.id} answers c{call.cid}: {type(command.error).__name__}")
+            return
+        call.outcome, call.value = "ok", command.value
+        value = command.value
+        self._trace(f"n{node.id} answers c{call.cid}: {value!r}")
+        if not isinstance(value, ConfigChangeResponse):
+            raise self._fail("admin-oracle", f"c{call.cid} answered {value!r}")
+        committed = self.committed.get(value.index)
+        if committed is None or committed.payload != EntryConfigChange(value.membership):
+            raise self._fail(
+                "admin-oracle",
+                f"c{call.cid} answered {describe_membership(value.membership)} at "
+                f"{value.index} where {describe(committed)} is committed",
+            )
+
     def _committed_at(self, write: Write) -> LogIndex | None:
         for index, entry in self.committed.items():
             if entry.payload == write.payload.entry:
@@ -697,6 +846,11 @@ class Cluster:
     @contextlib.contextmanager
     def _step(self, what: str) -> Iterator[None]:
         """One scripted step: a core that raises is a violation; check afterwards."""
+        self._pre_step = {
+            n.id: (self.effective_membership(n.id), n.c.log.last_index)
+            for n in self.nodes.values()
+            if n.up
+        }
         try:
             yield
         except AssertionError:
@@ -742,7 +896,9 @@ class Cluster:
                 f"n{node.id} acknowledges {_msg(request)} but its durable log is {terms_of(log)}",
             )
 
-    def _record_committed(self, entry: Entry, term: Term, why: str) -> None:
+    def _record_committed(
+        self, entry: Entry, term: Term, why: str, node: Node | None = None
+    ) -> None:
         prev = self.committed.setdefault(entry.index, entry)
         if prev != entry:
             raise self._fail(
@@ -753,6 +909,7 @@ class Cluster:
         if known is None or term < known:
             self.commit_term[entry.index] = term
         if known is None:
+            self.commit_configs[entry.index] = self._configs_in_effect(node)
             self._trace(f"committed {describe(entry)} ({why})")
             write = (
                 self._write_of_data.get(entry.payload.data)
@@ -764,6 +921,23 @@ class Cluster:
                     "client-oracle",
                     f"w{write.wid} was answered {write.outcome} but {describe(entry)} commits",
                 )
+
+    def _configs_in_effect(self, node: Node | None) -> tuple[MembershipConfig, ...]:
+        """The configurations ``node`` may have counted majorities in during this step: its
+        membership before the step and every configuration it appended since (§6: a node
+        uses the latest configuration in its log). Seeded entries: the initial one."""
+        if node is None or node.core is None:
+            return (self.membership,)
+        core = node.core
+        found: list[MembershipConfig] = []
+        pre = self._pre_step.get(node.id)
+        start = core.log.last_index + 1
+        if pre is not None:
+            found.append(pre[0])
+            start = pre[1] + 1
+        found += [m for _, m in config_entries(core.log.slice(start, core.log.last_index + 1))]
+        found.append(self.effective_membership(node.id))
+        return tuple(dict.fromkeys(found))
 
     def _observe_commit(self, node: Node) -> None:
         core = node.core
@@ -780,7 +954,9 @@ class Cluster:
                 f"n{node.id} commit index {commit} beyond its log end {core.log.last_index}",
             )
         for i in range(node.seen_commit + 1, commit + 1):
-            self._record_committed(core.log.get(i), core.current_term, f"commit of n{node.id}")
+            self._record_committed(
+                core.log.get(i), core.current_term, f"commit of n{node.id}", node
+            )
         node.seen_commit = commit
 
     def check(self) -> None:
@@ -795,6 +971,8 @@ class Cluster:
                 )
             node.seen_term = core.current_term
             if core.role is Role.LEADER:
+                if core.current_term not in self.leaders:
+                    self._check_election_quorum(node)
                 holder = self.leaders.setdefault(core.current_term, node.id)
                 if holder != node.id and "election-safety" not in self.skip_checks:
                     raise self._fail(
@@ -810,17 +988,22 @@ class Cluster:
         ]
         self._check_log_matching(durable)
         self._check_log_matching(memory)
-        majority = len(self.ids) // 2 + 1
+        self._check_configs(durable + memory)
         for index, entry in sorted(self.committed.items()):
             holders = [
                 n.id
                 for n in self.nodes.values()
                 if index <= len(n.durable.log) and n.durable.log[index - 1] == entry
             ]
-            if len(holders) < majority and "committed-lost" not in self.skip_checks:
+            configs = self.commit_configs[index]
+            if "committed-lost" not in self.skip_checks and not any(
+                has_quorum(m.voter_sets(), holders) for m in configs
+            ):
                 raise self._fail(
                     "committed-lost",
-                    f"committed {describe(entry)} is durable only on {holders}",
+                    f"committed {describe(entry)} is durable only on {holders}, not on a "
+                    "majority of each voter set of "
+                    + " or ".join(describe_membership(m) for m in configs),
                 )
             for node in self.nodes.values():
                 core = node.core
@@ -835,6 +1018,58 @@ class Cluster:
                         f"n{node.id} leads term {core.current_term} without {describe(entry)}, "
                         f"committed by term {self.commit_term[index]}",
                     )
+
+    def _check_election_quorum(self, node: Node) -> None:
+        """A node just seen leading its term holds the votes of a majority of each voter
+        set of its configuration (its own vote included)."""
+        if "election-quorum" in self.skip_checks:
+            return
+        core = node.c
+        term = core.current_term
+        granted = {node.id} | {
+            v for (v, t), cand in self.votes.items() if t == term and cand == node.id
+        }
+        pre = self._pre_step.get(node.id)
+        now = self.effective_membership(node.id)
+        configs = [now] if pre is None else [pre[0], now]
+        if not any(has_quorum(m.voter_sets(), granted) for m in configs):
+            raise self._fail(
+                "election-quorum",
+                f"n{node.id} leads term {term} with the votes of {sorted(granted)} only, "
+                f"in {describe_membership(configs[0])}",
+            )
+
+    def _check_configs(self, logs: list[tuple[str, list[Entry]]]) -> None:
+        commit = self.commit_index
+        for name, log in logs:
+            found = config_entries(log)
+            for index, m in found:
+                voters = m.voters()
+                if (
+                    not m.members
+                    or (m.is_in_joint_consensus and not m.members_after_consensus)
+                    or voters & set(m.non_voters)
+                ) and "config-wellformed" not in self.skip_checks:
+                    raise self._fail(
+                        "config-wellformed", f"{name} holds {describe_membership(m)} at {index}"
+                    )
+            for (i, old), (j, new) in itertools.pairwise(found):
+                if not config_transition_ok(old, new) and "config-transition" not in (
+                    self.skip_checks
+                ):
+                    raise self._fail(
+                        "config-transition",
+                        f"{name}: {describe_membership(old)} at {i} is followed by "
+                        f"{describe_membership(new)} at {j}",
+                    )
+            pending = [(i, m) for i, m in found if i > commit]
+            if len(pending) > 1 and "config-one-at-a-time" not in self.skip_checks:
+                raise self._fail(
+                    "config-one-at-a-time",
+                    f"{name} holds {len(pending)} configurations past the commit point "
+                    f"{commit}: "
+                    + ", ".join(f"{describe_membership(m)} at {i}" for i, m in pending),
+                )
 
     def _check_log_matching(self, logs: list[tuple[str, list[Entry]]]) -> None:
         for pos, (a, la) in enumerate(logs):
@@ -906,11 +1141,16 @@ def _msg(body: Any) -> str:
 
 __all__ = [
     "CONFIG",
+    "OPT_IN_CHECKS",
+    "AdminCall",
     "Cluster",
     "Msg",
     "ScenarioViolation",
     "Write",
+    "config_entries",
+    "config_transition_ok",
     "describe",
+    "describe_membership",
     "entries",
     "terms_of",
 ]

@@ -22,6 +22,18 @@ by a partition fails at once with an error, others may be dropped (silently), du
 (the requester then hears two answers) or delayed (which reorders them); responses cross the
 same faults. Each seed picks its own mix of faults.
 
+Membership runs (``membership=True``, see :class:`MembershipProfile`) start a few voters out
+of a larger pool of node ids; the others start pristine (empty log, no membership, as a
+freshly started node). At random moments a ``ProposeConfigChange`` goes to the leader (or to
+any node, for ``NodeNotLeader``): adds, removals, non-voters, promotions, demotions, removing
+the leader, replacing every voter, and invalid or empty changes. Every answer is checked
+against what was asked, and the invariants use the configuration(s) in effect: a leader
+commits only what a majority of each of its voter sets holds durably (both while joint,
+§6), a leader is elected by a majority of each of its voter sets, configuration entries
+follow one another one at a time and only through the joint configuration, and after the
+faults stop the cluster settles on a committed, non-joint configuration whose members all
+apply everything.
+
 Invariants are checked after every simulation step and fail fast with
 :class:`SimulationFailure`, whose message carries the seed, a replay command and the last
 trace events.
@@ -37,6 +49,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import attrs
+
+from pykka_raft.admin import ConfigChangeResponse, ProposeConfigChange
 from pykka_raft.config import Config
 from pykka_raft.core.commands import (
     Apply,
@@ -48,7 +63,17 @@ from pykka_raft.core.commands import (
     WriteLog,
 )
 from pykka_raft.core.raft_core import RaftCore, Role
-from pykka_raft.errors import ApplicationError, ForwardToLeader
+from pykka_raft.errors import (
+    ApplicationError,
+    CatchUpTimeout,
+    ChangeInProgress,
+    ConfigChangeError,
+    ForwardToLeader,
+    InoperableConfig,
+    LeadershipLost,
+    NodeNotLeader,
+    Noop,
+)
 from pykka_raft.messages import (
     AppendEntriesRequest,
     AppendEntriesResponse,
@@ -56,6 +81,7 @@ from pykka_raft.messages import (
     ClientPayloadResponse,
     Entry,
     EntryBlank,
+    EntryConfigChange,
     EntryNormal,
     HardState,
     InitialState,
@@ -93,6 +119,9 @@ TRACE_TAIL = 30
 REPLAY_HINT = (
     '{env}PYKKA_RAFT_SIM_SEED={seed} .venv/bin/python -m pytest tests/sim -k "replay and n{n}"'
 )
+MEMBERSHIP_REPLAY_HINT = (
+    "{env}PYKKA_RAFT_SIM_SEED={seed} .venv/bin/python -m pytest tests/sim -k membership_replay"
+)
 
 CoreFactory = Callable[[NodeId, Config, random.Random], RaftCore]
 
@@ -104,11 +133,14 @@ class SimulationFailure(AssertionError):
     ``"liveness"``); ``seed`` and ``nodes`` replay it.
     """
 
-    def __init__(self, message: str, check: str, seed: int, nodes: int) -> None:
+    def __init__(
+        self, message: str, check: str, seed: int, nodes: int, membership: bool = False
+    ) -> None:
         super().__init__(message)
         self.check = check
         self.seed = seed
         self.nodes = nodes
+        self.membership = membership
 
 
 # --- the random mix of faults of one seed -----------------------------------------------
@@ -155,6 +187,37 @@ class FaultProfile:
 
     def describe(self) -> str:
         """A one-line summary for failure messages."""
+        return ", ".join(f"{k}={v}" for k, v in vars(self).items())
+
+
+@dataclass(frozen=True)
+class MembershipProfile:
+    """The membership side of a membership run, drawn from the seed after the faults."""
+
+    voters: int  # the initial voters: nodes 1..voters
+    pool: int  # node ids 1..pool; those above ``voters`` start pristine
+    change_gap: int  # mean time between proposed membership changes
+    to_leader: float  # probability that a change goes to the leader (else to any node)
+    catch_up_lag: int  # Config.catch_up_lag
+    catch_up_timeout: int  # Config.catch_up_timeout
+
+    @classmethod
+    def draw(cls, rng: random.Random) -> MembershipProfile:
+        return cls(
+            voters=rng.choice((1, 2, 3, 3, 3, 4)),
+            pool=rng.choice((5, 6)),
+            change_gap=rng.choice((100, 300, 600, 1200)),
+            to_leader=rng.choice((0.7, 0.9)),
+            catch_up_lag=rng.choice((0, 3, 20)),
+            catch_up_timeout=rng.choice((300, 1000, 3000)),
+        )
+
+    def config(self) -> Config:
+        return attrs.evolve(
+            CONFIG, catch_up_lag=self.catch_up_lag, catch_up_timeout=self.catch_up_timeout
+        )
+
+    def describe(self) -> str:
         return ", ".join(f"{k}={v}" for k, v in vars(self).items())
 
 
@@ -217,6 +280,44 @@ class Write:
     answered: str = ""  # "by nX at t=T", for failure messages
 
 
+@dataclass
+class Change:
+    """One ``ProposeConfigChange`` and what the cluster answered."""
+
+    cid: int
+    request: ProposeConfigChange
+    node: NodeId
+    incarnation: int
+    before: MembershipConfig  # the membership of the node asked, when asked
+    was_leader: bool
+    busy: bool  # the node was already carrying out a change (or a joint configuration)
+    target: MembershipConfig | None  # what was asked (None: the request is invalid)
+    outcome: str = "pending"  # pending, lost, or the answer's type name
+    answered: str = ""
+
+
+def expected_target(
+    before: MembershipConfig, change: ProposeConfigChange, min_voters: int
+) -> tuple[MembershipConfig | None, str]:
+    """What ``change`` asks of ``before`` (see ``ProposeConfigChange``), computed here
+    independently of the core: the target and ``""``, or ``None`` and the error's name."""
+    add, remove, learners = (
+        set(change.add_members),
+        set(change.remove_members),
+        set(change.add_non_voters),
+    )
+    if ((add | learners) & remove) or (add & learners):
+        return None, "InoperableConfig"
+    voters = (set(before.voters()) | add) - remove - learners
+    non_voters = (set(before.non_voters) | learners) - remove - add
+    target = MembershipConfig(tuple(sorted(voters)), None, tuple(sorted(non_voters)))
+    if target == before:
+        return None, "Noop"
+    if len(voters) < min_voters:
+        return None, "InoperableConfig"
+    return target, ""
+
+
 # --- the simulation ---------------------------------------------------------------------
 
 
@@ -232,18 +333,31 @@ class Simulation:
         keep_trace: bool = False,
         skip_checks: frozenset[str] = frozenset(),
         fault_ms: int | None = None,
+        membership: bool = False,
+        membership_profile: MembershipProfile | None = None,
     ) -> None:
         self.seed = seed
-        self.custom = profile is not None or core_factory is not RaftCore
+        self.custom = (
+            profile is not None or core_factory is not RaftCore or membership_profile is not None
+        )
         self.skip_checks = skip_checks
         self.fault_ms = fault_ms
-        self.n = nodes
         self.rng = random.Random(seed)
         self.profile = profile if profile is not None else FaultProfile.draw(self.rng)
         if fault_ms is not None:  # a longer (or shorter) faulty phase, same seed otherwise
             self.profile = dataclasses.replace(self.profile, fault_ms=fault_ms)
+        # Membership runs draw their own parameters after the faults (so that the other runs
+        # replay as before), and ``nodes`` is drawn too.
+        self.mprofile: MembershipProfile | None = None
+        self.config = CONFIG
+        if membership:
+            self.mprofile = membership_profile or MembershipProfile.draw(self.rng)
+            self.config = self.mprofile.config()
+            nodes = self.mprofile.voters
+        self.n = nodes
+        self.pool = self.mprofile.pool if self.mprofile is not None else nodes
         self.core_factory = core_factory
-        self.membership = MembershipConfig(members=tuple(range(1, nodes + 1)))
+        self.initial_membership = MembershipConfig(members=tuple(range(1, nodes + 1)))
         self.now = 0
         self.events: list[tuple[int, int, str, tuple[Any, ...]]] = []
         self.event_seq = 0
@@ -265,10 +379,21 @@ class Simulation:
         self.leader_hint: NodeId | None = None
         self.liveness_write: Write | None = None
         self.deadline = 0
+        # Membership oracle: the latest committed configuration entry (index 0: the one the
+        # cluster was formed with), the highest committed index, the votes each candidate
+        # got, and the membership changes asked.
+        self.committed_config: tuple[LogIndex, MembershipConfig] = (0, self.initial_membership)
+        self.commit_max: LogIndex = 0
+        self.votes_for: dict[tuple[NodeId, Term], set[NodeId]] = {}
+        self.changes: dict[int, Change] = {}
+        self.final_membership: MembershipConfig | None = None
         self.nodes: dict[NodeId, SimNode] = {}
-        for nid in self.membership.members:
-            node = SimNode(nid, Durable(HardState(0, None, self.membership)))
-            self.nodes[nid] = node
+        for nid in range(1, self.pool + 1):
+            # Nodes beyond the initial voters start pristine, like a freshly started node.
+            hs_membership = (
+                self.initial_membership if nid <= nodes else MembershipConfig()
+            )
+            self.nodes[nid] = SimNode(nid, Durable(HardState(0, None, hs_membership)))
         for node in self.nodes.values():
             self._boot(node)
 
@@ -280,12 +405,13 @@ class Simulation:
         lines = [
             f"[{check}] {detail}",
             f"seed={self.seed} nodes={self.n} core={self.core_factory.__name__} "
-            f"t={self.now}ms step={self.steps}",
+            + (f"membership pool={self.pool} " if self.mprofile is not None else "")
+            + f"t={self.now}ms step={self.steps}",
             "replay: "
             + (
                 "rerun the test that built this simulation (custom core or fault profile)"
                 if self.custom
-                else REPLAY_HINT.format(
+                else (REPLAY_HINT if self.mprofile is None else MEMBERSHIP_REPLAY_HINT).format(
                     seed=self.seed,
                     n=self.n,
                     env=""
@@ -294,10 +420,17 @@ class Simulation:
                 )
             ),
             f"faults: {self.profile.describe()}",
+            *(
+                [f"membership: {self.mprofile.describe()}; {self._membership_status()}"]
+                if self.mprofile is not None
+                else []
+            ),
             f"last {len(tail)} trace events:",
             *(f"  {_format_event(e)}" for e in tail),
         ]
-        return SimulationFailure("\n".join(lines), check, self.seed, self.n)
+        return SimulationFailure(
+            "\n".join(lines), check, self.seed, self.n, self.mprofile is not None
+        )
 
     def _trace(self, *event: Any) -> None:
         record = (self.now, *event)
@@ -322,6 +455,8 @@ class Simulation:
             self._schedule(self._gap(p.partition_gap), "partition")
         if p.crash_gap is not None:
             self._schedule(self._gap(p.crash_gap), "crash")
+        if self.mprofile is not None:
+            self._schedule(self._gap(self.mprofile.change_gap), "admin")
         self._schedule(p.fault_ms, "calm")
         self.deadline = p.fault_ms + LIVENESS_TIMEOUTS * CONFIG.election_timeout_max
         while True:
@@ -337,6 +472,7 @@ class Simulation:
             when, _, kind, args = heapq.heappop(self.events)
             self.now = when
             self.steps += 1
+            leaders = self._leaders_before()
             try:
                 getattr(self, "_on_" + kind)(*args)
             except SimulationFailure:
@@ -344,6 +480,8 @@ class Simulation:
             except Exception as exc:
                 raise self.fail("core-raised", f"{type(exc).__name__}: {exc}") from exc
             self._check_nodes()
+            self._check_leader_commits(leaders)
+            self._check_committed_on_quorum()
             if self.steps % 1000 == 0:
                 self._check_log_matching()
             if not self.faulty and self._live():
@@ -363,10 +501,23 @@ class Simulation:
                 f"n{node.id}:{core.role.value} t{core.current_term} leader={core.leader_id} "
                 f"last={core.log.last_index} commit={core.commit_index} "
                 f"applied={node.durable.last_applied}"
+                + (
+                    f" config@{core.log.config_index}={_describe(core.membership)}"
+                    if self.mprofile is not None
+                    else ""
+                )
             )
         lw = self.liveness_write
         return "; ".join(parts) + (
             f"; liveness write: {lw.outcome}@{lw.index}" if lw else "; no liveness write"
+        )
+
+    def _membership_status(self) -> str:
+        index, config = self.committed_config
+        pending = [c for c in self.changes.values() if c.outcome == "pending"]
+        return (
+            f"latest committed config @{index}: {_describe(config)}; "
+            f"{len(self.changes)} changes asked, {len(pending)} pending"
         )
 
     # --- nodes: boot, crash, shell ----------------------------------------------------
@@ -374,7 +525,9 @@ class Simulation:
     def _boot(self, node: SimNode) -> None:
         """A (re)started node: a fresh core, INITIALIZING until its storage is read."""
         node.up = True
-        node.core = self.core_factory(node.id, CONFIG, random.Random(self.rng.getrandbits(64)))
+        node.core = self.core_factory(
+            node.id, self.config, random.Random(self.rng.getrandbits(64))
+        )
         node.storage.clear()
         node.deferred.clear()
         node.tokens.clear()
@@ -423,6 +576,8 @@ class Simulation:
             if info[0] == "client":
                 write = self.writes[info[1]]
                 write.outcome = "lost"
+            elif info[0] == "config":
+                self.changes[info[1]].outcome = "lost"
         node.up = False
         node.core = None
         node.incarnation += 1
@@ -434,6 +589,8 @@ class Simulation:
         """Carry out the core's commands exactly as ``Raft._execute`` does."""
         assert node.core is not None
         for command in node.core.take_commands():
+            if isinstance(command, WriteLog) and command.leader:
+                self._check_config_entries(node, command.entries)
             if isinstance(command, (SaveHardState, WriteLog, DeleteLogsFrom, Apply)):
                 node.issued += 1
                 if not isinstance(command, Apply):  # applying makes nothing durable
@@ -551,7 +708,16 @@ class Simulation:
             f"WriteLog({first}..{last} t{command.entries[-1].term}"
             + (" leader" if command.leader else "")
             + (f" rejected={sorted(rejected)}" if rejected else "")
-            + ")",
+            + ")"
+            + (
+                "".join(
+                    f" config@{e.index}=[{_describe(e.payload.membership)}]"
+                    for e in command.entries
+                    if isinstance(e.payload, EntryConfigChange)
+                )
+                if self.mprofile is not None
+                else ""
+            ),
         )
         return rejected
 
@@ -614,6 +780,8 @@ class Simulation:
                 )
             if info[0] == "client":
                 self._client_answer(node, self.writes[info[1]], command)
+            elif info[0] == "config":
+                self._config_answer(node, self.changes[info[1]], command)
             else:
                 _, src, src_inc, request = info
                 value = command.value if command.error is None else None
@@ -624,6 +792,7 @@ class Simulation:
 
     def _record_vote(self, voter: NodeId, term: Term, candidate: NodeId) -> None:
         """A vote left the node (a granted VoteResponse, or a candidate's VoteRequest)."""
+        self.votes_for.setdefault((candidate, term), set()).add(voter)
         if "vote-once" in self.skip_checks:
             return
         prev = self.granted.setdefault((voter, term), candidate)
@@ -857,6 +1026,10 @@ class Simulation:
                 "state-machine-safety",
                 f"{_entry(entry)} is committed ({why}) but {_entry(prev)} was committed before",
             )
+        if entry.index > self.commit_max:
+            self.commit_max = entry.index
+        if isinstance(entry.payload, EntryConfigChange) and entry.index > self.committed_config[0]:
+            self.committed_config = (entry.index, entry.payload.membership)
         known_term = self.commit_term.get(entry.index)
         if known_term is not None and known_term <= term:
             return
@@ -956,6 +1129,7 @@ class Simulation:
                 node.seen_role = core.role
                 if core.role is Role.LEADER:
                     self._check_new_leader(node)
+                    self._check_election_quorum(node)
             if core.role is Role.LEADER:
                 holder = self.leaders.setdefault(term, nid)
                 if holder != nid:
@@ -963,6 +1137,8 @@ class Simulation:
                         "election-safety", f"n{holder} and n{nid} are both leaders of term {term}"
                     )
             self._observe_commit(node)
+            if core.role is Role.LEADER:
+                self._check_removed_leader(node)
 
     def _check_new_leader(self, node: SimNode) -> None:
         core = node.core
@@ -974,6 +1150,189 @@ class Simulation:
                     "leader-completeness",
                     f"n{node.id} leads term {core.current_term} without {_entry(entry)}, "
                     f"committed by term {commit_term} (it has {_entry(_get(core, index))})",
+                )
+
+    # --- invariants: the configuration(s) in effect (§6) ------------------------------
+
+    def _voters_holding(self, voters: Any, entry: Entry) -> list[NodeId]:
+        """The voters (ids of the pool only) whose durable log holds ``entry``."""
+        out = []
+        for v in voters:
+            node = self.nodes.get(v)
+            log = node.durable.log if node is not None else []
+            if entry.index <= len(log) and log[entry.index - 1] == entry:
+                out.append(v)
+        return out
+
+    def _check_majorities(
+        self, check: str, entry: Entry, voter_sets: Any, what: Callable[[], str]
+    ) -> None:
+        for voters in voter_sets:
+            holders = self._voters_holding(voters, entry)
+            if 2 * len(holders) <= len(voters):
+                raise self.fail(
+                    check,
+                    f"{what()}: only {holders} of voter set {list(voters)} durably hold "
+                    f"{_entry(entry)}",
+                )
+
+    def _leaders_before(self) -> list[tuple[SimNode, int, Term, LogIndex, MembershipConfig]]:
+        """The leaders before a step, with the configuration their commit decisions use."""
+        out = []
+        for node in self.nodes.values():
+            core = node.core
+            if node.up and core is not None and core.role is Role.LEADER:
+                out.append(
+                    (node, node.incarnation, core.current_term, core.commit_index, core.membership)
+                )
+        return out
+
+    def _check_leader_commits(
+        self, before: list[tuple[SimNode, int, Term, LogIndex, MembershipConfig]]
+    ) -> None:
+        """A leader that advanced its commit index in this step (and may have stepped down
+        since, in the same term) did so only once a majority of *each* voter set of its
+        configuration (the latest in its log when the step began: both C_old and C_new
+        while joint, never non-voters) durably held the entry."""
+        for node, incarnation, term, commit, membership in before:
+            core = node.core
+            if (
+                not node.up
+                or node.incarnation != incarnation
+                or core is None
+                or core.current_term != term
+                or core.commit_index <= commit
+            ):
+                continue
+            entry = core.log.get(core.commit_index)
+            self._check_majorities(
+                "commit-quorum",
+                entry,
+                membership.voter_sets(),
+                lambda: (
+                    f"leader n{node.id} of term {term} committed {commit}->"
+                    f"{core.commit_index} in configuration {_describe(membership)}"
+                ),
+            )
+
+    def _check_committed_on_quorum(self) -> None:
+        """Committed entries stay on a majority of the configuration in effect.
+
+        With C_k the latest committed configuration entry (at index k): it was first
+        committed under C_k itself (the next configuration entry waits for its commit),
+        so a majority of each voter set of C_k durably holds index k, and so every entry
+        before it, for good. Entries committed after k were committed under C_k or under
+        the one configuration appended after it, whose voter sets always include C_k's
+        last set (C_old of a joint entry, or C_new after C_old,new): a majority of that set
+        holds the highest committed index.
+        """
+        index, config = self.committed_config
+        if index:
+            entry = self.committed[index]
+            self._check_majorities(
+                "committed-quorum",
+                entry,
+                config.voter_sets(),
+                lambda: f"the latest committed configuration is {_describe(config)}",
+            )
+        if self.commit_max > index:
+            last = config.voter_sets()[-1]
+            entry = self.committed[self.commit_max]
+            self._check_majorities(
+                "committed-quorum",
+                entry,
+                (last,),
+                lambda: (
+                    f"{_entry(entry)} is committed after the latest committed configuration "
+                    f"{_describe(config)} (at {index})"
+                ),
+            )
+
+    def _check_election_quorum(self, node: SimNode) -> None:
+        """A new leader is a voter of its configuration and got the votes of a majority of
+        each of its voter sets (both while joint); nobody else counts."""
+        core = node.core
+        assert core is not None
+        m = core.membership
+        term = core.current_term
+        if not m.is_voter(node.id):
+            raise self.fail(
+                "election-quorum", f"n{node.id} leads term {term} but is no voter of {_describe(m)}"
+            )
+        votes = self.votes_for.get((node.id, term), set()) | {node.id}
+        for voters in m.voter_sets():
+            got = sorted(v for v in voters if v in votes)
+            if 2 * len(got) <= len(voters):
+                raise self.fail(
+                    "election-quorum",
+                    f"n{node.id} leads term {term} in configuration {_describe(m)} with the "
+                    f"votes of {sorted(votes)}: only {got} of voter set {list(voters)}",
+                )
+
+    def _check_removed_leader(self, node: SimNode) -> None:
+        """A leader that is no voter of its committed (non-joint) configuration has stepped
+        down in the step that committed it (§6)."""
+        core = node.core
+        assert core is not None
+        m = core.membership
+        if (
+            not m.is_in_joint_consensus
+            and not m.is_voter(node.id)
+            and core.log.config_index <= core.commit_index
+        ):
+            raise self.fail(
+                "removed-leader",
+                f"n{node.id} still leads term {core.current_term} after committing "
+                f"configuration {_describe(m)} (at {core.log.config_index}) without it",
+            )
+
+    def _check_config_entries(self, node: SimNode, entries: tuple[Entry, ...]) -> None:
+        """A leader appends a configuration entry only once the previous one is committed,
+        and only one step at a time: from C_old to C_old,new (or to C_old with other
+        non-voters), from C_old,new only to C_new; the first one is the initial membership."""
+        core = node.core
+        assert core is not None
+        self._observe_commit(node)  # its commit index may have moved in this step
+        for entry in entries:
+            payload = entry.payload
+            if not isinstance(payload, EntryConfigChange):
+                continue
+            new = payload.membership
+            prev_index = _config_before(core, entry.index)
+            if prev_index == 0:
+                if "config-transition" not in self.skip_checks and new != self.initial_membership:
+                    raise self.fail(
+                        "config-transition",
+                        f"n{node.id} writes {_describe(new)} at {entry.index} as the first "
+                        f"configuration; the cluster was formed with "
+                        f"{_describe(self.initial_membership)}",
+                    )
+                continue
+            prev_entry = core.log.get(prev_index)
+            assert isinstance(prev_entry.payload, EntryConfigChange)
+            prev = prev_entry.payload.membership
+            if self.committed.get(prev_index) != prev_entry:
+                raise self.fail(
+                    "config-one-at-a-time",
+                    f"leader n{node.id} of term {core.current_term} appends configuration "
+                    f"{_describe(new)} at {entry.index} while the previous one, "
+                    f"{_describe(prev)} at {prev_index}, is not committed (highest "
+                    f"committed index {self.commit_max})",
+                )
+            if "config-transition" in self.skip_checks:
+                continue
+            if prev.members_after_consensus is not None:
+                legal = (
+                    new.members_after_consensus is None
+                    and new.members == prev.members_after_consensus
+                )
+            else:
+                legal = new.members == prev.members
+            if not legal:
+                raise self.fail(
+                    "config-transition",
+                    f"leader n{node.id} goes from {_describe(prev)} (at {prev_index}) to "
+                    f"{_describe(new)} (at {entry.index}) without joint consensus",
                 )
 
     def _check_log_matching(self) -> None:
@@ -1054,6 +1413,26 @@ class Simulation:
 
 
 # --- helpers ----------------------------------------------------------------------------
+
+
+def _config_before(core: RaftCore, index: LogIndex) -> LogIndex:
+    """The index of the latest configuration entry before ``index`` in ``core``'s log."""
+    indexes = getattr(core.log, "_config_indexes", None)
+    if indexes is not None:
+        return next((i for i in reversed(indexes) if i < index), 0)
+    for i in range(index - 1, core.log.offset, -1):
+        if isinstance(core.log.get(i).payload, EntryConfigChange):
+            return i
+    return 0
+
+
+def _describe(m: MembershipConfig) -> str:
+    text = "voters " + ",".join(map(str, m.members))
+    if m.members_after_consensus is not None:
+        text += " joint " + ",".join(map(str, m.members_after_consensus))
+    if m.non_voters:
+        text += " non-voters " + ",".join(map(str, m.non_voters))
+    return text
 
 
 def _get(core: RaftCore, index: LogIndex) -> Entry | None:

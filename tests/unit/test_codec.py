@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import pykka_raft  # noqa: F401  (registers the key-value command types)
-from pykka_raft.admin import InitWithConfig
+from pykka_raft.admin import ConfigChangeResponse, InitWithConfig, ProposeConfigChange
 from pykka_raft.codec import from_primitive, to_primitive
 from pykka_raft.errors import DecodeError
 from pykka_raft.memstore import DumpStorage
@@ -130,6 +130,9 @@ MESSAGES: list[tuple[str, Any]] = [
     ("initial-state", InitialState(LogId(3, 9), 7, HardState(3, None, SIMPLE))),
     ("get-metrics", GetMetrics()),
     ("init-with-config", InitWithConfig((1, 2, 3))),
+    ("propose-config-change", ProposeConfigChange((4, 5), (1,), (6,))),
+    ("propose-config-change-empty", ProposeConfigChange()),
+    ("config-change-response", ConfigChangeResponse(12, SIMPLE)),
     ("get-initial-state", GetInitialState()),
     ("save-hard-state", SaveHardState(HardState(4, 1, JOINT))),
     ("get-log-entries", GetLogEntries(1, 10)),
@@ -201,6 +204,14 @@ def test_every_message_class_is_covered() -> None:
     }
     assert defined - covered == set()
     assert set(STORAGE_MESSAGES) - covered == set()
+    import pykka_raft.admin as admin_module
+
+    admin = {
+        obj
+        for obj in vars(admin_module).values()
+        if isinstance(obj, type) and attrs.has(obj) and obj.__module__ == admin_module.__name__
+    }
+    assert admin - covered == set()
 
 
 @pytest.mark.parametrize("payload", PAYLOADS, ids=PAYLOAD_IDS)

@@ -31,6 +31,8 @@ INT_FIELDS = [
     "max_inflight",
     "metrics_rate",
     "snapshot_max_chunk_size",
+    "catch_up_timeout",
+    "min_voters",
 ]
 
 
@@ -236,3 +238,14 @@ def test_rpc_timeout_is_the_election_timeout_min(minimum: int) -> None:
         election_timeout_min=minimum, election_timeout_max=minimum + 1, heartbeat_interval=1
     )
     assert config.rpc_timeout == minimum
+
+
+def test_catch_up_lag_may_be_zero_but_not_negative() -> None:
+    assert Config(catch_up_lag=0).catch_up_lag == 0
+    error = raises_config_error("catch_up_lag", "must be 0 or more", catch_up_lag=-1)
+    assert "got -1" in error.rule
+
+
+@pytest.mark.parametrize("value", [1.5, "10", None, True])
+def test_catch_up_lag_must_be_an_int(value: object) -> None:
+    raises_config_error("catch_up_lag", "must be an int", catch_up_lag=value)
