@@ -23,8 +23,10 @@ test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 # Seeded chaos runs of real actor clusters (a few seconds each): make chaos SEEDS=500
+# add MEMBERSHIP=1 to let the nemesis change the membership too
 chaos: $(STAMP)
-	$(BIN)/python -m pykka_raft.testing.chaos --seeds $(SEEDS) --nodes $(NODES)
+	$(BIN)/python -m pykka_raft.testing.chaos --seeds $(SEEDS) --nodes $(NODES) \
+		$(if $(MEMBERSHIP),--membership)
 
 lint: $(STAMP)
 	$(BIN)/ruff check pykka_raft tests examples

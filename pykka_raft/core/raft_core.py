@@ -49,6 +49,7 @@ from pykka_raft.messages import (
     Entry,
     EntryBlank,
     EntryConfigChange,
+    EntryNormal,
     EntryPayload,
     HardState,
     InitialState,
@@ -599,6 +600,11 @@ class RaftCore:
         for index, error in sorted((rejected or {}).items()):
             if self.log.term_at(index) == last.term and index <= self.log.last_index:
                 entry = self.log.get(index)
+                if not isinstance(entry.payload, EntryNormal):
+                    raise SafetyViolation(
+                        f"the storage refused entry {entry.log_id}, which is not a client "
+                        "entry; only EntryNormal entries may be refused"
+                    )
                 self.log.replace(Entry(entry.term, entry.index, EntryBlank()))
             for pending in self._take_pending(index, lambda p: p.term == last.term):
                 self._respond(pending.token, error=ApplicationError(error))

@@ -54,3 +54,10 @@ def test_negative_control_storage_that_acks_before_persisting_is_caught() -> Non
     report = run_chaos(21, ChaosOptions(nodes=3, duration=2.0, outage=True, storage=_lossy_storage))
     assert not report.ok, "a storage that loses acknowledged writes went unnoticed"
     assert report.problems
+
+
+@pytest.mark.parametrize("seed", [5, 6])
+def test_chaos_run_with_membership_changes_is_safe_and_linearizable(seed: int) -> None:
+    report = run_chaos(seed, ChaosOptions(nodes=3, duration=3.0, membership=True))
+    assert report.ok, report.render()
+    assert any("change" in line for line in report.timeline), "no membership change proposed"

@@ -386,13 +386,12 @@ class Simulation:
         self.commit_max: LogIndex = 0
         self.votes_for: dict[tuple[NodeId, Term], set[NodeId]] = {}
         self.changes: dict[int, Change] = {}
+        self.proposing: int | None = None  # the change being asked right now
         self.final_membership: MembershipConfig | None = None
         self.nodes: dict[NodeId, SimNode] = {}
         for nid in range(1, self.pool + 1):
             # Nodes beyond the initial voters start pristine, like a freshly started node.
-            hs_membership = (
-                self.initial_membership if nid <= nodes else MembershipConfig()
-            )
+            hs_membership = self.initial_membership if nid <= nodes else MembershipConfig()
             self.nodes[nid] = SimNode(nid, Durable(HardState(0, None, hs_membership)))
         for node in self.nodes.values():
             self._boot(node)
@@ -525,9 +524,7 @@ class Simulation:
     def _boot(self, node: SimNode) -> None:
         """A (re)started node: a fresh core, INITIALIZING until its storage is read."""
         node.up = True
-        node.core = self.core_factory(
-            node.id, self.config, random.Random(self.rng.getrandbits(64))
-        )
+        node.core = self.core_factory(node.id, self.config, random.Random(self.rng.getrandbits(64)))
         node.storage.clear()
         node.deferred.clear()
         node.tokens.clear()
@@ -1010,6 +1007,199 @@ class Simulation:
         elif value.data is not None:
             raise self.fail("client-oracle", f"committed w{write.wid} carries data {value.data!r}")
 
+    # --- membership changes -----------------------------------------------------------
+
+    def _on_admin(self) -> None:
+        """Ask for a random membership change: usually of the leader, sometimes of anyone."""
+        if not self.faulty:
+            return
+        assert self.mprofile is not None
+        self._schedule(self._gap(self.mprofile.change_gap), "admin")
+        ups = [n for n in self.nodes.values() if n.up and n.core is not None]
+        leaders = [n for n in ups if n.core is not None and n.core.role is Role.LEADER]
+        if leaders and self.rng.random() < self.mprofile.to_leader:
+            node = max(leaders, key=lambda n: n.core.current_term if n.core else 0)
+        elif ups:
+            node = self.rng.choice(ups)
+        else:
+            return
+        assert node.core is not None
+        m = node.core.membership
+        if not m.all_nodes():  # a pristine node: ask relative to the cluster's configuration
+            m = self.committed_config[1]
+        self._propose(node, self._draw_change(m, node.id))
+
+    def _draw_change(self, m: MembershipConfig, asked: NodeId) -> ProposeConfigChange:
+        """A random change relative to ``m``; mostly valid (at least one voter stays)."""
+        rng = self.rng
+        voters = sorted(m.voters())
+        learners = sorted(m.non_voters)
+        outside = [n for n in self.nodes if n not in m.all_nodes()]
+
+        def some(pool: list[NodeId], most: int) -> list[NodeId]:
+            return rng.sample(pool, rng.randint(1, min(most, len(pool)))) if pool else []
+
+        kind = rng.choices(
+            (
+                "add",
+                "remove",
+                "non-voter",
+                "promote",
+                "demote",
+                "replace",
+                "remove-leader",
+                "mixed",
+                "noop",
+            ),
+            weights=(25, 18, 10, 10, 5, 10, 8, 10, 4),
+        )[0]
+        if kind == "add":  # new voters: outsiders, or current non-voters (promotion)
+            return ProposeConfigChange(add_members=some(outside + learners, 2))
+        if kind == "remove" and len(voters) > 1:
+            gone = some(voters, len(voters) - 1)
+            return ProposeConfigChange(remove_members=gone + some(learners, 1))
+        if kind == "remove" and learners:
+            return ProposeConfigChange(remove_members=some(learners, 2))
+        if kind == "non-voter" and outside:
+            return ProposeConfigChange(add_non_voters=some(outside, 2))
+        if kind == "promote" and learners:
+            return ProposeConfigChange(add_members=some(learners, 2))
+        if kind == "demote" and len(voters) > 1:
+            return ProposeConfigChange(add_non_voters=some(voters, len(voters) - 1))
+        if kind == "replace":  # every voter goes; new ones from outside or the non-voters
+            fresh = some(outside + learners, 3)
+            if fresh:
+                return ProposeConfigChange(add_members=fresh, remove_members=voters)
+        if kind == "remove-leader" and asked in voters:
+            return ProposeConfigChange(add_members=some(outside, 1), remove_members=[asked])
+        if kind == "noop":
+            return ProposeConfigChange(add_members=some(voters, 1), remove_members=outside[:1])
+        # mixed: any three random subsets of the pool, often invalid (clash, no voter left)
+        pool = list(self.nodes)
+        return ProposeConfigChange(
+            add_members=[n for n in pool if rng.random() < 0.2],
+            remove_members=[n for n in pool if rng.random() < 0.2],
+            add_non_voters=[n for n in pool if rng.random() < 0.1],
+        )
+
+    def _propose(self, node: SimNode, request: ProposeConfigChange) -> Change:
+        core = node.core
+        assert core is not None
+        before = core.membership
+        target, _ = expected_target(before, request, self.config.min_voters)
+        busy = (
+            before.is_in_joint_consensus
+            or not before.is_voter(node.id)
+            or any(
+                c.outcome == "pending" and c.node == node.id and c.incarnation == node.incarnation
+                for c in self.changes.values()
+            )
+        )
+        cid = len(self.changes) + 1
+        change = Change(
+            cid,
+            request,
+            node.id,
+            node.incarnation,
+            before,
+            core.role is Role.LEADER,
+            busy,
+            target,
+        )
+        self.changes[cid] = change
+        token = node.next_token
+        node.next_token += 1
+        node.tokens[token] = ("config", cid)
+        self._trace(
+            "admin",
+            node.id,
+            f"c{cid} add={list(request.add_members)} remove={list(request.remove_members)} "
+            f"non-voters={list(request.add_non_voters)}",
+        )
+        self.proposing = cid
+        core.propose_config_change(request, token)
+        self._drain(node)
+        self.proposing = None
+        if change.outcome == "pending" and (not change.was_leader or target is None or change.busy):
+            raise self.fail(
+                "config-oracle",
+                f"c{cid} to n{node.id} ({'leader' if change.was_leader else core.role.value}, "
+                f"membership {_describe(before)}) was not answered at once",
+            )
+        return change
+
+    def _config_answer(self, node: SimNode, change: Change, command: Respond) -> None:
+        """Check the answer to a membership change against what was asked."""
+        self._observe_commit(node)
+        core = node.core
+        assert core is not None
+        error = command.error
+        value = command.value
+        change.answered = f"by n{node.id} at t={self.now}"
+        outcome = type(error).__name__ if error is not None else type(value).__name__
+        change.outcome = outcome
+        self._trace("admin-answer", node.id, f"c{change.cid} {outcome}")
+        at_once = self.proposing == change.cid
+        target, invalid = expected_target(change.before, change.request, self.config.min_voters)
+
+        def bad(why: str) -> SimulationFailure:
+            return self.fail(
+                "config-oracle",
+                f"c{change.cid} to n{node.id} (asked of membership {_describe(change.before)}, "
+                f"{'leader' if change.was_leader else 'not leader'}"
+                f"{', busy' if change.busy else ''}) answered {outcome}: {why}",
+            )
+
+        if error is not None and not isinstance(error, ConfigChangeError):
+            raise bad(f"not a ConfigChangeError: {error!r}")
+        if not change.was_leader:
+            if not isinstance(error, NodeNotLeader):
+                raise bad("a node that is not the leader must answer NodeNotLeader")
+            return
+        if isinstance(error, NodeNotLeader):
+            raise bad("the leader answered NodeNotLeader")
+        refused = isinstance(error, (ChangeInProgress, Noop, InoperableConfig))
+        if refused and not at_once:
+            raise bad("a refusal must come at once")
+        if change.busy:
+            if not refused:
+                raise bad("another change was in progress: it must be refused at once")
+            return
+        if isinstance(error, ChangeInProgress):
+            raise bad("no other change was in progress")
+        if refused or target is None:
+            if outcome != invalid:
+                raise bad(f"expected {invalid or 'the change to be carried out'}")
+            return
+        if isinstance(error, LeadershipLost):
+            if core.role is Role.LEADER:
+                raise bad("the node is still the leader")
+            return
+        if isinstance(error, CatchUpTimeout):
+            new_voters = set(target.voters() if target else ()) - set(change.before.voters())
+            if not error.nodes or not set(error.nodes) <= new_voters:
+                raise bad(f"nodes {error.nodes} are not new voters ({sorted(new_voters)})")
+            lagging = set(error.nodes) & core.membership.voters()
+            if lagging:
+                raise bad(f"nodes {sorted(lagging)} are voters already")
+            return
+        if error is not None:
+            raise bad(f"unexpected error {error!r}")
+        if not isinstance(value, ConfigChangeResponse):
+            raise bad(f"unexpected value {value!r}")
+        if value.membership != target:
+            raise bad(f"expected membership {_describe(target) if target else invalid}")
+        committed = self.committed.get(value.index)
+        if committed is None or committed.payload != EntryConfigChange(value.membership):
+            raise bad(
+                f"index {value.index} holds committed {_entry(committed)}, not that configuration"
+            )
+        if self.committed_config[0] != value.index:
+            raise bad(
+                f"the latest committed configuration is at {self.committed_config[0]}, not "
+                f"{value.index}"
+            )
+
     # --- invariants -------------------------------------------------------------------
 
     def _record_committed(self, entry: Entry, term: Term, why: str) -> None:
@@ -1165,15 +1355,15 @@ class Simulation:
         return out
 
     def _check_majorities(
-        self, check: str, entry: Entry, voter_sets: Any, what: Callable[[], str]
+        self, check: str, entry: Entry, voter_sets: Any, what: str | Callable[[], str]
     ) -> None:
         for voters in voter_sets:
             holders = self._voters_holding(voters, entry)
             if 2 * len(holders) <= len(voters):
                 raise self.fail(
                     check,
-                    f"{what()}: only {holders} of voter set {list(voters)} durably hold "
-                    f"{_entry(entry)}",
+                    f"{what if isinstance(what, str) else what()}: only {holders} of voter "
+                    f"set {list(voters)} durably hold {_entry(entry)}",
                 )
 
     def _leaders_before(self) -> list[tuple[SimNode, int, Term, LogIndex, MembershipConfig]]:
@@ -1205,15 +1395,11 @@ class Simulation:
             ):
                 continue
             entry = core.log.get(core.commit_index)
-            self._check_majorities(
-                "commit-quorum",
-                entry,
-                membership.voter_sets(),
-                lambda: (
-                    f"leader n{node.id} of term {term} committed {commit}->"
-                    f"{core.commit_index} in configuration {_describe(membership)}"
-                ),
+            what = (
+                f"leader n{node.id} of term {term} committed {commit}->{core.commit_index} "
+                f"in configuration {_describe(membership)}"
             )
+            self._check_majorities("commit-quorum", entry, membership.voter_sets(), what)
 
     def _check_committed_on_quorum(self) -> None:
         """Committed entries stay on a majority of the configuration in effect.
@@ -1369,7 +1555,35 @@ class Simulation:
             return False
         if lw.index is None or len(leaders) != 1:
             return False
-        return all(n.durable.last_applied >= lw.index for n in self.nodes.values())
+        if self.mprofile is None:
+            return all(n.durable.last_applied >= lw.index for n in self.nodes.values())
+        # Membership runs: the leader's latest configuration is committed and not joint, no
+        # change waits for an answer, and every member of it (voter or not) applied it all.
+        leader = leaders[0]
+        core = leader.core
+        assert core is not None
+        m = core.membership
+        if (
+            m.is_in_joint_consensus
+            or core.log.config_index > core.commit_index
+            or any(
+                c.outcome == "pending" and self.nodes[c.node].incarnation == c.incarnation
+                for c in self.changes.values()
+            )
+        ):
+            return False
+        upto = max(lw.index, core.log.config_index)
+        if not all(self.nodes[i].durable.last_applied >= upto for i in m.all_nodes()):
+            return False
+        self.final_membership = m
+        return True
+
+    def _members(self) -> list[SimNode]:
+        """The nodes that must hold everything at the end: all of them, or in membership
+        runs the members (voters and non-voters) of the final configuration."""
+        if self.final_membership is None:
+            return list(self.nodes.values())
+        return [self.nodes[i] for i in sorted(self.final_membership.all_nodes())]
 
     def _check_final(self) -> None:
         """After recovery: every acknowledged write is applied on every node, and every
@@ -1382,7 +1596,7 @@ class Simulation:
                 )
             if write.index is None:
                 continue
-            for n in self.nodes.values():
+            for n in self._members():
                 history = n.durable.sm.applied
                 got = history[write.index - 1] if write.index <= len(history) else None
                 if got != (write.index, write.payload.entry.data):
@@ -1396,13 +1610,35 @@ class Simulation:
             data = by_applied.setdefault(n.durable.last_applied, n.durable.sm.data)
             if data != n.durable.sm.data:
                 raise self.fail("state-machine-safety", f"n{n.id} state machine differs")
+        for change in self.changes.values():
+            node = self.nodes[change.node]
+            if change.outcome == "pending" and node.incarnation == change.incarnation:
+                raise self.fail(
+                    "config-oracle", f"c{change.cid} sent to n{change.node} was never answered"
+                )
+        final = self.final_membership
+        if final is not None:
+            if self.committed_config[1] != final:
+                raise self.fail(
+                    "membership-converged",
+                    f"the leader's configuration {_describe(final)} is not the latest "
+                    f"committed one, {_describe(self.committed_config[1])}",
+                )
+            for n in self._members():
+                assert n.core is not None
+                if n.core.membership != final:
+                    raise self.fail(
+                        "membership-converged",
+                        f"member n{n.id} uses {_describe(n.core.membership)}, the leader "
+                        f"{_describe(final)}",
+                    )
 
     # --- summaries --------------------------------------------------------------------
 
     def summary(self) -> dict[str, int]:
         """Counts that show what a run exercised."""
         outcomes = collections.Counter(w.outcome for w in self.writes.values())
-        return {
+        out = {
             "steps": self.steps,
             "virtual_ms": self.now,
             "terms_with_leader": len(self.leaders),
@@ -1410,6 +1646,21 @@ class Simulation:
             "writes": len(self.writes),
             **{f"writes_{k}": v for k, v in sorted(outcomes.items())},
         }
+        if self.mprofile is not None:
+            configs = [
+                e.payload.membership
+                for e in self.committed.values()
+                if isinstance(e.payload, EntryConfigChange)
+            ]
+            answers = collections.Counter(c.outcome for c in self.changes.values())
+            out["configs_committed"] = len(configs)
+            out["joint_committed"] = sum(1 for m in configs if m.is_in_joint_consensus)
+            out["changes"] = len(self.changes)
+            out.update({f"changes_{k}": v for k, v in sorted(answers.items())})
+            initial = set(self.initial_membership.members)
+            final = self.final_membership
+            out["final_voters_new"] = len(set(final.voters()) - initial) if final else 0
+        return out
 
 
 # --- helpers ----------------------------------------------------------------------------
@@ -1503,6 +1754,44 @@ def run_simulation(
     keep_trace: bool = False,
     skip_checks: frozenset[str] = frozenset(),
     fault_ms: int | None = None,
+    membership: bool = False,
+    membership_profile: MembershipProfile | None = None,
 ) -> Simulation:
-    """Run one seeded simulation to the end; raise :class:`SimulationFailure` on a violation."""
-    return Simulation(seed, nodes, core_factory, profile, keep_trace, skip_checks, fault_ms).run()
+    """Run one seeded simulation to the end; raise :class:`SimulationFailure` on a violation.
+
+    With ``membership=True`` the cluster size comes from the seed (``nodes`` is ignored)
+    and membership changes run during the faults (see :class:`MembershipProfile`).
+    """
+    return Simulation(
+        seed,
+        nodes,
+        core_factory,
+        profile,
+        keep_trace,
+        skip_checks,
+        fault_ms,
+        membership,
+        membership_profile,
+    ).run()
+
+
+def run_membership_simulation(
+    seed: int,
+    core_factory: CoreFactory = RaftCore,
+    keep_trace: bool = False,
+    skip_checks: frozenset[str] = frozenset(),
+    fault_ms: int | None = None,
+    profile: FaultProfile | None = None,
+    membership_profile: MembershipProfile | None = None,
+) -> Simulation:
+    """A membership run: a few voters of a larger pool, membership changes under faults."""
+    return run_simulation(
+        seed,
+        core_factory=core_factory,
+        profile=profile,
+        keep_trace=keep_trace,
+        skip_checks=skip_checks,
+        fault_ms=fault_ms,
+        membership=True,
+        membership_profile=membership_profile,
+    )
