@@ -34,7 +34,9 @@ class MembershipConfig:
             While set, elections and commits need a majority of ``members`` **and** a
             majority of ``members_after_consensus``.
         non_voters: nodes that receive the log but never vote or count toward a majority
-            (new nodes catching up, or permanent learners).
+            (new nodes catching up, or permanent learners). While joint, a member of
+            ``members`` that the change demotes is listed here already: it still votes in
+            ``C_old`` and is a non-voter of the final configuration.
 
     actix-raft kept ``{members, non_voters, removing, is_in_joint_consensus}``; the joint
     configuration is represented here by its two voter sets instead, which is what the

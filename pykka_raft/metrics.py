@@ -46,5 +46,6 @@ class RaftMetrics:
 
     @property
     def non_voters(self) -> frozenset[NodeId]:
-        """The nodes that only replicate (new nodes catching up, and learners)."""
-        return frozenset(self.membership_config.non_voters)
+        """The nodes that only replicate (new nodes catching up, and learners); a voter
+        being demoted counts as a voter until the final configuration."""
+        return frozenset(self.membership_config.non_voters) - self.voters

@@ -535,10 +535,10 @@ class RaftCore:
                     n for n in sorted(target.voters() - m.voters()) if not self._caught_up(n)
                 )
                 if not lagging:
+                    # A voter being demoted is listed as a non-voter already: it votes in
+                    # C_old until the final configuration, which keeps it as a learner.
                     self._propose_config(
-                        MembershipConfig(
-                            m.members, target.members, set(target.non_voters) - set(m.members)
-                        )
+                        MembershipConfig(m.members, target.members, target.non_voters)
                     )
                 elif self.now - change.started_at >= self.config.catch_up_timeout:
                     self.change = None

@@ -371,7 +371,9 @@ def test_metrics_hub_sees_voters_and_non_voters(formed):
     formed.change_membership(non_voters=[4])
     hub: MetricsHub = formed.hub
     hub.wait_for(
-        lambda m: all(m[n].voters == {1, 2, 3} and m[n].non_voters == {4} for n in (1, 2, 3, 4)),
+        lambda m: all(
+            n in m and m[n].voters == {1, 2, 3} and m[n].non_voters == {4} for n in (1, 2, 3, 4)
+        ),
         20,
         "every node to report voters and non-voters",
     )

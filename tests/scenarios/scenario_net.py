@@ -43,8 +43,9 @@ to be added by a :meth:`Cluster.propose` (``ProposeConfigChange``). The majoriti
 those of the configuration in effect:
 
 * ``committed-lost`` counts the holders within each voter set of the configuration the
-  committing node used (its membership before the step, or one it appended during it);
-* ``config-wellformed``: a configuration has voters, and no node is both voter and non-voter;
+  committing node was using when it committed (the latest one it had written by then);
+* ``config-wellformed``: a configuration has voters, and no voter of the (final) voter set
+  is a non-voter (while joint, a ``C_old`` voter being demoted may be listed as a non-voter);
 * ``config-transition``: consecutive configuration entries in a log change the voters only
   through joint consensus: ``C`` -> ``C,C'`` -> ``C'`` (only non-voters may change otherwise);
 * ``config-one-at-a-time``: no log holds two configuration entries past the commit point;
@@ -316,8 +317,13 @@ class Cluster:
         # The configurations a committed entry may have been committed under (§6).
         self.commit_configs: dict[LogIndex, tuple[MembershipConfig, ...]] = {}
         self.calls: list[AdminCall] = []
-        # Each running node's membership and last log index before the current step.
-        self._pre_step: dict[NodeId, tuple[MembershipConfig, LogIndex]] = {}
+        # Each running node's membership before the current step; the configuration in
+        # effect on it at the point its commands have been carried out to (it changes with
+        # each configuration entry it writes); and, for the entries it asked to apply in
+        # this step, the configuration in effect when it did (that is, when it committed).
+        self._pre_step: dict[NodeId, MembershipConfig] = {}
+        self._stream: dict[NodeId, MembershipConfig] = {}
+        self._apply_config: dict[tuple[NodeId, LogIndex], MembershipConfig] = {}
         self.nodes: dict[NodeId, Node] = {}
         logs = logs or {}
         for nid in self.ids:
@@ -636,6 +642,7 @@ class Cluster:
     def _execute(self, node: Node) -> None:
         """Carry out the core's commands exactly as ``Raft._execute`` does."""
         for command in node.c.take_commands():
+            self._follow_stream(node, command)
             if isinstance(command, STORAGE_COMMANDS):
                 node.issued += 1
                 if not isinstance(command, Apply):  # applying makes nothing durable
@@ -847,10 +854,10 @@ class Cluster:
     def _step(self, what: str) -> Iterator[None]:
         """One scripted step: a core that raises is a violation; check afterwards."""
         self._pre_step = {
-            n.id: (self.effective_membership(n.id), n.c.log.last_index)
-            for n in self.nodes.values()
-            if n.up
+            n.id: self.effective_membership(n.id) for n in self.nodes.values() if n.up
         }
+        self._stream = dict(self._pre_step)
+        self._apply_config = {}
         try:
             yield
         except AssertionError:
@@ -909,7 +916,7 @@ class Cluster:
         if known is None or term < known:
             self.commit_term[entry.index] = term
         if known is None:
-            self.commit_configs[entry.index] = self._configs_in_effect(node)
+            self.commit_configs[entry.index] = self._configs_in_effect(node, entry.index)
             self._trace(f"committed {describe(entry)} ({why})")
             write = (
                 self._write_of_data.get(entry.payload.data)
@@ -922,22 +929,29 @@ class Cluster:
                     f"w{write.wid} was answered {write.outcome} but {describe(entry)} commits",
                 )
 
-    def _configs_in_effect(self, node: Node | None) -> tuple[MembershipConfig, ...]:
-        """The configurations ``node`` may have counted majorities in during this step: its
-        membership before the step and every configuration it appended since (§6: a node
-        uses the latest configuration in its log). Seeded entries: the initial one."""
+    def _configs_in_effect(
+        self, node: Node | None, index: LogIndex
+    ) -> tuple[MembershipConfig, ...]:
+        """The configuration ``node`` counted majorities in when it committed ``index``:
+        the one in effect at that point of its command stream (§6: a node uses the latest
+        configuration in its log, from the moment it writes it). Seeded: the initial one."""
         if node is None or node.core is None:
             return (self.membership,)
-        core = node.core
-        found: list[MembershipConfig] = []
-        pre = self._pre_step.get(node.id)
-        start = core.log.last_index + 1
-        if pre is not None:
-            found.append(pre[0])
-            start = pre[1] + 1
-        found += [m for _, m in config_entries(core.log.slice(start, core.log.last_index + 1))]
-        found.append(self.effective_membership(node.id))
-        return tuple(dict.fromkeys(found))
+        found = self._apply_config.get((node.id, index)) or self._stream.get(node.id)
+        return (found or self.effective_membership(node.id),)
+
+    def _follow_stream(self, node: Node, command: Command) -> None:
+        """Track the configuration in effect on ``node`` along its command stream."""
+        if isinstance(command, WriteLog):
+            found = config_entries(command.entries)
+            if found:
+                self._stream[node.id] = found[-1][1]
+        elif isinstance(command, DeleteLogsFrom):
+            found = config_entries(node.c.log.slice(1, command.index))
+            self._stream[node.id] = found[-1][1] if found else node.durable.hard_state.membership
+        elif isinstance(command, Apply) and node.id in self._stream:
+            for entry in command.entries:
+                self._apply_config.setdefault((node.id, entry.index), self._stream[node.id])
 
     def _observe_commit(self, node: Node) -> None:
         core = node.core
@@ -1031,7 +1045,7 @@ class Cluster:
         }
         pre = self._pre_step.get(node.id)
         now = self.effective_membership(node.id)
-        configs = [now] if pre is None else [pre[0], now]
+        configs = [now] if pre is None else [pre, now]
         if not any(has_quorum(m.voter_sets(), granted) for m in configs):
             raise self._fail(
                 "election-quorum",
@@ -1044,11 +1058,11 @@ class Cluster:
         for name, log in logs:
             found = config_entries(log)
             for index, m in found:
-                voters = m.voters()
+                final = (
+                    m.members if m.members_after_consensus is None else m.members_after_consensus
+                )
                 if (
-                    not m.members
-                    or (m.is_in_joint_consensus and not m.members_after_consensus)
-                    or voters & set(m.non_voters)
+                    not m.members or not final or set(final) & set(m.non_voters)
                 ) and "config-wellformed" not in self.skip_checks:
                     raise self._fail(
                         "config-wellformed", f"{name} holds {describe_membership(m)} at {index}"

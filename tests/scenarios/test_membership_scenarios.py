@@ -19,12 +19,18 @@ no-op, and a new leader inheriting joint consensus never finalized), D10 (member
 persisted: a grown single node that restarts elects itself alone) and D13 (duplicates in
 the add list).
 
+Tests that have a negative counterpart take the core class as a defaulted ``factory``
+argument: ``test_broken_core_is_caught_by_the_harness`` and
+``test_broken_core_fails_the_scenario`` replay them with a core that breaks the rule they
+are about, to show that the scenario can fail.
+
 References: Ongaro and Ousterhout, "In Search of an Understandable Consensus Algorithm
 (Extended Version)", 2014, §6; Ongaro, "Consensus: Bridging Theory and Practice", 2014, §4.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -34,7 +40,7 @@ from scenario_net import CONFIG, Cluster, Msg, ScenarioViolation, describe_membe
 
 from pykka_raft.admin import ConfigChangeResponse
 from pykka_raft.config import Config
-from pykka_raft.core.quorum import has_quorum
+from pykka_raft.core.quorum import has_quorum, joint_quorum_index
 from pykka_raft.core.raft_core import RaftCore, Role
 from pykka_raft.errors import (
     CatchUpTimeout,
@@ -47,7 +53,6 @@ from pykka_raft.errors import (
 )
 from pykka_raft.messages import (
     AppendEntriesRequest,
-    EntryConfigChange,
     MembershipConfig,
     VoteRequest,
     VoteResponse,
@@ -68,14 +73,11 @@ def formed(
     leader: int = 1,
     config: Config = CONFIG,
     factory: Factory = RaftCore,
-    skip: Iterable[str] = (),
 ) -> Cluster:
     """``n`` formed voters (empty logs) and ``pristine`` pristine nodes; ``leader`` wins
     term 1, commits its first entry (the configuration ``voters[1..n]``) and every formed
     node holds it."""
-    c = Cluster(
-        n, pristine=pristine, config=config, factory=factory, checks=CHECKS, skip_checks=skip
-    )
+    c = Cluster(n, pristine=pristine, config=config, factory=factory, checks=CHECKS)
     if n == 1:
         c.timeout(leader)
     else:
@@ -103,9 +105,7 @@ def flush_until(
     for _ in range(limit):
         if done():
             return
-        ready = [
-            m for m in c.pool if m.src in group and m.dst in group and c.nodes[m.dst].up
-        ]
+        ready = [m for m in c.pool if m.src in group and m.dst in group and c.nodes[m.dst].up]
         assert ready, "the network went quiet first"
         c.deliver(ready[0])
     raise AssertionError(f"not done after {limit} messages")
@@ -166,11 +166,11 @@ def grow_one_to_three(c: Cluster) -> None:
 # --- grow, catch up -----------------------------------------------------------------------
 
 
-def test_grow_one_to_three_learners_joint_final() -> None:
+def test_grow_one_to_three_learners_joint_final(factory: Factory = RaftCore) -> None:
     """§6 / D9: a node formed alone adds two pristine nodes. They join as non-voters, and
     the joint configuration follows only once both caught up; then the final configuration.
     The answer is the committed final configuration, at its index."""
-    c = formed(1, pristine=2)
+    c = formed(1, pristine=2, factory=factory)
     assert c[2].role is Role.NON_VOTER and c[2].is_pristine
     call = c.propose(1, add=[2, 3])
 
@@ -214,11 +214,13 @@ def test_grow_one_to_three_learners_joint_final() -> None:
     c.check_final()
 
 
-def test_catch_up_barrier_holds_the_joint_configuration_until_caught_up() -> None:
+def test_catch_up_barrier_holds_the_joint_configuration_until_caught_up(
+    factory: Factory = RaftCore,
+) -> None:
     """D9: the joint configuration is not appended while a new voter is behind: neither
     while it has heard nothing, nor once it answers but still lags by more than
     ``Config.catch_up_lag``. It is appended once the node caught up."""
-    c = formed(3, pristine=1, config=attrs.evolve(CONFIG, catch_up_lag=2))
+    c = formed(3, pristine=1, config=attrs.evolve(CONFIG, catch_up_lag=2), factory=factory)
     call = c.propose(1, add=[4])
     learners = ["voters[1,2,3]", "voters[1,2,3]+nv[4]"]
     assert configs(c, 1) == learners
@@ -301,11 +303,13 @@ def _replace_until_joint(c: Cluster) -> int:
 
 
 @pytest.mark.parametrize("first", ["C_new", "C_old"])
-def test_joint_entry_commits_only_with_both_majorities(first: str) -> None:
+def test_joint_entry_commits_only_with_both_majorities(
+    first: str, factory: Factory = RaftCore
+) -> None:
     """§6 / D3: with C_old = {1,2,3} and C_new = {3,4,5}, an entry of the joint
     configuration (the joint entry itself and a write after it) is not committed when only
     a majority of one set holds it; it is once a majority of the other one does too."""
-    c = formed(3, pristine=2, leader=3)
+    c = formed(3, pristine=2, leader=3, factory=factory)
     joint = _replace_until_joint(c)
     w = c.write(3, "in-joint")
     assert c[3].log.last_index == joint + 1
@@ -327,14 +331,14 @@ def test_joint_entry_commits_only_with_both_majorities(first: str) -> None:
     [pytest.param(1, (2, 4, 5), id="C_old-member"), pytest.param(4, (5, 1, 2), id="C_new-member")],
 )
 def test_election_in_joint_configuration_needs_both_majorities(
-    candidate: int, voters: tuple[int, int, int]
+    candidate: int, voters: tuple[int, int, int], factory: Factory = RaftCore
 ) -> None:
     """§6: in C_old,new = {1,2,3},{3,4,5} a candidate needs a majority of each set: the
     votes of one whole set's majority are not enough. The leader 3 crashes once the joint
     entry reached 1, 2, 4 and 5 (uncommitted). The new leader then finishes the change
     (D9): its blank entry commits with both majorities, then it appends and commits C_new;
     a leader outside C_new steps down to NON_VOTER after that."""
-    c = formed(3, pristine=2, leader=3)
+    c = formed(3, pristine=2, leader=3, factory=factory)
     joint = _replace_until_joint(c)
     c.crash(3)
     deliver_and_answer(c, c.msgs(AppendEntriesRequest, src=3, where=carries(joint)))
@@ -349,7 +353,7 @@ def test_election_in_joint_configuration_needs_both_majorities(
     c.campaign(candidate, [first], drop_others=False)
     assert c[candidate].role is Role.CANDIDATE  # a majority of one set only
     c.campaign(candidate, [second], drop_others=False)
-    assert c[candidate].role is Role.CANDIDATE  # one of each set, majorities of none / one
+    assert c[candidate].role is Role.CANDIDATE  # still a majority of one set only
     c.campaign(candidate, [third])
     assert c[candidate].role is Role.LEADER and c[candidate].current_term == term
 
@@ -381,13 +385,13 @@ def test_election_in_joint_configuration_needs_both_majorities(
 # --- non-voters ---------------------------------------------------------------------------
 
 
-def test_learners_added_in_one_entry_and_never_counted() -> None:
+def test_learners_added_in_one_entry_and_never_counted(factory: Factory = RaftCore) -> None:
     """``add_non_voters`` is one configuration entry (no joint configuration: the voters
     do not change). D3: non-voters never count toward a commit: a write held by the leader
     and both learners (3 of 5 nodes) is not committed; it is once a voter holds it. And
     toward an election: learners never campaign, a candidate does not ask them, and a
     vote they grant is not counted."""
-    c = formed(3, pristine=2)
+    c = formed(3, pristine=2, factory=factory)
     call = c.propose(1, non_voters=[4, 5])
     settle(c, 1)
     assert configs(c, 1) == ["voters[1,2,3]", "voters[1,2,3]+nv[4,5]"]
@@ -451,46 +455,108 @@ def test_learner_promoted_later_and_voter_demoted() -> None:
     assert demote.value.membership == M([1, 2, 4], None, [3])
     assert c[1].membership == M([1, 2, 4], None, [3])
     assert c[3].role is Role.NON_VOTER and c[3].membership == M([1, 2, 4], None, [3])
-    assert configs(c, 1)[4] == "joint[1,2,3,4|1,2,4]"
+    assert c.configs(1)[4][1].voter_sets() == ((1, 2, 3, 4), (1, 2, 4))
     # The demoted node still receives the log.
     w = c.write(1, "after-demotion")
     settle(c, 1)
     assert w.outcome == "committed" and c.log(3) == c.log(1)
+
+    # Removing a learner is one configuration entry.
+    before = len(c.configs(1))
+    removed = c.propose(1, remove=[3])
+    settle(c, 1)
+    assert len(c.configs(1)) == before + 1
+    assert removed.value.membership == M([1, 2, 4])
+    assert c[3].role is Role.NON_VOTER and 3 not in c[1].progress
     c.check_final()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="core bug: demotion passes through a final configuration without the demoted "
-    "node (it is removed, then re-added as a learner by a further entry); a leader that "
-    "demotes itself leads on after that C_new committed and appends another entry",
-)
+def test_config_entries_wait_for_an_entry_of_the_leaders_term() -> None:
+    """A new leader appends no configuration entry before it committed an entry of its own
+    term (its blank entry): a change proposed at once waits for that."""
+    c = formed(3, pristine=1)
+    c.timeout(2)
+    c.campaign(2, [3])
+    assert c[2].role is Role.LEADER and c[2].current_term == 2
+    c.drop_where(src=2)  # the blank entry reaches nobody yet
+    call = c.propose(2, add=[4])
+    assert call.outcome == "pending" and len(c.configs(2)) == 1
+    for _ in range(4):
+        c.heartbeat(2)  # heartbeats: no entry reaches anyone, nothing commits
+        c.drop_where(dst=4)
+        c.flush(among=(1, 2, 3), limit=50)
+        assert len(c.configs(2)) == 1 and c.commit_index == 1
+    c.tick(2, CONFIG.rpc_timeout)  # the lost blank entry is sent again
+    c.drop_where(dst=4)
+    c.flush(among=(2, 1))  # the leader of term 1 learns of term 2; the blank commits
+    assert c[1].role is Role.FOLLOWER
+    assert configs(c, 2) == ["voters[1,2,3]", "voters[1,2,3]+nv[4]"]
+    assert config_index(c, 2, M([1, 2, 3], None, [4])) == 3  # after the blank entry
+    settle(c, 2)
+    assert call.value == ConfigChangeResponse(5, M([1, 2, 3, 4]))
+    c.check_final()
+
+
 @pytest.mark.parametrize("demoted", [3, 1], ids=["follower", "leader"])
 def test_demoted_voter_stays_in_every_configuration(demoted: int) -> None:
     """§6: demoting a voter to learner is joint -> final; the node is part of every
     configuration on the way (it is never removed), and a leader that demotes itself steps
-    down once that final configuration committed, without appending anything more."""
+    down once that final configuration committed, without appending anything more, and
+    stays as a learner."""
     c = formed(3)
     call = c.propose(1, non_voters=[demoted])
     settle(c, 1)
     assert call.outcome == "ok", call
-    rest = [n for n in (1, 2, 3) if n != demoted]
+    rest = (2, 3) if demoted == 1 else (1, 2)
     target = M(rest, None, [demoted])
-    assert [m for _, m in c.configs(2)] == [M([1, 2, 3]), M([1, 2, 3], rest), target]
+    found = [m for _, m in c.configs(2)]
+    assert [m.voter_sets() for m in found] == [((1, 2, 3),), ((1, 2, 3), rest), (rest,)]
+    assert all(m.contains(demoted) for m in found)
+    assert found[-1] == target
     assert call.value == ConfigChangeResponse(3, target)
+    assert c[demoted].role is Role.NON_VOTER and c[demoted].membership == target
+    if demoted == 1:
+        c.elect(2, voters=[3])
+        settle(c, 2)
+        assert c.log(1) == c.log(2)  # the learner still receives the log
+    c.check_final()
+
+
+def test_new_leader_finishing_a_demotion_keeps_the_learner() -> None:
+    """D9 with a demotion: leader 1 demotes 4 in {1,2,3,4}; the joint entry reaches 2, 3
+    and 4 and 1 is cut off. The new leader 2 (votes of {2,3,4} of C_old and {2,3} of C_new
+    = {1,2,3}) finishes the change: its final configuration keeps 4 as a learner."""
+    c = formed(4)
+    call = c.propose(1, non_voters=[4])
+    joint = c[1].log.config_index
+    assert c[1].membership.voter_sets() == ((1, 2, 3, 4), (1, 2, 3))
+    deliver_and_answer(c, c.msgs(AppendEntriesRequest, src=1, where=carries(joint)), False)
+    c.drop_where(src=1)
+    c.timeout(2)
+    c.campaign(2, [3, 4])
+    assert c[2].role is Role.LEADER
+    settle(c, 2, among=(2, 3, 4))
+    assert c[2].membership == M([1, 2, 3], None, [4])
+    assert c[4].role is Role.NON_VOTER and c[4].membership == M([1, 2, 3], None, [4])
+    w = c.write(2, "after")
+    settle(c, 2)
+    assert w.outcome == "committed" and c.log(4) == c.log(2) == c.log(1)
+    assert isinstance(call.error, LeadershipLost) and call.error.leader_id == 2
     c.check_final()
 
 
 # --- the leader removed by the change -----------------------------------------------------
 
 
-def test_removed_leader_leads_until_c_new_commits_then_steps_down() -> None:
+def test_removed_leader_leads_until_c_new_commits_then_steps_down(
+    factory: Factory = RaftCore,
+) -> None:
     """§6: leader 1 removes itself from {1,2,3}. In C_old,new = {1,2,3},{2,3} it counts
     itself in C_old only: a write held by 1 and 2 is not committed (C_new needs 2 and 3).
     Once C_new = {2,3} is in its log it refuses client writes (ForwardToLeader) but keeps
     leading, until C_new commits (on 2 and 3, without itself); then it answers the change
     and steps down to NON_VOTER. Nobody replicates to it or asks it for votes any more."""
-    c = formed(3)
+    c = formed(3, factory=factory)
     call = c.propose(1, remove=[1])
     assert configs(c, 1) == ["voters[1,2,3]", "joint[1,2,3|2,3]"]  # no new node: no learners
     joint = config_index(c, 1, M([1, 2, 3], [2, 3]))
@@ -498,14 +564,13 @@ def test_removed_leader_leads_until_c_new_commits_then_steps_down() -> None:
     c.flush(among=(1, 2))
     assert c[1].progress[2].match_index == joint + 1
     assert c.commit_index < joint and w1.outcome == "pending"
-    c.flush(among=(1, 3))
-    assert w1.outcome == "committed"
+    flush_until(c, lambda: w1.outcome == "committed", among=(1, 3))
     final = config_index(c, 1, M([2, 3]))
     assert final == joint + 2 and c[1].role is Role.LEADER
 
     # C_new is in its log: client writes are refused, the leader still leads.
     w2 = c.write(1, "refused")
-    assert w2.outcome == "forward" and isinstance(w2.error, ForwardToLeader)
+    assert isinstance(w2.error, ForwardToLeader) and w2.error.leader_id is None
     assert c[1].role is Role.LEADER
 
     c.flush(among=(1, 2))  # C_new on 2 only: not committed, 1 does not count in C_new
@@ -531,33 +596,29 @@ def test_removed_leader_leads_until_c_new_commits_then_steps_down() -> None:
     c.check_final()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="core bug: a leader whose final configuration (without it) is in its log refuses "
-    "a write with ForwardToLeader(leader_id=itself): the client is sent back to the node "
-    "that refused it",
-)
 def test_removed_leader_does_not_forward_writes_to_itself() -> None:
-    """A client refused by the leaving leader must not be told to retry on that leader."""
+    """A client refused by the leaving leader is not told to retry on that leader: no
+    leader is known yet (``ForwardToLeader(leader_id=None)``)."""
     c = formed(3)
     c.propose(1, remove=[1])
-    c.flush()  # the joint configuration commits and C_new = {2,3} is appended
+    flush_until(c, lambda: c[1].membership == M([2, 3]))  # the joint one committed
     assert c[1].role is Role.LEADER and c[1].membership == M([2, 3])
     w = c.write(1, "refused")
-    assert isinstance(w.error, ForwardToLeader)
-    assert w.error.leader_id != 1
+    assert isinstance(w.error, ForwardToLeader) and w.error.leader_id is None
 
 
 # --- a new leader inherits the joint configuration (D9) -----------------------------------
 
 
-def test_new_leader_finishes_inherited_joint_configuration() -> None:
+def test_new_leader_finishes_inherited_joint_configuration(
+    factory: Factory = RaftCore,
+) -> None:
     """D9: leader 1 grows {1,2,3} to {1..5}; the joint configuration reaches 2..5 but no
     answer comes back, and 1 is cut off. 2 wins with votes of both majorities, commits its
     blank entry (only then, with both majorities) and appends and commits C_new itself.
     A further change is refused (ChangeInProgress) while it is joint. The original
     proposer learns of the new leader and its call gets LeadershipLost."""
-    c = formed(3, pristine=2)
+    c = formed(3, pristine=2, factory=factory)
     call = c.propose(1, add=[4, 5])
     flush_until(c, lambda: c[1].membership.is_in_joint_consensus)
     joint = config_index(c, 1, M([1, 2, 3], [1, 2, 3, 4, 5]))
@@ -601,12 +662,14 @@ def test_new_leader_finishes_inherited_joint_configuration() -> None:
 
 
 @pytest.mark.parametrize("crash_after", ["final", "joint"])
-def test_grown_single_node_restarted_does_not_elect_itself_alone(crash_after: str) -> None:
+def test_grown_single_node_restarted_does_not_elect_itself_alone(
+    crash_after: str, factory: Factory = RaftCore
+) -> None:
     """D10: a node formed alone, grown to {1,2,3}, crashes and restarts from its durable
     state (hard state membership: {1}). Its membership comes from its log (the final, or
     the uncommitted joint, configuration): after its timeout it asks 2 and 3 for votes and
     does not lead alone. The pristine-added nodes take their membership from the log too."""
-    c = formed(1, pristine=2)
+    c = formed(1, pristine=2, factory=factory)
     if crash_after == "final":
         grow_one_to_three(c)
         expected = M([1, 2, 3])
@@ -619,13 +682,14 @@ def test_grown_single_node_restarted_does_not_elect_itself_alone(crash_after: st
     assert c.nodes[1].durable.hard_state.membership == M([1])
     for nid in (1, 2, 3):
         c.crash(nid)
-    for nid in (1, 2, 3):
-        c.restart(nid)
-        assert c[nid].membership == expected
-        assert c[nid].role is Role.FOLLOWER
+    c.restart(1)
     c.timeout(1)
-    assert c[1].role is Role.CANDIDATE
+    assert c[1].role is Role.CANDIDATE and c[1].membership == expected
     assert {m.dst for m in c.msgs(VoteRequest, src=1)} == {2, 3}
+    for nid in (2, 3):
+        c.restart(nid)
+        assert c[nid].membership == c.configs(nid)[-1][1]  # from the log
+        assert c.nodes[nid].durable.hard_state.membership == M()
     c.campaign(1, [2])
     assert c[1].role is Role.LEADER
     settle(c, 1)
@@ -637,13 +701,15 @@ def test_grown_single_node_restarted_does_not_elect_itself_alone(crash_after: st
 
 
 @pytest.mark.parametrize("holds", ["C_old", "joint"])
-def test_removed_node_that_missed_the_final_configuration_goes_quiet(holds: str) -> None:
+def test_removed_node_that_missed_the_final_configuration_goes_quiet(
+    holds: str, factory: Factory = RaftCore
+) -> None:
     """Leader 1 removes 3 while 3 hears nothing past C_old (or past the joint entry). C_new
     = {1,2} commits without it. 3 times out and campaigns: 1 and 2 answer
     is_candidate_unknown without taking its term, 3 goes quiet (NON_VOTER) and starts no
     further election. The leader ignores 3's higher term (3 is departing) and stops
     replicating to it."""
-    c = formed(3)
+    c = formed(3, factory=factory)
     call = c.propose(1, remove=[3])
     joint = config_index(c, 1, M([1, 2, 3], [1, 2]))
     if holds == "joint":
@@ -658,11 +724,11 @@ def test_removed_node_that_missed_the_final_configuration_goes_quiet(holds: str)
 
     c.timeout(3)
     answers = c.campaign(3, [1, 2])
+    assert (c[1].current_term, c[2].current_term) == terms
+    assert c[1].role is Role.LEADER
     assert all(isinstance(a, VoteResponse) and a.is_candidate_unknown for a in answers.values())
     assert not any(a.vote_granted for a in answers.values())
     assert c[3].role is Role.NON_VOTER
-    assert (c[1].current_term, c[2].current_term) == terms
-    assert c[1].role is Role.LEADER
     term3 = c[3].current_term
     for _ in range(100):
         c.tick(3, 10)
@@ -694,4 +760,398 @@ def test_removed_node_that_got_the_final_configuration_goes_quiet() -> None:
     for _ in range(100):
         c.tick(3, 10)
     assert not c.msgs(src=3)
+    c.check_final()
+
+
+# --- errors and request normalization -----------------------------------------------------
+
+
+def test_node_not_leader_names_the_leader() -> None:
+    """Only the leader takes changes: a follower answers NodeNotLeader with the leader it
+    knows, a node that knows none (a candidate) with ``None``. Nothing is appended."""
+    c = formed(3)
+    call = c.propose(2, add=[4])
+    assert isinstance(call.error, NodeNotLeader) and call.error.leader_id == 1
+    c.crash(1)
+    c.timeout(3)
+    call = c.propose(3, add=[4])
+    assert isinstance(call.error, NodeNotLeader) and call.error.leader_id is None
+    assert all(len(c.configs(n)) == 1 for n in (2, 3))
+    c.check_final()
+
+
+@pytest.mark.parametrize(
+    ("change", "error"),
+    [
+        pytest.param({}, Noop, id="noop-empty"),
+        pytest.param({"add": [2, 3]}, Noop, id="noop-add-voters"),
+        pytest.param({"remove": [7]}, Noop, id="noop-remove-stranger"),
+        pytest.param({"non_voters": [4]}, Noop, id="noop-learner-again"),
+        pytest.param({"add": [1], "non_voters": [4]}, Noop, id="noop-combined"),
+        pytest.param({"remove": [1, 2, 3]}, InoperableConfig, id="no-voters-left"),
+        pytest.param(
+            {"remove": [1, 2, 3], "non_voters": [5]}, InoperableConfig, id="learners-only"
+        ),
+        pytest.param({"add": [5], "remove": [5]}, InoperableConfig, id="add-and-remove"),
+        pytest.param({"non_voters": [5], "remove": [5]}, InoperableConfig, id="learn-and-remove"),
+        pytest.param({"add": [5], "non_voters": [5]}, InoperableConfig, id="voter-and-learner"),
+    ],
+)
+def test_refused_changes_append_nothing(change: dict[str, list[int]], error: type) -> None:
+    """Noop (nothing to change) and InoperableConfig (no voter left, or a node listed in
+    two fields): answered at once, nothing is appended, and a valid change is taken right
+    after. (Learner 4 is in the cluster already.)"""
+    c = formed(3, pristine=2)
+    c.propose(1, non_voters=[4])
+    settle(c, 1)
+    before = c.log(1)
+    call = c.propose(1, **change)
+    assert call.outcome == "error" and isinstance(call.error, error), call
+    assert c.log(1) == before and c[1].change is None
+    ok = c.propose(1, add=[5])
+    settle(c, 1)
+    assert ok.value.membership == M([1, 2, 3, 5], None, [4])
+    c.check_final()
+
+
+def test_below_min_voters_refused() -> None:
+    """``Config.min_voters=3``: removing one of three voters is InoperableConfig; replacing
+    it (add one, remove one) is taken."""
+    c = formed(3, pristine=1, config=attrs.evolve(CONFIG, min_voters=3))
+    call = c.propose(1, remove=[3])
+    assert isinstance(call.error, InoperableConfig), call
+    assert "min_voters" in str(call.error)
+    ok = c.propose(1, add=[4], remove=[3])
+    settle(c, 1)
+    assert ok.value == ConfigChangeResponse(4, M([1, 2, 4]))
+    assert c[3].role is Role.NON_VOTER
+    c.check_final()
+
+
+def test_change_in_progress_until_answered() -> None:
+    """One change at a time: while one waits for catch-up, during its joint step, and after
+    its final entry (until it committed), another is refused with ChangeInProgress. Once the
+    first is answered, the next is taken."""
+    c = formed(3, pristine=2)
+    first = c.propose(1, add=[4])
+    c.flush(among=(1, 2, 3))  # the learner entry commits; 4 hears nothing
+    assert c.commit_index == 2 and first.outcome == "pending"
+    seen = []
+
+    def refused() -> bool:
+        call = c.propose(1, add=[5])
+        seen.append(describe_membership(c[1].membership))
+        return isinstance(call.error, ChangeInProgress)
+
+    assert refused()
+    flush_until(c, lambda: c[1].membership.is_in_joint_consensus)
+    assert refused()
+    flush_until(c, lambda: not c[1].membership.is_in_joint_consensus)
+    assert refused() and first.outcome == "pending"
+    settle(c, 1)
+    assert first.value == ConfigChangeResponse(4, M([1, 2, 3, 4]))
+    assert seen == ["voters[1,2,3]+nv[4]", "joint[1,2,3|1,2,3,4]", "voters[1,2,3,4]"]
+    second = c.propose(1, add=[5])
+    settle(c, 1)
+    assert second.value == ConfigChangeResponse(7, M([1, 2, 3, 4, 5]))
+    assert all(isinstance(call.error, ChangeInProgress) for call in c.calls[1:4])
+    c.check_final()
+
+
+def test_duplicates_are_ignored() -> None:
+    """D13: duplicate ids in the add and remove lists are dropped: each node is added once,
+    and the change takes exactly one learner, one joint and one final entry."""
+    c = formed(3, pristine=2)
+    call = c.propose(1, add=[4, 5, 4, 5, 4], remove=[3, 3])
+    assert call.request.add_members == (4, 5) and call.request.remove_members == (3,)
+    settle(c, 1)
+    assert configs(c, 1) == [
+        "voters[1,2,3]",
+        "voters[1,2,3]+nv[4,5]",
+        "joint[1,2,3|1,2,4,5]",
+        "voters[1,2,4,5]",
+    ]
+    assert call.value == ConfigChangeResponse(4, M([1, 2, 4, 5]))
+    again = c.propose(1, add=[4, 4, 5], remove=[3, 3])
+    assert isinstance(again.error, Noop), again
+    c.check_final()
+
+
+# --- negative checks: each scenario catches the bug it is about ---------------------------
+
+
+def _match(core: RaftCore, node: int) -> int:
+    if node == core.id:
+        return core.flushed_index
+    pr = core.progress.get(node)
+    return pr.match_index if pr else 0
+
+
+def _commit_on(core: RaftCore, voter_sets: Iterable[Iterable[int]]) -> None:
+    index = joint_quorum_index([tuple(s) for s in voter_sets], lambda n: _match(core, n))
+    if index > core.commit_index and core.log.term_at(index) == core.current_term:
+        core._advance_commit(index)
+
+
+class NonVoterCountingLeader(RaftCore):
+    """D3 (actix-raft): commits on a majority of every node it replicates to, non-voters
+    included, the joint sets ignored."""
+
+    def _maybe_commit(self) -> None:
+        _commit_on(self, [{self.id, *self.progress}])
+        super()._maybe_commit()
+
+
+class NewSetOnlyLeader(RaftCore):
+    """D3 (actix-raft): while joint, commits on a majority of C_new alone."""
+
+    def _maybe_commit(self) -> None:
+        m = self.membership
+        _commit_on(self, [m.members_after_consensus or m.members])
+        super()._maybe_commit()
+
+
+class SelfCountingLeader(RaftCore):
+    """Counts itself in every voter set, also in C_new that does not contain it."""
+
+    def _maybe_commit(self) -> None:
+        _commit_on(self, [{self.id, *s} for s in self.membership.voter_sets()])
+        super()._maybe_commit()
+
+
+class OldSetCandidate(RaftCore):
+    """While joint, wins an election on a majority of C_old alone."""
+
+    def vote_result(self, request: VoteRequest, response: VoteResponse | None) -> None:
+        super().vote_result(request, response)
+        if (
+            self.role is Role.CANDIDATE
+            and request.term == self.current_term
+            and has_quorum([self.membership.members], self.votes_granted)
+        ):
+            self._become_leader()
+
+
+class LearnerVoteCounter(RaftCore):
+    """Wins an election on a majority of all nodes, non-voters' grants included (D3)."""
+
+    def vote_result(self, request: VoteRequest, response: VoteResponse | None) -> None:
+        super().vote_result(request, response)
+        everyone = self.membership.all_nodes()
+        if (
+            self.role is Role.CANDIDATE
+            and request.term == self.current_term
+            and len(self.votes_granted) * 2 > len(everyone)
+        ):
+            self._become_leader()
+
+
+class DirectJumpLeader(RaftCore):
+    """Goes from C_old straight to C_new, skipping the joint configuration (breaks §6)."""
+
+    def _propose_config(self, membership: MembershipConfig) -> None:
+        if membership.members_after_consensus is not None:
+            membership = M(membership.members_after_consensus, None, membership.non_voters)
+        super()._propose_config(membership)
+
+
+class HardStateMembership(RaftCore):
+    """D10 (actix-raft): a restarted node takes its membership from the hard state (what
+    it was formed with), not from the configuration entries in its log."""
+
+    restarted = False
+
+    def start(self, initial: Any, entries: Iterable[Any]) -> None:
+        entries = list(entries)
+        super().start(initial, entries)
+        self.restarted = bool(entries)
+
+    @property
+    def membership(self) -> MembershipConfig:
+        return self.hard_membership if self.restarted else super().membership
+
+
+class NoFinalizeLeader(RaftCore):
+    """D9 (actix-raft): a leader that inherited a joint configuration never finalizes it."""
+
+    def _drive_membership(self) -> None:
+        if self.change is None and self.membership.is_in_joint_consensus:
+            return
+        super()._drive_membership()
+
+
+class NoBarrierLeader(RaftCore):
+    """D9 (actix-raft): the sync barrier passes whatever the new node's progress."""
+
+    def _caught_up(self, node: int) -> bool:
+        return True
+
+
+class StayingLeader(RaftCore):
+    """Keeps leading after the configuration without it committed (breaks §6)."""
+
+    def _become_follower(self, term: int, leader_id: int | None) -> None:
+        if (
+            self.role is Role.LEADER
+            and term == self.current_term
+            and not self.membership.is_voter(self.id)
+        ):
+            return
+        super()._become_follower(term, leader_id)
+
+
+class UnknownIgnoringCandidate(RaftCore):
+    """Takes "candidate unknown" for a plain refusal, and campaigns on."""
+
+    def vote_result(self, request: VoteRequest, response: VoteResponse | None) -> None:
+        if response is not None and response.is_candidate_unknown:
+            response = attrs.evolve(response, is_candidate_unknown=False)
+        super().vote_result(request, response)
+
+
+class StrangerVoter(RaftCore):
+    """Handles a vote request from a node outside its membership like any other: it adopts
+    the stranger's term (D11 without the unknown-candidate rule)."""
+
+    def receive_vote(self, request: VoteRequest, token: int) -> None:
+        if not self.membership.contains(request.candidate_id) and self.role is not (
+            Role.INITIALIZING
+        ):
+            if request.term > self.current_term:
+                self._become_follower(request.term, None)
+            self._respond(token, value=VoteResponse(self.current_term, False), after_durable=True)
+            return
+        super().receive_vote(request, token)
+
+
+class DepartingTermLeader(RaftCore):
+    """Steps down on a higher term from a removed node it still replicates to."""
+
+    def append_entries_result(self, request: AppendEntriesRequest, response: Any) -> None:
+        if response is not None and response.term > self.current_term:
+            self.departing.pop(request.target, None)
+        super().append_entries_result(request, response)
+
+
+@pytest.mark.parametrize(
+    ("scenario", "factory", "expected"),
+    [
+        pytest.param(
+            test_learners_added_in_one_entry_and_never_counted,
+            NonVoterCountingLeader,
+            {"committed-lost"},
+            id="D3-non-voters-count",
+        ),
+        pytest.param(
+            test_learners_added_in_one_entry_and_never_counted,
+            LearnerVoteCounter,
+            {"election-quorum"},
+            id="D3-learner-votes-count",
+        ),
+        pytest.param(
+            functools.partial(test_joint_entry_commits_only_with_both_majorities, "C_new"),
+            NewSetOnlyLeader,
+            {"committed-lost"},
+            id="D3-C_new-majority-only",
+        ),
+        pytest.param(
+            test_removed_leader_leads_until_c_new_commits_then_steps_down,
+            SelfCountingLeader,
+            {"committed-lost"},
+            id="leader-counts-itself-in-C_new",
+        ),
+        pytest.param(
+            functools.partial(
+                test_election_in_joint_configuration_needs_both_majorities, 1, (2, 4, 5)
+            ),
+            OldSetCandidate,
+            {"election-quorum"},
+            id="C_old-majority-elects",
+        ),
+        pytest.param(
+            test_grow_one_to_three_learners_joint_final,
+            DirectJumpLeader,
+            {"config-transition"},
+            id="no-joint-step",
+        ),
+        pytest.param(
+            functools.partial(
+                test_grown_single_node_restarted_does_not_elect_itself_alone, "final"
+            ),
+            HardStateMembership,
+            {"election-quorum"},
+            id="D10-membership-from-hard-state",
+        ),
+    ],
+)
+def test_broken_core_is_caught_by_the_harness(
+    scenario: Callable[..., None], factory: Factory, expected: set[str]
+) -> None:
+    """Each scenario, replayed with a core that breaks the rule it is about, ends in a
+    harness violation (a membership-aware invariant), before the scenario's own checks."""
+    with pytest.raises(ScenarioViolation) as caught:
+        scenario(factory=factory)
+    assert caught.value.check in expected, str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("scenario", "factory"),
+    [
+        pytest.param(
+            test_new_leader_finishes_inherited_joint_configuration,
+            NoFinalizeLeader,
+            id="D9-inherited-joint-never-final",
+        ),
+        pytest.param(
+            test_catch_up_barrier_holds_the_joint_configuration_until_caught_up,
+            NoBarrierLeader,
+            id="D9-no-sync-barrier",
+        ),
+        pytest.param(
+            test_removed_leader_leads_until_c_new_commits_then_steps_down,
+            StayingLeader,
+            id="removed-leader-stays",
+        ),
+        pytest.param(
+            functools.partial(
+                test_removed_node_that_missed_the_final_configuration_goes_quiet, "C_old"
+            ),
+            UnknownIgnoringCandidate,
+            id="removed-node-campaigns-on",
+        ),
+        pytest.param(
+            functools.partial(
+                test_removed_node_that_missed_the_final_configuration_goes_quiet, "C_old"
+            ),
+            StrangerVoter,
+            id="voters-take-a-strangers-term",
+        ),
+        pytest.param(
+            functools.partial(
+                test_removed_node_that_missed_the_final_configuration_goes_quiet, "joint"
+            ),
+            DepartingTermLeader,
+            id="leader-takes-a-departing-term",
+        ),
+    ],
+)
+def test_broken_core_fails_the_scenario(scenario: Callable[..., None], factory: Factory) -> None:
+    """Bugs that break no safety invariant (liveness, §6's protocol) fail the scenario's
+    own expectations."""
+    with pytest.raises(AssertionError) as caught:
+        scenario(factory=factory)
+    assert not isinstance(caught.value, ScenarioViolation), str(caught.value)
+
+
+def test_quorum_check_ignores_non_voters() -> None:
+    """D3: the leader's quorum check counts voters only: a leader that hears from its two
+    learners but from no other voter steps down after an election timeout; one that hears
+    from one other voter (a majority with itself) and from no learner stays."""
+    c = formed(3, pristine=2)
+    c.propose(1, non_voters=[4, 5])
+    settle(c, 1)
+    pass_time(c, 1, 2 * CONFIG.election_timeout_max, among=(1, 2))
+    assert c[1].role is Role.LEADER
+    pass_time(c, 1, 2 * CONFIG.election_timeout_max, among=(1, 4, 5))
+    assert c[1].role is Role.FOLLOWER
     c.check_final()
