@@ -149,8 +149,9 @@ class DecodeError(RaftError, ValueError):
 class ConfigChangeError(RaftError):
     """Base of the errors a :class:`~pykka_raft.admin.ProposeConfigChange` can get.
 
-    Every one of them but :class:`LeadershipLost` means the membership was not changed by
-    this call.
+    :class:`NodeNotLeader`, :class:`Noop`, :class:`InoperableConfig` and
+    :class:`ChangeInProgress` mean the call changed nothing. After :class:`CatchUpTimeout`
+    the new nodes stay as non-voters; after :class:`LeadershipLost` the outcome is open.
     """
 
 
@@ -183,7 +184,8 @@ class InoperableConfig(ConfigChangeError):
 class ChangeInProgress(ConfigChangeError):
     """Another membership change has not finished yet (one change at a time).
 
-    Wait until the cluster's metrics show a membership that is not joint, then propose again.
+    The earlier change answers its caller when it finishes (or fails); a change left
+    joint by an earlier leader is finished by the current one. Retry after that.
     """
 
 

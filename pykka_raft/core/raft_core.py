@@ -906,7 +906,10 @@ class RaftCore:
             return
         if not self.membership.contains(request.candidate_id):
             # Unknown candidates (e.g. removed nodes) must not disrupt us with their terms.
-            self._respond(token, value=VoteResponse(self.current_term, False, True))
+            # A pristine node knows no cluster at all: it refuses without saying "unknown",
+            # so a node forming a cluster in parallel with it does not go quiet.
+            known = bool(self.membership.all_nodes())
+            self._respond(token, value=VoteResponse(self.current_term, False, known))
             return
         if request.term > self.current_term:
             self._become_follower(request.term, None)  # D11: step down on any newer term

@@ -324,3 +324,19 @@ def test_stale_leader_does_not_prevent_election() -> None:
         core.receive_append_entries(stale, token=1)
     assert core.role is Role.CANDIDATE
     assert core.current_term == 3
+
+
+def test_unknown_candidate_is_refused_as_unknown_but_a_pristine_node_says_nothing() -> None:
+    """§6 (removed servers): a node whose configuration lacks the candidate refuses with
+    is_candidate_unknown and keeps its term. A pristine node knows no configuration at all:
+    it refuses plainly, so a node forming a cluster in parallel does not go quiet."""
+    member = make_core(1, (1, 2, 3), term=4)
+    member.receive_vote(VoteRequest(1, 9, 7, 0, 0), token=1)
+    answer = responds(member.take_commands(), 1)[0].value
+    assert answer == VoteResponse(4, False, True)
+    assert member.current_term == 4
+
+    pristine = make_core(5, (), term=0)
+    pristine.receive_vote(VoteRequest(5, 2, 1, 0, 0), token=2)
+    answer = responds(pristine.take_commands(), 2)[0].value
+    assert answer == VoteResponse(0, False, False)
