@@ -12,6 +12,11 @@
 * Negative controls: deliberately broken cores must be caught within a few seeds.
 * Known bugs of ``pykka_raft`` are strict xfails with the seed and fault mix that show
   them; they XPASS (and so fail) once the bug is fixed: then drop the mark.
+* Membership runs (``test_membership``): a few voters out of a pool of 5-6 node ids, with
+  random ``ProposeConfigChange`` requests during the faults, every answer checked, and
+  the invariants over the configuration(s) in effect. ``PYKKA_RAFT_SIM_SEED=<seed> pytest
+  tests/sim -k membership_replay`` replays one; ``PYKKA_RAFT_SIM_SEEDS=<N> pytest tests/sim
+  -k membership_extra`` runs N fresh ones (``PYKKA_RAFT_SIM_FAULT_MS`` applies too).
 """
 
 from __future__ import annotations
@@ -22,16 +27,26 @@ import random
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import attrs
 import pytest
-from sim_cluster import FaultProfile, Simulation, SimulationFailure, run_simulation
+from sim_cluster import (
+    FaultProfile,
+    Simulation,
+    SimulationFailure,
+    run_membership_simulation,
+    run_simulation,
+)
 
+from pykka_raft.admin import ConfigChangeResponse
 from pykka_raft.core.commands import SaveHardState
+from pykka_raft.core.quorum import has_quorum, joint_quorum_index
 from pykka_raft.core.raft_core import RaftCore, Role
 from pykka_raft.messages import (
     ClientPayload,
     ClientPayloadResponse,
+    MembershipConfig,
     ResponseMode,
     VoteRequest,
     VoteResponse,
@@ -89,10 +104,13 @@ def test_same_seed_same_run(nodes: int) -> None:
 def test_same_seed_same_run_in_another_process() -> None:
     """Replays do not depend on the process (e.g. string hash randomization)."""
     here = _digest(run_simulation(11, 3, keep_trace=True))
+    here += " " + _digest(run_membership_simulation(11, keep_trace=True))
     code = (
         "import sys; sys.path.insert(0, sys.argv[1]); "
-        "from test_simulation import _digest; from sim_cluster import run_simulation; "
-        "print(_digest(run_simulation(11, 3, keep_trace=True)))"
+        "from test_simulation import _digest; "
+        "from sim_cluster import run_membership_simulation, run_simulation; "
+        "print(_digest(run_simulation(11, 3, keep_trace=True)), "
+        "_digest(run_membership_simulation(11, keep_trace=True)))"
     )
     env = {**os.environ, "PYTHONHASHSEED": "12345"}
     out = subprocess.run(
@@ -338,3 +356,313 @@ def test_regression_two_writes_waiting_on_one_index_are_both_answered(
     """A deposed leader's undecided write and a newer write it appended at the same index
     after leading again both get answers (the newer once overwrote the older's waiter)."""
     run_simulation(seed, nodes, fault_ms=20000)
+
+
+# --- membership changes under faults ----------------------------------------------------
+
+MEMBERSHIP_SEEDS = range(150)
+
+REMOVED_VOTER_BUG = (
+    "core bug: a node that is not in its latest, uncommitted configuration never campaigns, "
+    "though the joint configuration still needs its vote (dissertation §4.2.2): no leader"
+)
+
+# Membership seeds that show a known bug of pykka_raft: seed -> (the check that fails, the
+# bug). Strict xfails (also in test_membership, for those in MEMBERSHIP_SEEDS): once the bug
+# is fixed they XPASS, and so fail; then drop them from this table.
+KNOWN_MEMBERSHIP_BUGS: dict[int, tuple[str, str]] = {
+    171: ("liveness", REMOVED_VOTER_BUG),
+    232: ("liveness", REMOVED_VOTER_BUG),
+    358: ("liveness", REMOVED_VOTER_BUG),
+    375: ("liveness", REMOVED_VOTER_BUG),
+}
+
+
+def _membership_seed(seed: int) -> Any:
+    known = KNOWN_MEMBERSHIP_BUGS.get(seed)
+    if known is None:
+        return seed
+    return pytest.param(
+        seed, marks=pytest.mark.xfail(strict=True, raises=SimulationFailure, reason=known[1])
+    )
+
+
+def _run_membership(seed: int, check: str | None = None, **kwargs: Any) -> Simulation:
+    """Run a membership seed; one expected to fail must fail with ``check``, not another."""
+    try:
+        return run_membership_simulation(seed, **kwargs)
+    except SimulationFailure as exc:
+        if check is not None and exc.check != check:
+            raise AssertionError(
+                f"seed {seed} was expected to fail {check!r}, not {exc.check!r}:\n{exc}"
+            ) from exc
+        raise
+
+
+@pytest.mark.parametrize("seed", [_membership_seed(s) for s in MEMBERSHIP_SEEDS])
+def test_membership(seed: int) -> None:
+    known = KNOWN_MEMBERSHIP_BUGS.get(seed)
+    _run_membership(seed, known[0] if known else None)
+
+
+@pytest.mark.parametrize(
+    "seed",
+    [
+        pytest.param(
+            seed,
+            id=f"{seed}-{check}",
+            marks=pytest.mark.xfail(strict=True, raises=SimulationFailure, reason=reason),
+        )
+        for seed, (check, reason) in sorted(KNOWN_MEMBERSHIP_BUGS.items())
+    ],
+)
+def test_regression_membership_known_bugs(seed: int) -> None:
+    """Each known bug, shown by its seeds (also outside MEMBERSHIP_SEEDS).
+
+    Removed voter (e.g. seed 171): leader n2 of C_old = {1, 2} commits C_old,new = {1, 2} +
+    {3, 4, 5}, appends C_new = {3, 4, 5} while cut off, and loses its leadership before
+    C_new commits. It holds the longest log but never campaigns (it is no voter of its
+    latest configuration, C_new), and every other node, still joint, needs its vote (a
+    majority of {1, 2}) which it refuses them (their logs are shorter): no leader, ever.
+    """
+    _run_membership(seed, KNOWN_MEMBERSHIP_BUGS[seed][0])
+
+
+@pytest.mark.parametrize("seed", [72, 76, 329, 828])
+def test_regression_membership_demoting_the_leader(seed: int) -> None:
+    """Runs that caught a demoted voter dropped from C_new (``add_non_voters`` naming a
+    voter): a leader that demoted itself committed C_new without itself and led on to add
+    itself back as a non-voter (``removed-leader``). Fixed: the joint entry lists the
+    demoted voter among its non-voters already."""
+    run_membership_simulation(seed)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=SimulationFailure,
+    reason="core bug: a write pending on a node removed from the cluster is never answered",
+)
+def test_regression_removed_node_answers_its_writes() -> None:
+    """Seed 2: leader n4 appends w5 and is cut off; the others remove it. It never learns
+    whether w5's index committed, so w5 waits forever (membership runs count such writes as
+    ``writes_orphaned`` instead of failing, unless ``strict_removed``)."""
+    _run_membership(2, "removed-node-answers", strict_removed=True)
+
+
+def test_membership_runs_exercise_changes() -> None:
+    """The membership seeds are not vacuous: every answer, joint configurations, new voters."""
+    totals: dict[str, int] = {}
+    for seed in range(12):
+        if seed in KNOWN_MEMBERSHIP_BUGS:
+            continue
+        for key, value in run_membership_simulation(seed).summary().items():
+            totals[key] = totals.get(key, 0) + value
+    assert totals["joint_committed"] >= 10, totals
+    assert totals["final_voters_new"] >= 5, totals
+    for outcome in (
+        "ConfigChangeResponse",
+        "NodeNotLeader",
+        "ChangeInProgress",
+        "Noop",
+        "InoperableConfig",
+        "CatchUpTimeout",
+        "LeadershipLost",
+        "lost",
+    ):
+        assert totals.get(f"changes_{outcome}", 0) > 0, (outcome, totals)
+
+
+def test_membership_same_seed_same_run() -> None:
+    first = run_membership_simulation(5, keep_trace=True)
+    second = run_membership_simulation(5, keep_trace=True)
+    assert first.full_trace == second.full_trace
+    assert _digest(first) == _digest(second)
+    assert first.summary() == second.summary()
+    assert first.full_trace != run_membership_simulation(6, keep_trace=True).full_trace
+
+
+def test_membership_replay() -> None:
+    """Replay one membership seed: ``PYKKA_RAFT_SIM_SEED=<seed> pytest tests/sim -k
+    membership_replay``."""
+    seed = os.environ.get("PYKKA_RAFT_SIM_SEED")
+    if not seed:
+        pytest.skip("set PYKKA_RAFT_SIM_SEED=<seed> to replay a membership seed")
+    sim = run_membership_simulation(int(seed), fault_ms=_fault_ms())
+    print(f"membership seed {seed}: {sim.summary()}")
+
+
+def test_membership_extra_random_seeds() -> None:
+    """``PYKKA_RAFT_SIM_SEEDS=<N>``: N fresh random membership seeds."""
+    count = int(os.environ.get("PYKKA_RAFT_SIM_SEEDS", "0") or "0")
+    if count <= 0:
+        pytest.skip("set PYKKA_RAFT_SIM_SEEDS=<N> to run N extra random membership seeds")
+    draw = random.SystemRandom()
+    failures: list[SimulationFailure] = []
+    for _ in range(count):
+        try:
+            run_membership_simulation(draw.randrange(2**32), fault_ms=_fault_ms())
+        except SimulationFailure as exc:
+            failures.append(exc)
+    if failures:
+        seeds = ", ".join(f"seed={f.seed} [{f.check}]" for f in failures)
+        raise AssertionError(
+            f"{len(failures)} of {count} membership runs failed: {seeds}\n"
+            f"replay one with PYKKA_RAFT_SIM_SEED=<seed> .venv/bin/python -m pytest tests/sim "
+            f"-k membership_replay\n\nfirst failure:\n{failures[0]}"
+        )
+
+
+def test_membership_failure_message_names_replay_command() -> None:
+    message = str(Simulation(3, membership=True).fail("example", "detail"))
+    assert (
+        "PYKKA_RAFT_SIM_SEED=3 .venv/bin/python -m pytest tests/sim -k membership_replay" in message
+    )
+    assert "membership: voters=" in message
+    message = str(Simulation(3, membership=True, fault_ms=20000).fail("example", "detail"))
+    assert (
+        "PYKKA_RAFT_SIM_FAULT_MS=20000 PYKKA_RAFT_SIM_SEED=3 .venv/bin/python -m pytest "
+        "tests/sim -k membership_replay" in message
+    )
+
+
+# --- membership: negative controls -------------------------------------------------------
+
+
+def _match(core: RaftCore, node: int) -> int:
+    if node == core.id:
+        return core.flushed_index
+    pr = core.progress.get(node)
+    return pr.match_index if pr else 0
+
+
+def _commit_by(core: RaftCore, voter_sets: Any) -> None:
+    index = joint_quorum_index(voter_sets, lambda n: _match(core, n))
+    if index > core.commit_index and core.log.term_at(index) == core.current_term:
+        core._advance_commit(index)
+
+
+class CommitsWithNewConfigOnly(RaftCore):
+    """While joint, commits once a majority of C_new holds an entry (C_old not counted)."""
+
+    def _maybe_commit(self) -> None:
+        after = self.membership.members_after_consensus
+        if self.role is Role.LEADER and after is not None:
+            _commit_by(self, (after,))
+        super()._maybe_commit()
+
+
+class CountsNonVoters(RaftCore):
+    """Counts the non-voters as voters when it commits."""
+
+    def _maybe_commit(self) -> None:
+        m = self.membership
+        if self.role is Role.LEADER and m.non_voters:
+            _commit_by(self, [tuple(voters) + m.non_voters for voters in m.voter_sets()])
+        super()._maybe_commit()
+
+
+class EagerFinalConfig(RaftCore):
+    """Appends C_new right behind C_old,new, without waiting for the joint one to commit."""
+
+    def _propose_config(self, membership: MembershipConfig) -> None:
+        super()._propose_config(membership)
+        after = membership.members_after_consensus
+        if after is not None:
+            super()._propose_config(MembershipConfig(after, None, membership.non_voters))
+
+
+class SkipsJointConsensus(RaftCore):
+    """Goes from C_old straight to C_new (no joint configuration)."""
+
+    def _propose_config(self, membership: MembershipConfig) -> None:
+        after = membership.members_after_consensus
+        if after is not None:
+            membership = MembershipConfig(after, None, membership.non_voters)
+        super()._propose_config(membership)
+
+
+class ElectedByNewConfigOnly(RaftCore):
+    """While joint, becomes leader with the votes of a majority of C_new alone."""
+
+    def vote_result(self, request: VoteRequest, response: VoteResponse | None) -> None:
+        super().vote_result(request, response)
+        after = self.membership.members_after_consensus
+        if (
+            self.role is Role.CANDIDATE
+            and after is not None
+            and request.term == self.current_term
+            and has_quorum((after,), self.votes_granted)
+        ):
+            self._become_leader()
+
+
+class StaysLeaderWhenRemoved(RaftCore):
+    """Does not step down once the configuration without it is committed (§6)."""
+
+    def _become_follower(self, term: int, leader_id: int | None) -> None:
+        m = self.membership
+        if (
+            self.role is Role.LEADER
+            and term == self.current_term
+            and not m.is_voter(self.id)
+            and self.log.config_index <= self.commit_index
+        ):
+            return
+        super()._become_follower(term, leader_id)
+
+
+class EarlyConfigAck(RaftCore):
+    """Answers the change as soon as the joint configuration is committed."""
+
+    def _drive_membership(self) -> None:
+        change = self.change
+        m = self.membership
+        if (
+            self.role is Role.LEADER
+            and change is not None
+            and m.is_in_joint_consensus
+            and self.log.config_index <= self.commit_index
+        ):
+            self.change = None
+            self._respond(change.token, ConfigChangeResponse(self.log.config_index, change.target))
+        super()._drive_membership()
+
+
+@pytest.mark.parametrize(
+    ("core", "skip", "expected"),
+    [
+        pytest.param(StaysLeaderWhenRemoved, frozenset(), {"removed-leader"}, id="no-step-down"),
+        pytest.param(EarlyConfigAck, frozenset(), {"config-oracle"}, id="early-config-ack"),
+        pytest.param(
+            CommitsWithNewConfigOnly, frozenset(), {"commit-quorum"}, id="commit-c-new-only"
+        ),
+        pytest.param(CountsNonVoters, frozenset(), {"commit-quorum"}, id="count-non-voters"),
+        pytest.param(EagerFinalConfig, frozenset(), {"config-one-at-a-time"}, id="eager-c-new"),
+        pytest.param(SkipsJointConsensus, frozenset(), {"config-transition"}, id="skip-joint"),
+        pytest.param(
+            SkipsJointConsensus,
+            frozenset({"config-transition"}),
+            {"committed-quorum", "leader-completeness", "election-safety", "state-machine-safety"},
+            id="skip-joint-damage",
+        ),
+        pytest.param(
+            ElectedByNewConfigOnly, frozenset(), {"election-quorum"}, id="elect-c-new-only"
+        ),
+    ],
+)
+def test_broken_membership_core_is_caught(
+    core: type[RaftCore], skip: frozenset[str], expected: set[str]
+) -> None:
+    failure = None
+    for seed in range(10):
+        try:
+            run_membership_simulation(seed, core_factory=core, skip_checks=skip)
+        except SimulationFailure as exc:
+            failure = exc
+            break
+    assert failure is not None, f"{core.__name__} survived 10 seeds: the checkers do not bite"
+    assert failure.check in expected, str(failure)
+    message = str(failure)
+    assert f"seed={failure.seed} nodes={failure.nodes} core={core.__name__}" in message
+    assert "replay:" in message
+    assert message.count("\n  t=") >= 10, message
