@@ -79,3 +79,13 @@ class ConfigChangeResponse:
 
     index: LogIndex
     membership: MembershipConfig
+
+
+@attrs.frozen
+class TriggerSnapshot:
+    """Compact the log into a snapshot now, through the last entry sent to the state
+    machine, whatever ``Config.snapshot_policy`` says.
+
+    Replies the :class:`~pykka_raft.messages.SnapshotMeta` of the node's current snapshot
+    once it is stored (``None`` if nothing was ever applied). Any node may be asked.
+    """

@@ -223,3 +223,16 @@ class CatchUpTimeout(ConfigChangeError):
             "and stay non-voters; check that they run and are reachable, then propose the "
             "change again to promote them, or remove them"
         )
+
+
+class OutcomeUnknown(ClientError):
+    """This node cannot tell whether the write was applied (e.g. its log was replaced by
+    a snapshot from the leader while the write waited).
+
+    Read the value back, or retry the write idempotently.
+    """
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(
+            f"the outcome of the write is unknown: {detail}; read it back or retry it idempotently"
+        )

@@ -21,7 +21,7 @@ import pykka
 from pykka._envelope import Envelope
 
 from pykka_raft import storage as st
-from pykka_raft.admin import InitWithConfig, ProposeConfigChange
+from pykka_raft.admin import InitWithConfig, ProposeConfigChange, TriggerSnapshot
 from pykka_raft.calls import DEAD_ACTOR_ERRORS, ActorReply, Call, Completed, Reply
 from pykka_raft.config import Config
 from pykka_raft.core import commands as cmd
@@ -34,6 +34,7 @@ from pykka_raft.messages import (
     GetMetrics,
     InitialState,
     InstallSnapshotRequest,
+    InstallSnapshotResponse,
     VoteRequest,
     VoteResponse,
 )
@@ -296,6 +297,8 @@ class Raft(pykka.ThreadingActor):
             core.init_with_config(message.members, token)
         elif isinstance(message, ProposeConfigChange):
             core.propose_config_change(message, token)
+        elif isinstance(message, TriggerSnapshot):
+            core.trigger_snapshot(token)
         elif isinstance(message, GetMetrics):
             if core.role is Role.INITIALIZING:
                 self._metrics_waiters.append(token)  # answered once the node has started
@@ -338,8 +341,9 @@ class Raft(pykka.ThreadingActor):
             self._storage_completed(message.tag[1], message.tag[2], message.value)
         elif kind == "initial":
             initial: InitialState = message.value
+            start = initial.snapshot.last_included.index + 1 if initial.snapshot else 1
             stop = initial.last_log_id.index + 1
-            self._call_storage(st.GetLogEntries(1, stop), ("entries", initial))
+            self._call_storage(st.GetLogEntries(start, stop), ("entries", initial))
         elif kind == "entries":
             self.core.start(message.tag[1], message.value)
             self._published = None
@@ -356,6 +360,9 @@ class Raft(pykka.ThreadingActor):
         elif isinstance(request, VoteRequest):
             vote = value if isinstance(value, VoteResponse) and error is None else None
             self.core.vote_result(request, vote)
+        elif isinstance(request, InstallSnapshotRequest):
+            ack = value if isinstance(value, InstallSnapshotResponse) and error is None else None
+            self.core.install_snapshot_result(request, ack)
 
     def _storage_completed(self, seq: int, command: cmd.Command, value: Any) -> None:
         self._storage_done = max(self._storage_done, seq)
@@ -365,6 +372,10 @@ class Raft(pykka.ThreadingActor):
             self.core.log_written(LogId(last.term, last.index), rejected, command.leader)
         elif isinstance(command, cmd.Apply):
             self.core.applied(command.entries, tuple(value))
+        elif isinstance(command, cmd.CreateSnapshot):
+            self.core.snapshot_created(value)
+        elif isinstance(command, cmd.ReadSnapshotChunk):
+            self.core.snapshot_chunk_read(command.peer, command.snapshot_id, command.offset, value)
         while self._deferred and self._deferred[0][0] <= self._storage_done:
             self._answer(self._deferred.popleft()[1])
 
@@ -374,7 +385,7 @@ class Raft(pykka.ThreadingActor):
         for command in commands:
             if isinstance(command, cmd.STORAGE_COMMANDS):
                 self._storage_issued += 1
-                if not isinstance(command, cmd.Apply):  # applying makes nothing durable
+                if not isinstance(command, cmd.NOT_WRITES):  # e.g. applying: nothing durable
                     self._last_write = self._storage_issued
                 self._call_storage(
                     _storage_message(command), ("storage", self._storage_issued, command)
@@ -463,4 +474,12 @@ def _storage_message(command: cmd.Command) -> Any:
         return st.DeleteLogsFrom(command.index)
     if isinstance(command, cmd.Apply):
         return st.ApplyToStateMachine(command.entries)
+    if isinstance(command, cmd.CreateSnapshot):
+        return st.CreateSnapshot(command.last_included, command.membership)
+    if isinstance(command, cmd.ReadSnapshotChunk):
+        return st.ReadSnapshotChunk(command.snapshot_id, command.offset, command.size)
+    if isinstance(command, cmd.WriteSnapshotChunk):
+        return st.WriteSnapshotChunk(command.meta, command.offset, command.data)
+    if isinstance(command, cmd.InstallSnapshot):
+        return st.InstallSnapshot(command.meta)
     raise TypeError(f"not a storage command: {command!r}")

@@ -345,8 +345,8 @@ def summarize(message: Any) -> str:
         )
     if isinstance(message, InstallSnapshotRequest):
         return (
-            f"InstallSnapshotRequest term={message.term} last={message.last_included_index}"
-            f"/t{message.last_included_term} offset={message.offset} done={message.done}"
+            f"InstallSnapshotRequest term={message.term} last={message.meta.last_included.index}"
+            f"/t{message.meta.last_included.term} offset={message.offset} done={message.done}"
         )
     if isinstance(message, AppendEntriesResponse):
         text = f"AppendEntriesResponse term={message.term} success={message.success}"
