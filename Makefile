@@ -29,8 +29,8 @@ chaos: $(STAMP)
 		$(if $(MEMBERSHIP),--membership)
 
 lint: $(STAMP)
-	$(BIN)/ruff check pykka_raft tests examples
-	$(BIN)/ruff format --check pykka_raft tests examples
+	$(BIN)/ruff check pykka_raft tests examples bench
+	$(BIN)/ruff format --check pykka_raft tests examples bench
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
