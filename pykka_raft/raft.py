@@ -437,6 +437,7 @@ class Raft(pykka.ThreadingActor):
             core.log.last_index,
             core.commit_index,
             core.last_applied,
+            core.log.offset,
             id(core.membership),
         )
         if key == self._metrics_key and self._published is not None:
