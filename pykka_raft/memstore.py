@@ -100,6 +100,9 @@ class MemStore(RaftStorage):
     def write_log(self, entries: tuple[Entry, ...]) -> None:
         """Write each entry at its index (the log must stay contiguous)."""
         log, offset = self.data.log, self.data.offset
+        if entries and entries[0].index == offset + len(log) + 1:
+            log.extend(entries)  # the common case: they continue the log
+            return
         for entry in entries:
             pos = entry.index - offset
             if pos <= 0:

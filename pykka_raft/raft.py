@@ -10,6 +10,7 @@ write issued before them completed. It never blocks on another actor.
 from __future__ import annotations
 
 import collections
+import contextlib
 import logging
 import random
 import threading
@@ -44,6 +45,7 @@ from pykka_raft.types import LogId, NodeId
 logger = logging.getLogger(__name__)
 
 DEFERRED_REPLY = object()  # on_receive result meaning "the answer comes later"
+CLIENT_BATCH = 1000  # client writes taken per wake-up
 
 
 class _RaftFuture(pykka.ThreadingFuture[Any]):
@@ -83,13 +85,37 @@ class _PykkaReply:
             logger.debug("duplicate reply ignored")
 
 
+class _ClientQueue:
+    """Client writes waiting for the node, outside the actor's inbox.
+
+    Writes are appended here and one wake-up message is queued for the whole lot, so a
+    burst costs the node one actor message instead of one per write, and its entries go
+    to the log as one batch.
+    """
+
+    __slots__ = ("items", "wake_pending")
+
+    def __init__(self) -> None:
+        self.items: collections.deque[tuple[ClientPayload, Reply]] = collections.deque()
+        self.wake_pending = False
+
+
+@attrs.frozen
+class _WakeForClients:
+    """Tells the node that client writes wait in its :class:`_ClientQueue`."""
+
+
 class RaftRef(pykka.ActorRef[Any]):
     """The ref ``Raft.start`` returns.
 
     ``ask(message)`` returns the node's answer when the node decides it (a client write
     answers at commit or apply) or raises the typed error; the node's thread is never held
     while waiting. Calls to a stopped node raise :class:`~pykka_raft.errors.ShuttingDown`.
+    Client writes (``ask(ClientPayload)`` or ``tell(Call(ClientPayload, reply))``) take a
+    fast path that batches them.
     """
+
+    clients: _ClientQueue | None = None
 
     def ask(self, message: Any, *, block: bool = True, timeout: float | None = None) -> Any:
         """Send ``message`` and wait for (or, with ``block=False``, return a future of) the
@@ -97,7 +123,9 @@ class RaftRef(pykka.ActorRef[Any]):
         if isinstance(message, pykka.messages._ActorStop):
             return super().ask(message, block=block, timeout=timeout)  # ref.stop()
         future = _RaftFuture()
-        if self.is_alive():
+        if isinstance(message, ClientPayload) and self.clients is not None:
+            self._enqueue(message, _PykkaReply(future))
+        elif self.is_alive():
             self.actor_inbox.put(Envelope(Call(message, _PykkaReply(future)), reply_to=future))
         else:
             future.set_exception((ShuttingDown, ShuttingDown("the Raft node has stopped"), None))
@@ -107,9 +135,27 @@ class RaftRef(pykka.ActorRef[Any]):
 
     def tell(self, message: Any) -> None:
         """Send ``message`` without waiting for an answer."""
+        if (
+            isinstance(message, Call)
+            and isinstance(message.message, ClientPayload)
+            and self.clients is not None
+        ):
+            self._enqueue(message.message, message.reply)
+            return
         if not self.is_alive():
             raise ShuttingDown("the Raft node has stopped")
         super().tell(message)
+
+    def _enqueue(self, payload: ClientPayload, reply: Reply) -> None:
+        clients = self.clients
+        assert clients is not None
+        clients.items.append((payload, reply))
+        if not clients.wake_pending:
+            clients.wake_pending = True
+            with contextlib.suppress(pykka.ActorDeadError):
+                super().tell(_WakeForClients())
+        if not self.is_alive():
+            _refuse_clients(clients)  # the node stopped: nobody else will answer them
 
 
 @attrs.frozen
@@ -166,6 +212,7 @@ class Raft(pykka.ThreadingActor):
     ) -> None:
         super().__init__()
         self._actor_ref = RaftRef(self)
+        self._clients = self._actor_ref.clients = _ClientQueue()
         self.node_id = node_id
         self.config = config
         self.network = network
@@ -242,6 +289,7 @@ class Raft(pykka.ThreadingActor):
         replies, self._replies = self._replies, {}
         for reply in replies.values():
             reply.set_exception(error)
+        _refuse_clients(self._clients)
         self._deferred.clear()
         if self.core.role is not Role.INITIALIZING:
             self._publish(attrs.evolve(self.core.metrics(), state=State.SHUTDOWN))
@@ -258,6 +306,8 @@ class Raft(pykka.ThreadingActor):
         if self._stopped:
             if isinstance(message, Call):
                 message.reply.set_exception(ShuttingDown())
+            elif isinstance(message, _WakeForClients):
+                _refuse_clients(self._clients)
             return DEFERRED_REPLY
         try:
             # Time is read on every message, not only on ticks: a tick queued behind a
@@ -267,6 +317,8 @@ class Raft(pykka.ThreadingActor):
                 self._handle_call(message.message, message.reply)
             elif isinstance(message, Completed):
                 self._handle_completed(message)
+            elif isinstance(message, _WakeForClients):
+                self._serve_clients()
             elif isinstance(message, _Tick):
                 if self._ticker is not None:
                     self._ticker.pending.clear()
@@ -278,6 +330,23 @@ class Raft(pykka.ThreadingActor):
             logger.exception("Raft node %s failed", self.node_id)
             self._fatal(exc if isinstance(exc, StorageError) else InternalError(repr(exc)))
         return DEFERRED_REPLY
+
+    def _serve_clients(self) -> None:
+        """Take the waiting client writes (a bounded batch, so RPCs are not starved)."""
+        clients = self._clients
+        clients.wake_pending = False
+        items = clients.items
+        writes = []
+        for _ in range(min(len(items), CLIENT_BATCH)):
+            payload, reply = items.popleft()
+            token = self._next_token
+            self._next_token += 1
+            self._replies[token] = reply
+            writes.append((payload, token))
+        if items and not clients.wake_pending:
+            clients.wake_pending = True
+            self.actor_ref.tell(_WakeForClients())  # the rest, after what queued meanwhile
+        self.core.client_writes(writes)
 
     def _handle_call(self, message: Any, reply: Reply | None) -> None:
         token = self._next_token
@@ -462,6 +531,15 @@ class Raft(pykka.ThreadingActor):
                 self.metrics_subscriber.tell(metrics)
             except DEAD_ACTOR_ERRORS:
                 self.metrics_subscriber = None
+
+
+def _refuse_clients(clients: _ClientQueue) -> None:
+    while clients.items:
+        try:
+            _, reply = clients.items.popleft()
+        except IndexError:  # taken by a concurrent refusal
+            return
+        reply.set_exception(ShuttingDown("the Raft node has stopped"))
 
 
 def _storage_message(command: cmd.Command) -> Any:

@@ -77,12 +77,12 @@ class RaftLog:
 
     def append(self, entries: Iterable[Entry]) -> None:
         """Append entries that continue the log exactly."""
-        for entry in entries:
-            if entry.index != self.last_index + 1:
-                raise ValueError(f"entry {entry.index} does not follow {self.last_index}")
-            self._entries.append(entry)
-            if isinstance(entry.payload, EntryConfigChange):
-                self._config_indexes.append(entry.index)
+        batch = entries if isinstance(entries, (tuple, list)) else tuple(entries)
+        for expected, entry in enumerate(batch, self.last_index + 1):
+            if entry.index != expected:
+                raise ValueError(f"entry {entry.index} does not follow {expected - 1}")
+        self._entries.extend(batch)
+        self._config_indexes.extend(e.index for e in batch if type(e.payload) is EntryConfigChange)
 
     def replace(self, entry: Entry) -> None:
         """Replace the entry at ``entry.index`` (same index, e.g. a rejected one blanked)."""

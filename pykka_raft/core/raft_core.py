@@ -435,13 +435,18 @@ class RaftCore:
 
     def client_write(self, payload: ClientPayload, token: int) -> None:
         """``ClientPayload``: append on the leader, answer at commit or apply."""
+        self.client_writes(((payload, token),))
+
+    def client_writes(self, writes: Iterable[tuple[ClientPayload, int]]) -> None:
+        """Several ``ClientPayload`` at once: queued together, then flushed as one batch."""
         if self.role is not Role.LEADER or self._leaving:
             # A leader on its way out (removed by the committing configuration) knows no
             # leader to point to yet.
             leader = self.leader_id if self.role is not Role.LEADER else None
-            self._respond(token, error=ForwardToLeader(payload, leader))
+            for payload, token in writes:
+                self._respond(token, error=ForwardToLeader(payload, leader))
             return
-        self.proposals.append(Proposal(payload.entry, token, payload))
+        self.proposals.extend(Proposal(payload.entry, token, payload) for payload, token in writes)
         self._flush_proposals()
 
     def _flush_proposals(self) -> None:
@@ -453,25 +458,36 @@ class RaftCore:
             return
         batch = self.proposals[: self.config.max_payload_entries]
         del self.proposals[: len(batch)]
-        entries = []
+        entries: list[Entry] = []
+        in_log = 0  # how many of ``entries`` are in self.log already
+        term, index, pending = self.current_term, self.log.last_index, self.pending
         leaving = self._leaving
         for proposal in batch:
-            if leaving and proposal.client_payload is not None and proposal.token is not None:
-                # The final configuration without this leader is in the log: writes after
-                # it could outlive our leadership undecided, so refuse them now.
-                self._respond(proposal.token, error=ForwardToLeader(proposal.client_payload, None))
+            client_payload, token = proposal.client_payload, proposal.token
+            if client_payload is not None and token is not None:
+                if leaving:
+                    # The final configuration without this leader is in the log: writes
+                    # after it could outlive our leadership undecided, so refuse them now.
+                    self._respond(token, error=ForwardToLeader(client_payload, None))
+                    continue
+                index += 1
+                entries.append(Entry(term, index, proposal.payload))
+                waiting = pending.get(index)
+                if waiting is None:
+                    pending[index] = [Pending(term, token, client_payload)]
+                else:
+                    waiting.append(Pending(term, token, client_payload))
                 continue
-            entry = Entry(self.current_term, self.log.last_index + 1, proposal.payload)
-            self.log.append((entry,))
-            entries.append(entry)
-            if proposal.token is not None and proposal.client_payload is not None:
-                self.pending.setdefault(entry.index, []).append(
-                    Pending(self.current_term, proposal.token, proposal.client_payload)
-                )
-            elif isinstance(proposal.payload, EntryConfigChange):
+            index += 1
+            entries.append(Entry(term, index, proposal.payload))
+            if isinstance(proposal.payload, EntryConfigChange):
+                # The membership is the latest configuration in the log: append up to it.
+                self.log.append(entries[in_log:])
+                in_log = len(entries)
                 self.config_queued = False
                 self._sync_progress()
                 leaving = self._leaving
+        self.log.append(entries[in_log:])
         if not entries:
             return
         self.leader_appends_in_flight += 1
@@ -660,8 +676,16 @@ class RaftCore:
 
     def applied(self, entries: tuple[Entry, ...], responses: tuple[object, ...]) -> None:
         """The state machine applied ``entries`` and answered ``responses``."""
+        waiting_at = self.pending
         for entry, response in zip(entries, responses, strict=True):
-            if entry.index not in self.pending:
+            waiting = waiting_at.get(entry.index)
+            if waiting is None:
+                continue
+            if len(waiting) == 1 and waiting[0].term == entry.term:
+                # The common case: our own APPLIED write (COMMITTED ones were answered).
+                del waiting_at[entry.index]
+                value = ClientPayloadResponse(entry.index, ResponseMode.APPLIED, response)
+                self._respond(waiting[0].token, value)
                 continue
             for pending in self._take_pending(entry.index, _wants_applied):
                 if pending.term == entry.term:
@@ -741,10 +765,19 @@ class RaftCore:
             return
         old = self.commit_index
         self.commit_index = index
+        waiting_at = self.pending
         for i in range(old + 1, index + 1):
-            if i not in self.pending:
+            waiting = waiting_at.get(i)
+            if waiting is None:
                 continue
             term = self.log.term_at(i)
+            if len(waiting) == 1 and waiting[0].term == term:
+                # The common case: our own write committed. APPLIED ones wait for applied().
+                only = waiting[0]
+                if only.payload.response_mode is not ResponseMode.APPLIED:
+                    del waiting_at[i]
+                    self._respond(only.token, ClientPayloadResponse(i, ResponseMode.COMMITTED))
+                continue
 
             def decided_now(p: Pending, term: Term | None = term) -> bool:
                 return p.term != term or not _wants_applied(p)
@@ -1012,7 +1045,11 @@ class RaftCore:
             return
 
         new_entries: tuple[Entry, ...] = ()
-        for pos, entry in enumerate(request.entries):
+        entries = request.entries
+        if entries and entries[0].index == self.log.last_index + 1:
+            new_entries = entries  # the common case: they extend our log
+            entries = ()
+        for pos, entry in enumerate(entries):
             term = self.log.term_at(entry.index)
             if term == entry.term or entry.index <= self.log.offset:
                 continue  # already have it: never truncate a matching entry
@@ -1024,7 +1061,7 @@ class RaftCore:
                         f"with committed entry {entry.index} (commit index {self.commit_index})"
                     )
                 self._truncate_from(entry.index)
-            new_entries = request.entries[pos:]
+            new_entries = entries[pos:]
             break
         if new_entries:
             self.log.append(new_entries)

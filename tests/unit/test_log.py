@@ -72,11 +72,11 @@ def test_append_must_be_contiguous(index: int) -> None:
     assert log.last_index == 3
 
 
-def test_append_stops_at_the_first_gap() -> None:
+def test_append_with_a_gap_appends_nothing() -> None:
     log = make_log(1)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="entry 4 does not follow 2"):
         log.append([normal(1, 2), normal(1, 4)])
-    assert log.last_index == 2  # the entries before the gap were appended
+    assert log.last_index == 1  # all or nothing
 
 
 def test_constructor_checks_contiguity() -> None:
