@@ -425,6 +425,8 @@ class FaultNetwork(RaftRouter):
         replay_buffer: how many delivered messages are kept for :class:`ReplayOld`.
     """
 
+    direct_send = False  # every request is decided on the network's thread, in order
+
     def __init__(self, seed: int = 0, trace_size: int = 10_000, replay_buffer: int = 1_000) -> None:
         super().__init__()
         self._rng = random.Random(seed)
