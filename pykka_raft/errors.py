@@ -132,7 +132,8 @@ class StorageError(InternalError):
 
 
 class UnsupportedRpc(RpcError):
-    """The receiving node does not support this RPC yet."""
+    """The network or the receiving node does not carry this kind of RPC (for use by
+    custom networks; every RPC of the protocol is supported by the Raft node)."""
 
 
 class SafetyViolation(InternalError):
@@ -235,4 +236,17 @@ class OutcomeUnknown(ClientError):
     def __init__(self, detail: str) -> None:
         super().__init__(
             f"the outcome of the write is unknown: {detail}; read it back or retry it idempotently"
+        )
+
+
+class SnapshotsUnsupported(RaftError, NotImplementedError):
+    """The storage does not implement snapshots.
+
+    The node keeps running without compaction; ``TriggerSnapshot`` gets this error.
+    """
+
+    def __init__(self, storage: str) -> None:
+        super().__init__(
+            f"{storage} does not implement snapshots: implement its snapshot methods "
+            "(docs/snapshots.md) or set Config.snapshot_policy = SnapshotPolicy.disabled()"
         )

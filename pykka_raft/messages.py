@@ -108,7 +108,11 @@ class EntryConfigChange:
 
 @attrs.frozen
 class EntrySnapshotPointer:
-    """Marks the place of entries compacted into a snapshot (used with snapshots)."""
+    """actix-raft's marker for entries compacted into a snapshot, kept for parity.
+
+    pykka_raft never writes it: the snapshot point is recorded in
+    :class:`SnapshotMeta`, and the log simply starts after it.
+    """
 
     snapshot_id: str
 

@@ -27,7 +27,14 @@ from pykka_raft.calls import DEAD_ACTOR_ERRORS, ActorReply, Call, Completed, Rep
 from pykka_raft.config import Config
 from pykka_raft.core import commands as cmd
 from pykka_raft.core.raft_core import RaftCore, Role
-from pykka_raft.errors import InternalError, RpcError, ShuttingDown, StorageError, UnknownMessage
+from pykka_raft.errors import (
+    InternalError,
+    RpcError,
+    ShuttingDown,
+    SnapshotsUnsupported,
+    StorageError,
+    UnknownMessage,
+)
 from pykka_raft.messages import (
     AppendEntriesRequest,
     AppendEntriesResponse,
@@ -198,6 +205,7 @@ class Raft(pykka.ThreadingActor):
     * :class:`~pykka_raft.messages.ClientPayload` — a client write (leader only);
     * :class:`~pykka_raft.admin.InitWithConfig` — form a cluster from pristine nodes;
     * :class:`~pykka_raft.admin.ProposeConfigChange` — change the membership (leader only);
+    * :class:`~pykka_raft.admin.TriggerSnapshot` — compact the log now;
     * :class:`~pykka_raft.messages.GetMetrics` — the current metrics.
     """
 
@@ -405,6 +413,10 @@ class Raft(pykka.ThreadingActor):
             self._rpc_completed(message.tag[1], message.value, message.error)
             return
         if message.error is not None:
+            if isinstance(message.error, SnapshotsUnsupported) and kind == "storage":
+                logger.warning("Raft node %s: %s", self.node_id, message.error)
+                self.core.snapshot_unsupported(message.error)
+                return
             raise StorageError(f"storage failed: {message.error!r}") from message.error
         if kind == "storage":
             self._storage_completed(message.tag[1], message.tag[2], message.value)

@@ -41,7 +41,7 @@ import attrs
 import pykka
 
 from pykka_raft.calls import Call, answer
-from pykka_raft.errors import UnknownMessage
+from pykka_raft.errors import SnapshotsUnsupported, UnknownMessage
 from pykka_raft.messages import (
     Entry,
     EntryBlank,
@@ -178,16 +178,6 @@ class SnapshotBuilt:
     reply: Any
     data: bytes | None
     error: BaseException | None
-
-
-class SnapshotsUnsupported(NotImplementedError):
-    """The storage does not implement snapshots."""
-
-    def __init__(self, storage: str) -> None:
-        super().__init__(
-            f"{storage} does not implement snapshots: implement its snapshot methods or "
-            "set Config.snapshot_policy = SnapshotPolicy.disabled()"
-        )
 
 
 STORAGE_MESSAGES = (

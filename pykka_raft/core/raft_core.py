@@ -200,7 +200,9 @@ class RaftCore:
         # none is being built), and the one being received (its id and next offset).
         self.snapshot: SnapshotMeta | None = None
         self.snapshot_waiters: list[int] | None = None
-        self.receiving: tuple[str, int] | None = None
+        self.snapshots_unsupported: BaseException | None = None  # the storage said so
+        # (snapshot id, offset of the last chunk stored, offset of the next one)
+        self.receiving: tuple[str, int, int] | None = None
 
     # --- derived state ------------------------------------------------------------------
 
@@ -259,6 +261,11 @@ class RaftCore:
             self.log = RaftLog(entries)
         else:
             last = snap.last_included
+            if initial.last_applied < last.index:
+                raise ValueError(
+                    f"storage reported last_applied {initial.last_applied} below its snapshot "
+                    f"through {last.index}: the state machine must be restored from the snapshot"
+                )
             self.log = RaftLog(entries, last.index, last.term, snap.membership)
         if self.log.last_log_id != initial.last_log_id:
             raise ValueError(
@@ -700,7 +707,11 @@ class RaftCore:
         if entries:
             self.last_applied = max(self.last_applied, entries[-1].index)
             since = self.config.snapshot_policy.logs_since_last
-            if since is not None and self.apply_requested - self.log.offset >= since:
+            if (
+                since is not None
+                and self.apply_requested - self.log.offset >= since
+                and self.snapshots_unsupported is None
+            ):
                 self._create_snapshot()
 
     # --- snapshots (§7) -----------------------------------------------------------------
@@ -709,6 +720,9 @@ class RaftCore:
         """``TriggerSnapshot``: snapshot through the last entry sent to the state machine."""
         if self.role is Role.INITIALIZING:
             self._respond(token, error=Unreachable(f"node {self.id} is still starting"))
+            return
+        if self.snapshots_unsupported is not None:
+            self._respond(token, error=self.snapshots_unsupported)
             return
         if self.snapshot_waiters is None and self.apply_requested <= self.log.offset:
             self._respond(token, self.snapshot)  # nothing new to compact
@@ -729,6 +743,13 @@ class RaftCore:
             return
         self.snapshot_waiters = []
         self.commands.append(CreateSnapshot(LogId(term, index), membership))
+
+    def snapshot_unsupported(self, error: BaseException) -> None:
+        """The storage cannot take snapshots: stop asking, answer the waiting callers."""
+        self.snapshots_unsupported = error
+        waiters, self.snapshot_waiters = self.snapshot_waiters or [], None
+        for token in waiters:
+            self._respond(token, error=error)
 
     def snapshot_created(self, meta: SnapshotMeta) -> None:
         """The storage stored a snapshot and dropped the log through it."""
@@ -1124,18 +1145,26 @@ class RaftCore:
             return
         self._follow(request.term, request.leader_id)
         meta = request.meta
+        end = request.offset + len(request.data)
+        if request.offset > 0 and self.receiving == (meta.snapshot_id, request.offset, end):
+            # The chunk we stored last, again: our answer was lost. Acknowledge it again
+            # rather than make the leader start over.
+            self._respond(
+                token, InstallSnapshotResponse(self.current_term, True), after_durable=True
+            )
+            return
         if request.offset == 0:
-            self.receiving = (meta.snapshot_id, 0)
-        if self.receiving != (meta.snapshot_id, request.offset):
+            self.receiving = (meta.snapshot_id, 0, 0)
+        receiving = self.receiving
+        if receiving is None or (receiving[0], receiving[2]) != (meta.snapshot_id, request.offset):
             # Not the chunk we expect (we lost the earlier ones, or it is another snapshot).
             self._respond(
                 token, InstallSnapshotResponse(self.current_term, False), after_durable=True
             )
             return
         self.commands.append(WriteSnapshotChunk(meta, request.offset, request.data))
-        self.receiving = (meta.snapshot_id, request.offset + len(request.data))
+        self.receiving = (meta.snapshot_id, request.offset, end)
         if request.done:
-            self.receiving = None
             self._install_snapshot(meta)
         # Answered only once the chunk (and, at the end, the installed snapshot) is stored.
         self._respond(token, InstallSnapshotResponse(self.current_term, True), after_durable=True)

@@ -7,6 +7,7 @@ partitions and restarts; restarts after compaction keep everything; logs stay bo
 from __future__ import annotations
 
 import attrs
+import pytest
 
 from pykka_raft import (
     Config,
@@ -16,10 +17,12 @@ from pykka_raft import (
     RaftMetrics,
     SnapshotMeta,
     SnapshotPolicy,
+    SnapshotsUnsupported,
     TriggerSnapshot,
 )
 from pykka_raft.memstore import MemStoreData
 from pykka_raft.statemachine import KeyValueStateMachine
+from pykka_raft.storage import RaftStorage
 from pykka_raft.testing import Cluster
 from pykka_raft.testing.crash import CrashableMemStore
 from pykka_raft.testing.faultnet import (
@@ -222,3 +225,24 @@ def test_log_stays_bounded_over_a_long_run(make_cluster):
     # 5000 entries were written; no node ever holds much more than the policy allows.
     assert max(peaks) <= every + 400, peaks
     assert all(cluster.data[n].offset >= 4000 for n in (1, 2, 3))
+
+
+class _NoSnapshots(CrashableMemStore):
+    """A storage that never implemented the snapshot methods."""
+
+    store_snapshot = RaftStorage.store_snapshot  # type: ignore[assignment]
+
+
+def test_storage_without_snapshots_keeps_the_node_running(make_cluster):
+    def storage(node_id: int, data: MemStoreData) -> object:
+        return _NoSnapshots.start(data=data)
+
+    cluster = make_cluster([1, 2, 3], config=snapshot_config(every=20), storage=storage)
+    cluster.initialize()
+    leader = cluster.leader()
+    last = write_many(cluster, 100)  # the policy asks five times; each is refused
+    cluster.wait_applied(last)
+    with pytest.raises(SnapshotsUnsupported, match="does not implement snapshots"):
+        cluster.nodes[leader].ask(TriggerSnapshot(), timeout=10)
+    assert cluster.write(Put("still", "running")).index > last
+    assert all(metrics(cluster, n).snapshot_index == 0 for n in (1, 2, 3))
