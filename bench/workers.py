@@ -131,6 +131,16 @@ def sequential(call: Callable[[], None], count: int) -> list[float]:
     return out
 
 
+def baseline_ask(count: int = 1000) -> dict[str, float]:
+    """Sequential ``ask`` round trips to an idle actor that answers at once."""
+    echo = _Hop.start(None)
+    try:
+        sequential(lambda: echo.ask(1), count // 5)  # warm up
+        return latency_summary(sequential(lambda: echo.ask(1), count))
+    finally:
+        echo.stop()
+
+
 def peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
@@ -258,6 +268,9 @@ def bench_pykka_raft(options: dict[str, Any]) -> dict[str, Any]:
         if rate:
             results["fixed_load_rate_per_s"] = rate
             results["fixed_load"] = latency_summary(fixed_load(submitter("x" * 10), rate, DURATION))
+        # The baseline, measured here, right before, under the same conditions: one
+        # sequential ask to an idle actor of this process.
+        results["sequential_ask_baseline"] = baseline_ask()
         results["sequential"] = latency_summary(
             sequential(
                 lambda: leader.ask(
