@@ -8,7 +8,9 @@ PYTEST_ARGS ?=
 SEEDS ?= 20
 NODES ?= 3
 
-.PHONY: demo test chaos lint typecheck check clean
+BENCH_STAMP := $(VENV)/.bench-stamp
+
+.PHONY: demo test chaos bench lint typecheck check clean
 
 $(STAMP): setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,6 +24,14 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
+# pykka_raft against the Pykka substrate and PySyncObj; a few minutes; see docs/benchmarks.md
+$(BENCH_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
+	touch $(BENCH_STAMP)
+
+bench: $(BENCH_STAMP)
+	$(BIN)/python -m bench $(BENCH_ARGS)
+
 # Seeded chaos runs of real actor clusters (a few seconds each): make chaos SEEDS=500
 # add MEMBERSHIP=1 to let the nemesis change the membership too
 chaos: $(STAMP)
@@ -29,8 +39,8 @@ chaos: $(STAMP)
 		$(if $(MEMBERSHIP),--membership)
 
 lint: $(STAMP)
-	$(BIN)/ruff check pykka_raft tests examples
-	$(BIN)/ruff format --check pykka_raft tests examples
+	$(BIN)/ruff check pykka_raft tests examples bench
+	$(BIN)/ruff format --check pykka_raft tests examples bench
 
 typecheck: $(STAMP)
 	$(BIN)/mypy

@@ -5,7 +5,12 @@ A port of actix-raft's design: a ``Raft`` actor per node, a ``RaftStorage`` acto
 :meth:`Raft.start` and send it messages through the returned ref.
 """
 
-from pykka_raft.admin import ConfigChangeResponse, InitWithConfig, ProposeConfigChange
+from pykka_raft.admin import (
+    ConfigChangeResponse,
+    InitWithConfig,
+    ProposeConfigChange,
+    TriggerSnapshot,
+)
 from pykka_raft.calls import ActorReply, Call, Completed, FutureReply, Reply
 from pykka_raft.codec import from_primitive, register_app_type, to_primitive
 from pykka_raft.config import Config, SnapshotPolicy
@@ -25,10 +30,12 @@ from pykka_raft.errors import (
     NodeNotLeader,
     Noop,
     NotAllowed,
+    OutcomeUnknown,
     RaftError,
     RpcError,
     SafetyViolation,
     ShuttingDown,
+    SnapshotsUnsupported,
     StorageError,
     UnknownMessage,
     UnknownNode,
@@ -55,6 +62,7 @@ from pykka_raft.messages import (
     InstallSnapshotResponse,
     MembershipConfig,
     ResponseMode,
+    SnapshotMeta,
     VoteRequest,
     VoteResponse,
 )
@@ -82,12 +90,16 @@ from pykka_raft.statemachine import (
 from pykka_raft.storage import (
     AppendEntryToLog,
     ApplyToStateMachine,
+    CreateSnapshot,
     DeleteLogsFrom,
     GetInitialState,
     GetLogEntries,
+    InstallSnapshot,
     RaftStorage,
+    ReadSnapshotChunk,
     ReplicateToLog,
     SaveHardState,
+    WriteSnapshotChunk,
 )
 from pykka_raft.types import LogId, LogIndex, NodeId, Term
 
@@ -115,6 +127,7 @@ __all__ = [
     "ConfigChangeResponse",
     "ConfigError",
     "ConflictOpt",
+    "CreateSnapshot",
     "DecodeError",
     "Delete",
     "DeleteLogsFrom",
@@ -136,6 +149,7 @@ __all__ = [
     "InitWithConfigError",
     "InitialState",
     "InoperableConfig",
+    "InstallSnapshot",
     "InstallSnapshotRequest",
     "InstallSnapshotResponse",
     "InternalError",
@@ -152,6 +166,7 @@ __all__ = [
     "NodeNotLeader",
     "Noop",
     "NotAllowed",
+    "OutcomeUnknown",
     "ProposeConfigChange",
     "Put",
     "Raft",
@@ -161,6 +176,7 @@ __all__ = [
     "RaftRef",
     "RaftRouter",
     "RaftStorage",
+    "ReadSnapshotChunk",
     "Register",
     "ReplicateToLog",
     "Reply",
@@ -171,12 +187,15 @@ __all__ = [
     "SaveHardState",
     "SetLinkFaults",
     "ShuttingDown",
+    "SnapshotMeta",
     "SnapshotPolicy",
+    "SnapshotsUnsupported",
     "State",
     "StateMachine",
     "StorageDump",
     "StorageError",
     "Term",
+    "TriggerSnapshot",
     "UnknownMessage",
     "UnknownNode",
     "Unreachable",
@@ -184,6 +203,7 @@ __all__ = [
     "UnsupportedRpc",
     "VoteRequest",
     "VoteResponse",
+    "WriteSnapshotChunk",
     "from_primitive",
     "register_app_type",
     "to_primitive",

@@ -79,3 +79,15 @@ class ConfigChangeResponse:
 
     index: LogIndex
     membership: MembershipConfig
+
+
+@attrs.frozen
+class TriggerSnapshot:
+    """Compact the log into a snapshot now, whatever ``Config.snapshot_policy`` says.
+
+    The snapshot covers every entry sent to the state machine so far; if one is being
+    built already, the answer is that one (it may end a little earlier). Replies the
+    :class:`~pykka_raft.messages.SnapshotMeta` of the node's current snapshot once it is
+    stored (``None`` if nothing was ever applied). Any node may be asked. A storage
+    without snapshots answers :class:`~pykka_raft.errors.SnapshotsUnsupported`.
+    """

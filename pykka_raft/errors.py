@@ -132,7 +132,8 @@ class StorageError(InternalError):
 
 
 class UnsupportedRpc(RpcError):
-    """The receiving node does not support this RPC yet."""
+    """The network or the receiving node does not carry this kind of RPC (for use by
+    custom networks; every RPC of the protocol is supported by the Raft node)."""
 
 
 class SafetyViolation(InternalError):
@@ -222,4 +223,30 @@ class CatchUpTimeout(ConfigChangeError):
             f"node(s) {names} did not catch up with the leader's log within {timeout_ms} ms "
             "and stay non-voters; check that they run and are reachable, then propose the "
             "change again to promote them, or remove them"
+        )
+
+
+class OutcomeUnknown(ClientError):
+    """This node cannot tell whether the write was applied (e.g. its log was replaced by
+    a snapshot from the leader while the write waited).
+
+    Read the value back, or retry the write idempotently.
+    """
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(
+            f"the outcome of the write is unknown: {detail}; read it back or retry it idempotently"
+        )
+
+
+class SnapshotsUnsupported(RaftError, NotImplementedError):
+    """The storage does not implement snapshots.
+
+    The node keeps running without compaction; ``TriggerSnapshot`` gets this error.
+    """
+
+    def __init__(self, storage: str) -> None:
+        super().__init__(
+            f"{storage} does not implement snapshots: implement its snapshot methods "
+            "(docs/snapshots.md) or set Config.snapshot_policy = SnapshotPolicy.disabled()"
         )

@@ -108,7 +108,11 @@ class EntryConfigChange:
 
 @attrs.frozen
 class EntrySnapshotPointer:
-    """Marks the place of entries compacted into a snapshot (used with snapshots)."""
+    """actix-raft's marker for entries compacted into a snapshot, kept for parity.
+
+    pykka_raft never writes it: the snapshot point is recorded in
+    :class:`SnapshotMeta`, and the log simply starts after it.
+    """
 
     snapshot_id: str
 
@@ -204,14 +208,37 @@ class VoteResponse:
 
 
 @attrs.frozen
+class SnapshotMeta:
+    """What a snapshot covers: every entry through ``last_included``, compacted.
+
+    Attributes:
+        last_included: the index and term of the last entry the snapshot includes.
+        membership: the latest configuration at or before that entry (§7: the snapshot
+            keeps it, since the configuration entries it replaces are gone).
+        snapshot_id: names this snapshot's data, unique per storage; a transfer in
+            progress is tied to it.
+        size: the length of the snapshot's data in bytes.
+    """
+
+    last_included: LogId
+    membership: MembershipConfig
+    snapshot_id: str
+    size: int
+
+
+@attrs.frozen
 class InstallSnapshotRequest:
-    """InstallSnapshot RPC (§7): one chunk of a snapshot, at byte ``offset``."""
+    """InstallSnapshot RPC (§7): one chunk of the leader's snapshot, at byte ``offset``.
+
+    A leader sends it to a node whose next entry was compacted away. Chunks are at most
+    ``Config.snapshot_max_chunk_size`` bytes and are sent one at a time, in order;
+    ``done`` marks the last one.
+    """
 
     target: NodeId
     term: Term
     leader_id: NodeId
-    last_included_index: LogIndex
-    last_included_term: Term
+    meta: SnapshotMeta
     offset: int
     data: bytes
     done: bool
@@ -219,9 +246,15 @@ class InstallSnapshotRequest:
 
 @attrs.frozen
 class InstallSnapshotResponse:
-    """Reply to :class:`InstallSnapshotRequest`."""
+    """Reply to :class:`InstallSnapshotRequest`.
+
+    ``success`` is ``False`` when the chunk's offset is not the one the receiver expects
+    (e.g. it lost a half-received snapshot in a restart); the leader then starts the
+    transfer over from offset 0.
+    """
 
     term: Term
+    success: bool = True
 
 
 RpcRequest = Union[AppendEntriesRequest, VoteRequest, InstallSnapshotRequest]
@@ -287,12 +320,15 @@ class HardState:
 class InitialState:
     """What a storage reports when a node starts (reply to ``GetInitialState``).
 
-    ``last_applied`` is the index of the last entry the state machine has applied.
+    ``last_applied`` is the index of the last entry the state machine has applied;
+    ``snapshot`` describes the current snapshot (``None`` if there is none): the log
+    holds the entries after it.
     """
 
     last_log_id: LogId
     last_applied: LogIndex
     hard_state: HardState
+    snapshot: SnapshotMeta | None = None
 
 
 @attrs.frozen

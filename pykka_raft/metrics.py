@@ -38,6 +38,8 @@ class RaftMetrics:
     last_applied: LogIndex
     current_leader: NodeId | None
     membership_config: MembershipConfig
+    snapshot_index: LogIndex = 0
+    """The last log index the current snapshot covers (0: no snapshot yet)."""
 
     @property
     def voters(self) -> frozenset[NodeId]:

@@ -10,6 +10,7 @@ write issued before them completed. It never blocks on another actor.
 from __future__ import annotations
 
 import collections
+import contextlib
 import logging
 import random
 import threading
@@ -21,12 +22,19 @@ import pykka
 from pykka._envelope import Envelope
 
 from pykka_raft import storage as st
-from pykka_raft.admin import InitWithConfig, ProposeConfigChange
+from pykka_raft.admin import InitWithConfig, ProposeConfigChange, TriggerSnapshot
 from pykka_raft.calls import DEAD_ACTOR_ERRORS, ActorReply, Call, Completed, Reply
 from pykka_raft.config import Config
 from pykka_raft.core import commands as cmd
 from pykka_raft.core.raft_core import RaftCore, Role
-from pykka_raft.errors import InternalError, RpcError, ShuttingDown, StorageError, UnknownMessage
+from pykka_raft.errors import (
+    InternalError,
+    RpcError,
+    ShuttingDown,
+    SnapshotsUnsupported,
+    StorageError,
+    UnknownMessage,
+)
 from pykka_raft.messages import (
     AppendEntriesRequest,
     AppendEntriesResponse,
@@ -34,6 +42,7 @@ from pykka_raft.messages import (
     GetMetrics,
     InitialState,
     InstallSnapshotRequest,
+    InstallSnapshotResponse,
     VoteRequest,
     VoteResponse,
 )
@@ -43,6 +52,7 @@ from pykka_raft.types import LogId, NodeId
 logger = logging.getLogger(__name__)
 
 DEFERRED_REPLY = object()  # on_receive result meaning "the answer comes later"
+CLIENT_BATCH = 1000  # client writes taken per wake-up
 
 
 class _RaftFuture(pykka.ThreadingFuture[Any]):
@@ -82,13 +92,37 @@ class _PykkaReply:
             logger.debug("duplicate reply ignored")
 
 
+class _ClientQueue:
+    """Client writes waiting for the node, outside the actor's inbox.
+
+    Writes are appended here and one wake-up message is queued for the whole lot, so a
+    burst costs the node one actor message instead of one per write, and its entries go
+    to the log as one batch.
+    """
+
+    __slots__ = ("items", "wake_pending")
+
+    def __init__(self) -> None:
+        self.items: collections.deque[tuple[ClientPayload, Reply]] = collections.deque()
+        self.wake_pending = False
+
+
+@attrs.frozen
+class _WakeForClients:
+    """Tells the node that client writes wait in its :class:`_ClientQueue`."""
+
+
 class RaftRef(pykka.ActorRef[Any]):
     """The ref ``Raft.start`` returns.
 
     ``ask(message)`` returns the node's answer when the node decides it (a client write
     answers at commit or apply) or raises the typed error; the node's thread is never held
     while waiting. Calls to a stopped node raise :class:`~pykka_raft.errors.ShuttingDown`.
+    Client writes (``ask(ClientPayload)`` or ``tell(Call(ClientPayload, reply))``) take a
+    fast path that batches them.
     """
+
+    clients: _ClientQueue | None = None
 
     def ask(self, message: Any, *, block: bool = True, timeout: float | None = None) -> Any:
         """Send ``message`` and wait for (or, with ``block=False``, return a future of) the
@@ -96,7 +130,9 @@ class RaftRef(pykka.ActorRef[Any]):
         if isinstance(message, pykka.messages._ActorStop):
             return super().ask(message, block=block, timeout=timeout)  # ref.stop()
         future = _RaftFuture()
-        if self.is_alive():
+        if isinstance(message, ClientPayload) and self.clients is not None:
+            self._enqueue(message, _PykkaReply(future))
+        elif self.is_alive():
             self.actor_inbox.put(Envelope(Call(message, _PykkaReply(future)), reply_to=future))
         else:
             future.set_exception((ShuttingDown, ShuttingDown("the Raft node has stopped"), None))
@@ -106,9 +142,27 @@ class RaftRef(pykka.ActorRef[Any]):
 
     def tell(self, message: Any) -> None:
         """Send ``message`` without waiting for an answer."""
+        if (
+            isinstance(message, Call)
+            and isinstance(message.message, ClientPayload)
+            and self.clients is not None
+        ):
+            self._enqueue(message.message, message.reply)
+            return
         if not self.is_alive():
             raise ShuttingDown("the Raft node has stopped")
         super().tell(message)
+
+    def _enqueue(self, payload: ClientPayload, reply: Reply) -> None:
+        clients = self.clients
+        assert clients is not None
+        clients.items.append((payload, reply))
+        if not clients.wake_pending:
+            clients.wake_pending = True
+            with contextlib.suppress(pykka.ActorDeadError):
+                super().tell(_WakeForClients())
+        if not self.is_alive():
+            _refuse_clients(clients)  # the node stopped: nobody else will answer them
 
 
 @attrs.frozen
@@ -151,6 +205,7 @@ class Raft(pykka.ThreadingActor):
     * :class:`~pykka_raft.messages.ClientPayload` — a client write (leader only);
     * :class:`~pykka_raft.admin.InitWithConfig` — form a cluster from pristine nodes;
     * :class:`~pykka_raft.admin.ProposeConfigChange` — change the membership (leader only);
+    * :class:`~pykka_raft.admin.TriggerSnapshot` — compact the log now;
     * :class:`~pykka_raft.messages.GetMetrics` — the current metrics.
     """
 
@@ -165,6 +220,7 @@ class Raft(pykka.ThreadingActor):
     ) -> None:
         super().__init__()
         self._actor_ref = RaftRef(self)
+        self._clients = self._actor_ref.clients = _ClientQueue()
         self.node_id = node_id
         self.config = config
         self.network = network
@@ -241,6 +297,7 @@ class Raft(pykka.ThreadingActor):
         replies, self._replies = self._replies, {}
         for reply in replies.values():
             reply.set_exception(error)
+        _refuse_clients(self._clients)
         self._deferred.clear()
         if self.core.role is not Role.INITIALIZING:
             self._publish(attrs.evolve(self.core.metrics(), state=State.SHUTDOWN))
@@ -257,6 +314,8 @@ class Raft(pykka.ThreadingActor):
         if self._stopped:
             if isinstance(message, Call):
                 message.reply.set_exception(ShuttingDown())
+            elif isinstance(message, _WakeForClients):
+                _refuse_clients(self._clients)
             return DEFERRED_REPLY
         try:
             # Time is read on every message, not only on ticks: a tick queued behind a
@@ -266,6 +325,8 @@ class Raft(pykka.ThreadingActor):
                 self._handle_call(message.message, message.reply)
             elif isinstance(message, Completed):
                 self._handle_completed(message)
+            elif isinstance(message, _WakeForClients):
+                self._serve_clients()
             elif isinstance(message, _Tick):
                 if self._ticker is not None:
                     self._ticker.pending.clear()
@@ -277,6 +338,23 @@ class Raft(pykka.ThreadingActor):
             logger.exception("Raft node %s failed", self.node_id)
             self._fatal(exc if isinstance(exc, StorageError) else InternalError(repr(exc)))
         return DEFERRED_REPLY
+
+    def _serve_clients(self) -> None:
+        """Take the waiting client writes (a bounded batch, so RPCs are not starved)."""
+        clients = self._clients
+        clients.wake_pending = False
+        items = clients.items
+        writes = []
+        for _ in range(min(len(items), CLIENT_BATCH)):
+            payload, reply = items.popleft()
+            token = self._next_token
+            self._next_token += 1
+            self._replies[token] = reply
+            writes.append((payload, token))
+        if items and not clients.wake_pending:
+            clients.wake_pending = True
+            self.actor_ref.tell(_WakeForClients())  # the rest, after what queued meanwhile
+        self.core.client_writes(writes)
 
     def _handle_call(self, message: Any, reply: Reply | None) -> None:
         token = self._next_token
@@ -296,6 +374,8 @@ class Raft(pykka.ThreadingActor):
             core.init_with_config(message.members, token)
         elif isinstance(message, ProposeConfigChange):
             core.propose_config_change(message, token)
+        elif isinstance(message, TriggerSnapshot):
+            core.trigger_snapshot(token)
         elif isinstance(message, GetMetrics):
             if core.role is Role.INITIALIZING:
                 self._metrics_waiters.append(token)  # answered once the node has started
@@ -333,13 +413,18 @@ class Raft(pykka.ThreadingActor):
             self._rpc_completed(message.tag[1], message.value, message.error)
             return
         if message.error is not None:
+            if isinstance(message.error, SnapshotsUnsupported) and kind == "storage":
+                logger.warning("Raft node %s: %s", self.node_id, message.error)
+                self.core.snapshot_unsupported(message.error)
+                return
             raise StorageError(f"storage failed: {message.error!r}") from message.error
         if kind == "storage":
             self._storage_completed(message.tag[1], message.tag[2], message.value)
         elif kind == "initial":
             initial: InitialState = message.value
+            start = initial.snapshot.last_included.index + 1 if initial.snapshot else 1
             stop = initial.last_log_id.index + 1
-            self._call_storage(st.GetLogEntries(1, stop), ("entries", initial))
+            self._call_storage(st.GetLogEntries(start, stop), ("entries", initial))
         elif kind == "entries":
             self.core.start(message.tag[1], message.value)
             self._published = None
@@ -356,6 +441,9 @@ class Raft(pykka.ThreadingActor):
         elif isinstance(request, VoteRequest):
             vote = value if isinstance(value, VoteResponse) and error is None else None
             self.core.vote_result(request, vote)
+        elif isinstance(request, InstallSnapshotRequest):
+            ack = value if isinstance(value, InstallSnapshotResponse) and error is None else None
+            self.core.install_snapshot_result(request, ack)
 
     def _storage_completed(self, seq: int, command: cmd.Command, value: Any) -> None:
         self._storage_done = max(self._storage_done, seq)
@@ -365,6 +453,10 @@ class Raft(pykka.ThreadingActor):
             self.core.log_written(LogId(last.term, last.index), rejected, command.leader)
         elif isinstance(command, cmd.Apply):
             self.core.applied(command.entries, tuple(value))
+        elif isinstance(command, cmd.CreateSnapshot):
+            self.core.snapshot_created(value)
+        elif isinstance(command, cmd.ReadSnapshotChunk):
+            self.core.snapshot_chunk_read(command.peer, command.snapshot_id, command.offset, value)
         while self._deferred and self._deferred[0][0] <= self._storage_done:
             self._answer(self._deferred.popleft()[1])
 
@@ -374,7 +466,7 @@ class Raft(pykka.ThreadingActor):
         for command in commands:
             if isinstance(command, cmd.STORAGE_COMMANDS):
                 self._storage_issued += 1
-                if not isinstance(command, cmd.Apply):  # applying makes nothing durable
+                if not isinstance(command, cmd.NOT_WRITES):  # e.g. applying: nothing durable
                     self._last_write = self._storage_issued
                 self._call_storage(
                     _storage_message(command), ("storage", self._storage_issued, command)
@@ -426,6 +518,7 @@ class Raft(pykka.ThreadingActor):
             core.log.last_index,
             core.commit_index,
             core.last_applied,
+            core.log.offset,
             id(core.membership),
         )
         if key == self._metrics_key and self._published is not None:
@@ -452,6 +545,15 @@ class Raft(pykka.ThreadingActor):
                 self.metrics_subscriber = None
 
 
+def _refuse_clients(clients: _ClientQueue) -> None:
+    while clients.items:
+        try:
+            _, reply = clients.items.popleft()
+        except IndexError:  # taken by a concurrent refusal
+            return
+        reply.set_exception(ShuttingDown("the Raft node has stopped"))
+
+
 def _storage_message(command: cmd.Command) -> Any:
     if isinstance(command, cmd.WriteLog):
         if command.leader:
@@ -463,4 +565,12 @@ def _storage_message(command: cmd.Command) -> Any:
         return st.DeleteLogsFrom(command.index)
     if isinstance(command, cmd.Apply):
         return st.ApplyToStateMachine(command.entries)
+    if isinstance(command, cmd.CreateSnapshot):
+        return st.CreateSnapshot(command.last_included, command.membership)
+    if isinstance(command, cmd.ReadSnapshotChunk):
+        return st.ReadSnapshotChunk(command.snapshot_id, command.offset, command.size)
+    if isinstance(command, cmd.WriteSnapshotChunk):
+        return st.WriteSnapshotChunk(command.meta, command.offset, command.data)
+    if isinstance(command, cmd.InstallSnapshot):
+        return st.InstallSnapshot(command.meta)
     raise TypeError(f"not a storage command: {command!r}")

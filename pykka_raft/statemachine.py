@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable
 from typing import Any, Protocol, Union
 
 import attrs
 
+from pykka_raft.codec import from_primitive, to_primitive
 from pykka_raft.messages import Entry, EntryNormal
 
 
@@ -15,6 +18,9 @@ class StateMachine(Protocol):
     ``apply`` is called exactly once per entry, in log order, on every node; it must be
     deterministic (same entries, same state, same responses on every node). ``validate``
     runs on the leader before an entry is appended and may raise to refuse it.
+
+    ``snapshot`` and ``restore`` support log compaction (``docs/snapshots.md``); a state
+    machine without them needs ``Config.snapshot_policy = SnapshotPolicy.disabled()``.
     """
 
     def apply(self, entry: Entry) -> Any:
@@ -22,6 +28,17 @@ class StateMachine(Protocol):
 
     def validate(self, entry: Entry) -> None:
         """Raise to refuse a client entry before it is appended (leader only)."""
+
+    def snapshot(self) -> Callable[[], bytes]:
+        """Capture the current state; return a function that serializes the capture.
+
+        Called on the storage thread, between two ``apply`` calls: capture a consistent
+        state quickly (e.g. a shallow copy). The returned function runs on a background
+        thread while ``apply`` goes on, so it must not read the live state.
+        """
+
+    def restore(self, data: bytes) -> None:
+        """Replace the whole state with the one serialized in ``data``."""
 
 
 # --- the key-value state machine --------------------------------------------------------
@@ -88,6 +105,25 @@ class KeyValueStateMachine:
         self.data: dict[str, Any] = {}
         self.keep_history = keep_history
         self.applied: list[tuple[int, Any]] = []
+
+    def snapshot(self) -> Callable[[], bytes]:
+        """Copy the dictionary (and the history) now; serialize the copy later as JSON."""
+        doc = {
+            "data": dict(self.data),
+            "applied": list(self.applied) if self.keep_history else None,
+        }
+
+        def serialize() -> bytes:
+            return json.dumps(to_primitive(doc, Any), separators=(",", ":")).encode()
+
+        return serialize
+
+    def restore(self, data: bytes) -> None:
+        """Replace the dictionary (and the history) with a snapshot's."""
+        doc: dict[str, Any] = from_primitive(json.loads(data), Any)
+        self.data = dict(doc["data"])
+        if self.keep_history:
+            self.applied = [(index, command) for index, command in doc["applied"] or ()]
 
     def validate(self, entry: Entry) -> None:
         """Refuse client entries that are not key-value commands."""

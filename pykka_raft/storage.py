@@ -18,21 +18,41 @@ blocks on them. Applications and tests may also ``ask`` a storage actor directly
   ``last_applied`` truthfully in ``GetInitialState``;
 * fail loudly: an exception from any message but an application rejection in
   ``AppendEntryToLog`` stops the node (it cannot know what was persisted).
+
+**Snapshots** (``docs/snapshots.md``). ``CreateSnapshot`` builds a snapshot of the state
+machine and drops the log through it; :class:`RaftStorage` captures the state on the
+storage thread and serializes it on a background thread, so writes go on meanwhile.
+``ReadSnapshotChunk`` serves a leader's transfer; ``WriteSnapshotChunk`` keeps received
+chunks apart from the current snapshot; ``InstallSnapshot`` makes them current at once
+(state machine restored, log reset or its matching suffix kept). A storage without
+snapshots leaves those methods unimplemented and runs with
+``Config.snapshot_policy = SnapshotPolicy.disabled()``.
 """
 
 from __future__ import annotations
 
 import abc
+import contextlib
+import itertools
+import threading
 from typing import Any
 
 import attrs
 import pykka
 
 from pykka_raft.calls import Call, answer
-from pykka_raft.errors import UnknownMessage
-from pykka_raft.messages import Entry, EntryBlank, EntryNormal, HardState, InitialState
+from pykka_raft.errors import SnapshotsUnsupported, UnknownMessage
+from pykka_raft.messages import (
+    Entry,
+    EntryBlank,
+    EntryNormal,
+    HardState,
+    InitialState,
+    MembershipConfig,
+    SnapshotMeta,
+)
 from pykka_raft.statemachine import StateMachine
-from pykka_raft.types import LogIndex
+from pykka_raft.types import LogId, LogIndex
 
 
 @attrs.frozen
@@ -100,6 +120,66 @@ class ApplyToStateMachine:
     entries: tuple[Entry, ...]
 
 
+@attrs.frozen
+class CreateSnapshot:
+    """Snapshot the state machine, which has applied exactly through ``last_included``
+    (the node sends it after the matching ``ApplyToStateMachine``), keep it as the current
+    snapshot with ``membership``, and drop the log through ``last_included``.
+
+    Replies the current :class:`~pykka_raft.messages.SnapshotMeta` (a newer snapshot
+    installed meanwhile wins). The answer may come after later messages' answers.
+    """
+
+    last_included: LogId
+    membership: MembershipConfig
+
+
+@attrs.frozen
+class ReadSnapshotChunk:
+    """Read up to ``size`` bytes of snapshot ``snapshot_id`` at byte ``offset``.
+
+    Replies ``bytes``, or ``None`` if that snapshot is no longer the current one.
+    """
+
+    snapshot_id: str
+    offset: int
+    size: int
+
+
+@attrs.frozen
+class WriteSnapshotChunk:
+    """Store a chunk of a snapshot being received, apart from the current snapshot.
+
+    Offset 0 starts a new one (discarding any half-received one); later chunks follow in
+    order. Durable before the reply. Replies ``None``.
+    """
+
+    meta: SnapshotMeta
+    offset: int
+    data: bytes
+
+
+@attrs.frozen
+class InstallSnapshot:
+    """Make the fully received snapshot ``meta`` current, atomically: restore the state
+    machine from it, set ``last_applied`` to its last index, and keep only the log after
+    it if the log holds its last entry with the same term (else drop the whole log).
+    Durable before the reply. Replies ``None``.
+    """
+
+    meta: SnapshotMeta
+
+
+@attrs.frozen
+class SnapshotBuilt:
+    """Internal: a background build of ``request`` finished (``data`` or ``error``)."""
+
+    request: CreateSnapshot
+    reply: Any
+    data: bytes | None
+    error: BaseException | None
+
+
 STORAGE_MESSAGES = (
     GetInitialState,
     SaveHardState,
@@ -108,6 +188,10 @@ STORAGE_MESSAGES = (
     ReplicateToLog,
     DeleteLogsFrom,
     ApplyToStateMachine,
+    CreateSnapshot,
+    ReadSnapshotChunk,
+    WriteSnapshotChunk,
+    InstallSnapshot,
 )
 
 
@@ -124,12 +208,53 @@ class RaftStorage(pykka.ThreadingActor, abc.ABC):
         super().__init__()
         self.state_machine = state_machine
 
+    _builds = itertools.count(1)
+
     def on_receive(self, message: Any) -> Any:
         """Answer a call through its reply, or a plain ``ask`` directly."""
         if isinstance(message, Call):
-            answer(message.reply, self.handle, message.message)
+            if isinstance(message.message, CreateSnapshot):
+                self._build_snapshot(message.message, message.reply)
+            else:
+                answer(message.reply, self.handle, message.message)
+            return None
+        if isinstance(message, SnapshotBuilt):
+            self._snapshot_built(message)
             return None
         return self.handle(message)
+
+    def _build_snapshot(self, request: CreateSnapshot, reply: Any) -> None:
+        """Capture the state now, serialize it on a background thread."""
+        try:
+            build = self.state_machine.snapshot()
+        except Exception as exc:
+            reply.set_exception(exc)
+            return
+
+        def run() -> None:
+            data: bytes | None = None
+            error: BaseException | None = None
+            try:
+                data = build()
+            except Exception as exc:
+                error = exc
+            # If the storage stopped meanwhile, the node is gone too: nobody to answer.
+            with contextlib.suppress(pykka.ActorDeadError):
+                self.actor_ref.tell(SnapshotBuilt(request, reply, data, error))
+
+        name = f"{type(self).__name__}-snapshot-{next(self._builds)}"
+        threading.Thread(target=run, name=name, daemon=True).start()
+
+    def _snapshot_built(self, built: SnapshotBuilt) -> None:
+        if built.error is not None or built.data is None:
+            built.reply.set_exception(built.error or ValueError("the snapshot produced no data"))
+            return
+        request, data = built.request, built.data
+        answer(
+            built.reply,
+            lambda _: self.store_snapshot(request.last_included, request.membership, data),
+            None,
+        )
 
     def handle(self, message: Any) -> Any:
         """Dispatch one storage message to the method that implements it."""
@@ -150,6 +275,17 @@ class RaftStorage(pykka.ThreadingActor, abc.ABC):
             return self.get_log_entries(message.start, message.stop)
         if isinstance(message, GetInitialState):
             return self.get_initial_state()
+        if isinstance(message, ReadSnapshotChunk):
+            return self.read_snapshot_chunk(message.snapshot_id, message.offset, message.size)
+        if isinstance(message, WriteSnapshotChunk):
+            self.write_snapshot_chunk(message.meta, message.offset, message.data)
+            return None
+        if isinstance(message, InstallSnapshot):
+            self.install_snapshot(message.meta)
+            return None
+        if isinstance(message, CreateSnapshot):  # a plain ask: build right here
+            data = self.state_machine.snapshot()()
+            return self.store_snapshot(message.last_included, message.membership, data)
         return self.handle_other(message)
 
     def handle_other(self, message: Any) -> Any:
@@ -205,3 +341,25 @@ class RaftStorage(pykka.ThreadingActor, abc.ABC):
     @abc.abstractmethod
     def set_last_applied(self, index: LogIndex) -> None:
         """Record that the state machine has applied everything through ``index``."""
+
+    # --- snapshots: override all four to support them -------------------------------------
+
+    def store_snapshot(
+        self, last_included: LogId, membership: MembershipConfig, data: bytes
+    ) -> SnapshotMeta:
+        """Keep ``data`` as the current snapshot (unless a newer one is current) and drop
+        the log through ``last_included``, durably; return the current snapshot's meta."""
+        raise SnapshotsUnsupported(type(self).__name__)
+
+    def read_snapshot_chunk(self, snapshot_id: str, offset: int, size: int) -> bytes | None:
+        """Up to ``size`` bytes of the current snapshot at ``offset``; ``None`` if
+        ``snapshot_id`` is not the current snapshot."""
+        raise SnapshotsUnsupported(type(self).__name__)
+
+    def write_snapshot_chunk(self, meta: SnapshotMeta, offset: int, data: bytes) -> None:
+        """Store a received chunk apart from the current snapshot, durably."""
+        raise SnapshotsUnsupported(type(self).__name__)
+
+    def install_snapshot(self, meta: SnapshotMeta) -> None:
+        """Make the received snapshot current (see :class:`InstallSnapshot`), durably."""
+        raise SnapshotsUnsupported(type(self).__name__)

@@ -1,10 +1,12 @@
 """Commands the core asks its shell to carry out.
 
-Storage commands (``SaveHardState``, ``WriteLog``, ``DeleteLogsFrom``, ``Apply``) must be
-executed in the order given, by one FIFO storage. ``Send`` and ``Respond`` with
-``after_durable=True`` must wait until every storage command issued before them has
-completed: that is how "term, vote and log are durable before any reply that depends on
-them" (Figure 2) is kept.
+Storage commands (``SaveHardState``, ``WriteLog``, ``DeleteLogsFrom``, ``Apply`` and the
+snapshot commands) must be executed in the order given, by one FIFO storage. ``Send`` and
+``Respond`` with ``after_durable=True`` must wait until every storage *write* issued before
+them has completed: that is how "term, vote and log are durable before any reply that
+depends on them" (Figure 2) is kept. ``Apply``, ``CreateSnapshot`` and
+``ReadSnapshotChunk`` are not writes: no reply waits for them, and ``CreateSnapshot`` may
+complete after later commands (the snapshot is built in the background).
 """
 
 from __future__ import annotations
@@ -13,8 +15,8 @@ from typing import Any, Union
 
 import attrs
 
-from pykka_raft.messages import Entry, HardState, RpcRequest
-from pykka_raft.types import LogIndex
+from pykka_raft.messages import Entry, HardState, MembershipConfig, RpcRequest, SnapshotMeta
+from pykka_raft.types import LogId, LogIndex, NodeId
 
 
 @attrs.frozen
@@ -73,5 +75,69 @@ class Respond:
     after_durable: bool = False
 
 
-Command = Union[SaveHardState, WriteLog, DeleteLogsFrom, Apply, Send, Respond]
-STORAGE_COMMANDS = (SaveHardState, WriteLog, DeleteLogsFrom, Apply)
+@attrs.frozen
+class CreateSnapshot:
+    """Snapshot the state machine, which has applied exactly through ``last_included``
+    when the storage reaches this command, and drop the log up to it.
+
+    The shell reports completion with :meth:`RaftCore.snapshot_created`.
+    """
+
+    last_included: LogId
+    membership: MembershipConfig
+
+
+@attrs.frozen
+class ReadSnapshotChunk:
+    """Leader: read up to ``size`` bytes of snapshot ``snapshot_id`` at ``offset``, for
+    ``peer``. Completion: :meth:`RaftCore.snapshot_chunk_read` (``None``: gone)."""
+
+    peer: NodeId
+    snapshot_id: str
+    offset: int
+    size: int
+
+
+@attrs.frozen
+class WriteSnapshotChunk:
+    """Follower: store a received chunk apart from the current snapshot (offset 0 starts
+    a new one)."""
+
+    meta: SnapshotMeta
+    offset: int
+    data: bytes
+
+
+@attrs.frozen
+class InstallSnapshot:
+    """Follower: the received snapshot becomes current, atomically: the state machine is
+    restored from it and the log is reset (or keeps its suffix after a matching
+    ``last_included``)."""
+
+    meta: SnapshotMeta
+
+
+Command = Union[
+    SaveHardState,
+    WriteLog,
+    DeleteLogsFrom,
+    Apply,
+    Send,
+    Respond,
+    CreateSnapshot,
+    ReadSnapshotChunk,
+    WriteSnapshotChunk,
+    InstallSnapshot,
+]
+STORAGE_COMMANDS = (
+    SaveHardState,
+    WriteLog,
+    DeleteLogsFrom,
+    Apply,
+    CreateSnapshot,
+    ReadSnapshotChunk,
+    WriteSnapshotChunk,
+    InstallSnapshot,
+)
+NOT_WRITES = (Apply, CreateSnapshot, ReadSnapshotChunk)
+"""Storage commands that make nothing durable: no reply waits for them."""

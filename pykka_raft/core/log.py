@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Iterable
 
 from pykka_raft.messages import Entry, EntryConfigChange, MembershipConfig
@@ -12,19 +13,29 @@ class RaftLog:
     """An in-memory copy of the log entries the storage holds.
 
     Index ``offset`` is the snapshot point (0 without snapshots); entries ``offset+1 ..
-    last_index`` are held in order. The storage stays the durable source of truth; this
+    last_index`` are held in order, and ``snapshot_membership`` is the configuration in
+    effect at the snapshot point. The storage stays the durable source of truth; this
     copy lets the leader build AppendEntries and the follower check consistency without a
     storage round trip.
     """
 
     def __init__(
-        self, entries: Iterable[Entry] = (), offset: LogIndex = 0, offset_term: Term = 0
+        self,
+        entries: Iterable[Entry] = (),
+        offset: LogIndex = 0,
+        offset_term: Term = 0,
+        snapshot_membership: MembershipConfig | None = None,
     ) -> None:
         self.offset = offset
         self.offset_term = offset_term
+        self.snapshot_membership = snapshot_membership
         self._entries: list[Entry] = []
         self._config_indexes: list[LogIndex] = []
         self.append(entries)
+
+    def __len__(self) -> int:
+        """How many entries are held (after the snapshot point)."""
+        return len(self._entries)
 
     @property
     def last_index(self) -> LogIndex:
@@ -42,9 +53,14 @@ class RaftLog:
         return LogId(self.last_term, self.last_index)
 
     def term_at(self, index: LogIndex) -> Term | None:
-        """The term of the entry at ``index``; ``None`` if there is none (or compacted)."""
+        """The term of the entry at ``index``; ``None`` if there is none (or compacted).
+
+        Index 0, before the first entry, has term 0 in every log.
+        """
         if index == self.offset:
             return self.offset_term
+        if index == 0:
+            return 0
         if index < self.offset or index > self.last_index:
             return None
         return self._entries[index - self.offset - 1].term
@@ -61,12 +77,12 @@ class RaftLog:
 
     def append(self, entries: Iterable[Entry]) -> None:
         """Append entries that continue the log exactly."""
-        for entry in entries:
-            if entry.index != self.last_index + 1:
-                raise ValueError(f"entry {entry.index} does not follow {self.last_index}")
-            self._entries.append(entry)
-            if isinstance(entry.payload, EntryConfigChange):
-                self._config_indexes.append(entry.index)
+        batch = entries if isinstance(entries, (tuple, list)) else tuple(entries)
+        for expected, entry in enumerate(batch, self.last_index + 1):
+            if entry.index != expected:
+                raise ValueError(f"entry {entry.index} does not follow {expected - 1}")
+        self._entries.extend(batch)
+        self._config_indexes.extend(e.index for e in batch if type(e.payload) is EntryConfigChange)
 
     def replace(self, entry: Entry) -> None:
         """Replace the entry at ``entry.index`` (same index, e.g. a rejected one blanked)."""
@@ -74,19 +90,50 @@ class RaftLog:
 
     def truncate_from(self, index: LogIndex) -> None:
         """Drop the entries at ``index`` and after."""
+        if self.offset and index <= self.offset:
+            raise ValueError(
+                f"cannot truncate at {index}: entries through {self.offset} are compacted"
+            )
         del self._entries[max(0, index - self.offset - 1) :]
         while self._config_indexes and self._config_indexes[-1] >= index:
             self._config_indexes.pop()
 
+    def compact(self, index: LogIndex, term: Term, membership: MembershipConfig) -> None:
+        """A snapshot now covers everything through ``index`` (of ``term``): drop those
+        entries, or all of them if the log does not hold that entry with that term."""
+        if index <= self.offset:
+            return
+        if self.term_at(index) == term:
+            del self._entries[: index - self.offset]
+        else:
+            self._entries = []
+        self.offset, self.offset_term = index, term
+        self.snapshot_membership = membership
+        self._config_indexes = [i for i in self._config_indexes if i > index]
+
+    def membership_at(self, index: LogIndex) -> MembershipConfig | None:
+        """The configuration in effect at ``index``: the latest configuration entry at or
+        before it, else the snapshot's (``None`` if neither exists)."""
+        pos = bisect.bisect_right(self._config_indexes, index)
+        if pos:
+            payload = self.get(self._config_indexes[pos - 1]).payload
+            assert isinstance(payload, EntryConfigChange)
+            return payload.membership
+        return self.snapshot_membership
+
     @property
     def config_index(self) -> LogIndex:
-        """The index of the latest configuration entry in the log (0 if there is none)."""
-        return self._config_indexes[-1] if self._config_indexes else 0
+        """The index of the latest configuration entry in the log: the snapshot point if
+        the snapshot holds it, 0 if there is none."""
+        if self._config_indexes:
+            return self._config_indexes[-1]
+        return self.offset if self.snapshot_membership is not None else 0
 
     def latest_membership(self) -> MembershipConfig | None:
-        """The membership of the latest configuration entry in the log, if any (§6)."""
+        """The membership of the latest configuration entry in the log (or the
+        snapshot's), if any (§6)."""
         if not self._config_indexes:
-            return None
+            return self.snapshot_membership
         payload = self.get(self._config_indexes[-1]).payload
         assert isinstance(payload, EntryConfigChange)
         return payload.membership

@@ -18,11 +18,15 @@ from pykka_raft.config import Config
 from pykka_raft.core.commands import (
     Apply,
     Command,
+    CreateSnapshot,
     DeleteLogsFrom,
+    InstallSnapshot,
+    ReadSnapshotChunk,
     Respond,
     SaveHardState,
     Send,
     WriteLog,
+    WriteSnapshotChunk,
 )
 from pykka_raft.core.log import RaftLog
 from pykka_raft.core.quorum import has_quorum, joint_quorum_index
@@ -36,9 +40,9 @@ from pykka_raft.errors import (
     NodeNotLeader,
     Noop,
     NotAllowed,
+    OutcomeUnknown,
     SafetyViolation,
     Unreachable,
-    UnsupportedRpc,
 )
 from pykka_raft.messages import (
     AppendEntriesRequest,
@@ -54,8 +58,10 @@ from pykka_raft.messages import (
     HardState,
     InitialState,
     InstallSnapshotRequest,
+    InstallSnapshotResponse,
     MembershipConfig,
     ResponseMode,
+    SnapshotMeta,
     VoteRequest,
     VoteResponse,
 )
@@ -82,6 +88,19 @@ _ROLE_STATE = {
 
 
 @attrs.define
+class SnapshotTransfer:
+    """A snapshot being sent to one node, a chunk at a time.
+
+    ``offset`` is the next byte to send; ``sent_at`` is set while a chunk is being read or
+    is on the wire (``None``: the next chunk is due).
+    """
+
+    meta: SnapshotMeta
+    offset: int = 0
+    sent_at: int | None = None
+
+
+@attrs.define
 class Progress:
     """The leader's view of one follower (§5.3 nextIndex / matchIndex).
 
@@ -96,6 +115,7 @@ class Progress:
     inflight: list[tuple[LogIndex, int]] = attrs.field(factory=list)  # (last index, sent at)
     retry_at: int = 0
     last_heard: int = 0
+    snapshot: SnapshotTransfer | None = None
 
 
 @attrs.define
@@ -176,6 +196,14 @@ class RaftCore:
         self.departing: dict[NodeId, LogIndex] = {}
         self.unknown_to: set[NodeId] = set()  # voters that answered "candidate unknown"
 
+        # Snapshots (§7): the current one, the callers waiting for one being built (None:
+        # none is being built), and the one being received (its id and next offset).
+        self.snapshot: SnapshotMeta | None = None
+        self.snapshot_waiters: list[int] | None = None
+        self.snapshots_unsupported: BaseException | None = None  # the storage said so
+        # (snapshot id, offset of the last chunk stored, offset of the next one)
+        self.receiving: tuple[str, int, int] | None = None
+
     # --- derived state ------------------------------------------------------------------
 
     @property
@@ -212,6 +240,7 @@ class RaftCore:
             last_applied=self.last_applied,
             current_leader=self.leader_id,
             membership_config=self.membership,
+            snapshot_index=self.log.offset,
         )
 
     def take_commands(self) -> list[Command]:
@@ -227,7 +256,17 @@ class RaftCore:
         self.current_term = hs.current_term
         self.voted_for = hs.voted_for
         self.hard_membership = hs.membership
-        self.log = RaftLog(entries)
+        snap = self.snapshot = initial.snapshot
+        if snap is None:
+            self.log = RaftLog(entries)
+        else:
+            last = snap.last_included
+            if initial.last_applied < last.index:
+                raise ValueError(
+                    f"storage reported last_applied {initial.last_applied} below its snapshot "
+                    f"through {last.index}: the state machine must be restored from the snapshot"
+                )
+            self.log = RaftLog(entries, last.index, last.term, snap.membership)
         if self.log.last_log_id != initial.last_log_id:
             raise ValueError(
                 f"storage reported last log {initial.last_log_id} but returned entries up to "
@@ -257,6 +296,14 @@ class RaftCore:
             for peer in self.progress:
                 self._send_heartbeat(peer)
         for peer, pr in self.progress.items():
+            transfer = pr.snapshot
+            if (
+                transfer is not None
+                and transfer.sent_at is not None
+                and self.now - transfer.sent_at >= self.config.rpc_timeout
+            ):
+                transfer.sent_at = None  # no answer in time: send the chunk again
+                self._send_append(peer)
             if pr.inflight and self.now - pr.inflight[0][1] >= self.config.rpc_timeout:
                 # No reply in time: assume the requests were lost and find the match again.
                 self._reset_to_probe(pr)
@@ -395,13 +442,18 @@ class RaftCore:
 
     def client_write(self, payload: ClientPayload, token: int) -> None:
         """``ClientPayload``: append on the leader, answer at commit or apply."""
+        self.client_writes(((payload, token),))
+
+    def client_writes(self, writes: Iterable[tuple[ClientPayload, int]]) -> None:
+        """Several ``ClientPayload`` at once: queued together, then flushed as one batch."""
         if self.role is not Role.LEADER or self._leaving:
             # A leader on its way out (removed by the committing configuration) knows no
             # leader to point to yet.
             leader = self.leader_id if self.role is not Role.LEADER else None
-            self._respond(token, error=ForwardToLeader(payload, leader))
+            for payload, token in writes:
+                self._respond(token, error=ForwardToLeader(payload, leader))
             return
-        self.proposals.append(Proposal(payload.entry, token, payload))
+        self.proposals.extend(Proposal(payload.entry, token, payload) for payload, token in writes)
         self._flush_proposals()
 
     def _flush_proposals(self) -> None:
@@ -413,25 +465,36 @@ class RaftCore:
             return
         batch = self.proposals[: self.config.max_payload_entries]
         del self.proposals[: len(batch)]
-        entries = []
+        entries: list[Entry] = []
+        in_log = 0  # how many of ``entries`` are in self.log already
+        term, index, pending = self.current_term, self.log.last_index, self.pending
         leaving = self._leaving
         for proposal in batch:
-            if leaving and proposal.client_payload is not None and proposal.token is not None:
-                # The final configuration without this leader is in the log: writes after
-                # it could outlive our leadership undecided, so refuse them now.
-                self._respond(proposal.token, error=ForwardToLeader(proposal.client_payload, None))
+            client_payload, token = proposal.client_payload, proposal.token
+            if client_payload is not None and token is not None:
+                if leaving:
+                    # The final configuration without this leader is in the log: writes
+                    # after it could outlive our leadership undecided, so refuse them now.
+                    self._respond(token, error=ForwardToLeader(client_payload, None))
+                    continue
+                index += 1
+                entries.append(Entry(term, index, proposal.payload))
+                waiting = pending.get(index)
+                if waiting is None:
+                    pending[index] = [Pending(term, token, client_payload)]
+                else:
+                    waiting.append(Pending(term, token, client_payload))
                 continue
-            entry = Entry(self.current_term, self.log.last_index + 1, proposal.payload)
-            self.log.append((entry,))
-            entries.append(entry)
-            if proposal.token is not None and proposal.client_payload is not None:
-                self.pending.setdefault(entry.index, []).append(
-                    Pending(self.current_term, proposal.token, proposal.client_payload)
-                )
-            elif isinstance(proposal.payload, EntryConfigChange):
+            index += 1
+            entries.append(Entry(term, index, proposal.payload))
+            if isinstance(proposal.payload, EntryConfigChange):
+                # The membership is the latest configuration in the log: append up to it.
+                self.log.append(entries[in_log:])
+                in_log = len(entries)
                 self.config_queued = False
                 self._sync_progress()
                 leaving = self._leaving
+        self.log.append(entries[in_log:])
         if not entries:
             return
         self.leader_appends_in_flight += 1
@@ -620,8 +683,16 @@ class RaftCore:
 
     def applied(self, entries: tuple[Entry, ...], responses: tuple[object, ...]) -> None:
         """The state machine applied ``entries`` and answered ``responses``."""
+        waiting_at = self.pending
         for entry, response in zip(entries, responses, strict=True):
-            if entry.index not in self.pending:
+            waiting = waiting_at.get(entry.index)
+            if waiting is None:
+                continue
+            if len(waiting) == 1 and waiting[0].term == entry.term:
+                # The common case: our own APPLIED write (COMMITTED ones were answered).
+                del waiting_at[entry.index]
+                value = ClientPayloadResponse(entry.index, ResponseMode.APPLIED, response)
+                self._respond(waiting[0].token, value)
                 continue
             for pending in self._take_pending(entry.index, _wants_applied):
                 if pending.term == entry.term:
@@ -635,6 +706,61 @@ class RaftCore:
                     )
         if entries:
             self.last_applied = max(self.last_applied, entries[-1].index)
+            since = self.config.snapshot_policy.logs_since_last
+            if (
+                since is not None
+                and self.apply_requested - self.log.offset >= since
+                and self.snapshots_unsupported is None
+            ):
+                self._create_snapshot()
+
+    # --- snapshots (§7) -----------------------------------------------------------------
+
+    def trigger_snapshot(self, token: int) -> None:
+        """``TriggerSnapshot``: snapshot through the last entry sent to the state machine."""
+        if self.role is Role.INITIALIZING:
+            self._respond(token, error=Unreachable(f"node {self.id} is still starting"))
+            return
+        if self.snapshots_unsupported is not None:
+            self._respond(token, error=self.snapshots_unsupported)
+            return
+        if self.snapshot_waiters is None and self.apply_requested <= self.log.offset:
+            self._respond(token, self.snapshot)  # nothing new to compact
+            return
+        self._create_snapshot()
+        assert self.snapshot_waiters is not None
+        self.snapshot_waiters.append(token)
+
+    def _create_snapshot(self) -> None:
+        """Ask the storage for a snapshot at ``apply_requested``: the storage is FIFO, so
+        its state machine will have applied exactly that far when it gets the command."""
+        if self.snapshot_waiters is not None:
+            return  # one at a time
+        index = self.apply_requested
+        term = self.log.term_at(index)
+        membership = self.log.membership_at(index) or self.hard_membership
+        if index <= self.log.offset or term is None:
+            return
+        self.snapshot_waiters = []
+        self.commands.append(CreateSnapshot(LogId(term, index), membership))
+
+    def snapshot_unsupported(self, error: BaseException) -> None:
+        """The storage cannot take snapshots: stop asking, answer the waiting callers."""
+        self.snapshots_unsupported = error
+        waiters, self.snapshot_waiters = self.snapshot_waiters or [], None
+        for token in waiters:
+            self._respond(token, error=error)
+
+    def snapshot_created(self, meta: SnapshotMeta) -> None:
+        """The storage stored a snapshot and dropped the log through it."""
+        waiters, self.snapshot_waiters = self.snapshot_waiters or [], None
+        last = meta.last_included
+        if last.index > self.log.offset:
+            self.log.compact(last.index, last.term, meta.membership)
+        if self.snapshot is None or last.index >= self.snapshot.last_included.index:
+            self.snapshot = meta
+        for token in waiters:
+            self._respond(token, self.snapshot)
 
     # --- commit and apply ---------------------------------------------------------------
 
@@ -660,10 +786,19 @@ class RaftCore:
             return
         old = self.commit_index
         self.commit_index = index
+        waiting_at = self.pending
         for i in range(old + 1, index + 1):
-            if i not in self.pending:
+            waiting = waiting_at.get(i)
+            if waiting is None:
                 continue
             term = self.log.term_at(i)
+            if len(waiting) == 1 and waiting[0].term == term:
+                # The common case: our own write committed. APPLIED ones wait for applied().
+                only = waiting[0]
+                if only.payload.response_mode is not ResponseMode.APPLIED:
+                    del waiting_at[i]
+                    self._respond(only.token, ClientPayloadResponse(i, ResponseMode.COMMITTED))
+                continue
 
             def decided_now(p: Pending, term: Term | None = term) -> bool:
                 return p.term != term or not _wants_applied(p)
@@ -714,16 +849,40 @@ class RaftCore:
 
     def _send_heartbeat(self, peer: NodeId) -> None:
         pr = self.progress[peer]
-        if pr.probing and not pr.inflight and self.now >= pr.retry_at:
+        if pr.snapshot is None and pr.probing and not pr.inflight and self.now >= pr.retry_at:
             self._send_append(peer)  # the probe doubles as the heartbeat
             return
-        request = self._append_request(peer, pr.match_index, ())
+        if pr.snapshot is not None:
+            self._send_append(peer)  # resumes a paused transfer; the heartbeat goes too
+        # A match below our snapshot point has no term here; index 0 matches every log,
+        # and a heartbeat never conflicts with a transfer in progress (D7).
+        prev = pr.match_index if self.log.term_at(pr.match_index) is not None else 0
+        request = self._append_request(peer, prev, ())
         self.commands.append(Send(request, after_durable=False))
 
     def _send_append(self, peer: NodeId) -> None:
-        """Send what the follower lacks: one probe, or a pipeline of batches."""
+        """Send what the follower lacks: one probe, a pipeline of batches, or (if its next
+        entry was compacted away) the next chunk of our snapshot."""
         pr = self.progress[peer]
         if self.now < pr.retry_at:
+            return
+        if pr.snapshot is None and pr.next_index <= self.log.offset:
+            if self.snapshot is None:
+                raise SafetyViolation(f"log compacted through {self.log.offset} without a snapshot")
+            pr.snapshot = SnapshotTransfer(self.snapshot)
+            pr.inflight = []
+        transfer = pr.snapshot
+        if transfer is not None:
+            if transfer.sent_at is None:
+                transfer.sent_at = self.now
+                self.commands.append(
+                    ReadSnapshotChunk(
+                        peer,
+                        transfer.meta.snapshot_id,
+                        transfer.offset,
+                        self.config.snapshot_max_chunk_size,
+                    )
+                )
             return
         while True:
             if pr.probing:
@@ -740,6 +899,91 @@ class RaftCore:
                 return
             pr.next_index = request.last_index + 1
 
+    def snapshot_chunk_read(
+        self, peer: NodeId, snapshot_id: str, offset: int, data: bytes | None
+    ) -> None:
+        """The storage read a chunk of a snapshot for ``peer`` (``None``: it is gone)."""
+        pr = self.progress.get(peer)
+        transfer = pr.snapshot if pr is not None else None
+        if self.role is not Role.LEADER or pr is None or transfer is None:
+            return
+        meta = transfer.meta
+        if meta.snapshot_id != snapshot_id or transfer.offset != offset:
+            return
+        if data is None:
+            if self.snapshot is None or self.snapshot.snapshot_id == snapshot_id:
+                raise SafetyViolation(f"the storage lost the current snapshot {snapshot_id!r}")
+            pr.snapshot = SnapshotTransfer(self.snapshot)  # a newer one replaced it
+            self._send_append(peer)
+            return
+        done = offset + len(data) >= meta.size
+        if not data and not done:
+            raise SafetyViolation(
+                f"the storage returned no data at offset {offset} of snapshot {snapshot_id!r} "
+                f"({meta.size} bytes)"
+            )
+        request = InstallSnapshotRequest(peer, self.current_term, self.id, meta, offset, data, done)
+        self.commands.append(Send(request, after_durable=False))
+
+    def install_snapshot_result(
+        self, request: InstallSnapshotRequest, response: InstallSnapshotResponse | None
+    ) -> None:
+        """The outcome of an InstallSnapshot chunk we sent (``None``: the network failed)."""
+        peer = request.target
+        if response is not None and response.term > self.current_term:
+            self._higher_term_from(peer, response.term)
+            return
+        if self.role is not Role.LEADER or request.term != self.current_term:
+            return
+        pr = self.progress.get(peer)
+        transfer = pr.snapshot if pr is not None else None
+        if (
+            pr is None
+            or transfer is None
+            or transfer.meta.snapshot_id != request.meta.snapshot_id
+            or transfer.offset != request.offset
+        ):
+            return  # an answer to an earlier or duplicated chunk
+        if response is None:
+            transfer.sent_at = None
+            pr.retry_at = self.now + self.config.heartbeat_interval
+            return
+        pr.last_heard = self.now
+        if not response.success:
+            # It lost the chunks before this one (e.g. it restarted): start over.
+            pr.snapshot = SnapshotTransfer(self.snapshot or transfer.meta)
+        elif not request.done:
+            transfer.offset += len(request.data)
+            transfer.sent_at = None
+        else:
+            pr.snapshot = None
+            pr.match_index = max(pr.match_index, transfer.meta.last_included.index)
+            self._reset_to_probe(pr)
+            if self._forget_if_departed(peer, pr):
+                return
+            self._maybe_commit()
+            if peer not in self.progress:
+                return
+        self._send_append(peer)
+
+    def _higher_term_from(self, peer: NodeId, term: Term) -> None:
+        if peer in self.departing:
+            # A removed node that campaigned on its own: it is not part of the
+            # configuration, so its term says nothing about ours. Stop sending to it.
+            del self.departing[peer]
+            self.progress.pop(peer, None)
+            return
+        self._become_follower(term, None)  # §5.1: a newer term exists
+
+    def _forget_if_departed(self, peer: NodeId, pr: Progress) -> bool:
+        """A removed node that holds the configuration removing it goes quiet: stop
+        sending to it."""
+        if peer in self.departing and pr.match_index >= self.departing[peer]:
+            del self.departing[peer]
+            del self.progress[peer]
+            return True
+        return False
+
     def _reset_to_probe(self, pr: Progress) -> None:
         pr.probing = True
         pr.inflight = []
@@ -751,13 +995,7 @@ class RaftCore:
         """The outcome of an AppendEntries we sent (``None``: the network failed)."""
         peer = request.target
         if response is not None and response.term > self.current_term:
-            if peer in self.departing:
-                # A removed node that campaigned on its own: it is not part of the
-                # configuration, so its term says nothing about ours. Stop sending to it.
-                del self.departing[peer]
-                self.progress.pop(peer, None)
-                return
-            self._become_follower(response.term, None)  # §5.1: a newer term exists
+            self._higher_term_from(peer, response.term)
             return
         if self.role is not Role.LEADER or request.term != self.current_term:
             return  # stale: an answer to an earlier leadership
@@ -772,10 +1010,7 @@ class RaftCore:
         pr.last_heard = self.now
         if response.success:
             pr.match_index = max(pr.match_index, request.last_index)
-            if peer in self.departing and pr.match_index >= self.departing[peer]:
-                # It holds the configuration that removed it and goes quiet: done with it.
-                del self.departing[peer]
-                del self.progress[peer]
+            if self._forget_if_departed(peer, pr):
                 return
             pr.next_index = max(pr.next_index, pr.match_index + 1)
             pr.inflight = [f for f in pr.inflight if f[0] > request.last_index]
@@ -817,20 +1052,12 @@ class RaftCore:
                 token, value=AppendEntriesResponse(self.current_term, False), after_durable=True
             )
             return
-        if (
-            request.term > self.current_term
-            or self.role is not Role.FOLLOWER
-            or self.leader_id != request.leader_id
-        ):
-            if self.role is Role.NON_VOTER:
-                self._set_term(request.term)
-                self.leader_id = request.leader_id
-            else:
-                self._become_follower(request.term, request.leader_id)
-        self._reset_election_timer()
+        self._follow(request.term, request.leader_id)
 
+        # Entries through our snapshot point are committed, so they match the leader's:
+        # only a later prev_log_index needs checking (§7).
         prev_term = self.log.term_at(request.prev_log_index)
-        if prev_term != request.prev_log_term:
+        if request.prev_log_index >= self.log.offset and prev_term != request.prev_log_term:
             self._respond(
                 token,
                 value=AppendEntriesResponse(self.current_term, False, self._conflict_hint(request)),
@@ -839,9 +1066,13 @@ class RaftCore:
             return
 
         new_entries: tuple[Entry, ...] = ()
-        for pos, entry in enumerate(request.entries):
+        entries = request.entries
+        if entries and entries[0].index == self.log.last_index + 1:
+            new_entries = entries  # the common case: they extend our log
+            entries = ()
+        for pos, entry in enumerate(entries):
             term = self.log.term_at(entry.index)
-            if term == entry.term:
+            if term == entry.term or entry.index <= self.log.offset:
                 continue  # already have it: never truncate a matching entry
             if term is not None:
                 # §5.3: a conflicting entry and all that follow it are deleted.
@@ -851,7 +1082,7 @@ class RaftCore:
                         f"with committed entry {entry.index} (commit index {self.commit_index})"
                     )
                 self._truncate_from(entry.index)
-            new_entries = request.entries[pos:]
+            new_entries = entries[pos:]
             break
         if new_entries:
             self.log.append(new_entries)
@@ -865,6 +1096,20 @@ class RaftCore:
         self._respond(
             token, value=AppendEntriesResponse(self.current_term, True), after_durable=True
         )
+
+    def _follow(self, term: Term, leader_id: NodeId) -> None:
+        """A leader of ``term`` (at least ours) reached us: follow it."""
+        if (
+            term > self.current_term
+            or self.role is not Role.FOLLOWER
+            or self.leader_id != leader_id
+        ):
+            if self.role is Role.NON_VOTER:
+                self._set_term(term)
+                self.leader_id = leader_id
+            else:
+                self._become_follower(term, leader_id)
+        self._reset_election_timer()
 
     def _conflict_hint(self, request: AppendEntriesRequest) -> ConflictOpt:
         if request.prev_log_index > self.log.last_index:
@@ -889,13 +1134,72 @@ class RaftCore:
             self.role = Role.FOLLOWER if self.membership.is_voter(self.id) else Role.NON_VOTER
 
     def receive_install_snapshot(self, request: InstallSnapshotRequest, token: int) -> None:
-        """InstallSnapshot is not supported yet: answer with a clear error."""
-        self._respond(
-            token,
-            error=UnsupportedRpc(
-                "this node cannot install snapshots: snapshot transfer is not supported yet"
-            ),
-        )
+        """§7 InstallSnapshot receiver: store each chunk apart, install at the last one."""
+        if self.role is Role.INITIALIZING:
+            self._respond(token, error=Unreachable(f"node {self.id} is still starting"))
+            return
+        if request.term < self.current_term:
+            self._respond(
+                token, InstallSnapshotResponse(self.current_term, False), after_durable=True
+            )
+            return
+        self._follow(request.term, request.leader_id)
+        meta = request.meta
+        end = request.offset + len(request.data)
+        if request.offset > 0 and self.receiving == (meta.snapshot_id, request.offset, end):
+            # The chunk we stored last, again: our answer was lost. Acknowledge it again
+            # rather than make the leader start over.
+            self._respond(
+                token, InstallSnapshotResponse(self.current_term, True), after_durable=True
+            )
+            return
+        if request.offset == 0:
+            self.receiving = (meta.snapshot_id, 0, 0)
+        receiving = self.receiving
+        if receiving is None or (receiving[0], receiving[2]) != (meta.snapshot_id, request.offset):
+            # Not the chunk we expect (we lost the earlier ones, or it is another snapshot).
+            self._respond(
+                token, InstallSnapshotResponse(self.current_term, False), after_durable=True
+            )
+            return
+        self.commands.append(WriteSnapshotChunk(meta, request.offset, request.data))
+        self.receiving = (meta.snapshot_id, request.offset, end)
+        if request.done:
+            self._install_snapshot(meta)
+        # Answered only once the chunk (and, at the end, the installed snapshot) is stored.
+        self._respond(token, InstallSnapshotResponse(self.current_term, True), after_durable=True)
+
+    def _install_snapshot(self, meta: SnapshotMeta) -> None:
+        last = meta.last_included
+        if last.index <= self.commit_index:
+            return  # we already hold everything it covers
+        keep = self.log.term_at(last.index) == last.term
+        for index in sorted(i for i in self.pending if i <= last.index):
+            ours = self.log.term_at(index) if keep else None
+            for pending in self._take_pending(index, lambda p: True):
+                if ours is not None and pending.term != ours:
+                    error: BaseException = ForwardToLeader(pending.payload, self.leader_id)
+                    self._respond(pending.token, error=error)
+                elif ours is not None and not _wants_applied(pending):
+                    self._respond(
+                        pending.token, ClientPayloadResponse(index, ResponseMode.COMMITTED)
+                    )
+                else:
+                    detail = (
+                        "it committed, but its result was folded into a snapshot"
+                        if ours is not None
+                        else "this node's log was replaced by a snapshot before it knew"
+                    )
+                    self._respond(pending.token, error=OutcomeUnknown(detail))
+        # The snapshot holds committed entries only: our matching suffix stays (§7).
+        self.log.compact(last.index, last.term, meta.membership)
+        self.snapshot = meta
+        self.commit_index = max(self.commit_index, last.index)
+        self.apply_requested = max(self.apply_requested, last.index)
+        self.last_applied = max(self.last_applied, last.index)
+        self.flushed_index = max(min(self.flushed_index, self.log.last_index), last.index)
+        self.commands.append(InstallSnapshot(meta))
+        self._refresh_role()
 
     # --- elections ----------------------------------------------------------------------
 

@@ -469,8 +469,10 @@ def _acknowledged_changes_committed(
         if not isinstance(result, ConfigChangeResponse):
             continue
         for node_id in sorted(final.all_nodes()):
-            log = cluster.data[node_id].log
-            entry = log[result.index - 1] if len(log) >= result.index else None
+            data = cluster.data[node_id]
+            if result.index <= data.offset:
+                continue  # compacted into a snapshot (which holds only committed entries)
+            entry = data.entry(result.index)
             if entry is None or entry.payload != EntryConfigChange(result.membership):
                 problems.append(
                     f"{text} was acknowledged at index {result.index} but node {node_id} "

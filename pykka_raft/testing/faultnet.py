@@ -345,8 +345,8 @@ def summarize(message: Any) -> str:
         )
     if isinstance(message, InstallSnapshotRequest):
         return (
-            f"InstallSnapshotRequest term={message.term} last={message.last_included_index}"
-            f"/t{message.last_included_term} offset={message.offset} done={message.done}"
+            f"InstallSnapshotRequest term={message.term} last={message.meta.last_included.index}"
+            f"/t{message.meta.last_included.term} offset={message.offset} done={message.done}"
         )
     if isinstance(message, AppendEntriesResponse):
         text = f"AppendEntriesResponse term={message.term} success={message.success}"
@@ -424,6 +424,8 @@ class FaultNetwork(RaftRouter):
         trace_size: how many trace events are kept (the oldest go first).
         replay_buffer: how many delivered messages are kept for :class:`ReplayOld`.
     """
+
+    direct_send = False  # every request is decided on the network's thread, in order
 
     def __init__(self, seed: int = 0, trace_size: int = 10_000, replay_buffer: int = 1_000) -> None:
         super().__init__()

@@ -63,23 +63,23 @@ def votes_never_change(hard_states: Mapping[NodeId, Sequence[HardState]]) -> lis
 
 def log_matching(logs: Mapping[NodeId, Sequence[Entry]]) -> list[str]:
     """§5.3 Log Matching: if two logs hold an entry with the same index and term, they are
-    identical in all entries up to that index."""
+    identical in all entries up to that index (that both still hold: a log may start after
+    a snapshot)."""
     problems = []
+    by_index = {n: {e.index: e for e in log} for n, log in logs.items()}
     ids = sorted(logs)
     for pos, a in enumerate(ids):
         for b in ids[pos + 1 :]:
-            la, lb = logs[a], logs[b]
-            common = min(len(la), len(lb))
-            last_same = 0
-            for i in range(common, 0, -1):
-                if la[i - 1].term == lb[i - 1].term:
-                    last_same = i
-                    break
-            for i in range(last_same):
+            la, lb = by_index[a], by_index[b]
+            common = sorted(la.keys() & lb.keys(), reverse=True)
+            last_same = next((i for i in common if la[i].term == lb[i].term), None)
+            if last_same is None:
+                continue
+            for i in sorted(i for i in common if i <= last_same):
                 if la[i] != lb[i]:
                     problems.append(
                         f"nodes {a} and {b} agree on entry {last_same} (term "
-                        f"{la[last_same - 1].term}) but differ at index {i + 1}: "
+                        f"{la[last_same].term}) but differ at index {i}: "
                         f"{la[i].log_id} vs {lb[i].log_id}"
                     )
                     break

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import os
 
+import attrs
 import pytest
 
+from pykka_raft.config import SnapshotPolicy
 from pykka_raft.memstore import MemStoreData
 from pykka_raft.statemachine import KeyValueStateMachine
-from pykka_raft.testing.chaos import ChaosOptions, run_chaos
+from pykka_raft.testing.chaos import DEFAULT_CONFIG, ChaosOptions, run_chaos
 from pykka_raft.testing.crash import CrashableMemStore
 
 SEEDS = [int(s) for s in os.environ.get("PYKKA_RAFT_CHAOS_SEEDS", "1,2,3").split(",")]
@@ -61,3 +63,13 @@ def test_chaos_run_with_membership_changes_is_safe_and_linearizable(seed: int) -
     report = run_chaos(seed, ChaosOptions(nodes=3, duration=3.0, membership=True))
     assert report.ok, report.render()
     assert any("change" in line for line in report.timeline), "no membership change proposed"
+
+
+def test_chaos_run_with_snapshots_and_membership_changes() -> None:
+    """Compaction every 100 entries and 2 KiB chunks: lagging, restarted and new nodes
+    catch up through snapshots while the nemesis partitions, crashes and reconfigures."""
+    config = attrs.evolve(
+        DEFAULT_CONFIG, snapshot_policy=SnapshotPolicy.every(100), snapshot_max_chunk_size=2048
+    )
+    report = run_chaos(7, ChaosOptions(nodes=3, duration=3.0, membership=True, config=config))
+    assert report.ok, report.render()

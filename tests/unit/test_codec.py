@@ -11,7 +11,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import pykka_raft  # noqa: F401  (registers the key-value command types)
-from pykka_raft.admin import ConfigChangeResponse, InitWithConfig, ProposeConfigChange
+from pykka_raft.admin import (
+    ConfigChangeResponse,
+    InitWithConfig,
+    ProposeConfigChange,
+    TriggerSnapshot,
+)
 from pykka_raft.codec import from_primitive, to_primitive
 from pykka_raft.errors import DecodeError
 from pykka_raft.memstore import DumpStorage
@@ -36,6 +41,7 @@ from pykka_raft.messages import (
     ResponseMode,
     RpcRequest,
     RpcResponse,
+    SnapshotMeta,
     VoteRequest,
     VoteResponse,
 )
@@ -45,15 +51,20 @@ from pykka_raft.storage import (
     STORAGE_MESSAGES,
     AppendEntryToLog,
     ApplyToStateMachine,
+    CreateSnapshot,
     DeleteLogsFrom,
     GetInitialState,
     GetLogEntries,
+    InstallSnapshot,
+    ReadSnapshotChunk,
     ReplicateToLog,
     SaveHardState,
+    WriteSnapshotChunk,
 )
 from pykka_raft.types import LogId
 
 SIMPLE = MembershipConfig(members=(3, 1, 2))
+SNAP_META = SnapshotMeta(LogId(6, 100), SIMPLE, "100-1", 5)
 JOINT = MembershipConfig(members=(1, 2, 3), members_after_consensus=(3, 4, 5), non_voters=(7, 6))
 
 PAYLOADS: list[Any] = [
@@ -112,10 +123,18 @@ MESSAGES: list[tuple[str, Any]] = [
     ("vote-response-unknown", VoteResponse(7, False, is_candidate_unknown=True)),
     (
         "install-snapshot-request",
-        InstallSnapshotRequest(2, 7, 1, 100, 6, 0, b"\x00\xffdata", False),
+        InstallSnapshotRequest(2, 7, 1, SNAP_META, 0, b"\x00\xffdata", False),
     ),
-    ("install-snapshot-request-done", InstallSnapshotRequest(2, 7, 1, 100, 6, 5, b"", True)),
+    ("install-snapshot-request-done", InstallSnapshotRequest(2, 7, 1, SNAP_META, 5, b"", True)),
     ("install-snapshot-response", InstallSnapshotResponse(term=7)),
+    ("install-snapshot-response-restart", InstallSnapshotResponse(7, False)),
+    ("snapshot-meta", SNAP_META),
+    ("initial-state-snapshot", InitialState(LogId(6, 120), 110, HardState(6), SNAP_META)),
+    ("trigger-snapshot", TriggerSnapshot()),
+    ("create-snapshot", CreateSnapshot(LogId(6, 100), SIMPLE)),
+    ("read-snapshot-chunk", ReadSnapshotChunk("100-1", 0, 1024)),
+    ("write-snapshot-chunk", WriteSnapshotChunk(SNAP_META, 0, b"\x00abc")),
+    ("install-snapshot", InstallSnapshot(SNAP_META)),
     ("client-payload-committed", ClientPayload.new(Put("k", "v"))),
     ("client-payload-applied", ClientPayload.new(Get("k"), ResponseMode.APPLIED)),
     ("client-response-committed", ClientPayloadResponse(3, ResponseMode.COMMITTED)),
@@ -187,7 +206,7 @@ def test_round_trip(message: Any) -> None:
 def test_primitive_form_is_json_unless_bytes(message: Any) -> None:
     primitive = to_primitive(message)
     if contains_bytes(primitive):
-        assert isinstance(message, InstallSnapshotRequest)
+        assert isinstance(message, (InstallSnapshotRequest, WriteSnapshotChunk))
         return
     text = json.dumps(primitive)
     assert from_primitive(json.loads(text), type(message)) == message
@@ -234,7 +253,7 @@ RPC_REQUESTS = [
     pytest.param(AppendEntriesRequest(2, 5, 1, 0, 0, ENTRIES, 3), id="append"),
     pytest.param(AppendEntriesRequest(2, 5, 1, 4, 4, (), 3), id="heartbeat"),
     pytest.param(VoteRequest(2, 7, 1, 40, 6), id="vote"),
-    pytest.param(InstallSnapshotRequest(2, 7, 1, 100, 6, 0, b"abc", True), id="snapshot"),
+    pytest.param(InstallSnapshotRequest(2, 7, 1, SNAP_META, 0, b"abc", True), id="snapshot"),
 ]
 RPC_RESPONSES = [
     pytest.param(AppendEntriesResponse(5, True), id="append-ok"),
@@ -287,7 +306,7 @@ def test_primitive_shapes() -> None:
     assert to_primitive(ClientPayloadResponse(1, ResponseMode.APPLIED))["response_mode"] == (
         "applied"
     )
-    assert to_primitive(InstallSnapshotRequest(1, 1, 1, 1, 1, 0, b"xy", True))["data"] == b"xy"
+    assert to_primitive(InstallSnapshotRequest(1, 1, 1, SNAP_META, 0, b"xy", True))["data"] == b"xy"
 
 
 def test_decoding_normalizes_membership_sets() -> None:

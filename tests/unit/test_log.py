@@ -72,11 +72,11 @@ def test_append_must_be_contiguous(index: int) -> None:
     assert log.last_index == 3
 
 
-def test_append_stops_at_the_first_gap() -> None:
+def test_append_with_a_gap_appends_nothing() -> None:
     log = make_log(1)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="entry 4 does not follow 2"):
         log.append([normal(1, 2), normal(1, 4)])
-    assert log.last_index == 2  # the entries before the gap were appended
+    assert log.last_index == 1  # all or nothing
 
 
 def test_constructor_checks_contiguity() -> None:
@@ -99,7 +99,7 @@ def test_term_at_with_offset() -> None:
     log = RaftLog([normal(3, 11), normal(4, 12)], offset=10, offset_term=2)
     assert log.term_at(10) == 2
     assert log.term_at(9) is None
-    assert log.term_at(0) is None
+    assert log.term_at(0) == 0  # index 0 (the empty prefix) matches in every log
     assert log.term_at(11) == 3
     assert log.term_at(12) == 4
     assert log.term_at(13) is None
@@ -175,7 +175,7 @@ def test_truncate_with_offset_keeps_the_snapshot_point() -> None:
     log = RaftLog([normal(2, 11), normal(3, 12)], offset=10, offset_term=2)
     log.truncate_from(12)
     assert log.last_log_id == LogId(2, 11)
-    log.truncate_from(5)
+    log.truncate_from(11)
     assert log.last_log_id == LogId(2, 10)
     assert log.term_at(10) == 2
 
@@ -235,3 +235,46 @@ def test_membership_after_truncate_and_new_config() -> None:
 def test_no_membership_without_config_entries() -> None:
     log = make_log(1, 2, 3)
     assert log.latest_membership() is None
+
+
+# --- compaction -------------------------------------------------------------------------
+
+
+def test_compact_drops_the_prefix_and_keeps_the_snapshot_membership() -> None:
+    first, second = MembershipConfig((1,)), MembershipConfig((1, 2, 3))
+    log = RaftLog([config(1, 1, first), normal(1, 2), config(1, 3, second), normal(2, 4)])
+    log.compact(3, 1, second)
+    assert (log.offset, log.offset_term, len(log), log.last_index) == (3, 1, 1, 4)
+    assert log.term_at(3) == 1 and log.term_at(2) is None and log.term_at(4) == 2
+    assert log.latest_membership() == second and log.config_index == 3
+    assert log.membership_at(4) == second
+    assert log.slice(1, 10) == (normal(2, 4),)
+
+
+def test_compact_past_a_conflicting_entry_drops_the_whole_log() -> None:
+    log = RaftLog([normal(1, 1), normal(1, 2), normal(1, 3)])
+    log.compact(2, 5, MembershipConfig((1,)))  # term 5 at index 2: not our entry
+    assert (log.offset, log.offset_term, log.last_index) == (2, 5, 2)
+    assert len(log) == 0
+
+
+def test_compact_beyond_the_log_and_twice() -> None:
+    log = RaftLog([normal(1, 1)])
+    log.compact(10, 3, MembershipConfig((1,)))
+    assert log.last_log_id == LogId(3, 10)
+    log.compact(5, 2, MembershipConfig((2,)))  # older: ignored
+    assert log.offset == 10 and log.latest_membership() == MembershipConfig((1,))
+    log.append([normal(3, 11)])
+    assert log.last_index == 11
+
+
+def test_membership_at_picks_the_latest_config_at_or_before() -> None:
+    a, b = MembershipConfig((1,)), MembershipConfig((1, 2))
+    log = RaftLog([config(1, 1, a), normal(1, 2), config(1, 3, b), normal(1, 4)])
+    assert [log.membership_at(i) for i in range(0, 5)] == [None, a, a, b, b]
+
+
+def test_truncate_into_the_snapshot_is_refused() -> None:
+    log = RaftLog([normal(2, 6)], offset=5, offset_term=2)
+    with pytest.raises(ValueError, match="compacted"):
+        log.truncate_from(5)

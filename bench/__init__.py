@@ -1,0 +1,1 @@
+"""Benchmarks of pykka_raft against the Pykka substrate and PySyncObj (make bench)."""

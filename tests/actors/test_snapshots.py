@@ -1,0 +1,248 @@
+"""Snapshots and log compaction on live clusters (§7).
+
+Lagging, isolated and new nodes catch up through InstallSnapshot; transfers survive
+partitions and restarts; restarts after compaction keep everything; logs stay bounded.
+"""
+
+from __future__ import annotations
+
+import attrs
+import pytest
+
+from pykka_raft import (
+    Config,
+    GetMetrics,
+    MembershipConfig,
+    Put,
+    RaftMetrics,
+    SnapshotMeta,
+    SnapshotPolicy,
+    SnapshotsUnsupported,
+    TriggerSnapshot,
+)
+from pykka_raft.memstore import MemStoreData
+from pykka_raft.statemachine import KeyValueStateMachine
+from pykka_raft.storage import RaftStorage
+from pykka_raft.testing import Cluster
+from pykka_raft.testing.crash import CrashableMemStore
+from pykka_raft.testing.faultnet import (
+    Direction,
+    FaultNetwork,
+    GetTrace,
+    Heal,
+    LinkRule,
+    Partition,
+    SetLinkRule,
+)
+
+BASE = Config(election_timeout_min=300, election_timeout_max=600, heartbeat_interval=50)
+
+
+def snapshot_config(every: int = 100, chunk: int = 4096) -> Config:
+    return attrs.evolve(
+        BASE, snapshot_policy=SnapshotPolicy.every(every), snapshot_max_chunk_size=chunk
+    )
+
+
+def metrics(cluster: Cluster, node_id: int) -> RaftMetrics:
+    result: RaftMetrics = cluster.nodes[node_id].ask(GetMetrics(), timeout=10)
+    return result
+
+
+def write_many(cluster: Cluster, count: int, prefix: str = "k", keys: int = 50) -> int:
+    last = 0
+    for i in range(count):
+        last = cluster.write(Put(f"{prefix}{i % keys}", i)).index
+    return last
+
+
+def assert_identical(cluster: Cluster, nodes: list[int], index: int) -> None:
+    """Every node applied through ``index`` and holds the same state and applied history."""
+    cluster.wait_applied(index, nodes=nodes, timeout=30)
+    states = {n: cluster.dump(n).state_machine for n in nodes}
+    first = states[nodes[0]]
+    assert all(state == first for state in states.values()), states
+    histories = {n: cluster.data[n].state_machine.applied for n in nodes}  # type: ignore[attr-defined]
+    shortest = min(len(h) for h in histories.values())
+    assert shortest >= index
+    assert all(h[:shortest] == histories[nodes[0]][:shortest] for h in histories.values())
+
+
+def installs(network: object) -> int:
+    trace = network.ask(GetTrace())  # type: ignore[attr-defined]
+    return sum(1 for e in trace if e.event == "deliver" and "InstallSnapshotRequest" in e.summary)
+
+
+def slow_down(network: object, leader: int, follower: int) -> None:
+    """Delay every request from the leader to the follower: a transfer of many small
+    chunks then takes seconds, so a fault can hit it half-way."""
+    rule = LinkRule(delay_ms=(25, 25), direction=Direction.REQUESTS)
+    network.ask(SetLinkRule(leader, follower, rule))  # type: ignore[attr-defined]
+
+
+def test_isolated_follower_catches_up_through_a_snapshot(make_cluster):
+    network = FaultNetwork.start(seed=1, trace_size=500_000)
+    cluster = make_cluster([1, 2, 3], config=snapshot_config(every=100), network=network)
+    cluster.initialize()
+    leader = cluster.leader()
+    follower = next(n for n in cluster.nodes if n != leader)
+    cluster.isolate(follower)
+    behind = metrics(cluster, follower).last_log_index
+    last = write_many(cluster, 2000)
+    leader_snapshot = metrics(cluster, leader).snapshot_index
+    assert leader_snapshot > behind + 1000, "the leader kept the entries the follower lacks"
+    assert len(cluster.data[leader].log) <= 100 + 400  # compacted (plus a batch or so)
+    cluster.restore(follower)
+    assert_identical(cluster, [1, 2, 3], last)
+    assert metrics(cluster, follower).snapshot_index >= leader_snapshot
+    assert installs(network) >= 1
+
+
+def test_new_node_added_to_a_long_lived_cluster_is_seeded_by_a_snapshot(make_cluster):
+    network = FaultNetwork.start(seed=2, trace_size=500_000)
+    cluster = make_cluster([1, 2, 3], config=snapshot_config(every=100), network=network)
+    cluster.initialize()
+    cluster.leader()
+    write_many(cluster, 1000)
+    cluster.start_node(4)
+    response = cluster.change_membership(add=[4])
+    assert response.membership == MembershipConfig((1, 2, 3, 4))
+    last = cluster.write(Put("after", 1)).index
+    assert_identical(cluster, [1, 2, 3, 4], last)
+    assert installs(network) >= 1
+    assert cluster.dump(4).snapshot is not None
+
+
+def test_restart_after_compaction_keeps_state_and_log(make_cluster):
+    cluster = make_cluster([1, 2, 3], config=snapshot_config(every=50))
+    cluster.initialize()
+    cluster.leader()
+    last = write_many(cluster, 400)
+    cluster.wait_applied(last, timeout=30)
+    before = {n: cluster.dump(n).state_machine for n in (1, 2, 3)}
+    assert all(cluster.dump(n).snapshot is not None for n in (1, 2, 3))
+    for node_id in (1, 2, 3):
+        cluster.stop_node(node_id)
+    for node_id in (1, 2, 3):
+        cluster.start_node(node_id)
+    cluster.leader(timeout=20)
+    after = cluster.write(Put("after restart", 1)).index
+    assert after > last
+    cluster.wait_applied(after, timeout=30)
+    for node_id in (1, 2, 3):
+        state = cluster.dump(node_id).state_machine
+        assert {k: v for k, v in state.items() if k != "after restart"} == before[node_id]
+        assert metrics(cluster, node_id).snapshot_index > 0
+
+
+def test_many_small_chunks(make_cluster):
+    network = FaultNetwork.start(seed=4, trace_size=500_000)
+    cluster = make_cluster([1, 2, 3], config=snapshot_config(every=50, chunk=64), network=network)
+    cluster.initialize()
+    leader = cluster.leader()
+    follower = next(n for n in cluster.nodes if n != leader)
+    cluster.isolate(follower)
+    last = write_many(cluster, 300)
+    cluster.restore(follower)
+    assert_identical(cluster, [1, 2, 3], last)
+    snapshot = cluster.dump(leader).snapshot
+    assert snapshot is not None and snapshot.size > 20 * 64
+    assert installs(network) >= snapshot.size // 64
+
+
+def test_transfer_interrupted_by_a_partition_then_resumed(make_cluster):
+    network = FaultNetwork.start(seed=5, trace_size=500_000)
+    cluster = make_cluster([1, 2, 3], config=snapshot_config(every=50, chunk=16), network=network)
+    cluster.initialize()
+    leader = cluster.leader()
+    follower = next(n for n in cluster.nodes if n != leader)
+    cluster.isolate(follower)
+    last = write_many(cluster, 300)
+    slow_down(network, leader, follower)
+    cluster.restore(follower)
+    # Cut it off again once the transfer is under way.
+    cluster.hub.wait_for(lambda m: installs(network) >= 5, 20, "a transfer to start")
+    others = tuple(n for n in (1, 2, 3) if n != follower)
+    network.ask(Partition(((follower,), others)))
+    assert metrics(cluster, follower).snapshot_index == 0, "the transfer was not interrupted"
+    during = installs(network)
+    more = write_many(cluster, 100, prefix="p")
+    network.ask(Heal())
+    assert_identical(cluster, [1, 2, 3], max(last, more))
+    assert installs(network) > during
+
+
+def test_follower_crash_during_a_transfer_restarts_it_cleanly(make_cluster):
+    network = FaultNetwork.start(seed=6, trace_size=500_000)
+    cluster = make_cluster([1, 2, 3], config=snapshot_config(every=50, chunk=16), network=network)
+    cluster.initialize()
+    leader = cluster.leader()
+    follower = next(n for n in cluster.nodes if n != leader)
+    cluster.isolate(follower)
+    last = write_many(cluster, 300)
+    slow_down(network, leader, follower)
+    cluster.restore(follower)
+    cluster.hub.wait_for(lambda m: installs(network) >= 5, 20, "a transfer to start")
+    assert metrics(cluster, follower).snapshot_index == 0, "the transfer already finished"
+    cluster.crash(follower)  # it forgets the chunks it was answering for
+    network.ask(Heal())
+    cluster.start_node(follower)
+    assert_identical(cluster, [1, 2, 3], last)
+
+
+def test_trigger_snapshot_and_metrics(formed):
+    last = write_many(formed, 30)
+    formed.wait_applied(last)
+    leader = formed.leader()
+    meta = formed.nodes[leader].ask(TriggerSnapshot(), timeout=10)
+    assert isinstance(meta, SnapshotMeta)
+    assert meta.last_included.index >= last
+    assert meta.membership == MembershipConfig((1, 2, 3))
+    formed.hub.wait_for(
+        lambda m: m[leader].snapshot_index == meta.last_included.index, 10, "metrics to show it"
+    )
+    # Nothing new applied: the same snapshot again.
+    assert formed.nodes[leader].ask(TriggerSnapshot(), timeout=10) == meta
+    assert len(formed.data[leader].log) == 0
+
+
+def test_log_stays_bounded_over_a_long_run(make_cluster):
+    every = 200
+
+    def storage(node_id: int, data: MemStoreData) -> object:
+        if not data.log and data.snapshot_meta is None:
+            data.state_machine = KeyValueStateMachine(keep_history=False)
+        return CrashableMemStore.start(data=data)
+
+    cluster = make_cluster([1, 2, 3], config=snapshot_config(every=every), storage=storage)
+    cluster.initialize()
+    cluster.leader()
+    peaks = []
+    for round_ in range(5):
+        last = write_many(cluster, 1000, prefix=f"r{round_}-")
+        cluster.wait_applied(last, timeout=30)
+        peaks.append(max(len(cluster.data[n].log) for n in (1, 2, 3)))
+    # 5000 entries were written; no node ever holds much more than the policy allows.
+    assert max(peaks) <= every + 400, peaks
+    assert all(cluster.data[n].offset >= 4000 for n in (1, 2, 3))
+
+
+class _NoSnapshots(CrashableMemStore):
+    """A storage that never implemented the snapshot methods."""
+
+    store_snapshot = RaftStorage.store_snapshot  # type: ignore[assignment]
+
+
+def test_storage_without_snapshots_keeps_the_node_running(make_cluster):
+    def storage(node_id: int, data: MemStoreData) -> object:
+        return _NoSnapshots.start(data=data)
+
+    cluster = make_cluster([1, 2, 3], config=snapshot_config(every=20), storage=storage)
+    cluster.initialize()
+    leader = cluster.leader()
+    last = write_many(cluster, 100)  # the policy asks five times; each is refused
+    cluster.wait_applied(last)
+    with pytest.raises(SnapshotsUnsupported, match="does not implement snapshots"):
+        cluster.nodes[leader].ask(TriggerSnapshot(), timeout=10)
+    assert cluster.write(Put("still", "running")).index > last
+    assert all(metrics(cluster, n).snapshot_index == 0 for n in (1, 2, 3))

@@ -1,0 +1,254 @@
+"""§7 log compaction: snapshot creation, InstallSnapshot sender and receiver, on the core."""
+
+from __future__ import annotations
+
+import random
+
+import attrs
+import pytest
+from paper_helpers import (
+    CONFIG,
+    Respond,
+    Send,
+    append_requests,
+    elect,
+    make_core,
+    make_entries,
+    of_type,
+    responds,
+)
+
+from pykka_raft.config import SnapshotPolicy
+from pykka_raft.core.commands import (
+    Apply,
+    CreateSnapshot,
+    InstallSnapshot,
+    ReadSnapshotChunk,
+    WriteSnapshotChunk,
+)
+from pykka_raft.core.raft_core import RaftCore, Role
+from pykka_raft.messages import (
+    AppendEntriesRequest,
+    AppendEntriesResponse,
+    ConflictOpt,
+    HardState,
+    InitialState,
+    InstallSnapshotRequest,
+    InstallSnapshotResponse,
+    MembershipConfig,
+    SnapshotMeta,
+)
+from pykka_raft.types import LogId
+
+MEMBERS = MembershipConfig((1, 2, 3))
+
+
+def meta(index: int, term: int = 1, size: int = 25, sid: str = "s1") -> SnapshotMeta:
+    return SnapshotMeta(LogId(term, index), MEMBERS, sid, size)
+
+
+def chunk(m: SnapshotMeta, offset: int, data: bytes, term: int = 2) -> InstallSnapshotRequest:
+    return InstallSnapshotRequest(2, term, 1, m, offset, data, offset + len(data) >= m.size)
+
+
+def answer(core: RaftCore, token: int) -> Respond:
+    (respond,) = responds(core.take_commands(), token)
+    return respond
+
+
+# --- the receiver -------------------------------------------------------------------------
+
+
+def test_receiver_stores_chunks_in_order_and_installs_at_the_last() -> None:
+    """§7 receiver steps 2-5 and 7-8: each chunk is written apart and answered after it is
+    stored; the last one installs: log reset, commit and applied move to the snapshot."""
+    follower = make_core(2, term=2, entries=make_entries([1, 1]))
+    m = meta(10, size=25)
+    follower.receive_install_snapshot(chunk(m, 0, b"x" * 10), token=1)
+    commands = follower.take_commands()
+    assert of_type(commands, WriteSnapshotChunk) == [WriteSnapshotChunk(m, 0, b"x" * 10)]
+    assert responds(commands, 1)[0] == Respond(1, InstallSnapshotResponse(2, True), None, True)
+    follower.receive_install_snapshot(chunk(m, 10, b"y" * 10), token=2)
+    follower.receive_install_snapshot(chunk(m, 20, b"z" * 5), token=3)
+    commands = follower.take_commands()
+    assert of_type(commands, InstallSnapshot) == [InstallSnapshot(m)]
+    assert (follower.log.offset, follower.log.last_index) == (10, 10)
+    assert follower.commit_index == follower.last_applied == 10
+    assert follower.snapshot == m
+
+
+def test_receiver_refuses_a_chunk_out_of_order_and_restarts_at_offset_zero() -> None:
+    follower = make_core(2, term=2)
+    m = meta(10, size=30)
+    follower.receive_install_snapshot(chunk(m, 10, b"y" * 10), token=1)
+    assert answer(follower, 1).value == InstallSnapshotResponse(2, False)
+    follower.receive_install_snapshot(chunk(m, 0, b"x" * 10), token=2)
+    assert answer(follower, 2).value == InstallSnapshotResponse(2, True)
+    other = meta(12, sid="s2", size=30)
+    follower.receive_install_snapshot(chunk(other, 10, b"y" * 10), token=3)
+    assert answer(follower, 3).value == InstallSnapshotResponse(2, False)
+
+
+def test_receiver_acknowledges_a_repeated_chunk_whose_answer_was_lost() -> None:
+    follower = make_core(2, term=2)
+    m = meta(10, size=30)
+    for token, offset in ((1, 0), (2, 10)):
+        follower.receive_install_snapshot(chunk(m, offset, b"x" * 10), token=token)
+    follower.take_commands()
+    follower.receive_install_snapshot(chunk(m, 10, b"x" * 10), token=3)  # again
+    commands = follower.take_commands()
+    assert responds(commands, 3)[0].value == InstallSnapshotResponse(2, True)
+    assert of_type(commands, WriteSnapshotChunk) == []  # not stored twice
+    follower.receive_install_snapshot(chunk(m, 20, b"z" * 10), token=4)
+    assert answer(follower, 4).value == InstallSnapshotResponse(2, True)
+
+
+def test_receiver_keeps_the_log_suffix_after_a_matching_snapshot_point() -> None:
+    """§7 receiver step 6: if an entry matches the snapshot's last one, keep what follows."""
+    follower = make_core(2, term=2, entries=make_entries([1, 1, 1, 2, 2]))
+    m = meta(3, term=1, size=4)
+    follower.receive_install_snapshot(chunk(m, 0, b"data"), token=1)
+    follower.take_commands()
+    assert (follower.log.offset, follower.log.last_index, follower.log.term_at(5)) == (3, 5, 2)
+
+
+def test_receiver_ignores_a_snapshot_it_already_holds() -> None:
+    follower = make_core(2, term=2, entries=make_entries([1, 1, 1]), last_applied=3)
+    follower.commit_index = 3
+    m = meta(2, size=4)
+    follower.receive_install_snapshot(chunk(m, 0, b"data"), token=1)
+    commands = follower.take_commands()
+    assert of_type(commands, InstallSnapshot) == []
+    assert follower.log.offset == 0 and follower.log.last_index == 3
+
+
+def test_receiver_refuses_an_older_term() -> None:
+    follower = make_core(2, term=5)
+    follower.receive_install_snapshot(chunk(meta(10), 0, b"x", term=4), token=1)
+    assert answer(follower, 1).value == InstallSnapshotResponse(5, False)
+    assert follower.receiving is None
+
+
+def test_after_a_snapshot_an_append_below_its_point_matches() -> None:
+    """Everything through the snapshot point is committed, so a leader's request whose
+    prev index lies inside it (a heartbeat with prev 0, or a resend) is accepted."""
+    follower = make_core(2, term=2)
+    m = meta(10, size=4)
+    follower.receive_install_snapshot(chunk(m, 0, b"data"), token=1)
+    follower.take_commands()
+    heartbeat = AppendEntriesRequest(2, 2, 1, 0, 0, (), 10)
+    follower.receive_append_entries(heartbeat, token=2)
+    assert answer(follower, 2).value == AppendEntriesResponse(2, True)
+    overlap = AppendEntriesRequest(2, 2, 1, 8, 1, make_entries([1, 1, 2, 2], start=9), 12)
+    follower.receive_append_entries(overlap, token=3)
+    assert answer(follower, 3).value == AppendEntriesResponse(2, True)
+    assert (follower.log.last_index, follower.log.term_at(12)) == (12, 2)
+
+
+# --- the sender ---------------------------------------------------------------------------
+
+
+def compacted_leader() -> tuple[RaftCore, list[Send]]:
+    """Leader 1 of term 2 whose log was compacted through 10 (entries 11-12 kept), and the
+    commands of its election (its first AppendEntries)."""
+    m = meta(10, term=1, size=25)
+    core = RaftCore(1, CONFIG, random.Random(0))
+    entries = make_entries([1, 1], start=11)
+    core.start(InitialState(LogId(1, 12), 10, HardState(1, None, MEMBERS), m), entries)
+    core.take_commands()
+    commands = elect(core) + core.take_commands()
+    return core, append_requests(commands, 2)
+
+
+def test_leader_sends_its_snapshot_in_chunks_to_a_node_missing_compacted_entries() -> None:
+    leader, probes = compacted_leader()
+    probe = probes[0].request
+    # Node 2's log is empty: its hint points at index 0, inside our snapshot.
+    leader.append_entries_result(probe, AppendEntriesResponse(2, False, ConflictOpt(0, 0)))
+    reads = of_type(leader.take_commands(), ReadSnapshotChunk)
+    assert reads == [ReadSnapshotChunk(2, "s1", 0, CONFIG.snapshot_max_chunk_size)]
+
+
+def test_leader_chunk_loop_until_done_then_appends_again() -> None:
+    leader, _ = compacted_leader()
+    leader.progress[2].next_index = 5  # compacted away
+    leader.progress[2].probing = True
+    leader._send_append(2)
+    m = leader.snapshot
+    assert m is not None
+    offset = 0
+    for data in (b"a" * 10, b"b" * 10, b"c" * 5):
+        (read,) = of_type(leader.take_commands(), ReadSnapshotChunk)
+        assert read.offset == offset
+        leader.snapshot_chunk_read(2, m.snapshot_id, offset, data)
+        (send,) = of_type(leader.take_commands(), Send)
+        request = send.request
+        assert isinstance(request, InstallSnapshotRequest)
+        assert (request.offset, request.done) == (offset, offset + len(data) == m.size)
+        leader.install_snapshot_result(request, InstallSnapshotResponse(2, True))
+        offset += len(data)
+    assert leader.progress[2].match_index == 10 and leader.progress[2].snapshot is None
+    (resume,) = append_requests(leader.take_commands(), 2)
+    assert resume.request.prev_log_index == 10
+
+
+def test_leader_restarts_a_transfer_the_receiver_refused() -> None:
+    leader, _ = compacted_leader()
+    leader.progress[2].next_index = 5
+    leader._send_append(2)
+    m = leader.snapshot
+    assert m is not None
+    leader.take_commands()
+    leader.snapshot_chunk_read(2, m.snapshot_id, 0, b"a" * 10)
+    (send,) = of_type(leader.take_commands(), Send)
+    leader.install_snapshot_result(send.request, InstallSnapshotResponse(2, True))
+    (read,) = of_type(leader.take_commands(), ReadSnapshotChunk)
+    assert read.offset == 10
+    leader.snapshot_chunk_read(2, m.snapshot_id, 10, b"b" * 10)
+    (send,) = of_type(leader.take_commands(), Send)
+    leader.install_snapshot_result(send.request, InstallSnapshotResponse(2, False))
+    (read,) = of_type(leader.take_commands(), ReadSnapshotChunk)
+    assert read.offset == 0
+
+
+def test_heartbeat_during_a_transfer_uses_prev_zero_and_does_not_disturb_it() -> None:
+    """D7: the heartbeat must not break the transfer; prev index 0 matches every log."""
+    leader, _ = compacted_leader()
+    leader.progress[2].next_index = 5
+    leader.progress[2].match_index = 3  # below the snapshot point: no term known here
+    leader._send_append(2)
+    leader.take_commands()
+    leader.tick(CONFIG.heartbeat_interval)
+    (beat,) = append_requests(leader.take_commands(), 2)
+    assert (beat.request.prev_log_index, beat.request.entries) == (0, ())
+    assert leader.progress[2].snapshot is not None
+
+
+# --- creating snapshots -------------------------------------------------------------------
+
+
+def test_policy_asks_for_a_snapshot_at_the_last_index_sent_to_apply() -> None:
+    config = attrs.evolve(CONFIG, snapshot_policy=SnapshotPolicy.every(5))
+    core = make_core(1, term=1, entries=make_entries([1] * 6), config=config)
+    core._advance_commit(6)
+    (apply,) = of_type(core.take_commands(), Apply)
+    core.applied(apply.entries, (None,) * len(apply.entries))
+    (create,) = of_type(core.take_commands(), CreateSnapshot)
+    assert create == CreateSnapshot(LogId(1, 6), MEMBERS)
+
+
+def test_start_refuses_a_storage_whose_state_machine_lags_its_snapshot() -> None:
+    core = RaftCore(1, CONFIG, random.Random(0))
+    with pytest.raises(ValueError, match="restored from the snapshot"):
+        core.start(InitialState(LogId(1, 10), 4, HardState(1), meta(10)), ())
+
+
+def test_a_snapshot_compacts_the_core_log() -> None:
+    core = make_core(1, term=1, entries=make_entries([1] * 6), last_applied=6)
+    core.apply_requested = core.commit_index = 6
+    core.trigger_snapshot(token=9)
+    (create,) = of_type(core.take_commands(), CreateSnapshot)
+    core.snapshot_created(SnapshotMeta(create.last_included, create.membership, "s", 3))
+    assert core.log.offset == 6 and len(core.log) == 0
+    assert responds(core.take_commands(), 9)[0].value.last_included == LogId(1, 6)
+    assert core.role is Role.FOLLOWER
