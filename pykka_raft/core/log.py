@@ -129,6 +129,15 @@ class RaftLog:
             return self._config_indexes[-1]
         return self.offset if self.snapshot_membership is not None else 0
 
+    def previous_membership(self) -> MembershipConfig | None:
+        """The configuration before the latest configuration entry (the snapshot's if that
+        entry is the only one held), if any."""
+        if len(self._config_indexes) < 2:
+            return self.snapshot_membership if self._config_indexes else None
+        payload = self.get(self._config_indexes[-2]).payload
+        assert isinstance(payload, EntryConfigChange)
+        return payload.membership
+
     def latest_membership(self) -> MembershipConfig | None:
         """The membership of the latest configuration entry in the log (or the
         snapshot's), if any (§6)."""

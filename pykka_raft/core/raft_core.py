@@ -347,7 +347,7 @@ class RaftCore:
         was_leader = self.role is Role.LEADER
         self._set_term(term)
         self.leader_id = leader_id
-        self.role = Role.FOLLOWER if self.membership.is_voter(self.id) else Role.NON_VOTER
+        self.role = Role.FOLLOWER if self._may_campaign() else Role.NON_VOTER
         self.votes_granted = set()
         self._reset_election_timer()
         if was_leader:
@@ -364,9 +364,21 @@ class RaftCore:
                     )
             self.proposals = []
 
+    def _may_campaign(self) -> bool:
+        """A voter of the latest configuration; or of the one before it while the latest is
+        not known to be committed (dissertation §4.2.2): the cluster may still need it to
+        elect anyone. Such a candidate asks the latest configuration's voters and does not
+        count its own vote, since it has none there."""
+        if self.membership.is_voter(self.id):
+            return True
+        if self.log.config_index <= self.commit_index:
+            return False
+        previous = self.log.previous_membership() or self.hard_membership
+        return previous.is_voter(self.id)
+
     def _become_candidate(self) -> None:
         """§5.2: new term, vote for self, ask every other voter."""
-        if not self.membership.is_voter(self.id):
+        if not self._may_campaign():
             self.role = Role.NON_VOTER
             return
         self.role = Role.CANDIDATE
@@ -959,7 +971,7 @@ class RaftCore:
             pr.snapshot = None
             pr.match_index = max(pr.match_index, transfer.meta.last_included.index)
             self._reset_to_probe(pr)
-            if self._forget_if_departed(peer, pr):
+            if self._forget_if_departed(peer, pr, transfer.meta.last_included.index):
                 return
             self._maybe_commit()
             if peer not in self.progress:
@@ -975,10 +987,15 @@ class RaftCore:
             return
         self._become_follower(term, None)  # §5.1: a newer term exists
 
-    def _forget_if_departed(self, peer: NodeId, pr: Progress) -> bool:
-        """A removed node that holds the configuration removing it goes quiet: stop
-        sending to it."""
-        if peer in self.departing and pr.match_index >= self.departing[peer]:
+    def _forget_if_departed(self, peer: NodeId, pr: Progress, committed: LogIndex) -> bool:
+        """A removed node that holds the configuration removing it, and knows it committed
+        (``committed``: how far it now knows the log is committed), goes quiet: stop sending
+        to it. Until it knows, it may still campaign (§4.2.2)."""
+        if (
+            peer in self.departing
+            and pr.match_index >= self.departing[peer]
+            and committed >= self.departing[peer]
+        ):
             del self.departing[peer]
             del self.progress[peer]
             return True
@@ -1010,7 +1027,8 @@ class RaftCore:
         pr.last_heard = self.now
         if response.success:
             pr.match_index = max(pr.match_index, request.last_index)
-            if self._forget_if_departed(peer, pr):
+            committed = min(request.leader_commit, request.last_index)
+            if self._forget_if_departed(peer, pr, committed):
                 return
             pr.next_index = max(pr.next_index, pr.match_index + 1)
             pr.inflight = [f for f in pr.inflight if f[0] > request.last_index]
@@ -1087,12 +1105,12 @@ class RaftCore:
         if new_entries:
             self.log.append(new_entries)
             self.commands.append(WriteLog(new_entries, leader=False))
-        if new_entries or self.role is Role.NON_VOTER:
-            # The membership may have changed; and a node that went quiet after voters
-            # did not know it (see vote_result) rejoins once a leader reaches it.
-            self._refresh_role()
         # D2 fix: commit no further than the last entry this request vouched for.
         self._advance_commit(min(request.leader_commit, request.last_index))
+        # The membership may have changed, or become committed (a removed node may campaign
+        # only until then); and a node that went quiet after voters did not know it (see
+        # vote_result) rejoins once a leader reaches it.
+        self._refresh_role()
         self._respond(
             token, value=AppendEntriesResponse(self.current_term, True), after_durable=True
         )
@@ -1131,7 +1149,21 @@ class RaftCore:
     def _refresh_role(self) -> None:
         """The membership may have changed: a non-voter may have become a voter, or not."""
         if self.role in (Role.FOLLOWER, Role.NON_VOTER):
-            self.role = Role.FOLLOWER if self.membership.is_voter(self.id) else Role.NON_VOTER
+            self.role = Role.FOLLOWER if self._may_campaign() else Role.NON_VOTER
+            if (
+                self.pending
+                and not self.membership.contains(self.id)
+                and self.commit_index >= self.log.config_index
+            ):
+                self._abandon_pending("this node was removed from the cluster")
+
+    def _abandon_pending(self, reason: str) -> None:
+        """A node out of the cluster will never learn how its undecided writes ended (no
+        leader tells it what commits): answer them as unknown rather than never."""
+        for index in sorted(self.pending):
+            for pending in self._take_pending(index, lambda p: True):
+                detail = f"{reason} before its entry at index {index} was decided"
+                self._respond(pending.token, error=OutcomeUnknown(detail))
 
     def receive_install_snapshot(self, request: InstallSnapshotRequest, token: int) -> None:
         """§7 InstallSnapshot receiver: store each chunk apart, install at the last one."""
@@ -1246,6 +1278,7 @@ class RaftCore:
                     for voters in self.membership.voter_sets()
                 ):
                     self.role = Role.NON_VOTER
+                    self._abandon_pending("the cluster no longer knows this node")
             return
         if response.term > self.current_term:
             self._become_follower(response.term, None)

@@ -69,7 +69,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pykka_raft.admin import ConfigChangeResponse, ProposeConfigChange
-from pykka_raft.config import Config
+from pykka_raft.config import Config, SnapshotPolicy
 from pykka_raft.core.commands import (
     STORAGE_COMMANDS,
     Apply,
@@ -100,8 +100,14 @@ from pykka_raft.messages import (
 )
 from pykka_raft.types import LogId, LogIndex, NodeId, Term
 
-CONFIG = Config(election_timeout_min=150, election_timeout_max=300, heartbeat_interval=30)
-"""The paper tests' timing: rpc_timeout = 150 ms, heartbeats every 30 ms."""
+CONFIG = Config(
+    election_timeout_min=150,
+    election_timeout_max=300,
+    heartbeat_interval=30,
+    snapshot_policy=SnapshotPolicy.disabled(),
+)
+"""The paper tests' timing: rpc_timeout = 150 ms, heartbeats every 30 ms. The scripted
+storage keeps whole logs (snapshots are covered by tests/paper/test_paper_snapshots.py)."""
 
 CoreFactory = Callable[[NodeId, Config, random.Random], RaftCore]
 

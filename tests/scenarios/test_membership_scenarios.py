@@ -373,7 +373,16 @@ def test_election_in_joint_configuration_needs_both_majorities(
         leader = 4
     else:
         leader = candidate
-    # 1 and 2 hold the configuration that removed them and are quiet.
+    # 1 and 2 hold the configuration that removed them. One that has not learned it
+    # committed may campaign once (§4.2.2: it could still be needed); C_new's voters do not
+    # know it, and it goes quiet without disturbing them.
+    for removed in (1, 2):
+        if c[removed].role is not Role.NON_VOTER:
+            term = c[leader].current_term
+            c.timeout(removed)
+            answers = c.campaign(removed, [3, 4, 5])
+            assert all(a is None or a.is_candidate_unknown for a in answers.values())
+            assert c[leader].role is Role.LEADER and c[leader].current_term == term
     assert c[1].role is Role.NON_VOTER and c[2].role is Role.NON_VOTER
     assert c[leader].progress.keys() == {3, 5}  # no longer replicating to 1 and 2
     c.restart(3)

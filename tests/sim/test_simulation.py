@@ -362,20 +362,10 @@ def test_regression_two_writes_waiting_on_one_index_are_both_answered(
 
 MEMBERSHIP_SEEDS = range(150)
 
-REMOVED_VOTER_BUG = (
-    "core bug: a node that is not in its latest, uncommitted configuration never campaigns, "
-    "though the joint configuration still needs its vote (dissertation §4.2.2): no leader"
-)
-
 # Membership seeds that show a known bug of pykka_raft: seed -> (the check that fails, the
 # bug). Strict xfails (also in test_membership, for those in MEMBERSHIP_SEEDS): once the bug
 # is fixed they XPASS, and so fail; then drop them from this table.
-KNOWN_MEMBERSHIP_BUGS: dict[int, tuple[str, str]] = {
-    171: ("liveness", REMOVED_VOTER_BUG),
-    232: ("liveness", REMOVED_VOTER_BUG),
-    358: ("liveness", REMOVED_VOTER_BUG),
-    375: ("liveness", REMOVED_VOTER_BUG),
-}
+KNOWN_MEMBERSHIP_BUGS: dict[int, tuple[str, str]] = {}
 
 
 def _membership_seed(seed: int) -> Any:
@@ -406,26 +396,21 @@ def test_membership(seed: int) -> None:
 
 
 @pytest.mark.parametrize(
-    "seed",
-    [
-        pytest.param(
-            seed,
-            id=f"{seed}-{check}",
-            marks=pytest.mark.xfail(strict=True, raises=SimulationFailure, reason=reason),
-        )
-        for seed, (check, reason) in sorted(KNOWN_MEMBERSHIP_BUGS.items())
-    ],
+    ("seed", "fault_ms"),
+    [(171, None), (232, None), (358, None), (375, None)]
+    + [(seed, 20000) for seed in (5022, 5024, 5042, 5145)],
 )
-def test_regression_membership_known_bugs(seed: int) -> None:
-    """Each known bug, shown by its seeds (also outside MEMBERSHIP_SEEDS).
-
-    Removed voter (e.g. seed 171): leader n2 of C_old = {1, 2} commits C_old,new = {1, 2} +
-    {3, 4, 5}, appends C_new = {3, 4, 5} while cut off, and loses its leadership before
-    C_new commits. It holds the longest log but never campaigns (it is no voter of its
-    latest configuration, C_new), and every other node, still joint, needs its vote (a
-    majority of {1, 2}) which it refuses them (their logs are shorter): no leader, ever.
-    """
-    _run_membership(seed, KNOWN_MEMBERSHIP_BUGS[seed][0])
+def test_regression_membership_removed_voter_still_campaigns(
+    seed: int, fault_ms: int | None
+) -> None:
+    """Runs that once elected no leader, ever. E.g. seed 171: leader n2 of C_old = {1, 2}
+    commits C_old,new = {1, 2} + {3, 4, 5}, appends C_new = {3, 4, 5} while cut off, and
+    loses its leadership before C_new commits. It held the longest log but never campaigned
+    (no voter of its latest configuration), and every other node, still joint, needed its
+    vote (a majority of {1, 2}), which it refused them (their logs were shorter). Fixed:
+    a voter of the previous configuration may campaign while the latest is not committed
+    (dissertation §4.2.2)."""
+    run_membership_simulation(seed, fault_ms=fault_ms)
 
 
 @pytest.mark.parametrize("seed", [72, 76, 329, 828])
@@ -437,16 +422,12 @@ def test_regression_membership_demoting_the_leader(seed: int) -> None:
     run_membership_simulation(seed)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=SimulationFailure,
-    reason="core bug: a write pending on a node removed from the cluster is never answered",
-)
 def test_regression_removed_node_answers_its_writes() -> None:
     """Seed 2: leader n4 appends w5 and is cut off; the others remove it. It never learns
-    whether w5's index committed, so w5 waits forever (membership runs count such writes as
-    ``writes_orphaned`` instead of failing, unless ``strict_removed``)."""
-    _run_membership(2, "removed-node-answers", strict_removed=True)
+    whether w5's index committed; w5 once waited forever. Fixed: a node out of the cluster
+    answers its undecided writes OutcomeUnknown (when it goes quiet, or once the
+    configuration without it is committed)."""
+    run_membership_simulation(2)
 
 
 def test_membership_runs_exercise_changes() -> None:
