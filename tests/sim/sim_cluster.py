@@ -1616,6 +1616,13 @@ class Simulation:
         upto = max(lw.index, core.log.config_index)
         if not all(self.nodes[i].durable.last_applied >= upto for i in m.all_nodes()):
             return False
+        # Removed nodes settle too: the leader has told each one that its removal committed
+        # (or dropped it), and every write a node still holds got its answer.
+        if core.departing or any(
+            w.outcome == "pending" and self.nodes[w.node].incarnation == w.incarnation
+            for w in self.writes.values()
+        ):
+            return False
         self.final_membership = m
         return True
 
