@@ -122,6 +122,29 @@ def fixed_load(
     return latencies
 
 
+Submitter = Callable[[Callable[[], None]], None]
+
+
+def loaded_workloads(
+    submitter: Callable[[str], Submitter], options: dict[str, Any]
+) -> dict[str, Any]:
+    """Saturation throughput (10 B and 1 KiB values) and latency at a fixed offered load.
+
+    ``submitter(value)`` returns a function that starts one write of ``value`` and calls
+    its argument when the write is answered.
+    """
+    results: dict[str, Any] = {}
+    for name, size in (("10B", 10), ("1KiB", 1024)):
+        window = Window(int(options.get("inflight", 256)))
+        results[f"throughput_{name}_per_s"] = window.run(submitter("x" * size), DURATION)
+        results[f"cpu_us_per_write_{name}"] = window.cpu_per_op_us
+    rate = float(options.get("rate") or 0)
+    if rate:
+        results["fixed_load_rate_per_s"] = rate
+        results["fixed_load"] = latency_summary(fixed_load(submitter("x" * 10), rate, DURATION))
+    return results
+
+
 def sequential(call: Callable[[], None], count: int) -> list[float]:
     out = []
     for _ in range(count):
@@ -190,12 +213,17 @@ def bench_pykka(options: dict[str, Any]) -> dict[str, Any]:
 
 
 class _Notify:
-    """A future-like object whose ``set`` calls back (no thread waits per request)."""
+    """A reply that calls back when answered (no thread waits per request): for the Pykka
+    chain, and as a :class:`pykka_raft.Reply` for Raft writes."""
 
     def __init__(self, done: Callable[[], None]) -> None:
         self.done = done
 
     def set(self, value: Any = None) -> None:
+        self.done()
+
+    def set_exception(self, error: Any = None) -> None:
+        print(f"write failed: {error!r}", file=sys.stderr)
         self.done()
 
 
@@ -252,22 +280,11 @@ def bench_pykka_raft(options: dict[str, Any]) -> dict[str, Any]:
                 payload = ClientPayload.new(
                     Put(f"k{next(counter) % 1000}", value), ResponseMode.APPLIED
                 )
-                leader.tell(Call(payload, _RaftNotify(done)))
+                leader.tell(Call(payload, _Notify(done)))
 
             return submit
 
-        results: dict[str, Any] = {"nodes": n}
-        cpu = {}
-        for name, size in (("10B", 10), ("1KiB", 1024)):
-            window = Window(int(options.get("inflight", 256)))
-            results[f"throughput_{name}_per_s"] = window.run(submitter("x" * size), DURATION)
-            cpu[name] = window.cpu_per_op_us
-        results["cpu_us_per_write_10B"] = cpu["10B"]
-        results["cpu_us_per_write_1KiB"] = cpu["1KiB"]
-        rate = float(options.get("rate") or 0)
-        if rate:
-            results["fixed_load_rate_per_s"] = rate
-            results["fixed_load"] = latency_summary(fixed_load(submitter("x" * 10), rate, DURATION))
+        results: dict[str, Any] = {"nodes": n, **loaded_workloads(submitter, options)}
         # The baseline, measured here, right before, under the same conditions: one
         # sequential ask to an idle actor of this process.
         results["sequential_ask_baseline"] = baseline_ask()
@@ -286,20 +303,6 @@ def bench_pykka_raft(options: dict[str, Any]) -> dict[str, Any]:
         return results
     finally:
         pykka.ActorRegistry.stop_all()
-
-
-class _RaftNotify:
-    """A :class:`pykka_raft.Reply` that calls back when the write is answered."""
-
-    def __init__(self, done: Callable[[], None]) -> None:
-        self.done = done
-
-    def set(self, value: Any = None) -> None:
-        self.done()
-
-    def set_exception(self, error: Any = None) -> None:
-        print(f"write failed: {error!r}", file=sys.stderr)
-        self.done()
 
 
 # --- PySyncObj ----------------------------------------------------------------------------
@@ -361,18 +364,11 @@ def bench_pysyncobj(options: dict[str, Any]) -> dict[str, Any]:
 
             return submit
 
-        results: dict[str, Any] = {"nodes": n, "settings": settings}
-        cpu = {}
-        for name, size in (("10B", 10), ("1KiB", 1024)):
-            window = Window(int(options.get("inflight", 256)))
-            results[f"throughput_{name}_per_s"] = window.run(submitter("x" * size), DURATION)
-            cpu[name] = window.cpu_per_op_us
-        results["cpu_us_per_write_10B"] = cpu["10B"]
-        results["cpu_us_per_write_1KiB"] = cpu["1KiB"]
-        rate = float(options.get("rate") or 0)
-        if rate:
-            results["fixed_load_rate_per_s"] = rate
-            results["fixed_load"] = latency_summary(fixed_load(submitter("x" * 10), rate, DURATION))
+        results: dict[str, Any] = {
+            "nodes": n,
+            "settings": settings,
+            **loaded_workloads(submitter, options),
+        }
         count = SEQUENTIAL if options.get("tuned") else SEQUENTIAL // 4  # 100 ms each
         results["sequential"] = latency_summary(
             sequential(lambda: leader.put("seq", "x" * 10, sync=True, timeout=10), count)

@@ -18,6 +18,15 @@ class RaftError(Exception):
     """Root of every error raised by pykka_raft."""
 
 
+def _not_leader(leader_id: NodeId | None) -> str:
+    hint = (
+        f"send it to node {leader_id}"
+        if leader_id is not None
+        else "no leader is known yet: retry after an election timeout"
+    )
+    return f"this node is not the leader; {hint}"
+
+
 class ConfigError(RaftError, ValueError):
     """A :class:`~pykka_raft.config.Config` field or combination of fields is invalid.
 
@@ -46,12 +55,7 @@ class ForwardToLeader(ClientError):
     def __init__(self, payload: ClientPayload | None, leader_id: NodeId | None) -> None:
         self.payload = payload
         self.leader_id = leader_id
-        hint = (
-            f"send it to node {leader_id}"
-            if leader_id is not None
-            else "no leader is known yet: retry after an election timeout"
-        )
-        super().__init__(f"this node is not the leader; {hint}")
+        super().__init__(_not_leader(leader_id))
 
 
 class ApplicationError(ClientError):
@@ -164,12 +168,7 @@ class NodeNotLeader(ConfigChangeError):
 
     def __init__(self, leader_id: NodeId | None) -> None:
         self.leader_id = leader_id
-        hint = (
-            f"send it to node {leader_id}"
-            if leader_id is not None
-            else "no leader is known yet: retry after an election timeout"
-        )
-        super().__init__(f"this node is not the leader; {hint}")
+        super().__init__(_not_leader(leader_id))
 
 
 class Noop(ConfigChangeError):

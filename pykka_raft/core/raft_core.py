@@ -942,12 +942,7 @@ class RaftCore:
     ) -> None:
         """The outcome of an InstallSnapshot chunk we sent (``None``: the network failed)."""
         peer = request.target
-        if response is not None and response.term > self.current_term:
-            self._higher_term_from(peer, response.term)
-            return
-        if self.role is not Role.LEADER or request.term != self.current_term:
-            return
-        pr = self.progress.get(peer)
+        pr = self._answered(peer, request.term, response.term if response else None)
         transfer = pr.snapshot if pr is not None else None
         if (
             pr is None
@@ -977,6 +972,18 @@ class RaftCore:
             if peer not in self.progress:
                 return
         self._send_append(peer)
+
+    def _answered(
+        self, peer: NodeId, request_term: Term, response_term: Term | None
+    ) -> Progress | None:
+        """The progress of ``peer`` if an answer to our request of ``request_term`` still
+        concerns this leadership (``None`` otherwise); a newer term in it ends ours."""
+        if response_term is not None and response_term > self.current_term:
+            self._higher_term_from(peer, response_term)
+            return None
+        if self.role is not Role.LEADER or request_term != self.current_term:
+            return None  # stale: an answer to an earlier leadership
+        return self.progress.get(peer)
 
     def _higher_term_from(self, peer: NodeId, term: Term) -> None:
         if peer in self.departing:
@@ -1011,12 +1018,7 @@ class RaftCore:
     ) -> None:
         """The outcome of an AppendEntries we sent (``None``: the network failed)."""
         peer = request.target
-        if response is not None and response.term > self.current_term:
-            self._higher_term_from(peer, response.term)
-            return
-        if self.role is not Role.LEADER or request.term != self.current_term:
-            return  # stale: an answer to an earlier leadership
-        pr = self.progress.get(peer)
+        pr = self._answered(peer, request.term, response.term if response else None)
         if pr is None:
             return
         if response is None:

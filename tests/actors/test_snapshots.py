@@ -6,6 +6,8 @@ partitions and restarts; restarts after compaction keep everything; logs stay bo
 
 from __future__ import annotations
 
+from typing import Any
+
 import attrs
 import pytest
 
@@ -135,59 +137,67 @@ def test_restart_after_compaction_keeps_state_and_log(make_cluster):
         assert metrics(cluster, node_id).snapshot_index > 0
 
 
-def test_many_small_chunks(make_cluster):
-    network = FaultNetwork.start(seed=4, trace_size=500_000)
-    cluster = make_cluster([1, 2, 3], config=snapshot_config(every=50, chunk=64), network=network)
+@attrs.define
+class Lagging:
+    """A 3-node cluster on a FaultNetwork whose follower missed ``last`` entries while
+    isolated; the leader compacted them away."""
+
+    network: Any
+    cluster: Cluster
+    leader: int
+    follower: int
+    last: int
+
+
+def lagging_follower(make_cluster: Any, seed: int, chunk: int, slow: bool = False) -> Lagging:
+    """Build a :class:`Lagging` and reconnect the follower, so a transfer starts. With
+    ``slow``, requests to it are delayed so that the transfer takes seconds."""
+    network = FaultNetwork.start(seed=seed, trace_size=500_000)
+    config = snapshot_config(every=50, chunk=chunk)
+    cluster = make_cluster([1, 2, 3], config=config, network=network)
     cluster.initialize()
     leader = cluster.leader()
     follower = next(n for n in cluster.nodes if n != leader)
     cluster.isolate(follower)
     last = write_many(cluster, 300)
+    if slow:
+        slow_down(network, leader, follower)
     cluster.restore(follower)
-    assert_identical(cluster, [1, 2, 3], last)
-    snapshot = cluster.dump(leader).snapshot
+    return Lagging(network, cluster, leader, follower, last)
+
+
+def wait_transfer_under_way(lag: Lagging) -> None:
+    lag.cluster.hub.wait_for(lambda m: installs(lag.network) >= 5, 20, "a transfer to start")
+    assert metrics(lag.cluster, lag.follower).snapshot_index == 0, "it finished already"
+
+
+def test_many_small_chunks(make_cluster):
+    lag = lagging_follower(make_cluster, seed=4, chunk=64)
+    assert_identical(lag.cluster, [1, 2, 3], lag.last)
+    snapshot = lag.cluster.dump(lag.leader).snapshot
     assert snapshot is not None and snapshot.size > 20 * 64
-    assert installs(network) >= snapshot.size // 64
+    assert installs(lag.network) >= snapshot.size // 64
 
 
 def test_transfer_interrupted_by_a_partition_then_resumed(make_cluster):
-    network = FaultNetwork.start(seed=5, trace_size=500_000)
-    cluster = make_cluster([1, 2, 3], config=snapshot_config(every=50, chunk=16), network=network)
-    cluster.initialize()
-    leader = cluster.leader()
-    follower = next(n for n in cluster.nodes if n != leader)
-    cluster.isolate(follower)
-    last = write_many(cluster, 300)
-    slow_down(network, leader, follower)
-    cluster.restore(follower)
-    # Cut it off again once the transfer is under way.
-    cluster.hub.wait_for(lambda m: installs(network) >= 5, 20, "a transfer to start")
-    others = tuple(n for n in (1, 2, 3) if n != follower)
-    network.ask(Partition(((follower,), others)))
-    assert metrics(cluster, follower).snapshot_index == 0, "the transfer was not interrupted"
-    during = installs(network)
-    more = write_many(cluster, 100, prefix="p")
-    network.ask(Heal())
-    assert_identical(cluster, [1, 2, 3], max(last, more))
-    assert installs(network) > during
+    lag = lagging_follower(make_cluster, seed=5, chunk=16, slow=True)
+    wait_transfer_under_way(lag)
+    others = tuple(n for n in (1, 2, 3) if n != lag.follower)
+    lag.network.ask(Partition(((lag.follower,), others)))
+    during = installs(lag.network)
+    more = write_many(lag.cluster, 100, prefix="p")
+    lag.network.ask(Heal())
+    assert_identical(lag.cluster, [1, 2, 3], max(lag.last, more))
+    assert installs(lag.network) > during
 
 
 def test_follower_crash_during_a_transfer_restarts_it_cleanly(make_cluster):
-    network = FaultNetwork.start(seed=6, trace_size=500_000)
-    cluster = make_cluster([1, 2, 3], config=snapshot_config(every=50, chunk=16), network=network)
-    cluster.initialize()
-    leader = cluster.leader()
-    follower = next(n for n in cluster.nodes if n != leader)
-    cluster.isolate(follower)
-    last = write_many(cluster, 300)
-    slow_down(network, leader, follower)
-    cluster.restore(follower)
-    cluster.hub.wait_for(lambda m: installs(network) >= 5, 20, "a transfer to start")
-    assert metrics(cluster, follower).snapshot_index == 0, "the transfer already finished"
-    cluster.crash(follower)  # it forgets the chunks it was answering for
-    network.ask(Heal())
-    cluster.start_node(follower)
-    assert_identical(cluster, [1, 2, 3], last)
+    lag = lagging_follower(make_cluster, seed=6, chunk=16, slow=True)
+    wait_transfer_under_way(lag)
+    lag.cluster.crash(lag.follower)  # it forgets the chunks it was answering for
+    lag.network.ask(Heal())
+    lag.cluster.start_node(lag.follower)
+    assert_identical(lag.cluster, [1, 2, 3], lag.last)
 
 
 def test_trigger_snapshot_and_metrics(formed):
