@@ -16,6 +16,7 @@ from pykka_raft.codec import from_primitive, register_app_type, to_primitive
 from pykka_raft.config import Config, SnapshotPolicy
 from pykka_raft.errors import (
     ApplicationError,
+    Busy,
     CatchUpTimeout,
     ChangeInProgress,
     ClientError,
@@ -113,6 +114,7 @@ __all__ = [
     "AppendEntryToLog",
     "ApplicationError",
     "ApplyToStateMachine",
+    "Busy",
     "Call",
     "CasResult",
     "CatchUpTimeout",

@@ -20,6 +20,7 @@ DEFAULT_SNAPSHOT_CHUNKSIZE = 3 * 1024 * 1024
 DEFAULT_CATCH_UP_LAG = 100
 DEFAULT_CATCH_UP_TIMEOUT = 30_000
 DEFAULT_MIN_VOTERS = 1
+DEFAULT_MAX_PENDING_WRITES = 50_000
 
 
 @attrs.frozen
@@ -83,6 +84,9 @@ class Config:
         min_voters: the fewest voters a membership change may leave; a change that would
             leave fewer fails with :class:`~pykka_raft.errors.InoperableConfig`. Set it to
             3 to refuse shrinking a cluster below fault tolerance by accident.
+        max_pending_writes: backpressure: the most client writes a leader holds that are
+            queued or waiting to commit; more are refused at once with
+            :class:`~pykka_raft.errors.Busy` instead of queueing without bound.
     """
 
     election_timeout_min: int = DEFAULT_ELECTION_TIMEOUT_MIN
@@ -97,6 +101,7 @@ class Config:
     catch_up_lag: int = DEFAULT_CATCH_UP_LAG
     catch_up_timeout: int = DEFAULT_CATCH_UP_TIMEOUT
     min_voters: int = DEFAULT_MIN_VOTERS
+    max_pending_writes: int = DEFAULT_MAX_PENDING_WRITES
 
     def __attrs_post_init__(self) -> None:
         for name in (
@@ -110,6 +115,7 @@ class Config:
             "catch_up_lag",
             "catch_up_timeout",
             "min_voters",
+            "max_pending_writes",
         ):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int):

@@ -70,6 +70,22 @@ class ApplicationError(ClientError):
         super().__init__(f"the application rejected the entry: {error!r}")
 
 
+class Busy(ClientError):
+    """The leader already holds ``Config.max_pending_writes`` writes that are not answered
+    yet; this one was refused, definitely not committed.
+
+    Retry after a short pause (the payload is handed back), or raise the limit if the
+    machine has the memory and the clients can wait longer.
+    """
+
+    def __init__(self, payload: ClientPayload | None, limit: int) -> None:
+        self.payload = payload
+        super().__init__(
+            f"the leader is busy: {limit} writes wait for an answer "
+            "(Config.max_pending_writes); retry after a short pause"
+        )
+
+
 class InternalError(ClientError):
     """An internal failure (e.g. the storage failed and the node stopped).
 

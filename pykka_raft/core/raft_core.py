@@ -32,6 +32,7 @@ from pykka_raft.core.log import RaftLog
 from pykka_raft.core.quorum import has_quorum, joint_quorum_index
 from pykka_raft.errors import (
     ApplicationError,
+    Busy,
     CatchUpTimeout,
     ChangeInProgress,
     ForwardToLeader,
@@ -465,7 +466,15 @@ class RaftCore:
             for payload, token in writes:
                 self._respond(token, error=ForwardToLeader(payload, leader))
             return
-        self.proposals.extend(Proposal(payload.entry, token, payload) for payload, token in writes)
+        # Backpressure: writes queued or awaiting commit (one per waiting index, roughly).
+        limit = self.config.max_pending_writes
+        room = limit - len(self.proposals) - len(self.pending)
+        for payload, token in writes:
+            if room <= 0:
+                self._respond(token, error=Busy(payload, limit))
+                continue
+            room -= 1
+            self.proposals.append(Proposal(payload.entry, token, payload))
         self._flush_proposals()
 
     def _flush_proposals(self) -> None:

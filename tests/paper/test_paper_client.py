@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 
+import attrs
 import pytest
 from paper_helpers import (
     CONFIG,
@@ -25,7 +26,7 @@ from paper_helpers import (
 )
 
 from pykka_raft.core.raft_core import RaftCore, Role
-from pykka_raft.errors import ApplicationError, ForwardToLeader, NotAllowed
+from pykka_raft.errors import ApplicationError, Busy, ForwardToLeader, NotAllowed
 from pykka_raft.messages import (
     AppendEntriesRequest,
     ClientPayloadResponse,
@@ -427,3 +428,24 @@ def test_leader_hearing_from_a_majority_keeps_leading(responders: tuple, stays: 
                 core.append_entries_result(send.request, ack(send.request))
     assert (core.role is Role.LEADER) == stays
     assert core.current_term == 2
+
+
+def test_leader_refuses_writes_beyond_max_pending_writes_with_busy() -> None:
+    """Backpressure: a leader holds at most ``max_pending_writes`` unanswered writes; the
+    rest are refused at once (definitely not committed) and room returns as writes commit."""
+    cluster = _Cluster()
+    cluster.core.config = attrs.evolve(CONFIG, max_pending_writes=3)
+    cluster.core.client_writes([(payload(f"w{i}"), i) for i in range(5)])
+    cluster.commands += cluster.core.take_commands()
+    refused = [r for r in responds(cluster.commands) if isinstance(r.error, Busy)]
+    assert [r.token for r in refused] == [3, 4]
+    assert refused[0].error.payload == payload("w3")
+    assert "max_pending_writes" in str(refused[0].error)
+    # Once they commit, there is room again.
+    cluster.write_to_storage(2)
+    cluster.write_to_storage(5)
+    cluster.replicate()
+    assert cluster.core.commit_index == 5 and cluster.core.pending == {}
+    cluster.take()
+    cluster.core.client_write(payload("later"), 9)
+    assert not [r for r in responds(cluster.core.take_commands()) if isinstance(r.error, Busy)]

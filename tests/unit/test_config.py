@@ -33,6 +33,7 @@ INT_FIELDS = [
     "snapshot_max_chunk_size",
     "catch_up_timeout",
     "min_voters",
+    "max_pending_writes",
 ]
 
 
