@@ -290,6 +290,9 @@ class Raft(pykka.ThreadingActor):
 
     def _shutdown(self, error: BaseException) -> None:
         if self._stopped:
+            # _fatal shut down already; writes enqueued since (the actor was still alive,
+            # so their clients did not refuse them) must not be left unanswered.
+            _refuse_clients(self._clients)
             return
         self._stopped = True
         if self._ticker is not None:
@@ -413,7 +416,14 @@ class Raft(pykka.ThreadingActor):
             self._rpc_completed(message.tag[1], message.value, message.error)
             return
         if message.error is not None:
-            if isinstance(message.error, SnapshotsUnsupported) and kind == "storage":
+            if (
+                isinstance(message.error, SnapshotsUnsupported)
+                and kind == "storage"
+                and isinstance(message.tag[2], cmd.CreateSnapshot)
+            ):
+                # Only the node's own compaction may be skipped: a chunk or an install the
+                # storage could not keep must never be acknowledged (it falls through to
+                # the fatal StorageError below).
                 logger.warning("Raft node %s: %s", self.node_id, message.error)
                 self.core.snapshot_unsupported(message.error)
                 return

@@ -148,7 +148,11 @@ class _DirectRef(pykka.ActorRef[Any]):
         if isinstance(message, Call) and isinstance(message.message, RPC_REQUESTS):
             router = self.router
             if router.direct_send and self.is_alive():
-                router.send(message.message, message.reply)
+                try:
+                    router.send(message.message, message.reply)
+                except Exception as exc:  # a failing route answers the call, as the actor would
+                    logger.exception("routing %s failed", type(message.message).__name__)
+                    message.reply.set_exception(exc)
                 return
         super().tell(message)
 

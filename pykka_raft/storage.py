@@ -225,6 +225,11 @@ class RaftStorage(pykka.ThreadingActor, abc.ABC):
 
     def _build_snapshot(self, request: CreateSnapshot, reply: Any) -> None:
         """Capture the state now, serialize it on a background thread."""
+        if not callable(getattr(self.state_machine, "snapshot", None)):
+            # A state machine written before snapshots existed: run on without them, as
+            # for a storage that does not implement them (not a fatal storage error).
+            reply.set_exception(SnapshotsUnsupported(type(self.state_machine).__name__))
+            return
         try:
             build = self.state_machine.snapshot()
         except Exception as exc:

@@ -105,11 +105,12 @@ class RaftLog:
             return
         if self.term_at(index) == term:
             del self._entries[: index - self.offset]
+            self._config_indexes = [i for i in self._config_indexes if i > index]
         else:
             self._entries = []
+            self._config_indexes = []  # their entries are gone with the rest of the log
         self.offset, self.offset_term = index, term
         self.snapshot_membership = membership
-        self._config_indexes = [i for i in self._config_indexes if i > index]
 
     def membership_at(self, index: LogIndex) -> MembershipConfig | None:
         """The configuration in effect at ``index``: the latest configuration entry at or

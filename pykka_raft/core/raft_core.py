@@ -732,8 +732,19 @@ class RaftCore:
                 since is not None
                 and self.apply_requested - self.log.offset >= since
                 and self.snapshots_unsupported is None
+                and not self._defer_compaction(since)
             ):
                 self._create_snapshot()
+
+    def _defer_compaction(self, since: int) -> bool:
+        """A leader sending its snapshot keeps it a while longer: a new one replaces it
+        and the transfer starts over at offset 0, which never ends under a write load
+        that compacts faster than one transfer takes. Bounded, so a transfer to a node
+        that is down cannot make the log grow without limit."""
+        sending = self.role is Role.LEADER and any(
+            pr.snapshot is not None for pr in self.progress.values()
+        )
+        return sending and self.apply_requested - self.log.offset < 4 * since
 
     # --- snapshots (§7) -----------------------------------------------------------------
 
@@ -1171,7 +1182,9 @@ class RaftCore:
     def _abandon_pending(self, reason: str) -> None:
         """A node out of the cluster will never learn how its undecided writes ended (no
         leader tells it what commits): answer them as unknown rather than never."""
-        for index in sorted(self.pending):
+        # Writes at committed indexes are decided; those still waiting are APPLIED writes
+        # of this node whose Apply is under way: applied() answers them.
+        for index in sorted(i for i in self.pending if i > self.commit_index):
             for pending in self._take_pending(index, lambda p: True):
                 detail = f"{reason} before its entry at index {index} was decided"
                 self._respond(pending.token, error=OutcomeUnknown(detail))

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import threading
+from typing import Any
+
 import pytest
 
 from pykka_raft import (
@@ -9,15 +12,24 @@ from pykka_raft import (
     CasResult,
     ClientPayload,
     CompareAndSet,
+    Config,
     Delete,
     ForwardToLeader,
     Get,
+    InitWithConfig,
     Isolate,
+    MemStore,
     Put,
+    Raft,
+    RaftRouter,
+    Register,
     ResponseMode,
     ShuttingDown,
+    State,
+    StorageError,
     UnknownMessage,
 )
+from pykka_raft.testing import MetricsHub
 
 
 def test_follower_answers_forward_to_leader_with_the_payload(formed):
@@ -91,3 +103,56 @@ def test_unknown_node_in_the_membership_does_not_stop_the_cluster(make_cluster):
     response = cluster.write(Put("k", "v"))
     cluster.wait_applied(response.index)
     assert all(ref.is_alive() for ref in cluster.nodes.values())
+
+
+class _FailingStore(MemStore):
+    """Fails every append once ``failing`` is set."""
+
+    failing = False
+
+    def append_entry_to_log(self, entries: Any) -> Any:
+        if _FailingStore.failing:
+            raise RuntimeError("disk full")
+        return super().append_entry_to_log(entries)
+
+
+class _PausingRaft(Raft):
+    """Holds its thread right after a fatal error, before Pykka stops the actor."""
+
+    in_window = threading.Event()
+    resume = threading.Event()
+
+    def _fatal(self, error: BaseException) -> None:
+        super()._fatal(error)
+        _PausingRaft.in_window.set()
+        _PausingRaft.resume.wait(10)
+
+
+def test_write_sent_while_a_failed_node_stops_is_answered() -> None:
+    """A node that failed is still alive until Pykka stops it: a write queued in that
+    moment gets ShuttingDown, not silence."""
+    router = RaftRouter.start()
+    store = _FailingStore.start()
+    hub = MetricsHub()
+    config = Config(election_timeout_min=150, election_timeout_max=300, heartbeat_interval=30)
+    node = _PausingRaft.start(1, config, router, store, hub)
+    try:
+        router.ask(Register(1, node))
+        hub.wait_for(lambda m: 1 in m, 10, "the node to start")
+        node.ask(InitWithConfig([1]), timeout=10)
+        hub.wait_for(lambda m: m[1].state is State.LEADER, 10, "it to lead")
+        assert node.ask(ClientPayload.new(Put("a", 1)), timeout=10).index > 0
+        _FailingStore.failing = True
+        failing = node.ask(ClientPayload.new(Put("b", 2)), block=False)
+        assert _PausingRaft.in_window.wait(10)
+        late = node.ask(ClientPayload.new(Put("c", 3)), block=False)
+        _PausingRaft.resume.set()
+        with pytest.raises(StorageError):
+            failing.get(timeout=10)
+        with pytest.raises(ShuttingDown):
+            late.get(timeout=10)
+    finally:
+        _PausingRaft.resume.set()
+        _FailingStore.failing = False
+        for ref in (node, store, router):
+            ref.stop()

@@ -20,6 +20,7 @@ from pykka_raft import (
     SnapshotMeta,
     SnapshotPolicy,
     SnapshotsUnsupported,
+    State,
     TriggerSnapshot,
 )
 from pykka_raft.memstore import MemStoreData
@@ -256,3 +257,58 @@ def test_storage_without_snapshots_keeps_the_node_running(make_cluster):
         cluster.nodes[leader].ask(TriggerSnapshot(), timeout=10)
     assert cluster.write(Put("still", "running")).index > last
     assert all(metrics(cluster, n).snapshot_index == 0 for n in (1, 2, 3))
+
+
+class _NoSnapshotStorage(CrashableMemStore):
+    """A storage that implements none of the snapshot methods."""
+
+    store_snapshot = RaftStorage.store_snapshot  # type: ignore[assignment]
+    read_snapshot_chunk = RaftStorage.read_snapshot_chunk  # type: ignore[assignment]
+    write_snapshot_chunk = RaftStorage.write_snapshot_chunk  # type: ignore[assignment]
+    install_snapshot = RaftStorage.install_snapshot  # type: ignore[assignment]
+
+
+def test_follower_that_cannot_store_a_snapshot_stops_instead_of_acknowledging_it(make_cluster):
+    """Only the node's own compaction may be skipped: a chunk its storage cannot keep is a
+    storage failure, never an acknowledgement (it once claimed an install it never made)."""
+
+    def storage(node_id: int, data: MemStoreData) -> object:
+        cls = _NoSnapshotStorage if node_id == 3 else CrashableMemStore
+        return cls.start(data=data)
+
+    cluster = make_cluster([1, 2, 3], config=snapshot_config(every=20), storage=storage)
+    cluster.initialize()
+    cluster.isolate(3)
+    last = write_many(cluster, 60)
+    cluster.restore(3)
+    cluster.hub.wait_for(lambda m: m[3].state is State.SHUTDOWN, 20, "node 3 to stop")
+    assert cluster.data[3].snapshot_meta is None and cluster.data[3].last_applied < last
+    assert cluster.write(Put("still", "running")).index > last  # 1 and 2 go on
+
+
+class _PlainStateMachine:
+    """A state machine written before snapshots existed: apply and validate only."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def apply(self, entry: object) -> None:
+        self.count += 1
+
+    def validate(self, entry: object) -> None:
+        return None
+
+
+def test_state_machine_without_snapshots_keeps_the_cluster_running(make_cluster):
+    def storage(node_id: int, data: MemStoreData) -> object:
+        data.state_machine = _PlainStateMachine()  # type: ignore[assignment]
+        return CrashableMemStore.start(data=data)
+
+    cluster = make_cluster([1, 2, 3], config=snapshot_config(every=20), storage=storage)
+    cluster.initialize()
+    leader = cluster.leader()
+    last = write_many(cluster, 100)  # the policy asks five times; each is refused
+    cluster.wait_applied(last)
+    with pytest.raises(SnapshotsUnsupported, match="_PlainStateMachine"):
+        cluster.nodes[leader].ask(TriggerSnapshot(), timeout=10)
+    assert all(cluster.nodes[n].is_alive() for n in (1, 2, 3))

@@ -31,6 +31,8 @@ from pykka_raft.messages import (
     AppendEntriesRequest,
     AppendEntriesResponse,
     ConflictOpt,
+    Entry,
+    EntryConfigChange,
     HardState,
     InitialState,
     InstallSnapshotRequest,
@@ -252,3 +254,55 @@ def test_a_snapshot_compacts_the_core_log() -> None:
     assert core.log.offset == 6 and len(core.log) == 0
     assert responds(core.take_commands(), 9)[0].value.last_included == LogId(1, 6)
     assert core.role is Role.FOLLOWER
+
+
+def test_install_over_a_divergent_suffix_with_a_configuration_entry() -> None:
+    """A follower whose uncommitted suffix (from a deposed leader) holds a configuration
+    entry installs a snapshot that does not match it: the suffix and its configuration go,
+    the snapshot's membership rules (regression: it raised IndexError on every retry)."""
+    m4 = MembershipConfig((1, 2, 3), None, (4,))
+    entries = (
+        Entry(1, 1, EntryConfigChange(MEMBERS)),
+        *make_entries([2, 2, 2, 2], start=2),
+        Entry(2, 6, EntryConfigChange(m4)),
+    )
+    follower = RaftCore(2, CONFIG, random.Random(0))
+    follower.start(InitialState(LogId(2, 6), 1, HardState(2, None, MEMBERS)), entries)
+    follower.take_commands()
+    assert follower.membership == m4
+    follower.receive_install_snapshot(chunk(meta(4, term=3, size=4), 0, b"data", term=3), 1)
+    assert answer_of(follower, 1) == InstallSnapshotResponse(3, True)
+    assert (follower.log.offset, follower.log.last_index) == (4, 4)
+    assert follower.membership == MEMBERS
+
+
+def answer_of(core: RaftCore, token: int) -> object:
+    (respond,) = responds(core.take_commands(), token)
+    return respond.value
+
+
+def test_leader_sending_a_snapshot_puts_off_its_own_compaction() -> None:
+    """A new snapshot would restart a transfer at offset 0, and under a steady write load a
+    transfer could then never finish: the leader waits, up to four policy intervals."""
+    config = attrs.evolve(CONFIG, snapshot_policy=SnapshotPolicy.every(2))
+    core = RaftCore(1, config, random.Random(0))
+    core.start(
+        InitialState(LogId(1, 12), 10, HardState(1, None, MEMBERS), meta(10)),
+        make_entries([1, 1], start=11),
+    )
+    core.take_commands()
+    elect(core)
+    core.take_commands()
+    core.progress[2].next_index = 5
+    core._send_append(2)  # a transfer to node 2 starts
+    core.take_commands()
+    core.commit_index = core.apply_requested = 13  # 3 entries past the snapshot point
+    core.applied(core.log.slice(11, 14), (None,) * 3)
+    assert of_type(core.take_commands(), CreateSnapshot) == []  # put off
+    assert core._defer_compaction(2)
+    core.apply_requested = 18  # four policy intervals past it: no longer put off
+    assert not core._defer_compaction(2)
+    core.apply_requested = 13
+    core.progress[2].snapshot = None  # the transfer finished
+    core.applied(core.log.slice(13, 14), (None,))
+    assert of_type(core.take_commands(), CreateSnapshot) == [CreateSnapshot(LogId(2, 13), MEMBERS)]

@@ -54,6 +54,7 @@ from pykka_raft.errors import (
 from pykka_raft.messages import (
     AppendEntriesRequest,
     MembershipConfig,
+    ResponseMode,
     VoteRequest,
     VoteResponse,
 )
@@ -1163,4 +1164,26 @@ def test_quorum_check_ignores_non_voters() -> None:
     assert c[1].role is Role.LEADER
     pass_time(c, 1, 2 * CONFIG.election_timeout_max, among=(1, 4, 5))
     assert c[1].role is Role.FOLLOWER
+    c.check_final()
+
+
+def test_removed_deposed_leader_answers_its_committed_applied_write() -> None:
+    """A deposed leader learns in one AppendEntries that its APPLIED write committed and
+    that it was removed: the write is answered by its apply, not OutcomeUnknown (only
+    writes still undecided are abandoned)."""
+    c = Cluster(3)
+    c.elect(1, voters=[2, 3])
+    c.flush()
+    w = c.write(1, "w1", ResponseMode.APPLIED)
+    for m in c.msgs(AppendEntriesRequest, src=1, dst=2):
+        c.deliver(m)  # the entry reaches 2 only; 1 never hears back
+    c.drop_where(src=1)
+    c.drop_where(dst=1)
+    c.elect(2, voters=[3])  # 2 holds w1 and commits it with its own blank entry
+    c.flush(among=[2, 3])
+    call = c.propose(2, remove=[1])
+    c.flush(among=[2, 3])
+    c.flush()  # 1 hears of the commit and of its removal at once
+    assert call.value.membership == M([2, 3])
+    assert w.outcome == "applied" and w.index == 2
     c.check_final()

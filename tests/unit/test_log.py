@@ -278,3 +278,13 @@ def test_truncate_into_the_snapshot_is_refused() -> None:
     log = RaftLog([normal(2, 6)], offset=5, offset_term=2)
     with pytest.raises(ValueError, match="compacted"):
         log.truncate_from(5)
+
+
+def test_compact_without_a_matching_entry_forgets_its_configuration_entries() -> None:
+    """A snapshot that does not continue the log drops every entry, configuration entries
+    included: the membership is the snapshot's (a stale index once crashed the node)."""
+    m, later = MembershipConfig((1, 2, 3)), MembershipConfig((1, 2, 3), None, (4,))
+    log = RaftLog([config(1, 1, m), normal(2, 2), config(2, 3, later)])
+    log.compact(2, 3, m)  # our entry 2 has term 2, the snapshot's term 3
+    assert len(log) == 0
+    assert log.latest_membership() == m and log.config_index == 2
