@@ -294,13 +294,19 @@ class _Nemesis:
         self.note(f"restart node {node}")
 
     def reconfigure(self) -> None:
-        latest = self.cluster.hub.snapshot()
-        leaders = [
-            n for n, m in latest.items() if m.state is State.LEADER and n in self.cluster.nodes
-        ]
-        if not leaders:
+        def a_leader(latest: dict[NodeId, RaftMetrics]) -> NodeId | None:
+            leaders = [
+                n for n, m in latest.items() if m.state is State.LEADER and n in self.cluster.nodes
+            ]
+            return leaders[0] if leaders else None
+
+        try:  # a change needs a leader: wait a little for one (elections may be under way)
+            found = self.cluster.hub.wait_for(a_leader, 2.0, "a leader to propose to")
+        except TimeoutError:
             return
-        leader = leaders[0]
+        assert found is not None
+        leader: NodeId = found
+        latest = self.cluster.hub.snapshot()
         m = latest[leader].membership_config
         voters, learners = sorted(m.voters()), sorted(m.non_voters)
         outside = [n for n in self.all_ids if not m.contains(n)]
@@ -398,8 +404,13 @@ def run_chaos(seed: int, options: ChaosOptions | None = None) -> ChaosReport:
         _check_liveness(cluster, report)
         clients.finish(timeout=options.op_timeout * 2 + 5)
         report.ops = clients.recorder.ops()
-        final = _converge(cluster, report) if report.ok else MembershipConfig(cluster.nodes)
         outcomes = nemesis.change_outcomes()
+        through = max(
+            (r.index for _, r in outcomes if isinstance(r, ConfigChangeResponse)), default=0
+        )
+        final = (
+            _converge(cluster, report, through) if report.ok else MembershipConfig(cluster.nodes)
+        )
         report.timeline += [f"  -> {text}: {_outcome(result)}" for text, result in outcomes]
         report.problems += check_cluster_data(
             cluster.hub.history, cluster.data, cluster.hard_states
@@ -430,9 +441,10 @@ def _check_liveness(cluster: Cluster, report: ChaosReport) -> None:
         report.problems.append(f"liveness: no leader and commit within {bound:.0f}s: {exc}")
 
 
-def _converge(cluster: Cluster, report: ChaosReport) -> MembershipConfig:
-    """Every member of the final configuration applies everything; return that
-    configuration (a leader that inherited a joint one finishes it first)."""
+def _converge(cluster: Cluster, report: ChaosReport, through: int) -> MembershipConfig:
+    """Every member of the final configuration applies everything (a final write, and at
+    least through ``through``: the last acknowledged change); return that configuration
+    (a leader that inherited a joint one finishes it first)."""
     bound = 20 * cluster.config.election_timeout_max / 1000
 
     def settled(latest: dict[NodeId, RaftMetrics]) -> MembershipConfig | None:
@@ -442,10 +454,10 @@ def _converge(cluster: Cluster, report: ChaosReport) -> MembershipConfig:
         return leaders[0].membership_config
 
     try:
+        last = cluster.write(Put("__final__", report.seed), timeout=bound)
         final = cluster.hub.wait_for(settled, bound, "a settled membership")
         assert final is not None
-        last = cluster.write(Put("__final__", report.seed), timeout=bound)
-        cluster.wait_applied(last.index, nodes=final.all_nodes(), timeout=bound)
+        cluster.wait_applied(max(last.index, through), nodes=final.all_nodes(), timeout=bound)
         return final
     except Exception as exc:
         report.problems.append(f"liveness: nodes did not converge within {bound:.0f}s: {exc}")
