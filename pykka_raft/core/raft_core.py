@@ -846,20 +846,22 @@ class RaftCore:
                     self._respond(
                         pending.token, value=ClientPayloadResponse(i, ResponseMode.COMMITTED)
                     )
-        committed_term = self.log.term_at(index) or 0
-        if committed_term > self.swept_term:
-            self.swept_term = committed_term
-            # Terms never decrease along a log, and every later leader holds this entry
-            # (§5.4.3), so an older-term entry after it can never commit: those writes are lost.
-            for i in sorted(i for i in self.pending if i > index):
-                for pending in self._take_pending(i, lambda p: p.term < committed_term):
-                    self._respond(
-                        pending.token, error=ForwardToLeader(pending.payload, self.leader_id)
-                    )
+        self._sweep_older_terms(index, self.log.term_at(index) or 0)
         entries = self.log.slice(self.apply_requested + 1, self.commit_index + 1)
         if entries:
             self.apply_requested = entries[-1].index
             self.commands.append(Apply(entries))
+
+    def _sweep_older_terms(self, index: LogIndex, committed_term: Term) -> None:
+        """Entry ``index`` of ``committed_term`` is committed. Terms never decrease along a
+        log and every later leader holds this entry (§5.4.3), so an older-term entry after
+        it can never commit: the writes waiting there are lost."""
+        if committed_term <= self.swept_term:
+            return
+        self.swept_term = committed_term
+        for i in sorted(i for i in self.pending if i > index):
+            for pending in self._take_pending(i, lambda p: p.term < committed_term):
+                self._respond(pending.token, error=ForwardToLeader(pending.payload, self.leader_id))
 
     # --- replication: leader side -------------------------------------------------------
 
@@ -1251,6 +1253,7 @@ class RaftCore:
         self.log.compact(last.index, last.term, meta.membership)
         self.snapshot = meta
         self.commit_index = max(self.commit_index, last.index)
+        self._sweep_older_terms(last.index, last.term)
         self.apply_requested = max(self.apply_requested, last.index)
         self.last_applied = max(self.last_applied, last.index)
         self.flushed_index = max(min(self.flushed_index, self.log.last_index), last.index)

@@ -34,6 +34,22 @@ follow one another one at a time and only through the joint configuration, and a
 faults stop the cluster settles on a committed, non-joint configuration whose members all
 apply everything.
 
+Snapshot runs (a share of the seeds, see :class:`SnapshotProfile`; decided by a generator of
+their own, so that the other seeds replay exactly as before) compact the log with a small
+``SnapshotPolicy.every(n)`` and send snapshots in small chunks. The simulated storage then
+models the four snapshot commands as :class:`pykka_raft.storage.RaftStorage` does:
+``CreateSnapshot`` captures the state machine when the FIFO reaches it and stores it (dropping
+the log through it) only after a random build time, behind the storage commands queued
+meanwhile, so it may complete after later commands; ``ReadSnapshotChunk`` reads the current
+snapshot (``None`` once replaced); ``WriteSnapshotChunk`` keeps received chunks apart, in
+order; ``InstallSnapshot`` restores the state machine from them and keeps the log suffix only
+if the log holds the snapshot's last entry with its term. The state machine's snapshot holds
+its data and its whole applied history, so a node restored from one must end with the same
+history as the others. Invariants treat an index inside a node's snapshot as held by it (it
+is committed, which is checked when the snapshot is made and when it is installed). Runs
+that send ``TriggerSnapshot`` during the faults also compact the leader once more after the
+calm phase's write, so that a node still behind catches up by a final install.
+
 Invariants are checked after every simulation step and fail fast with
 :class:`SimulationFailure`, whose message carries the seed, a replay command and the last
 trace events.
@@ -41,10 +57,13 @@ trace events.
 
 from __future__ import annotations
 
+import bisect
 import collections
 import dataclasses
 import heapq
+import json
 import random
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -54,13 +73,19 @@ import attrs
 from pykka_raft.admin import ConfigChangeResponse, ProposeConfigChange
 from pykka_raft.config import Config, SnapshotPolicy
 from pykka_raft.core.commands import (
+    NOT_WRITES,
+    STORAGE_COMMANDS,
     Apply,
     Command,
+    CreateSnapshot,
     DeleteLogsFrom,
+    InstallSnapshot,
+    ReadSnapshotChunk,
     Respond,
     SaveHardState,
     Send,
     WriteLog,
+    WriteSnapshotChunk,
 )
 from pykka_raft.core.raft_core import RaftCore, Role
 from pykka_raft.errors import (
@@ -74,6 +99,7 @@ from pykka_raft.errors import (
     NodeNotLeader,
     Noop,
     OutcomeUnknown,
+    Unreachable,
 )
 from pykka_raft.messages import (
     AppendEntriesRequest,
@@ -86,8 +112,11 @@ from pykka_raft.messages import (
     EntryNormal,
     HardState,
     InitialState,
+    InstallSnapshotRequest,
+    InstallSnapshotResponse,
     MembershipConfig,
     ResponseMode,
+    SnapshotMeta,
     VoteRequest,
     VoteResponse,
 )
@@ -102,9 +131,17 @@ CONFIG = Config(
     max_inflight=3,
     snapshot_policy=SnapshotPolicy.disabled(),
 )
-"""Small batches and pipelines, so that a few seconds of virtual time exercise a lot. The
-simulated storage keeps whole logs: snapshots are exercised by the core tests
-(tests/paper/test_paper_snapshots.py) and the chaos runs, not here."""
+"""Small batches and pipelines, so that a few seconds of virtual time exercise a lot.
+Snapshots are off here; snapshot runs turn them on (see :class:`SnapshotProfile`)."""
+
+SNAPSHOT_SHARE = 0.3
+"""The share of seeds that run with snapshots (each kind of run draws its own)."""
+
+SNAPSHOT_CHUNK_ROUND_TRIPS = 2
+"""Snapshot runs: extra calm time allowed per chunk of the largest snapshot when the faults
+stop, in slowest chunk round trips (the leader's read, the network both ways, the
+follower's write): a node that fell behind catches up through a whole snapshot transfer,
+one chunk at a time, which starts over when the leader compacts again meanwhile."""
 
 LIVENESS_TIMEOUTS = 20
 """After the faults stop, a leader must commit a new write on every node within this many
@@ -225,20 +262,136 @@ class MembershipProfile:
         return ", ".join(f"{k}={v}" for k, v in vars(self).items())
 
 
+@dataclass(frozen=True)
+class SnapshotProfile:
+    """The snapshot side of a snapshot run (§7)."""
+
+    every: int  # SnapshotPolicy.every(n)
+    chunk: int  # Config.snapshot_max_chunk_size, in bytes
+    build_ms_max: int  # a CreateSnapshot's background build takes [0, build_ms_max] ms
+    trigger_gap: int | None  # mean time between TriggerSnapshot calls (None: none)
+
+    @classmethod
+    def draw(cls, rng: random.Random) -> SnapshotProfile:
+        return cls(
+            every=rng.choice((5, 8, 12, 20, 30)),
+            chunk=rng.choice((25, 60, 150, 400)),
+            build_ms_max=rng.choice((0, 5, 30, 150)),
+            trigger_gap=rng.choice((None, None, 300, 1000)),
+        )
+
+    @classmethod
+    def for_seed(cls, seed: int, kind: str, force: bool = False) -> SnapshotProfile | None:
+        """Whether (and how) the run ``kind`` (``"n3"``, ``"n5"``, ``"membership"``) of
+        ``seed`` uses snapshots, from a generator of its own: the run's own generator is
+        not touched, so the seeds without snapshots replay exactly as before."""
+        rng = random.Random(f"pykka-raft-sim-snapshots/{kind}/{seed}")
+        use = rng.random() < SNAPSHOT_SHARE
+        return cls.draw(rng) if use or force else None
+
+    def config(self, config: Config) -> Config:
+        return attrs.evolve(
+            config,
+            snapshot_policy=SnapshotPolicy.every(self.every),
+            snapshot_max_chunk_size=self.chunk,
+        )
+
+    def describe(self) -> str:
+        return ", ".join(f"{k}={v}" for k, v in vars(self).items())
+
+
 # --- nodes ------------------------------------------------------------------------------
+
+
+class SimStateMachine(KeyValueStateMachine):
+    """The key-value state machine with its whole applied history in its snapshots, in a
+    compact form (compressed JSON, so that transfers take a few small chunks): a node
+    restored from a snapshot holds the same history as the nodes that applied every entry."""
+
+    def snapshot(self) -> Callable[[], bytes]:
+        data, applied = dict(self.data), list(self.applied)
+        return lambda: encode_state(data, applied)
+
+    def restore(self, data: bytes) -> None:
+        self.data, self.applied = decode_state(data)
+
+
+def encode_state(data: dict[str, Any], applied: list[tuple[int, Any]]) -> bytes:
+    """``{"data": {...}, "applied": [[index] or [index, key, value], ...]}``, compressed."""
+    history: list[list[Any]] = []
+    for index, command in applied:
+        if command is None:
+            history.append([index])
+        elif isinstance(command, Put):
+            history.append([index, command.key, command.value])
+        else:
+            raise TypeError(f"cannot snapshot applied command {command!r} at {index}")
+    doc = json.dumps({"data": data, "applied": history}, separators=(",", ":"))
+    return zlib.compress(doc.encode(), 6)
+
+
+def decode_state(blob: bytes) -> tuple[dict[str, Any], list[tuple[int, Any]]]:
+    doc = json.loads(zlib.decompress(blob))
+    applied = [(h[0], Put(h[1], h[2]) if len(h) == 3 else None) for h in doc["applied"]]
+    return dict(doc["data"]), applied
 
 
 @dataclass
 class Durable:
-    """What a node's storage holds: it survives crashes."""
+    """What a node's storage holds: it survives crashes.
+
+    ``log`` holds the entries after the snapshot point (``snapshot``, whose bytes are
+    ``snapshot_data``); ``receiving`` is a snapshot being received (its meta and the bytes
+    stored so far), kept apart from the current one.
+    """
 
     hard_state: HardState
     log: list[Entry] = field(default_factory=list)
-    sm: KeyValueStateMachine = field(default_factory=KeyValueStateMachine)
+    sm: KeyValueStateMachine = field(default_factory=SimStateMachine)
+    snapshot: SnapshotMeta | None = None
+    snapshot_data: bytes = b""
+    receiving: tuple[SnapshotMeta, bytes] | None = None
 
     @property
     def last_applied(self) -> LogIndex:
         return self.sm.applied[-1][0] if self.sm.applied else 0
+
+    @property
+    def offset(self) -> LogIndex:
+        """The index the snapshot covers through (0 without one)."""
+        return self.snapshot.last_included.index if self.snapshot is not None else 0
+
+    @property
+    def offset_term(self) -> Term:
+        return self.snapshot.last_included.term if self.snapshot is not None else 0
+
+    @property
+    def last_index(self) -> LogIndex:
+        return self.offset + len(self.log)
+
+    @property
+    def last_log_id(self) -> LogId:
+        if self.log:
+            return self.log[-1].log_id
+        return self.snapshot.last_included if self.snapshot is not None else LogId(0, 0)
+
+    def entry(self, index: LogIndex) -> Entry | None:
+        """The log entry at ``index``; ``None`` if the log does not hold it (or compacted)."""
+        pos = index - self.offset - 1
+        return self.log[pos] if 0 <= pos < len(self.log) else None
+
+    def holds(self, entry: Entry) -> bool:
+        """The log holds ``entry``, or the snapshot covers its index (committed entries
+        only: checked when the snapshot is made and when it is installed)."""
+        return entry.index <= self.offset or self.entry(entry.index) == entry
+
+
+@dataclass(frozen=True)
+class StoreSnapshot:
+    """The storage's internal step after a background build: store the snapshot."""
+
+    request: CreateSnapshot
+    data: bytes
 
 
 @dataclass
@@ -342,10 +495,25 @@ class Simulation:
         fault_ms: int | None = None,
         membership: bool = False,
         membership_profile: MembershipProfile | None = None,
+        snapshots: bool | None = None,
+        snapshot_profile: SnapshotProfile | None = None,
     ) -> None:
         self.seed = seed
+        # Snapshots: as the seed decides (None), forced on or off, or this profile.
+        kind = "membership" if membership else f"n{nodes}"
+        by_seed = SnapshotProfile.for_seed(seed, kind)
+        self.sprofile = by_seed
+        if snapshot_profile is not None:
+            self.sprofile = snapshot_profile
+        elif snapshots is not None:
+            self.sprofile = SnapshotProfile.for_seed(seed, kind, force=True) if snapshots else None
+        # Forced on or off against the seed's choice: PYKKA_RAFT_SIM_SNAPSHOTS replays it.
+        self.snapshots_forced = None if self.sprofile == by_seed else self.sprofile is not None
         self.custom = (
-            profile is not None or core_factory is not RaftCore or membership_profile is not None
+            profile is not None
+            or core_factory is not RaftCore
+            or membership_profile is not None
+            or snapshot_profile is not None
         )
         self.skip_checks = skip_checks
         self.fault_ms = fault_ms
@@ -361,6 +529,8 @@ class Simulation:
             self.mprofile = membership_profile or MembershipProfile.draw(self.rng)
             self.config = self.mprofile.config()
             nodes = self.mprofile.voters
+        if self.sprofile is not None:
+            self.config = self.sprofile.config(self.config)
         self.n = nodes
         self.pool = self.mprofile.pool if self.mprofile is not None else nodes
         self.core_factory = core_factory
@@ -385,6 +555,7 @@ class Simulation:
         self.committed_value_at: dict[str, LogIndex] = {}
         self.leader_hint: NodeId | None = None
         self.liveness_write: Write | None = None
+        self.final_trigger = False  # the calm phase's TriggerSnapshot was sent
         self.deadline = 0
         # Membership oracle: the latest committed configuration entry (index 0: the one the
         # cluster was formed with), the highest committed index, the votes each candidate
@@ -398,6 +569,11 @@ class Simulation:
         self.changes: dict[int, Change] = {}
         self.proposing: int | None = None  # the change being asked right now
         self.final_membership: MembershipConfig | None = None
+        # Snapshot oracle: every snapshot a storage made (by its id, unique in the run), the
+        # indexes of the committed configuration entries, and counts for the summary.
+        self.snapshots: dict[str, tuple[SnapshotMeta, bytes]] = {}
+        self.committed_config_indexes: list[LogIndex] = []
+        self.snapshot_stats: collections.Counter[str] = collections.Counter()
         self.nodes: dict[NodeId, SimNode] = {}
         for nid in range(1, self.pool + 1):
             # Nodes beyond the initial voters start pristine, like a freshly started node.
@@ -418,17 +594,23 @@ class Simulation:
             + f"t={self.now}ms step={self.steps}",
             "replay: "
             + (
-                "rerun the test that built this simulation (custom core or fault profile)"
+                "rerun the test that built this simulation (custom core or profiles)"
                 if self.custom
                 else (REPLAY_HINT if self.mprofile is None else MEMBERSHIP_REPLAY_HINT).format(
                     seed=self.seed,
                     n=self.n,
-                    env=""
-                    if self.fault_ms is None
-                    else f"PYKKA_RAFT_SIM_FAULT_MS={self.fault_ms} ",
+                    env=(
+                        ""
+                        if self.snapshots_forced is None
+                        else f"PYKKA_RAFT_SIM_SNAPSHOTS={int(self.snapshots_forced)} "
+                    )
+                    + (
+                        "" if self.fault_ms is None else f"PYKKA_RAFT_SIM_FAULT_MS={self.fault_ms} "
+                    ),
                 )
             ),
             f"faults: {self.profile.describe()}",
+            *([f"snapshots: {self.sprofile.describe()}"] if self.sprofile is not None else []),
             *(
                 [f"membership: {self.mprofile.describe()}; {self._membership_status()}"]
                 if self.mprofile is not None
@@ -466,6 +648,8 @@ class Simulation:
             self._schedule(self._gap(p.crash_gap), "crash")
         if self.mprofile is not None:
             self._schedule(self._gap(self.mprofile.change_gap), "admin")
+        if self.sprofile is not None and self.sprofile.trigger_gap is not None:
+            self._schedule(self._gap(self.sprofile.trigger_gap), "trigger")
         self._schedule(p.fault_ms, "calm")
         self.deadline = p.fault_ms + LIVENESS_TIMEOUTS * CONFIG.election_timeout_max
         while True:
@@ -510,6 +694,7 @@ class Simulation:
                 f"n{node.id}:{core.role.value} t{core.current_term} leader={core.leader_id} "
                 f"last={core.log.last_index} commit={core.commit_index} "
                 f"applied={node.durable.last_applied}"
+                + (f" snapshot={core.log.offset}" if core.log.offset else "")
                 + (
                     f" config@{core.log.config_index}={_describe(core.membership)}"
                     if self.mprofile is not None
@@ -552,8 +737,9 @@ class Simulation:
         if not node.up or node.incarnation != incarnation or node.core is None:
             return
         d = node.durable
-        last = d.log[-1].log_id if d.log else LogId(0, 0)
-        node.core.start(InitialState(last, d.last_applied, d.hard_state), list(d.log))
+        last = d.last_log_id
+        initial = InitialState(last, d.last_applied, d.hard_state, d.snapshot)
+        node.core.start(initial, list(d.log))
         node.seen_term = d.hard_state.current_term
         node.seen_vote = d.hard_state.voted_for
         node.seen_commit = node.core.commit_index
@@ -561,7 +747,8 @@ class Simulation:
             "start",
             nid,
             f"term={d.hard_state.current_term} vote={d.hard_state.voted_for}"
-            f" last={last.index} applied={d.last_applied}",
+            f" last={last.index} applied={d.last_applied}"
+            + (f" snapshot={d.offset}/t{d.offset_term}" if d.snapshot is not None else ""),
         )
         self._drain(node)
 
@@ -577,7 +764,7 @@ class Simulation:
         self._schedule(self.rng.randint(1, 2 * CONFIG.tick_interval), "tick", nid, incarnation)
 
     def _crash(self, node: SimNode) -> None:
-        lost = sum(1 for _, c in node.storage if not isinstance(c, Apply))
+        lost = sum(1 for _, c in node.storage if not isinstance(c, NOT_WRITES))
         self._trace("crash", node.id, f"lost {len(node.storage)} storage cmds ({lost} writes)")
         for info in node.tokens.values():
             if info[0] == "client":
@@ -612,25 +799,11 @@ class Simulation:
                 and any(isinstance(e.payload, EntryConfigChange) for e in command.entries)
             ):
                 self._check_config_entries(node, command.entries)
-            if isinstance(command, (SaveHardState, WriteLog, DeleteLogsFrom, Apply)):
+            if isinstance(command, STORAGE_COMMANDS):
                 node.issued += 1
-                if not isinstance(command, Apply):  # applying makes nothing durable
+                if not isinstance(command, NOT_WRITES):  # e.g. applying: nothing durable
                     node.last_write = node.issued
-                node.storage.append((node.issued, command))
-                delay = self.rng.randint(0, self.profile.storage_delay_max)
-                if self.faulty and self.rng.random() < self.profile.slow_storage:
-                    delay = self.rng.randint(50, 300)
-                node.storage_ready_at = max(node.storage_ready_at, self.now + delay)
-                self.event_seq += 1
-                heapq.heappush(
-                    self.events,
-                    (
-                        node.storage_ready_at,
-                        self.event_seq,
-                        "storage",
-                        (node.id, node.incarnation, node.issued),
-                    ),
-                )
+                self._enqueue_storage(node, node.issued, command)
             elif getattr(command, "after_durable", False) and (
                 node.done < node.last_write or node.deferred
             ):
@@ -638,7 +811,20 @@ class Simulation:
             else:
                 self._answer(node, command)
 
-    def _on_storage(self, nid: NodeId, incarnation: int, seq: int) -> None:
+    def _enqueue_storage(self, node: SimNode, key: Any, command: Any) -> None:
+        """Queue a command on the node's FIFO storage, done after a random delay."""
+        node.storage.append((key, command))
+        delay = self.rng.randint(0, self.profile.storage_delay_max)
+        if self.faulty and self.rng.random() < self.profile.slow_storage:
+            delay = self.rng.randint(50, 300)
+        node.storage_ready_at = max(node.storage_ready_at, self.now + delay)
+        self.event_seq += 1
+        heapq.heappush(
+            self.events,
+            (node.storage_ready_at, self.event_seq, "storage", (node.id, node.incarnation, key)),
+        )
+
+    def _on_storage(self, nid: NodeId, incarnation: int, seq: Any) -> None:
         node = self.nodes[nid]
         if not node.up or node.incarnation != incarnation:
             return  # the crash lost it
@@ -647,18 +833,48 @@ class Simulation:
             raise self.fail("simulator", f"storage out of order on n{nid}: {head_seq} != {seq}")
         core = node.core
         assert core is not None
-        node.done = max(node.done, seq)
         d = node.durable
+        if isinstance(command, CreateSnapshot):
+            # Captured now; stored (and answered) after the background build: not done yet.
+            self._capture_snapshot(node, seq, command)
+            return
+        if isinstance(command, StoreSnapshot):
+            seq = seq[1]  # the CreateSnapshot's
+        node.done = max(node.done, seq)
         if isinstance(command, SaveHardState):
             self._store_hard_state(node, command.hard_state)
         elif isinstance(command, DeleteLogsFrom):
             self._trace("store", nid, f"DeleteLogsFrom({command.index})")
-            for entry in d.log[command.index - 1 :]:
+            if command.index <= d.offset:
+                raise self.fail(
+                    "committed-deleted",
+                    f"n{nid} deletes from {command.index}, inside its snapshot through {d.offset}",
+                )
+            for entry in d.log[command.index - d.offset - 1 :]:
                 if self.committed.get(entry.index) == entry:
                     raise self.fail(
                         "committed-deleted", f"n{nid} deletes committed entry {_entry(entry)}"
                     )
-            del d.log[command.index - 1 :]
+            del d.log[command.index - d.offset - 1 :]
+        elif isinstance(command, StoreSnapshot):
+            core.snapshot_created(self._store_snapshot(node, seq, command))
+        elif isinstance(command, ReadSnapshotChunk):
+            current = d.snapshot is not None and d.snapshot.snapshot_id == command.snapshot_id
+            chunk = d.snapshot_data[command.offset : command.offset + command.size]
+            self.snapshot_stats["chunks_read" if current else "reads_gone"] += 1
+            self._trace(
+                "store",
+                nid,
+                f"ReadSnapshotChunk({command.snapshot_id} @{command.offset} for "
+                f"n{command.peer}) -> {f'{len(chunk)} bytes' if current else 'gone'}",
+            )
+            core.snapshot_chunk_read(
+                command.peer, command.snapshot_id, command.offset, chunk if current else None
+            )
+        elif isinstance(command, WriteSnapshotChunk):
+            self._write_snapshot_chunk(node, command)
+        elif isinstance(command, InstallSnapshot):
+            self._install_snapshot(node, command.meta)
         elif isinstance(command, WriteLog):
             rejected = self._store_entries(node, command)
             last = command.entries[-1]
@@ -694,20 +910,22 @@ class Simulation:
 
     def _store_entries(self, node: SimNode, command: WriteLog) -> dict[LogIndex, BaseException]:
         """Write entries like ``RaftStorage``: a leader's refused entries are stored blank."""
-        log = node.durable.log
+        d = node.durable
+        log = d.log
         rejected: dict[LogIndex, BaseException] = {}
         for entry in command.entries:
-            if entry.index != len(log) + 1:
+            if entry.index != d.last_index + 1:
                 raise self.fail(
                     "storage-contract",
-                    f"n{node.id} writes entry {entry.index} onto a log of {len(log)} entries",
+                    f"n{node.id} writes entry {entry.index} onto a log of {d.last_index} entries"
+                    + (f" (snapshot through {d.offset})" if d.snapshot is not None else ""),
                 )
             if command.leader and isinstance(entry.payload, EntryNormal):
                 error = self._validate(node, entry)
                 if error is not None:
                     rejected[entry.index] = error
                     entry = Entry(entry.term, entry.index, EntryBlank())
-            prev_term = log[-1].term if log else 0
+            prev_term = log[-1].term if log else d.offset_term
             if entry.term < prev_term:
                 raise self.fail(
                     "log-terms", f"n{node.id} writes {_entry(entry)} after a term-{prev_term} entry"
@@ -759,8 +977,8 @@ class Simulation:
             raise self.fail(
                 "apply-order", f"n{node.id} applies index {entry.index}, expected {expect}"
             )
-        if entry.index > len(d.log) or d.log[entry.index - 1] != entry:
-            held = d.log[entry.index - 1] if entry.index <= len(d.log) else None
+        held = d.entry(entry.index)
+        if held != entry:
             raise self.fail(
                 "apply-durable",
                 f"n{node.id} applies {_entry(entry)} but its durable log holds {_entry(held)}",
@@ -774,6 +992,198 @@ class Simulation:
         assert node.core is not None
         self._record_committed(entry, node.core.current_term, f"applied on n{node.id}")
         return d.sm.apply(entry)
+
+    # --- snapshots: the storage side (as RaftStorage and MemStore do) -----------------
+
+    def _committed_membership_at(self, index: LogIndex) -> MembershipConfig:
+        """The configuration in effect at committed ``index``: the latest committed
+        configuration entry at or before it (the cluster's initial one if none)."""
+        indexes = self.committed_config_indexes
+        pos = bisect.bisect_right(indexes, index)
+        if not pos:
+            return self.initial_membership
+        return _payload_membership(self.committed[indexes[pos - 1]])
+
+    def _capture_snapshot(self, node: SimNode, seq: int, command: CreateSnapshot) -> None:
+        """The FIFO reached ``CreateSnapshot``: the state machine has applied exactly
+        through its last entry; capture it now, serialize and store it after a build."""
+        d = node.durable
+        last = command.last_included
+        committed = self.committed.get(last.index)
+        point = "snapshot-point" not in self.skip_checks
+        if point and d.last_applied != last.index:
+            raise self.fail(
+                "snapshot-point",
+                f"n{node.id} asks for a snapshot through {last.index}/t{last.term}, but its "
+                f"state machine has applied through {d.last_applied}",
+            )
+        if point and (committed is None or committed.log_id != last):
+            raise self.fail(
+                "snapshot-point",
+                f"n{node.id} asks for a snapshot through {last.index}/t{last.term}, where the "
+                f"committed entry is {_entry(committed)}",
+            )
+        expected = self._committed_membership_at(last.index)
+        if command.membership != expected:
+            raise self.fail(
+                "snapshot-membership",
+                f"n{node.id} snapshots through {last.index} with configuration "
+                f"{_describe(command.membership)}; the one in effect there is "
+                f"{_describe(expected)}",
+            )
+        data = d.sm.snapshot()()
+        assert self.sprofile is not None, "CreateSnapshot in a run without snapshots"
+        build = self.rng.randint(0, self.sprofile.build_ms_max)
+        self._trace(
+            "store", node.id, f"CreateSnapshot({last.index}/t{last.term}) captured, build {build}ms"
+        )
+        self._schedule(build, "built", node.id, node.incarnation, seq, command, data)
+
+    def _on_built(
+        self, nid: NodeId, incarnation: int, seq: int, command: CreateSnapshot, data: bytes
+    ) -> None:
+        """The background build finished: the storing joins the FIFO behind what is queued."""
+        node = self.nodes[nid]
+        if not node.up or node.incarnation != incarnation:
+            return  # the crash lost it
+        self._enqueue_storage(node, ("built", seq), StoreSnapshot(command, data))
+
+    def _store_snapshot(self, node: SimNode, seq: int, store: StoreSnapshot) -> SnapshotMeta:
+        """``store_snapshot``: keep a newer current snapshot, else make this one current
+        and drop the log through it, atomically; answer the current meta."""
+        d = node.durable
+        last = store.request.last_included
+        if node.done > seq:
+            self.snapshot_stats["created_late"] += 1  # later commands completed before it
+        current = d.snapshot
+        if current is not None and current.last_included.index >= last.index:
+            self.snapshot_stats["created_superseded"] += 1
+            self._trace(
+                "store", node.id, f"StoreSnapshot({last.index}) keeps newer {current.snapshot_id}"
+            )
+            return current
+        held = d.entry(last.index)
+        if "snapshot-point" not in self.skip_checks and (held is None or held.log_id != last):
+            raise self.fail(
+                "snapshot-point",
+                f"n{node.id} stores a snapshot through {last.index}/t{last.term} but its log "
+                f"holds {_entry(held)} there",
+            )
+        self.snapshot_stats["created"] += 1
+        sid = f"n{node.id}.{last.index}.{len(self.snapshots) + 1}"
+        meta = SnapshotMeta(last, store.request.membership, sid, len(store.data))
+        self.snapshots[sid] = (meta, store.data)
+        self._set_snapshot(node, meta, store.data)
+        self._trace("store", node.id, f"StoreSnapshot({last.index}/t{last.term}) -> {sid}")
+        return meta
+
+    def _set_snapshot(self, node: SimNode, meta: SnapshotMeta, data: bytes) -> bool:
+        """Make ``meta`` current; keep the log after it only if the log holds its last
+        entry with its term. Returns whether the suffix was kept."""
+        d = node.durable
+        last = meta.last_included
+        kept = d.entry(last.index)
+        keep = kept is not None and kept.term == last.term
+        if keep:
+            del d.log[: last.index - d.offset]
+        else:
+            if any(
+                isinstance(e.payload, EntryConfigChange) for e in d.log[last.index - d.offset :]
+            ):
+                # A configuration entry after the snapshot point goes with the log.
+                self.snapshot_stats["installed_dropping_config"] += 1
+            d.log.clear()
+        d.snapshot, d.snapshot_data = meta, data
+        return keep
+
+    def _write_snapshot_chunk(self, node: SimNode, command: WriteSnapshotChunk) -> None:
+        """Store a received chunk apart; offset 0 starts over, the others must follow on."""
+        d = node.durable
+        meta = command.meta
+        if command.offset == 0:
+            d.receiving = (meta, b"")
+        receiving = d.receiving
+        if receiving is None or receiving[0] != meta or len(receiving[1]) != command.offset:
+            have = (
+                f"{receiving[0].snapshot_id} through byte {len(receiving[1])}"
+                if receiving is not None
+                else "nothing"
+            )
+            raise self.fail(
+                "storage-contract",
+                f"n{node.id} writes a chunk of {meta.snapshot_id} at {command.offset} but has "
+                f"received {have}: chunks must arrive in order",
+            )
+        d.receiving = (meta, receiving[1] + command.data)
+        self.snapshot_stats["chunks_written"] += 1
+        self._trace(
+            "store",
+            node.id,
+            f"WriteSnapshotChunk({meta.snapshot_id} @{command.offset} +{len(command.data)})",
+        )
+
+    def _install_snapshot(self, node: SimNode, meta: SnapshotMeta) -> None:
+        """Restore the state machine from the received snapshot and make it current."""
+        d = node.durable
+        last = meta.last_included
+        receiving = d.receiving
+        if receiving is None or receiving[0] != meta or len(receiving[1]) != meta.size:
+            got = (
+                f"{len(receiving[1])} bytes of {receiving[0].snapshot_id}" if receiving else "none"
+            )
+            raise self.fail(
+                "storage-contract",
+                f"n{node.id} installs {meta.snapshot_id} ({meta.size} bytes) but received {got}",
+            )
+        if last.index <= d.offset or last.index <= d.last_applied:
+            raise self.fail(
+                "storage-contract",
+                f"n{node.id} installs {meta.snapshot_id} through {last.index} over its snapshot "
+                f"through {d.offset} (state machine applied through {d.last_applied})",
+            )
+        data = receiving[1]
+        original = self.snapshots.get(meta.snapshot_id)
+        if original is None or original != (meta, data):
+            raise self.fail(
+                "snapshot-data",
+                f"n{node.id} installs {meta.snapshot_id} through {last.index}, which differs "
+                "from the snapshot of that id "
+                + ("(unknown id)" if original is None else f"(meta {original[0] == meta})"),
+            )
+        d.sm.restore(data)
+        self._check_history(node, "restored from a snapshot")
+        if d.last_applied != last.index:
+            raise self.fail(
+                "snapshot-data",
+                f"n{node.id} restored snapshot {meta.snapshot_id} through {last.index} but its "
+                f"state machine has applied through {d.last_applied}",
+            )
+        kept = self._set_snapshot(node, meta, data)
+        d.receiving = None
+        self.snapshot_stats["installed"] += 1
+        self.snapshot_stats["installed_kept_log"] += kept
+        self._trace(
+            "store",
+            node.id,
+            f"InstallSnapshot({meta.snapshot_id} {last.index}/t{last.term})"
+            + (" log kept" if kept else ""),
+        )
+
+    def _check_history(self, node: SimNode, why: str) -> None:
+        """The node's applied history is what was applied (anywhere) at each index."""
+        for index, data in node.durable.sm.applied:
+            entry = self.applied.get(index)
+            if entry is None or getattr(entry.payload, "data", None) != data:
+                raise self.fail(
+                    "state-machine-safety",
+                    f"n{node.id}'s state machine ({why}) holds {index}:{data!r} where "
+                    f"{_entry(entry)} was applied",
+                )
+        expected = list(range(1, node.durable.last_applied + 1))
+        if [index for index, _ in node.durable.sm.applied] != expected:
+            raise self.fail(
+                "state-machine-safety", f"n{node.id}'s state machine ({why}) skips indexes"
+            )
 
     # --- network ----------------------------------------------------------------------
 
@@ -803,6 +1213,8 @@ class Simulation:
                 self._client_answer(node, self.writes[info[1]], command)
             elif info[0] == "config":
                 self._config_answer(node, self.changes[info[1]], command)
+            elif info[0] == "trigger":
+                self._trigger_answer(node, info[1], command)
             else:
                 _, src, src_inc, request = info
                 value = command.value if command.error is None else None
@@ -856,6 +1268,8 @@ class Simulation:
         dst.tokens[token] = ("rpc", src, src_inc, request)
         if isinstance(request, AppendEntriesRequest):
             dst.core.receive_append_entries(request, token)
+        elif isinstance(request, InstallSnapshotRequest):
+            dst.core.receive_install_snapshot(request, token)
         else:
             dst.core.receive_vote(request, token)
         self._drain(dst)
@@ -867,6 +1281,9 @@ class Simulation:
         if isinstance(request, AppendEntriesRequest):
             ok = value if isinstance(value, AppendEntriesResponse) else None
             node.core.append_entries_result(request, ok)
+        elif isinstance(request, InstallSnapshotRequest):
+            ack = value if isinstance(value, InstallSnapshotResponse) else None
+            node.core.install_snapshot_result(request, ack)
         else:
             node.core.vote_result(request, value if isinstance(value, VoteResponse) else None)
         self._drain(node)
@@ -917,12 +1334,20 @@ class Simulation:
         reordering; random client writes stop (only the liveness write follows)."""
         self.faulty = False
         longest = max(
-            max(len(n.durable.log), n.core.log.last_index if n.core is not None else 0)
+            max(n.durable.last_index, n.core.log.last_index if n.core is not None else 0)
             for n in self.nodes.values()
         )
         shortest = min(n.durable.last_applied for n in self.nodes.values())
         waiting = sum(1 for w in self.writes.values() if w.outcome == "pending")
         self.deadline += CATCH_UP_MS_PER_ENTRY * (longest - shortest + waiting)
+        if self.sprofile is not None:
+            # A node behind the leader's snapshot point catches up by a whole transfer.
+            size = max(len(n.durable.snapshot_data) for n in self.nodes.values())
+            size += size // 4 + 100  # it grows with the last entries
+            p = self.profile
+            round_trip = 2 * p.delay_max + 2 * p.storage_delay_max + 10
+            chunks = size // self.sprofile.chunk + 1
+            self.deadline += SNAPSHOT_CHUNK_ROUND_TRIPS * round_trip * chunks
         self._trace("calm", f"liveness deadline t={self.deadline}")
         if self.groups is not None:
             self._on_heal()
@@ -930,6 +1355,50 @@ class Simulation:
             if not node.up:
                 self._trace("restart", node.id)
                 self._boot(node)
+
+    # --- TriggerSnapshot ----------------------------------------------------------------
+
+    def _on_trigger(self) -> None:
+        """Snapshot runs: ask a random running node to compact now."""
+        if not self.faulty:
+            return
+        assert self.sprofile is not None and self.sprofile.trigger_gap is not None
+        self._schedule(self._gap(self.sprofile.trigger_gap), "trigger")
+        ups = [n for n in self.nodes.values() if n.up and n.core is not None]
+        if ups:
+            self._trigger(self.rng.choice(ups))
+
+    def _trigger(self, node: SimNode) -> None:
+        token = node.next_token
+        node.next_token += 1
+        node.tokens[token] = ("trigger", node.durable.last_applied)
+        self._trace("trigger", node.id)
+        assert node.core is not None
+        node.core.trigger_snapshot(token)
+        self._drain(node)
+
+    def _trigger_answer(self, node: SimNode, applied: LogIndex, command: Respond) -> None:
+        """``TriggerSnapshot`` answers a stored snapshot of committed entries (``None``
+        only if nothing was ever applied), or ``Unreachable`` while starting."""
+        self.snapshot_stats["triggers_answered"] += 1
+        meta = command.value
+        self._trace("trigger-answer", node.id, repr(meta) if meta is None else meta.snapshot_id)
+        if command.error is not None:
+            if not isinstance(command.error, Unreachable) or node.started:
+                raise self.fail("snapshot-oracle", f"TriggerSnapshot failed: {command.error!r}")
+            return
+        if meta is None:
+            if applied or node.durable.snapshot is not None:
+                raise self.fail(
+                    "snapshot-oracle",
+                    f"TriggerSnapshot on n{node.id} answered None after applying {applied}",
+                )
+            return
+        known = self.snapshots.get(meta.snapshot_id) if isinstance(meta, SnapshotMeta) else None
+        if known is None or known[0] != meta:
+            raise self.fail(
+                "snapshot-oracle", f"TriggerSnapshot on n{node.id} answered unknown {meta!r}"
+            )
 
     # --- clients ----------------------------------------------------------------------
 
@@ -1237,12 +1706,15 @@ class Simulation:
         entry of term 14 may be committed by the leader of term 19 while a partitioned
         leader of term 18, which lacks it, is still in office.
         """
+        new = entry.index not in self.committed
         prev = self.committed.setdefault(entry.index, entry)
         if prev != entry:
             raise self.fail(
                 "state-machine-safety",
                 f"{_entry(entry)} is committed ({why}) but {_entry(prev)} was committed before",
             )
+        if new and isinstance(entry.payload, EntryConfigChange):
+            bisect.insort(self.committed_config_indexes, entry.index)
         if entry.index > self.commit_max:
             self.commit_max = entry.index
             self.quorum_dirty = True
@@ -1317,7 +1789,18 @@ class Simulation:
             if core.current_term == node.led_term:
                 # Its own decision: no other node leads a term this node led.
                 self._check_leader_commit(node, start, commit)
+            offset = core.log.offset
             for i in range(start + 1, commit + 1):
+                if i <= offset:
+                    # Inside the snapshot it installed: some node applied it (so it is
+                    # recorded), and the snapshot was checked against it at the install.
+                    if i not in self.committed:
+                        raise self.fail(
+                            "snapshot-committed",
+                            f"n{node.id} holds index {i} in its snapshot through {offset}, "
+                            "but no node applied it",
+                        )
+                    continue
                 self._record_committed(
                     core.log.get(i), core.current_term, f"commit index of n{node.id}"
                 )
@@ -1379,8 +1862,7 @@ class Simulation:
         out = []
         for v in voters:
             node = self.nodes.get(v)
-            log = node.durable.log if node is not None else []
-            if entry.index <= len(log) and log[entry.index - 1] == entry:
+            if node is not None and node.durable.holds(entry):
                 out.append(v)
         return out
 
@@ -1411,11 +1893,13 @@ class Simulation:
         config_index = core.log.config_index
         if node.config_step == self.steps:
             config_index = _config_before(core, node.config_appended)
-        membership = (
-            _payload_membership(core.log.get(config_index))
-            if config_index
-            else core.hard_membership
-        )
+        membership = _membership_of(core, config_index)
+        if commit <= core.log.offset:
+            raise self.fail(
+                "snapshot-committed",
+                f"leader n{node.id} of term {core.current_term} commits {start}->{commit}, "
+                f"inside its own snapshot through {core.log.offset}",
+            )
         entry = core.log.get(commit)
         what = (
             f"leader n{node.id} of term {core.current_term} committed {start}->{commit} in "
@@ -1474,12 +1958,10 @@ class Simulation:
         term = core.current_term
         if not m.is_voter(node.id):
             prev_index = _config_before(core, core.log.config_index)
-            prev = (
-                _payload_membership(core.log.get(prev_index))
-                if prev_index
-                else core.hard_membership
-            )
-            if not core.log.config_index or not prev.is_voter(node.id):
+            prev = _membership_of(core, prev_index)
+            # Its configuration in its snapshot is committed: no previous one counts.
+            from_snapshot = core.log.config_index <= core.log.offset
+            if not core.log.config_index or from_snapshot or not prev.is_voter(node.id):
                 raise self.fail(
                     "election-quorum",
                     f"n{node.id} leads term {term} but is no voter of {_describe(m)} nor of "
@@ -1535,10 +2017,10 @@ class Simulation:
                         f"{_describe(self.initial_membership)}",
                     )
                 continue
-            prev_entry = core.log.get(prev_index)
-            assert isinstance(prev_entry.payload, EntryConfigChange)
-            prev = prev_entry.payload.membership
-            if self.committed.get(prev_index) != prev_entry:
+            prev = _membership_of(core, prev_index)
+            if prev_index > core.log.offset and self.committed.get(prev_index) != core.log.get(
+                prev_index
+            ):
                 raise self.fail(
                     "config-one-at-a-time",
                     f"leader n{node.id} of term {core.current_term} appends configuration "
@@ -1563,8 +2045,12 @@ class Simulation:
                 )
 
     def _check_log_matching(self) -> None:
-        """Pairwise over durable logs: entries with equal index and term have equal prefixes."""
-        logs = [(n.id, n.durable.log) for n in self.nodes.values()]
+        """Pairwise over durable logs: entries with equal index and term have equal prefixes.
+
+        A node's snapshot stands for the committed entries it covers, so a log is compared
+        with another's snapshot as with the committed entries there.
+        """
+        logs = [(n.id, self._durable_log(n)) for n in self.nodes.values()]
         for pos, (a, la) in enumerate(logs):
             for b, lb in logs[pos + 1 :]:
                 for i in range(min(len(la), len(lb)) - 1, -1, -1):
@@ -1578,6 +2064,19 @@ class Simulation:
                             )
                         break
 
+    def _durable_log(self, node: SimNode) -> list[Entry]:
+        """The node's durable log from index 1: its snapshot part from the committed entries."""
+        d = node.durable
+        if d.snapshot is None:
+            return d.log
+        missing = [i for i in range(1, d.offset + 1) if i not in self.committed]
+        if missing:
+            raise self.fail(
+                "snapshot-committed",
+                f"n{node.id}'s snapshot through {d.offset} covers uncommitted index {missing[0]}",
+            )
+        return [self.committed[i] for i in range(1, d.offset + 1)] + d.log
+
     # --- the calm phase ---------------------------------------------------------------
 
     def _live(self) -> bool:
@@ -1589,13 +2088,25 @@ class Simulation:
             n for n in self.nodes.values() if n.core is not None and n.core.role is Role.LEADER
         ]
         lw = self.liveness_write
-        if lw is None or lw.outcome in ("forward", "app_error", "lost"):
+        # A write answered OutcomeUnknown (e.g. its node's log was replaced by a snapshot)
+        # may or may not commit: write again, as a client would.
+        if lw is None or lw.outcome in ("forward", "app_error", "lost", "unknown"):
             if len(leaders) == 1:
                 data = Put("liveness", f"v{len(self.writes) + 1}")
                 self.liveness_write = self._submit(leaders[0], ClientPayload.new(data))
             return False
         if lw.index is None or len(leaders) != 1:
             return False
+        if (
+            not self.final_trigger
+            and self.sprofile is not None
+            and self.sprofile.trigger_gap is not None
+            and leaders[0].durable.last_applied >= lw.index
+        ):
+            # Runs with TriggerSnapshot compact the leader once more after the last write:
+            # a node still behind then catches up by installing a snapshot of everything.
+            self.final_trigger = True
+            self._trigger(leaders[0])
         if self.mprofile is None:
             return all(n.durable.last_applied >= lw.index for n in self.nodes.values())
         # Membership runs: the leader's latest configuration is committed and not joint, no
@@ -1656,6 +2167,8 @@ class Simulation:
                         f"acknowledged w{write.wid} at {write.index} is not applied on n{n.id} "
                         f"(it applied {got})",
                     )
+        for n in self.nodes.values():
+            self._check_history(n, "at the end")
         by_applied: dict[LogIndex, dict[str, Any]] = {}
         for n in self.nodes.values():
             data = by_applied.setdefault(n.durable.last_applied, n.durable.sm.data)
@@ -1711,6 +2224,9 @@ class Simulation:
             initial = set(self.initial_membership.members)
             final = self.final_membership
             out["final_voters_new"] = len(set(final.voters()) - initial) if final else 0
+        if self.sprofile is not None:
+            out["snapshot_runs"] = 1
+            out.update({f"snapshots_{k}": v for k, v in sorted(self.snapshot_stats.items())})
         return out
 
 
@@ -1718,14 +2234,34 @@ class Simulation:
 
 
 def _config_before(core: RaftCore, index: LogIndex) -> LogIndex:
-    """The index of the latest configuration entry before ``index`` in ``core``'s log."""
-    indexes = getattr(core.log, "_config_indexes", None)
+    """The index of the latest configuration entry before ``index`` in ``core``'s log; the
+    snapshot point if the snapshot's configuration is the one before it; 0 if none."""
+    log = core.log
+    indexes = getattr(log, "_config_indexes", None)
     if indexes is not None:
-        return next((i for i in reversed(indexes) if i < index), 0)
-    for i in range(index - 1, core.log.offset, -1):
-        if isinstance(core.log.get(i).payload, EntryConfigChange):
-            return i
-    return 0
+        found = next((i for i in reversed(indexes) if i < index), 0)
+    else:
+        found = next(
+            (
+                i
+                for i in range(index - 1, log.offset, -1)
+                if isinstance(log.get(i).payload, EntryConfigChange)
+            ),
+            0,
+        )
+    if not found and log.snapshot_membership is not None and log.offset < index:
+        return log.offset
+    return found
+
+
+def _membership_of(core: RaftCore, config_index: LogIndex) -> MembershipConfig:
+    """The configuration at ``config_index`` (as :func:`_config_before` returns them)."""
+    log = core.log
+    if config_index <= log.offset and log.snapshot_membership is not None:
+        return log.snapshot_membership
+    if not config_index:
+        return core.hard_membership
+    return _payload_membership(log.get(config_index))
 
 
 def _payload_membership(entry: Entry) -> MembershipConfig:
@@ -1744,11 +2280,14 @@ def _describe(m: MembershipConfig) -> str:
 
 
 def _get(core: RaftCore, index: LogIndex) -> Entry | None:
-    return core.log.get(index) if index <= core.log.last_index else None
+    """The entry the core's log holds at ``index`` (``None``: none, or compacted)."""
+    return core.log.get(index) if core.log.offset < index <= core.log.last_index else None
 
 
 def _holds(core: RaftCore, entry: Entry) -> bool:
-    return _get(core, entry.index) == entry
+    """The core's log holds ``entry``, or its snapshot covers it: a snapshot holds
+    committed entries only (checked when it is made and when it is installed)."""
+    return entry.index <= core.log.offset or _get(core, entry.index) == entry
 
 
 def _data(data: Any) -> str:
@@ -1788,6 +2327,15 @@ def _msg(message: Any, error: BaseException | None = None) -> str:
         return f"AEResp(t{message.term} {'ok' if message.success else 'reject'}{hint})"
     if isinstance(message, VoteResponse):
         return f"VoteResp(t{message.term} {'granted' if message.vote_granted else 'denied'})"
+    if isinstance(message, InstallSnapshotRequest):
+        last = message.meta.last_included
+        return (
+            f"IS(t{message.term} {message.meta.snapshot_id} {last.index}/t{last.term} "
+            f"@{message.offset}+{len(message.data)}/{message.meta.size}"
+            f"{' done' if message.done else ''})"
+        )
+    if isinstance(message, InstallSnapshotResponse):
+        return f"ISResp(t{message.term} {'ok' if message.success else 'refused'})"
     if message is None:
         return "none"
     return repr(message)
@@ -1813,11 +2361,15 @@ def run_simulation(
     fault_ms: int | None = None,
     membership: bool = False,
     membership_profile: MembershipProfile | None = None,
+    snapshots: bool | None = None,
+    snapshot_profile: SnapshotProfile | None = None,
 ) -> Simulation:
     """Run one seeded simulation to the end; raise :class:`SimulationFailure` on a violation.
 
     With ``membership=True`` the cluster size comes from the seed (``nodes`` is ignored)
     and membership changes run during the faults (see :class:`MembershipProfile`).
+    ``snapshots`` forces snapshots on or off (``None``: the seed decides, see
+    :meth:`SnapshotProfile.for_seed`); ``snapshot_profile`` sets them.
     """
     return Simulation(
         seed,
@@ -1829,6 +2381,8 @@ def run_simulation(
         fault_ms,
         membership,
         membership_profile,
+        snapshots,
+        snapshot_profile,
     ).run()
 
 
@@ -1840,6 +2394,8 @@ def run_membership_simulation(
     fault_ms: int | None = None,
     profile: FaultProfile | None = None,
     membership_profile: MembershipProfile | None = None,
+    snapshots: bool | None = None,
+    snapshot_profile: SnapshotProfile | None = None,
 ) -> Simulation:
     """A membership run: a few voters of a larger pool, membership changes under faults."""
     return Simulation(
@@ -1852,4 +2408,6 @@ def run_membership_simulation(
         fault_ms,
         membership=True,
         membership_profile=membership_profile,
+        snapshots=snapshots,
+        snapshot_profile=snapshot_profile,
     ).run()
