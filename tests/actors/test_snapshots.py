@@ -238,15 +238,18 @@ def test_log_stays_bounded_over_a_long_run(make_cluster):
     assert all(cluster.data[n].offset >= 4000 for n in (1, 2, 3))
 
 
-class _NoSnapshots(CrashableMemStore):
-    """A storage that never implemented the snapshot methods."""
+class _NoSnapshotStorage(CrashableMemStore):
+    """A storage that implements none of the snapshot methods."""
 
     store_snapshot = RaftStorage.store_snapshot  # type: ignore[assignment]
+    read_snapshot_chunk = RaftStorage.read_snapshot_chunk  # type: ignore[assignment]
+    write_snapshot_chunk = RaftStorage.write_snapshot_chunk  # type: ignore[assignment]
+    install_snapshot = RaftStorage.install_snapshot  # type: ignore[assignment]
 
 
 def test_storage_without_snapshots_keeps_the_node_running(make_cluster):
     def storage(node_id: int, data: MemStoreData) -> object:
-        return _NoSnapshots.start(data=data)
+        return _NoSnapshotStorage.start(data=data)
 
     cluster = make_cluster([1, 2, 3], config=snapshot_config(every=20), storage=storage)
     cluster.initialize()
@@ -257,15 +260,6 @@ def test_storage_without_snapshots_keeps_the_node_running(make_cluster):
         cluster.nodes[leader].ask(TriggerSnapshot(), timeout=10)
     assert cluster.write(Put("still", "running")).index > last
     assert all(metrics(cluster, n).snapshot_index == 0 for n in (1, 2, 3))
-
-
-class _NoSnapshotStorage(CrashableMemStore):
-    """A storage that implements none of the snapshot methods."""
-
-    store_snapshot = RaftStorage.store_snapshot  # type: ignore[assignment]
-    read_snapshot_chunk = RaftStorage.read_snapshot_chunk  # type: ignore[assignment]
-    write_snapshot_chunk = RaftStorage.write_snapshot_chunk  # type: ignore[assignment]
-    install_snapshot = RaftStorage.install_snapshot  # type: ignore[assignment]
 
 
 def test_follower_that_cannot_store_a_snapshot_stops_instead_of_acknowledging_it(make_cluster):
