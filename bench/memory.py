@@ -16,8 +16,8 @@ import tracemalloc
 from typing import Any
 
 from pykka_raft import ClientPayload, Config, Put, ResponseMode, SnapshotPolicy
-from pykka_raft.memstore import MemStoreData
 from pykka_raft.statemachine import KeyValueStateMachine
+from pykka_raft.storage.memory import MemStoreData
 from pykka_raft.testing import Cluster
 from pykka_raft.testing.crash import CrashableMemStore
 

@@ -5,6 +5,7 @@ A port of actix-raft's design: a ``Raft`` actor per node, a ``RaftStorage`` acto
 :meth:`Raft.start` and send it messages through the returned ref.
 """
 
+from pykka_raft.actor.raft import Raft, RaftRef
 from pykka_raft.admin import (
     ConfigChangeResponse,
     InitWithConfig,
@@ -43,7 +44,6 @@ from pykka_raft.errors import (
     Unreachable,
     UnsupportedRpc,
 )
-from pykka_raft.memstore import DumpStorage, MemStore, MemStoreData, StorageDump
 from pykka_raft.messages import (
     AppendEntriesRequest,
     AppendEntriesResponse,
@@ -69,8 +69,7 @@ from pykka_raft.messages import (
 )
 from pykka_raft.metrics import RaftMetrics, State
 from pykka_raft.network import RaftNetwork
-from pykka_raft.raft import Raft, RaftRef
-from pykka_raft.router import (
+from pykka_raft.network.router import (
     Isolate,
     LinkFaults,
     RaftRouter,
@@ -102,6 +101,7 @@ from pykka_raft.storage import (
     SaveHardState,
     WriteSnapshotChunk,
 )
+from pykka_raft.storage.memory import DumpStorage, MemStore, MemStoreData, StorageDump
 from pykka_raft.types import LogId, LogIndex, NodeId, Term
 
 for _cls in (Put, Get, Delete, CompareAndSet, CasResult):

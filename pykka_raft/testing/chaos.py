@@ -34,11 +34,11 @@ import pykka
 from pykka_raft.admin import ConfigChangeResponse, ProposeConfigChange
 from pykka_raft.config import Config
 from pykka_raft.errors import ClientError, ForwardToLeader, ShuttingDown
-from pykka_raft.memstore import MemStoreData
 from pykka_raft.messages import ClientPayload, EntryConfigChange, MembershipConfig, ResponseMode
 from pykka_raft.metrics import RaftMetrics, State
-from pykka_raft.router import Isolate, LinkFaults, Restore, SetLinkFaults
+from pykka_raft.network.router import Isolate, LinkFaults, Restore, SetLinkFaults
 from pykka_raft.statemachine import CompareAndSet, Get, Put
+from pykka_raft.storage.memory import MemStoreData
 from pykka_raft.testing.cluster import Cluster
 from pykka_raft.testing.faultnet import Heal, Partition, ReplayOld
 from pykka_raft.testing.history import HistoryRecorder, Op

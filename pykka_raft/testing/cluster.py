@@ -10,14 +10,14 @@ from typing import Any, TypeVar
 
 import pykka
 
+from pykka_raft.actor.raft import RaftRef
 from pykka_raft.admin import ConfigChangeResponse, InitWithConfig, ProposeConfigChange
 from pykka_raft.config import Config
 from pykka_raft.errors import ForwardToLeader, NodeNotLeader
-from pykka_raft.memstore import DumpStorage, MemStoreData, StorageDump
 from pykka_raft.messages import ClientPayload, ClientPayloadResponse, HardState, ResponseMode
 from pykka_raft.metrics import RaftMetrics, State
-from pykka_raft.raft import RaftRef
-from pykka_raft.router import Isolate, RaftRouter, Register, Restore, Unregister
+from pykka_raft.network.router import Isolate, RaftRouter, Register, Restore, Unregister
+from pykka_raft.storage.memory import DumpStorage, MemStoreData, StorageDump
 from pykka_raft.testing.crash import CrashableMemStore, CrashableRaft, PowerSwitch
 from pykka_raft.types import NodeId
 

@@ -4,7 +4,7 @@ When a node crashes, its power switch goes off. From that instant its Raft actor
 every message still queued or arriving (and sends nothing more), and its storage ignores
 every message it had not yet handled: those writes were never acknowledged and are lost,
 exactly as an unflushed write is lost when a machine dies. What the storage had handled
-stays in its :class:`~pykka_raft.memstore.MemStoreData`, so a restart on the same data
+stays in its :class:`~pykka_raft.storage.memory.MemStoreData`, so a restart on the same data
 resumes from what was durable.
 """
 
@@ -15,14 +15,14 @@ from typing import Any
 
 import pykka
 
+from pykka_raft.actor.raft import DEFERRED_REPLY, Raft, RaftRef
 from pykka_raft.calls import Call
 from pykka_raft.config import Config
 from pykka_raft.core import commands as cmd
 from pykka_raft.errors import ShuttingDown
-from pykka_raft.memstore import MemStore, MemStoreData
 from pykka_raft.messages import HardState
-from pykka_raft.raft import DEFERRED_REPLY, Raft, RaftRef
 from pykka_raft.statemachine import StateMachine
+from pykka_raft.storage.memory import MemStore, MemStoreData
 from pykka_raft.types import NodeId
 
 

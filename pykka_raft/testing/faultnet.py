@@ -1,6 +1,6 @@
 """``FaultNetwork``: an in-process network with scriptable, seeded and traced faults.
 
-:class:`FaultNetwork` is a drop-in :class:`~pykka_raft.router.RaftRouter` (it handles
+:class:`FaultNetwork` is a drop-in :class:`~pykka_raft.network.router.RaftRouter` (it handles
 ``Register``, ``Unregister``, ``Isolate``, ``Restore`` and ``SetLinkFaults`` the same way)
 that adds faults per **directed link**, controlled by the frozen messages of this module,
 sent with ``tell`` or ``ask``::
@@ -66,7 +66,7 @@ from pykka_raft.messages import (
     VoteResponse,
 )
 from pykka_raft.network import rpc_source
-from pykka_raft.router import RaftRouter, SetLinkFaults, _tell
+from pykka_raft.network.router import RaftRouter, SetLinkFaults, _tell
 from pykka_raft.types import NodeId
 
 __all__ = [
@@ -250,7 +250,7 @@ class Partition:
 @attrs.frozen
 class Heal:
     """Make the network whole: remove every cut, the partition, every rule (defaults and
-    overrides) and, with ``restore_isolated``, every :class:`~pykka_raft.router.Isolate`.
+    overrides) and, with ``restore_isolated``, every :class:`~pykka_raft.network.router.Isolate`.
 
     Held messages are released in arrival order; answers their number. The seed, trace and
     replay buffer stay. (Restoring isolated nodes bypasses any bookkeeping a harness keeps
@@ -407,7 +407,7 @@ class _FaultReply:
 
 
 class FaultNetwork(RaftRouter):
-    """A :class:`~pykka_raft.router.RaftRouter` with per-link, seeded, traced faults.
+    """A :class:`~pykka_raft.network.router.RaftRouter` with per-link, seeded, traced faults.
 
     Start it with ``FaultNetwork.start(seed=...)`` and use it wherever a ``RaftRouter`` is
     used. Besides the router's messages it handles :class:`SetSeed`,

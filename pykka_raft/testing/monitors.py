@@ -10,9 +10,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from pykka_raft.memstore import MemStoreData
 from pykka_raft.messages import Entry, HardState
 from pykka_raft.metrics import RaftMetrics, State
+from pykka_raft.storage.memory import MemStoreData
 from pykka_raft.types import NodeId
 
 

@@ -31,9 +31,9 @@ from pykka_raft import (
     Unreachable,
 )
 from pykka_raft.calls import Call
-from pykka_raft.memstore import DumpStorage
 from pykka_raft.messages import Entry, EntryNormal
-from pykka_raft.router import Unregister
+from pykka_raft.network.router import Unregister
+from pykka_raft.storage.memory import DumpStorage
 from pykka_raft.testing import MetricsHub, wait_until
 from pykka_raft.testing.faultnet import (
     ClearLinkRule,

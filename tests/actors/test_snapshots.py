@@ -23,9 +23,9 @@ from pykka_raft import (
     State,
     TriggerSnapshot,
 )
-from pykka_raft.memstore import MemStoreData
 from pykka_raft.statemachine import KeyValueStateMachine
 from pykka_raft.storage import RaftStorage
+from pykka_raft.storage.memory import MemStoreData
 from pykka_raft.testing import Cluster
 from pykka_raft.testing.crash import CrashableMemStore
 from pykka_raft.testing.faultnet import (

@@ -12,8 +12,8 @@ import attrs
 import pytest
 
 from pykka_raft.config import SnapshotPolicy
-from pykka_raft.memstore import MemStoreData
 from pykka_raft.statemachine import KeyValueStateMachine
+from pykka_raft.storage.memory import MemStoreData
 from pykka_raft.testing.chaos import DEFAULT_CONFIG, ChaosOptions, run_chaos
 from pykka_raft.testing.crash import CrashableMemStore
 

@@ -11,7 +11,7 @@ time is virtual and only moves when a step ticks a core.
   messages can be delivered late), :meth:`Cluster.drop`, :meth:`Cluster.duplicate`, or
   :meth:`Cluster.flush` to deliver everything among a set of nodes in FIFO order. A request
   delivered to a down node is lost; an answer to a crashed requester is lost.
-* **Shell**: modelled on :meth:`pykka_raft.raft.Raft._execute`, like ``tests/sim``: storage
+* **Shell**: modelled on :meth:`pykka_raft.actor.raft.Raft._execute`, like ``tests/sim``: storage
   commands go to one FIFO queue per node; ``Send`` / ``Respond`` with
   ``after_durable=True`` wait until every storage command issued before them (except
   ``Apply``) completed, and behind earlier held ones. By default a node's storage completes

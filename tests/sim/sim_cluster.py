@@ -4,7 +4,7 @@ One ``random.Random(seed)`` drives everything (each core gets its own ``random.R
 drawn from it), time is virtual (advanced only through ``RaftCore.tick``), and there are no
 threads and no sleeps: a seed replays exactly.
 
-The shell is modelled on :meth:`pykka_raft.raft.Raft._execute`:
+The shell is modelled on :meth:`pykka_raft.actor.raft.Raft._execute`:
 
 * storage commands (``SaveHardState``, ``WriteLog``, ``DeleteLogsFrom``, ``Apply``) complete
   in FIFO order per node, each after a random delay;
@@ -17,8 +17,8 @@ The shell is modelled on :meth:`pykka_raft.raft.Raft._execute`:
   :meth:`pykka_raft.storage.RaftStorage.append_entry_to_log`: refused ones are stored blank
   and reported to ``log_written``.
 
-The network is modelled on :class:`pykka_raft.router.RaftRouter`: a message to a node cut off
-by a partition fails at once with an error, others may be dropped (silently), duplicated
+The network is modelled on :class:`~pykka_raft.network.router.RaftRouter`: a message to a node cut
+off by a partition fails at once with an error, others may be dropped (silently), duplicated
 (the requester then hears two answers) or delayed (which reorders them); responses cross the
 same faults. Each seed picks its own mix of faults.
 

@@ -19,7 +19,6 @@ from pykka_raft.admin import (
 )
 from pykka_raft.codec import from_primitive, to_primitive
 from pykka_raft.errors import DecodeError
-from pykka_raft.memstore import DumpStorage
 from pykka_raft.messages import (
     AppendEntriesRequest,
     AppendEntriesResponse,
@@ -61,6 +60,7 @@ from pykka_raft.storage import (
     SaveHardState,
     WriteSnapshotChunk,
 )
+from pykka_raft.storage.memory import DumpStorage
 from pykka_raft.types import LogId
 
 SIMPLE = MembershipConfig(members=(3, 1, 2))

@@ -11,7 +11,6 @@ import pytest
 import pykka_raft  # noqa: F401  (registers the key-value command types)
 from pykka_raft.calls import Call, FutureReply
 from pykka_raft.errors import UnknownMessage
-from pykka_raft.memstore import DumpStorage, MemStore, MemStoreData, StorageDump
 from pykka_raft.messages import (
     Entry,
     EntryBlank,
@@ -39,6 +38,7 @@ from pykka_raft.storage import (
     ReplicateToLog,
     SaveHardState,
 )
+from pykka_raft.storage.memory import DumpStorage, MemStore, MemStoreData, StorageDump
 from pykka_raft.types import LogId
 
 TIMEOUT = 5

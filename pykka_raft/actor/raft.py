@@ -21,7 +21,6 @@ import attrs
 import pykka
 from pykka._envelope import Envelope
 
-from pykka_raft import storage as st
 from pykka_raft.admin import InitWithConfig, ProposeConfigChange, TriggerSnapshot
 from pykka_raft.calls import DEAD_ACTOR_ERRORS, ActorReply, Call, Completed, Reply
 from pykka_raft.config import Config
@@ -47,6 +46,7 @@ from pykka_raft.messages import (
     VoteResponse,
 )
 from pykka_raft.metrics import RaftMetrics, State
+from pykka_raft.storage import contract as st
 from pykka_raft.types import LogId, NodeId
 
 logger = logging.getLogger(__name__)

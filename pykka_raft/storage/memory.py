@@ -10,7 +10,7 @@ import attrs
 
 from pykka_raft.messages import Entry, HardState, InitialState, MembershipConfig, SnapshotMeta
 from pykka_raft.statemachine import KeyValueStateMachine, StateMachine
-from pykka_raft.storage import RaftStorage
+from pykka_raft.storage.contract import RaftStorage
 from pykka_raft.types import LogId, LogIndex
 
 

@@ -199,7 +199,7 @@ class RaftStorage(pykka.ThreadingActor, abc.ABC):
     """Base class of storage actors: dispatches the storage messages to methods.
 
     Subclasses implement the abstract methods below with the durability contract of this
-    module; :class:`~pykka_raft.memstore.MemStore` is the in-memory reference. Messages
+    module; :class:`~pykka_raft.storage.memory.MemStore` is the in-memory reference. Messages
     arrive either as a :class:`~pykka_raft.calls.Call` (from the Raft node, answered
     through its reply) or plainly through ``ask``.
     """

@@ -24,7 +24,7 @@ import pykka
 from pykka_raft.calls import DEAD_ACTOR_ERRORS, Call, Reply
 from pykka_raft.errors import UnknownNode, Unreachable
 from pykka_raft.messages import RpcRequest
-from pykka_raft.network import RPC_REQUESTS, RaftNetwork, rpc_source
+from pykka_raft.network.contract import RPC_REQUESTS, RaftNetwork, rpc_source
 from pykka_raft.types import NodeId
 
 logger = logging.getLogger(__name__)
