@@ -6,7 +6,7 @@ from collections.abc import Iterable
 
 import attrs
 
-from pykka_raft.messages import MembershipConfig
+from pykka_raft.messages import MembershipConfig, _address_pairs
 from pykka_raft.types import LogIndex, NodeId
 
 
@@ -29,9 +29,14 @@ class InitWithConfig:
     leader at once; otherwise it starts an election. The reply (``None``) comes as soon as
     the configuration is durable, before any election finishes; a node that is not
     pristine raises :class:`~pykka_raft.errors.NotAllowed`.
+
+    ``addresses`` (a mapping of node id to ``"host:port"``) records where each member can
+    be reached, for networks between processes (``MembershipConfig.addresses``); give every
+    node the same mapping.
     """
 
     members: tuple[NodeId, ...] = attrs.field(converter=_ids)
+    addresses: tuple[tuple[NodeId, str], ...] = attrs.field(default=(), converter=_address_pairs)
 
 
 @attrs.frozen
@@ -42,7 +47,11 @@ class ProposeConfigChange:
     ``add_non_voters`` join as non-voters that stay non-voters (learners: they receive the
     log but never vote or count toward a majority). Naming a current non-voter in
     ``add_members`` promotes it; naming a current voter in ``add_non_voters`` demotes it.
-    Duplicates are ignored, and so is anything already as asked.
+    Duplicates are ignored, and so is anything already as asked. ``addresses`` (a mapping
+    of node id to ``"host:port"``) records where new nodes can be reached, for networks
+    between processes; it travels in the configuration entries to every member
+    (``MembershipConfig.addresses``). Giving a new address for a node already in the
+    cluster (and nothing else) changes only its address, in one step.
 
     The leader carries the change out in committed steps (``docs/membership.md``):
 
@@ -66,6 +75,7 @@ class ProposeConfigChange:
     add_members: tuple[NodeId, ...] = attrs.field(default=(), converter=_ids)
     remove_members: tuple[NodeId, ...] = attrs.field(default=(), converter=_ids)
     add_non_voters: tuple[NodeId, ...] = attrs.field(default=(), converter=_ids)
+    addresses: tuple[tuple[NodeId, str], ...] = attrs.field(default=(), converter=_address_pairs)
 
 
 @attrs.frozen

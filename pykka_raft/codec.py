@@ -9,6 +9,8 @@ class name (see :func:`register_app_type`).
 
 from __future__ import annotations
 
+import base64
+import json
 from typing import Any, TypeVar
 
 import attrs
@@ -132,3 +134,32 @@ def _leaves(exc: BaseException) -> list[BaseException]:
     if isinstance(exc, cattrs.BaseValidationError):
         return [leaf for inner in exc.exceptions for leaf in _leaves(inner)]
     return [exc]
+
+
+_BYTES = "__bytes__"
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, bytes):
+        return {_BYTES: base64.b64encode(value).decode("ascii")}
+    raise TypeError(f"cannot encode {type(value).__name__}")
+
+
+def _json_object(obj: dict[str, Any]) -> Any:
+    if len(obj) == 1 and _BYTES in obj:
+        return base64.b64decode(obj[_BYTES])
+    return obj
+
+
+def encode(message: Any, as_type: Any = None) -> bytes:
+    """``message`` as bytes, for storages and snapshots (stdlib only; see ``decode``)."""
+    return json.dumps(to_primitive(message, as_type), default=_json_default).encode()
+
+
+def decode(data: bytes, cls: type[T] | Any) -> T:
+    """The message ``encode`` turned into ``data``; malformed input raises DecodeError."""
+    try:
+        primitive = json.loads(data, object_hook=_json_object)
+    except ValueError as exc:
+        raise DecodeError(f"cannot decode {getattr(cls, '__name__', cls)}: {exc}") from exc
+    return from_primitive(primitive, cls)

@@ -8,7 +8,7 @@ cattrs converter in :mod:`pykka_raft.codec`.
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any, Union
 
 import attrs
@@ -24,6 +24,13 @@ def _opt_node_set(ids: Iterable[NodeId] | None) -> tuple[NodeId, ...] | None:
     return None if ids is None else _node_set(ids)
 
 
+def _address_pairs(
+    addresses: Mapping[NodeId, str] | Iterable[tuple[NodeId, str]],
+) -> tuple[tuple[NodeId, str], ...]:
+    items = addresses.items() if isinstance(addresses, Mapping) else addresses
+    return tuple(sorted((node_id, address) for node_id, address in items))
+
+
 @attrs.frozen
 class MembershipConfig:
     """The cluster's membership: who votes, who only replicates.
@@ -37,6 +44,11 @@ class MembershipConfig:
             (new nodes catching up, or permanent learners). While joint, a member of
             ``members`` that the change demotes is listed here already: it still votes in
             ``C_old`` and is a non-voter of the final configuration.
+        addresses: where nodes of this configuration can be reached, as ``(node id,
+            "host:port")`` pairs sorted by id (a mapping is accepted too). A network that
+            carries RPCs between machines learns the addresses from here, so they travel
+            with the configuration to every node and survive restarts (the way openraft's
+            membership carries node information). Empty for in-process clusters.
 
     actix-raft kept ``{members, non_voters, removing, is_in_joint_consensus}``; the joint
     configuration is represented here by its two voter sets instead, which is what the
@@ -49,6 +61,7 @@ class MembershipConfig:
         default=None, converter=_opt_node_set
     )
     non_voters: tuple[NodeId, ...] = attrs.field(default=(), converter=_node_set)
+    addresses: tuple[tuple[NodeId, str], ...] = attrs.field(default=(), converter=_address_pairs)
 
     @property
     def is_in_joint_consensus(self) -> bool:
@@ -78,6 +91,17 @@ class MembershipConfig:
     def is_voter(self, node_id: NodeId) -> bool:
         """True if the node votes in this configuration."""
         return node_id in self.voters()
+
+    def address_of(self, node_id: NodeId) -> str | None:
+        """The address recorded for ``node_id``, if any."""
+        for node, address in self.addresses:
+            if node == node_id:
+                return address
+        return None
+
+    def address_book(self) -> dict[NodeId, str]:
+        """The recorded addresses as a dict."""
+        return dict(self.addresses)
 
 
 # --- log entries ------------------------------------------------------------------------

@@ -42,10 +42,12 @@ from pykka_raft.messages import (
     InitialState,
     InstallSnapshotRequest,
     InstallSnapshotResponse,
+    MembershipConfig,
     VoteRequest,
     VoteResponse,
 )
 from pykka_raft.metrics import RaftMetrics, State
+from pykka_raft.network.contract import MembershipChanged
 from pykka_raft.storage import contract as st
 from pykka_raft.types import LogId, NodeId
 
@@ -241,6 +243,7 @@ class Raft(pykka.ThreadingActor):
         self._stopped = False
         self._metrics_waiters: list[int] = []
         self._metrics_key: tuple[Any, ...] = ()
+        self._told_membership: MembershipConfig | None = None
 
     @classmethod
     def start(
@@ -337,6 +340,7 @@ class Raft(pykka.ThreadingActor):
                 self._handle_call(message, None)
             self._execute(self.core.take_commands())
             self._maybe_publish()
+            self._maybe_tell_membership()
         except Exception as exc:  # one fatal path for every bug or failure
             logger.exception("Raft node %s failed", self.node_id)
             self._fatal(exc if isinstance(exc, StorageError) else InternalError(repr(exc)))
@@ -374,7 +378,7 @@ class Raft(pykka.ThreadingActor):
         elif isinstance(message, InstallSnapshotRequest):
             core.receive_install_snapshot(message, token)
         elif isinstance(message, InitWithConfig):
-            core.init_with_config(message.members, token)
+            core.init_with_config(message.members, token, message.addresses)
         elif isinstance(message, ProposeConfigChange):
             core.propose_config_change(message, token)
         elif isinstance(message, TriggerSnapshot):
@@ -512,6 +516,21 @@ class Raft(pykka.ThreadingActor):
             self.storage.tell(Call(message, ActorReply(self.actor_ref, tag)))
         except DEAD_ACTOR_ERRORS as exc:
             raise StorageError("the storage actor has stopped") from exc
+
+    def _maybe_tell_membership(self) -> None:
+        """Tell the network the membership whenever it changes (and once at start), so a
+        network between processes learns the addresses it carries."""
+        core = self.core
+        if core.role is Role.INITIALIZING:
+            return
+        membership = core.membership
+        if membership is self._told_membership or membership == self._told_membership:
+            return
+        self._told_membership = membership
+        try:
+            self.network.tell(MembershipChanged(self.node_id, membership))
+        except DEAD_ACTOR_ERRORS as exc:
+            raise InternalError("the network actor has stopped") from exc
 
     # --- metrics ------------------------------------------------------------------------
 

@@ -422,7 +422,12 @@ class RaftCore:
 
     # --- admin and client API -----------------------------------------------------------
 
-    def init_with_config(self, members: Iterable[NodeId], token: int) -> None:
+    def init_with_config(
+        self,
+        members: Iterable[NodeId],
+        token: int,
+        addresses: Iterable[tuple[NodeId, str]] = (),
+    ) -> None:
         """``InitWithConfig``: form a cluster from this pristine node."""
         voters = set(members) | {self.id}
         if (
@@ -443,7 +448,7 @@ class RaftCore:
             )
             self._respond(token, error=NotAllowed(f"InitWithConfig refused: {reason}"))
             return
-        self.hard_membership = MembershipConfig(members=voters)
+        self.hard_membership = _with_addresses(MembershipConfig(members=voters), dict(addresses))
         self._save_hard_state()
         if self.leader_id is not None:
             # A leader of this term is already replicating to us (parallel formation): follow
@@ -561,7 +566,10 @@ class RaftCore:
             )
             return
         voters = (set(m.voters()) | add) - remove - learners
-        target = MembershipConfig(voters, None, (set(m.non_voters) | learners) - remove - add)
+        target = _with_addresses(
+            MembershipConfig(voters, None, (set(m.non_voters) | learners) - remove - add),
+            {**m.address_book(), **dict(change.addresses)},
+        )
         if target == m:
             self._respond(
                 token,
@@ -603,7 +611,8 @@ class RaftCore:
         change = self.change
         if m.is_in_joint_consensus:
             assert m.members_after_consensus is not None
-            self._propose_config(MembershipConfig(m.members_after_consensus, None, m.non_voters))
+            final = MembershipConfig(m.members_after_consensus, None, m.non_voters)
+            self._propose_config(_with_addresses(final, m.address_book()))
             return
         if change is not None:
             target = change.target
@@ -612,7 +621,8 @@ class RaftCore:
                 self._respond(change.token, ConfigChangeResponse(self.log.config_index, m))
             elif target.all_nodes() - m.all_nodes():
                 new = target.all_nodes() - m.all_nodes()
-                self._propose_config(MembershipConfig(m.members, None, set(m.non_voters) | new))
+                joining = MembershipConfig(m.members, None, set(m.non_voters) | new)
+                self._propose_config(_with_addresses(joining, target.address_book()))
                 return
             elif target.members != m.members:
                 lagging = tuple(
@@ -621,9 +631,8 @@ class RaftCore:
                 if not lagging:
                     # A voter being demoted is listed as a non-voter already: it votes in
                     # C_old until the final configuration, which keeps it as a learner.
-                    self._propose_config(
-                        MembershipConfig(m.members, target.members, target.non_voters)
-                    )
+                    joint = MembershipConfig(m.members, target.members, target.non_voters)
+                    self._propose_config(_with_addresses(joint, target.address_book()))
                 elif self.now - change.started_at >= self.config.catch_up_timeout:
                     self.change = None
                     self._respond(
@@ -1343,6 +1352,12 @@ class RaftCore:
 
 def _wants_applied(pending: Pending) -> bool:
     return pending.payload.response_mode is ResponseMode.APPLIED
+
+
+def _with_addresses(m: MembershipConfig, book: dict[NodeId, str]) -> MembershipConfig:
+    """``m`` with the addresses of its nodes taken from ``book``."""
+    nodes = m.all_nodes()
+    return attrs.evolve(m, addresses={n: a for n, a in book.items() if n in nodes})
 
 
 def _describe(m: MembershipConfig) -> str:

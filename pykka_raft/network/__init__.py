@@ -6,7 +6,7 @@
   fault injection.
 """
 
-from pykka_raft.network.contract import RPC_REQUESTS, RaftNetwork, rpc_source
+from pykka_raft.network.contract import RPC_REQUESTS, MembershipChanged, RaftNetwork, rpc_source
 from pykka_raft.network.router import (
     Isolate,
     LinkFaults,
@@ -21,6 +21,7 @@ __all__ = [
     "RPC_REQUESTS",
     "Isolate",
     "LinkFaults",
+    "MembershipChanged",
     "RaftNetwork",
     "RaftRouter",
     "Register",

@@ -13,6 +13,10 @@ with an error rather than stay silent when it knows delivery failed (unknown or 
 node), so the node retries sooner. Raft itself has no transport: a remote network decodes
 the request on the receiving side, ``ask``-s the local Raft ref with it, and sends the
 answer back.
+
+**Membership.** The Raft node tells its network :class:`MembershipChanged` once it has
+started and whenever its membership changes. A network between processes takes the
+nodes' addresses from it (``MembershipConfig.addresses``); the base class ignores it.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from __future__ import annotations
 import abc
 from typing import Any
 
+import attrs
 import pykka
 
 from pykka_raft.calls import Call, Reply
@@ -27,12 +32,22 @@ from pykka_raft.errors import UnknownMessage
 from pykka_raft.messages import (
     AppendEntriesRequest,
     InstallSnapshotRequest,
+    MembershipConfig,
     RpcRequest,
     VoteRequest,
 )
 from pykka_raft.types import NodeId
 
 RPC_REQUESTS = (AppendEntriesRequest, VoteRequest, InstallSnapshotRequest)
+
+
+@attrs.frozen
+class MembershipChanged:
+    """Told by the Raft node ``node_id`` to its network: its membership is now ``membership``
+    (sent once the node has started, then on every change). No answer."""
+
+    node_id: NodeId
+    membership: MembershipConfig
 
 
 def rpc_source(request: RpcRequest) -> NodeId:
@@ -50,7 +65,13 @@ class RaftNetwork(pykka.ThreadingActor, abc.ABC):
         if isinstance(message, Call) and isinstance(message.message, RPC_REQUESTS):
             self.send(message.message, message.reply)
             return None
+        if isinstance(message, MembershipChanged):
+            self.membership_changed(message.node_id, message.membership)
+            return None
         return self.handle_other(message)
+
+    def membership_changed(self, node_id: NodeId, membership: MembershipConfig) -> None:
+        """Node ``node_id`` has this membership now; the default ignores it."""
 
     @abc.abstractmethod
     def send(self, request: RpcRequest, reply: Reply) -> None:

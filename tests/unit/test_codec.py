@@ -302,6 +302,7 @@ def test_primitive_shapes() -> None:
         "members": [1, 2, 3],
         "members_after_consensus": [3, 4, 5],
         "non_voters": [6, 7],
+        "addresses": [],
     }
     assert to_primitive(ClientPayloadResponse(1, ResponseMode.APPLIED))["response_mode"] == (
         "applied"
