@@ -162,4 +162,5 @@ def decode(data: bytes, cls: type[T] | Any) -> T:
         primitive = json.loads(data, object_hook=_json_object)
     except ValueError as exc:
         raise DecodeError(f"cannot decode {getattr(cls, '__name__', cls)}: {exc}") from exc
-    return from_primitive(primitive, cls)
+    result: T = from_primitive(primitive, cls)
+    return result
