@@ -164,3 +164,11 @@ def decode(data: bytes, cls: type[T] | Any) -> T:
         raise DecodeError(f"cannot decode {getattr(cls, '__name__', cls)}: {exc}") from exc
     result: T = from_primitive(primitive, cls)
     return result
+
+
+def check_app_value(value: Any, max_bytes: int | None = None) -> None:
+    """Raise unless the codec can carry ``value`` as application data (within
+    ``max_bytes`` encoded bytes): what a leader checks before it appends a client write."""
+    size = len(encode(value, Any))
+    if max_bytes is not None and size > max_bytes:
+        raise ValueError(f"the value takes {size} bytes encoded, over the limit of {max_bytes}")

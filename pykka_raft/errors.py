@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from pykka_raft.messages import ClientPayload
-    from pykka_raft.types import NodeId
+    from pykka_raft.types import LogIndex, NodeId
 
 
 class RaftError(Exception):
@@ -264,4 +264,19 @@ class SnapshotsUnsupported(RaftError, NotImplementedError):
         super().__init__(
             f"{storage} does not implement snapshots: implement its snapshot methods "
             "(docs/snapshots.md) or set Config.snapshot_policy = SnapshotPolicy.disabled()"
+        )
+
+
+class ResultUnavailable(ClientError):
+    """The write committed (at ``index``) and is applied on every node, but this node can
+    no longer produce its result: a snapshot folded the entry away before it was applied
+    here. Read the value back if you need it; do not retry the write.
+    """
+
+    def __init__(self, index: LogIndex) -> None:
+        self.index = index
+        super().__init__(
+            f"the write committed at index {index} and is applied, but its result was folded "
+            "into a snapshot before this node applied it; read the value back instead of "
+            "retrying the write"
         )

@@ -24,8 +24,8 @@ from pykka._envelope import Envelope
 from pykka_raft.admin import InitWithConfig, ProposeConfigChange, TriggerSnapshot
 from pykka_raft.calls import DEAD_ACTOR_ERRORS, ActorReply, Call, Completed, Reply
 from pykka_raft.config import Config
+from pykka_raft.core import RaftCore, Role
 from pykka_raft.core import commands as cmd
-from pykka_raft.core.raft_core import RaftCore, Role
 from pykka_raft.errors import (
     InternalError,
     RpcError,

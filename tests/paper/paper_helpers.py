@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import TypeVar
 
 from pykka_raft.config import Config
+from pykka_raft.core import RaftCore, Role
 from pykka_raft.core.commands import (
     Apply,
     Command,
@@ -21,7 +22,6 @@ from pykka_raft.core.commands import (
     Send,
     WriteLog,
 )
-from pykka_raft.core.raft_core import RaftCore, Role
 from pykka_raft.messages import (
     AppendEntriesRequest,
     AppendEntriesResponse,

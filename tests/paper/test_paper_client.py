@@ -25,7 +25,7 @@ from paper_helpers import (
     vote_requests,
 )
 
-from pykka_raft.core.raft_core import RaftCore, Role
+from pykka_raft.core import RaftCore, Role
 from pykka_raft.errors import ApplicationError, Busy, ForwardToLeader, NotAllowed
 from pykka_raft.messages import (
     AppendEntriesRequest,
@@ -194,7 +194,7 @@ def test_write_beyond_a_newer_committed_entry_is_known_lost() -> None:
     for token in (5, 6):
         (reply,) = responds(commands, token)
         assert isinstance(reply.error, ForwardToLeader)
-    assert cluster.core.pending == {}
+    assert cluster.core.writes.pending == {}
 
 
 def test_queued_writes_are_forwarded_when_leader_steps_down() -> None:
@@ -445,7 +445,7 @@ def test_leader_refuses_writes_beyond_max_pending_writes_with_busy() -> None:
     cluster.write_to_storage(2)
     cluster.write_to_storage(5)
     cluster.replicate()
-    assert cluster.core.commit_index == 5 and cluster.core.pending == {}
+    assert cluster.core.commit_index == 5 and cluster.core.writes.pending == {}
     cluster.take()
     cluster.core.client_write(payload("later"), 9)
     assert not [r for r in responds(cluster.core.take_commands()) if isinstance(r.error, Busy)]

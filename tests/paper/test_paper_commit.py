@@ -16,7 +16,7 @@ from paper_helpers import (
     vote_requests,
 )
 
-from pykka_raft.core.raft_core import RaftCore, Role
+from pykka_raft.core import RaftCore, Role
 from pykka_raft.messages import (
     AppendEntriesRequest,
     AppendEntriesResponse,

@@ -18,7 +18,7 @@ from paper_helpers import (
     vote_requests,
 )
 
-from pykka_raft.core.raft_core import Role
+from pykka_raft.core.state import Role
 from pykka_raft.messages import (
     AppendEntriesRequest,
     EntryBlank,

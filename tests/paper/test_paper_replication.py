@@ -21,7 +21,7 @@ from paper_helpers import (
     responds,
 )
 
-from pykka_raft.core.raft_core import RaftCore
+from pykka_raft.core import RaftCore
 from pykka_raft.messages import (
     AppendEntriesRequest,
     AppendEntriesResponse,
@@ -270,7 +270,7 @@ def test_leader_ignores_stale_responses_from_an_older_term() -> None:
     core.append_entries_result(attrs.evolve(stale, target=3), AppendEntriesResponse(2, True))
     assert core.take_commands() == []
     assert core.commit_index == 0
-    assert core.progress[2].match_index == 0
+    assert core.leader.progress[2].match_index == 0
 
 
 def test_leader_resends_after_rpc_timeout() -> None:

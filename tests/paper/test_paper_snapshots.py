@@ -19,6 +19,7 @@ from paper_helpers import (
 )
 
 from pykka_raft.config import SnapshotPolicy
+from pykka_raft.core import RaftCore, Role, replication
 from pykka_raft.core.commands import (
     Apply,
     CreateSnapshot,
@@ -26,7 +27,6 @@ from pykka_raft.core.commands import (
     ReadSnapshotChunk,
     WriteSnapshotChunk,
 )
-from pykka_raft.core.raft_core import RaftCore, Role
 from pykka_raft.messages import (
     AppendEntriesRequest,
     AppendEntriesResponse,
@@ -128,7 +128,7 @@ def test_receiver_refuses_an_older_term() -> None:
     follower = make_core(2, term=5)
     follower.receive_install_snapshot(chunk(meta(10), 0, b"x", term=4), token=1)
     assert answer(follower, 1).value == InstallSnapshotResponse(5, False)
-    assert follower.receiving is None
+    assert follower.snapshots.receiving is None
 
 
 def test_after_a_snapshot_an_append_below_its_point_matches() -> None:
@@ -173,9 +173,9 @@ def test_leader_sends_its_snapshot_in_chunks_to_a_node_missing_compacted_entries
 
 def test_leader_chunk_loop_until_done_then_appends_again() -> None:
     leader, _ = compacted_leader()
-    leader.progress[2].next_index = 5  # compacted away
-    leader.progress[2].probing = True
-    leader._send_append(2)
+    leader.leader.progress[2].next_index = 5  # compacted away
+    leader.leader.progress[2].become_probe()
+    replication.send_append(leader, leader.leader, 2)
     m = leader.snapshot
     assert m is not None
     offset = 0
@@ -189,15 +189,17 @@ def test_leader_chunk_loop_until_done_then_appends_again() -> None:
         assert (request.offset, request.done) == (offset, offset + len(data) == m.size)
         leader.install_snapshot_result(request, InstallSnapshotResponse(2, True))
         offset += len(data)
-    assert leader.progress[2].match_index == 10 and leader.progress[2].snapshot is None
+    assert (
+        leader.leader.progress[2].match_index == 10 and leader.leader.progress[2].snapshot is None
+    )
     (resume,) = append_requests(leader.take_commands(), 2)
     assert resume.request.prev_log_index == 10
 
 
 def test_leader_restarts_a_transfer_the_receiver_refused() -> None:
     leader, _ = compacted_leader()
-    leader.progress[2].next_index = 5
-    leader._send_append(2)
+    leader.leader.progress[2].next_index = 5
+    replication.send_append(leader, leader.leader, 2)
     m = leader.snapshot
     assert m is not None
     leader.take_commands()
@@ -216,14 +218,14 @@ def test_leader_restarts_a_transfer_the_receiver_refused() -> None:
 def test_heartbeat_during_a_transfer_uses_prev_zero_and_does_not_disturb_it() -> None:
     """D7: the heartbeat must not break the transfer; prev index 0 matches every log."""
     leader, _ = compacted_leader()
-    leader.progress[2].next_index = 5
-    leader.progress[2].match_index = 3  # below the snapshot point: no term known here
-    leader._send_append(2)
+    leader.leader.progress[2].next_index = 5
+    leader.leader.progress[2].match_index = 3  # below the snapshot point: no term known here
+    replication.send_append(leader, leader.leader, 2)
     leader.take_commands()
     leader.tick(CONFIG.heartbeat_interval)
     (beat,) = append_requests(leader.take_commands(), 2)
     assert (beat.request.prev_log_index, beat.request.entries) == (0, ())
-    assert leader.progress[2].snapshot is not None
+    assert leader.leader.progress[2].snapshot is not None
 
 
 # --- creating snapshots -------------------------------------------------------------------
@@ -293,16 +295,16 @@ def test_leader_sending_a_snapshot_puts_off_its_own_compaction() -> None:
     core.take_commands()
     elect(core)
     core.take_commands()
-    core.progress[2].next_index = 5
-    core._send_append(2)  # a transfer to node 2 starts
+    core.leader.progress[2].next_index = 5
+    replication.send_append(core, core.leader, 2)  # a transfer to node 2 starts
     core.take_commands()
     core.commit_index = core.apply_requested = 13  # 3 entries past the snapshot point
     core.applied(core.log.slice(11, 14), (None,) * 3)
     assert of_type(core.take_commands(), CreateSnapshot) == []  # put off
-    assert core._defer_compaction(2)
+    assert not core.snapshots.due(sending=core.leader.sending_snapshot())
     core.apply_requested = 18  # four policy intervals past it: no longer put off
-    assert not core._defer_compaction(2)
+    assert core.snapshots.due(sending=core.leader.sending_snapshot())
     core.apply_requested = 13
-    core.progress[2].snapshot = None  # the transfer finished
+    core.leader.progress[2].snapshot = None  # the transfer finished
     core.applied(core.log.slice(13, 14), (None,))
     assert of_type(core.take_commands(), CreateSnapshot) == [CreateSnapshot(LogId(2, 13), MEMBERS)]

@@ -14,7 +14,7 @@ from paper_helpers import (
     tick_until,
 )
 
-from pykka_raft.core.raft_core import RaftCore, Role
+from pykka_raft.core import RaftCore, Role
 from pykka_raft.messages import (
     AppendEntriesRequest,
     AppendEntriesResponse,

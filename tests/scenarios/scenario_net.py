@@ -4,7 +4,7 @@ The test is the scheduler: nothing happens unless a test step asks for it. There
 threads, no sleeps and no randomness other than each core's own seeded ``random.Random``;
 time is virtual and only moves when a step ticks a core.
 
-* **Cores**: ``N`` :class:`~pykka_raft.core.raft_core.RaftCore` nodes (or subclasses, for
+* **Cores**: ``N`` :class:`~pykka_raft.core.RaftCore` nodes (or subclasses, for
   negative checks), started from a durable state the test may seed (term, log, applied).
 * **Network**: every ``Send`` and every RPC answer becomes a :class:`Msg` in one pool. The
   test decides what happens to each: :meth:`Cluster.deliver` (in any order, so held
@@ -70,6 +70,7 @@ from typing import Any
 
 from pykka_raft.admin import ConfigChangeResponse, ProposeConfigChange
 from pykka_raft.config import Config, SnapshotPolicy
+from pykka_raft.core import RaftCore, Role
 from pykka_raft.core.commands import (
     STORAGE_COMMANDS,
     Apply,
@@ -81,7 +82,6 @@ from pykka_raft.core.commands import (
     WriteLog,
 )
 from pykka_raft.core.quorum import has_quorum
-from pykka_raft.core.raft_core import RaftCore, Role
 from pykka_raft.errors import ForwardToLeader
 from pykka_raft.messages import (
     AppendEntriesRequest,

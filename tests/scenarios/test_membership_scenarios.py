@@ -40,8 +40,8 @@ from scenario_net import CONFIG, Cluster, Msg, ScenarioViolation, describe_membe
 
 from pykka_raft.admin import ConfigChangeResponse
 from pykka_raft.config import Config
+from pykka_raft.core import RaftCore, Role
 from pykka_raft.core.quorum import has_quorum, joint_quorum_index
-from pykka_raft.core.raft_core import RaftCore, Role
 from pykka_raft.errors import (
     CatchUpTimeout,
     ChangeInProgress,
@@ -241,7 +241,7 @@ def test_catch_up_barrier_holds_the_joint_configuration_until_caught_up(
 
     # 4 answers: it holds the learner configuration, but lags by 4 > catch_up_lag.
     deliver_and_answer(c, [held])
-    assert c[1].progress[4].match_index == 2
+    assert c[1].leader.progress[4].match_index == 2
     assert configs(c, 1) == learners and call.outcome == "pending"
     c.drop_where(dst=4)
 
@@ -317,7 +317,7 @@ def test_joint_entry_commits_only_with_both_majorities(
     one, other = ((4, 5), (1,)) if first == "C_new" else ((1, 2), (4,))
     c.flush(among=(3, *one))  # a full majority of one set: 3 and both others
     assert c[3].log.last_index == joint + 1
-    assert all(c[3].progress[n].match_index == joint + 1 for n in one)
+    assert all(c[3].leader.progress[n].match_index == joint + 1 for n in one)
     assert c.commit_index < joint and c[3].commit_index < joint
     assert w.outcome == "pending"
     c.flush(among=(3, *other))  # one more node of the other set: both majorities
@@ -385,7 +385,7 @@ def test_election_in_joint_configuration_needs_both_majorities(
             assert all(a is None or a.is_candidate_unknown for a in answers.values())
             assert c[leader].role is Role.LEADER and c[leader].current_term == term
     assert c[1].role is Role.NON_VOTER and c[2].role is Role.NON_VOTER
-    assert c[leader].progress.keys() == {3, 5}  # no longer replicating to 1 and 2
+    assert c[leader].leader.progress.keys() == {3, 5}  # no longer replicating to 1 and 2
     c.restart(3)
     settle(c, leader, rounds=8)
     assert c[3].role is Role.FOLLOWER and c.log(3) == c.log(leader)
@@ -411,7 +411,7 @@ def test_learners_added_in_one_entry_and_never_counted(factory: Factory = RaftCo
     w = c.write(1, "x")
     at = c[1].log.last_index
     c.flush(among=(1, 4, 5))
-    assert all(c[1].progress[n].match_index == at for n in (4, 5))
+    assert all(c[1].leader.progress[n].match_index == at for n in (4, 5))
     assert w.outcome == "pending" and c.commit_index < at
     c.flush(among=(1, 2))
     assert w.outcome == "committed"
@@ -477,7 +477,7 @@ def test_learner_promoted_later_and_voter_demoted() -> None:
     settle(c, 1)
     assert len(c.configs(1)) == before + 1
     assert removed.value.membership == M([1, 2, 4])
-    assert c[3].role is Role.NON_VOTER and 3 not in c[1].progress
+    assert c[3].role is Role.NON_VOTER and 3 not in c[1].leader.progress
     c.check_final()
 
 
@@ -572,7 +572,7 @@ def test_removed_leader_leads_until_c_new_commits_then_steps_down(
     joint = config_index(c, 1, M([1, 2, 3], [2, 3]))
     w1 = c.write(1, "in-joint")
     c.flush(among=(1, 2))
-    assert c[1].progress[2].match_index == joint + 1
+    assert c[1].leader.progress[2].match_index == joint + 1
     assert c.commit_index < joint and w1.outcome == "pending"
     flush_until(c, lambda: w1.outcome == "committed", among=(1, 3))
     final = config_index(c, 1, M([2, 3]))
@@ -584,7 +584,7 @@ def test_removed_leader_leads_until_c_new_commits_then_steps_down(
     assert c[1].role is Role.LEADER
 
     c.flush(among=(1, 2))  # C_new on 2 only: not committed, 1 does not count in C_new
-    assert c[1].progress[2].match_index == final
+    assert c[1].leader.progress[2].match_index == final
     assert c.commit_index < final and c[1].role is Role.LEADER
     assert call.outcome == "pending"
     c.flush(among=(1, 3))
@@ -601,7 +601,7 @@ def test_removed_leader_leads_until_c_new_commits_then_steps_down(
     c.campaign(2, [3])
     assert c[2].role is Role.LEADER
     settle(c, 2)
-    assert not c.msgs(dst=1) and 1 not in c[2].progress
+    assert not c.msgs(dst=1) and 1 not in c[2].leader.progress
     assert c.commit_index == final + 1
     c.check_final()
 
@@ -729,7 +729,7 @@ def test_removed_node_that_missed_the_final_configuration_goes_quiet(
     c.drop_where(dst=3)
     assert call.value == ConfigChangeResponse(joint + 1, M([1, 2]))
     assert c[3].membership == (M([1, 2, 3], [1, 2]) if holds == "joint" else M([1, 2, 3]))
-    assert 3 in c[1].departing
+    assert 3 in c[1].leader.departing
     terms = (c[1].current_term, c[2].current_term)
 
     c.timeout(3)
@@ -748,7 +748,7 @@ def test_removed_node_that_missed_the_final_configuration_goes_quiet(
     c.heartbeat(1)
     deliver_and_answer(c, c.msgs(dst=3))
     assert c[1].role is Role.LEADER and c[1].current_term == terms[0]
-    assert 3 not in c[1].progress and 3 not in c[1].departing
+    assert 3 not in c[1].leader.progress and 3 not in c[1].leader.departing
     settle(c, 1)
     assert not c.msgs(dst=3)
     w = c.write(1, "after")
@@ -764,7 +764,7 @@ def test_removed_node_that_got_the_final_configuration_goes_quiet() -> None:
     c.propose(1, remove=[3])
     settle(c, 1)
     assert c[3].role is Role.NON_VOTER and c[3].membership == M([1, 2])
-    assert 3 not in c[1].progress and not c[1].departing
+    assert 3 not in c[1].leader.progress and not c[1].leader.departing
     settle(c, 1)
     assert not c.msgs(dst=3)
     for _ in range(100):
@@ -817,7 +817,7 @@ def test_refused_changes_append_nothing(change: dict[str, list[int]], error: typ
     before = c.log(1)
     call = c.propose(1, **change)
     assert call.outcome == "error" and isinstance(call.error, error), call
-    assert c.log(1) == before and c[1].change is None
+    assert c.log(1) == before and c[1].leader.change is None
     ok = c.propose(1, add=[5])
     settle(c, 1)
     assert ok.value.membership == M([1, 2, 3, 5], None, [4])
@@ -893,7 +893,7 @@ def test_duplicates_are_ignored() -> None:
 def _match(core: RaftCore, node: int) -> int:
     if node == core.id:
         return core.flushed_index
-    pr = core.progress.get(node)
+    pr = core.leader.progress.get(node) if core.leader else None
     return pr.match_index if pr else 0
 
 
@@ -908,7 +908,7 @@ class NonVoterCountingLeader(RaftCore):
     included, the joint sets ignored."""
 
     def _maybe_commit(self) -> None:
-        _commit_on(self, [{self.id, *self.progress}])
+        _commit_on(self, [{self.id, *(self.leader.progress if self.leader else ())}])
         super()._maybe_commit()
 
 
@@ -937,9 +937,9 @@ class OldSetCandidate(RaftCore):
         if (
             self.role is Role.CANDIDATE
             and request.term == self.current_term
-            and has_quorum([self.membership.members], self.votes_granted)
+            and has_quorum([self.membership.members], self.election.votes_granted)
         ):
-            self._become_leader()
+            self.become_leader()
 
 
 class LearnerVoteCounter(RaftCore):
@@ -951,9 +951,9 @@ class LearnerVoteCounter(RaftCore):
         if (
             self.role is Role.CANDIDATE
             and request.term == self.current_term
-            and len(self.votes_granted) * 2 > len(everyone)
+            and len(self.election.votes_granted) * 2 > len(everyone)
         ):
-            self._become_leader()
+            self.become_leader()
 
 
 class DirectJumpLeader(RaftCore):
@@ -985,7 +985,8 @@ class NoFinalizeLeader(RaftCore):
     """D9 (actix-raft): a leader that inherited a joint configuration never finalizes it."""
 
     def _drive_membership(self) -> None:
-        if self.change is None and self.membership.is_in_joint_consensus:
+        leader = self.leader
+        if leader is not None and leader.change is None and self.membership.is_in_joint_consensus:
             return
         super()._drive_membership()
 
@@ -1000,14 +1001,14 @@ class NoBarrierLeader(RaftCore):
 class StayingLeader(RaftCore):
     """Keeps leading after the configuration without it committed (breaks §6)."""
 
-    def _become_follower(self, term: int, leader_id: int | None) -> None:
+    def become_follower(self, term: int, leader_id: int | None) -> None:
         if (
             self.role is Role.LEADER
             and term == self.current_term
             and not self.membership.is_voter(self.id)
         ):
             return
-        super()._become_follower(term, leader_id)
+        super().become_follower(term, leader_id)
 
 
 class UnknownIgnoringCandidate(RaftCore):
@@ -1028,8 +1029,8 @@ class StrangerVoter(RaftCore):
             Role.INITIALIZING
         ):
             if request.term > self.current_term:
-                self._become_follower(request.term, None)
-            self._respond(token, value=VoteResponse(self.current_term, False), after_durable=True)
+                self.become_follower(request.term, None)
+            self.respond(token, value=VoteResponse(self.current_term, False), after_durable=True)
             return
         super().receive_vote(request, token)
 
@@ -1038,8 +1039,8 @@ class DepartingTermLeader(RaftCore):
     """Steps down on a higher term from a removed node it still replicates to."""
 
     def append_entries_result(self, request: AppendEntriesRequest, response: Any) -> None:
-        if response is not None and response.term > self.current_term:
-            self.departing.pop(request.target, None)
+        if response is not None and response.term > self.current_term and self.leader:
+            self.leader.departing.pop(request.target, None)
         super().append_entries_result(request, response)
 
 

@@ -27,9 +27,9 @@ import attrs
 import pytest
 from scenario_net import Cluster, ScenarioViolation, entries
 
+from pykka_raft.core import RaftCore, Role
 from pykka_raft.core.commands import DeleteLogsFrom, WriteLog
 from pykka_raft.core.quorum import has_quorum, joint_quorum_index
-from pykka_raft.core.raft_core import RaftCore, Role
 from pykka_raft.errors import ForwardToLeader
 from pykka_raft.messages import (
     AppendEntriesRequest,
@@ -122,7 +122,7 @@ def run_figure8(
     c.drop_where(src=1, dst=4)
     c.drop_where(src=1, dst=5)
     assert [c.log_terms(i) for i in (1, 2, 3)] == [[1, 2]] * 3, "2/t2 is on a majority"
-    assert c[1].progress[2].match_index == c[1].progress[3].match_index == 2
+    assert c[1].leader.progress[2].match_index == c[1].leader.progress[3].match_index == 2
     # §5.4.2: a leader never commits an entry of an earlier term by counting replicas.
     ok(c[1].commit_index == 1, f"S1 committed {c[1].commit_index} by counting replicas")
     ok(2 not in c.committed, "entry 2/t2 must not be committed yet")
@@ -572,7 +572,7 @@ def run_reordered_appends(
     assert answers and all(a.body.success for a in answers)
     for answer in reversed(answers):
         c.deliver(answer)
-        assert c[1].progress[2].match_index == 4
+        assert c[1].leader.progress[2].match_index == 4
     c.flush()
     w3 = c.write(1, "w3")
     c.flush()
@@ -619,7 +619,7 @@ def run_lost_and_duplicated_votes(
     c.deliver(*c.msgs(VoteResponse, src=2, dst=1, where=lambda m: m is not late_copy))
     c.drop_where(VoteRequest, src=1)
     ok(c[1].role is Role.CANDIDATE, "one grant, counted more than once, made S1 leader")
-    ok(c[1].votes_granted == {1, 2}, f"votes counted: {c[1].votes_granted}")
+    ok(c[1].election.votes_granted == {1, 2}, f"votes counted: {c[1].election.votes_granted}")
 
     # S3 also times out in term 2 and wins it with S4 and S5 (S2 and S1 refuse: they voted
     # for S1). Had S1 counted the duplicates, term 2 would now have two leaders. S3's
@@ -637,14 +637,14 @@ def run_lost_and_duplicated_votes(
     c.timeout(1)
     assert c[1].role is Role.CANDIDATE and c[1].current_term == 3
     c.deliver(late_copy)
-    ok(c[1].votes_granted == {1}, "a term-2 grant was counted in term 3")
+    ok(c[1].election.votes_granted == {1}, "a term-2 grant was counted in term 3")
     to2 = c.one(VoteRequest, src=1, dst=2)
     c.deliver(to2)
     c.drop(*c.answers_to(to2))
     assert c[1].role is Role.CANDIDATE
     answers = c.campaign(1, voters=[4, 5])
     assert all(a.vote_granted for a in answers.values())
-    assert c[1].role is Role.LEADER and c[1].votes_granted == {1, 4, 5}
+    assert c[1].role is Role.LEADER and c[1].election.votes_granted == {1, 4, 5}
     # S3, still leader of term 2 with its uncommitted blank 2/t2, hears of term 3 through
     # S1's AppendEntries: it steps down and its blank is replaced by S1's 2/t3.
     c.flush()
@@ -794,7 +794,7 @@ def run_follower_crash_unacked_append(
     c.crash(2)
     assert c.log_terms(2) == [1, 2, 2], "everything S2 acknowledged is still there"
     c.restart(2)
-    ok(c[1].progress[2].match_index == 3, "S1 counted S2's unacknowledged append")
+    ok(c[1].leader.progress[2].match_index == 3, "S1 counted S2's unacknowledged append")
     assert c[1].commit_index == 3
 
     # No answer within rpc_timeout: S1 probes S2 again and replicates 4/t2 to it; now it
@@ -934,7 +934,7 @@ class CountingLeader(RaftCore):
         def match(node: int) -> int:
             if node == self.id:
                 return self.flushed_index
-            pr = self.progress.get(node)
+            pr = self.leader.progress.get(node) if self.leader else None
             return pr.match_index if pr else 0
 
         index = joint_quorum_index(self.membership.voter_sets(), match)
@@ -945,22 +945,22 @@ class CountingLeader(RaftCore):
 class StepDownFailsWrites(RaftCore):
     """Answers ForwardToLeader to its pending writes as soon as it stops leading."""
 
-    def _become_follower(self, term: int, leader_id: int | None) -> None:
+    def become_follower(self, term: int, leader_id: int | None) -> None:
         if self.role is Role.LEADER:
-            for index in sorted(self.pending):
-                for pending in self._take_pending(index, lambda p: True):
+            for index in sorted(self.writes.pending):
+                for pending in self.writes._take(index, lambda p: True):
                     error = ForwardToLeader(pending.payload, leader_id)
-                    self._respond(pending.token, error=error)
-        super()._become_follower(term, leader_id)
+                    self.writes._answer(pending.token, error=error)
+        super().become_follower(term, leader_id)
 
 
 class TruncationFailsWrites(RaftCore):
     """Answers ForwardToLeader to the pending writes whose entries it truncates."""
 
     def _truncate_from(self, index: int) -> None:
-        for i in sorted(i for i in self.pending if i >= index):
-            for pending in self._take_pending(i, lambda p: True):
-                self._respond(pending.token, error=ForwardToLeader(pending.payload, None))
+        for i in sorted(i for i in self.writes.pending if i >= index):
+            for pending in self.writes._take(i, lambda p: True):
+                self.writes._answer(pending.token, error=ForwardToLeader(pending.payload, None))
         super()._truncate_from(index)
 
 
@@ -1001,7 +1001,7 @@ class AnswerCountingCandidate(RaftCore):
             answers = self.__dict__.setdefault("grant_answers", {})
             answers[self.current_term] = answers.get(self.current_term, 1) + 1
             if has_quorum(self.membership.voter_sets(), range(answers[self.current_term])):
-                self._become_leader()
+                self.become_leader()
                 return
         super().vote_result(request, response)
 
@@ -1009,17 +1009,17 @@ class AnswerCountingCandidate(RaftCore):
 class EagerVoter(RaftCore):
     """Sends its vote before the vote is durable (breaks Figure 2's persistence rule)."""
 
-    def _respond(self, token: int, value: object = None, error: Any = None, **_: Any) -> None:
+    def respond(self, token: int, value: object = None, error: Any = None, **_: Any) -> None:
         durable = not isinstance(value, VoteResponse)
-        super()._respond(token, value, error, after_durable=durable)
+        super().respond(token, value, error, after_durable=durable)
 
 
 class EagerAcker(RaftCore):
     """Acknowledges AppendEntries before the entries are durable (breaks Figure 2)."""
 
-    def _respond(self, token: int, value: object = None, error: Any = None, **_: Any) -> None:
+    def respond(self, token: int, value: object = None, error: Any = None, **_: Any) -> None:
         durable = not isinstance(value, AppendEntriesResponse)
-        super()._respond(token, value, error, after_durable=durable)
+        super().respond(token, value, error, after_durable=durable)
 
 
 class LogBlindVoter(RaftCore):

@@ -72,6 +72,7 @@ import attrs
 
 from pykka_raft.admin import ConfigChangeResponse, ProposeConfigChange
 from pykka_raft.config import Config, SnapshotPolicy
+from pykka_raft.core import RaftCore, Role
 from pykka_raft.core.commands import (
     NOT_WRITES,
     STORAGE_COMMANDS,
@@ -87,7 +88,6 @@ from pykka_raft.core.commands import (
     WriteLog,
     WriteSnapshotChunk,
 )
-from pykka_raft.core.raft_core import RaftCore, Role
 from pykka_raft.errors import (
     ApplicationError,
     CatchUpTimeout,
@@ -2129,7 +2129,7 @@ class Simulation:
             return False
         # Removed nodes settle too: the leader has told each one that its removal committed
         # (or dropped it), and every write a node still holds got its answer.
-        if core.departing or any(
+        if (core.leader is not None and core.leader.departing) or any(
             w.outcome == "pending" and self.nodes[w.node].incarnation == w.incarnation
             for w in self.writes.values()
         ):

@@ -49,13 +49,13 @@ from sim_cluster import (
 )
 
 from pykka_raft.admin import ConfigChangeResponse
+from pykka_raft.core import RaftCore, Role
 from pykka_raft.core.commands import CreateSnapshot, SaveHardState
 from pykka_raft.core.quorum import has_quorum, joint_quorum_index
-from pykka_raft.core.raft_core import RaftCore, Role
+from pykka_raft.core.snapshots import Snapshots
 from pykka_raft.messages import (
     AppendEntriesRequest,
     ClientPayload,
-    ClientPayloadResponse,
     InstallSnapshotRequest,
     MembershipConfig,
     ResponseMode,
@@ -228,16 +228,16 @@ class DoubleVoter(RaftCore):
             super().receive_vote(request, token)
             return
         if request.term > self.current_term:
-            self._become_follower(request.term, None)
+            self.become_follower(request.term, None)
         candidate_last = (request.last_log_term, request.last_log_index)
         ours = (self.log.last_term, self.log.last_index)
         granted = candidate_last >= ours
         if granted:
             if self.voted_for is None:
                 self.voted_for = request.candidate_id
-                self._save_hard_state()
-            self._reset_election_timer()
-        self._respond(token, value=VoteResponse(self.current_term, granted), after_durable=True)
+                self.save_hard_state()
+            self.election.reset_timer()
+        self.respond(token, value=VoteResponse(self.current_term, granted), after_durable=True)
 
 
 class ForgetfulVoter(RaftCore):
@@ -265,14 +265,12 @@ class EarlyAcker(RaftCore):
 
     def client_write(self, payload: ClientPayload, token: int) -> None:
         super().client_write(payload, token)
-        for index in list(self.pending):
-            early = self._take_pending(
+        for index in list(self.writes.pending):
+            early = self.writes._take(
                 index, lambda p: p.payload.response_mode is ResponseMode.COMMITTED
             )
             for pending in early:
-                self._respond(
-                    pending.token, value=ClientPayloadResponse(index, ResponseMode.COMMITTED)
-                )
+                self.writes._committed(pending, index)
 
 
 CRASH_HEAVY = FaultProfile(
@@ -575,7 +573,7 @@ def test_membership_failure_message_names_replay_command() -> None:
 def _match(core: RaftCore, node: int) -> int:
     if node == core.id:
         return core.flushed_index
-    pr = core.progress.get(node)
+    pr = core.leader.progress.get(node) if core.leader else None
     return pr.match_index if pr else 0
 
 
@@ -635,15 +633,15 @@ class ElectedByNewConfigOnly(RaftCore):
             self.role is Role.CANDIDATE
             and after is not None
             and request.term == self.current_term
-            and has_quorum((after,), self.votes_granted)
+            and has_quorum((after,), self.election.votes_granted)
         ):
-            self._become_leader()
+            self.become_leader()
 
 
 class StaysLeaderWhenRemoved(RaftCore):
     """Does not step down once the configuration without it is committed (§6)."""
 
-    def _become_follower(self, term: int, leader_id: int | None) -> None:
+    def become_follower(self, term: int, leader_id: int | None) -> None:
         m = self.membership
         if (
             self.role is Role.LEADER
@@ -652,23 +650,24 @@ class StaysLeaderWhenRemoved(RaftCore):
             and self.log.config_index <= self.commit_index
         ):
             return
-        super()._become_follower(term, leader_id)
+        super().become_follower(term, leader_id)
 
 
 class EarlyConfigAck(RaftCore):
     """Answers the change as soon as the joint configuration is committed."""
 
     def _drive_membership(self) -> None:
-        change = self.change
+        leader = self.leader
+        change = leader.change if leader is not None else None
         m = self.membership
         if (
-            self.role is Role.LEADER
+            leader is not None
             and change is not None
             and m.is_in_joint_consensus
             and self.log.config_index <= self.commit_index
         ):
-            self.change = None
-            self._respond(change.token, ConfigChangeResponse(self.log.config_index, change.target))
+            leader.change = None
+            self.respond(change.token, ConfigChangeResponse(self.log.config_index, change.target))
         super()._drive_membership()
 
 
@@ -843,14 +842,21 @@ def test_snapshot_failure_message_names_replay_command() -> None:
 # --- snapshots: negative controls ---------------------------------------------------------
 
 
+class _CompactsUnapplied(Snapshots):
+    def create(self) -> None:
+        node = self.node
+        if self.waiters is not None or node.log.last_index <= node.log.offset:
+            return
+        self.waiters = []
+        node.emit(CreateSnapshot(node.log.last_log_id, node.membership))
+
+
 class CompactsUnapplied(RaftCore):
     """Compacts through its last log entry, beyond what its state machine has applied."""
 
-    def _create_snapshot(self) -> None:
-        if self.snapshot_waiters is not None or self.log.last_index <= self.log.offset:
-            return
-        self.snapshot_waiters = []
-        self.commands.append(CreateSnapshot(self.log.last_log_id, self.membership))
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.snapshots = _CompactsUnapplied(self)
 
 
 class TrustsLeaderAfterSnapshot(RaftCore):
@@ -870,14 +876,14 @@ class IgnoresChunkOffsets(RaftCore):
     offset (a duplicated or late chunk is stored again, at the wrong place)."""
 
     def receive_install_snapshot(self, request: InstallSnapshotRequest, token: int) -> None:
-        receiving = self.receiving
+        receiving = self.snapshots.receiving
         if (
             receiving is not None
             and request.offset > 0
             and request.term >= self.current_term
             and receiving[0] == request.meta.snapshot_id
         ):
-            self.receiving = (receiving[0], -1, request.offset)
+            self.snapshots.receiving = (receiving[0], -1, request.offset)
         super().receive_install_snapshot(request, token)
 
 

@@ -1,0 +1,95 @@
+"""Elections: the election timer, the vote a node gives (§5.2, §5.4.1) and the votes a
+candidate counts, including joint configurations (§6) and removed nodes (§4.2.2).
+
+The façade decides what a result means for the node's role; this module keeps the
+bookkeeping and the rules that decide a single vote.
+"""
+
+from __future__ import annotations
+
+from pykka_raft.core.quorum import has_quorum
+from pykka_raft.core.state import NodeState
+from pykka_raft.messages import VoteRequest
+from pykka_raft.types import LogId, NodeId
+
+
+class Election:
+    """The election timer and, while campaigning, the votes counted so far.
+
+    Attributes:
+        elapsed: milliseconds since the timer was last reset.
+        timeout: this round's randomized election timeout (§5.2: a fresh draw each time).
+        votes_granted: voters that granted this node their vote in the current term.
+        unknown_to: voters that answered "candidate unknown" (they do not know this node).
+    """
+
+    def __init__(self, node: NodeState) -> None:
+        self.node = node
+        self.elapsed = 0
+        self.timeout = self._draw()
+        self.votes_granted: set[NodeId] = set()
+        self.unknown_to: set[NodeId] = set()
+
+    def _draw(self) -> int:
+        config = self.node.config
+        return self.node.rng.randint(config.election_timeout_min, config.election_timeout_max)
+
+    def reset_timer(self) -> None:
+        """Heard from a leader, granted a vote, or started an election: wait a new timeout."""
+        self.elapsed = 0
+        self.timeout = self._draw()
+
+    def advance(self, elapsed_ms: int) -> bool:
+        """Time passed; True when the election timeout expired."""
+        self.elapsed += elapsed_ms
+        return self.elapsed >= self.timeout
+
+    def begin(self) -> list[VoteRequest]:
+        """§5.2: count our own vote and ask every other voter of the latest configuration.
+
+        A node that votes only in the previous configuration (§4.2.2) has no vote of its
+        own in the latest one, so it is not counted there; ``has_quorum`` only counts
+        members of each voter set.
+        """
+        node = self.node
+        self.votes_granted = {node.id}
+        self.unknown_to = set()
+        last = node.log.last_log_id
+        return [
+            VoteRequest(peer, node.current_term, node.id, last.index, last.term)
+            for peer in sorted(node.membership.voters() - {node.id})
+        ]
+
+    def won(self) -> bool:
+        """A majority of every voter set granted its vote (§5.2, §6)."""
+        return has_quorum(self.node.membership.voter_sets(), self.votes_granted)
+
+    def granted_by(self, voter: NodeId) -> bool:
+        """Count ``voter``'s vote; True once the election is won."""
+        self.votes_granted.add(voter)
+        return self.won()
+
+    def unknown_by(self, voter: NodeId) -> bool:
+        """``voter`` does not know this node; True once a majority of one of our voter sets
+        does not: we were removed and missed the entry saying so."""
+        self.unknown_to.add(voter)
+        return any(
+            sum(1 for n in voters if n in self.unknown_to) * 2 > len(voters)
+            for voters in self.node.membership.voter_sets()
+        )
+
+
+def candidate_is_up_to_date(node: NodeState, request: VoteRequest) -> bool:
+    """§5.4.1: the candidate's log is at least as up-to-date as ours (last term first,
+    then length)."""
+    return LogId(request.last_log_term, request.last_log_index) >= node.log.last_log_id
+
+
+def may_vote_for(node: NodeState, request: VoteRequest) -> bool:
+    """§5.2: one vote per term, first come first served (a repeated request from the
+    candidate we voted for is granted again), to an up-to-date candidate only."""
+    return (
+        request.term == node.current_term
+        and node.voted_for in (None, request.candidate_id)
+        and candidate_is_up_to_date(node, request)
+    )

@@ -1,0 +1,299 @@
+"""The engine under the façade: the steps that several events share, in one order.
+
+Role transitions (§5.2), following a leader, committing (§5.3, §5.4.2) and handing
+committed entries to the state machine, giving proposals log indexes, membership steps
+(§6), installing a received snapshot (§7): each is started by more than one entry point of
+:class:`~pykka_raft.core.node.RaftCore`, so they live here once. The concern objects
+(election, writes, snapshots, and the leader's state while leading) are created here; the
+concerns themselves never call back into the engine.
+"""
+
+from __future__ import annotations
+
+import random
+
+from pykka_raft.admin import ConfigChangeResponse
+from pykka_raft.config import Config
+from pykka_raft.core import membership as planner
+from pykka_raft.core import replication
+from pykka_raft.core.commands import Apply, DeleteLogsFrom, InstallSnapshot, WriteLog
+from pykka_raft.core.election import Election
+from pykka_raft.core.leader import LeaderState, Proposal
+from pykka_raft.core.progress import Progress
+from pykka_raft.core.snapshots import Snapshots
+from pykka_raft.core.state import NodeState, Role
+from pykka_raft.core.writes import ClientWrites
+from pykka_raft.errors import (
+    CatchUpTimeout,
+    ForwardToLeader,
+    LeadershipLost,
+)
+from pykka_raft.messages import (
+    Entry,
+    EntryBlank,
+    EntryConfigChange,
+    EntryPayload,
+    MembershipConfig,
+    SnapshotMeta,
+)
+from pykka_raft.types import LogIndex, NodeId, Term
+
+
+class Engine(NodeState):
+    """Node state plus the concern objects and the shared steps (see the module docstring)."""
+
+    def __init__(self, node_id: NodeId, config: Config, rng: random.Random | None = None) -> None:
+        super().__init__(node_id, config, rng)
+        self.election = Election(self)
+        self.writes = ClientWrites(self)
+        self.snapshots = Snapshots(self)
+        self.leader: LeaderState | None = None
+
+    @property
+    def is_pristine(self) -> bool:
+        """A node that was never part of a cluster: no log and no membership.
+
+        Its term may have moved: a leader of the cluster being formed may reach it before
+        its own ``InitWithConfig`` does.
+        """
+        return (
+            self.role is Role.NON_VOTER
+            and self.log.last_index == 0
+            and not self.membership.all_nodes()
+        )
+
+    def become_follower(self, term: Term, leader_id: NodeId | None) -> None:
+        """Follow ``leader_id`` (if known) in ``term``; a leader drops its LeaderState."""
+        self.set_term(term)
+        self.leader_id = leader_id
+        self.role = Role.FOLLOWER if self.may_campaign() else Role.NON_VOTER
+        self.election.votes_granted = set()
+        self.election.reset_timer()
+        leader, self.leader = self.leader, None
+        if leader is not None:
+            if leader.change is not None:
+                self.respond(leader.change.token, error=LeadershipLost(leader_id))
+            self.writes.refuse_all(leader.client_proposals())
+
+    def become_candidate(self) -> None:
+        """§5.2: new term, vote for self, ask every other voter."""
+        if not self.may_campaign():
+            self.role = Role.NON_VOTER
+            return
+        self.role = Role.CANDIDATE
+        self.current_term += 1
+        self.voted_for = self.id
+        self.leader_id = None
+        self.save_hard_state()
+        self.election.reset_timer()
+        requests = self.election.begin()
+        if self.election.won():
+            self.become_leader()
+            return
+        for request in requests:
+            # The vote for ourselves must be durable before anyone can count on it.
+            self.send(request, after_durable=True)
+
+    def become_leader(self) -> None:
+        """Won the election: replicate, starting with an entry of our own term (§8)."""
+        self.role = Role.LEADER
+        self.leader_id = self.id
+        # Every entry was durable before our VoteRequests went out (after_durable), and a
+        # candidate writes no entries, so our whole log is durable now.
+        self.flushed_index = self.log.last_index
+        leader = self.leader = LeaderState()
+        leader.sync_progress(self)
+        # §8: commit an entry of our own term at once; a leader forming a new cluster
+        # commits its configuration so the membership is in the log.
+        payload: EntryPayload = (
+            EntryConfigChange(self.membership) if self.log.last_index == 0 else EntryBlank()
+        )
+        leader.proposals.insert(0, Proposal(payload))
+        self._flush_proposals(leader)
+        for peer in leader.progress:
+            replication.send_append(self, leader, peer)
+
+    def _refresh_role(self) -> None:
+        """The membership may have changed: a non-voter may have become a voter, or not; a
+        node removed from the cluster answers its undecided writes."""
+        if self.role in (Role.FOLLOWER, Role.NON_VOTER):
+            self.role = Role.FOLLOWER if self.may_campaign() else Role.NON_VOTER
+            if (
+                self.writes.pending
+                and not self.membership.contains(self.id)
+                and self.commit_index >= self.log.config_index
+            ):
+                self.writes.abandon("this node was removed from the cluster")
+
+    def _follow(self, term: Term, leader_id: NodeId) -> None:
+        """A leader of ``term`` (at least ours) reached us: follow it."""
+        if (
+            term > self.current_term
+            or self.role is not Role.FOLLOWER
+            or self.leader_id != leader_id
+        ):
+            if self.role is Role.NON_VOTER:
+                self.set_term(term)
+                self.leader_id = leader_id
+            else:
+                self.become_follower(term, leader_id)
+        self.election.reset_timer()
+
+    def _truncate_from(self, index: LogIndex) -> None:
+        self.log.truncate_from(index)
+        self.flushed_index = min(self.flushed_index, index - 1)
+        self.emit(DeleteLogsFrom(index))
+        # Writes waiting at these indexes stay pending: only the commit of their index
+        # decides them (writes.py).
+        self._refresh_role()
+
+    def _install_snapshot(self, meta: SnapshotMeta) -> None:
+        last = meta.last_included
+        if last.index <= self.commit_index:
+            return  # we already hold everything it covers
+        # The snapshot holds committed entries only: our matching suffix stays (§7).
+        keep = self.log.term_at(last.index) == last.term
+        self.writes.snapshot_installed(last, self.log if keep else None)
+        self.log.compact(last.index, last.term, meta.membership)
+        self.snapshot = meta
+        self.commit_index = max(self.commit_index, last.index)
+        self.writes.sweep_older_terms(last.index, last.term)
+        self.apply_requested = max(self.apply_requested, last.index)
+        self.last_applied = max(self.last_applied, last.index)
+        self.flushed_index = max(min(self.flushed_index, self.log.last_index), last.index)
+        self.emit(InstallSnapshot(meta))
+        self._refresh_role()
+
+    def _answered(
+        self, peer: NodeId, request_term: Term, response_term: Term | None
+    ) -> Progress | None:
+        """The progress of ``peer`` if an answer to our request of ``request_term`` still
+        concerns this leadership (``None`` otherwise); a newer term in it ends ours."""
+        if response_term is not None and response_term > self.current_term:
+            if self.leader is None or not self.leader.drop_departed(peer):
+                self.become_follower(response_term, None)  # §5.1: a newer term exists
+            return None
+        if self.leader is None or request_term != self.current_term:
+            return None  # stale: an answer to an earlier leadership
+        return self.leader.progress.get(peer)
+
+    def _after_answer(self, peer: NodeId, outcome: replication.Outcome) -> None:
+        if outcome is replication.Outcome.MATCHED:
+            self._maybe_commit()
+        if outcome in (replication.Outcome.MATCHED, replication.Outcome.CONTINUE):
+            leader = self.leader  # committing may have ended our leadership
+            if leader is not None and peer in leader.progress:
+                replication.send_append(self, leader, peer)
+
+    def _lead(self) -> LeaderState:
+        assert self.leader is not None
+        return self.leader
+
+    def _flush_proposals(self, leader: LeaderState) -> None:
+        """Give queued proposals indexes and write them, one storage append at a time.
+
+        Proposals that arrive while an append is in flight are batched into the next one.
+        """
+        if leader.appends_in_flight or not leader.proposals:
+            return
+        batch = leader.proposals[: self.config.max_payload_entries]
+        del leader.proposals[: len(batch)]
+        entries: list[Entry] = []
+        in_log = 0  # how many of ``entries`` are in self.log already
+        term, index, writes = self.current_term, self.log.last_index, self.writes
+        leaving = self._leaving
+        for proposal in batch:
+            client_payload, token = proposal.client_payload, proposal.token
+            if client_payload is not None and token is not None:
+                if leaving:
+                    # The final configuration without this leader is in the log: writes
+                    # after it could outlive our leadership undecided, so refuse them now.
+                    writes.refuse(token, ForwardToLeader(client_payload, None))
+                    continue
+                index += 1
+                entries.append(Entry(term, index, proposal.payload))
+                writes.wait_at(index, term, token, client_payload)
+                continue
+            index += 1
+            entries.append(Entry(term, index, proposal.payload))
+            if isinstance(proposal.payload, EntryConfigChange):
+                # The membership is the latest configuration in the log: append up to it.
+                self.log.append(entries[in_log:])
+                in_log = len(entries)
+                leader.config_queued = False
+                leader.sync_progress(self)
+                leaving = self._leaving
+        self.log.append(entries[in_log:])
+        if entries:
+            leader.appends_in_flight += 1
+            self.emit(WriteLog(tuple(entries), leader=True))
+
+    @property
+    def _leaving(self) -> bool:
+        """Leader only: the latest configuration no longer has this node as a voter."""
+        m = self.membership
+        return self.id not in m.members and self.id not in (m.members_after_consensus or ())
+
+    def _drive_membership(self) -> None:
+        """Leader: take the next step toward the target membership, if one is due: only
+        once the latest configuration entry committed and this leader committed an entry
+        of its own term. A leader that is not a voter of the committed final configuration
+        steps down (§6)."""
+        leader = self.leader
+        if leader is None or leader.config_queued:
+            return
+        if self.log.config_index > self.commit_index or (
+            self.log.term_at(self.commit_index) != self.current_term
+        ):
+            return  # the latest configuration is not committed yet
+        m, change = self.membership, leader.change
+        step = planner.next_step(
+            m, change.target if change else None, self._caught_up
+        )
+        if isinstance(step, planner.Propose):
+            self._propose_config(step.membership)
+            return
+        if change is not None and isinstance(step, planner.Done):
+            leader.change = None
+            self.respond(change.token, ConfigChangeResponse(self.log.config_index, m))
+        elif change is not None and isinstance(step, planner.Wait):
+            if self.now - change.started_at >= self.config.catch_up_timeout:
+                leader.change = None
+                timeout = CatchUpTimeout(step.lagging, self.config.catch_up_timeout)
+                self.respond(change.token, error=timeout)
+            return
+        if not m.is_voter(self.id):
+            self.become_follower(self.current_term, None)
+
+    def _caught_up(self, node: NodeId) -> bool:
+        return self._lead().caught_up(node, self)
+
+    def _propose_config(self, membership: MembershipConfig) -> None:
+        leader = self._lead()
+        leader.config_queued = True
+        leader.proposals.append(Proposal(EntryConfigChange(membership)))
+        self._flush_proposals(leader)
+
+    def _maybe_commit(self) -> None:
+        """Leader: advance the commit index to what a majority (of each config) holds."""
+        leader = self.leader
+        if leader is None:
+            return
+        index = leader.commit_candidate(self)
+        # §5.4.2: only an entry of the current term is committed by counting replicas.
+        if index > self.commit_index and self.log.term_at(index) == self.current_term:
+            self._advance_commit(index)
+        m = self.membership
+        if leader.change is not None or m.is_in_joint_consensus or self.id not in m.members:
+            self._drive_membership()
+
+    def _advance_commit(self, index: LogIndex) -> None:
+        if index <= self.commit_index:
+            return
+        old, self.commit_index = self.commit_index, index
+        self.writes.committed(old, index, self.log)
+        self.writes.sweep_older_terms(index, self.log.term_at(index) or 0)
+        entries = self.log.slice(self.apply_requested + 1, self.commit_index + 1)
+        if entries:
+            self.apply_requested = entries[-1].index
+            self.emit(Apply(entries))

@@ -1,0 +1,141 @@
+"""``LeaderState``: everything only a leader has, born on election and dropped on step-down.
+
+Keeping it in one object that exists only while the node leads means no leader field can
+outlive leadership: a node that steps down drops the object, and the next leadership
+starts from a fresh one (§5.3: ``nextIndex`` is reinitialized after election).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import attrs
+
+from pykka_raft.core.progress import Progress
+from pykka_raft.core.quorum import has_quorum, joint_quorum_index
+from pykka_raft.core.state import NodeState
+from pykka_raft.messages import ClientPayload, EntryPayload, MembershipConfig
+from pykka_raft.types import LogIndex, NodeId
+
+
+@attrs.define
+class Proposal:
+    """A payload waiting to be given an index by the leader (``token`` for client writes)."""
+
+    payload: EntryPayload
+    token: int | None = None
+    client_payload: ClientPayload | None = None
+
+
+@attrs.define
+class MembershipChange:
+    """A ``ProposeConfigChange`` the leader is carrying out, step by step, to ``target``."""
+
+    token: int
+    target: MembershipConfig
+    started_at: int
+
+
+@attrs.define
+class LeaderState:
+    """A leader's replication and proposal state.
+
+    Attributes:
+        progress: every other node of the latest configuration (and departing nodes).
+        proposals: payloads waiting for an index, flushed one storage append at a time.
+        appends_in_flight: the leader's own storage appends not yet durable.
+        departing: nodes removed by the latest configuration, still sent to until they
+            hold the entry removing them (and know it committed), so they go quiet; the
+            value is that entry's index.
+        change: the membership change being carried out.
+        config_queued: the next configuration entry is queued in ``proposals``.
+        heartbeat_elapsed: milliseconds since the last heartbeat round.
+        quorum_check_elapsed: milliseconds since the last check-quorum.
+    """
+
+    progress: dict[NodeId, Progress] = attrs.field(factory=dict)
+    proposals: list[Proposal] = attrs.field(factory=list)
+    appends_in_flight: int = 0
+    departing: dict[NodeId, LogIndex] = attrs.field(factory=dict)
+    change: MembershipChange | None = None
+    config_queued: bool = False
+    heartbeat_elapsed: int = 0
+    quorum_check_elapsed: int = 0
+
+    def sync_progress(self, node: NodeState) -> None:
+        """Replicate to every node of the latest configuration.
+
+        Nodes no longer in it are sent to until they hold the entry that removed them, so
+        they learn it and go quiet.
+        """
+        nodes = node.membership.all_nodes() - {node.id}
+        for other in nodes:
+            self.departing.pop(other, None)
+            if other not in self.progress:
+                self.progress[other] = Progress(
+                    next_index=node.log.last_index + 1, last_heard=node.now
+                )
+        for other in self.progress.keys() - nodes:
+            self.departing.setdefault(other, node.log.config_index)
+
+    def commit_candidate(self, node: NodeState) -> LogIndex:
+        """The highest index a majority of every voter set holds (§5.3, §6: joint)."""
+
+        def match(voter: NodeId) -> int:
+            if voter == node.id:
+                return node.flushed_index
+            pr = self.progress.get(voter)
+            return pr.match_index if pr else 0
+
+        return joint_quorum_index(node.membership.voter_sets(), match)
+
+    def heard_from_quorum(self, node: NodeState, window: int) -> bool:
+        """Check-quorum: a majority of every voter set answered within ``window`` ms.
+
+        Not in the Raft paper's Figure 2; the dissertation (§6.2) has a leader step down
+        when it cannot reach a majority, so clients go elsewhere instead of waiting.
+        """
+        recent = {node.id} | {
+            peer for peer, pr in self.progress.items() if node.now - pr.last_heard <= window
+        }
+        return has_quorum(node.membership.voter_sets(), recent)
+
+    def caught_up(self, peer: NodeId, node: NodeState) -> bool:
+        """It holds the latest (committed) configuration and lags by at most the limit."""
+        pr = self.progress.get(peer)
+        return (
+            pr is not None
+            and pr.match_index >= node.log.config_index
+            and pr.match_index + node.config.catch_up_lag >= node.log.last_index
+        )
+
+    def forget_if_departed(self, peer: NodeId, committed: LogIndex) -> bool:
+        """A removed node that holds the configuration removing it, and knows it committed
+        (``committed``: how far it now knows the log is committed), goes quiet: stop sending
+        to it. Until it knows, it may still campaign (dissertation §4.2.2)."""
+        pr = self.progress.get(peer)
+        index = self.departing.get(peer)
+        if pr is not None and index is not None and pr.match_index >= index <= committed:
+            del self.departing[peer]
+            del self.progress[peer]
+            return True
+        return False
+
+    def drop_departed(self, peer: NodeId) -> bool:
+        """A removed node answered with a newer term: it campaigned on its own, and its term
+        says nothing about this cluster. Stop sending to it (``False``: not departing)."""
+        if peer not in self.departing:
+            return False
+        del self.departing[peer]
+        self.progress.pop(peer, None)
+        return True
+
+    def client_proposals(self) -> Iterable[tuple[int, ClientPayload]]:
+        """The client writes among the proposals (token, payload)."""
+        for proposal in self.proposals:
+            if proposal.token is not None and proposal.client_payload is not None:
+                yield proposal.token, proposal.client_payload
+
+    def sending_snapshot(self) -> bool:
+        """A snapshot transfer to some node is in progress."""
+        return any(pr.snapshot is not None for pr in self.progress.values())

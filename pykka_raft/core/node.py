@@ -1,0 +1,407 @@
+"""The core's façade: every event the driver feeds in, and the order of steps it causes.
+
+``RaftCore`` owns the entry points (an RPC arrived, an answer came back, time passed, the
+storage completed something, a client or an admin asked) and the role transitions. Each
+concern works on its own state and returns decisions or emits commands:
+
+=====================  ==================================================================
+``engine.py``          the steps several events share: roles, commit, proposals, membership
+``election.py``        the election timer, one vote's rules, counting votes
+``leader.py``          ``LeaderState``, created on election and dropped on step-down
+``progress.py``        one follower's progress: probe / replicate / snapshot
+``replication.py``     what the leader sends each follower, and what answers mean
+``follower.py``        what an AppendEntries means for this node's log
+``membership.py``      the pure planner of configuration changes
+``snapshots.py``       creating, triggering and receiving snapshots
+``writes.py``          pending client writes: the only place a write is answered
+=====================  ==================================================================
+
+Sections of the Raft paper (Ongaro and Ousterhout, 2014) and of the dissertation (Ongaro,
+2014) are cited where a rule is decided. The core never blocks and never reads a clock:
+time advances only through :meth:`RaftCore.tick`, randomness comes from the injected
+``random.Random``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from pykka_raft.admin import ProposeConfigChange
+from pykka_raft.codec import check_app_value
+from pykka_raft.core import membership as planner
+from pykka_raft.core import replication
+from pykka_raft.core.commands import WriteLog
+from pykka_raft.core.election import may_vote_for
+from pykka_raft.core.engine import Engine
+from pykka_raft.core.follower import plan_append
+from pykka_raft.core.leader import LeaderState, MembershipChange, Proposal
+from pykka_raft.core.log import RaftLog
+from pykka_raft.core.state import Role
+from pykka_raft.errors import (
+    ApplicationError,
+    Busy,
+    ChangeInProgress,
+    ForwardToLeader,
+    NodeNotLeader,
+    NotAllowed,
+    SafetyViolation,
+    Unreachable,
+)
+from pykka_raft.messages import (
+    AppendEntriesRequest,
+    AppendEntriesResponse,
+    ClientPayload,
+    Entry,
+    EntryBlank,
+    EntryNormal,
+    InitialState,
+    InstallSnapshotRequest,
+    InstallSnapshotResponse,
+    MembershipConfig,
+    SnapshotMeta,
+    VoteRequest,
+    VoteResponse,
+)
+from pykka_raft.metrics import RaftMetrics, State
+from pykka_raft.types import LogId, LogIndex, NodeId
+
+_ROLE_STATE = {
+    Role.NON_VOTER: State.NON_VOTER,
+    Role.FOLLOWER: State.FOLLOWER,
+    Role.CANDIDATE: State.CANDIDATE,
+    Role.LEADER: State.LEADER,
+}
+
+
+class RaftCore(Engine):
+    """One node's Raft rules. The driver calls the event methods, then takes the commands."""
+
+    def metrics(self) -> RaftMetrics:
+        """The metrics this node reports now."""
+        return RaftMetrics(
+            id=self.id,
+            state=_ROLE_STATE.get(self.role, State.NON_VOTER),
+            current_term=self.current_term,
+            last_log_index=self.log.last_index,
+            commit_index=self.commit_index,
+            last_applied=self.last_applied,
+            current_leader=self.leader_id,
+            membership_config=self.membership,
+            snapshot_index=self.log.offset,
+        )
+
+    def start(self, initial: InitialState, entries: Iterable[Entry]) -> None:
+        """The storage reported its state and log: leave ``INITIALIZING``."""
+        hs = initial.hard_state
+        self.current_term, self.voted_for = hs.current_term, hs.voted_for
+        self.hard_membership = hs.membership
+        snap = self.snapshot = initial.snapshot
+        if snap is None:
+            self.log = RaftLog(entries)
+        else:
+            last = snap.last_included
+            if initial.last_applied < last.index:
+                raise ValueError(
+                    f"storage reported last_applied {initial.last_applied} below its snapshot "
+                    f"through {last.index}: the state machine must be restored from the snapshot"
+                )
+            self.log = RaftLog(entries, last.index, last.term, snap.membership)
+        if self.log.last_log_id != initial.last_log_id:
+            raise ValueError(
+                f"storage reported last log {initial.last_log_id} but returned entries up to "
+                f"{self.log.last_log_id}"
+            )
+        self.flushed_index = self.log.last_index
+        # Applied entries were committed; everything else is learned from a leader.
+        self.last_applied = self.commit_index = self.apply_requested = initial.last_applied
+        self.become_follower(self.current_term, None)
+
+    def tick(self, elapsed_ms: int) -> None:
+        """Time passed: drive elections, heartbeats, retransmissions and check-quorum."""
+        if self.role is Role.INITIALIZING:
+            return
+        self.now += elapsed_ms
+        leader = self.leader
+        if leader is not None:
+            self._tick_leader(leader, elapsed_ms)
+        elif self.role in (Role.FOLLOWER, Role.CANDIDATE) and self.election.advance(elapsed_ms):
+            self.become_candidate()
+
+    def _tick_leader(self, leader: LeaderState, elapsed_ms: int) -> None:
+        leader.heartbeat_elapsed += elapsed_ms
+        if leader.heartbeat_elapsed >= self.config.heartbeat_interval:
+            leader.heartbeat_elapsed = 0
+            for peer in leader.progress:
+                replication.send_heartbeat(self, leader, peer)
+        replication.resend_timed_out(self, leader)
+        leader.quorum_check_elapsed += elapsed_ms
+        window = self.config.election_timeout_max
+        if leader.quorum_check_elapsed >= window:
+            leader.quorum_check_elapsed = 0
+            if not leader.heard_from_quorum(self, window):
+                self.become_follower(self.current_term, None)
+                return
+        if leader.change is not None:
+            self._drive_membership()  # catch-up may have timed out
+
+    def receive_vote(self, request: VoteRequest, token: int) -> None:
+        """§5.2 RequestVote receiver implementation (Figure 2), with §5.4.1."""
+        if self.role is Role.INITIALIZING:
+            self.respond(token, error=Unreachable(f"node {self.id} is still starting"))
+            return
+        if not self.membership.contains(request.candidate_id):
+            # Unknown candidates (e.g. removed nodes) must not disrupt us with their terms.
+            # A pristine node knows no cluster at all: it refuses without saying "unknown",
+            # so a node forming a cluster in parallel with it does not go quiet.
+            known = bool(self.membership.all_nodes())
+            self.respond(token, VoteResponse(self.current_term, False, known))
+            return
+        if request.term > self.current_term:
+            self.become_follower(request.term, None)  # D11: step down on any newer term
+        granted = may_vote_for(self, request)
+        if granted:
+            if self.voted_for is None:
+                self.voted_for = request.candidate_id
+                self.save_hard_state()
+            self.election.reset_timer()
+        self.respond(token, VoteResponse(self.current_term, granted), after_durable=True)
+
+    def vote_result(self, request: VoteRequest, response: VoteResponse | None) -> None:
+        """The outcome of a VoteRequest we sent (``None``: the network failed)."""
+        if response is None:
+            return
+        current = self.role is Role.CANDIDATE and request.term == self.current_term
+        if response.is_candidate_unknown:
+            # The voter does not know us, so its term says nothing about our cluster. If a
+            # majority of one of our voter sets does not know us, we were removed and missed
+            # the entry saying so: go quiet instead of campaigning on and on. A leader that
+            # still counts us makes us a voter again when it reaches us.
+            if current and self.election.unknown_by(request.target):
+                self.role = Role.NON_VOTER
+                self.writes.abandon("the cluster no longer knows this node")
+            return
+        if response.term > self.current_term:
+            self.become_follower(response.term, None)
+        elif current and response.vote_granted and self.election.granted_by(request.target):
+            self.become_leader()
+
+    def receive_append_entries(self, request: AppendEntriesRequest, token: int) -> None:
+        """§5.3 AppendEntries receiver implementation (Figure 2)."""
+        if self.role is Role.INITIALIZING:
+            self.respond(token, error=Unreachable(f"node {self.id} is still starting"))
+            return
+        if request.term < self.current_term:
+            self.respond(token, AppendEntriesResponse(self.current_term, False), after_durable=True)
+            return
+        self._follow(request.term, request.leader_id)
+        plan = plan_append(self, request)
+        if not plan.matched:
+            response = AppendEntriesResponse(self.current_term, False, plan.hint)
+            self.respond(token, response, after_durable=True)
+            return
+        if plan.truncate_from is not None:
+            self._truncate_from(plan.truncate_from)
+        if plan.entries:
+            self.log.append(plan.entries)
+            self.emit(WriteLog(plan.entries, leader=False))
+        self._advance_commit(plan.commit_to)
+        # The membership may have changed, or become committed (a removed node may campaign
+        # only until then); and a node that went quiet after voters did not know it (see
+        # vote_result) rejoins once a leader reaches it.
+        self._refresh_role()
+        self.respond(token, AppendEntriesResponse(self.current_term, True), after_durable=True)
+
+    def receive_install_snapshot(self, request: InstallSnapshotRequest, token: int) -> None:
+        """§7 InstallSnapshot receiver: store each chunk apart, install at the last one."""
+        if self.role is Role.INITIALIZING:
+            self.respond(token, error=Unreachable(f"node {self.id} is still starting"))
+            return
+        ok = request.term >= self.current_term
+        if ok:
+            self._follow(request.term, request.leader_id)
+            stored = self.snapshots.receive_chunk(request)
+            if stored and request.done:
+                self._install_snapshot(request.meta)
+            ok = stored is not False
+        # Answered only once the chunk (and, at the end, the installed snapshot) is stored.
+        self.respond(token, InstallSnapshotResponse(self.current_term, ok), after_durable=True)
+
+    def append_entries_result(
+        self, request: AppendEntriesRequest, response: AppendEntriesResponse | None
+    ) -> None:
+        """The outcome of an AppendEntries we sent (``None``: the network failed)."""
+        pr = self._answered(request.target, request.term, response.term if response else None)
+        if pr is not None:
+            outcome = replication.on_append_result(self, self._lead(), pr, request, response)
+            self._after_answer(request.target, outcome)
+
+    def install_snapshot_result(
+        self, request: InstallSnapshotRequest, response: InstallSnapshotResponse | None
+    ) -> None:
+        """The outcome of an InstallSnapshot chunk we sent (``None``: the network failed)."""
+        pr = self._answered(request.target, request.term, response.term if response else None)
+        if pr is not None:
+            outcome = replication.on_install_result(self, self._lead(), pr, request, response)
+            self._after_answer(request.target, outcome)
+
+    def snapshot_chunk_read(
+        self, peer: NodeId, snapshot_id: str, offset: int, data: bytes | None
+    ) -> None:
+        """The storage read a chunk of a snapshot for ``peer`` (``None``: it is gone)."""
+        if self.leader is not None:
+            replication.on_chunk_read(self, self.leader, peer, snapshot_id, offset, data)
+
+    def client_write(self, payload: ClientPayload, token: int) -> None:
+        """``ClientPayload``: append on the leader, answer at commit or apply."""
+        self.client_writes(((payload, token),))
+
+    def client_writes(self, writes: Iterable[tuple[ClientPayload, int]]) -> None:
+        """Several ``ClientPayload`` at once: queued together, then flushed as one batch."""
+        accepted = self.writes
+        leader = self.leader
+        if leader is None or self._leaving:
+            # A leader on its way out (removed by the committing configuration) knows no
+            # leader to point to yet.
+            hint = self.leader_id if leader is None else None
+            for payload, token in writes:
+                accepted.accept(token)
+                accepted.refuse(token, ForwardToLeader(payload, hint))
+            return
+        # Backpressure: writes queued or awaiting commit (one per waiting index, roughly).
+        limit, max_bytes = self.config.max_pending_writes, self.config.max_entry_bytes
+        room = limit - len(leader.proposals) - len(accepted)
+        for payload, token in writes:
+            accepted.accept(token)
+            if room <= 0:
+                accepted.refuse(token, Busy(payload, limit))
+                continue
+            try:
+                check_app_value(payload.entry.data, max_bytes)
+            except Exception as exc:  # a value the codec cannot carry: never appended
+                accepted.refuse(token, ApplicationError(exc))
+                continue
+            room -= 1
+            leader.proposals.append(Proposal(payload.entry, token, payload))
+        self._flush_proposals(leader)
+
+    def init_with_config(
+        self, members: Iterable[NodeId], token: int, addresses: Iterable[tuple[NodeId, str]] = ()
+    ) -> None:
+        """``InitWithConfig``: form a cluster from this pristine node."""
+        voters = set(members) | {self.id}
+        if (
+            self.role is not Role.INITIALIZING
+            and not self.membership.is_in_joint_consensus
+            and set(self.membership.members) == voters
+        ):
+            # Already formed with exactly this configuration (e.g. a leader reached this node
+            # before its own InitWithConfig did): succeed, so parallel formation is safe.
+            self.respond(token, None, after_durable=True)
+            return
+        if not self.is_pristine:
+            reason = (
+                "the node is still starting: wait until its metrics report NON_VOTER"
+                if self.role is Role.INITIALIZING
+                else "the node is not pristine (it has a log or a membership); "
+                "add it to an existing cluster with a membership change instead"
+            )
+            self.respond(token, error=NotAllowed(f"InitWithConfig refused: {reason}"))
+            return
+        formed = MembershipConfig(members=voters)
+        self.hard_membership = planner.with_addresses(formed, dict(addresses))
+        self.save_hard_state()
+        if self.leader_id is not None:
+            # A leader of this term is already replicating to us (parallel formation): follow
+            # it rather than disrupt it with an election; its configuration entry follows.
+            self.become_follower(self.current_term, self.leader_id)
+        else:
+            self.become_candidate()
+        self.respond(token, None, after_durable=True)
+
+    def propose_config_change(self, change: ProposeConfigChange, token: int) -> None:
+        """``ProposeConfigChange``: validate, then carry it out in committed steps (§6)."""
+        leader = self.leader
+        if leader is None:
+            self.respond(token, error=NodeNotLeader(self.leader_id))
+            return
+        m = self.membership
+        if leader.change is not None or m.is_in_joint_consensus or self._leaving:
+            self.respond(
+                token,
+                error=ChangeInProgress(
+                    f"membership change refused: another change is in progress (membership "
+                    f"{planner.describe(m)}); wait until it finishes, then propose again"
+                ),
+            )
+            return
+        target = planner.plan_change(m, change, self.config.min_voters)
+        if isinstance(target, BaseException):
+            self.respond(token, error=target)
+            return
+        leader.change = MembershipChange(token, target, self.now)
+        self._drive_membership()
+
+    def trigger_snapshot(self, token: int) -> None:
+        """``TriggerSnapshot``: snapshot through the last entry sent to the state machine."""
+        if self.role is Role.INITIALIZING:
+            self.respond(token, error=Unreachable(f"node {self.id} is still starting"))
+        else:
+            self.snapshots.trigger(token)
+
+    def log_written(
+        self,
+        last: LogId,
+        rejected: dict[LogIndex, BaseException] | None = None,
+        leader: bool = False,
+    ) -> None:
+        """A ``WriteLog`` completed: entries through ``last`` are durable.
+
+        ``rejected`` maps the indexes of entries the application refused to its errors;
+        the storage stored blank entries there.
+        """
+        for index, error in sorted((rejected or {}).items()):
+            if self.log.term_at(index) == last.term and index <= self.log.last_index:
+                entry = self.log.get(index)
+                if not isinstance(entry.payload, EntryNormal):
+                    raise SafetyViolation(
+                        f"the storage refused entry {entry.log_id}, which is not a client "
+                        "entry; only EntryNormal entries may be refused"
+                    )
+                self.log.replace(Entry(entry.term, entry.index, EntryBlank()))
+            self.writes.refused_by_storage(index, last.term, error)
+        if self.log.term_at(last.index) == last.term:
+            self.flushed_index = max(self.flushed_index, last.index)
+        state = self.leader
+        if leader and state is not None and last.term == self.current_term:
+            state.appends_in_flight = max(0, state.appends_in_flight - 1)
+        if state is not None:
+            self._maybe_commit()
+            state = self.leader  # committing may have ended our leadership
+        if state is not None:
+            for peer in state.progress:
+                replication.send_append(self, state, peer)
+            self._flush_proposals(state)
+
+    def applied(self, entries: tuple[Entry, ...], responses: tuple[object, ...]) -> None:
+        """The state machine applied ``entries`` and answered ``responses``."""
+        self.writes.applied(entries, responses)
+        if entries:
+            self.last_applied = max(self.last_applied, entries[-1].index)
+            if self.snapshots.due(self.leader is not None and self.leader.sending_snapshot()):
+                self.snapshots.create()
+
+    def snapshot_created(self, meta: SnapshotMeta) -> None:
+        """The storage stored a snapshot and dropped the log through it."""
+        self.snapshots.created(meta)
+
+    def snapshot_unsupported(self, error: BaseException) -> None:
+        """The storage cannot take snapshots: run on without compaction."""
+        self.snapshots.storage_unsupported(error)
+
+    def stop(self, reason: str) -> None:
+        """The node stops: answer every client write it holds (queued ones were never
+        appended, so they are definitely not committed; pending ones are unknown)."""
+        leader, self.leader = self.leader, None
+        if leader is not None:
+            self.writes.refuse_all(leader.client_proposals())
+        self.writes.stop(reason)

@@ -1,0 +1,123 @@
+"""The leader's view of one follower: an explicit state machine with its in-flight window.
+
+States (the names etcd-raft uses for the same idea):
+
+* ``PROBE``: the leader does not know where the follower's log matches its own. At most
+  one AppendEntries is in flight; each rejection moves ``next_index`` back (§5.3, with the
+  conflict hint to skip whole terms).
+* ``REPLICATE``: the logs are known to match up to ``match_index``; the leader pipelines
+  up to ``Config.max_inflight`` AppendEntries and advances ``next_index`` optimistically.
+* ``SNAPSHOT``: the follower needs entries the leader compacted away; the leader sends its
+  snapshot one chunk at a time (§7), then probes again after the snapshot point.
+
+A rejection, a lost request or a timeout in ``REPLICATE`` falls back to ``PROBE``. In
+``SNAPSHOT`` the same events only reset the window: the transfer goes on.
+"""
+
+from __future__ import annotations
+
+import enum
+
+import attrs
+
+from pykka_raft.messages import SnapshotMeta
+from pykka_raft.types import LogIndex
+
+
+class ProgressState(enum.Enum):
+    """Which way the leader replicates to a follower."""
+
+    PROBE = "probe"
+    REPLICATE = "replicate"
+    SNAPSHOT = "snapshot"
+
+
+@attrs.define
+class SnapshotTransfer:
+    """A snapshot being sent to one node, a chunk at a time.
+
+    ``offset`` is the next byte to send; ``sent_at`` is set while a chunk is being read or
+    is on the wire (``None``: the next chunk is due).
+    """
+
+    meta: SnapshotMeta
+    offset: int = 0
+    sent_at: int | None = None
+
+
+@attrs.define
+class Progress:
+    """§5.3's ``nextIndex`` and ``matchIndex`` for one follower, and how to replicate to it.
+
+    Attributes:
+        next_index: the next entry to send.
+        match_index: the highest entry known replicated on the follower.
+        state: see :class:`ProgressState`.
+        inflight: AppendEntries in flight with entries: (last index, sent at), oldest first.
+        retry_at: nothing is sent before this time (after a failed request).
+        last_heard: when the follower last answered (for the leader's quorum check).
+        snapshot: the transfer in progress, in state ``SNAPSHOT``.
+    """
+
+    next_index: LogIndex
+    match_index: LogIndex = 0
+    state: ProgressState = ProgressState.PROBE
+    inflight: list[tuple[LogIndex, int]] = attrs.field(factory=list)
+    retry_at: int = 0
+    last_heard: int = 0
+    snapshot: SnapshotTransfer | None = None
+
+    @property
+    def probing(self) -> bool:
+        """True while the match point is being looked for."""
+        return self.state is ProgressState.PROBE
+
+    def become_probe(self) -> None:
+        """Look for the match point again, from just after the known match (a transfer in
+        progress goes on; only its window is reset)."""
+        if self.state is not ProgressState.SNAPSHOT:
+            self.state = ProgressState.PROBE
+        self.inflight = []
+        self.next_index = self.match_index + 1
+
+    def become_replicate(self) -> None:
+        """The logs match through ``match_index``: pipeline from here."""
+        self.state = ProgressState.REPLICATE
+        self.inflight = []
+
+    def become_snapshot(self, meta: SnapshotMeta) -> None:
+        """Send snapshot ``meta`` (from its first byte)."""
+        self.state = ProgressState.SNAPSHOT
+        self.snapshot = SnapshotTransfer(meta)
+        self.inflight = []
+
+    def snapshot_done(self, index: LogIndex) -> None:
+        """The follower installed a snapshot through ``index``: probe after it."""
+        self.snapshot = None
+        self.state = ProgressState.PROBE
+        self.match_index = max(self.match_index, index)
+        self.become_probe()
+
+    def can_send(self, max_inflight: int, flushed: LogIndex) -> bool:
+        """Whether another AppendEntries with entries may go now."""
+        if self.state is ProgressState.PROBE:
+            return not self.inflight
+        return len(self.inflight) < max_inflight and self.next_index <= flushed
+
+    def sent(self, last_index: LogIndex, now: int) -> None:
+        """An AppendEntries through ``last_index`` went out."""
+        self.inflight.append((last_index, now))
+        if self.state is ProgressState.REPLICATE:
+            self.next_index = last_index + 1
+
+    def acknowledged(self, last_index: LogIndex) -> None:
+        """The follower holds everything through ``last_index``."""
+        self.match_index = max(self.match_index, last_index)
+        self.next_index = max(self.next_index, self.match_index + 1)
+        self.inflight = [f for f in self.inflight if f[0] > last_index]
+        if self.state is ProgressState.PROBE and last_index >= self.next_index - 1:
+            self.become_replicate()
+
+    def timed_out(self, now: int, timeout: int) -> bool:
+        """The oldest request in flight got no answer within ``timeout``."""
+        return bool(self.inflight) and now - self.inflight[0][1] >= timeout

@@ -1,0 +1,224 @@
+"""Replication, leader side: what to send each follower, and what its answers mean (§5.3, §7).
+
+The functions here work on the shared :class:`~pykka_raft.core.state.NodeState` and on one
+follower's :class:`~pykka_raft.core.progress.Progress`; they emit ``Send`` and
+``ReadSnapshotChunk`` commands and return what the façade must do next (commit, forget a
+departed node). Whether an answer still concerns this leadership, and what a newer term
+in it means, is the façade's decision.
+"""
+
+from __future__ import annotations
+
+import enum
+
+from pykka_raft.core.commands import ReadSnapshotChunk
+from pykka_raft.core.leader import LeaderState
+from pykka_raft.core.progress import Progress, ProgressState
+from pykka_raft.core.state import NodeState
+from pykka_raft.errors import SafetyViolation
+from pykka_raft.messages import (
+    AppendEntriesRequest,
+    AppendEntriesResponse,
+    ConflictOpt,
+    Entry,
+    InstallSnapshotRequest,
+    InstallSnapshotResponse,
+)
+from pykka_raft.types import LogIndex, NodeId
+
+
+class Outcome(enum.Enum):
+    """What an answer from a follower changed."""
+
+    NOTHING = "nothing"  # nothing more to send now
+    CONTINUE = "continue"  # send what the follower needs next
+    MATCHED = "matched"  # match_index may have moved: try to commit, then send
+    DEPARTED = "departed"  # a removed node learned its removal: it was forgotten
+
+
+def append_request(
+    node: NodeState, peer: NodeId, prev_index: LogIndex, entries: tuple[Entry, ...]
+) -> AppendEntriesRequest:
+    """An AppendEntries to ``peer`` after ``prev_index`` carrying ``entries``."""
+    prev_term = node.log.term_at(prev_index)
+    if prev_term is None:
+        raise SafetyViolation(f"leader has no term for prev_log_index {prev_index}")
+    return AppendEntriesRequest(
+        target=peer,
+        term=node.current_term,
+        leader_id=node.id,
+        prev_log_index=prev_index,
+        prev_log_term=prev_term,
+        entries=entries,
+        leader_commit=node.commit_index,
+    )
+
+
+def send_heartbeat(node: NodeState, leader: LeaderState, peer: NodeId) -> None:
+    """The periodic empty AppendEntries (§5.2), which also resumes probes and transfers."""
+    pr = leader.progress[peer]
+    if pr.state is ProgressState.PROBE and not pr.inflight and node.now >= pr.retry_at:
+        send_append(node, leader, peer)  # the probe doubles as the heartbeat
+        return
+    if pr.state is ProgressState.SNAPSHOT:
+        send_append(node, leader, peer)  # resumes a paused transfer; the heartbeat goes too
+    # A match below our snapshot point has no term here; index 0 matches every log,
+    # and a heartbeat never conflicts with a transfer in progress (D7).
+    prev = pr.match_index if node.log.term_at(pr.match_index) is not None else 0
+    node.send(append_request(node, peer, prev, ()))
+
+
+def send_append(node: NodeState, leader: LeaderState, peer: NodeId) -> None:
+    """Send what the follower lacks: one probe, a pipeline of batches, or (if its next
+    entry was compacted away) the next chunk of our snapshot."""
+    pr = leader.progress[peer]
+    if node.now < pr.retry_at:
+        return
+    if pr.state is not ProgressState.SNAPSHOT and pr.next_index <= node.log.offset:
+        if node.snapshot is None:
+            raise SafetyViolation(f"log compacted through {node.log.offset} without a snapshot")
+        pr.become_snapshot(node.snapshot)
+    transfer = pr.snapshot
+    if transfer is not None:
+        if transfer.sent_at is None:
+            transfer.sent_at = node.now
+            node.emit(
+                ReadSnapshotChunk(
+                    peer,
+                    transfer.meta.snapshot_id,
+                    transfer.offset,
+                    node.config.snapshot_max_chunk_size,
+                )
+            )
+        return
+    config = node.config
+    while pr.can_send(config.max_inflight, node.flushed_index):
+        stop = min(node.flushed_index + 1, pr.next_index + config.max_payload_entries)
+        request = append_request(node, peer, pr.next_index - 1, node.log.slice(pr.next_index, stop))
+        pr.sent(request.last_index, node.now)
+        node.send(request)
+        if pr.probing:
+            return
+
+
+def resend_timed_out(node: NodeState, leader: LeaderState) -> None:
+    """Requests and chunks unanswered within ``Config.rpc_timeout`` are taken as lost."""
+    timeout = node.config.rpc_timeout
+    for peer, pr in leader.progress.items():
+        transfer = pr.snapshot
+        sent_at = transfer.sent_at if transfer is not None else None
+        if transfer is not None and sent_at is not None and node.now - sent_at >= timeout:
+            transfer.sent_at = None  # no answer in time: send the chunk again
+            send_append(node, leader, peer)
+        if pr.timed_out(node.now, timeout):
+            pr.become_probe()  # find the match again
+            send_append(node, leader, peer)
+
+
+def next_after_rejection(
+    node: NodeState, request: AppendEntriesRequest, hint: ConflictOpt | None
+) -> LogIndex:
+    """Where to probe next after a rejection; always below the rejected prev index."""
+    if hint is None:
+        return request.prev_log_index
+    # Skip every entry of a term the follower cannot share (§5.3, the optimization):
+    # the highest index of ours at or below the hint whose term is at most its term.
+    log = node.log
+    index = min(hint.index, log.last_index)
+    while index > log.offset and (log.term_at(index) or 0) > hint.term:
+        index -= 1
+    return min(index + 1, request.prev_log_index)
+
+
+def on_append_result(
+    node: NodeState,
+    leader: LeaderState,
+    pr: Progress,
+    request: AppendEntriesRequest,
+    response: AppendEntriesResponse | None,
+) -> Outcome:
+    """A follower answered our AppendEntries (``None``: the request failed)."""
+    if response is None:
+        if request.entries or pr.state is not ProgressState.REPLICATE:
+            pr.become_probe()
+            pr.retry_at = node.now + node.config.heartbeat_interval
+        return Outcome.NOTHING
+    pr.last_heard = node.now
+    if response.success:
+        pr.acknowledged(request.last_index)
+        committed = min(request.leader_commit, request.last_index)
+        if leader.forget_if_departed(request.target, committed):
+            return Outcome.DEPARTED
+        return Outcome.MATCHED
+    if request.prev_log_index < pr.match_index:
+        return Outcome.NOTHING  # stale rejection: we already know a later match
+    pr.become_probe()
+    hint = next_after_rejection(node, request, response.conflict_opt)
+    pr.next_index = max(pr.match_index + 1, hint)
+    return Outcome.CONTINUE
+
+
+def on_chunk_read(
+    node: NodeState,
+    leader: LeaderState,
+    peer: NodeId,
+    snapshot_id: str,
+    offset: int,
+    data: bytes | None,
+) -> None:
+    """The storage read a chunk of a snapshot for ``peer`` (``None``: it is gone)."""
+    pr = leader.progress.get(peer)
+    transfer = pr.snapshot if pr is not None else None
+    if pr is None or transfer is None:
+        return
+    meta = transfer.meta
+    if meta.snapshot_id != snapshot_id or transfer.offset != offset:
+        return
+    if data is None:
+        if node.snapshot is None or node.snapshot.snapshot_id == snapshot_id:
+            raise SafetyViolation(f"the storage lost the current snapshot {snapshot_id!r}")
+        pr.become_snapshot(node.snapshot)  # a newer one replaced it
+        send_append(node, leader, peer)
+        return
+    done = offset + len(data) >= meta.size
+    if not data and not done:
+        raise SafetyViolation(
+            f"the storage returned no data at offset {offset} of snapshot {snapshot_id!r} "
+            f"({meta.size} bytes)"
+        )
+    node.send(InstallSnapshotRequest(peer, node.current_term, node.id, meta, offset, data, done))
+
+
+def on_install_result(
+    node: NodeState,
+    leader: LeaderState,
+    pr: Progress,
+    request: InstallSnapshotRequest,
+    response: InstallSnapshotResponse | None,
+) -> Outcome:
+    """A follower answered a snapshot chunk (``None``: the request failed)."""
+    transfer = pr.snapshot
+    if (
+        transfer is None
+        or transfer.meta.snapshot_id != request.meta.snapshot_id
+        or transfer.offset != request.offset
+    ):
+        return Outcome.NOTHING  # an answer to an earlier or duplicated chunk
+    if response is None:
+        transfer.sent_at = None
+        pr.retry_at = node.now + node.config.heartbeat_interval
+        return Outcome.NOTHING
+    pr.last_heard = node.now
+    if not response.success:
+        # It lost the chunks before this one (e.g. it restarted): start over.
+        pr.become_snapshot(node.snapshot or transfer.meta)
+    elif not request.done:
+        transfer.offset += len(request.data)
+        transfer.sent_at = None
+    else:
+        index = transfer.meta.last_included.index
+        pr.snapshot_done(index)
+        if leader.forget_if_departed(request.target, index):
+            return Outcome.DEPARTED
+        return Outcome.MATCHED
+    return Outcome.CONTINUE

@@ -1,0 +1,121 @@
+"""Snapshots (§7): when to create one, the callers waiting for one, and receiving chunks.
+
+Sending a snapshot is replication (``replication.py``: a follower in the ``SNAPSHOT``
+state is sent chunks); installing one touches the log, the commit index and the pending
+writes, so the façade orders those steps. This module keeps the rest.
+"""
+
+from __future__ import annotations
+
+from pykka_raft.core.commands import CreateSnapshot, WriteSnapshotChunk
+from pykka_raft.core.state import NodeState
+from pykka_raft.messages import InstallSnapshotRequest, SnapshotMeta
+from pykka_raft.types import LogId
+
+
+class Snapshots:
+    """The node's snapshot bookkeeping.
+
+    Attributes:
+        waiters: tokens of ``TriggerSnapshot`` callers waiting for the snapshot being built
+            (``None``: none is being built; one build at a time).
+        unsupported: the storage's ``SnapshotsUnsupported`` once it said so; the node then
+            runs on without compaction.
+        receiving: the snapshot being received: (id, offset of the last chunk stored,
+            offset of the next one).
+    """
+
+    def __init__(self, node: NodeState) -> None:
+        self.node = node
+        self.waiters: list[int] | None = None
+        self.unsupported: BaseException | None = None
+        self.receiving: tuple[str, int, int] | None = None
+
+    # --- creating -----------------------------------------------------------------------
+
+    def due(self, sending: bool) -> bool:
+        """The policy asks for a snapshot: the log grew ``logs_since_last`` entries past the
+        last one (counted at what was sent to the state machine).
+
+        A leader sending its snapshot (``sending``) keeps it a while longer: a new one
+        replaces it and the transfer starts over at offset 0, which never ends under a
+        write load that compacts faster than one transfer takes. Bounded (four policy
+        intervals), so a transfer to a node that is down cannot grow the log without limit.
+        """
+        node = self.node
+        since = node.config.snapshot_policy.logs_since_last
+        if since is None or self.unsupported is not None:
+            return False
+        grown = node.apply_requested - node.log.offset
+        return grown >= since and not (sending and grown < 4 * since)
+
+    def create(self) -> None:
+        """Ask the storage for a snapshot at ``apply_requested``: the storage is FIFO, so its
+        state machine will have applied exactly that far when it gets the command."""
+        node = self.node
+        if self.waiters is not None:
+            return  # one at a time
+        index = node.apply_requested
+        term = node.log.term_at(index)
+        if index <= node.log.offset or term is None:
+            return
+        membership = node.log.membership_at(index) or node.hard_membership
+        self.waiters = []
+        node.emit(CreateSnapshot(LogId(term, index), membership))
+
+    def trigger(self, token: int) -> None:
+        """``TriggerSnapshot``: the caller waits for the next snapshot (or gets the current
+        one when nothing new was applied since)."""
+        node = self.node
+        if self.unsupported is not None:
+            node.respond(token, error=self.unsupported)
+            return
+        if self.waiters is None and node.apply_requested <= node.log.offset:
+            node.respond(token, node.snapshot)  # nothing new to compact
+            return
+        self.create()
+        assert self.waiters is not None
+        self.waiters.append(token)
+
+    def created(self, meta: SnapshotMeta) -> None:
+        """The storage stored a snapshot and dropped the log through it."""
+        node = self.node
+        waiters, self.waiters = self.waiters or [], None
+        last = meta.last_included
+        if last.index > node.log.offset:
+            node.log.compact(last.index, last.term, meta.membership)
+        if node.snapshot is None or last.index >= node.snapshot.last_included.index:
+            node.snapshot = meta
+        for token in waiters:
+            node.respond(token, node.snapshot)
+
+    def storage_unsupported(self, error: BaseException) -> None:
+        """The storage cannot take snapshots: stop asking, answer the waiting callers."""
+        self.unsupported = error
+        waiters, self.waiters = self.waiters or [], None
+        for token in waiters:
+            self.node.respond(token, error=error)
+
+    # --- receiving ----------------------------------------------------------------------
+
+    def receive_chunk(self, request: InstallSnapshotRequest) -> bool | None:
+        """Store a chunk of the leader's snapshot apart from the current one (§7).
+
+        Returns ``True`` to acknowledge it (after storing it; the last chunk is then
+        installed by the façade when ``request.done``), ``False`` to reject it (not the
+        chunk we expect: we lost the earlier ones, or it is another snapshot), ``None``
+        when it is the chunk we stored last, again: our answer was lost, so acknowledge it
+        again rather than make the leader start over.
+        """
+        meta = request.meta
+        end = request.offset + len(request.data)
+        if request.offset > 0 and self.receiving == (meta.snapshot_id, request.offset, end):
+            return None
+        if request.offset == 0:
+            self.receiving = (meta.snapshot_id, 0, 0)
+        receiving = self.receiving
+        if receiving is None or (receiving[0], receiving[2]) != (meta.snapshot_id, request.offset):
+            return False
+        self.node.emit(WriteSnapshotChunk(meta, request.offset, request.data))
+        self.receiving = (meta.snapshot_id, request.offset, end)
+        return True

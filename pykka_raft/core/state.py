@@ -1,0 +1,137 @@
+"""The node state every concern of the core reads: the bottom of the core's imports.
+
+:class:`NodeState` holds what Figure 2 of the Raft paper calls the persistent state
+(``current_term``, ``voted_for``, the log) and the volatile state of every server
+(``commit_index``, ``last_applied``), plus the few facts the concerns share (role, known
+leader, the snapshot, the virtual clock). State that belongs to one concern lives in that
+concern's own object instead: the leader's progress in :class:`~pykka_raft.core.leader.
+LeaderState`, the votes of an election in :class:`~pykka_raft.core.election.Election`,
+pending client writes in :class:`~pykka_raft.core.writes.ClientWrites`.
+
+The façade :class:`~pykka_raft.core.node.RaftCore` *is* a ``NodeState``: concern modules
+take the state as a parameter and never import the façade, so the core has no import
+circle.
+"""
+
+from __future__ import annotations
+
+import enum
+import random
+from typing import Any
+
+from pykka_raft.config import Config
+from pykka_raft.core.commands import Command, Respond, SaveHardState, Send
+from pykka_raft.core.log import RaftLog
+from pykka_raft.messages import HardState, MembershipConfig, RpcRequest, SnapshotMeta
+from pykka_raft.types import LogIndex, NodeId, Term
+
+
+class Role(enum.Enum):
+    """The core's role; ``INITIALIZING`` until the storage reported the initial state."""
+
+    INITIALIZING = "initializing"
+    NON_VOTER = "non_voter"
+    FOLLOWER = "follower"
+    CANDIDATE = "candidate"
+    LEADER = "leader"
+
+
+class NodeState:
+    """One node's shared Raft state and its outgoing commands.
+
+    Attributes:
+        id: this node's id.
+        config: the node's configuration.
+        rng: the randomness of election timeouts (injected, so runs replay).
+        commands: the commands produced since the driver last took them.
+        role: the current role.
+        current_term: the latest term this node has seen (persistent, §5.1).
+        voted_for: the candidate this node voted for in ``current_term`` (persistent).
+        leader_id: the leader of ``current_term`` if known.
+        hard_membership: the configuration the node was formed with; the latest
+            configuration entry of the log takes precedence (§6).
+        log: the in-memory view of the log after the snapshot point.
+        commit_index: the highest index known to be committed.
+        last_applied: the highest index the state machine reported applied.
+        apply_requested: the highest index sent to the state machine.
+        flushed_index: the highest index known durable in this node's storage.
+        snapshot: the node's current snapshot, if any.
+        now: virtual milliseconds since start, advanced by ``tick``.
+    """
+
+    def __init__(self, node_id: NodeId, config: Config, rng: random.Random | None = None) -> None:
+        self.id = node_id
+        self.config = config
+        self.rng = rng or random.Random()
+        self.commands: list[Command] = []
+        self.role = Role.INITIALIZING
+        self.current_term: Term = 0
+        self.voted_for: NodeId | None = None
+        self.leader_id: NodeId | None = None
+        self.hard_membership = MembershipConfig()
+        self.log = RaftLog()
+        self.commit_index: LogIndex = 0
+        self.last_applied: LogIndex = 0
+        self.apply_requested: LogIndex = 0
+        self.flushed_index: LogIndex = 0
+        self.snapshot: SnapshotMeta | None = None
+        self.now = 0
+
+    @property
+    def membership(self) -> MembershipConfig:
+        """The latest configuration in the log, or the one the node was formed with (§6)."""
+        return self.log.latest_membership() or self.hard_membership
+
+    @property
+    def hard_state(self) -> HardState:
+        """What must be durable before any reply that depends on it (Figure 2)."""
+        return HardState(self.current_term, self.voted_for, self.hard_membership)
+
+    def may_campaign(self) -> bool:
+        """A voter of the latest configuration; or of the one before it while the latest is
+        not known to be committed (dissertation §4.2.2): the cluster may still need it to
+        elect anyone. Such a candidate asks the latest configuration's voters and does not
+        count its own vote, since it has none there."""
+        if self.membership.is_voter(self.id):
+            return True
+        if self.log.config_index <= self.commit_index:
+            return False
+        previous = self.log.previous_membership() or self.hard_membership
+        return previous.is_voter(self.id)
+
+    # --- commands -----------------------------------------------------------------------
+
+    def emit(self, command: Command) -> None:
+        """Queue a command for the driver."""
+        self.commands.append(command)
+
+    def respond(
+        self,
+        token: int,
+        value: Any = None,
+        error: BaseException | None = None,
+        after_durable: bool = False,
+    ) -> None:
+        """Answer the caller holding ``token`` (client writes answer through
+        :class:`~pykka_raft.core.writes.ClientWrites` instead)."""
+        self.commands.append(Respond(token, value, error, after_durable))
+
+    def send(self, request: RpcRequest, after_durable: bool = False) -> None:
+        """Send an RPC; ``after_durable`` holds it until earlier storage writes are durable."""
+        self.commands.append(Send(request, after_durable))
+
+    def save_hard_state(self) -> None:
+        """Persist term, vote and the formed membership."""
+        self.commands.append(SaveHardState(self.hard_state))
+
+    def set_term(self, term: Term) -> None:
+        """Adopt a newer term (§5.1); the vote is cleared and must be persisted."""
+        if term > self.current_term:
+            self.current_term = term
+            self.voted_for = None
+            self.save_hard_state()
+
+    def take_commands(self) -> list[Command]:
+        """Hand the accumulated commands to the driver."""
+        out, self.commands = self.commands, []
+        return out

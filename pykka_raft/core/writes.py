@@ -1,0 +1,238 @@
+"""Pending client writes: the one place where a client write is answered.
+
+A client write is a ``ClientPayload`` with a token. Once the node takes it (``accept``) it
+is answered exactly once, here, in one of these ways:
+
+* refused at once, definitely not committed: ``ForwardToLeader`` (not the leader),
+  ``Busy`` (backpressure), ``ApplicationError`` (the codec or the storage refused it);
+* waiting at a log index (:class:`Pending`) until that index commits. The committed
+  entry decides (§5.3, §5.4): if it has the write's term it *is* the write, answered at
+  commit (``ResponseMode.COMMITTED``) or once applied (``APPLIED``, with the state
+  machine's response or its ``ApplicationError``); any other entry means the write was
+  lost (``ForwardToLeader``). Truncation alone decides nothing: another node may hold the
+  entry and a later leader may commit it;
+* when the node can no longer learn the outcome: ``OutcomeUnknown`` (it was removed from
+  the cluster, or it stopped), or, for a write known committed whose result is gone,
+  ``ResultUnavailable``.
+
+Every answer goes through :meth:`ClientWrites._answer`, which asserts that the write was
+accepted and not answered before.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+
+import attrs
+
+from pykka_raft.core.commands import Respond
+from pykka_raft.core.log import RaftLog
+from pykka_raft.core.state import NodeState
+from pykka_raft.errors import (
+    ApplicationError,
+    ForwardToLeader,
+    OutcomeUnknown,
+    ResultUnavailable,
+    SafetyViolation,
+)
+from pykka_raft.messages import ClientPayload, ClientPayloadResponse, Entry, ResponseMode
+from pykka_raft.types import LogId, LogIndex, Term
+
+
+@attrs.define
+class Pending:
+    """A client write with a log index, waiting for its index to commit."""
+
+    term: Term
+    token: int
+    payload: ClientPayload
+
+    @property
+    def wants_applied(self) -> bool:
+        """Answered after apply (with the state machine's response), not at commit."""
+        return self.payload.response_mode is ResponseMode.APPLIED
+
+
+class ClientWrites:
+    """The client writes this node accepted and has not answered yet."""
+
+    def __init__(self, node: NodeState) -> None:
+        self.node = node
+        # Several writes may wait on one index: a deposed leader's undecided write, and a
+        # newer one this node appended there after it led again.
+        self.pending: dict[LogIndex, list[Pending]] = {}
+        self.swept_term: Term = 0  # writes of older terms decided up to this term
+        self._open: set[int] = set()  # tokens accepted and not answered yet
+
+    def __len__(self) -> int:
+        """How many indexes have writes waiting (a cheap measure for backpressure)."""
+        return len(self.pending)
+
+    # --- answering ----------------------------------------------------------------------
+
+    def accept(self, token: int) -> None:
+        """The node takes responsibility for answering ``token``."""
+        self._open.add(token)
+
+    def refuse(self, token: int, error: BaseException) -> None:
+        """Answer a write that was never given a log index: definitely not committed."""
+        self._answer(token, error=error)
+
+    def _answer(self, token: int, value: object = None, error: BaseException | None = None) -> None:
+        if token not in self._open:
+            raise SafetyViolation(f"client write {token} answered twice (or never accepted)")
+        self._open.remove(token)
+        self.node.commands.append(Respond(token, value, error))
+
+    def _committed(self, pending: Pending, index: LogIndex) -> None:
+        self._answer(pending.token, ClientPayloadResponse(index, ResponseMode.COMMITTED))
+
+    def _lost(self, pending: Pending) -> None:
+        self._answer(pending.token, error=ForwardToLeader(pending.payload, self.node.leader_id))
+
+    # --- waiting at an index ------------------------------------------------------------
+
+    def wait_at(self, index: LogIndex, term: Term, token: int, payload: ClientPayload) -> None:
+        """The write ``token`` is the entry at ``index`` of ``term`` in this node's log."""
+        waiting = self.pending.get(index)
+        if waiting is None:
+            self.pending[index] = [Pending(term, token, payload)]
+        else:
+            waiting.append(Pending(term, token, payload))
+
+    def _take(self, index: LogIndex, which: Callable[[Pending], bool]) -> list[Pending]:
+        """Remove and return the writes waiting on ``index`` that ``which`` selects."""
+        waiting = self.pending.get(index, [])
+        taken = [p for p in waiting if which(p)]
+        if taken:
+            rest = [p for p in waiting if not which(p)]
+            if rest:
+                self.pending[index] = rest
+            else:
+                del self.pending[index]
+        return taken
+
+    def refused_by_storage(self, index: LogIndex, term: Term, error: BaseException) -> None:
+        """The storage refused the entry at ``index`` of ``term`` (it stored a blank)."""
+        for pending in self._take(index, lambda p: p.term == term):
+            self._answer(pending.token, error=ApplicationError(error))
+
+    def committed(self, old: LogIndex, new: LogIndex, log: RaftLog) -> None:
+        """Indexes ``old+1 .. new`` committed: each decides the writes waiting on it.
+
+        The same entry (same term) succeeded; any other write there is lost. Writes that
+        want the applied result wait for :meth:`applied`.
+        """
+        waiting_at = self.pending
+        if not waiting_at:
+            return
+        for i in range(old + 1, new + 1):
+            waiting = waiting_at.get(i)
+            if waiting is None:
+                continue
+            term = log.term_at(i)
+            if len(waiting) == 1 and waiting[0].term == term:
+                only = waiting[0]  # the common case: our own write
+                if not only.wants_applied:
+                    del waiting_at[i]
+                    self._committed(only, i)
+                continue
+
+            def decided_now(p: Pending, term: Term | None = term) -> bool:
+                return p.term != term or not p.wants_applied
+
+            for pending in self._take(i, decided_now):
+                if pending.term != term:
+                    self._lost(pending)
+                else:
+                    self._committed(pending, i)
+
+    def sweep_older_terms(self, index: LogIndex, committed_term: Term) -> None:
+        """Entry ``index`` of ``committed_term`` is committed. Terms never decrease along a
+        log and every later leader holds this entry (§5.4.3), so an older-term entry after
+        it can never commit: the writes waiting there are lost."""
+        if committed_term <= self.swept_term:
+            return
+        self.swept_term = committed_term
+        for i in sorted(i for i in self.pending if i > index):
+            for pending in self._take(i, lambda p: p.term < committed_term):
+                self._lost(pending)
+
+    def applied(self, entries: tuple[Entry, ...], responses: tuple[object, ...]) -> None:
+        """The state machine applied ``entries``; answer the writes that wanted it.
+
+        A response that is an :class:`~pykka_raft.errors.ApplicationError` means the state
+        machine refused the command deterministically, without effect, on every node: the
+        writer gets the error.
+        """
+        waiting_at = self.pending
+        if not waiting_at:
+            return
+        for entry, response in zip(entries, responses, strict=True):
+            waiting = waiting_at.get(entry.index)
+            if waiting is None:
+                continue
+            if len(waiting) == 1 and waiting[0].term == entry.term:
+                del waiting_at[entry.index]  # the common case: our own APPLIED write
+                self._applied(waiting[0], entry.index, response)
+                continue
+            for pending in self._take(entry.index, lambda p: p.wants_applied):
+                if pending.term == entry.term:
+                    self._applied(pending, entry.index, response)
+                else:
+                    self._lost(pending)
+
+    def _applied(self, pending: Pending, index: LogIndex, response: object) -> None:
+        if isinstance(response, ApplicationError):
+            self._answer(pending.token, error=response)
+        else:
+            self._answer(
+                pending.token, ClientPayloadResponse(index, ResponseMode.APPLIED, response)
+            )
+
+    def snapshot_installed(self, last: LogId, kept_log: RaftLog | None) -> None:
+        """A snapshot through ``last`` replaced the log up to it; ``kept_log`` is the log
+        before the install if it held ``last`` (its entries up to ``last`` are the
+        committed ones), else ``None``.
+
+        Writes at indexes the snapshot covers are decided: the committed entry is known
+        where the log matched, so a write there either is it (answered committed, or
+        ``ResultUnavailable`` if it wanted its applied result, which the snapshot folded
+        away) or is lost. Where the log did not match, the outcome is unknown here.
+        """
+        for index in sorted(i for i in self.pending if i <= last.index):
+            ours = kept_log.term_at(index) if kept_log is not None else None
+            for pending in self._take(index, lambda p: True):
+                if ours is None:
+                    detail = "this node's log was replaced by a snapshot before it knew"
+                    self._answer(pending.token, error=OutcomeUnknown(detail))
+                elif pending.term != ours:
+                    self._lost(pending)
+                elif pending.wants_applied:
+                    self._answer(pending.token, error=ResultUnavailable(index))
+                else:
+                    self._committed(pending, index)
+
+    def abandon(self, reason: str) -> None:
+        """A node out of the cluster will never learn how its undecided writes ended (no
+        leader tells it what commits): answer them as unknown rather than never.
+
+        Writes at committed indexes are decided already; those still waiting are APPLIED
+        writes whose apply is under way, answered by :meth:`applied`.
+        """
+        for index in sorted(i for i in self.pending if i > self.node.commit_index):
+            for pending in self._take(index, lambda p: True):
+                detail = f"{reason} before its entry at index {index} was decided"
+                self._answer(pending.token, error=OutcomeUnknown(detail))
+
+    def refuse_all(self, tokens: Iterable[tuple[int, ClientPayload]]) -> None:
+        """Writes accepted but never given an index (a leader stepped down): not committed."""
+        for token, payload in tokens:
+            self.refuse(token, ForwardToLeader(payload, self.node.leader_id))
+
+    def stop(self, reason: str) -> None:
+        """The node stops: every write still waiting has an unknown outcome."""
+        for index in sorted(self.pending):
+            for pending in self._take(index, lambda p: True):
+                detail = f"{reason} while its entry at index {index} was undecided"
+                self._answer(pending.token, error=OutcomeUnknown(detail))
