@@ -247,9 +247,7 @@ class Engine(NodeState):
         ):
             return  # the latest configuration is not committed yet
         m, change = self.membership, leader.change
-        step = planner.next_step(
-            m, change.target if change else None, self._caught_up
-        )
+        step = planner.next_step(m, change.target if change else None, self._caught_up)
         if isinstance(step, planner.Propose):
             self._propose_config(step.membership)
             return
