@@ -5,7 +5,7 @@ A port of actix-raft's design: a ``Raft`` actor per node, a ``RaftStorage`` acto
 :meth:`Raft.start` and send it messages through the returned ref.
 """
 
-from pykka_raft.actor.raft import Raft, RaftRef
+from pykka_raft.actor import Raft, RaftRef
 from pykka_raft.admin import (
     ConfigChangeResponse,
     InitWithConfig,

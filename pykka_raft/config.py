@@ -22,6 +22,7 @@ DEFAULT_CATCH_UP_TIMEOUT = 30_000
 DEFAULT_MIN_VOTERS = 1
 DEFAULT_MAX_PENDING_WRITES = 50_000
 DEFAULT_MAX_ENTRY_BYTES = 4 * 1024 * 1024
+DEFAULT_STORAGE_TIMEOUT = 30_000
 
 
 @attrs.frozen
@@ -91,6 +92,12 @@ class Config:
         max_entry_bytes: the largest encoded client value a leader accepts; a larger one
             is refused with :class:`~pykka_raft.errors.ApplicationError` before anything is
             appended.
+        storage_timeout: the longest a storage command (a write, a read, an apply) may
+            stay unanswered. A storage that misses it is taken as stuck or dead and the
+            node stops (the fatal path), so the rest of the cluster elects another leader
+            instead of following one that can no longer commit. Snapshot builds, which run
+            in the background, are exempt. Generous by default: raise it for a state
+            machine whose applies may take longer.
     """
 
     election_timeout_min: int = DEFAULT_ELECTION_TIMEOUT_MIN
@@ -107,6 +114,7 @@ class Config:
     min_voters: int = DEFAULT_MIN_VOTERS
     max_pending_writes: int = DEFAULT_MAX_PENDING_WRITES
     max_entry_bytes: int = DEFAULT_MAX_ENTRY_BYTES
+    storage_timeout: int = DEFAULT_STORAGE_TIMEOUT
 
     def __attrs_post_init__(self) -> None:
         for name in (
@@ -122,6 +130,7 @@ class Config:
             "min_voters",
             "max_pending_writes",
             "max_entry_bytes",
+            "storage_timeout",
         ):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int):

@@ -23,6 +23,23 @@ class State(enum.Enum):
 
 
 @attrs.frozen
+class ReplicationMetrics:
+    """A leader's view of one follower (or learner).
+
+    Attributes:
+        node_id: the follower.
+        matched: the highest log index known replicated on it.
+        lag: how many entries of the leader's log it lacks (``last_log_index - matched``).
+        snapshotting: a snapshot transfer to it is in progress.
+    """
+
+    node_id: NodeId
+    matched: LogIndex
+    lag: int
+    snapshotting: bool = False
+
+
+@attrs.frozen
 class RaftMetrics:
     """A snapshot of a node's state, pushed to the metrics subscriber.
 
@@ -40,6 +57,18 @@ class RaftMetrics:
     membership_config: MembershipConfig
     snapshot_index: LogIndex = 0
     """The last log index the current snapshot covers (0: no snapshot yet)."""
+    replication: tuple[ReplicationMetrics, ...] = ()
+    """The leader's view of every other node, by node id (empty unless leader)."""
+    elections_started: int = 0
+    """Elections this node started (as a candidate) since it started."""
+    writes_refused_busy: int = 0
+    """Client writes refused with ``Busy`` (backpressure) since the node started."""
+    writes_refused_application: int = 0
+    """Client writes refused with ``ApplicationError`` (codec, storage or state machine)."""
+    snapshots_sent: int = 0
+    """Snapshot transfers this node completed as a leader."""
+    snapshots_installed: int = 0
+    """Snapshots this node received and installed."""
 
     @property
     def voters(self) -> frozenset[NodeId]:

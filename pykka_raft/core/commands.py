@@ -20,6 +20,21 @@ from pykka_raft.types import LogId, LogIndex, NodeId
 
 
 @attrs.frozen
+class LoadInitialState:
+    """At start: read the persisted state (``GetInitialState``). Completion:
+    :meth:`RaftCore.initial_state_loaded`."""
+
+
+@attrs.frozen
+class LoadLog:
+    """At start: read the log entries in ``[start, stop)`` (``GetLogEntries``).
+    Completion: :meth:`RaftCore.log_loaded`."""
+
+    start: LogIndex
+    stop: LogIndex
+
+
+@attrs.frozen
 class SaveHardState:
     """Persist term, vote and initial membership."""
 
@@ -118,6 +133,8 @@ class InstallSnapshot:
 
 
 Command = Union[
+    LoadInitialState,
+    LoadLog,
     SaveHardState,
     WriteLog,
     DeleteLogsFrom,
@@ -130,6 +147,8 @@ Command = Union[
     InstallSnapshot,
 ]
 STORAGE_COMMANDS = (
+    LoadInitialState,
+    LoadLog,
     SaveHardState,
     WriteLog,
     DeleteLogsFrom,
@@ -139,5 +158,5 @@ STORAGE_COMMANDS = (
     WriteSnapshotChunk,
     InstallSnapshot,
 )
-NOT_WRITES = (Apply, CreateSnapshot, ReadSnapshotChunk)
+NOT_WRITES = (LoadInitialState, LoadLog, Apply, CreateSnapshot, ReadSnapshotChunk)
 """Storage commands that make nothing durable: no reply waits for them."""

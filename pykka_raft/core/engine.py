@@ -81,6 +81,7 @@ class Engine(NodeState):
             self.role = Role.NON_VOTER
             return
         self.role = Role.CANDIDATE
+        self.counters.elections_started += 1
         self.current_term += 1
         self.voted_for = self.id
         self.leader_id = None
@@ -162,6 +163,7 @@ class Engine(NodeState):
         self.last_applied = max(self.last_applied, last.index)
         self.flushed_index = max(min(self.flushed_index, self.log.last_index), last.index)
         self.emit(InstallSnapshot(meta))
+        self.counters.snapshots_installed += 1
         self._refresh_role()
 
     def _answered(

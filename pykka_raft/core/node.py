@@ -26,11 +26,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+import attrs
+
 from pykka_raft.admin import ProposeConfigChange
 from pykka_raft.codec import check_app_value
 from pykka_raft.core import membership as planner
 from pykka_raft.core import replication
-from pykka_raft.core.commands import WriteLog
+from pykka_raft.core.commands import LoadInitialState, LoadLog, WriteLog
 from pykka_raft.core.election import may_vote_for
 from pykka_raft.core.engine import Engine
 from pykka_raft.core.follower import plan_append
@@ -42,6 +44,7 @@ from pykka_raft.errors import (
     Busy,
     ChangeInProgress,
     ForwardToLeader,
+    LeadershipLost,
     NodeNotLeader,
     NotAllowed,
     SafetyViolation,
@@ -62,7 +65,7 @@ from pykka_raft.messages import (
     VoteRequest,
     VoteResponse,
 )
-from pykka_raft.metrics import RaftMetrics, State
+from pykka_raft.metrics import RaftMetrics, ReplicationMetrics, State
 from pykka_raft.types import LogId, LogIndex, NodeId
 
 _ROLE_STATE = {
@@ -88,7 +91,37 @@ class RaftCore(Engine):
             current_leader=self.leader_id,
             membership_config=self.membership,
             snapshot_index=self.log.offset,
+            replication=self._replication_metrics(),
+            **attrs.asdict(self.counters),
         )
+
+    def _replication_metrics(self) -> tuple[ReplicationMetrics, ...]:
+        if self.leader is None:
+            return ()
+        last = self.log.last_index
+        return tuple(
+            ReplicationMetrics(node, pr.match_index, last - pr.match_index, pr.snapshot is not None)
+            for node, pr in sorted(self.leader.progress.items())
+        )
+
+    def boot(self) -> None:
+        """Start reading the persisted state: the initial state, then the log after the
+        snapshot (two reads, so a storage need not return its whole log at once)."""
+        self.emit(LoadInitialState())
+
+    def initial_state_loaded(self, initial: InitialState) -> None:
+        """The storage reported its state: read the log it holds."""
+        self._initial: InitialState | None = initial
+        start = initial.snapshot.last_included.index + 1 if initial.snapshot else 1
+        self.emit(LoadLog(start, initial.last_log_id.index + 1))
+
+    def log_loaded(self, entries: Iterable[Entry]) -> None:
+        """The storage returned the log: start."""
+        initial = getattr(self, "_initial", None)
+        if initial is None:
+            raise SafetyViolation("the log was loaded before the initial state")
+        self._initial = None
+        self.start(initial, entries)
 
     def start(self, initial: InitialState, entries: Iterable[Entry]) -> None:
         """The storage reported its state and log: leave ``INITIALIZING``."""
@@ -273,11 +306,13 @@ class RaftCore(Engine):
         for payload, token in writes:
             accepted.accept(token)
             if room <= 0:
+                self.counters.writes_refused_busy += 1
                 accepted.refuse(token, Busy(payload, limit))
                 continue
             try:
                 check_app_value(payload.entry.data, max_bytes)
             except Exception as exc:  # a value the codec cannot carry: never appended
+                self.counters.writes_refused_application += 1
                 accepted.refuse(token, ApplicationError(exc))
                 continue
             room -= 1
@@ -398,10 +433,12 @@ class RaftCore(Engine):
         """The storage cannot take snapshots: run on without compaction."""
         self.snapshots.storage_unsupported(error)
 
-    def stop(self, reason: str) -> None:
+    def stop(self, cause: BaseException) -> None:
         """The node stops: answer every client write it holds (queued ones were never
         appended, so they are definitely not committed; pending ones are unknown)."""
         leader, self.leader = self.leader, None
         if leader is not None:
             self.writes.refuse_all(leader.client_proposals())
-        self.writes.stop(reason)
+            if leader.change is not None:
+                self.respond(leader.change.token, error=LeadershipLost(None))
+        self.writes.stop(cause)

@@ -218,6 +218,7 @@ def on_install_result(
     else:
         index = transfer.meta.last_included.index
         pr.snapshot_done(index)
+        node.counters.snapshots_sent += 1
         if leader.forget_if_departed(request.target, index):
             return Outcome.DEPARTED
         return Outcome.MATCHED

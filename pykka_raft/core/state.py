@@ -19,6 +19,8 @@ import enum
 import random
 from typing import Any
 
+import attrs
+
 from pykka_raft.config import Config
 from pykka_raft.core.commands import Command, Respond, SaveHardState, Send
 from pykka_raft.core.log import RaftLog
@@ -34,6 +36,17 @@ class Role(enum.Enum):
     FOLLOWER = "follower"
     CANDIDATE = "candidate"
     LEADER = "leader"
+
+
+@attrs.define
+class Counters:
+    """Event counts since the node started, reported in ``RaftMetrics``."""
+
+    elections_started: int = 0
+    writes_refused_busy: int = 0
+    writes_refused_application: int = 0
+    snapshots_sent: int = 0
+    snapshots_installed: int = 0
 
 
 class NodeState:
@@ -57,6 +70,7 @@ class NodeState:
         flushed_index: the highest index known durable in this node's storage.
         snapshot: the node's current snapshot, if any.
         now: virtual milliseconds since start, advanced by ``tick``.
+        counters: event counts for the metrics.
     """
 
     def __init__(self, node_id: NodeId, config: Config, rng: random.Random | None = None) -> None:
@@ -76,6 +90,7 @@ class NodeState:
         self.flushed_index: LogIndex = 0
         self.snapshot: SnapshotMeta | None = None
         self.now = 0
+        self.counters = Counters()
 
     @property
     def membership(self) -> MembershipConfig:

@@ -115,6 +115,7 @@ class ClientWrites:
     def refused_by_storage(self, index: LogIndex, term: Term, error: BaseException) -> None:
         """The storage refused the entry at ``index`` of ``term`` (it stored a blank)."""
         for pending in self._take(index, lambda p: p.term == term):
+            self.node.counters.writes_refused_application += 1
             self._answer(pending.token, error=ApplicationError(error))
 
     def committed(self, old: LogIndex, new: LogIndex, log: RaftLog) -> None:
@@ -184,6 +185,7 @@ class ClientWrites:
 
     def _applied(self, pending: Pending, index: LogIndex, response: object) -> None:
         if isinstance(response, ApplicationError):
+            self.node.counters.writes_refused_application += 1
             self._answer(pending.token, error=response)
         else:
             self._answer(
@@ -230,9 +232,14 @@ class ClientWrites:
         for token, payload in tokens:
             self.refuse(token, ForwardToLeader(payload, self.node.leader_id))
 
-    def stop(self, reason: str) -> None:
-        """The node stops: every write still waiting has an unknown outcome."""
+    def stop(self, cause: BaseException) -> None:
+        """The node stops (because of ``cause``): every write still waiting has an unknown
+        outcome."""
         for index in sorted(self.pending):
             for pending in self._take(index, lambda p: True):
-                detail = f"{reason} while its entry at index {index} was undecided"
-                self._answer(pending.token, error=OutcomeUnknown(detail))
+                detail = (
+                    f"the node stopped ({cause}) while its entry at index {index} was undecided"
+                )
+                error = OutcomeUnknown(detail)
+                error.__cause__ = cause
+                self._answer(pending.token, error=error)

@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 
 import pykka
 
-from pykka_raft.actor.raft import RaftRef
+from pykka_raft.actor import RaftRef
 from pykka_raft.admin import ConfigChangeResponse, InitWithConfig, ProposeConfigChange
 from pykka_raft.config import Config
 from pykka_raft.errors import ForwardToLeader, NodeNotLeader

@@ -13,14 +13,14 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-import pykka
-
-from pykka_raft.actor.raft import DEFERRED_REPLY, Raft, RaftRef
+from pykka_raft.actor.raft import DEFERRED_REPLY, Raft
+from pykka_raft.actor.ref import RaftRef
 from pykka_raft.calls import Call
 from pykka_raft.config import Config
 from pykka_raft.core import commands as cmd
+from pykka_raft.driver import Ports
 from pykka_raft.errors import ShuttingDown
-from pykka_raft.messages import HardState
+from pykka_raft.messages import HardState, RpcRequest
 from pykka_raft.statemachine import StateMachine
 from pykka_raft.storage.memory import MemStore, MemStoreData
 from pykka_raft.types import NodeId
@@ -43,12 +43,32 @@ class PowerSwitch:
         self._on.clear()
 
 
+class _PoweredPorts(Ports):
+    """A node's ports that carry nothing out once the power is off."""
+
+    def __init__(self, inner: Ports, power: PowerSwitch) -> None:
+        self.inner, self.power = inner, power
+
+    def storage(self, seq: int, command: cmd.Command) -> None:
+        if self.power.on:
+            self.inner.storage(seq, command)
+
+    def send(self, request: RpcRequest) -> None:
+        if self.power.on:
+            self.inner.send(request)
+
+    def reply(self, handle: Any, value: Any, error: BaseException | None) -> None:
+        if self.power.on:
+            self.inner.reply(handle, value, error)
+
+
 class CrashableRaft(Raft):
     """A Raft node that goes silent the moment its power switch is cut."""
 
     def __init__(self, *args: Any, power: PowerSwitch | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.power = power or PowerSwitch()
+        self.driver.ports = _PoweredPorts(self.driver.ports, self.power)
 
     @classmethod
     def start_with_power(
@@ -62,11 +82,7 @@ class CrashableRaft(Raft):
         rng: Any | None = None,
     ) -> RaftRef:
         """Start a node wired to ``power``."""
-        ref = pykka.ThreadingActor.start.__func__(  # type: ignore[attr-defined]
-            cls, node_id, config, network, storage, metrics, rng, power=power
-        )
-        assert isinstance(ref, RaftRef)
-        return ref
+        return cls.start(node_id, config, network, storage, metrics, rng, power=power)
 
     def on_receive(self, message: Any) -> Any:
         """Handle a message only while powered."""
@@ -74,19 +90,13 @@ class CrashableRaft(Raft):
             return DEFERRED_REPLY  # no answer at all: the caller times out, as with a dead machine
         return super().on_receive(message)
 
-    def _execute(self, commands: list[cmd.Command]) -> None:
-        if self.power.on:
-            super()._execute(commands)
-
     def _shutdown(self, error: BaseException) -> None:
         if self.power.on:
             super()._shutdown(error)
         else:  # a crash answers nobody and publishes nothing
-            self._stopped = True
             if self._ticker is not None:
                 self._ticker.stop()
-            self._replies.clear()
-            self._deferred.clear()
+            self.driver.abandon()
 
 
 class CrashableMemStore(MemStore):

@@ -19,6 +19,7 @@ from pykka_raft import (
     InitWithConfig,
     Isolate,
     MemStore,
+    OutcomeUnknown,
     Put,
     Raft,
     RaftRouter,
@@ -81,7 +82,9 @@ def test_unknown_message_is_a_typed_error(formed):
     assert formed.write(Put("k", "v")).index > 0
 
 
-def test_stopping_a_node_answers_pending_writes_with_shutting_down(formed):
+def test_stopping_a_node_answers_pending_writes_unknown_and_later_calls_not_accepted(formed):
+    """A write the node appended may still commit elsewhere: its outcome is unknown. A
+    call made after the node stopped was never accepted: definitely not carried out."""
     leader = formed.leader()
     for node_id in formed.nodes:
         if node_id != leader:
@@ -89,9 +92,9 @@ def test_stopping_a_node_answers_pending_writes_with_shutting_down(formed):
     future = formed.nodes[leader].ask(ClientPayload.new(Put("k", "v")), block=False)
     ref = formed.nodes[leader]
     formed.stop_node(leader)
-    with pytest.raises(ShuttingDown):
+    with pytest.raises(OutcomeUnknown, match="the node stopped"):
         future.get(timeout=10)
-    with pytest.raises(ShuttingDown, match="another node"):
+    with pytest.raises(ShuttingDown, match="did not accept the call"):
         ref.ask(ClientPayload.new(Put("k", "v")), timeout=5)
     with pytest.raises(ShuttingDown):
         ref.tell(ClientPayload.new(Put("k", "v")))
@@ -130,7 +133,8 @@ class _PausingRaft(Raft):
 
 def test_write_sent_while_a_failed_node_stops_is_answered() -> None:
     """A node that failed is still alive until Pykka stops it: a write queued in that
-    moment gets ShuttingDown, not silence."""
+    moment gets ShuttingDown (not accepted), not silence; the write whose append failed
+    gets OutcomeUnknown, caused by the StorageError."""
     router = RaftRouter.start()
     store = _FailingStore.start()
     hub = MetricsHub()
@@ -147,8 +151,9 @@ def test_write_sent_while_a_failed_node_stops_is_answered() -> None:
         assert _PausingRaft.in_window.wait(10)
         late = node.ask(ClientPayload.new(Put("c", 3)), block=False)
         _PausingRaft.resume.set()
-        with pytest.raises(StorageError):
+        with pytest.raises(OutcomeUnknown, match="disk full") as pending:
             failing.get(timeout=10)
+        assert isinstance(pending.value.__cause__, StorageError)
         with pytest.raises(ShuttingDown):
             late.get(timeout=10)
     finally:

@@ -6,7 +6,16 @@ import time
 
 import pytest
 
-from pykka_raft import ClientPayload, LinkFaults, MemStore, Put, SetLinkFaults, State, StorageError
+from pykka_raft import (
+    ClientPayload,
+    LinkFaults,
+    MemStore,
+    OutcomeUnknown,
+    Put,
+    SetLinkFaults,
+    State,
+    StorageError,
+)
 
 
 def test_writes_commit_through_drops_duplicates_and_reordering(formed):
@@ -59,6 +68,7 @@ def test_storage_failure_stops_the_node_cleanly(make_cluster):
     cluster = make_cluster([1], storage=lambda _id, data: FailingStore.start(data=data))
     cluster.initialize()
     cluster.leader()
-    with pytest.raises(StorageError, match="disk full"):
+    with pytest.raises(OutcomeUnknown, match="disk full") as pending:
         cluster.nodes[1].ask(ClientPayload.new(Put("k", "v")), timeout=10)
+    assert isinstance(pending.value.__cause__, StorageError)
     cluster.hub.wait_for(lambda m: m[1].state is State.SHUTDOWN, 10, "shutdown metrics")

@@ -1,0 +1,65 @@
+"""The few things pykka_raft needs from Pykka that its public API does not offer.
+
+Pykka answers an ``ask`` whose actor stopped before handling it (its envelope carries the
+caller's future), but a ``tell`` is silently dropped. Our actors receive requests as
+:class:`~pykka_raft.calls.Call` messages that carry their own reply, so:
+
+* a ``RaftRef`` puts each call in an envelope whose ``reply_to`` answers the call's reply
+  with "not accepted" if the actor stops before handling it (Pykka's own guarantee for
+  ``ask``, extended to our calls);
+* a stopping storage or network actor takes what is left in its inbox and answers every
+  call in it;
+* a ``RaftRef`` that answers ``ask`` itself must still let Pykka's stop request through,
+  and ``start()`` must return that ref (Pykka keeps an actor's ref in a private
+  attribute). These uses are isolated here, tested by
+``tests/unit/test_pykka_compat.py`` (which fails loudly if a Pykka release changes them),
+and the Pykka major version is pinned in ``setup.cfg``.
+"""
+
+from __future__ import annotations
+
+import queue
+from collections.abc import Iterator
+from typing import Any, TypeVar
+
+import pykka
+from pykka import messages as _messages
+from pykka._envelope import Envelope
+
+
+def is_stop_request(message: Any) -> bool:
+    """True for the message ``ActorRef.stop()`` sends (Pykka's private ``_ActorStop``)."""
+    return isinstance(message, _messages._ActorStop)
+
+
+def drain_inbox(actor: pykka.Actor) -> Iterator[Any]:
+    """Take every message still queued for ``actor`` (call it from the actor's own
+    ``on_stop``), yielding each one."""
+    inbox = actor.actor_inbox
+    while True:
+        try:
+            envelope = inbox.get_nowait()  # type: ignore[attr-defined]
+        except queue.Empty:
+            return
+        yield envelope.message
+
+
+R = TypeVar("R", bound=pykka.ActorRef[Any])
+
+
+def use_ref_class(actor: pykka.Actor, ref_class: type[R]) -> R:
+    """Make ``ref_class`` the ref that ``actor.actor_ref`` (and so ``start()``) returns;
+    call it from the actor's ``__init__``."""
+    ref = ref_class(actor)
+    actor._actor_ref = ref
+    return ref
+
+
+def put_with_reply_to(ref: pykka.ActorRef[Any], message: Any, reply_to: Any) -> None:
+    """Queue ``message`` for ``ref``'s actor with ``reply_to`` (an object with ``set`` and
+    ``set_exception(exc_info=...)``, like a Pykka future): Pykka calls ``set`` with the
+    handler's return value, or ``set_exception`` if the actor stopped before handling the
+    message. Raises ``pykka.ActorDeadError`` if the actor is not running."""
+    if not ref.is_alive():
+        raise pykka.ActorDeadError(f"{ref} not found")
+    ref.actor_inbox.put(Envelope(message, reply_to=reply_to))

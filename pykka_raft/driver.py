@@ -1,0 +1,308 @@
+"""``NodeDriver``: runs one protocol core against ports, with no threads, clocks or actors.
+
+The core (:class:`~pykka_raft.core.RaftCore`) decides; the driver carries its decisions
+out and feeds back what happened, in one place shared by every way of running a node:
+the Raft actor (ports that ``tell`` the storage and network actors and answer Pykka
+futures), the seeded simulation and the scripted scenarios (ports that model storage and
+network in virtual time). It owns:
+
+* **tokens and replies**: each call gets a token; the core answers tokens, the driver
+  hands each answer to the caller's handle through :meth:`Ports.reply`, at most once;
+* **storage sequence numbers and the durable barrier**: storage commands go out in order,
+  numbered; an answer that depends on durable state (``after_durable``: votes, append
+  acknowledgements, a candidate's vote requests) is held until every storage *write*
+  issued before it completed. The storage is FIFO, so "completed through sequence n" is
+  one number;
+* **completions turned into core events** (``storage_done``, ``rpc_done``) and time
+  (``advance``), including the storage deadline: a storage command outstanding for longer
+  than ``Config.storage_timeout`` stops the node (:class:`~pykka_raft.errors.StorageError`),
+  so a stuck or dead storage cannot freeze a leader that still sends heartbeats;
+* **stopping**: the core answers its client writes (never appended: not committed;
+  pending: outcome unknown), the driver answers every other caller.
+
+A :class:`~pykka_raft.errors.StorageError` or :class:`~pykka_raft.errors.SafetyViolation`
+raised by a driver method is fatal: the owner calls :meth:`stop` with it.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+from collections.abc import Iterable
+from typing import Any
+
+from pykka_raft.admin import InitWithConfig, ProposeConfigChange, TriggerSnapshot
+from pykka_raft.core import commands as cmd
+from pykka_raft.core.node import RaftCore
+from pykka_raft.core.state import Role
+from pykka_raft.errors import (
+    ShuttingDown,
+    SnapshotsUnsupported,
+    StorageError,
+    UnknownMessage,
+)
+from pykka_raft.messages import (
+    AppendEntriesRequest,
+    AppendEntriesResponse,
+    ClientPayload,
+    GetMetrics,
+    InstallSnapshotRequest,
+    InstallSnapshotResponse,
+    RpcRequest,
+    VoteRequest,
+    VoteResponse,
+)
+from pykka_raft.types import LogId
+
+logger = logging.getLogger(__name__)
+
+
+class Ports:
+    """Where a driver's I/O goes. Subclass and implement the three methods; none may block.
+
+    Answers come back through the driver: :meth:`NodeDriver.storage_done` for storage
+    commands (in issue order, except ``CreateSnapshot``, which may complete later), and
+    :meth:`NodeDriver.rpc_done` for RPCs.
+    """
+
+    def storage(self, seq: int, command: cmd.Command) -> None:
+        """Carry out storage command number ``seq``."""
+        raise NotImplementedError
+
+    def send(self, request: RpcRequest) -> None:
+        """Send an RPC to ``request.target``."""
+        raise NotImplementedError
+
+    def reply(self, handle: Any, value: Any, error: BaseException | None) -> None:
+        """Answer the caller behind ``handle``."""
+        raise NotImplementedError
+
+    def observe(self, commands: list[cmd.Command]) -> None:
+        """See every batch of commands before it is carried out (for checkers)."""
+
+
+class NodeDriver:
+    """Runs ``core`` against ``ports``; see the module docstring."""
+
+    def __init__(self, core: RaftCore, ports: Ports) -> None:
+        self.core = core
+        self.ports = ports
+        self.stopped = False
+        self._handles: dict[int, Any] = {}
+        self._next_token = 0
+        self._issued = 0  # sequence number of the last storage command sent
+        self._last_write = 0  # ... of the last one a durable answer must wait for
+        self._done = 0  # ... of the last one completed (the storage is FIFO)
+        self._deferred: collections.deque[tuple[int, cmd.Command]] = collections.deque()
+        # Storage commands not yet completed: (command, issued at ms).
+        self._outstanding: dict[int, tuple[cmd.Command, int]] = {}
+        self._metrics_waiters: list[int] = []
+        self._now = 0
+        self._last_tick: int | None = None
+
+    # --- events -------------------------------------------------------------------------
+
+    def boot(self, now_ms: int = 0) -> None:
+        """Start the node: read the persisted state from the storage."""
+        self._now = self._last_tick = now_ms
+        self.core.boot()
+        self._run()
+
+    def call(self, message: Any, handle: Any) -> None:
+        """A request from a caller (a peer's RPC, a client, an admin); answered later."""
+        if self.stopped:
+            self._refuse(handle)
+            return
+        token = self._token(handle)
+        core = self.core
+        if isinstance(message, ClientPayload):
+            core.client_write(message, token)
+        elif isinstance(message, AppendEntriesRequest):
+            core.receive_append_entries(message, token)
+        elif isinstance(message, VoteRequest):
+            core.receive_vote(message, token)
+        elif isinstance(message, InstallSnapshotRequest):
+            core.receive_install_snapshot(message, token)
+        elif isinstance(message, InitWithConfig):
+            core.init_with_config(message.members, token, message.addresses)
+        elif isinstance(message, ProposeConfigChange):
+            core.propose_config_change(message, token)
+        elif isinstance(message, TriggerSnapshot):
+            core.trigger_snapshot(token)
+        elif isinstance(message, GetMetrics):
+            if core.role is Role.INITIALIZING:
+                self._metrics_waiters.append(token)  # answered once the node has started
+            else:
+                core.respond(token, core.metrics())
+        else:
+            core.respond(token, error=UnknownMessage("Raft", message))
+        self._run()
+
+    def client_writes(self, writes: Iterable[tuple[ClientPayload, Any]]) -> None:
+        """Several client writes at once (one storage append for all of them)."""
+        if self.stopped:
+            for _, handle in writes:
+                self._refuse(handle)
+            return
+        self.core.client_writes([(payload, self._token(handle)) for payload, handle in writes])
+        self._run()
+
+    def advance(self, now_ms: int) -> None:
+        """Time is ``now_ms``: feed the core the time passed, at most one tick's worth at a
+        time, and check the storage deadline.
+
+        A node that was paused (a long handler, a garbage-collection pause) counts at most
+        three tick intervals for the pause: it was not listening, so it must not conclude
+        that it heard nothing and start an election before reading its inbox.
+        """
+        if self.stopped:
+            return
+        self._now = now_ms
+        self._check_storage_deadline()
+        interval = self.core.config.tick_interval
+        last = self._last_tick if self._last_tick is not None else now_ms
+        elapsed = now_ms - last
+        if elapsed < interval:
+            return
+        self._last_tick = now_ms
+        self.core.tick(min(elapsed, 3 * interval))
+        self._run()
+
+    def storage_done(self, seq: int, value: Any = None, error: BaseException | None = None) -> None:
+        """Storage command ``seq`` completed with ``value`` (or failed with ``error``)."""
+        if self.stopped:
+            return
+        entry = self._outstanding.pop(seq, None)
+        if entry is None:
+            logger.warning("node %s: storage answered command #%s twice", self.core.id, seq)
+            return
+        command, core = entry[0], self.core
+        if error is not None:
+            if isinstance(error, SnapshotsUnsupported) and isinstance(command, cmd.CreateSnapshot):
+                # Only the node's own compaction may be skipped: a chunk or an install the
+                # storage could not keep must never be acknowledged (fatal, below).
+                logger.warning("node %s: %s", core.id, error)
+                core.snapshot_unsupported(error)
+                self._run()
+                return
+            raise StorageError(f"storage failed {type(command).__name__}: {error!r}") from error
+        self._done = max(self._done, seq)
+        if isinstance(command, cmd.WriteLog):
+            last = command.entries[-1]
+            rejected = value if command.leader else None
+            core.log_written(LogId(last.term, last.index), rejected, command.leader)
+        elif isinstance(command, cmd.Apply):
+            core.applied(command.entries, tuple(value))
+        elif isinstance(command, cmd.CreateSnapshot):
+            core.snapshot_created(value)
+        elif isinstance(command, cmd.ReadSnapshotChunk):
+            core.snapshot_chunk_read(command.peer, command.snapshot_id, command.offset, value)
+        elif isinstance(command, cmd.LoadInitialState):
+            core.initial_state_loaded(value)
+        elif isinstance(command, cmd.LoadLog):
+            core.log_loaded(value)
+            for token in self._metrics_waiters:
+                core.respond(token, core.metrics())
+            self._metrics_waiters = []
+        while self._deferred and self._deferred[0][0] <= self._done:
+            self._release(self._deferred.popleft()[1])
+        self._run()
+
+    def rpc_done(self, request: RpcRequest, value: Any, error: BaseException | None) -> None:
+        """An RPC this node sent was answered (or failed: ``error``, or a wrong answer)."""
+        if self.stopped:
+            return
+        core = self.core
+        if error is not None:
+            logger.debug("node %s: %s failed: %r", core.id, type(request).__name__, error)
+            value = None
+        if isinstance(request, AppendEntriesRequest):
+            ok = value if isinstance(value, AppendEntriesResponse) else None
+            core.append_entries_result(request, ok)
+        elif isinstance(request, VoteRequest):
+            core.vote_result(request, value if isinstance(value, VoteResponse) else None)
+        elif isinstance(request, InstallSnapshotRequest):
+            ack = value if isinstance(value, InstallSnapshotResponse) else None
+            core.install_snapshot_result(request, ack)
+        self._run()
+
+    def stop(self, error: BaseException) -> None:
+        """Stop: every caller gets an answer. Client writes are answered by the core
+        (never appended: not committed; pending: unknown, naming ``error``); every other
+        call gets ``error``."""
+        if self.stopped:
+            return
+        self.stopped = True
+        self._deferred.clear()
+        self.core.stop(error)
+        for command in self.core.take_commands():
+            if isinstance(command, cmd.Respond):
+                self._release(command)
+        handles, self._handles = self._handles, {}
+        for handle in handles.values():
+            self.ports.reply(handle, None, error)
+
+    def abandon(self) -> None:
+        """The node crashed: stop at once, answering nobody (callers time out, as with a
+        machine that lost power) and carrying out nothing more."""
+        self.stopped = True
+        self._deferred.clear()
+        self._handles.clear()
+        self.core.take_commands()
+
+    # --- helpers ------------------------------------------------------------------------
+
+    @property
+    def outstanding_storage(self) -> int:
+        """How many storage commands have not completed."""
+        return len(self._outstanding)
+
+    def _token(self, handle: Any) -> int:
+        token = self._next_token
+        self._next_token += 1
+        self._handles[token] = handle
+        return token
+
+    def _refuse(self, handle: Any) -> None:
+        error = ShuttingDown("the Raft node has stopped and did not accept the call")
+        self.ports.reply(handle, None, error)
+
+    def _check_storage_deadline(self) -> None:
+        timeout = self.core.config.storage_timeout
+        for seq, (command, issued_at) in self._outstanding.items():
+            if isinstance(command, cmd.CreateSnapshot):
+                continue  # built in the background; it may take long, and holds nothing up
+            if self._now - issued_at > timeout:
+                raise StorageError(
+                    f"the storage did not complete {type(command).__name__} (#{seq}) within "
+                    f"Config.storage_timeout ({timeout} ms): it is stuck or has stopped"
+                )
+            return  # FIFO: the oldest command decides
+
+    def _run(self) -> None:
+        """Carry out the core's commands: storage in order, answers when durable."""
+        commands = self.core.take_commands()
+        if not commands:
+            return
+        self.ports.observe(commands)
+        for command in commands:
+            if isinstance(command, cmd.STORAGE_COMMANDS):
+                self._issued += 1
+                if not isinstance(command, cmd.NOT_WRITES):  # e.g. applying: nothing durable
+                    self._last_write = self._issued
+                self._outstanding[self._issued] = (command, self._now)
+                self.ports.storage(self._issued, command)
+            elif getattr(command, "after_durable", False) and (
+                self._done < self._last_write or self._deferred
+            ):
+                self._deferred.append((self._last_write, command))
+            else:
+                self._release(command)
+
+    def _release(self, command: cmd.Command) -> None:
+        if isinstance(command, cmd.Send):
+            self.ports.send(command.request)
+        elif isinstance(command, cmd.Respond):
+            handle = self._handles.pop(command.token, None)
+            if handle is not None:
+                self.ports.reply(handle, command.value, command.error)

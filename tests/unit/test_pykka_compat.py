@@ -1,0 +1,97 @@
+"""The uses of Pykka internals (pykka_raft/_pykka.py) still work with this Pykka."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import pykka
+
+from pykka_raft._pykka import drain_inbox, is_stop_request, put_with_reply_to, use_ref_class
+
+
+class _Blocked(pykka.ThreadingActor):
+    def __init__(self, gate: threading.Event, started: threading.Event, left: list[Any]) -> None:
+        super().__init__()
+        self.gate, self.started, self.left = gate, started, left
+
+    def on_receive(self, message: Any) -> Any:
+        if message == "block":
+            self.started.set()
+            self.gate.wait(10)
+        return None
+
+    def on_stop(self) -> None:
+        self.left.extend(drain_inbox(self))
+
+
+def test_drain_inbox_returns_the_messages_queued_behind_a_stop() -> None:
+    gate, started, left = threading.Event(), threading.Event(), []
+    ref = _Blocked.start(gate, started, left)
+    ref.tell("block")
+    assert started.wait(10)
+    stopped = ref.stop(block=False)
+    ref.tell("first")
+    ref.tell({"second": 2})
+    gate.set()
+    stopped.get(timeout=10)
+    assert left == ["first", {"second": 2}]
+
+
+class _SeeingRef(pykka.ActorRef[Any]):
+    seen: list[bool] = []
+
+    def ask(self, message: Any, **kwargs: Any) -> Any:
+        self.seen.append(is_stop_request(message))
+        return super().ask(message, **kwargs)
+
+
+class _Plain(pykka.ThreadingActor):
+    def __init__(self) -> None:
+        super().__init__()
+        use_ref_class(self, _SeeingRef)
+
+
+def test_start_returns_the_ref_class_and_stop_requests_are_recognized() -> None:
+    ref = _Plain.start()
+    assert isinstance(ref, _SeeingRef)
+    ref.stop(timeout=10)
+    assert _SeeingRef.seen == [True]
+    assert not is_stop_request("stop")
+
+
+class _ReplyTo:
+    def __init__(self) -> None:
+        self.values: list[Any] = []
+        self.errors: list[Any] = []
+        self.done = threading.Event()
+
+    def set(self, value: Any = None) -> None:
+        self.values.append(value)
+        self.done.set()
+
+    def set_exception(self, exc_info: Any = None) -> None:
+        self.errors.append(exc_info)
+        self.done.set()
+
+
+class _BlockedKeepsInbox(_Blocked):
+    def on_stop(self) -> None:
+        pass  # leaves the inbox to Pykka's teardown
+
+
+def test_reply_to_hears_the_result_or_that_the_actor_stopped_first() -> None:
+    gate, started, left = threading.Event(), threading.Event(), []
+    ref = _BlockedKeepsInbox.start(gate, started, left)
+    handled = _ReplyTo()
+    put_with_reply_to(ref, "handled", handled)
+    assert handled.done.wait(10) and handled.values == [None]
+    ref.tell("block")
+    assert started.wait(10)
+    stopped = ref.stop(block=False)
+    dropped = _ReplyTo()
+    put_with_reply_to(ref, "dropped", dropped)
+    gate.set()
+    stopped.get(timeout=10)
+    assert dropped.done.wait(10) and dropped.values == [] and len(dropped.errors) == 1
+    assert dropped.errors[0][0] is pykka.ActorDeadError
