@@ -12,8 +12,8 @@ from __future__ import annotations
 import threading
 import time
 
-from pykka_raft import Config, Put, RaftMetrics, ResponseMode, State
-from pykka_raft.testing import Cluster, MetricsHub
+from pykka_raft import Config, MetricsHub, Put, RaftMetrics, ResponseMode, State
+from pykka_raft.testing import Cluster
 
 CLIENTS = 4
 WRITES_PER_CLIENT = 250

@@ -5,6 +5,7 @@ from pykka_raft import (
     Config,
     InitWithConfig,
     MemStore,
+    MetricsHub,
     Put,
     Raft,
     RaftRouter,
@@ -12,7 +13,6 @@ from pykka_raft import (
     ResponseMode,
     State,
 )
-from pykka_raft.testing import MetricsHub
 
 config = Config()  # defaults: 200-300 ms election timeout, 50 ms heartbeat
 router = RaftRouter.start()  # the in-process network shared by all nodes

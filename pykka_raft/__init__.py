@@ -34,6 +34,7 @@ from pykka_raft.errors import (
     NotAllowed,
     OutcomeUnknown,
     RaftError,
+    ResultUnavailable,
     RpcError,
     SafetyViolation,
     ShuttingDown,
@@ -67,8 +68,8 @@ from pykka_raft.messages import (
     VoteRequest,
     VoteResponse,
 )
-from pykka_raft.metrics import RaftMetrics, State
-from pykka_raft.network import RaftNetwork
+from pykka_raft.metrics import MetricsHub, RaftMetrics, ReplicationMetrics, State
+from pykka_raft.network import MembershipChanged, RaftNetwork, rpc_source
 from pykka_raft.network.router import (
     Isolate,
     LinkFaults,
@@ -163,7 +164,9 @@ __all__ = [
     "LogIndex",
     "MemStore",
     "MemStoreData",
+    "MembershipChanged",
     "MembershipConfig",
+    "MetricsHub",
     "NodeId",
     "NodeNotLeader",
     "Noop",
@@ -181,9 +184,11 @@ __all__ = [
     "ReadSnapshotChunk",
     "Register",
     "ReplicateToLog",
+    "ReplicationMetrics",
     "Reply",
     "ResponseMode",
     "Restore",
+    "ResultUnavailable",
     "RpcError",
     "SafetyViolation",
     "SaveHardState",
@@ -208,5 +213,6 @@ __all__ = [
     "WriteSnapshotChunk",
     "from_primitive",
     "register_app_type",
+    "rpc_source",
     "to_primitive",
 ]

@@ -22,9 +22,10 @@ class InitWithConfig:
     """Form a new cluster from pristine nodes.
 
     Send it to **every** node of the new cluster, each with the full member list (sending in
-    parallel is safe). It is allowed only on a pristine node: one that has finished
-    starting and has an empty log and no membership (a term learned from a leader that
-    reached it first does not count). Duplicates are dropped and the
+    parallel is safe). It is allowed only on a pristine node: one with an empty log and no
+    membership (a term learned from a leader that reached it first does not count); sent
+    while the node is still reading its storage, it waits until the node has started.
+    Duplicates are dropped and the
     receiving node's own id is added if missing. A single-member config makes the node
     leader at once; otherwise it starts an election. The reply (``None``) comes as soon as
     the configuration is durable, before any election finishes; a node that is not

@@ -17,6 +17,7 @@ from typing import Any, Protocol
 import attrs
 import pykka
 
+from pykka_raft._pykka import is_stop_request
 from pykka_raft.errors import ShuttingDown
 
 logger = logging.getLogger(__name__)
@@ -94,6 +95,36 @@ class FutureReply:
         """Complete the future with ``error`` (a second answer is ignored)."""
         with contextlib.suppress(queue.Full):
             self.future.set_exception((type(error), error, error.__traceback__))
+
+
+@attrs.frozen
+class Asked:
+    """A message sent with ``ask`` through an :class:`AskAwareRef` (the handler unwraps it).
+
+    A Pykka actor cannot tell whether a message was asked or told, and an exception from a
+    told message stops the actor. Wrapping asked messages lets a storage or network actor
+    answer an unknown message sent with ``ask`` with an error, and log and drop one sent
+    with ``tell``, staying alive.
+    """
+
+    message: Any
+
+
+class AskAwareRef(pykka.ActorRef[Any]):
+    """A ref whose ``ask`` marks the message as asked (see :class:`Asked`)."""
+
+    def ask(self, message: Any, *, block: bool = True, timeout: float | None = None) -> Any:
+        """Ask the actor; the handler sees an :class:`Asked` wrapper."""
+        if not is_stop_request(message):
+            message = Asked(message)
+        return super().ask(message, block=block, timeout=timeout)
+
+
+def unwrap(message: Any) -> tuple[Any, bool]:
+    """The message, and whether it was sent with ``ask`` through an :class:`AskAwareRef`."""
+    if isinstance(message, Asked):
+        return message.message, True
+    return message, False
 
 
 def answer(reply: Reply, handler: Any, message: Any) -> None:

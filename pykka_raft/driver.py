@@ -41,6 +41,7 @@ from pykka_raft.errors import (
     StorageError,
     UnknownMessage,
 )
+from pykka_raft.logs import NODE
 from pykka_raft.messages import (
     AppendEntriesRequest,
     AppendEntriesResponse,
@@ -54,7 +55,10 @@ from pykka_raft.messages import (
 )
 from pykka_raft.types import LogId
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger(NODE)
+
+_AFTER_START = (InitWithConfig, GetMetrics, TriggerSnapshot)
+"""Calls that wait until the node has started, rather than fail while it starts."""
 
 
 class Ports:
@@ -96,7 +100,7 @@ class NodeDriver:
         self._deferred: collections.deque[tuple[int, cmd.Command]] = collections.deque()
         # Storage commands not yet completed: (command, issued at ms).
         self._outstanding: dict[int, tuple[cmd.Command, int]] = {}
-        self._metrics_waiters: list[int] = []
+        self._after_start: list[tuple[Any, Any]] = []
         self._now = 0
         self._last_tick: int | None = None
 
@@ -113,8 +117,13 @@ class NodeDriver:
         if self.stopped:
             self._refuse(handle)
             return
-        token = self._token(handle)
         core = self.core
+        if core.role is Role.INITIALIZING and isinstance(message, _AFTER_START):
+            # Answered once the node has read its state: a caller may send them right
+            # after starting the node, without polling its metrics first.
+            self._after_start.append((message, handle))
+            return
+        token = self._token(handle)
         if isinstance(message, ClientPayload):
             core.client_write(message, token)
         elif isinstance(message, AppendEntriesRequest):
@@ -130,10 +139,7 @@ class NodeDriver:
         elif isinstance(message, TriggerSnapshot):
             core.trigger_snapshot(token)
         elif isinstance(message, GetMetrics):
-            if core.role is Role.INITIALIZING:
-                self._metrics_waiters.append(token)  # answered once the node has started
-            else:
-                core.respond(token, core.metrics())
+            core.respond(token, core.metrics())
         else:
             core.respond(token, error=UnknownMessage("Raft", message))
         self._run()
@@ -201,9 +207,10 @@ class NodeDriver:
             core.initial_state_loaded(value)
         elif isinstance(command, cmd.LoadLog):
             core.log_loaded(value)
-            for token in self._metrics_waiters:
-                core.respond(token, core.metrics())
-            self._metrics_waiters = []
+            self._run()
+            waiting, self._after_start = self._after_start, []
+            for message, handle in waiting:
+                self.call(message, handle)
         while self._deferred and self._deferred[0][0] <= self._done:
             self._release(self._deferred.popleft()[1])
         self._run()
@@ -239,7 +246,8 @@ class NodeDriver:
             if isinstance(command, cmd.Respond):
                 self._release(command)
         handles, self._handles = self._handles, {}
-        for handle in handles.values():
+        waiting, self._after_start = self._after_start, []
+        for handle in [*handles.values(), *(handle for _, handle in waiting)]:
             self.ports.reply(handle, None, error)
 
     def abandon(self) -> None:

@@ -335,7 +335,7 @@ class RaftCore(Engine):
             return
         if not self.is_pristine:
             reason = (
-                "the node is still starting: wait until its metrics report NON_VOTER"
+                "the node is still starting (its storage has not reported its state yet)"
                 if self.role is Role.INITIALIZING
                 else "the node is not pristine (it has a log or a membership); "
                 "add it to an existing cluster with a membership change instead"

@@ -22,13 +22,16 @@ nodes' addresses from it (``MembershipConfig.addresses``); the base class ignore
 from __future__ import annotations
 
 import abc
+import logging
 from typing import Any
 
 import attrs
 import pykka
 
-from pykka_raft.calls import Call, Reply
-from pykka_raft.errors import UnknownMessage
+from pykka_raft._pykka import drain_inbox, use_ref_class
+from pykka_raft.calls import AskAwareRef, Call, Reply, unwrap
+from pykka_raft.errors import UnknownMessage, Unreachable
+from pykka_raft.logs import NETWORK, RateLimited
 from pykka_raft.messages import (
     AppendEntriesRequest,
     InstallSnapshotRequest,
@@ -58,17 +61,53 @@ def rpc_source(request: RpcRequest) -> NodeId:
 
 
 class RaftNetwork(pykka.ThreadingActor, abc.ABC):
-    """Base class of network actors: hands each RPC call to :meth:`send`."""
+    """Base class of network actors: hands each RPC call to :meth:`send`.
+
+    A message the network does not handle, sent with ``ask``, is answered
+    :class:`~pykka_raft.errors.UnknownMessage`; sent with ``tell``, it is logged
+    (rate-limited) and dropped: a stray message never stops the network, and with it every
+    node. When the actor stops, every RPC call still queued is answered
+    :class:`~pykka_raft.errors.Unreachable`, so no node waits for an answer that will not
+    come.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        use_ref_class(self, self.ref_class)
+        self._stray = RateLimited(logging.getLogger(NETWORK))
+
+    ref_class: type[AskAwareRef] = AskAwareRef
+    """The ref class ``start()`` returns (a subclass may route some messages itself)."""
 
     def on_receive(self, message: Any) -> Any:
         """Route RPC calls to :meth:`send`; other messages to :meth:`handle_other`."""
+        message, asked = unwrap(message)
         if isinstance(message, Call) and isinstance(message.message, RPC_REQUESTS):
             self.send(message.message, message.reply)
             return None
         if isinstance(message, MembershipChanged):
             self.membership_changed(message.node_id, message.membership)
             return None
-        return self.handle_other(message)
+        try:
+            return self.handle_other(message)
+        except UnknownMessage:
+            if asked:
+                raise
+            self._stray.log(
+                logging.WARNING,
+                type(message).__name__,
+                "%s dropped a stray %s sent with tell",
+                type(self).__name__,
+                type(message).__name__,
+            )
+            return None
+
+    def on_stop(self) -> None:
+        """Answer every RPC call still queued: the network is gone."""
+        for message in drain_inbox(self):
+            call, _ = unwrap(message)
+            if isinstance(call, Call):
+                call.reply.set_exception(Unreachable(f"the network {type(self).__name__} stopped"))
 
     def membership_changed(self, node_id: NodeId, membership: MembershipConfig) -> None:
         """Node ``node_id`` has this membership now; the default ignores it."""

@@ -19,9 +19,8 @@ from collections.abc import Callable
 from typing import Any, ClassVar
 
 import attrs
-import pykka
 
-from pykka_raft.calls import DEAD_ACTOR_ERRORS, Call, Reply
+from pykka_raft.calls import DEAD_ACTOR_ERRORS, AskAwareRef, Call, Reply
 from pykka_raft.errors import UnknownNode, Unreachable
 from pykka_raft.messages import RpcRequest
 from pykka_raft.network.contract import RPC_REQUESTS, RaftNetwork, rpc_source
@@ -133,7 +132,7 @@ class _Delayer:
                 logger.exception("delayed delivery failed")
 
 
-class _DirectRef(pykka.ActorRef[Any]):
+class _DirectRef(AskAwareRef):
     """A router ref that routes RPC calls in the sender's thread.
 
     :meth:`RaftRouter.send` is thread-safe, so a request needs no trip through the
@@ -175,10 +174,13 @@ class RaftRouter(RaftNetwork):
 
     direct_send: ClassVar[bool] = True
 
+    ref_class = _DirectRef
+
     def __init__(self) -> None:
         super().__init__()
-        self._actor_ref = _DirectRef(self)
-        self._actor_ref.router = self
+        ref = self.actor_ref
+        assert isinstance(ref, _DirectRef)
+        ref.router = self
         self._routes: dict[NodeId, Any] = {}
         # Read from other threads (responses); replaced, never mutated in place.
         self._isolated: frozenset[NodeId] = frozenset()
@@ -190,6 +192,7 @@ class RaftRouter(RaftNetwork):
     def on_stop(self) -> None:
         """Stop the delay thread (pending delayed messages are lost) and wait for it."""
         self._stop_delayer()
+        super().on_stop()
 
     def on_failure(self, *exc_info: Any) -> None:
         """An unexpected failure stops the actor: stop the delay thread as on a clean stop."""

@@ -10,7 +10,8 @@ your own storage and state machine (see ``docs/testing.md``).
 - :mod:`~pykka_raft.testing.chaos`: seeded chaos runs combining all of the above.
 """
 
-from pykka_raft.testing.cluster import Cluster, MetricsHub, wait_until
+from pykka_raft.metrics import MetricsHub
+from pykka_raft.testing.cluster import Cluster, wait_until
 from pykka_raft.testing.crash import CrashableMemStore, CrashableRaft, PowerSwitch
 from pykka_raft.testing.faultnet import FaultNetwork
 from pykka_raft.testing.history import HistoryRecorder, Op

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import random
-import threading
 import time
 from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
@@ -15,7 +14,7 @@ from pykka_raft.admin import ConfigChangeResponse, InitWithConfig, ProposeConfig
 from pykka_raft.config import Config
 from pykka_raft.errors import ForwardToLeader, NodeNotLeader
 from pykka_raft.messages import ClientPayload, ClientPayloadResponse, HardState, ResponseMode
-from pykka_raft.metrics import RaftMetrics, State
+from pykka_raft.metrics import MetricsHub, RaftMetrics, State
 from pykka_raft.network.router import Isolate, RaftRouter, Register, Restore, Unregister
 from pykka_raft.storage.memory import DumpStorage, MemStoreData, StorageDump
 from pykka_raft.testing.crash import CrashableMemStore, CrashableRaft, PowerSwitch
@@ -35,86 +34,6 @@ def wait_until(predicate: Callable[[], T], timeout: float, what: str, interval: 
         if time.monotonic() >= deadline:
             raise TimeoutError(f"timed out after {timeout:.1f}s waiting for {what}")
         time.sleep(interval)
-
-
-class MetricsHub:
-    """A metrics subscriber for many nodes: keeps the latest metrics of each node and the
-    whole history, and lets threads wait for a condition.
-
-    It is a plain thread-safe object with a ``tell`` method, so a Raft node can push to it
-    like to an actor without a thread of its own.
-    """
-
-    def __init__(self) -> None:
-        self._cond = threading.Condition()
-        self.latest: dict[NodeId, RaftMetrics] = {}
-        self.history: list[RaftMetrics] = []
-        self._pushes = 0
-        self._leaders: dict[int, set[NodeId]] = {}
-
-    def tell(self, metrics: RaftMetrics) -> None:
-        """Record one metrics push."""
-        with self._cond:
-            self.latest[metrics.id] = metrics
-            self.history.append(metrics)
-            self._pushes += 1
-            if metrics.state is State.LEADER:
-                self._leaders.setdefault(metrics.current_term, set()).add(metrics.id)
-            self._cond.notify_all()
-
-    def get(self, node_id: NodeId) -> RaftMetrics | None:
-        """The latest metrics of ``node_id``."""
-        with self._cond:
-            return self.latest.get(node_id)
-
-    def snapshot(self) -> dict[NodeId, RaftMetrics]:
-        """A copy of the latest metrics of every node."""
-        with self._cond:
-            return dict(self.latest)
-
-    def wait_for(
-        self, predicate: Callable[[dict[NodeId, RaftMetrics]], T], timeout: float, what: str
-    ) -> T:
-        """Wait until ``predicate(latest metrics by node)`` is truthy; return its value.
-
-        The predicate runs on a copy, outside the hub's lock, so it may take its time (or
-        even ``ask`` a node) without stalling the nodes that push metrics.
-        """
-        deadline = time.monotonic() + timeout
-        with self._cond:
-            seen = self._pushes - 1
-        while True:
-            with self._cond:
-                while self._pushes == seen:
-                    remaining = deadline - time.monotonic()
-                    if remaining <= 0:
-                        break
-                    self._cond.wait(remaining)
-                seen = self._pushes
-                latest = dict(self.latest)
-            value = predicate(latest)
-            if value:
-                return value
-            if time.monotonic() >= deadline:
-                state = {
-                    n: (
-                        m.state.value,
-                        m.current_term,
-                        m.current_leader,
-                        m.last_log_index,
-                        m.last_applied,
-                    )
-                    for n, m in sorted(latest.items())
-                }
-                raise TimeoutError(
-                    f"timed out after {timeout:.1f}s waiting for {what}; "
-                    f"metrics (state, term, leader, last log, applied): {state}"
-                )
-
-    def leaders_by_term(self) -> dict[int, set[NodeId]]:
-        """Every node ever seen as leader, by term (election safety: one per term)."""
-        with self._cond:
-            return {term: set(ids) for term, ids in self._leaders.items()}
 
 
 class Cluster:

@@ -277,12 +277,12 @@ def test_init_with_config_refused_on_non_pristine_node(kwargs: dict) -> None:
 
 def test_init_with_config_refused_while_starting() -> None:
     """InitWithConfig before the storage reported the initial state: NotAllowed, telling
-    the caller to wait."""
+    why (the driver holds such calls until the node has started)."""
     core = RaftCore(1, CONFIG, random.Random(0))
     core.init_with_config([1], token=3)
     error = responds(core.take_commands(), 3)[0].error
     assert isinstance(error, NotAllowed)
-    assert "wait" in str(error)
+    assert "still starting" in str(error)
 
 
 def test_init_with_single_member_becomes_leader_at_once() -> None:

@@ -1,0 +1,185 @@
+"""Edges of the actors: stray messages, stopped or stuck storages, calls to stopping nodes,
+and a node asked to form a cluster the moment it starts (issue: hardening the edges)."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import pykka
+import pytest
+
+from pykka_raft import (
+    Call,
+    ClientPayload,
+    Config,
+    FutureReply,
+    GetMetrics,
+    InitWithConfig,
+    MemStore,
+    Put,
+    Raft,
+    RaftRouter,
+    Register,
+    ShuttingDown,
+    State,
+    UnknownMessage,
+)
+from pykka_raft.testing import MetricsHub
+
+FAST = Config(election_timeout_min=300, election_timeout_max=600, heartbeat_interval=50)
+
+
+class _Stray:
+    """A message no actor of pykka_raft handles."""
+
+
+def test_init_with_config_sent_right_after_start_waits_for_the_start() -> None:
+    router, store, hub = RaftRouter.start(), MemStore.start(), MetricsHub()
+    node = Raft.start(1, FAST, router, store, hub)
+    try:
+        router.ask(Register(1, node))
+        node.ask(InitWithConfig([1]), timeout=10)  # no polling of the metrics first
+        hub.wait_for(lambda m: m[1].state is State.LEADER, 10, "node 1 to lead")
+    finally:
+        for ref in (node, store, router):
+            ref.stop()
+
+
+def test_stray_messages_do_not_stop_router_storage_or_node(formed: Any) -> None:
+    leader = formed.leader()
+    node = formed.nodes[leader]
+    for ref in (formed.router, node):
+        ref.tell(_Stray())
+        with pytest.raises(UnknownMessage):
+            ref.ask(_Stray(), timeout=10)
+    assert formed.router.is_alive() and node.is_alive()
+    response = formed.write(Put("after", "stray"))
+    formed.wait_applied(response.index)
+
+
+class _GatedRaft(Raft):
+    """Holds its thread on a ``_Hold`` message until ``gate`` is set."""
+
+    gate = threading.Event()
+    holding = threading.Event()
+
+    def on_receive(self, message: Any) -> Any:
+        if isinstance(message, _Hold):
+            _GatedRaft.holding.set()
+            _GatedRaft.gate.wait(10)
+        return super().on_receive(message)
+
+
+class _Hold:
+    pass
+
+
+def test_a_call_told_to_a_stopping_node_is_answered_not_accepted() -> None:
+    router, store = RaftRouter.start(), MemStore.start()
+    node = _GatedRaft.start(1, FAST, router, store)
+    try:
+        node.tell(_Hold())
+        assert _GatedRaft.holding.wait(10)
+        stopped = node.stop(block=False)  # queued behind the held message
+        future: pykka.ThreadingFuture[Any] = pykka.ThreadingFuture()
+        node.tell(Call(GetMetrics(), FutureReply(future)))  # queued behind the stop
+        _GatedRaft.gate.set()
+        stopped.get(timeout=10)
+        with pytest.raises(ShuttingDown, match="did not accept"):
+            future.get(timeout=10)
+    finally:
+        _GatedRaft.gate.set()
+        for ref in (node, store, router):
+            ref.stop()
+
+
+class _StuckApplyStore(MemStore):
+    """On node ``stuck_node``, applying ``Put("stuck", 1)`` blocks (a hung disk or state
+    machine) until ``release`` is set."""
+
+    stuck_node: int | None = None
+    entered = threading.Event()
+    release = threading.Event()
+
+    def __init__(self, node_id: int, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.node_id = node_id
+
+    def apply_to_state_machine(self, entries: Any) -> Any:
+        if self.node_id == _StuckApplyStore.stuck_node and any(
+            getattr(e.payload, "data", None) == Put("stuck", 1) for e in entries
+        ):
+            _StuckApplyStore.entered.set()
+            _StuckApplyStore.release.wait(30)
+        return super().apply_to_state_machine(entries)
+
+
+@pytest.fixture
+def stuck_store() -> Any:
+    yield _StuckApplyStore
+    _StuckApplyStore.release.set()
+    _StuckApplyStore.stuck_node = None
+    _StuckApplyStore.entered.clear()
+    _StuckApplyStore.release.clear()
+
+
+def _new_leader(cluster: Any, old: int) -> int:
+    """Wait for a leader other than ``old`` (which stopped)."""
+    cluster.isolated.add(old)
+    leader: int = cluster.hub.wait_for(
+        lambda m: next((n for n, x in m.items() if n != old and x.state is State.LEADER), None),
+        20,
+        "a new leader",
+    )
+    return leader
+
+
+def _stuck_cluster(make_cluster: Any, storage_timeout: int) -> tuple[Any, int]:
+    config = Config(
+        election_timeout_min=300,
+        election_timeout_max=600,
+        heartbeat_interval=50,
+        storage_timeout=storage_timeout,
+    )
+    cluster = make_cluster(
+        [1, 2, 3], config=config, storage=lambda n, data: _StuckApplyStore.start(n, data=data)
+    )
+    cluster.initialize()
+    leader = cluster.leader()
+    _StuckApplyStore.stuck_node = leader
+    return cluster, leader
+
+
+def test_a_hung_storage_stops_its_leader_and_another_is_elected(
+    make_cluster: Any, stuck_store: Any
+) -> None:
+    """The leader's apply hangs; its heartbeats would keep the followers quiet forever.
+    The storage deadline stops it, and the others elect a leader that commits."""
+    cluster, old = _stuck_cluster(make_cluster, storage_timeout=1500)
+    cluster.nodes[old].ask(ClientPayload.new(Put("stuck", 1)), block=False)
+    assert stuck_store.entered.wait(10)  # the fault really happened: every apply is held
+    cluster.hub.wait_for(lambda m: m[old].state is State.SHUTDOWN, 20, "the old leader to stop")
+    new = _new_leader(cluster, old)
+    assert new != old
+    assert cluster.nodes[new].ask(ClientPayload.new(Put("after", 2)), timeout=20).index > 0
+
+
+def test_a_leader_whose_storage_stopped_behind_a_slow_apply_steps_out(
+    make_cluster: Any, stuck_store: Any
+) -> None:
+    """The storage actor is stopped while an apply runs: the stop queues behind it and the
+    leader's next append behind the stop. The leader must not stay leader in the same term
+    without ever answering a write."""
+    cluster, old = _stuck_cluster(make_cluster, storage_timeout=60_000)
+    cluster.nodes[old].ask(ClientPayload.new(Put("stuck", 1)), block=False)
+    assert stuck_store.entered.wait(10)
+    stopped = cluster.storages[old].stop(block=False)
+    late = cluster.nodes[old].ask(ClientPayload.new(Put("late", 2)), block=False)
+    stuck_store.release.set()
+    stopped.get(timeout=10)
+    cluster.hub.wait_for(lambda m: m[old].state is State.SHUTDOWN, 20, "the old leader to stop")
+    with pytest.raises(Exception):  # noqa: B017 - any answer but silence
+        late.get(timeout=10)
+    new = _new_leader(cluster, old)
+    assert cluster.nodes[new].ask(ClientPayload.new(Put("after", 3)), timeout=20).index > 0
