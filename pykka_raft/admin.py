@@ -7,7 +7,7 @@ from collections.abc import Iterable
 import attrs
 
 from pykka_raft.messages import MembershipConfig, _address_pairs
-from pykka_raft.types import LogIndex, NodeId
+from pykka_raft.types import LogIndex, NodeId, Term
 
 
 def _ids(ids: Iterable[NodeId]) -> tuple[NodeId, ...]:
@@ -90,6 +90,40 @@ class ConfigChangeResponse:
 
     index: LogIndex
     membership: MembershipConfig
+
+
+@attrs.frozen
+class TransferLeadership:
+    """Hand leadership to ``target`` (a voter), or with ``None`` to the voter whose log is
+    most up to date; send it to the leader (dissertation §3.10).
+
+    The leader stops taking new writes (they get :class:`~pykka_raft.errors.Busy`, and
+    ``ForwardToLeader`` naming the new leader once it leads), brings the target's log up to
+    date, and tells it to start an election at once (``TimeoutNow``). The reply, a
+    :class:`TransferLeadershipResponse`, comes once the target leads. If it does not lead
+    within an election timeout, the call fails with
+    :class:`~pykka_raft.errors.TransferFailed` and the leader (if still leader) takes writes
+    again. Non-leaders answer :class:`~pykka_raft.errors.NodeNotLeader`.
+    """
+
+    target: NodeId | None = None
+
+
+@attrs.frozen
+class TransferLeadershipResponse:
+    """The answer to :class:`TransferLeadership`: ``leader_id`` leads in ``term``."""
+
+    leader_id: NodeId
+    term: Term
+
+
+@attrs.frozen
+class TriggerElection:
+    """Make this node (a voter) start an election now, skipping PreVote and granted by
+    voters that still hear from a leader: an operator's tool to move leadership by force
+    (prefer :class:`TransferLeadership`). A leader ignores it. Replies ``None`` once the
+    node's vote for itself is durable.
+    """
 
 
 @attrs.frozen

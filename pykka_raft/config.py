@@ -23,6 +23,7 @@ DEFAULT_MIN_VOTERS = 1
 DEFAULT_MAX_PENDING_WRITES = 50_000
 DEFAULT_MAX_ENTRY_BYTES = 4 * 1024 * 1024
 DEFAULT_STORAGE_TIMEOUT = 30_000
+DEFAULT_MAX_CLOCK_DRIFT = 0.05
 
 
 @attrs.frozen
@@ -98,6 +99,17 @@ class Config:
             instead of following one that can no longer commit. Snapshot builds, which run
             in the background, are exempt. Generous by default: raise it for a state
             machine whose applies may take longer.
+        pre_vote: a node whose election timer fires first asks the voters whether they
+            would vote for it (PreVote, dissertation §9.6) and raises its term only if a
+            majority would: a node back from a partition cannot depose a healthy leader.
+        leader_stickiness: a node that heard from a current leader within
+            ``election_timeout_min`` refuses votes and pre-votes (and does not take up the
+            term of such a request), dissertation §4.2.3; check-quorum still makes a
+            leader that lost its majority step down. Leadership transfers and
+            ``TriggerElection`` are granted all the same. Lease reads need it.
+        max_clock_drift: how much the rates of the nodes' monotonic clocks may differ (a
+            fraction: 0.05 is 5%). It sets how much shorter than ``election_timeout_min``
+            a leader's read lease is (``docs/reads.md``).
     """
 
     election_timeout_min: int = DEFAULT_ELECTION_TIMEOUT_MIN
@@ -115,6 +127,9 @@ class Config:
     max_pending_writes: int = DEFAULT_MAX_PENDING_WRITES
     max_entry_bytes: int = DEFAULT_MAX_ENTRY_BYTES
     storage_timeout: int = DEFAULT_STORAGE_TIMEOUT
+    pre_vote: bool = True
+    leader_stickiness: bool = True
+    max_clock_drift: float = DEFAULT_MAX_CLOCK_DRIFT
 
     def __attrs_post_init__(self) -> None:
         for name in (
@@ -138,6 +153,12 @@ class Config:
             if value < 0 or (value == 0 and name != "catch_up_lag"):
                 bound = "0 or more" if name == "catch_up_lag" else "greater than 0"
                 raise ConfigError(name, f"must be {bound}, got {value}")
+        for flag in ("pre_vote", "leader_stickiness"):
+            if not isinstance(getattr(self, flag), bool):
+                raise ConfigError(flag, f"must be a bool, got {getattr(self, flag)!r}")
+        drift = self.max_clock_drift
+        if isinstance(drift, bool) or not isinstance(drift, (int, float)) or not 0 <= drift < 0.5:
+            raise ConfigError("max_clock_drift", f"must be a number in [0, 0.5), got {drift!r}")
         if self.election_timeout_min >= self.election_timeout_max:
             raise ConfigError(
                 "election_timeout_min",

@@ -31,7 +31,13 @@ import logging
 from collections.abc import Iterable
 from typing import Any
 
-from pykka_raft.admin import InitWithConfig, ProposeConfigChange, TriggerSnapshot
+from pykka_raft.admin import (
+    InitWithConfig,
+    ProposeConfigChange,
+    TransferLeadership,
+    TriggerElection,
+    TriggerSnapshot,
+)
 from pykka_raft.core import commands as cmd
 from pykka_raft.core.node import RaftCore
 from pykka_raft.core.state import Role
@@ -50,6 +56,8 @@ from pykka_raft.messages import (
     InstallSnapshotRequest,
     InstallSnapshotResponse,
     RpcRequest,
+    TimeoutNowRequest,
+    TimeoutNowResponse,
     VoteRequest,
     VoteResponse,
 )
@@ -138,6 +146,12 @@ class NodeDriver:
             core.propose_config_change(message, token)
         elif isinstance(message, TriggerSnapshot):
             core.trigger_snapshot(token)
+        elif isinstance(message, TimeoutNowRequest):
+            core.receive_timeout_now(message, token)
+        elif isinstance(message, TransferLeadership):
+            core.transfer_leadership(message.target, token)
+        elif isinstance(message, TriggerElection):
+            core.trigger_election(token)
         elif isinstance(message, GetMetrics):
             core.respond(token, core.metrics())
         else:
@@ -231,6 +245,10 @@ class NodeDriver:
         elif isinstance(request, InstallSnapshotRequest):
             ack = value if isinstance(value, InstallSnapshotResponse) else None
             core.install_snapshot_result(request, ack)
+        elif isinstance(request, TimeoutNowRequest):
+            core.timeout_now_result(
+                request, value if isinstance(value, TimeoutNowResponse) else None
+            )
         self._run()
 
     def stop(self, error: BaseException) -> None:

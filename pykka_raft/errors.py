@@ -78,10 +78,14 @@ class Busy(ClientError):
     machine has the memory and the clients can wait longer.
     """
 
-    def __init__(self, payload: ClientPayload | None, limit: int) -> None:
+    def __init__(
+        self, payload: ClientPayload | None, limit: int, detail: str | None = None
+    ) -> None:
         self.payload = payload
         super().__init__(
-            f"the leader is busy: {limit} writes wait for an answer "
+            f"the leader is busy: {detail}"
+            if detail
+            else f"the leader is busy: {limit} writes wait for an answer "
             "(Config.max_pending_writes); retry after a short pause"
         )
 
@@ -239,6 +243,16 @@ class CatchUpTimeout(ConfigChangeError):
             "and stay non-voters; check that they run and are reachable, then propose the "
             "change again to promote them, or remove them"
         )
+
+
+class TransferFailed(RaftError):
+    """A leadership transfer did not complete: the target did not become leader within an
+    election timeout (it is down, behind, or lost the election). ``leader_id`` is the
+    leader known now (the old leader, which takes writes again, or another node)."""
+
+    def __init__(self, detail: str, leader_id: NodeId | None) -> None:
+        self.leader_id = leader_id
+        super().__init__(f"leadership transfer failed: {detail}")
 
 
 class OutcomeUnknown(ClientError):

@@ -209,13 +209,25 @@ class AppendEntriesResponse:
 
 @attrs.frozen
 class VoteRequest:
-    """RequestVote RPC (§5.2)."""
+    """RequestVote RPC (§5.2).
+
+    ``pre_vote``: a PreVote (dissertation §9.6): "would you vote for me in ``term``?". The
+    asker has not raised its own term, and the voter changes nothing (no term, no vote);
+    only a candidate that a majority would elect starts a real election, so a node that
+    was cut off cannot disrupt the cluster with a higher term when it comes back.
+
+    ``transfer``: the election was asked for (``TimeoutNow`` of a leadership transfer, or
+    ``TriggerElection``): voters grant it even while they hear from a leader (leader
+    stickiness, §4.2.3, would refuse it otherwise).
+    """
 
     target: NodeId
     term: Term
     candidate_id: NodeId
     last_log_index: LogIndex
     last_log_term: Term
+    pre_vote: bool = False
+    transfer: bool = False
 
 
 @attrs.frozen
@@ -272,17 +284,39 @@ class InstallSnapshotRequest:
 class InstallSnapshotResponse:
     """Reply to :class:`InstallSnapshotRequest`.
 
-    ``success`` is ``False`` when the chunk's offset is not the one the receiver expects
-    (e.g. it lost a half-received snapshot in a restart); the leader then starts the
-    transfer over from offset 0.
+    ``success`` is ``False`` when the chunk's offset is not the one the receiver expects.
+    ``next_offset`` then says where it can resume: it holds the bytes before that offset
+    of the same snapshot (the same ``snapshot_id``), e.g. from a transfer an earlier
+    leader started, so the sender goes on from there. ``None``: start over from 0.
     """
 
     term: Term
     success: bool = True
+    next_offset: int | None = None
 
 
-RpcRequest = Union[AppendEntriesRequest, VoteRequest, InstallSnapshotRequest]
-RpcResponse = Union[AppendEntriesResponse, VoteResponse, InstallSnapshotResponse]
+@attrs.frozen
+class TimeoutNowRequest:
+    """A leader handing over leadership tells ``target`` (caught up with its log) to start
+    an election at once (dissertation §3.10)."""
+
+    target: NodeId
+    term: Term
+    leader_id: NodeId
+
+
+@attrs.frozen
+class TimeoutNowResponse:
+    """Reply to :class:`TimeoutNowRequest`: ``success`` if the target started an election."""
+
+    term: Term
+    success: bool
+
+
+RpcRequest = Union[AppendEntriesRequest, VoteRequest, InstallSnapshotRequest, TimeoutNowRequest]
+RpcResponse = Union[
+    AppendEntriesResponse, VoteResponse, InstallSnapshotResponse, TimeoutNowResponse
+]
 
 
 # --- client API -------------------------------------------------------------------------

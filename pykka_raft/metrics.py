@@ -23,6 +23,8 @@ class State(enum.Enum):
     NON_VOTER = "non_voter"
     """Passive: replicates the log but neither votes in elections nor times out."""
     FOLLOWER = "follower"
+    PRE_CANDIDATE = "pre_candidate"
+    """Asking the voters whether they would elect it (PreVote), without a new term yet."""
     CANDIDATE = "candidate"
     LEADER = "leader"
     SHUTDOWN = "shutdown"

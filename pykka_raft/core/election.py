@@ -1,5 +1,6 @@
 """Elections: the election timer, the vote a node gives (§5.2, §5.4.1) and the votes a
-candidate counts, including joint configurations (§6) and removed nodes (§4.2.2).
+candidate counts, including joint configurations (§6), removed nodes (dissertation
+§4.2.2), PreVote (§9.6) and leader stickiness (§4.2.3).
 
 The façade decides what a result means for the node's role; this module keeps the
 bookkeeping and the rules that decide a single vote.
@@ -8,7 +9,7 @@ bookkeeping and the rules that decide a single vote.
 from __future__ import annotations
 
 from pykka_raft.core.quorum import has_quorum
-from pykka_raft.core.state import NodeState
+from pykka_raft.core.state import NodeState, Role
 from pykka_raft.messages import VoteRequest
 from pykka_raft.types import LogId, NodeId
 
@@ -44,19 +45,20 @@ class Election:
         self.elapsed += elapsed_ms
         return self.elapsed >= self.timeout
 
-    def begin(self) -> list[VoteRequest]:
+    def begin(self, pre_vote: bool = False, transfer: bool = False) -> list[VoteRequest]:
         """§5.2: count our own vote and ask every other voter of the latest configuration.
 
-        A node that votes only in the previous configuration (§4.2.2) has no vote of its
-        own in the latest one, so it is not counted there; ``has_quorum`` only counts
-        members of each voter set.
+        A pre-vote asks about the next term without raising ours. A node that votes only
+        in the previous configuration (§4.2.2) has no vote of its own in the latest one,
+        so it is not counted there; ``has_quorum`` only counts members of each voter set.
         """
         node = self.node
         self.votes_granted = {node.id}
         self.unknown_to = set()
         last = node.log.last_log_id
+        term = node.current_term + 1 if pre_vote else node.current_term
         return [
-            VoteRequest(peer, node.current_term, node.id, last.index, last.term)
+            VoteRequest(peer, term, node.id, last.index, last.term, pre_vote, transfer)
             for peer in sorted(node.membership.voters() - {node.id})
         ]
 
@@ -77,6 +79,32 @@ class Election:
             sum(1 for n in voters if n in self.unknown_to) * 2 > len(voters)
             for voters in self.node.membership.voter_sets()
         )
+
+
+def hears_a_leader(node: NodeState) -> bool:
+    """Leader stickiness (dissertation §4.2.3): a leader, or a node that heard from a
+    current leader within ``election_timeout_min``, believes a leader exists and refuses
+    to help elect another (a transfer aside). Off with ``Config.leader_stickiness``."""
+    if not node.config.leader_stickiness:
+        return False
+    if node.role is Role.LEADER:
+        return True
+    heard = node.heard_leader_at
+    return (
+        node.leader_id is not None
+        and heard is not None
+        and node.now - heard < node.config.election_timeout_min
+    )
+
+
+def grants_pre_vote(node: NodeState, request: VoteRequest) -> bool:
+    """§9.6: would we vote for this candidate in the term it asks about? Only if that term
+    is newer than ours, its log is up to date and we do not hear from a leader."""
+    return (
+        request.term > node.current_term
+        and not (hears_a_leader(node) and not request.transfer)
+        and candidate_is_up_to_date(node, request)
+    )
 
 
 def candidate_is_up_to_date(node: NodeState, request: VoteRequest) -> bool:

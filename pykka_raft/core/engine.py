@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import random
 
-from pykka_raft.admin import ConfigChangeResponse
+from pykka_raft.admin import ConfigChangeResponse, TransferLeadershipResponse
 from pykka_raft.config import Config
 from pykka_raft.core import membership as planner
 from pykka_raft.core import replication
 from pykka_raft.core.commands import Apply, DeleteLogsFrom, InstallSnapshot, WriteLog
 from pykka_raft.core.election import Election
-from pykka_raft.core.leader import LeaderState, Proposal
+from pykka_raft.core.leader import LeaderState, Proposal, Transfer
 from pykka_raft.core.progress import Progress
 from pykka_raft.core.snapshots import Snapshots
 from pykka_raft.core.state import NodeState, Role
@@ -27,6 +27,7 @@ from pykka_raft.errors import (
     CatchUpTimeout,
     ForwardToLeader,
     LeadershipLost,
+    TransferFailed,
 )
 from pykka_raft.messages import (
     Entry,
@@ -35,6 +36,7 @@ from pykka_raft.messages import (
     EntryPayload,
     MembershipConfig,
     SnapshotMeta,
+    TimeoutNowRequest,
 )
 from pykka_raft.types import LogIndex, NodeId, Term
 
@@ -48,6 +50,7 @@ class Engine(NodeState):
         self.writes = ClientWrites(self)
         self.snapshots = Snapshots(self)
         self.leader: LeaderState | None = None
+        self.transfer: Transfer | None = None
 
     @property
     def is_pristine(self) -> bool:
@@ -75,8 +78,33 @@ class Engine(NodeState):
                 self.respond(leader.change.token, error=LeadershipLost(leader_id))
             self.writes.refuse_all(leader.client_proposals())
 
-    def become_candidate(self) -> None:
-        """§5.2: new term, vote for self, ask every other voter."""
+    def start_election(self) -> None:
+        """The election timer fired: a pre-vote first (§9.6) unless it is turned off."""
+        if self.config.pre_vote:
+            self.become_pre_candidate()
+        else:
+            self.become_candidate()
+
+    def become_pre_candidate(self) -> None:
+        """§9.6: ask the voters whether they would elect us, without raising our term (a
+        node cut off from the cluster keeps its term, so it cannot depose a leader when it
+        comes back). Nothing changes durably, so the requests need not wait."""
+        if not self.may_campaign():
+            self.role = Role.NON_VOTER
+            return
+        self.role = Role.PRE_CANDIDATE
+        self.leader_id = None
+        self.election.reset_timer()
+        requests = self.election.begin(pre_vote=True)
+        if self.election.won():
+            self.become_candidate()
+            return
+        for request in requests:
+            self.send(request)
+
+    def become_candidate(self, transfer: bool = False) -> None:
+        """§5.2: new term, vote for self, ask every other voter (``transfer``: an election
+        asked for, which voters grant even while they hear from a leader)."""
         if not self.may_campaign():
             self.role = Role.NON_VOTER
             return
@@ -87,7 +115,7 @@ class Engine(NodeState):
         self.leader_id = None
         self.save_hard_state()
         self.election.reset_timer()
-        requests = self.election.begin()
+        requests = self.election.begin(transfer=transfer)
         if self.election.won():
             self.become_leader()
             return
@@ -99,6 +127,8 @@ class Engine(NodeState):
         """Won the election: replicate, starting with an entry of our own term (§8)."""
         self.role = Role.LEADER
         self.leader_id = self.id
+        if self.transfer is not None:
+            self._end_transfer(TransferFailed("this node was elected leader again", self.id))
         # Every entry was durable before our VoteRequests went out (after_durable), and a
         # candidate writes no entries, so our whole log is durable now.
         self.flushed_index = self.log.last_index
@@ -138,6 +168,8 @@ class Engine(NodeState):
                 self.leader_id = leader_id
             else:
                 self.become_follower(term, leader_id)
+            self._transfer_seen_leader(leader_id)
+        self.heard_leader_at = self.now
         self.election.reset_timer()
 
     def _truncate_from(self, index: LogIndex) -> None:
@@ -182,6 +214,8 @@ class Engine(NodeState):
     def _after_answer(self, peer: NodeId, outcome: replication.Outcome) -> None:
         if outcome is replication.Outcome.MATCHED:
             self._maybe_commit()
+            if self.transfer is not None:
+                self._drive_transfer()
         if outcome in (replication.Outcome.MATCHED, replication.Outcome.CONTINUE):
             leader = self.leader  # committing may have ended our leadership
             if leader is not None and peer in leader.progress:
@@ -262,8 +296,63 @@ class Engine(NodeState):
                 timeout = CatchUpTimeout(step.lagging, self.config.catch_up_timeout)
                 self.respond(change.token, error=timeout)
             return
-        if not m.is_voter(self.id):
-            self.become_follower(self.current_term, None)
+        if not m.is_voter(self.id) and self.transfer is None:
+            # §6: a leader removed from the cluster steps down once C_new is committed; it
+            # hands over to the most caught-up voter first, so the cluster need not wait
+            # an election timeout for a new leader.
+            target = leader.most_caught_up_voter(self)
+            if target is None:
+                self.become_follower(self.current_term, None)
+            else:
+                self._start_transfer(target, None)
+
+    # --- leadership transfer (dissertation §3.10) --------------------------------------
+
+    def _start_transfer(self, target: NodeId, token: int | None) -> None:
+        self.transfer = Transfer(target, self.now, token)
+        self._drive_transfer()
+
+    def _drive_transfer(self) -> None:
+        """Once the target holds our whole log, tell it to campaign now; give up after an
+        election timeout (a removed leader then steps down anyway)."""
+        transfer, leader = self.transfer, self.leader
+        if transfer is None:
+            return
+        if self.now - transfer.started_at >= self.config.election_timeout_max:
+            detail = (
+                f"node {transfer.target} did not become leader within an election timeout "
+                f"({self.config.election_timeout_max} ms)"
+            )
+            self._end_transfer(TransferFailed(detail, self.leader_id))
+            if leader is not None and self._leaving:
+                self.become_follower(self.current_term, None)
+            return
+        if leader is None or transfer.timeout_sent:
+            return
+        pr = leader.progress.get(transfer.target)
+        if pr is not None and pr.match_index >= self.log.last_index:
+            transfer.timeout_sent = True
+            self.send(TimeoutNowRequest(transfer.target, self.current_term, self.id))
+
+    def _transfer_seen_leader(self, leader_id: NodeId) -> None:
+        """A leader reached us: the transfer succeeded, or someone else leads."""
+        transfer = self.transfer
+        if transfer is None or leader_id == self.id:
+            return
+        if leader_id == transfer.target:
+            self._end_transfer(None)
+        else:
+            detail = f"node {leader_id} leads instead of node {transfer.target}"
+            self._end_transfer(TransferFailed(detail, leader_id))
+
+    def _end_transfer(self, error: BaseException | None) -> None:
+        transfer, self.transfer = self.transfer, None
+        if transfer is not None and transfer.token is not None:
+            if error is None:
+                answer = TransferLeadershipResponse(transfer.target, self.current_term)
+                self.respond(transfer.token, answer)
+            else:
+                self.respond(transfer.token, error=error)
 
     def _caught_up(self, node: NodeId) -> bool:
         return self._lead().caught_up(node, self)

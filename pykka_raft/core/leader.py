@@ -37,6 +37,18 @@ class MembershipChange:
 
 
 @attrs.define
+class Transfer:
+    """A leadership transfer under way (dissertation §3.10): ``token`` is the caller to
+    answer (``None`` for a removed leader handing over on its own). It outlives the
+    leadership: the caller is answered once ``target`` is seen leading."""
+
+    target: NodeId
+    started_at: int
+    token: int | None
+    timeout_sent: bool = False
+
+
+@attrs.define
 class LeaderState:
     """A leader's replication and proposal state.
 
@@ -135,6 +147,11 @@ class LeaderState:
         for proposal in self.proposals:
             if proposal.token is not None and proposal.client_payload is not None:
                 yield proposal.token, proposal.client_payload
+
+    def most_caught_up_voter(self, node: NodeState) -> NodeId | None:
+        """The other voter whose log matches ours furthest (lowest id on ties)."""
+        voters = [n for n in sorted(node.membership.voters()) if n in self.progress]
+        return max(voters, key=lambda n: self.progress[n].match_index, default=None)
 
     def sending_snapshot(self) -> bool:
         """A snapshot transfer to some node is in progress."""

@@ -28,47 +28,41 @@ from collections.abc import Iterable
 
 import attrs
 
-from pykka_raft.admin import ProposeConfigChange
-from pykka_raft.codec import check_app_value
-from pykka_raft.core import membership as planner
 from pykka_raft.core import replication
+from pykka_raft.core.api import ClientApi
 from pykka_raft.core.commands import LoadInitialState, LoadLog, WriteLog
-from pykka_raft.core.election import may_vote_for
-from pykka_raft.core.engine import Engine
+from pykka_raft.core.election import grants_pre_vote, hears_a_leader, may_vote_for
 from pykka_raft.core.follower import plan_append
-from pykka_raft.core.leader import LeaderState, MembershipChange, Proposal
+from pykka_raft.core.leader import LeaderState
 from pykka_raft.core.log import RaftLog
 from pykka_raft.core.state import Role
 from pykka_raft.errors import (
-    ApplicationError,
-    Busy,
-    ChangeInProgress,
-    ForwardToLeader,
     LeadershipLost,
-    NodeNotLeader,
-    NotAllowed,
     SafetyViolation,
     Unreachable,
 )
 from pykka_raft.messages import (
     AppendEntriesRequest,
     AppendEntriesResponse,
-    ClientPayload,
     Entry,
     EntryBlank,
     EntryNormal,
     InitialState,
     InstallSnapshotRequest,
     InstallSnapshotResponse,
-    MembershipConfig,
     SnapshotMeta,
+    TimeoutNowRequest,
+    TimeoutNowResponse,
     VoteRequest,
     VoteResponse,
 )
 from pykka_raft.metrics import RaftMetrics, ReplicationMetrics, State
 from pykka_raft.types import LogId, LogIndex, NodeId
 
+_CAMPAIGNERS = (Role.FOLLOWER, Role.PRE_CANDIDATE, Role.CANDIDATE)
+
 _ROLE_STATE = {
+    Role.PRE_CANDIDATE: State.PRE_CANDIDATE,
     Role.NON_VOTER: State.NON_VOTER,
     Role.FOLLOWER: State.FOLLOWER,
     Role.CANDIDATE: State.CANDIDATE,
@@ -76,7 +70,7 @@ _ROLE_STATE = {
 }
 
 
-class RaftCore(Engine):
+class RaftCore(ClientApi):
     """One node's Raft rules. The driver calls the event methods, then takes the commands."""
 
     def metrics(self) -> RaftMetrics:
@@ -157,8 +151,10 @@ class RaftCore(Engine):
         leader = self.leader
         if leader is not None:
             self._tick_leader(leader, elapsed_ms)
-        elif self.role in (Role.FOLLOWER, Role.CANDIDATE) and self.election.advance(elapsed_ms):
-            self.become_candidate()
+        elif self.role in _CAMPAIGNERS and self.election.advance(elapsed_ms):
+            self.start_election()
+        if self.transfer is not None:
+            self._drive_transfer()
 
     def _tick_leader(self, leader: LeaderState, elapsed_ms: int) -> None:
         leader.heartbeat_elapsed += elapsed_ms
@@ -189,6 +185,15 @@ class RaftCore(Engine):
             known = bool(self.membership.all_nodes())
             self.respond(token, VoteResponse(self.current_term, False, known))
             return
+        if request.pre_vote:
+            # §9.6: an answer changes nothing here (no term, no vote), so it needs nothing
+            # durable.
+            self.respond(token, VoteResponse(self.current_term, grants_pre_vote(self, request)))
+            return
+        if request.term > self.current_term and hears_a_leader(self) and not request.transfer:
+            # §4.2.3: we hear from a leader: refuse, and do not take up the newer term.
+            self.respond(token, VoteResponse(self.current_term, False))
+            return
         if request.term > self.current_term:
             self.become_follower(request.term, None)  # D11: step down on any newer term
         granted = may_vote_for(self, request)
@@ -203,7 +208,11 @@ class RaftCore(Engine):
         """The outcome of a VoteRequest we sent (``None``: the network failed)."""
         if response is None:
             return
-        current = self.role is Role.CANDIDATE and request.term == self.current_term
+        if request.pre_vote:
+            term, role = self.current_term + 1, Role.PRE_CANDIDATE
+        else:
+            term, role = self.current_term, Role.CANDIDATE
+        current = self.role is role and request.term == term
         if response.is_candidate_unknown:
             # The voter does not know us, so its term says nothing about our cluster. If a
             # majority of one of our voter sets does not know us, we were removed and missed
@@ -213,10 +222,34 @@ class RaftCore(Engine):
                 self.role = Role.NON_VOTER
                 self.writes.abandon("the cluster no longer knows this node")
             return
-        if response.term > self.current_term:
+        if response.term > self.current_term and not response.vote_granted:
             self.become_follower(response.term, None)
         elif current and response.vote_granted and self.election.granted_by(request.target):
-            self.become_leader()
+            if request.pre_vote:
+                self.become_candidate()  # a majority would elect us: now the real election
+            else:
+                self.become_leader()
+
+    def receive_timeout_now(self, request: TimeoutNowRequest, token: int) -> None:
+        """Our leader hands leadership over to us (§3.10): campaign at once."""
+        if self.role is Role.INITIALIZING:
+            self.respond(token, error=Unreachable(f"node {self.id} is still starting"))
+            return
+        ok = (
+            request.term == self.current_term
+            and self.leader_id == request.leader_id
+            and self.role is Role.FOLLOWER
+        )
+        if ok:
+            self.become_candidate(transfer=True)
+        self.respond(token, TimeoutNowResponse(self.current_term, ok), after_durable=True)
+
+    def timeout_now_result(
+        self, request: TimeoutNowRequest, response: TimeoutNowResponse | None
+    ) -> None:
+        """The target of our transfer answered (a newer term: it is campaigning)."""
+        if response is not None and response.term > self.current_term:
+            self.become_follower(response.term, None)
 
     def receive_append_entries(self, request: AppendEntriesRequest, token: int) -> None:
         """§5.3 AppendEntries receiver implementation (Figure 2)."""
@@ -283,105 +316,6 @@ class RaftCore(Engine):
         """The storage read a chunk of a snapshot for ``peer`` (``None``: it is gone)."""
         if self.leader is not None:
             replication.on_chunk_read(self, self.leader, peer, snapshot_id, offset, data)
-
-    def client_write(self, payload: ClientPayload, token: int) -> None:
-        """``ClientPayload``: append on the leader, answer at commit or apply."""
-        self.client_writes(((payload, token),))
-
-    def client_writes(self, writes: Iterable[tuple[ClientPayload, int]]) -> None:
-        """Several ``ClientPayload`` at once: queued together, then flushed as one batch."""
-        accepted = self.writes
-        leader = self.leader
-        if leader is None or self._leaving:
-            # A leader on its way out (removed by the committing configuration) knows no
-            # leader to point to yet.
-            hint = self.leader_id if leader is None else None
-            for payload, token in writes:
-                accepted.accept(token)
-                accepted.refuse(token, ForwardToLeader(payload, hint))
-            return
-        # Backpressure: writes queued or awaiting commit (one per waiting index, roughly).
-        limit, max_bytes = self.config.max_pending_writes, self.config.max_entry_bytes
-        room = limit - len(leader.proposals) - len(accepted)
-        for payload, token in writes:
-            accepted.accept(token)
-            if room <= 0:
-                self.counters.writes_refused_busy += 1
-                accepted.refuse(token, Busy(payload, limit))
-                continue
-            try:
-                check_app_value(payload.entry.data, max_bytes)
-            except Exception as exc:  # a value the codec cannot carry: never appended
-                self.counters.writes_refused_application += 1
-                accepted.refuse(token, ApplicationError(exc))
-                continue
-            room -= 1
-            leader.proposals.append(Proposal(payload.entry, token, payload))
-        self._flush_proposals(leader)
-
-    def init_with_config(
-        self, members: Iterable[NodeId], token: int, addresses: Iterable[tuple[NodeId, str]] = ()
-    ) -> None:
-        """``InitWithConfig``: form a cluster from this pristine node."""
-        voters = set(members) | {self.id}
-        if (
-            self.role is not Role.INITIALIZING
-            and not self.membership.is_in_joint_consensus
-            and set(self.membership.members) == voters
-        ):
-            # Already formed with exactly this configuration (e.g. a leader reached this node
-            # before its own InitWithConfig did): succeed, so parallel formation is safe.
-            self.respond(token, None, after_durable=True)
-            return
-        if not self.is_pristine:
-            reason = (
-                "the node is still starting (its storage has not reported its state yet)"
-                if self.role is Role.INITIALIZING
-                else "the node is not pristine (it has a log or a membership); "
-                "add it to an existing cluster with a membership change instead"
-            )
-            self.respond(token, error=NotAllowed(f"InitWithConfig refused: {reason}"))
-            return
-        formed = MembershipConfig(members=voters)
-        self.hard_membership = planner.with_addresses(formed, dict(addresses))
-        self.save_hard_state()
-        if self.leader_id is not None:
-            # A leader of this term is already replicating to us (parallel formation): follow
-            # it rather than disrupt it with an election; its configuration entry follows.
-            self.become_follower(self.current_term, self.leader_id)
-        else:
-            self.become_candidate()
-        self.respond(token, None, after_durable=True)
-
-    def propose_config_change(self, change: ProposeConfigChange, token: int) -> None:
-        """``ProposeConfigChange``: validate, then carry it out in committed steps (§6)."""
-        leader = self.leader
-        if leader is None:
-            self.respond(token, error=NodeNotLeader(self.leader_id))
-            return
-        m = self.membership
-        if leader.change is not None or m.is_in_joint_consensus or self._leaving:
-            self.respond(
-                token,
-                error=ChangeInProgress(
-                    f"membership change refused: another change is in progress (membership "
-                    f"{planner.describe(m)}); wait until it finishes, then propose again"
-                ),
-            )
-            return
-        target = planner.plan_change(m, change, self.config.min_voters)
-        if isinstance(target, BaseException):
-            self.respond(token, error=target)
-            return
-        leader.change = MembershipChange(token, target, self.now)
-        self._drive_membership()
-
-    def trigger_snapshot(self, token: int) -> None:
-        """``TriggerSnapshot``: snapshot through the last entry sent to the state machine."""
-        if self.role is Role.INITIALIZING:
-            self.respond(token, error=Unreachable(f"node {self.id} is still starting"))
-        else:
-            self.snapshots.trigger(token)
 
     def log_written(
         self,

@@ -34,6 +34,7 @@ class Role(enum.Enum):
     INITIALIZING = "initializing"
     NON_VOTER = "non_voter"
     FOLLOWER = "follower"
+    PRE_CANDIDATE = "pre_candidate"
     CANDIDATE = "candidate"
     LEADER = "leader"
 
@@ -90,6 +91,7 @@ class NodeState:
         self.flushed_index: LogIndex = 0
         self.snapshot: SnapshotMeta | None = None
         self.now = 0
+        self.heard_leader_at: int | None = None  # ``now`` when a leader last reached us
         self.counters = Counters()
 
     @property

@@ -37,11 +37,12 @@ from pykka_raft.messages import (
     InstallSnapshotRequest,
     MembershipConfig,
     RpcRequest,
+    TimeoutNowRequest,
     VoteRequest,
 )
 from pykka_raft.types import NodeId
 
-RPC_REQUESTS = (AppendEntriesRequest, VoteRequest, InstallSnapshotRequest)
+RPC_REQUESTS = (AppendEntriesRequest, VoteRequest, InstallSnapshotRequest, TimeoutNowRequest)
 
 
 @attrs.frozen

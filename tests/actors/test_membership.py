@@ -9,7 +9,9 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterable
 
+import attrs
 import pytest
+from conftest import TEST_CONFIG
 
 from pykka_raft import (
     CatchUpTimeout,
@@ -27,8 +29,8 @@ from pykka_raft import (
     ShuttingDown,
     State,
 )
+from pykka_raft.metrics import MetricsHub
 from pykka_raft.testing import Cluster
-from pykka_raft.testing.cluster import MetricsHub
 from pykka_raft.testing.faultnet import Direction, FaultNetwork, Heal, LinkRule, SetLinkRule
 
 
@@ -277,7 +279,10 @@ def test_removed_node_restarted_with_old_data_does_not_disturb_the_cluster(forme
 
 
 def test_grown_single_node_restarted_alone_cannot_elect_itself(make_cluster):
-    cluster = make_cluster([1])
+    """D10: the membership comes from the log, not from what the node was formed with.
+    PreVote is off so that each failed election shows as a new term."""
+    config = attrs.evolve(TEST_CONFIG, pre_vote=False)
+    cluster = make_cluster([1], config=config)
     cluster.initialize([1])
     cluster.leader()
     grown(cluster, 2, 3)

@@ -57,8 +57,15 @@ __all__ = [
     "vote_requests",
 ]
 
-CONFIG = Config(election_timeout_min=150, election_timeout_max=300, heartbeat_interval=30)
-"""The timing every paper test uses (rpc_timeout is election_timeout_min = 150 ms)."""
+CONFIG = Config(
+    election_timeout_min=150,
+    election_timeout_max=300,
+    heartbeat_interval=30,
+    pre_vote=False,
+    leader_stickiness=False,
+)
+"""The timing every paper test uses (rpc_timeout is election_timeout_min = 150 ms), and
+the paper's elections (§5.2); tests of PreVote and leader stickiness turn them on."""
 
 C = TypeVar("C")
 

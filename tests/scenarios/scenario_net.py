@@ -95,6 +95,8 @@ from pykka_raft.messages import (
     InitialState,
     MembershipConfig,
     ResponseMode,
+    TimeoutNowRequest,
+    TimeoutNowResponse,
     VoteRequest,
     VoteResponse,
 )
@@ -105,9 +107,13 @@ CONFIG = Config(
     election_timeout_max=300,
     heartbeat_interval=30,
     snapshot_policy=SnapshotPolicy.disabled(),
+    pre_vote=False,
+    leader_stickiness=False,
 )
 """The paper tests' timing: rpc_timeout = 150 ms, heartbeats every 30 ms. The scripted
-storage keeps whole logs (snapshots are covered by tests/paper/test_paper_snapshots.py)."""
+storage keeps whole logs (snapshots are covered by tests/paper/test_paper_snapshots.py).
+Elections are the paper's (§5.2): PreVote and leader stickiness have scenarios of their
+own, which turn them on."""
 
 CoreFactory = Callable[[NodeId, Config, random.Random], RaftCore]
 
@@ -742,7 +748,7 @@ class Cluster:
         """A ``Send`` or ``Respond`` leaves the node."""
         if isinstance(command, Send):
             request = command.request
-            if isinstance(request, VoteRequest):
+            if isinstance(request, VoteRequest) and not request.pre_vote:
                 self._check_vote_durable(node, request.term, node.id, "asks for votes")
                 self._record_vote(node.id, request.term, node.id)
             self._post(node.id, request.target, request, request, False, node.incarnation)
@@ -758,7 +764,7 @@ class Cluster:
                 return
             msg: Msg = info[1]
             value = command.value if command.error is None else None
-            if isinstance(value, VoteResponse) and value.vote_granted:
+            if isinstance(value, VoteResponse) and value.vote_granted and not msg.request.pre_vote:
                 self._check_vote_durable(node, value.term, msg.request.candidate_id, "grants")
                 self._record_vote(node.id, value.term, msg.request.candidate_id)
             if isinstance(value, AppendEntriesResponse) and value.success:
@@ -783,6 +789,8 @@ class Cluster:
             token = self._token(dst, ("rpc", msg))
             if isinstance(msg.request, AppendEntriesRequest):
                 dst.c.receive_append_entries(msg.request, token)
+            elif isinstance(msg.request, TimeoutNowRequest):
+                dst.c.receive_timeout_now(msg.request, token)
             else:
                 dst.c.receive_vote(msg.request, token)
             self._run(dst)
@@ -795,6 +803,9 @@ class Cluster:
         if isinstance(msg.request, AppendEntriesRequest):
             ok = msg.body if isinstance(msg.body, AppendEntriesResponse) else None
             requester.c.append_entries_result(msg.request, ok)
+        elif isinstance(msg.request, TimeoutNowRequest):
+            now = msg.body if isinstance(msg.body, TimeoutNowResponse) else None
+            requester.c.timeout_now_result(msg.request, now)
         else:
             vote = msg.body if isinstance(msg.body, VoteResponse) else None
             requester.c.vote_result(msg.request, vote)

@@ -55,6 +55,7 @@ from pykka_raft.messages import (
     AppendEntriesRequest,
     MembershipConfig,
     ResponseMode,
+    TimeoutNowRequest,
     VoteRequest,
     VoteResponse,
 )
@@ -134,6 +135,26 @@ def carries(*indexes: int) -> Callable[[Msg], bool]:
         )
 
     return match
+
+
+def hand_over(c: Cluster, old: int, among: Iterable[int] | None = None) -> int:
+    """A leader that is no voter of its committed configuration hands over (dissertation
+    §3.10): it tells the most caught-up voter to campaign now (``TimeoutNow``), which wins;
+    the old leader steps down at the first answer carrying the newer term. Delivers what it
+    takes and returns the new leader."""
+    group = tuple(c.ids if among is None else among)
+
+    def leader() -> int | None:
+        return next((n for n in group if n != old and c[n].role is Role.LEADER), None)
+
+    for _ in range(20):
+        if c[old].role is Role.LEADER:
+            c.heartbeat(old)
+        c.flush(group)
+        new = leader()
+        if new is not None and c[old].role is not Role.LEADER:
+            return new
+    raise AssertionError(f"n{old} did not hand leadership over")
 
 
 def deliver_and_answer(c: Cluster, msgs: Iterable[Msg], answer: bool = True) -> None:
@@ -367,11 +388,10 @@ def test_election_in_joint_configuration_needs_both_majorities(
     assert final == joint + 2
     assert c.commit_index >= final
     if candidate == 1:
-        # 1 is not in C_new: it led until C_new committed, then stepped down.
+        # 1 is not in C_new: it led until C_new committed, then handed over and stepped down.
+        leader = hand_over(c, 1, among=(1, 2, 4, 5))
         assert c[1].role is Role.NON_VOTER
-        c.elect(4, voters=[5])
-        settle(c, 4, among=(1, 2, 4, 5))
-        leader = 4
+        settle(c, leader, among=(1, 2, 4, 5))
     else:
         leader = candidate
     # 1 and 2 hold the configuration that removed them. One that has not learned it
@@ -524,11 +544,11 @@ def test_demoted_voter_stays_in_every_configuration(demoted: int) -> None:
     assert all(m.contains(demoted) for m in found)
     assert found[-1] == target
     assert call.value == ConfigChangeResponse(3, target)
-    assert c[demoted].role is Role.NON_VOTER and c[demoted].membership == target
     if demoted == 1:
-        c.elect(2, voters=[3])
-        settle(c, 2)
-        assert c.log(1) == c.log(2)  # the learner still receives the log
+        new = hand_over(c, 1)
+        settle(c, new)
+        assert c.log(1) == c.log(new)  # the learner still receives the log
+    assert c[demoted].role is Role.NON_VOTER and c[demoted].membership == target
     c.check_final()
 
 
@@ -590,16 +610,21 @@ def test_removed_leader_leads_until_c_new_commits_then_steps_down(
     c.flush(among=(1, 3))
     assert c[1].commit_index == final
     assert call.value == ConfigChangeResponse(final, M([2, 3]))
-    assert c[1].role is Role.NON_VOTER and c[1].leader_id is None
+    # It hands over to the most caught-up voter (dissertation §3.10), which asks only its
+    # own configuration's voters; 1 steps down at the newer term in 2's next answer.
+    assert c[1].role is Role.LEADER
+    handovers = c.msgs(TimeoutNowRequest, src=1)
+    assert [m.dst for m in handovers] == [2], "the removed leader did not hand over"
+    handover = handovers[0]
+    c.deliver(handover)
+    assert {m.dst for m in c.msgs(VoteRequest, src=2)} == {3}
+    new = hand_over(c, 1, among=(1, 2, 3))
+    assert new == 2 and c[1].role is Role.NON_VOTER and c[1].leader_id is None
 
-    # 1 never campaigns; 2 and 3 elect a leader among themselves.
+    # 1 never campaigns.
     for _ in range(100):
         c.tick(1, 10)
     assert c[1].role is Role.NON_VOTER and not c.msgs(src=1)
-    c.timeout(2)
-    assert {m.dst for m in c.msgs(VoteRequest, src=2)} == {3}
-    c.campaign(2, [3])
-    assert c[2].role is Role.LEADER
     settle(c, 2)
     assert not c.msgs(dst=1) and 1 not in c[2].leader.progress
     assert c.commit_index == final + 1
@@ -999,7 +1024,12 @@ class NoBarrierLeader(RaftCore):
 
 
 class StayingLeader(RaftCore):
-    """Keeps leading after the configuration without it committed (breaks §6)."""
+    """Keeps leading after the configuration without it committed, and does not hand
+    over either (breaks §6)."""
+
+    def _start_transfer(self, target: int, token: int | None) -> None:
+        if token is not None:
+            super()._start_transfer(target, token)
 
     def become_follower(self, term: int, leader_id: int | None) -> None:
         if (

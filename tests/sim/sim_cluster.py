@@ -117,6 +117,8 @@ from pykka_raft.messages import (
     MembershipConfig,
     ResponseMode,
     SnapshotMeta,
+    TimeoutNowRequest,
+    TimeoutNowResponse,
     VoteRequest,
     VoteResponse,
 )
@@ -130,6 +132,8 @@ CONFIG = Config(
     max_payload_entries=3,
     max_inflight=3,
     snapshot_policy=SnapshotPolicy.disabled(),
+    pre_vote=False,
+    leader_stickiness=False,
 )
 """Small batches and pipelines, so that a few seconds of virtual time exercise a lot.
 Snapshots are off here; snapshot runs turn them on (see :class:`SnapshotProfile`)."""
@@ -1218,7 +1222,7 @@ class Simulation:
             else:
                 _, src, src_inc, request = info
                 value = command.value if command.error is None else None
-                if isinstance(value, VoteResponse) and value.vote_granted:
+                if isinstance(value, VoteResponse) and value.vote_granted and not request.pre_vote:
                     self._record_vote(node.id, value.term, request.candidate_id)
                 self._trace("reply", node.id, src, _msg(request), _msg(value, command.error))
                 self._reply(node.id, src, src_inc, request, value)
@@ -1237,7 +1241,7 @@ class Simulation:
 
     def _send(self, node: SimNode, request: Any) -> None:
         src, dst = node.id, request.target
-        if isinstance(request, VoteRequest):
+        if isinstance(request, VoteRequest) and not request.pre_vote:
             self._record_vote(src, request.term, src)  # the candidate's own vote
         if self._cut(src, dst):
             self._trace("unreachable", src, dst, _msg(request))
@@ -1270,6 +1274,8 @@ class Simulation:
             dst.core.receive_append_entries(request, token)
         elif isinstance(request, InstallSnapshotRequest):
             dst.core.receive_install_snapshot(request, token)
+        elif isinstance(request, TimeoutNowRequest):
+            dst.core.receive_timeout_now(request, token)
         else:
             dst.core.receive_vote(request, token)
         self._drain(dst)
@@ -1284,6 +1290,9 @@ class Simulation:
         elif isinstance(request, InstallSnapshotRequest):
             ack = value if isinstance(value, InstallSnapshotResponse) else None
             node.core.install_snapshot_result(request, ack)
+        elif isinstance(request, TimeoutNowRequest):
+            now = value if isinstance(value, TimeoutNowResponse) else None
+            node.core.timeout_now_result(request, now)
         else:
             node.core.vote_result(request, value if isinstance(value, VoteResponse) else None)
         self._drain(node)
@@ -1979,15 +1988,22 @@ class Simulation:
 
     def _check_removed_leader(self, node: SimNode) -> None:
         """A leader that is no voter of its committed (non-joint) configuration has stepped
-        down in the step that committed it (§6). Checked when a leader's commit index moves,
-        the only way for its configuration to become committed."""
+        down in the step that committed it (§6), or is handing leadership over to a voter
+        (dissertation §3.10), for at most an election timeout. Checked when a leader's
+        commit index moves, the only way for its configuration to become committed."""
         core = node.core
         assert core is not None
         m = core.membership
+        transfer = core.transfer
+        handing_over = (
+            transfer is not None
+            and core.now - transfer.started_at <= core.config.election_timeout_max
+        )
         if (
             not m.is_in_joint_consensus
             and not m.is_voter(node.id)
             and core.log.config_index <= core.commit_index
+            and not handing_over
         ):
             raise self.fail(
                 "removed-leader",
@@ -2317,7 +2333,10 @@ def _msg(message: Any, error: BaseException | None = None) -> str:
             f"commit={message.leader_commit})"
         )
     if isinstance(message, VoteRequest):
-        return f"Vote(t{message.term} last={message.last_log_index}/t{message.last_log_term})"
+        kind = "PreVote" if message.pre_vote else "Vote"
+        return f"{kind}(t{message.term} last={message.last_log_index}/t{message.last_log_term})"
+    if isinstance(message, TimeoutNowRequest):
+        return f"TimeoutNow(t{message.term})"
     if isinstance(message, AppendEntriesResponse):
         hint = (
             f" hint={message.conflict_opt.index}/t{message.conflict_opt.term}"
