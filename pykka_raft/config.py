@@ -21,6 +21,7 @@ DEFAULT_CATCH_UP_LAG = 100
 DEFAULT_CATCH_UP_TIMEOUT = 30_000
 DEFAULT_MIN_VOTERS = 1
 DEFAULT_MAX_PENDING_WRITES = 50_000
+DEFAULT_MAX_ENTRY_BYTES = 4 * 1024 * 1024
 
 
 @attrs.frozen
@@ -87,6 +88,12 @@ class Config:
         max_pending_writes: backpressure: the most client writes a leader holds that are
             queued or waiting to commit; more are refused at once with
             :class:`~pykka_raft.errors.Busy` instead of queueing without bound.
+        max_entry_bytes: the largest application value a leader accepts in one client
+            write, in bytes of its encoded (msgpack) form (``docs/codec.md``); a larger one
+            is refused at once with :class:`~pykka_raft.errors.ApplicationError` wrapping
+            :class:`~pykka_raft.errors.EntryTooLarge`, before anything is appended. It
+            keeps single entries well below what storages, snapshots and networks carry
+            comfortably.
     """
 
     election_timeout_min: int = DEFAULT_ELECTION_TIMEOUT_MIN
@@ -102,6 +109,7 @@ class Config:
     catch_up_timeout: int = DEFAULT_CATCH_UP_TIMEOUT
     min_voters: int = DEFAULT_MIN_VOTERS
     max_pending_writes: int = DEFAULT_MAX_PENDING_WRITES
+    max_entry_bytes: int = DEFAULT_MAX_ENTRY_BYTES
 
     def __attrs_post_init__(self) -> None:
         for name in (
@@ -116,6 +124,7 @@ class Config:
             "catch_up_timeout",
             "min_voters",
             "max_pending_writes",
+            "max_entry_bytes",
         ):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int):

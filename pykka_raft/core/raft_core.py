@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterable
 import attrs
 
 from pykka_raft.admin import ConfigChangeResponse, ProposeConfigChange
+from pykka_raft.codec import check_app_value
 from pykka_raft.config import Config
 from pykka_raft.core.commands import (
     Apply,
@@ -35,6 +36,8 @@ from pykka_raft.errors import (
     Busy,
     CatchUpTimeout,
     ChangeInProgress,
+    EncodeError,
+    EntryTooLarge,
     ForwardToLeader,
     InoperableConfig,
     LeadershipLost,
@@ -475,6 +478,11 @@ class RaftCore:
         limit = self.config.max_pending_writes
         room = limit - len(self.proposals) - len(self.pending)
         for payload, token in writes:
+            try:  # a value the codec refuses must never reach a log (docs/codec.md)
+                check_app_value(payload.entry.data, self.config.max_entry_bytes)
+            except (EncodeError, EntryTooLarge) as exc:
+                self._respond(token, error=ApplicationError(exc))
+                continue
             if room <= 0:
                 self._respond(token, error=Busy(payload, limit))
                 continue
