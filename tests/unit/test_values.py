@@ -12,6 +12,8 @@ import collections
 import enum
 import json
 import math
+import re
+from pathlib import Path
 from typing import Any
 
 import attrs
@@ -508,3 +510,14 @@ def test_kv_commands_refuse_non_str_keys() -> None:
         Put(1, "x")  # type: ignore[arg-type]
     with pytest.raises(TypeError, match=r"Get\.key must be a str"):
         Get(Name("n"))
+
+
+# --- the design note's examples run ------------------------------------------------------
+
+
+def test_docs_codec_examples_run() -> None:
+    text = (Path(__file__).resolve().parents[2] / "docs" / "codec.md").read_text()
+    blocks = re.findall(r"```python\n(.*?)```", text, flags=re.DOTALL)
+    assert len(blocks) >= 2
+    for block in blocks:
+        exec(compile(block, "docs/codec.md", "exec"), {"__name__": "docs_codec"})
