@@ -2,19 +2,46 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from typing import Any
 
 import attrs
 
-from pykka_raft.messages import MembershipConfig, _address_pairs
+from pykka_raft.messages import (
+    MembershipConfig,
+    _address_pairs,
+    _optional_node_id,
+    check_node_ids,
+)
 from pykka_raft.types import LogIndex, NodeId, Term
 
 
-def _ids(ids: Iterable[NodeId]) -> tuple[NodeId, ...]:
-    seen: dict[NodeId, None] = {}
-    for node_id in ids:
-        seen.setdefault(int(node_id), None)
-    return tuple(seen)
+def _ids(ids: Any, field: str) -> tuple[NodeId, ...]:
+    """Checked node ids without duplicates, in their first order."""
+    return tuple(dict.fromkeys(check_node_ids(ids, field)))
+
+
+def _init_members(ids: Any) -> tuple[NodeId, ...]:
+    return _ids(ids, "InitWithConfig.members")
+
+
+def _init_addresses(ids: Any) -> tuple[tuple[NodeId, str], ...]:
+    return _address_pairs(ids, "InitWithConfig.addresses")
+
+
+def _add_members(ids: Any) -> tuple[NodeId, ...]:
+    return _ids(ids, "ProposeConfigChange.add_members")
+
+
+def _remove_members(ids: Any) -> tuple[NodeId, ...]:
+    return _ids(ids, "ProposeConfigChange.remove_members")
+
+
+def _add_non_voters(ids: Any) -> tuple[NodeId, ...]:
+    return _ids(ids, "ProposeConfigChange.add_non_voters")
+
+
+def _change_addresses(ids: Any) -> tuple[tuple[NodeId, str], ...]:
+    return _address_pairs(ids, "ProposeConfigChange.addresses")
 
 
 @attrs.frozen
@@ -34,10 +61,14 @@ class InitWithConfig:
     ``addresses`` (a mapping of node id to ``"host:port"``) records where each member can
     be reached, for networks between processes (``MembershipConfig.addresses``); give every
     node the same mapping.
+
+    ``members`` must be a collection of node ids (non-negative ``int``): a bare ``int``, a
+    ``str``, or an item such as ``"2"``, ``3.9`` or ``True`` raises ``TypeError`` (a
+    negative id ``ValueError``) naming the field; nothing is converted.
     """
 
-    members: tuple[NodeId, ...] = attrs.field(converter=_ids)
-    addresses: tuple[tuple[NodeId, str], ...] = attrs.field(default=(), converter=_address_pairs)
+    members: tuple[NodeId, ...] = attrs.field(converter=_init_members)
+    addresses: tuple[tuple[NodeId, str], ...] = attrs.field(default=(), converter=_init_addresses)
 
 
 @attrs.frozen
@@ -71,12 +102,16 @@ class ProposeConfigChange:
     :class:`~pykka_raft.errors.ChangeInProgress` (one change at a time),
     :class:`~pykka_raft.errors.CatchUpTimeout` (new voters did not catch up in time) and
     :class:`~pykka_raft.errors.LeadershipLost` (the outcome is open).
+
+    Each node list must be a collection of node ids (non-negative ``int``) and each
+    address a ``"host:port"`` string; anything else raises ``TypeError`` or ``ValueError``
+    naming the field when the message is built.
     """
 
-    add_members: tuple[NodeId, ...] = attrs.field(default=(), converter=_ids)
-    remove_members: tuple[NodeId, ...] = attrs.field(default=(), converter=_ids)
-    add_non_voters: tuple[NodeId, ...] = attrs.field(default=(), converter=_ids)
-    addresses: tuple[tuple[NodeId, str], ...] = attrs.field(default=(), converter=_address_pairs)
+    add_members: tuple[NodeId, ...] = attrs.field(default=(), converter=_add_members)
+    remove_members: tuple[NodeId, ...] = attrs.field(default=(), converter=_remove_members)
+    add_non_voters: tuple[NodeId, ...] = attrs.field(default=(), converter=_add_non_voters)
+    addresses: tuple[tuple[NodeId, str], ...] = attrs.field(default=(), converter=_change_addresses)
 
 
 @attrs.frozen
@@ -106,7 +141,7 @@ class TransferLeadership:
     again. Non-leaders answer :class:`~pykka_raft.errors.NodeNotLeader`.
     """
 
-    target: NodeId | None = None
+    target: NodeId | None = attrs.field(default=None, validator=_optional_node_id)
 
 
 @attrs.frozen

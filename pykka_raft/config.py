@@ -90,9 +90,12 @@ class Config:
         max_pending_writes: backpressure: the most client writes a leader holds that are
             queued or waiting to commit; more are refused at once with
             :class:`~pykka_raft.errors.Busy` instead of queueing without bound.
-        max_entry_bytes: the largest encoded client value a leader accepts; a larger one
-            is refused with :class:`~pykka_raft.errors.ApplicationError` before anything is
-            appended.
+        max_entry_bytes: the largest application value a leader accepts in one client
+            write, in bytes of its encoded (msgpack) form (``docs/codec.md``); a larger one
+            is refused at once with :class:`~pykka_raft.errors.ApplicationError` wrapping
+            :class:`~pykka_raft.errors.EntryTooLarge`, before anything is appended. It
+            keeps single entries well below what storages, snapshots and networks carry
+            comfortably.
         storage_timeout: the longest a storage command (a write, a read, an apply) may
             stay unanswered. A storage that misses it is taken as stuck or dead and the
             node stops (the fatal path), so the rest of the cluster elects another leader

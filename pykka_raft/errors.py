@@ -171,6 +171,38 @@ class DecodeError(RaftError, ValueError):
     """A frame or structure could not be decoded into a message (malformed or oversized)."""
 
 
+class EncodeError(RaftError, TypeError):
+    """An application value holds something the codec does not carry (``docs/codec.md``).
+
+    ``path`` locates it inside the value (``data.value[3]["k"]``: field ``value`` of the
+    entry's data, item 3, key ``"k"``), ``reason`` says what is wrong. A leader refuses
+    such a write with :class:`ApplicationError` wrapping this error, before appending
+    anything: it was definitely not applied.
+    """
+
+    def __init__(self, path: str, reason: str) -> None:
+        self.path = path
+        self.reason = reason
+        super().__init__(f"cannot encode {path}: {reason}")
+
+
+class EntryTooLarge(RaftError, ValueError):
+    """An application value encodes to more than ``Config.max_entry_bytes``.
+
+    ``size`` is its encoded size in bytes (msgpack form, see ``docs/codec.md``), ``limit``
+    the configured maximum. A leader refuses such a write with :class:`ApplicationError`
+    wrapping this error, before appending anything: it was definitely not applied.
+    """
+
+    def __init__(self, size: int, limit: int) -> None:
+        self.size = size
+        self.limit = limit
+        super().__init__(
+            f"the entry's data encodes to {size:,} bytes, more than Config.max_entry_bytes "
+            f"({limit:,} bytes): split it into smaller writes or raise the limit"
+        )
+
+
 class ConfigChangeError(RaftError):
     """Base of the errors a :class:`~pykka_raft.admin.ProposeConfigChange` can get.
 

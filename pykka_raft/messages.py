@@ -8,7 +8,7 @@ cattrs converter in :mod:`pykka_raft.codec`.
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Union
 
 import attrs
@@ -16,19 +16,126 @@ import attrs
 from pykka_raft.types import LogId, LogIndex, NodeId, Term
 
 
-def _node_set(ids: Iterable[NodeId]) -> tuple[NodeId, ...]:
-    return tuple(sorted(set(ids)))
+def check_node_id(value: Any, field: str) -> NodeId:
+    """``value`` if it is a node id (a non-negative ``int``, not a ``bool``); else raise.
+
+    Raises:
+        TypeError: ``value`` is not an ``int`` (a ``str``, ``float`` or ``bool`` is never
+            converted), naming ``field``.
+        ValueError: ``value`` is negative, naming ``field``.
+    """
+    if type(value) is not int:
+        raise TypeError(
+            f"{field} must be a node id (a non-negative int), got {type(value).__name__} {value!r}"
+        )
+    if value < 0:
+        raise ValueError(f"{field} must be a node id (a non-negative int), got {value}")
+    return value
 
 
-def _opt_node_set(ids: Iterable[NodeId] | None) -> tuple[NodeId, ...] | None:
-    return None if ids is None else _node_set(ids)
+def check_node_ids(ids: Any, field: str) -> list[NodeId]:
+    """The node ids of a collection (a tuple, list, set, ...), each checked.
+
+    Raises:
+        TypeError: ``ids`` is not a collection (a bare ``int``, a ``str``, a mapping), or
+            one of its items is not an ``int``; the message names ``field``.
+        ValueError: a node id is negative.
+    """
+    if isinstance(ids, (str, bytes, bytearray, Mapping)) or not isinstance(ids, Iterable):
+        raise TypeError(
+            f"{field} must be a collection of node ids, got {type(ids).__name__} {ids!r}"
+        )
+    return [check_node_id(node_id, f"{field} item") for node_id in ids]
 
 
-def _address_pairs(
-    addresses: Mapping[NodeId, str] | Iterable[tuple[NodeId, str]],
-) -> tuple[tuple[NodeId, str], ...]:
-    items = addresses.items() if isinstance(addresses, Mapping) else addresses
-    return tuple(sorted((node_id, address) for node_id, address in items))
+def _node_set(ids: Any, field: str) -> tuple[NodeId, ...]:
+    return tuple(sorted(set(check_node_ids(ids, field))))
+
+
+def _opt_node_set(ids: Any, field: str) -> tuple[NodeId, ...] | None:
+    return None if ids is None else _node_set(ids, field)
+
+
+def check_address(address: Any, field: str) -> str:
+    """``address`` if it is a ``"host:port"`` string (port 1 to 65535); else raise."""
+    if type(address) is not str:
+        raise TypeError(
+            f"{field} must be a 'host:port' str, got {type(address).__name__} {address!r}"
+        )
+    host, colon, port = address.rpartition(":")
+    if not colon or not host or not port.isdigit() or not port.isascii():
+        raise ValueError(f"{field} must be 'host:port', got {address!r}")
+    if not 0 < int(port) < 65536:
+        raise ValueError(f"{field} has port {port}, outside 1 to 65535: {address!r}")
+    return address
+
+
+def _address_pairs(addresses: Any, field: str) -> tuple[tuple[NodeId, str], ...]:
+    """Checked ``(node id, "host:port")`` pairs, sorted by id, from a mapping or pairs."""
+    if isinstance(addresses, Mapping):
+        items: Iterable[Any] = addresses.items()
+    elif isinstance(addresses, (str, bytes, bytearray)) or not isinstance(addresses, Iterable):
+        raise TypeError(
+            f"{field} must map node ids to 'host:port' (a mapping or (id, address) "
+            f"pairs), got {type(addresses).__name__} {addresses!r}"
+        )
+    else:
+        items = addresses
+    book: dict[NodeId, str] = {}
+    for item in items:
+        if isinstance(item, (str, bytes)) or not isinstance(item, (tuple, list)):
+            raise TypeError(f"{field} must hold (node id, address) pairs, got {item!r}")
+        if len(item) != 2:
+            raise ValueError(f"{field} must hold (node id, address) pairs, got {item!r}")
+        node_id = check_node_id(item[0], f"{field} node id")
+        address = check_address(item[1], f"{field}[{node_id}]")
+        if book.setdefault(node_id, address) != address:
+            raise ValueError(
+                f"{field} gives node {node_id} two addresses: {book[node_id]!r}, {address!r}"
+            )
+    return tuple(sorted(book.items()))
+
+
+def _instance_of(kind: type, hint: str = "") -> Callable[[Any, Any, Any], None]:
+    """An attrs validator that raises TypeError naming ``Class.field`` (no conversion)."""
+
+    def validate(instance: Any, attribute: Any, value: Any) -> None:
+        if not isinstance(value, kind):
+            raise TypeError(
+                f"{type(instance).__name__}.{attribute.name} must be a {kind.__name__}, "
+                f"got {type(value).__name__} {value!r}{hint}"
+            )
+
+    return validate
+
+
+def _non_negative_int(instance: Any, attribute: Any, value: Any) -> None:
+    where = f"{type(instance).__name__}.{attribute.name}"
+    if type(value) is not int:
+        raise TypeError(f"{where} must be an int, got {type(value).__name__} {value!r}")
+    if value < 0:
+        raise ValueError(f"{where} must be 0 or more, got {value}")
+
+
+def _optional_node_id(instance: Any, attribute: Any, value: Any) -> None:
+    if value is not None:
+        check_node_id(value, f"{type(instance).__name__}.{attribute.name}")
+
+
+def _members(ids: Any) -> tuple[NodeId, ...]:
+    return _node_set(ids, "MembershipConfig.members")
+
+
+def _members_after_consensus(ids: Any) -> tuple[NodeId, ...] | None:
+    return _opt_node_set(ids, "MembershipConfig.members_after_consensus")
+
+
+def _non_voters(ids: Any) -> tuple[NodeId, ...]:
+    return _node_set(ids, "MembershipConfig.non_voters")
+
+
+def _membership_addresses(ids: Any) -> tuple[tuple[NodeId, str], ...]:
+    return _address_pairs(ids, "MembershipConfig.addresses")
 
 
 @attrs.frozen
@@ -54,14 +161,22 @@ class MembershipConfig:
     configuration is represented here by its two voter sets instead, which is what the
     quorum rules need (see ``docs/differences.md``). Node sets are stored sorted and
     without duplicates.
+
+    Every field is checked when the object is built (and so when it is decoded): node ids
+    are non-negative ``int`` (never converted from ``str``, ``float`` or ``bool``), node
+    sets are collections of them (a bare ``int`` or a ``str`` is refused), addresses are
+    ``"host:port"`` strings. A ``TypeError`` or ``ValueError`` names the field.
     """
 
-    members: tuple[NodeId, ...] = attrs.field(default=(), converter=_node_set)
+    members: tuple[NodeId, ...] = attrs.field(default=(), converter=_members)
     members_after_consensus: tuple[NodeId, ...] | None = attrs.field(
-        default=None, converter=_opt_node_set
+        default=None,
+        converter=_members_after_consensus,
     )
-    non_voters: tuple[NodeId, ...] = attrs.field(default=(), converter=_node_set)
-    addresses: tuple[tuple[NodeId, str], ...] = attrs.field(default=(), converter=_address_pairs)
+    non_voters: tuple[NodeId, ...] = attrs.field(default=(), converter=_non_voters)
+    addresses: tuple[tuple[NodeId, str], ...] = attrs.field(
+        default=(), converter=_membership_addresses
+    )
 
     @property
     def is_in_joint_consensus(self) -> bool:
@@ -116,8 +231,23 @@ class EntryBlank:
 class EntryNormal:
     """Application data, applied to the state machine once committed.
 
-    ``data`` must be a value the codec can serialize: a primitive, a tuple, or an attrs
-    class registered with :func:`pykka_raft.codec.register_app_type`.
+    ``data`` must be an application value the codec carries without loss
+    (``docs/codec.md``), built of exactly these types:
+
+    - ``None``, ``bool``, ``str`` (valid UTF-8), ``bytes``;
+    - ``int`` of any size, ``float`` including NaN, ``-0.0`` and the infinities;
+    - ``tuple`` and ``list`` (kept distinct), ``dict`` with keys of any of these hashable
+      types (``{1: "x"}`` stays an int key);
+    - attrs classes registered with :func:`pykka_raft.codec.register_app_type`, whose
+      fields hold such values;
+
+    nested at most :data:`pykka_raft.codec.MAX_DEPTH` deep. Subclasses (an ``IntEnum``, a
+    ``str`` subclass, a ``defaultdict``), sets and unregistered classes are refused. The
+    leader checks each client payload before appending it: a refused value, or one whose
+    encoded size exceeds ``Config.max_entry_bytes``, gets
+    :class:`~pykka_raft.errors.ApplicationError` and nothing is appended. An accepted value
+    reaches every node (through the log, a snapshot or a network) equal, with the same
+    types.
     """
 
     data: Any
@@ -337,10 +467,16 @@ class ClientPayload:
 
     The reply is a :class:`ClientPayloadResponse`; a failure raises a
     :class:`~pykka_raft.errors.ClientError` (e.g. ``ForwardToLeader`` from a follower).
+    ``response_mode`` must be a :class:`ResponseMode` (the string ``"applied"`` raises
+    ``TypeError``: it is never read as a mode).
     """
 
-    entry: EntryNormal
-    response_mode: ResponseMode = ResponseMode.COMMITTED
+    entry: EntryNormal = attrs.field(
+        validator=_instance_of(EntryNormal, "; build a payload with ClientPayload.new(data)")
+    )
+    response_mode: ResponseMode = attrs.field(
+        default=ResponseMode.COMMITTED, validator=_instance_of(ResponseMode)
+    )
 
     @classmethod
     def new(cls, data: Any, response_mode: ResponseMode = ResponseMode.COMMITTED) -> ClientPayload:
@@ -357,7 +493,7 @@ class ClientPayloadResponse:
     """
 
     index: LogIndex
-    response_mode: ResponseMode
+    response_mode: ResponseMode = attrs.field(validator=_instance_of(ResponseMode))
     data: Any = None
 
 
@@ -369,9 +505,11 @@ class HardState:
     the log holds a configuration entry, the latest such entry takes precedence (§6).
     """
 
-    current_term: Term = 0
-    voted_for: NodeId | None = None
-    membership: MembershipConfig = attrs.field(factory=MembershipConfig)
+    current_term: Term = attrs.field(default=0, validator=_non_negative_int)
+    voted_for: NodeId | None = attrs.field(default=None, validator=_optional_node_id)
+    membership: MembershipConfig = attrs.field(
+        factory=MembershipConfig, validator=_instance_of(MembershipConfig)
+    )
 
 
 @attrs.frozen

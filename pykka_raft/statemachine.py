@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import json
+import math
 from collections.abc import Callable
 from typing import Any, Protocol, Union
 
 import attrs
 
-from pykka_raft.codec import from_primitive, to_primitive
+from pykka_raft.codec import decode, encode, register_app_type
+from pykka_raft.errors import DecodeError
 from pykka_raft.messages import Entry, EntryNormal
 
 
@@ -19,12 +20,28 @@ class StateMachine(Protocol):
     deterministic (same entries, same state, same responses on every node). ``validate``
     runs on the leader before an entry is appended and may raise to refuse it.
 
+    Entries reach ``apply`` as the codec carries them (``docs/codec.md``): on a node that
+    received them through a network or a snapshot they are equal copies, not the objects
+    the client sent. A deterministic ``apply`` therefore must not depend on object
+    identity (for example ``x is y``, or ``==`` on containers holding a NaN, which Python
+    decides by identity first).
+
+    ``apply`` may reject a command deterministically by raising
+    :class:`~pykka_raft.errors.ApplicationError` **before changing any state** (no side
+    effects): every replica then records the same outcome, the caller gets that error and
+    the cluster goes on. Any other exception from ``apply`` is a failure of that node (the
+    storage contract makes it fatal).
+
     ``snapshot`` and ``restore`` support log compaction (``docs/snapshots.md``); a state
     machine without them needs ``Config.snapshot_policy = SnapshotPolicy.disabled()``.
     """
 
     def apply(self, entry: Entry) -> Any:
-        """Apply one committed entry; return the response for its client."""
+        """Apply one committed entry; return the response for its client.
+
+        Raise :class:`~pykka_raft.errors.ApplicationError` to reject it without side
+        effects (the same on every node); any other exception stops the node.
+        """
 
     def validate(self, entry: Entry) -> None:
         """Raise to refuse a client entry before it is appended (leader only)."""
@@ -44,40 +61,59 @@ class StateMachine(Protocol):
 # --- the key-value state machine --------------------------------------------------------
 
 
+def _str_key(instance: Any, attribute: Any, value: Any) -> None:
+    if type(value) is not str:
+        raise TypeError(
+            f"{type(instance).__name__}.{attribute.name} must be a str, "
+            f"got {type(value).__name__} {value!r}"
+        )
+
+
+@register_app_type
 @attrs.frozen
 class Put:
-    """Set ``key`` to ``value``. Responds with the previous value (or ``None``)."""
+    """Set ``key`` to ``value``. Responds with the previous value (or ``None``).
 
-    key: str
+    ``value`` is any application value (``docs/codec.md``).
+    """
+
+    key: str = attrs.field(validator=_str_key)
     value: Any
 
 
+@register_app_type
 @attrs.frozen
 class Get:
     """Read ``key`` through the log. Responds with its value (or ``None``)."""
 
-    key: str
+    key: str = attrs.field(validator=_str_key)
 
 
+@register_app_type
 @attrs.frozen
 class Delete:
     """Remove ``key``. Responds with the removed value (or ``None``)."""
 
-    key: str
+    key: str = attrs.field(validator=_str_key)
 
 
+@register_app_type
 @attrs.frozen
 class CompareAndSet:
     """Set ``key`` to ``new`` only if it currently holds ``expected``.
 
-    Responds with :class:`CasResult`: whether it swapped, and the value before.
+    Responds with :class:`CasResult`: whether it swapped, and the value before. The values
+    are compared with ``==``, except that a NaN equals a NaN at any depth (see
+    :func:`same_value`): Python compares containers by identity first, so ``[nan] ==
+    [nan]`` holds for one list object and not for an equal copy, and replicas hold copies.
     """
 
-    key: str
+    key: str = attrs.field(validator=_str_key)
     expected: Any
     new: Any
 
 
+@register_app_type
 @attrs.frozen
 class CasResult:
     """The response to :class:`CompareAndSet`."""
@@ -94,36 +130,76 @@ class InvalidCommand(ValueError):
     """A client entry is not a command this state machine understands."""
 
 
+def same_value(a: Any, b: Any) -> bool:
+    """``a == b``, except that NaN equals NaN at any depth, whatever the objects' identity.
+
+    Python's ``==`` on lists, tuples, dicts and attrs classes treats an item as equal to
+    itself before comparing, so the answer for values holding a NaN depends on whether
+    they share objects. Replicas hold equal copies, so a compare-and-set needs an answer
+    that does not: this one.
+    """
+    if a is b:
+        return True
+    ta = type(a)
+    if ta is not type(b):
+        return bool(a == b)  # 1 == 1.0 == True, as in Python; a list never equals a tuple
+    if ta is float:
+        return a == b or (math.isnan(a) and math.isnan(b))
+    if ta is list or ta is tuple:
+        return len(a) == len(b) and all(same_value(x, y) for x, y in zip(a, b, strict=True))
+    if ta is dict:
+        return len(a) == len(b) and all(_same_item(key, value, b) for key, value in a.items())
+    if attrs.has(ta):
+        return all(
+            same_value(getattr(a, f.name), getattr(b, f.name)) for f in attrs.fields(ta) if f.eq
+        )
+    return bool(a == b)
+
+
+def _same_item(key: Any, value: Any, other: dict[Any, Any]) -> bool:
+    if key in other:
+        return same_value(value, other[key])
+    # A key holding a NaN is found only by identity: look for an equal key by hand.
+    return any(same_value(key, k) and same_value(value, v) for k, v in other.items())
+
+
 class KeyValueStateMachine:
     """A dictionary driven by :data:`KvCommand` entries.
 
-    With ``keep_history``, ``applied`` records every applied entry's index and data in
-    order, so tests can check that state machines saw the same sequence.
+    With ``keep_history`` (off by default), ``applied`` records every applied entry's
+    index and data in order, so tests can check that state machines saw the same
+    sequence; it grows without bound and goes into every snapshot, so it is for tests
+    (``pykka_raft.testing.Cluster`` turns it on).
+
+    Snapshots hold the dictionary (and the history) in the codec's ``encode`` form, so a
+    node restored from one holds equal values of the same types (``docs/codec.md``).
     """
 
-    def __init__(self, keep_history: bool = True) -> None:
+    def __init__(self, keep_history: bool = False) -> None:
         self.data: dict[str, Any] = {}
         self.keep_history = keep_history
         self.applied: list[tuple[int, Any]] = []
 
     def snapshot(self) -> Callable[[], bytes]:
-        """Copy the dictionary (and the history) now; serialize the copy later as JSON."""
-        doc = {
+        """Copy the dictionary (and the history) now; encode the copy later."""
+        doc: dict[str, Any] = {
             "data": dict(self.data),
             "applied": list(self.applied) if self.keep_history else None,
         }
-
-        def serialize() -> bytes:
-            return json.dumps(to_primitive(doc, Any), separators=(",", ":")).encode()
-
-        return serialize
+        return lambda: encode(doc, Any)
 
     def restore(self, data: bytes) -> None:
-        """Replace the dictionary (and the history) with a snapshot's."""
-        doc: dict[str, Any] = from_primitive(json.loads(data), Any)
-        self.data = dict(doc["data"])
+        """Replace the dictionary (and the history) with a snapshot's.
+
+        Raises:
+            DecodeError: ``data`` is not a snapshot of this state machine.
+        """
+        doc: Any = decode(data, Any)
+        if type(doc) is not dict or type(doc.get("data")) is not dict:
+            raise DecodeError("not a KeyValueStateMachine snapshot: no 'data' dictionary")
+        self.data = doc["data"]
         if self.keep_history:
-            self.applied = [(index, command) for index, command in doc["applied"] or ()]
+            self.applied = [(index, command) for index, command in doc.get("applied") or ()]
 
     def validate(self, entry: Entry) -> None:
         """Refuse client entries that are not key-value commands."""
@@ -151,7 +227,7 @@ class KeyValueStateMachine:
             return self.data.pop(command.key, None)
         if isinstance(command, CompareAndSet):
             previous = self.data.get(command.key)
-            if previous == command.expected:
+            if same_value(previous, command.expected):
                 self.data[command.key] = command.new
                 return CasResult(True, previous)
             return CasResult(False, previous)

@@ -16,6 +16,7 @@ from pykka_raft.errors import ForwardToLeader, NodeNotLeader
 from pykka_raft.messages import ClientPayload, ClientPayloadResponse, HardState, ResponseMode
 from pykka_raft.metrics import MetricsHub, RaftMetrics, State
 from pykka_raft.network.router import Isolate, RaftRouter, Register, Restore, Unregister
+from pykka_raft.statemachine import KeyValueStateMachine
 from pykka_raft.storage.memory import DumpStorage, MemStoreData, StorageDump
 from pykka_raft.testing.crash import CrashableMemStore, CrashableRaft, PowerSwitch
 from pykka_raft.types import NodeId
@@ -80,7 +81,7 @@ class Cluster:
 
     def start_node(self, node_id: NodeId) -> RaftRef:
         """Start (or restart) a node on its storage data."""
-        data = self.data.setdefault(node_id, MemStoreData())
+        data = self.data.setdefault(node_id, MemStoreData(KeyValueStateMachine(keep_history=True)))
         power = self.power[node_id] = PowerSwitch()
         if self.make_storage is not None:
             storage = self.make_storage(node_id, data)

@@ -46,7 +46,7 @@ def _lossy_storage(node_id: int, data: MemStoreData) -> object:
     keep = max(0, len(data.log) - 30)
     del data.log[keep:]
     data.last_applied = min(keep, data.last_applied)
-    data.state_machine = KeyValueStateMachine()
+    data.state_machine = KeyValueStateMachine(keep_history=True)
     for entry in data.log[: data.last_applied]:
         data.state_machine.apply(entry)
     return CrashableMemStore.start(data=data)

@@ -351,7 +351,7 @@ class Durable:
 
     hard_state: HardState
     log: list[Entry] = field(default_factory=list)
-    sm: KeyValueStateMachine = field(default_factory=SimStateMachine)
+    sm: KeyValueStateMachine = field(default_factory=lambda: SimStateMachine(keep_history=True))
     snapshot: SnapshotMeta | None = None
     snapshot_data: bytes = b""
     receiving: tuple[SnapshotMeta, bytes] | None = None

@@ -20,7 +20,7 @@ from pykka_raft.admin import (
     TriggerElection,
     TriggerSnapshot,
 )
-from pykka_raft.codec import from_primitive, to_primitive
+from pykka_raft.codec import decode, encode, from_primitive, to_primitive
 from pykka_raft.errors import DecodeError
 from pykka_raft.messages import (
     AppendEntriesRequest,
@@ -224,6 +224,22 @@ def test_primitive_form_is_json_unless_bytes(message: Any) -> None:
         return
     text = json.dumps(primitive)
     assert from_primitive(json.loads(text), type(message)) == message
+
+
+@pytest.mark.parametrize("message", [m for _, m in MESSAGES], ids=[i for i, _ in MESSAGES])
+def test_primitive_form_survives_msgpack(message: Any) -> None:
+    msgpack = pytest.importorskip("msgpack")
+    unpacked = msgpack.unpackb(msgpack.packb(to_primitive(message)))  # strict map keys
+    decoded = from_primitive(unpacked, type(message))
+    assert decoded == message
+    assert type(decoded) is type(message)
+
+
+@pytest.mark.parametrize("message", [m for _, m in MESSAGES], ids=[i for i, _ in MESSAGES])
+def test_encode_decode_round_trip(message: Any) -> None:
+    decoded = decode(encode(message), type(message))
+    assert decoded == message
+    assert type(decoded) is type(message)
 
 
 def test_every_message_class_is_covered() -> None:
