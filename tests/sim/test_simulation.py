@@ -2,7 +2,8 @@
 
 * ``test_three_nodes`` / ``test_five_nodes``: a fixed set of seeds, each with its own mix of
   drops, duplicates, reordering, partitions, crashes and application rejections; every
-  invariant is checked after every step, then liveness after the faults stop.
+  invariant is checked after every step that changed a node, then liveness after the faults
+  stop.
 * ``test_replay``: ``PYKKA_RAFT_SIM_SEED=<seed>`` replays one seed (both cluster sizes, or
   pick one with ``-k "replay and n3"``); skipped when the variable is not set.
 * ``test_extra_random_seeds``: ``PYKKA_RAFT_SIM_SEEDS=<N>`` runs N fresh random seeds per
@@ -10,6 +11,9 @@
 * ``PYKKA_RAFT_SIM_FAULT_MS=<ms>`` (replay and extra seeds only) lengthens the faulty phase
   of every seed, e.g. 20000 to hunt for rarer bugs; failure messages repeat it.
 * Negative controls: deliberately broken cores must be caught within a few seeds.
+* Regressions pin the situation their seed reproduces (``sim_cluster.NOTES``) and its
+  fingerprint in ``fingerprints.json``; see docs/testing.md for re-pinning and
+  ``find_seeds.py``.
 * Known bugs of ``pykka_raft`` are strict xfails with the seed and fault mix that show
   them; they XPASS (and so fail) once the bug is fixed: then drop the mark.
 * Membership runs (``test_membership``): a few voters out of a pool of 5-6 node ids, with
