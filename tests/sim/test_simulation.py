@@ -343,6 +343,25 @@ def test_broken_core_is_caught(
     assert message.count("\n  t=") >= 10, message  # the trace tail
 
 
+def test_checking_only_steps_that_changed_a_node_finds_the_same() -> None:
+    """Skipping the checks after steps that changed nothing changes no run and no verdict:
+    the same summaries, and a broken core caught by the same check at the same step."""
+    for seed, membership in ((0, False), (1, False), (0, True)):
+        every = Simulation(seed, 3, membership=membership, check_every_step=True).run()
+        changed = Simulation(seed, 3, membership=membership).run()
+        assert every.summary() == changed.summary()
+        assert changed.checked_steps < every.checked_steps == every.steps
+    caught = []
+    for every_step in (True, False):
+        sim = Simulation(
+            0, 3, core_factory=DoubleVoter, snapshots=False, check_every_step=every_step
+        )
+        with pytest.raises(SimulationFailure) as failure:
+            sim.run()
+        caught.append((failure.value.check, sim.steps))
+    assert caught[0] == caught[1] and caught[0][0] == "vote-once", caught
+
+
 def test_failure_message_names_replay_command() -> None:
     """A default run's failure names the exact replay command."""
     message = str(Simulation(3, 5).fail("example", "detail"))
