@@ -22,7 +22,7 @@ demo: $(STAMP)
 	$(BIN)/python examples/demo.py
 
 test: $(STAMP)
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $${PYTEST_WORKERS:-2} --dist worksteal $(PYTEST_ARGS)
 
 # pykka_raft against the Pykka substrate and PySyncObj; a few minutes; see docs/benchmarks.md
 $(BENCH_STAMP): $(STAMP)

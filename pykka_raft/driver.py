@@ -96,9 +96,14 @@ class Ports:
 class NodeDriver:
     """Runs ``core`` against ``ports``; see the module docstring."""
 
-    def __init__(self, core: RaftCore, ports: Ports) -> None:
+    def __init__(self, core: RaftCore, ports: Ports, *, pauses: bool = True) -> None:
+        """``pauses``: whether a long gap between two :meth:`advance` calls may be a pause
+        of the node (a real process: it counts as at most three tick intervals), or is
+        time the node spent listening (a harness in virtual time that advances a node
+        only when it means to: the whole gap is fed to the core at once)."""
         self.core = core
         self.ports = ports
+        self.pauses = pauses
         self.stopped = False
         self._handles: dict[int, Any] = {}
         self._next_token = 0
@@ -173,7 +178,8 @@ class NodeDriver:
 
         A node that was paused (a long handler, a garbage-collection pause) counts at most
         three tick intervals for the pause: it was not listening, so it must not conclude
-        that it heard nothing and start an election before reading its inbox.
+        that it heard nothing and start an election before reading its inbox (unless the
+        driver was made with ``pauses=False``).
         """
         if self.stopped:
             return
@@ -185,7 +191,7 @@ class NodeDriver:
         if elapsed < interval:
             return
         self._last_tick = now_ms
-        self.core.tick(min(elapsed, 3 * interval))
+        self.core.tick(min(elapsed, 3 * interval) if self.pauses else elapsed)
         self._run()
 
     def storage_done(self, seq: int, value: Any = None, error: BaseException | None = None) -> None:

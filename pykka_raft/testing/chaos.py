@@ -92,6 +92,12 @@ class ChaosReport:
     ops: tuple[Op, ...] = ()
     linearizability: LinearizabilityResult | None = None
     elapsed: float = 0.0
+    faults: dict[str, int] = attrs.field(factory=dict)
+    """How many faults of each kind the nemesis injected (``crash``, ``restart``,
+    ``partition``, ``isolate``, ``links``, ``replay``, ``heal``, ``change``, ``outage``)."""
+    snapshots_installed: int = 0
+    """Snapshot installs the nodes reported in their metrics (followers that caught up
+    through a snapshot)."""
 
     @property
     def ok(self) -> bool:
@@ -107,7 +113,8 @@ class ChaosReport:
         return (
             f"seed {self.seed}: {verdict}; {len(self.ops)} ops ({counts['ok']} ok, "
             f"{counts['fail']} failed, {counts['unknown']} unknown), "
-            f"{len(self.timeline)} faults, {self.elapsed:.1f}s"
+            f"{len(self.timeline)} faults, {self.snapshots_installed} snapshot installs, "
+            f"{self.elapsed:.1f}s"
         )
 
     def render(self) -> str:
@@ -209,19 +216,19 @@ class _Clients:
 class _Nemesis:
     """Draws faults from the seed and applies them to the cluster, recording a timeline."""
 
-    def __init__(
-        self, cluster: Cluster, rng: random.Random, options: ChaosOptions, timeline: list[str]
-    ) -> None:
+    def __init__(self, cluster: Cluster, rng: random.Random, report: ChaosReport) -> None:
         self.cluster = cluster
         self.rng = rng
-        self.options = options
-        self.timeline = timeline
+        self.options = report.options
+        self.timeline = report.timeline
+        self.faults = report.faults
         self.start = time.monotonic()
         self.crashed: set[NodeId] = set()
         self.all_ids = sorted(cluster.nodes)
         self.changes: list[tuple[str, Any]] = []  # (description, future of the answer)
 
-    def note(self, text: str) -> None:
+    def note(self, kind: str, text: str) -> None:
+        self.faults[kind] = self.faults.get(kind, 0) + 1
         self.timeline.append(f"{time.monotonic() - self.start:6.2f}s {text}")
 
     def run(self, stop: threading.Event) -> None:
@@ -249,7 +256,7 @@ class _Nemesis:
         cut = self.rng.randrange(1, len(ids))
         groups = (tuple(sorted(ids[:cut])), tuple(sorted(ids[cut:])))
         self.cluster.router.ask(Partition(groups))
-        self.note(f"partition {groups[0]} | {groups[1]}")
+        self.note("partition", f"partition {groups[0]} | {groups[1]}")
 
     def isolate_leader(self) -> None:
         latest = self.cluster.hub.snapshot()
@@ -259,7 +266,7 @@ class _Nemesis:
         if not leaders:
             return
         self.cluster.router.ask(Isolate(leaders[0]))
-        self.note(f"isolate leader {leaders[0]}")
+        self.note("isolate", f"isolate leader {leaders[0]}")
 
     def link_faults(self) -> None:
         faults = LinkFaults(
@@ -269,12 +276,15 @@ class _Nemesis:
             seed=self.rng.randrange(1 << 30),
         )
         self.cluster.router.ask(SetLinkFaults(faults))
-        self.note(f"links drop={faults.drop} duplicate={faults.duplicate} delay={faults.delay_ms}")
+        self.note(
+            "links",
+            f"links drop={faults.drop} duplicate={faults.duplicate} delay={faults.delay_ms}",
+        )
 
     def replay(self) -> None:
         count = self.rng.randrange(1, 20)
         self.cluster.router.ask(ReplayOld(count, min_age_ms=1000))
-        self.note(f"replay {count} old messages (older than 1s)")
+        self.note("replay", f"replay {count} old messages (older than 1s)")
 
     def crash(self) -> None:
         running = [n for n in self.all_ids if n not in self.crashed]
@@ -283,7 +293,7 @@ class _Nemesis:
         node = self.rng.choice(running)
         self.cluster.crash(node)
         self.crashed.add(node)
-        self.note(f"crash node {node}")
+        self.note("crash", f"crash node {node}")
 
     def restart(self) -> None:
         if not self.crashed:
@@ -291,7 +301,7 @@ class _Nemesis:
         node = self.rng.choice(sorted(self.crashed))
         self.crashed.discard(node)
         self.cluster.start_node(node)
-        self.note(f"restart node {node}")
+        self.note("restart", f"restart node {node}")
 
     def reconfigure(self) -> None:
         def a_leader(latest: dict[NodeId, RaftMetrics]) -> NodeId | None:
@@ -335,7 +345,7 @@ class _Nemesis:
         except Exception as exc:  # the node just crashed
             future = exc
         self.changes.append((text, future))
-        self.note(text)
+        self.note("change", text)
 
     def change_outcomes(self) -> list[tuple[str, Any]]:
         """What each proposed change got: a ConfigChangeResponse, an error, or ``None``
@@ -358,20 +368,20 @@ class _Nemesis:
         for node in self.all_ids:
             self.cluster.router.ask(Restore(node))
         self.cluster.router.ask(SetLinkFaults(LinkFaults()))
-        self.note("heal the network")
+        self.note("heal", "heal the network")
 
     def outage(self) -> None:
         for node in self.all_ids:
             if node not in self.crashed:
                 self.cluster.crash(node)
                 self.crashed.add(node)
-        self.note("power outage: every node crashes")
+        self.note("outage", "power outage: every node crashes")
 
     def heal_all(self) -> None:
         self.heal()
         for node in sorted(self.crashed):
             self.cluster.start_node(node)
-            self.note(f"restart node {node}")
+            self.note("restart", f"restart node {node}")
         self.crashed.clear()
 
 
@@ -397,7 +407,7 @@ def run_chaos(seed: int, options: ChaosOptions | None = None) -> ChaosReport:
         cluster.initialize(members)
         cluster.leader(timeout=30)
         clients = _Clients(cluster, seed, options)
-        nemesis = _Nemesis(cluster, rng, options, report.timeline)
+        nemesis = _Nemesis(cluster, rng, report)
         clients.start()
         nemesis.run(clients.stop)
         nemesis.heal_all()
@@ -417,6 +427,7 @@ def run_chaos(seed: int, options: ChaosOptions | None = None) -> ChaosReport:
         )
         report.problems += _acknowledged_writes_survive(report.ops, cluster, final.all_nodes())
         report.problems += _acknowledged_changes_committed(outcomes, cluster, final)
+        report.snapshots_installed = _snapshot_installs(cluster.hub.history)
         report.linearizability = check_kv(report.ops)
         if not report.linearizability.ok:
             report.problems.append(
@@ -462,6 +473,18 @@ def _converge(cluster: Cluster, report: ChaosReport, through: int) -> Membership
     except Exception as exc:
         report.problems.append(f"liveness: nodes did not converge within {bound:.0f}s: {exc}")
         return MembershipConfig(cluster.nodes)
+
+
+def _snapshot_installs(history: Iterable[RaftMetrics]) -> int:
+    """Installs counted in the metrics pushed (a node's counter restarts at 0 with it)."""
+    last: dict[NodeId, int] = {}
+    installs = 0
+    for metrics in history:
+        before = last.get(metrics.id, 0)
+        now = metrics.snapshots_installed
+        installs += now - before if now >= before else now
+        last[metrics.id] = now
+    return installs
 
 
 def _outcome(result: Any) -> str:

@@ -11,15 +11,20 @@ time is virtual and only moves when a step ticks a core.
   messages can be delivered late), :meth:`Cluster.drop`, :meth:`Cluster.duplicate`, or
   :meth:`Cluster.flush` to deliver everything among a set of nodes in FIFO order. A request
   delivered to a down node is lost; an answer to a crashed requester is lost.
-* **Shell**: modelled on :meth:`pykka_raft.actor.raft.Raft._execute`, like ``tests/sim``: storage
-  commands go to one FIFO queue per node; ``Send`` / ``Respond`` with
-  ``after_durable=True`` wait until every storage command issued before them (except
-  ``Apply``) completed, and behind earlier held ones. By default a node's storage completes
-  at once; :meth:`Cluster.hold_storage` keeps its commands pending until
-  :meth:`Cluster.complete_storage` or :meth:`Cluster.release_storage`.
-* **Crashes**: :meth:`Cluster.crash` loses the pending storage commands, the held answers
-  and all in-memory state; :meth:`Cluster.restart` starts a fresh core from the durable
-  hard state, log and ``last_applied``.
+* **Shell**: each node runs on :class:`pykka_raft.driver.NodeDriver`, the driver the Raft
+  actor runs on (tokens, the durable barrier that holds ``after_durable`` answers until
+  the storage writes issued before them completed, completions turned into core events).
+  The harness supplies its ports: storage commands go to one FIFO queue per node; by
+  default a node's storage completes them at once, :meth:`Cluster.hold_storage` keeps them
+  pending until :meth:`Cluster.complete_storage` or :meth:`Cluster.release_storage`. A
+  node starts as the actor does, through ``NodeDriver.boot`` and the two-step read of its
+  storage (``LoadInitialState``, then ``LoadLog``). Each node has its own virtual clock,
+  moved only by :meth:`Cluster.tick` (the driver is made with ``pauses=False``: a scripted
+  tick of 150 ms is 150 ms the node spent listening).
+* **Crashes**: :meth:`Cluster.crash` abandons the node's driver (held answers are never
+  sent) and loses its pending storage commands and all in-memory state;
+  :meth:`Cluster.restart` boots a fresh core and driver from the durable hard state, log
+  and ``last_applied``.
 
 Invariants are checked after every step and raise :class:`ScenarioViolation` (an
 ``AssertionError`` naming the ``check`` that failed, with the last trace events):
@@ -72,16 +77,17 @@ from pykka_raft.admin import ConfigChangeResponse, ProposeConfigChange
 from pykka_raft.config import Config, SnapshotPolicy
 from pykka_raft.core import RaftCore, Role
 from pykka_raft.core.commands import (
-    STORAGE_COMMANDS,
     Apply,
     Command,
     DeleteLogsFrom,
+    LoadInitialState,
+    LoadLog,
     Respond,
     SaveHardState,
-    Send,
     WriteLog,
 )
 from pykka_raft.core.quorum import has_quorum
+from pykka_raft.driver import NodeDriver, Ports
 from pykka_raft.errors import ForwardToLeader
 from pykka_raft.messages import (
     AppendEntriesRequest,
@@ -95,8 +101,6 @@ from pykka_raft.messages import (
     InitialState,
     MembershipConfig,
     ResponseMode,
-    TimeoutNowRequest,
-    TimeoutNowResponse,
     VoteRequest,
     VoteResponse,
 )
@@ -241,6 +245,7 @@ class AdminCall:
 
     cid: int
     node: NodeId
+    incarnation: int
     request: ProposeConfigChange
     outcome: str = "pending"  # pending, ok, error, lost
     value: Any = None
@@ -249,24 +254,27 @@ class AdminCall:
 
 @dataclass(eq=False)
 class Node:
-    """One node: durable storage and, while up, a core with the shell's volatile state."""
+    """One node: durable storage and, while up, a core run by its driver."""
 
     id: NodeId
     durable: Durable
     factory: CoreFactory
     core: RaftCore | None = None
+    driver: NodeDriver | None = None
     incarnation: int = 0
+    clock: int = 0  # the node's virtual time in ms (moved by Cluster.tick only)
     auto_storage: bool = True
     storage: collections.deque[tuple[int, Command]] = field(default_factory=collections.deque)
-    issued: int = 0
-    last_write: int = 0
-    done: int = 0
-    deferred: collections.deque[tuple[int, Command]] = field(default_factory=collections.deque)
-    tokens: dict[int, tuple[Any, ...]] = field(default_factory=dict)
-    next_token: int = 0
+    answered: set[int] = field(default_factory=set)  # tokens answered by this incarnation
     completed: list[Command] = field(default_factory=list)  # storage commands, every incarnation
     seen_term: Term = 0
     seen_commit: LogIndex = 0
+
+    @property
+    def d(self) -> NodeDriver:
+        """The running node's driver (the node must be up)."""
+        assert self.driver is not None, f"n{self.id} is down"
+        return self.driver
 
     @property
     def up(self) -> bool:
@@ -277,6 +285,26 @@ class Node:
         """The running core (the node must be up)."""
         assert self.core is not None, f"n{self.id} is down"
         return self.core
+
+
+class _NodePorts(Ports):
+    """A node's driver ports: the scripted storage queue, the message pool, the oracles."""
+
+    def __init__(self, cluster: Cluster, node: Node) -> None:
+        self.cluster = cluster
+        self.node = node
+
+    def storage(self, seq: int, command: Command) -> None:
+        self.node.storage.append((seq, command))
+
+    def send(self, request: Any) -> None:
+        self.cluster._sent(self.node, request)
+
+    def reply(self, handle: Any, value: Any, error: BaseException | None) -> None:
+        self.cluster._answered(self.node, handle, value, error)
+
+    def observe(self, commands: list[Command]) -> None:
+        self.cluster._observed(self.node, commands)
 
 
 # --- the cluster ------------------------------------------------------------------------
@@ -493,8 +521,9 @@ class Cluster:
         node = self.nodes[nid]
         with self._step(f"tick n{nid} {ms}ms"):
             self._trace(f"tick n{nid} {ms}ms")
-            node.c.tick(ms)
-            self._run(node)
+            node.clock += ms
+            node.d.advance(node.clock)
+            self._pump(node)
 
     def heartbeat(self, nid: NodeId) -> None:
         """One heartbeat interval passes on ``nid`` (a leader sends its heartbeats)."""
@@ -545,9 +574,8 @@ class Cluster:
         self._write_of_data[data] = write
         with self._step(f"client w{write.wid} {data!r} -> n{nid}"):
             self._trace(f"client w{write.wid} {data!r} -> n{nid}")
-            token = self._token(node, ("client", write))
-            node.c.client_write(write.payload, token)
-            self._run(node)
+            node.d.call(write.payload, ("client", write))
+            self._pump(node)
         return write
 
     def propose(
@@ -560,13 +588,12 @@ class Cluster:
         """An admin sends ``ProposeConfigChange(add, remove, non_voters)`` to node ``nid``."""
         node = self.nodes[nid]
         request = ProposeConfigChange(tuple(add), tuple(remove), tuple(non_voters))
-        call = AdminCall(len(self.calls) + 1, nid, request)
+        call = AdminCall(len(self.calls) + 1, nid, node.incarnation, request)
         self.calls.append(call)
         with self._step(f"admin c{call.cid} {request} -> n{nid}"):
             self._trace(f"admin c{call.cid} {request} -> n{nid}")
-            token = self._token(node, ("admin", call))
-            node.c.propose_config_change(request, token)
-            self._run(node)
+            node.d.call(request, ("admin", call))
+            self._pump(node)
         return call
 
     # --- storage and crashes ------------------------------------------------------------
@@ -597,17 +624,20 @@ class Cluster:
         with self._step(f"crash n{nid}"):
             self._trace(
                 f"crash n{nid}: lost {len(node.storage)} pending storage commands "
-                f"{[type(c).__name__ for _, c in node.storage]} and "
-                f"{len(node.deferred)} held answers"
+                f"{[type(c).__name__ for _, c in node.storage]} and every held answer"
             )
-            for info in node.tokens.values():
-                if info[0] in ("client", "admin") and info[1].outcome == "pending":
-                    info[1].outcome = "lost"
-            node.core = None
+            calls: list[Write | AdminCall] = [*self.writes, *self.calls]
+            for call in calls:
+                if (
+                    call.node == nid
+                    and call.incarnation == node.incarnation
+                    and call.outcome == "pending"
+                ):
+                    call.outcome = "lost"
+            node.d.abandon()
+            node.core = node.driver = None
             node.incarnation += 1
             node.storage.clear()
-            node.deferred.clear()
-            node.tokens.clear()
             node.auto_storage = True
 
     def restart(self, nid: NodeId, factory: CoreFactory | None = None) -> None:
@@ -619,61 +649,49 @@ class Cluster:
         with self._step(f"restart n{nid}"):
             self._boot(node)
 
-    # --- the shell ----------------------------------------------------------------------
+    # --- the shell: a driver per node, with the harness's ports ------------------------
 
     def _boot(self, node: Node) -> None:
-        node.core = node.factory(
-            node.id, self.config, random.Random(1000 * node.id + node.incarnation)
-        )
-        node.issued = node.last_write = node.done = 0
+        """Start a fresh core on a fresh driver; it reads its storage in two steps."""
+        core = node.factory(node.id, self.config, random.Random(1000 * node.id + node.incarnation))
+        node.core = core
+        node.driver = NodeDriver(core, _NodePorts(self, node), pauses=False)
+        node.answered = set()
         d = node.durable
-        last = d.log[-1].log_id if d.log else LogId(0, 0)
-        node.c.start(InitialState(last, len(d.applied), d.hard_state), list(d.log))
-        node.seen_term = d.hard_state.current_term
-        node.seen_commit = node.c.commit_index
         self._trace(
             f"start n{node.id}: term={d.hard_state.current_term} vote={d.hard_state.voted_for} "
             f"log={terms_of(d.log)} applied={len(d.applied)}"
         )
-        self._run(node)
-
-    def _token(self, node: Node, info: tuple[Any, ...]) -> int:
-        token = node.next_token
-        node.next_token += 1
-        node.tokens[token] = info
-        return token
-
-    def _run(self, node: Node) -> None:
-        self._execute(node)
+        node.driver.boot(node.clock)
         self._pump(node)
 
     def _pump(self, node: Node) -> None:
         while node.up and node.auto_storage and node.storage:
             self._complete(node)
 
-    def _execute(self, node: Node) -> None:
-        """Carry out the core's commands exactly as ``Raft._execute`` does."""
-        for command in node.c.take_commands():
+    def _observed(self, node: Node, commands: list[Command]) -> None:
+        """A batch of the core's commands, before the driver carries them out."""
+        for command in commands:
             self._follow_stream(node, command)
-            if isinstance(command, STORAGE_COMMANDS):
-                node.issued += 1
-                if not isinstance(command, Apply):  # applying makes nothing durable
-                    node.last_write = node.issued
-                node.storage.append((node.issued, command))
-            elif getattr(command, "after_durable", False) and (
-                node.done < node.last_write or node.deferred
-            ):
-                node.deferred.append((node.last_write, command))
-            else:
-                self._release(node, command)
+            if isinstance(command, Respond):
+                if command.token in node.answered:
+                    raise self._fail(
+                        "answer-once", f"n{node.id} answers token {command.token} again"
+                    )
+                node.answered.add(command.token)
 
     def _complete(self, node: Node) -> None:
         """The oldest pending storage command of ``node`` completes."""
         seq, command = node.storage.popleft()
-        node.done = seq
         node.completed.append(command)
-        core, d = node.c, node.durable
-        if isinstance(command, SaveHardState):
+        d = node.durable
+        value: Any = None
+        if isinstance(command, LoadInitialState):
+            last = d.log[-1].log_id if d.log else LogId(0, 0)
+            value = InitialState(last, len(d.applied), d.hard_state)
+        elif isinstance(command, LoadLog):
+            value = d.log[command.start - 1 : command.stop - 1]
+        elif isinstance(command, SaveHardState):
             self._store_hard_state(node, command.hard_state)
         elif isinstance(command, DeleteLogsFrom):
             self._trace(f"n{node.id} stores DeleteLogsFrom({command.index})")
@@ -696,15 +714,16 @@ class Cluster:
                 f"n{node.id} stores WriteLog({command.entries[0].index}..{last.index} "
                 f"t{last.term}{' leader' if command.leader else ''})"
             )
-            core.log_written(
-                LogId(last.term, last.index), {} if command.leader else None, command.leader
-            )
+            value = {} if command.leader else None  # the application refuses nothing
         elif isinstance(command, Apply):
-            responses = tuple(self._apply(node, entry) for entry in command.entries)
-            core.applied(command.entries, responses)
-        while node.deferred and node.deferred[0][0] <= node.done:
-            self._release(node, node.deferred.popleft()[1])
-        self._execute(node)
+            value = tuple(self._apply(node, entry) for entry in command.entries)
+        else:
+            raise self._fail("storage-contract", f"n{node.id}: unexpected {command!r}")
+        node.d.storage_done(seq, value)
+        if isinstance(command, LoadLog):
+            # Started: what the checkers saw of the node starts from its durable state.
+            node.seen_term = d.hard_state.current_term
+            node.seen_commit = node.c.commit_index
 
     def _store_hard_state(self, node: Node, hs: HardState) -> None:
         old = node.durable.hard_state
@@ -744,32 +763,30 @@ class Cluster:
         self._trace(f"n{node.id} applies {describe(entry)}")
         return f"applied {describe(entry)}"
 
-    def _release(self, node: Node, command: Command) -> None:
-        """A ``Send`` or ``Respond`` leaves the node."""
-        if isinstance(command, Send):
-            request = command.request
-            if isinstance(request, VoteRequest) and not request.pre_vote:
-                self._check_vote_durable(node, request.term, node.id, "asks for votes")
-                self._record_vote(node.id, request.term, node.id)
-            self._post(node.id, request.target, request, request, False, node.incarnation)
-        elif isinstance(command, Respond):
-            info = node.tokens.pop(command.token, None)
-            if info is None:
-                raise self._fail("answer-once", f"n{node.id} answers token {command.token} again")
-            if info[0] == "client":
-                self._client_answer(node, info[1], command)
-                return
-            if info[0] == "admin":
-                self._admin_answer(node, info[1], command)
-                return
-            msg: Msg = info[1]
-            value = command.value if command.error is None else None
-            if isinstance(value, VoteResponse) and value.vote_granted and not msg.request.pre_vote:
-                self._check_vote_durable(node, value.term, msg.request.candidate_id, "grants")
-                self._record_vote(node.id, value.term, msg.request.candidate_id)
-            if isinstance(value, AppendEntriesResponse) and value.success:
-                self._check_ack_durable(node, msg.request)
-            self._post(node.id, msg.src, value, msg.request, True, msg.requester_inc)
+    def _sent(self, node: Node, request: Any) -> None:
+        """A request leaves ``node`` (the driver released it)."""
+        if isinstance(request, VoteRequest) and not request.pre_vote:
+            self._check_vote_durable(node, request.term, node.id, "asks for votes")
+            self._record_vote(node.id, request.term, node.id)
+        self._post(node.id, request.target, request, request, False, node.incarnation)
+
+    def _answered(self, node: Node, handle: Any, value: Any, error: BaseException | None) -> None:
+        """An answer leaves ``node`` (the driver released it) for the caller ``handle``."""
+        kind, what = handle
+        if kind == "client":
+            self._client_answer(node, what, value, error)
+            return
+        if kind == "admin":
+            self._admin_answer(node, what, value, error)
+            return
+        msg: Msg = what
+        value = value if error is None else None
+        if isinstance(value, VoteResponse) and value.vote_granted and not msg.request.pre_vote:
+            self._check_vote_durable(node, value.term, msg.request.candidate_id, "grants")
+            self._record_vote(node.id, value.term, msg.request.candidate_id)
+        if isinstance(value, AppendEntriesResponse) and value.success:
+            self._check_ack_durable(node, msg.request)
+        self._post(node.id, msg.src, value, msg.request, True, msg.requester_inc)
 
     def _post(
         self, src: NodeId, dst: NodeId, body: Any, request: Any, reply: bool, inc: int
@@ -786,39 +803,27 @@ class Cluster:
                 self._trace(f"lost {msg} (n{msg.dst} is down)")
                 return
             self._trace(f"deliver {msg}")
-            token = self._token(dst, ("rpc", msg))
-            if isinstance(msg.request, AppendEntriesRequest):
-                dst.c.receive_append_entries(msg.request, token)
-            elif isinstance(msg.request, TimeoutNowRequest):
-                dst.c.receive_timeout_now(msg.request, token)
-            else:
-                dst.c.receive_vote(msg.request, token)
-            self._run(dst)
+            dst.d.call(msg.request, ("rpc", msg))
+            self._pump(dst)
             return
         requester = self.nodes[msg.dst]
         if not requester.up or requester.incarnation != msg.requester_inc:
             self._trace(f"lost {msg} (the requester restarted or is down)")
             return
         self._trace(f"deliver {msg}")
-        if isinstance(msg.request, AppendEntriesRequest):
-            ok = msg.body if isinstance(msg.body, AppendEntriesResponse) else None
-            requester.c.append_entries_result(msg.request, ok)
-        elif isinstance(msg.request, TimeoutNowRequest):
-            now = msg.body if isinstance(msg.body, TimeoutNowResponse) else None
-            requester.c.timeout_now_result(msg.request, now)
-        else:
-            vote = msg.body if isinstance(msg.body, VoteResponse) else None
-            requester.c.vote_result(msg.request, vote)
-        self._run(requester)
+        requester.d.rpc_done(msg.request, msg.body, None)
+        self._pump(requester)
 
     # --- clients ------------------------------------------------------------------------
 
-    def _client_answer(self, node: Node, write: Write, command: Respond) -> None:
+    def _client_answer(
+        self, node: Node, write: Write, value: Any, error: BaseException | None
+    ) -> None:
         self._observe_commit(node)  # the answer may depend on a commit made in this step
-        if command.error is not None:
-            write.error = command.error
-            write.outcome = "forward" if isinstance(command.error, ForwardToLeader) else "error"
-            self._trace(f"n{node.id} answers w{write.wid}: {type(command.error).__name__}")
+        if error is not None:
+            write.error = error
+            write.outcome = "forward" if isinstance(error, ForwardToLeader) else "error"
+            self._trace(f"n{node.id} answers w{write.wid}: {type(error).__name__}")
             at = self._committed_at(write)
             if at is not None:
                 raise self._fail(
@@ -826,7 +831,6 @@ class Cluster:
                     f"w{write.wid} answered {write.outcome} but is committed at {at}",
                 )
             return
-        value = command.value
         if not isinstance(value, ClientPayloadResponse):
             raise self._fail("client-oracle", f"w{write.wid} answered {value!r}")
         write.outcome = value.response_mode.value
@@ -840,14 +844,15 @@ class Cluster:
                 "committed",
             )
 
-    def _admin_answer(self, node: Node, call: AdminCall, command: Respond) -> None:
+    def _admin_answer(
+        self, node: Node, call: AdminCall, value: Any, error: BaseException | None
+    ) -> None:
         self._observe_commit(node)
-        if command.error is not None:
-            call.outcome, call.error = "error", command.error
-            self._trace(f"n{node.id} answers c{call.cid}: {type(command.error).__name__}")
+        if error is not None:
+            call.outcome, call.error = "error", error
+            self._trace(f"n{node.id} answers c{call.cid}: {type(error).__name__}")
             return
-        call.outcome, call.value = "ok", command.value
-        value = command.value
+        call.outcome, call.value = "ok", value
         self._trace(f"n{node.id} answers c{call.cid}: {value!r}")
         if not isinstance(value, ConfigChangeResponse):
             raise self._fail("admin-oracle", f"c{call.cid} answered {value!r}")
@@ -972,7 +977,7 @@ class Cluster:
 
     def _observe_commit(self, node: Node) -> None:
         core = node.core
-        if core is None:
+        if core is None or core.role is Role.INITIALIZING:
             return
         commit = core.commit_index
         if commit < node.seen_commit:
@@ -994,7 +999,7 @@ class Cluster:
         """Every invariant, now (called after each step)."""
         for node in self.nodes.values():
             core = node.core
-            if core is None:
+            if core is None or core.role is Role.INITIALIZING:
                 continue
             if core.current_term < node.seen_term:
                 raise self._fail(

@@ -4,18 +4,22 @@ One ``random.Random(seed)`` drives everything (each core gets its own ``random.R
 drawn from it), time is virtual (advanced only through ``RaftCore.tick``), and there are no
 threads and no sleeps: a seed replays exactly.
 
-The shell is modelled on :meth:`pykka_raft.actor.raft.Raft._execute`:
+Every node runs on :class:`pykka_raft.driver.NodeDriver`, the driver the Raft actor runs
+on: it owns the tokens, the storage sequence numbers and the durable barrier (``Send`` /
+``Respond`` with ``after_durable=True`` are held until every storage write issued before
+them completed), and turns completions into core events. The simulation supplies the
+driver's ports, in virtual time:
 
-* storage commands (``SaveHardState``, ``WriteLog``, ``DeleteLogsFrom``, ``Apply``) complete
-  in FIFO order per node, each after a random delay;
-* ``Send`` / ``Respond`` with ``after_durable=True`` are held until every storage command
-  issued before them, except ``Apply``, has completed (and behind earlier held ones);
-* a crash loses the storage commands not yet completed, every held answer and all in-memory
-  state; the node restarts through ``RaftCore.start`` from its durable hard state, log,
-  ``last_applied`` and state machine (apply completions are storage completions);
+* storage: commands complete in FIFO order per node, each after a random delay; a crash
+  loses the ones not yet completed;
+* a node (re)starts as the actor does: ``NodeDriver.boot``, then the two-step read of its
+  storage (``LoadInitialState``, then ``LoadLog``) from its durable hard state, log,
+  snapshot, ``last_applied`` and state machine (apply completions are storage completions);
+  a crash abandons its driver (held answers are never sent) and all in-memory state;
+* time: a ticker per node calls ``NodeDriver.advance`` every 1 to 12 virtual ms;
 * ``WriteLog(leader=True)`` validates the leader's normal entries like
   :meth:`pykka_raft.storage.RaftStorage.append_entry_to_log`: refused ones are stored blank
-  and reported to ``log_written``.
+  and reported to the driver as rejected.
 
 The network is modelled on :class:`~pykka_raft.network.router.RaftRouter`: a message to a node cut
 off by a partition fails at once with an error, others may be dropped (silently), duplicated
@@ -50,9 +54,14 @@ is committed, which is checked when the snapshot is made and when it is installe
 that send ``TriggerSnapshot`` during the faults also compact the leader once more after the
 calm phase's write, so that a node still behind catches up by a final install.
 
-Invariants are checked after every simulation step and fail fast with
-:class:`SimulationFailure`, whose message carries the seed, a replay command and the last
-trace events.
+Invariants are checked after every simulation step that changed a node (a step that
+touched no driver, or a tick after which a node emitted nothing and kept its role, term,
+vote and commit index, is not checked again), inside the storage model (every durable
+write), and at the driver's ports (every command batch, request and answer); they fail
+fast with :class:`SimulationFailure`, whose message carries the seed, a replay command and
+the last trace events. ``Simulation.notes`` counts notable situations a run went through
+(see :data:`NOTES`), so that a regression test can show that its seed still reproduces
+the situation it was written for.
 """
 
 from __future__ import annotations
@@ -70,24 +79,25 @@ from typing import Any
 
 import attrs
 
-from pykka_raft.admin import ConfigChangeResponse, ProposeConfigChange
+from pykka_raft.admin import ConfigChangeResponse, ProposeConfigChange, TriggerSnapshot
 from pykka_raft.config import Config, SnapshotPolicy
 from pykka_raft.core import RaftCore, Role
 from pykka_raft.core.commands import (
     NOT_WRITES,
-    STORAGE_COMMANDS,
     Apply,
     Command,
     CreateSnapshot,
     DeleteLogsFrom,
     InstallSnapshot,
+    LoadInitialState,
+    LoadLog,
     ReadSnapshotChunk,
     Respond,
     SaveHardState,
-    Send,
     WriteLog,
     WriteSnapshotChunk,
 )
+from pykka_raft.driver import NodeDriver, Ports
 from pykka_raft.errors import (
     ApplicationError,
     CatchUpTimeout,
@@ -118,7 +128,6 @@ from pykka_raft.messages import (
     ResponseMode,
     SnapshotMeta,
     TimeoutNowRequest,
-    TimeoutNowResponse,
     VoteRequest,
     VoteResponse,
 )
@@ -169,6 +178,24 @@ MEMBERSHIP_REPLAY_HINT = (
 )
 
 CoreFactory = Callable[[NodeId, Config, random.Random], RaftCore]
+
+NOTES = {
+    "truncated-write-committed": "a client write's entry was truncated from the log of the "
+    "node holding the write, and that entry was committed later all the same",
+    "two-writes-one-index": "a node holds two undecided client writes appended at one index "
+    "(a deposed leader's, and a newer one after it led again)",
+    "install-sweeps-dead-write": "a node installs a snapshot while it holds an undecided "
+    "write after the snapshot's point, of an older term than the snapshot's last entry",
+    "campaign-outside-latest-config": "a node that is no voter of its latest (uncommitted) "
+    "configuration campaigns, as a voter of the one before it",
+    "leader-demotes-itself": "a leader appends a configuration that demotes it to non-voter",
+    "install-drops-config-entry": "a node installs a snapshot whose last entry it holds with "
+    "another term, dropping a configuration entry after the snapshot's point",
+    "removed-node-answers-unknown": "a node that is no member of the latest committed "
+    "configuration answers a client write OutcomeUnknown",
+}
+"""Situations a run may go through, counted in ``Simulation.notes`` (the first occurrence
+of each is described in ``Simulation.first_note``)."""
 
 
 class SimulationFailure(AssertionError):
@@ -407,16 +434,16 @@ class SimNode:
     up: bool = True
     incarnation: int = 0  # bumped on every crash: stale events and replies are ignored
     core: RaftCore | None = None
-    # The shell, as in Raft._execute: FIFO storage and durable barriers.
-    storage: collections.deque[tuple[int, Command]] = field(default_factory=collections.deque)
+    driver: NodeDriver | None = None
+    # The storage model: FIFO, each command done after a random delay.
+    storage: collections.deque[tuple[Any, Any]] = field(default_factory=collections.deque)
     storage_ready_at: int = 0
-    issued: int = 0
-    last_write: int = 0
-    done: int = 0
-    deferred: collections.deque[tuple[int, Command]] = field(default_factory=collections.deque)
-    tokens: dict[int, tuple[Any, ...]] = field(default_factory=dict)
-    next_token: int = 0
-    last_tick: int = 0
+    done: int = 0  # the storage's last completed sequence number
+    # What the checkers saw of this incarnation's commands: the tokens it answered, and the
+    # undecided client writes it appended as leader, by index: [(write id, term)].
+    answered: set[int] = field(default_factory=set)
+    write_index: dict[LogIndex, list[tuple[int, Term]]] = field(default_factory=dict)
+    emitted: bool = False  # the driver carried out commands in this step
     # What the checkers saw of this incarnation.
     seen_term: Term = 0
     seen_vote: NodeId | None = None
@@ -429,6 +456,38 @@ class SimNode:
     @property
     def started(self) -> bool:
         return self.core is not None and self.core.role is not Role.INITIALIZING
+
+    @property
+    def d(self) -> NodeDriver:
+        assert self.driver is not None, f"n{self.id} is down"
+        return self.driver
+
+    def seen(self) -> tuple[Any, ...]:
+        """What a step must change for the node to be checked again."""
+        core = self.core
+        if core is None:
+            return ()
+        return (core.role, core.current_term, core.voted_for, core.commit_index)
+
+
+class SimPorts(Ports):
+    """One node's driver ports: the simulated storage, the network, the oracles."""
+
+    def __init__(self, sim: Simulation, node: SimNode) -> None:
+        self.sim = sim
+        self.node = node
+
+    def storage(self, seq: int, command: Command) -> None:
+        self.sim._enqueue_storage(self.node, seq, command)
+
+    def send(self, request: Any) -> None:
+        self.sim._send(self.node, request)
+
+    def reply(self, handle: Any, value: Any, error: BaseException | None) -> None:
+        self.sim._answer(self.node, handle, value, error)
+
+    def observe(self, commands: list[Command]) -> None:
+        self.sim._observed(self.node, commands)
 
 
 @dataclass
@@ -501,8 +560,11 @@ class Simulation:
         membership_profile: MembershipProfile | None = None,
         snapshots: bool | None = None,
         snapshot_profile: SnapshotProfile | None = None,
+        check_every_step: bool = False,
+        pre_vote: bool = False,
     ) -> None:
         self.seed = seed
+        self.check_every_step = check_every_step  # also after steps that changed nothing
         # Snapshots: as the seed decides (None), forced on or off, or this profile.
         kind = "membership" if membership else f"n{nodes}"
         by_seed = SnapshotProfile.for_seed(seed, kind)
@@ -535,6 +597,11 @@ class Simulation:
             nodes = self.mprofile.voters
         if self.sprofile is not None:
             self.config = self.sprofile.config(self.config)
+        # PreVote and leader stickiness (dissertation §9.6, §4.2.3): off by default, so the
+        # fixed seeds run the paper's elections; pre_vote=True runs the library default.
+        self.pre_vote = pre_vote
+        if pre_vote:
+            self.config = attrs.evolve(self.config, pre_vote=True, leader_stickiness=True)
         self.n = nodes
         self.pool = self.mprofile.pool if self.mprofile is not None else nodes
         self.core_factory = core_factory
@@ -578,6 +645,12 @@ class Simulation:
         self.snapshots: dict[str, tuple[SnapshotMeta, bytes]] = {}
         self.committed_config_indexes: list[LogIndex] = []
         self.snapshot_stats: collections.Counter[str] = collections.Counter()
+        # Situations the run went through (see NOTES), and the nodes a step touched.
+        self.notes: collections.Counter[str] = collections.Counter()
+        self.first_note: dict[str, str] = {}
+        self.truncated_writes: dict[int, str] = {}  # write id -> where it was truncated
+        self.touched: set[NodeId] = set()
+        self.checked_steps = 0
         self.nodes: dict[NodeId, SimNode] = {}
         for nid in range(1, self.pool + 1):
             # Nodes beyond the initial voters start pristine, like a freshly started node.
@@ -669,18 +742,25 @@ class Simulation:
             when, _, kind, args = heapq.heappop(self.events)
             self.now = when
             self.steps += 1
+            touched = self.touched
+            touched.clear()
             try:
                 getattr(self, "_on_" + kind)(*args)
             except SimulationFailure:
                 raise
             except Exception as exc:
                 raise self.fail("core-raised", f"{type(exc).__name__}: {exc}") from exc
-            self._check_nodes()
+            if self.steps % 1000 == 0:
+                self._check_log_matching()
+            if not touched and not self.check_every_step:
+                continue  # nothing changed: every invariant still holds
+            self.checked_steps += 1
+            self._check_nodes(
+                [n for n in self.nodes.values() if self.check_every_step or n.id in touched]
+            )
             if self.quorum_dirty:
                 self.quorum_dirty = False
                 self._check_committed_on_quorum()
-            if self.steps % 1000 == 0:
-                self._check_log_matching()
             if not self.faulty and self._live():
                 break
         self._check_log_matching()
@@ -721,15 +801,16 @@ class Simulation:
     # --- nodes: boot, crash, shell ----------------------------------------------------
 
     def _boot(self, node: SimNode) -> None:
-        """A (re)started node: a fresh core, INITIALIZING until its storage is read."""
+        """A (re)started node: a fresh core on a fresh driver, INITIALIZING until it has
+        read its storage."""
         node.up = True
         node.core = self.core_factory(node.id, self.config, random.Random(self.rng.getrandbits(64)))
+        node.driver = NodeDriver(node.core, SimPorts(self, node))
         node.storage.clear()
-        node.deferred.clear()
-        node.tokens.clear()
-        node.issued = node.last_write = node.done = 0
+        node.answered = set()
+        node.write_index = {}
+        node.done = 0
         node.storage_ready_at = self.now
-        node.last_tick = self.now
         node.seen_role = Role.INITIALIZING
         self._schedule(self.rng.randint(1, 20), "start", node.id, node.incarnation)
         self._schedule(
@@ -737,57 +818,63 @@ class Simulation:
         )
 
     def _on_start(self, nid: NodeId, incarnation: int) -> None:
+        """The node's process is up: it asks its storage for its state."""
         node = self.nodes[nid]
-        if not node.up or node.incarnation != incarnation or node.core is None:
+        if not node.up or node.incarnation != incarnation:
             return
+        self.touched.add(node.id)
+        node.d.boot(self.now)
+
+    def _started(self, node: SimNode) -> None:
+        """The node read its log and starts: the checkers start from its durable state."""
         d = node.durable
-        last = d.last_log_id
-        initial = InitialState(last, d.last_applied, d.hard_state, d.snapshot)
-        node.core.start(initial, list(d.log))
         node.seen_term = d.hard_state.current_term
         node.seen_vote = d.hard_state.voted_for
-        node.seen_commit = node.core.commit_index
+        node.seen_commit = d.last_applied
+        last = d.last_log_id
         self._trace(
             "start",
-            nid,
+            node.id,
             f"term={d.hard_state.current_term} vote={d.hard_state.voted_for}"
             f" last={last.index} applied={d.last_applied}"
             + (f" snapshot={d.offset}/t{d.offset_term}" if d.snapshot is not None else ""),
         )
-        self._drain(node)
 
     def _on_tick(self, nid: NodeId, incarnation: int) -> None:
         node = self.nodes[nid]
-        if not node.up or node.incarnation != incarnation or node.core is None:
+        if not node.up or node.incarnation != incarnation:
             return
-        elapsed = self.now - node.last_tick
-        node.last_tick = self.now
-        if elapsed > 0:
-            node.core.tick(elapsed)
-            self._drain(node)
+        before = node.seen()
+        node.emitted = False
+        node.d.advance(self.now)
+        if node.emitted or node.seen() != before:
+            self.touched.add(node.id)
         self._schedule(self.rng.randint(1, 2 * CONFIG.tick_interval), "tick", nid, incarnation)
 
     def _crash(self, node: SimNode) -> None:
         lost = sum(1 for _, c in node.storage if not isinstance(c, NOT_WRITES))
         self._trace("crash", node.id, f"lost {len(node.storage)} storage cmds ({lost} writes)")
-        for info in node.tokens.values():
-            if info[0] == "client":
-                write = self.writes[info[1]]
-                write.outcome = "lost"
-            elif info[0] == "config":
-                self.changes[info[1]].outcome = "lost"
+        calls: list[Write | Change] = [*self.writes.values(), *self.changes.values()]
+        for call in calls:
+            if (
+                call.node == node.id
+                and call.incarnation == node.incarnation
+                and call.outcome == "pending"
+            ):
+                call.outcome = "lost"
+        node.d.abandon()
         node.up = False
-        node.core = None
+        node.core = node.driver = None
         node.incarnation += 1
         node.storage.clear()
-        node.deferred.clear()
-        node.tokens.clear()
 
-    def _drain(self, node: SimNode) -> None:
-        """Carry out the core's commands exactly as ``Raft._execute`` does."""
-        assert node.core is not None
-        commands = node.core.take_commands()
-        for command in commands if node.led_term == node.core.current_term else ():
+    def _observed(self, node: SimNode, commands: list[Command]) -> None:
+        """A batch of commands of ``node``'s core, before its driver carries them out."""
+        self.touched.add(node.id)
+        node.emitted = True
+        core = node.core
+        assert core is not None
+        for command in commands if node.led_term == core.current_term else ():
             if isinstance(command, WriteLog) and command.leader:
                 appended = [e for e in command.entries if isinstance(e.payload, EntryConfigChange)]
                 if appended:
@@ -797,23 +884,62 @@ class Simulation:
                     node.config_appended = appended[0].index
                     break
         for command in commands:
-            if (
-                isinstance(command, WriteLog)
-                and command.leader
-                and any(isinstance(e.payload, EntryConfigChange) for e in command.entries)
-            ):
-                self._check_config_entries(node, command.entries)
-            if isinstance(command, STORAGE_COMMANDS):
-                node.issued += 1
-                if not isinstance(command, NOT_WRITES):  # e.g. applying: nothing durable
-                    node.last_write = node.issued
-                self._enqueue_storage(node, node.issued, command)
-            elif getattr(command, "after_durable", False) and (
-                node.done < node.last_write or node.deferred
-            ):
-                node.deferred.append((node.last_write, command))
-            else:
-                self._answer(node, command)
+            if isinstance(command, WriteLog) and command.leader:
+                if any(isinstance(e.payload, EntryConfigChange) for e in command.entries):
+                    self._check_config_entries(node, command.entries)
+                self._note_appended_writes(node, command.entries)
+            elif isinstance(command, DeleteLogsFrom):
+                for index, waiting in node.write_index.items():
+                    if index >= command.index:
+                        for wid, _ in waiting:
+                            where = f"on n{node.id} at {index} (t={self.now})"
+                            self.truncated_writes.setdefault(wid, where)
+            elif isinstance(command, InstallSnapshot):
+                last = command.meta.last_included
+                for index, waiting in sorted(node.write_index.items()):
+                    for wid, term in waiting:
+                        if (
+                            index > last.index
+                            and term < last.term
+                            and self.writes[wid].outcome == "pending"
+                        ):
+                            self._note(
+                                "install-sweeps-dead-write",
+                                f"n{node.id} installs a snapshot through {last.index}/"
+                                f"t{last.term} holding w{wid} at {index}/t{term}",
+                            )
+            elif isinstance(command, Respond):
+                if command.token in node.answered:
+                    raise self.fail(
+                        "answer-once", f"n{node.id} answers token {command.token} again"
+                    )
+                node.answered.add(command.token)
+
+    def _note_appended_writes(self, node: SimNode, entries: tuple[Entry, ...]) -> None:
+        """Remember where the node's undecided client writes wait (for NOTES)."""
+        for entry in entries:
+            data = entry.payload.data if isinstance(entry.payload, EntryNormal) else None
+            wid = self.write_of_value.get(data.value) if isinstance(data, Put) else None
+            if wid is None:
+                continue
+            write = self.writes[wid]
+            if write.node != node.id or write.incarnation != node.incarnation:
+                continue
+            waiting = node.write_index.setdefault(entry.index, [])
+            for other, term in waiting:
+                if self.writes[other].outcome == "pending" and other != wid:
+                    self._note(
+                        "two-writes-one-index",
+                        f"n{node.id} holds w{other} (t{term}) and w{wid} (t{entry.term}) at "
+                        f"{entry.index}",
+                    )
+            waiting.append((wid, entry.term))
+
+    def _note(self, what: str, detail: str) -> None:
+        assert what in NOTES, what
+        self.notes[what] += 1
+        self.first_note.setdefault(what, f"t={self.now} {detail}")
+        self._trace("note", what, detail)
 
     def _enqueue_storage(self, node: SimNode, key: Any, command: Any) -> None:
         """Queue a command on the node's FIFO storage, done after a random delay."""
@@ -835,8 +961,7 @@ class Simulation:
         head_seq, command = node.storage.popleft()
         if head_seq != seq:
             raise self.fail("simulator", f"storage out of order on n{nid}: {head_seq} != {seq}")
-        core = node.core
-        assert core is not None
+        self.touched.add(node.id)
         d = node.durable
         if isinstance(command, CreateSnapshot):
             # Captured now; stored (and answered) after the background build: not done yet.
@@ -845,7 +970,13 @@ class Simulation:
         if isinstance(command, StoreSnapshot):
             seq = seq[1]  # the CreateSnapshot's
         node.done = max(node.done, seq)
-        if isinstance(command, SaveHardState):
+        value: Any = None
+        if isinstance(command, LoadInitialState):
+            value = InitialState(d.last_log_id, d.last_applied, d.hard_state, d.snapshot)
+        elif isinstance(command, LoadLog):
+            value = d.log[command.start - d.offset - 1 : command.stop - d.offset - 1]
+            self._started(node)
+        elif isinstance(command, SaveHardState):
             self._store_hard_state(node, command.hard_state)
         elif isinstance(command, DeleteLogsFrom):
             self._trace("store", nid, f"DeleteLogsFrom({command.index})")
@@ -861,7 +992,7 @@ class Simulation:
                     )
             del d.log[command.index - d.offset - 1 :]
         elif isinstance(command, StoreSnapshot):
-            core.snapshot_created(self._store_snapshot(node, seq, command))
+            value = self._store_snapshot(node, seq, command)
         elif isinstance(command, ReadSnapshotChunk):
             current = d.snapshot is not None and d.snapshot.snapshot_id == command.snapshot_id
             chunk = d.snapshot_data[command.offset : command.offset + command.size]
@@ -872,25 +1003,16 @@ class Simulation:
                 f"ReadSnapshotChunk({command.snapshot_id} @{command.offset} for "
                 f"n{command.peer}) -> {f'{len(chunk)} bytes' if current else 'gone'}",
             )
-            core.snapshot_chunk_read(
-                command.peer, command.snapshot_id, command.offset, chunk if current else None
-            )
+            value = chunk if current else None
         elif isinstance(command, WriteSnapshotChunk):
             self._write_snapshot_chunk(node, command)
         elif isinstance(command, InstallSnapshot):
             self._install_snapshot(node, command.meta)
         elif isinstance(command, WriteLog):
-            rejected = self._store_entries(node, command)
-            last = command.entries[-1]
-            core.log_written(
-                LogId(last.term, last.index), rejected if command.leader else None, command.leader
-            )
+            value = self._store_entries(node, command)
         elif isinstance(command, Apply):
-            responses = [self._apply(node, entry) for entry in command.entries]
-            core.applied(command.entries, tuple(responses))
-        while node.deferred and node.deferred[0][0] <= node.done:
-            self._answer(node, node.deferred.popleft()[1])
-        self._drain(node)
+            value = tuple(self._apply(node, entry) for entry in command.entries)
+        node.d.storage_done(seq, value)
 
     def _store_hard_state(self, node: SimNode, hs: HardState) -> None:
         old = node.durable.hard_state
@@ -1096,6 +1218,11 @@ class Simulation:
             ):
                 # A configuration entry after the snapshot point goes with the log.
                 self.snapshot_stats["installed_dropping_config"] += 1
+                self._note(
+                    "install-drops-config-entry",
+                    f"n{node.id} installs {meta.snapshot_id} through {last.index}/t{last.term} "
+                    "over a log whose configuration entry after that point goes with it",
+                )
             d.log.clear()
         d.snapshot, d.snapshot_data = meta, data
         return keep
@@ -1203,29 +1330,22 @@ class Simulation:
     def _dropped(self) -> bool:
         return self.faulty and self.rng.random() < self.profile.drop
 
-    def _answer(self, node: SimNode, command: Command) -> None:
-        """Release a Send or Respond to the network or the client."""
-        if isinstance(command, Send):
-            self._send(node, command.request)
-        elif isinstance(command, Respond):
-            info = node.tokens.pop(command.token, None)
-            if info is None:
-                raise self.fail(
-                    "answer-once", f"n{node.id} answers token {command.token} again (or unasked)"
-                )
-            if info[0] == "client":
-                self._client_answer(node, self.writes[info[1]], command)
-            elif info[0] == "config":
-                self._config_answer(node, self.changes[info[1]], command)
-            elif info[0] == "trigger":
-                self._trigger_answer(node, info[1], command)
-            else:
-                _, src, src_inc, request = info
-                value = command.value if command.error is None else None
-                if isinstance(value, VoteResponse) and value.vote_granted and not request.pre_vote:
-                    self._record_vote(node.id, value.term, request.candidate_id)
-                self._trace("reply", node.id, src, _msg(request), _msg(value, command.error))
-                self._reply(node.id, src, src_inc, request, value)
+    def _answer(self, node: SimNode, handle: Any, value: Any, error: BaseException | None) -> None:
+        """The driver released an answer to the caller ``handle``."""
+        kind = handle[0]
+        if kind == "client":
+            self._client_answer(node, self.writes[handle[1]], value, error)
+        elif kind == "config":
+            self._config_answer(node, self.changes[handle[1]], value, error)
+        elif kind == "trigger":
+            self._trigger_answer(node, handle[1], value, error)
+        else:
+            _, src, src_inc, request = handle
+            value = value if error is None else None
+            if isinstance(value, VoteResponse) and value.vote_granted and not request.pre_vote:
+                self._record_vote(node.id, value.term, request.candidate_id)
+            self._trace("reply", node.id, src, _msg(request), _msg(value, error))
+            self._reply(node.id, src, src_inc, request, value)
 
     def _record_vote(self, voter: NodeId, term: Term, candidate: NodeId) -> None:
         """A vote left the node (a granted VoteResponse, or a candidate's VoteRequest)."""
@@ -1267,35 +1387,15 @@ class Simulation:
             self._trace("lost", src, dst.id, _msg(request))
             return
         self._trace("deliver", src, dst.id, _msg(request))
-        token = dst.next_token
-        dst.next_token += 1
-        dst.tokens[token] = ("rpc", src, src_inc, request)
-        if isinstance(request, AppendEntriesRequest):
-            dst.core.receive_append_entries(request, token)
-        elif isinstance(request, InstallSnapshotRequest):
-            dst.core.receive_install_snapshot(request, token)
-        elif isinstance(request, TimeoutNowRequest):
-            dst.core.receive_timeout_now(request, token)
-        else:
-            dst.core.receive_vote(request, token)
-        self._drain(dst)
+        self.touched.add(dst.id)
+        dst.d.call(request, ("rpc", src, src_inc, request))
 
     def _on_response(self, nid: NodeId, incarnation: int, request: Any, value: Any) -> None:
         node = self.nodes[nid]
-        if not node.up or node.incarnation != incarnation or node.core is None:
+        if not node.up or node.incarnation != incarnation:
             return  # the requester crashed: its reply is lost
-        if isinstance(request, AppendEntriesRequest):
-            ok = value if isinstance(value, AppendEntriesResponse) else None
-            node.core.append_entries_result(request, ok)
-        elif isinstance(request, InstallSnapshotRequest):
-            ack = value if isinstance(value, InstallSnapshotResponse) else None
-            node.core.install_snapshot_result(request, ack)
-        elif isinstance(request, TimeoutNowRequest):
-            now = value if isinstance(value, TimeoutNowResponse) else None
-            node.core.timeout_now_result(request, now)
-        else:
-            node.core.vote_result(request, value if isinstance(value, VoteResponse) else None)
-        self._drain(node)
+        self.touched.add(node.id)
+        node.d.rpc_done(request, value, None)
 
     # --- faults -----------------------------------------------------------------------
 
@@ -1342,6 +1442,7 @@ class Simulation:
         """The faults stop: heal, restart every crashed node, no drops, duplicates or
         reordering; random client writes stop (only the liveness write follows)."""
         self.faulty = False
+        self.touched.update(self.nodes)  # check everything, and whether the cluster is live
         longest = max(
             max(n.durable.last_index, n.core.log.last_index if n.core is not None else 0)
             for n in self.nodes.values()
@@ -1378,23 +1479,20 @@ class Simulation:
             self._trigger(self.rng.choice(ups))
 
     def _trigger(self, node: SimNode) -> None:
-        token = node.next_token
-        node.next_token += 1
-        node.tokens[token] = ("trigger", node.durable.last_applied)
         self._trace("trigger", node.id)
-        assert node.core is not None
-        node.core.trigger_snapshot(token)
-        self._drain(node)
+        self.touched.add(node.id)
+        node.d.call(TriggerSnapshot(), ("trigger", node.durable.last_applied))
 
-    def _trigger_answer(self, node: SimNode, applied: LogIndex, command: Respond) -> None:
+    def _trigger_answer(
+        self, node: SimNode, applied: LogIndex, meta: Any, error: BaseException | None
+    ) -> None:
         """``TriggerSnapshot`` answers a stored snapshot of committed entries (``None``
         only if nothing was ever applied), or ``Unreachable`` while starting."""
         self.snapshot_stats["triggers_answered"] += 1
-        meta = command.value
         self._trace("trigger-answer", node.id, repr(meta) if meta is None else meta.snapshot_id)
-        if command.error is not None:
-            if not isinstance(command.error, Unreachable) or node.started:
-                raise self.fail("snapshot-oracle", f"TriggerSnapshot failed: {command.error!r}")
+        if error is not None:
+            if not isinstance(error, Unreachable) or node.started:
+                raise self.fail("snapshot-oracle", f"TriggerSnapshot failed: {error!r}")
             return
         if meta is None:
             if applied or node.durable.snapshot is not None:
@@ -1439,19 +1537,16 @@ class Simulation:
         data = payload.entry.data
         if isinstance(data, Put):
             self.write_of_value[data.value] = wid
-        token = node.next_token
-        node.next_token += 1
-        node.tokens[token] = ("client", wid)
         self._trace("client", node.id, f"w{wid} {_data(data)} {payload.response_mode.value}")
-        assert node.core is not None
-        node.core.client_write(payload, token)
-        self._drain(node)
+        self.touched.add(node.id)
+        node.d.call(payload, ("client", wid))
         return write
 
-    def _client_answer(self, node: SimNode, write: Write, command: Respond) -> None:
+    def _client_answer(
+        self, node: SimNode, write: Write, value: Any, error: BaseException | None
+    ) -> None:
         # Answers are released in the middle of a step: bring the commit record up to date.
         self._observe_commit(node)
-        error = command.error
         data = write.payload.entry.data
         write.answered = f"by n{node.id} at t={self.now}"
         if error is not None:
@@ -1468,6 +1563,12 @@ class Simulation:
                 write.outcome = "app_error"
             elif isinstance(error, OutcomeUnknown):
                 write.outcome = "unknown"  # it may commit or not: nothing to check
+                if not self.committed_config[1].contains(node.id):
+                    self._note(
+                        "removed-node-answers-unknown",
+                        f"n{node.id}, out of {_describe(self.committed_config[1])}, answers "
+                        f"w{write.wid} OutcomeUnknown",
+                    )
                 return
             else:
                 raise self.fail("client-oracle", f"w{write.wid} failed with {error!r}")
@@ -1479,7 +1580,6 @@ class Simulation:
                     f"at {at}",
                 )
             return
-        value = command.value
         if not isinstance(value, ClientPayloadResponse):
             raise self.fail("client-oracle", f"w{write.wid} answered {value!r}")
         self._trace("answer", node.id, f"w{write.wid} {value.response_mode.value}@{value.index}")
@@ -1612,9 +1712,6 @@ class Simulation:
             target,
         )
         self.changes[cid] = change
-        token = node.next_token
-        node.next_token += 1
-        node.tokens[token] = ("config", cid)
         self._trace(
             "admin",
             node.id,
@@ -1622,8 +1719,8 @@ class Simulation:
             f"non-voters={list(request.add_non_voters)}",
         )
         self.proposing = cid
-        core.propose_config_change(request, token)
-        self._drain(node)
+        self.touched.add(node.id)
+        node.d.call(request, ("config", cid))
         self.proposing = None
         if change.outcome == "pending" and (not change.was_leader or target is None or change.busy):
             raise self.fail(
@@ -1633,13 +1730,13 @@ class Simulation:
             )
         return change
 
-    def _config_answer(self, node: SimNode, change: Change, command: Respond) -> None:
+    def _config_answer(
+        self, node: SimNode, change: Change, value: Any, error: BaseException | None
+    ) -> None:
         """Check the answer to a membership change against what was asked."""
         self._observe_commit(node)
         core = node.core
         assert core is not None
-        error = command.error
-        value = command.value
         change.answered = f"by n{node.id} at t={self.now}"
         outcome = type(error).__name__ if error is not None else type(value).__name__
         change.outcome = outcome
@@ -1747,6 +1844,12 @@ class Simulation:
                     "client-oracle", f"write {data.value} committed at {at} and at {entry.index}"
                 )
             write = self.writes[self.write_of_value[data.value]]
+            truncated = self.truncated_writes.get(write.wid)
+            if truncated is not None:
+                self._note(
+                    "truncated-write-committed",
+                    f"w{write.wid}, truncated {truncated}, is committed at {entry.index}",
+                )
             if write.outcome in ("forward", "app_error"):
                 raise self.fail(
                     "client-oracle",
@@ -1814,9 +1917,9 @@ class Simulation:
                     core.log.get(i), core.current_term, f"commit index of n{node.id}"
                 )
 
-    def _check_nodes(self) -> None:
-        """The per-step invariants over every running node."""
-        for node in self.nodes.values():
+    def _check_nodes(self, nodes: Any) -> None:
+        """The per-step invariants over the running nodes among ``nodes``."""
+        for node in nodes:
             core = node.core
             if not node.up or core is None or core.role is Role.INITIALIZING:
                 continue
@@ -1840,6 +1943,11 @@ class Simulation:
             if core.role is not node.seen_role:
                 self._trace("role", nid, f"{node.seen_role.value}->{core.role.value} t{term}")
                 node.seen_role = core.role
+                if core.role is Role.CANDIDATE and not core.membership.is_voter(nid):
+                    self._note(
+                        "campaign-outside-latest-config",
+                        f"n{nid} campaigns in term {term} outside {_describe(core.membership)}",
+                    )
                 if core.role is Role.LEADER:
                     self._check_new_leader(node)
                     self._check_election_quorum(node)
@@ -2023,6 +2131,12 @@ class Simulation:
             if not isinstance(payload, EntryConfigChange):
                 continue
             new = payload.membership
+            if node.id in new.non_voters and node.id in new.members:
+                self._note(
+                    "leader-demotes-itself",
+                    f"leader n{node.id} of term {core.current_term} appends {_describe(new)} "
+                    f"at {entry.index}",
+                )
             prev_index = _config_before(core, entry.index)
             if prev_index == 0:
                 if "config-transition" not in self.skip_checks and new != self.initial_membership:
@@ -2240,6 +2354,7 @@ class Simulation:
             initial = set(self.initial_membership.members)
             final = self.final_membership
             out["final_voters_new"] = len(set(final.voters()) - initial) if final else 0
+        out.update({f"note_{k}": v for k, v in sorted(self.notes.items())})
         if self.sprofile is not None:
             out["snapshot_runs"] = 1
             out.update({f"snapshots_{k}": v for k, v in sorted(self.snapshot_stats.items())})
@@ -2382,6 +2497,7 @@ def run_simulation(
     membership_profile: MembershipProfile | None = None,
     snapshots: bool | None = None,
     snapshot_profile: SnapshotProfile | None = None,
+    pre_vote: bool = False,
 ) -> Simulation:
     """Run one seeded simulation to the end; raise :class:`SimulationFailure` on a violation.
 
@@ -2402,6 +2518,7 @@ def run_simulation(
         membership_profile,
         snapshots,
         snapshot_profile,
+        pre_vote=pre_vote,
     ).run()
 
 
@@ -2415,6 +2532,7 @@ def run_membership_simulation(
     membership_profile: MembershipProfile | None = None,
     snapshots: bool | None = None,
     snapshot_profile: SnapshotProfile | None = None,
+    pre_vote: bool = False,
 ) -> Simulation:
     """A membership run: a few voters of a larger pool, membership changes under faults."""
     return Simulation(
@@ -2429,4 +2547,5 @@ def run_membership_simulation(
         membership_profile=membership_profile,
         snapshots=snapshots,
         snapshot_profile=snapshot_profile,
+        pre_vote=pre_vote,
     ).run()
