@@ -92,16 +92,22 @@ from pykka_raft.storage import (
     ApplyToStateMachine,
     CreateSnapshot,
     DeleteLogsFrom,
+    DumpStorage,
     GetInitialState,
     GetLogEntries,
     InstallSnapshot,
+    InvalidRequest,
     RaftStorage,
     ReadSnapshotChunk,
     ReplicateToLog,
     SaveHardState,
+    SqliteKeyValueStateMachine,
+    SqliteStateMachine,
+    SqliteStore,
+    StorageDump,
     WriteSnapshotChunk,
 )
-from pykka_raft.storage.memory import DumpStorage, MemStore, MemStoreData, StorageDump
+from pykka_raft.storage.memory import MemStore, MemStoreData
 from pykka_raft.types import LogId, LogIndex, NodeId, Term
 
 for _cls in (Put, Get, Delete, CompareAndSet, CasResult):
@@ -155,6 +161,7 @@ __all__ = [
     "InstallSnapshotRequest",
     "InstallSnapshotResponse",
     "InternalError",
+    "InvalidRequest",
     "Isolate",
     "KeyValueStateMachine",
     "LeadershipLost",
@@ -192,6 +199,9 @@ __all__ = [
     "SnapshotMeta",
     "SnapshotPolicy",
     "SnapshotsUnsupported",
+    "SqliteKeyValueStateMachine",
+    "SqliteStateMachine",
+    "SqliteStore",
     "State",
     "StateMachine",
     "StorageDump",

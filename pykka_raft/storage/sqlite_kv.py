@@ -1,0 +1,210 @@
+"""State machines that live in a :class:`~pykka_raft.storage.sqlite.SqliteStore`'s database.
+
+Their writes run inside the store's transactions, so an entry's effects and the store's
+``last_applied`` commit together: after a crash the database holds either both or neither,
+a restart replays nothing, and no entry is ever applied twice.
+"""
+
+from __future__ import annotations
+
+import abc
+import sqlite3
+import struct
+from collections.abc import Callable
+from typing import IO, Any
+
+from pykka_raft.codec import decode, encode
+from pykka_raft.errors import StorageError
+from pykka_raft.messages import Entry, EntryNormal
+from pykka_raft.statemachine import (
+    KV_COMMANDS,
+    CasResult,
+    CompareAndSet,
+    Delete,
+    Get,
+    InvalidCommand,
+    Put,
+)
+
+SnapshotSink = Callable[[IO[bytes]], None]
+"""Streams a captured state into a binary file (runs on a background thread)."""
+
+
+class SqliteStateMachine(abc.ABC):
+    """Base of state machines whose state is tables in the store's database.
+
+    :class:`~pykka_raft.storage.sqlite.SqliteStore` calls :meth:`attach` once with its
+    connection, then ``apply`` inside its own transaction (one savepoint per entry, rolled
+    back if the entry raises), and handles snapshots through :meth:`capture` and
+    :meth:`restore_from`, which stream rows so a snapshot is never whole in memory.
+    """
+
+    db: sqlite3.Connection
+
+    def attach(self, db: sqlite3.Connection) -> None:
+        """Use ``db`` (the store's connection) and create the tables if missing."""
+        self.db = db
+        for statement in self.schema():
+            db.execute(statement)
+
+    @abc.abstractmethod
+    def schema(self) -> tuple[str, ...]:
+        """``CREATE TABLE IF NOT EXISTS`` statements for this machine's tables."""
+
+    @abc.abstractmethod
+    def apply(self, entry: Entry) -> Any:
+        """Apply one committed entry with SQL on :attr:`db`; return its response.
+
+        Raise :class:`~pykka_raft.errors.ApplicationError` to refuse the entry: the store
+        rolls back whatever this call wrote.
+        """
+
+    def validate(self, entry: Entry) -> None:  # noqa: B027 (optional hook)
+        """Raise to refuse a client entry on the leader (default: accept)."""
+
+    @abc.abstractmethod
+    def capture(self, path: str) -> SnapshotSink:
+        """Pin the current state (on the storage thread) and return a function that
+        writes it to a file later, on a background thread, while ``apply`` goes on.
+
+        ``path`` is the database file: open a second connection on it and start a read
+        transaction now; in WAL mode it keeps seeing this state until it ends.
+        """
+
+    @abc.abstractmethod
+    def restore_from(self, source: IO[bytes]) -> None:
+        """Replace the whole state with the snapshot read from ``source`` (inside the
+        store's transaction)."""
+
+    @abc.abstractmethod
+    def dump(self) -> Any:
+        """The state as plain comparable data (for :class:`DumpStorage`)."""
+
+    def snapshot(self) -> Callable[[], bytes]:
+        """Not used: :class:`SqliteStore` streams snapshots with :meth:`capture`."""
+        raise TypeError(f"{type(self).__name__} snapshots only inside a SqliteStore")
+
+    def restore(self, data: bytes) -> None:
+        """Not used: :class:`SqliteStore` restores with :meth:`restore_from`."""
+        raise TypeError(f"{type(self).__name__} restores only inside a SqliteStore")
+
+
+_MAGIC = b"pykka_raft kv snapshot 1\n"
+_LENGTH = struct.Struct(">I")
+
+
+class SqliteKeyValueStateMachine(SqliteStateMachine):
+    """The key-value state machine, durable: a table ``kv(key, value)`` in the store.
+
+    It answers the commands of :class:`~pykka_raft.statemachine.KeyValueStateMachine`
+    (``Put``, ``Get``, ``Delete``, ``CompareAndSet``) with the same responses. Keys and
+    values are stored with :func:`pykka_raft.codec.encode`, so they come back as equal
+    values of the same types; keys are compared by that encoding (use strings, as
+    ``Put.key`` says). :meth:`dump` returns the same dict ``KeyValueStateMachine.data``
+    holds. It keeps no history of applied entries.
+
+    Snapshot format: the line ``pykka_raft kv snapshot 1``, then for each key in key
+    order its encoded key and encoded value, each preceded by its length as a 4-byte
+    big-endian integer.
+    """
+
+    def schema(self) -> tuple[str, ...]:
+        """One table, keyed by the encoded key."""
+        return ("CREATE TABLE IF NOT EXISTS kv (key BLOB PRIMARY KEY, value BLOB NOT NULL)",)
+
+    def validate(self, entry: Entry) -> None:
+        """Refuse client entries that are not key-value commands."""
+        payload = entry.payload
+        if isinstance(payload, EntryNormal) and not isinstance(payload.data, KV_COMMANDS[:4]):
+            raise InvalidCommand(
+                f"expected Put, Get, Delete or CompareAndSet, got {type(payload.data).__name__}"
+            )
+
+    def _get(self, key: bytes) -> Any:
+        row = self.db.execute("SELECT value FROM kv WHERE key = ?", (key,)).fetchone()
+        return None if row is None else decode(row[0], Any)
+
+    def apply(self, entry: Entry) -> Any:
+        """Apply one entry (blank and configuration entries respond ``None``)."""
+        payload = entry.payload
+        if not isinstance(payload, EntryNormal):
+            return None
+        command = payload.data
+        if isinstance(command, Put):
+            key = encode(command.key, Any)
+            previous = self._get(key)
+            self.db.execute(
+                "INSERT OR REPLACE INTO kv VALUES (?, ?)", (key, encode(command.value, Any))
+            )
+            return previous
+        if isinstance(command, Get):
+            return self._get(encode(command.key, Any))
+        if isinstance(command, Delete):
+            key = encode(command.key, Any)
+            previous = self._get(key)
+            if previous is not None:
+                self.db.execute("DELETE FROM kv WHERE key = ?", (key,))
+            return previous
+        if isinstance(command, CompareAndSet):
+            key = encode(command.key, Any)
+            previous = self._get(key)
+            if previous == command.expected:
+                self.db.execute(
+                    "INSERT OR REPLACE INTO kv VALUES (?, ?)", (key, encode(command.new, Any))
+                )
+                return CasResult(True, previous)
+            return CasResult(False, previous)
+        return None  # refused on the leader; never committed as a normal entry
+
+    def capture(self, path: str) -> SnapshotSink:
+        """Start a read transaction on a second connection; stream its rows later."""
+        reader = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        try:
+            reader.execute("BEGIN")
+            reader.execute("SELECT count(*) FROM kv").fetchone()  # the read snapshot starts
+        except BaseException:
+            reader.close()
+            raise
+
+        def write(out: IO[bytes]) -> None:
+            try:
+                out.write(_MAGIC)
+                for key, value in reader.execute("SELECT key, value FROM kv ORDER BY key"):
+                    out.write(_LENGTH.pack(len(key)) + key + _LENGTH.pack(len(value)) + value)
+            finally:
+                reader.close()
+
+        return write
+
+    def restore_from(self, source: IO[bytes]) -> None:
+        """Replace the table's rows with the snapshot's, streamed."""
+        if source.read(len(_MAGIC)) != _MAGIC:
+            raise StorageError("not a pykka_raft key-value snapshot (bad header)")
+        self.db.execute("DELETE FROM kv")
+        self.db.executemany("INSERT INTO kv VALUES (?, ?)", _records(source))
+
+    def dump(self) -> dict[Any, Any]:
+        """Every key and value, decoded."""
+        rows = self.db.execute("SELECT key, value FROM kv ORDER BY key")
+        return {decode(key, Any): decode(value, Any) for key, value in rows}
+
+
+def _records(source: IO[bytes]) -> Any:
+    """Yield ``(key, value)`` pairs from a snapshot stream after its header."""
+    while True:
+        head = source.read(_LENGTH.size)
+        if not head:
+            return
+        key = _read(source, head)
+        value = _read(source, source.read(_LENGTH.size))
+        yield key, value
+
+
+def _read(source: IO[bytes], head: bytes) -> bytes:
+    if len(head) != _LENGTH.size:
+        raise StorageError("truncated key-value snapshot")
+    (length,) = _LENGTH.unpack(head)
+    data = source.read(length)
+    if len(data) != length:
+        raise StorageError("truncated key-value snapshot")
+    return data
