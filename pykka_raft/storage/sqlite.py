@@ -110,6 +110,13 @@ _ADVICE = (
 
 
 @attrs.frozen
+class _Flush:
+    """Internal: commit the open batch. Told to itself when a batch starts, so it arrives
+    behind every message queued then: those may join the batch, and the batch is committed
+    even if none of them is a storage message (a proxy call, for instance)."""
+
+
+@attrs.frozen
 class _SnapshotFileBuilt:
     """Internal: a background thread finished writing a snapshot file (or failed)."""
 
@@ -185,6 +192,9 @@ class SqliteStore(RaftStorage):
         self.max_batch = max_batch
         self.stats = CommitStats()
         self.durable_state_machine = isinstance(machine, SqliteStateMachine)
+        # The stock key-value apply never raises ApplicationError (and any other error
+        # fails the store): it needs no savepoint per entry. Subclasses get one.
+        self._apply_never_refuses = type(machine).apply is SqliteKeyValueStateMachine.apply
         self.db_path = self.directory / DATABASE
         self.snapshot_dir = self.directory / SNAPSHOTS
 
@@ -193,6 +203,7 @@ class SqliteStore(RaftStorage):
         self._txn: str | None = None  # the open transaction's level, None if none is open
         self._deferred: list[tuple[Reply, Any]] = []  # answers waiting for the commit
         self._in_batch = 0
+        self._flush_told = False  # a _Flush is on its way through the inbox
         self._failed: BaseException | None = None
         self._receiving: Reception | None = None
         self._snapshot_fd: int | None = None
@@ -551,12 +562,19 @@ class SqliteStore(RaftStorage):
             if isinstance(message, Call):
                 _deliver_error(message.reply, refusal)
                 return None
+            if isinstance(message, _Flush):
+                self._flush_told = False
+                return None
             if isinstance(message, _SnapshotFileBuilt):
                 _deliver_error(message.reply, refusal)
                 with contextlib.suppress(OSError):
                     message.path.unlink()
                 return None
             raise refusal
+        if isinstance(message, _Flush):
+            self._flush_told = False
+            self._flush()
+            return None
         if isinstance(message, Call) and isinstance(message.message, GROUPABLE):
             self._grouped(message.message, message.reply)
             return None
@@ -585,7 +603,12 @@ class SqliteStore(RaftStorage):
         self._deferred.append((reply, value))
         self._in_batch += 1
         if self.group_commit and len(self._deferred) < self.max_batch and self._queued() > 0:
-            return  # more is queued: it may join this transaction
+            # More is queued: it may join this transaction. The commit comes at the latest
+            # with the _Flush told now, behind everything queued so far.
+            if not self._flush_told:
+                self._flush_told = True
+                self.actor_ref.tell(_Flush())
+            return
         self._flush()
 
     def _handle_alone(self, message: Any) -> Any:
@@ -707,7 +730,7 @@ class SqliteStore(RaftStorage):
 
     def apply_entry(self, entry: Entry) -> Any:
         """Apply one entry; a durable state machine's refused entry is rolled back."""
-        if not self.durable_state_machine:
+        if not self.durable_state_machine or self._apply_never_refuses:
             return self.state_machine.apply(entry)
         assert self._db is not None
         self._db.execute("SAVEPOINT apply")

@@ -10,7 +10,7 @@ from __future__ import annotations
 import abc
 import sqlite3
 import struct
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import IO, Any
 
 from pykka_raft.codec import decode, encode
@@ -91,26 +91,42 @@ class SqliteStateMachine(abc.ABC):
 
 _MAGIC = b"pykka_raft kv snapshot 1\n"
 _LENGTH = struct.Struct(">I")
+_TEXT, _ENCODED = b"s", b"e"
+
+
+def _stored(value: Any) -> str | bytes:
+    """How a key or value is stored: a string as TEXT, anything else encoded (a BLOB).
+
+    SQLite keeps the two storage classes apart (a TEXT never equals a BLOB), so the
+    shortcut for strings cannot make two different keys equal.
+    """
+    return value if type(value) is str else encode(value, Any)
+
+
+def _loaded(stored: str | bytes) -> Any:
+    return stored if isinstance(stored, str) else decode(stored, Any)
 
 
 class SqliteKeyValueStateMachine(SqliteStateMachine):
     """The key-value state machine, durable: a table ``kv(key, value)`` in the store.
 
     It answers the commands of :class:`~pykka_raft.statemachine.KeyValueStateMachine`
-    (``Put``, ``Get``, ``Delete``, ``CompareAndSet``) with the same responses. Keys and
-    values are stored with :func:`pykka_raft.codec.encode`, so they come back as equal
-    values of the same types; keys are compared by that encoding (use strings, as
-    ``Put.key`` says). :meth:`dump` returns the same dict ``KeyValueStateMachine.data``
-    holds. It keeps no history of applied entries.
+    (``Put``, ``Get``, ``Delete``, ``CompareAndSet``) with the same responses. Strings are
+    stored as SQLite text; every other key or value is stored with
+    :func:`pykka_raft.codec.encode`, so it comes back as an equal value of the same type.
+    Keys are compared by what is stored (use strings, as ``Put.key`` says). :meth:`dump`
+    returns the dict ``KeyValueStateMachine.data`` would hold. It keeps no history of
+    applied entries, and its ``apply`` never refuses an entry (a subclass may: the store
+    then undoes the refused entry's writes with a savepoint).
 
-    Snapshot format: the line ``pykka_raft kv snapshot 1``, then for each key in key
-    order its encoded key and encoded value, each preceded by its length as a 4-byte
-    big-endian integer.
+    Snapshot format: the line ``pykka_raft kv snapshot 1``, then for each key in key order
+    its key and its value, each as one byte (``s``: UTF-8 text, ``e``: encoded with the
+    codec), the length of the data as a 4-byte big-endian integer, and the data.
     """
 
     def schema(self) -> tuple[str, ...]:
-        """One table, keyed by the encoded key."""
-        return ("CREATE TABLE IF NOT EXISTS kv (key BLOB PRIMARY KEY, value BLOB NOT NULL)",)
+        """One table, keyed by the stored key."""
+        return ("CREATE TABLE IF NOT EXISTS kv (key PRIMARY KEY, value NOT NULL)",)
 
     def validate(self, entry: Entry) -> None:
         """Refuse client entries that are not key-value commands."""
@@ -120,9 +136,9 @@ class SqliteKeyValueStateMachine(SqliteStateMachine):
                 f"expected Put, Get, Delete or CompareAndSet, got {type(payload.data).__name__}"
             )
 
-    def _get(self, key: bytes) -> Any:
+    def _get(self, key: str | bytes) -> Any:
         row = self.db.execute("SELECT value FROM kv WHERE key = ?", (key,)).fetchone()
-        return None if row is None else decode(row[0], Any)
+        return None if row is None else _loaded(row[0])
 
     def apply(self, entry: Entry) -> Any:
         """Apply one entry (blank and configuration entries respond ``None``)."""
@@ -131,26 +147,26 @@ class SqliteKeyValueStateMachine(SqliteStateMachine):
             return None
         command = payload.data
         if isinstance(command, Put):
-            key = encode(command.key, Any)
+            key = _stored(command.key)
             previous = self._get(key)
             self.db.execute(
-                "INSERT OR REPLACE INTO kv VALUES (?, ?)", (key, encode(command.value, Any))
+                "INSERT OR REPLACE INTO kv VALUES (?, ?)", (key, _stored(command.value))
             )
             return previous
         if isinstance(command, Get):
-            return self._get(encode(command.key, Any))
+            return self._get(_stored(command.key))
         if isinstance(command, Delete):
-            key = encode(command.key, Any)
+            key = _stored(command.key)
             previous = self._get(key)
             if previous is not None:
                 self.db.execute("DELETE FROM kv WHERE key = ?", (key,))
             return previous
         if isinstance(command, CompareAndSet):
-            key = encode(command.key, Any)
+            key = _stored(command.key)
             previous = self._get(key)
             if previous == command.expected:
                 self.db.execute(
-                    "INSERT OR REPLACE INTO kv VALUES (?, ?)", (key, encode(command.new, Any))
+                    "INSERT OR REPLACE INTO kv VALUES (?, ?)", (key, _stored(command.new))
                 )
                 return CasResult(True, previous)
             return CasResult(False, previous)
@@ -170,7 +186,7 @@ class SqliteKeyValueStateMachine(SqliteStateMachine):
             try:
                 out.write(_MAGIC)
                 for key, value in reader.execute("SELECT key, value FROM kv ORDER BY key"):
-                    out.write(_LENGTH.pack(len(key)) + key + _LENGTH.pack(len(value)) + value)
+                    out.write(_record(key) + _record(value))
             finally:
                 reader.close()
 
@@ -186,25 +202,32 @@ class SqliteKeyValueStateMachine(SqliteStateMachine):
     def dump(self) -> dict[Any, Any]:
         """Every key and value, decoded."""
         rows = self.db.execute("SELECT key, value FROM kv ORDER BY key")
-        return {decode(key, Any): decode(value, Any) for key, value in rows}
+        return {_loaded(key): _loaded(value) for key, value in rows}
 
 
-def _records(source: IO[bytes]) -> Any:
+def _record(stored: str | bytes) -> bytes:
+    if isinstance(stored, str):
+        data = stored.encode()
+        return _TEXT + _LENGTH.pack(len(data)) + data
+    return _ENCODED + _LENGTH.pack(len(stored)) + stored
+
+
+def _records(source: IO[bytes]) -> Iterator[tuple[str | bytes, str | bytes]]:
     """Yield ``(key, value)`` pairs from a snapshot stream after its header."""
     while True:
-        head = source.read(_LENGTH.size)
-        if not head:
+        kind = source.read(1)
+        if not kind:
             return
-        key = _read(source, head)
-        value = _read(source, source.read(_LENGTH.size))
-        yield key, value
+        key = _read(source, kind)
+        yield key, _read(source, source.read(1))
 
 
-def _read(source: IO[bytes], head: bytes) -> bytes:
-    if len(head) != _LENGTH.size:
-        raise StorageError("truncated key-value snapshot")
+def _read(source: IO[bytes], kind: bytes) -> str | bytes:
+    head = source.read(_LENGTH.size)
+    if kind not in (_TEXT, _ENCODED) or len(head) != _LENGTH.size:
+        raise StorageError("truncated or damaged key-value snapshot")
     (length,) = _LENGTH.unpack(head)
     data = source.read(length)
     if len(data) != length:
         raise StorageError("truncated key-value snapshot")
-    return data
+    return data.decode() if kind == _TEXT else data

@@ -518,3 +518,32 @@ def test_a_node_whose_disk_fills_stops_and_acknowledges_nothing_that_failed(
     log = {e.index: e.payload for e in store.ask(GetLogEntries(1, 10_000))}
     for i, index in acknowledged:
         assert log[index] == EntryNormal(Put(f"k{i}", "x" * 900))
+
+
+class GatedStore(SqliteStore):
+    """Holds its first hard state write until the test opens the gate, so that messages
+    queue up behind it."""
+
+    gate = __import__("threading").Event()
+
+    def save_hard_state(self, hard_state: Any) -> None:
+        GatedStore.gate.wait(TIMEOUT)
+        super().save_hard_state(hard_state)
+
+
+def test_a_batch_is_committed_even_if_only_a_proxy_call_followed_it(tmp_path: Path) -> None:
+    """A deferred batch must not wait for a storage message that never comes: the last
+    message queued behind it here is a Pykka proxy call, which the store never sees."""
+    GatedStore.gate.clear()
+    store = GatedStore.start(tmp_path / "n1", 1)
+    first = CommitChecking(tmp_path / "n1" / DATABASE, 0, [])
+    second = CommitChecking(tmp_path / "n1" / DATABASE, 1, [])
+    store.tell(Call(SaveHardState(__import__("pykka_raft").HardState(1, 1, MEMBERS)), first))
+    store.tell(Call(ReplicateToLog(puts(1, 1, 1)), second))
+    stats = store.proxy().commit_stats()
+    GatedStore.gate.set()
+    stats.get(timeout=TIMEOUT)
+    first.future.get(timeout=TIMEOUT)
+    second.future.get(timeout=TIMEOUT)
+    assert second.seen == [(1, True)]
+    assert store.proxy().commit_stats().get(timeout=TIMEOUT).commits == 1  # one shared commit
