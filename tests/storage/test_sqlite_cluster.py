@@ -60,7 +60,10 @@ def test_a_follower_catches_up_through_a_snapshot_and_everyone_restarts(
         last = 0
         for i in range(120):
             last = cluster.write(Put(f"k{i % 7}", {"i": i, "t": (i, "x")})).index
-        assert cluster.nodes[leader].ask(GetMetrics(), timeout=10).snapshot_index > behind + 1
+        # The leader compacts past what the follower holds (snapshots build in the background).
+        cluster.hub.wait_for(
+            lambda m: m[leader].snapshot_index > behind + 1, 30, "the leader to compact"
+        )
         cluster.restore(follower)
         cluster.wait_applied(last, timeout=30)
         states = {n: cluster.dump(n).state_machine for n in (1, 2, 3)}
