@@ -220,12 +220,18 @@ class SqliteStore(RaftStorage):
         self._snapshot_file: str | None = None
         self._snapshot_checksum: str | None = None
 
-        self.directory.mkdir(parents=True, exist_ok=True)
-        self._lock: DirectoryLock | None = DirectoryLock(self.directory)
+        self._lock: DirectoryLock | None = None
         try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            self._lock = DirectoryLock(self.directory)
             self._open()
-        except BaseException:
+        except BaseException as exc:
             self._close()
+            if isinstance(exc, (OSError, sqlite3.OperationalError)):
+                raise StorageError(
+                    f"{self.directory}: cannot open the data directory ({exc}); check that "
+                    "it exists, is writable by this process and that the disk is healthy"
+                ) from exc
             raise
         self.stats = CommitStats()  # count from here: not the opening's own transactions
 
@@ -253,6 +259,8 @@ class SqliteStore(RaftStorage):
                 problems = "; ".join(row[0] for row in check[:3])
                 raise self._damaged(self.db_path, f"the database is corrupt ({problems})")
             tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master")}
+        except sqlite3.OperationalError:
+            raise  # cannot open or read (permissions, I/O): not a verdict on the data
         except sqlite3.DatabaseError as exc:
             raise self._damaged(
                 self.db_path, f"the database is corrupt or truncated ({exc})"
@@ -268,6 +276,8 @@ class SqliteStore(RaftStorage):
         try:
             self._check_identity(marker)
             self._load()
+        except sqlite3.OperationalError:
+            raise
         except sqlite3.DatabaseError as exc:
             raise self._damaged(self.db_path, f"the database is corrupt ({exc})") from exc
         except DecodeError as exc:

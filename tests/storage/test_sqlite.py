@@ -547,3 +547,9 @@ def test_a_batch_is_committed_even_if_only_a_proxy_call_followed_it(tmp_path: Pa
     second.future.get(timeout=TIMEOUT)
     assert second.seen == [(1, True)]
     assert store.proxy().commit_stats().get(timeout=TIMEOUT).commits == 1  # one shared commit
+
+
+def test_a_directory_that_cannot_be_opened_is_a_clear_error(tmp_path: Path) -> None:
+    (tmp_path / "a file").write_text("not a directory")
+    with pytest.raises(StorageError, match="cannot open the data directory"):
+        start(tmp_path / "a file" / "n1")
