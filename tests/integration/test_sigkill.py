@@ -15,7 +15,7 @@ from crashloop import ChildProcess, Cluster, inspect, one_round, run_crash_loop
 
 from pykka_raft import StorageError
 
-KILLS = int(os.environ.get("PYKKA_RAFT_CRASH_KILLS", "9"))
+KILLS = int(os.environ.get("PYKKA_RAFT_CRASH_KILLS", "6"))
 
 
 def test_no_acknowledged_write_is_lost_across_sigkills(tmp_path: Path) -> None:
