@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from pykka_raft import KeyValueStateMachine, SqliteStore
+from pykka_raft import SqliteStore
 from pykka_raft.storage.sqlite_kv import SqliteKeyValueStateMachine
 from pykka_raft.testing.conformance import (
     MemStoreConformance,
@@ -45,6 +45,3 @@ class TestSqliteStoreWithoutGroupCommit(StorageConformance):
             RejectingSqliteKeyValueStateMachine() if rejecting else SqliteKeyValueStateMachine()
         )
         return SqliteStore.start(place, 7, machine, group_commit=False)
-
-
-_ = KeyValueStateMachine
