@@ -23,6 +23,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from bench import durable
+
 ROOT = Path(__file__).resolve().parent.parent
 FIXED_RATE = 1000  # writes/s offered in the fixed-load phase (below every system's saturation)
 
@@ -233,6 +235,7 @@ def main() -> int:
     parser.add_argument("--chart", default=str(ROOT / "docs" / "benchmarks.png"))
     parser.add_argument("--quick", action="store_true", help="shorter phases (a smoke run)")
     parser.add_argument("--skip-pysyncobj", action="store_true")
+    parser.add_argument("--skip-durable", action="store_true", help="no SqliteStore group")
     args = parser.parse_args()
 
     info = machine()
@@ -250,7 +253,16 @@ def main() -> int:
         results[key] = run_group(group, options, args.quick)
         print(f"done in {time.monotonic() - t0:.0f}s", flush=True)
 
+    durable_result = None
+    if not args.skip_durable:  # SqliteStore against plain SQLite on this disk (bench.durable)
+        print("[durable] SqliteStore, 3 nodes, against plain SQLite ...", end=" ", flush=True)
+        t0 = time.monotonic()
+        durable_result = durable.run(args.quick)
+        print(f"done in {time.monotonic() - t0:.0f}s", flush=True)
     tracked = ratios(results) if "raft5" in results else []
+    if durable_result is not None:
+        results["durable"] = durable_result
+        tracked += durable.ratios(durable_result)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     document = {
@@ -265,8 +277,10 @@ def main() -> int:
     }
     (out / "results.json").write_text(json.dumps(document, indent=2) + "\n")
     text = table(results, labels)
+    if durable_result is not None:
+        text += "\n\n" + durable.table(durable_result)
     ratio_lines = ["| ratio | value | target |", "|---|---:|---|"] + [
-        f"| {name} | {value:.2f} | {target} {'met' if met else 'NOT met'} |"
+        f"| {name} | {value:.2f} | {target} {'' if met is None else 'met' if met else 'NOT met'} |"
         for name, value, target, met in tracked
     ]
     markdown = (

@@ -108,16 +108,22 @@ from pykka_raft.storage import (
     ApplyToStateMachine,
     CreateSnapshot,
     DeleteLogsFrom,
+    DumpStorage,
     GetInitialState,
     GetLogEntries,
     InstallSnapshot,
+    InvalidRequest,
     RaftStorage,
     ReadSnapshotChunk,
     ReplicateToLog,
     SaveHardState,
+    SqliteKeyValueStateMachine,
+    SqliteStateMachine,
+    SqliteStore,
+    StorageDump,
     WriteSnapshotChunk,
 )
-from pykka_raft.storage.memory import DumpStorage, MemStore, MemStoreData, StorageDump
+from pykka_raft.storage.memory import MemStore, MemStoreData
 from pykka_raft.types import LogId, LogIndex, NodeId, Term
 
 for _cls in (Put, Get, Delete, CompareAndSet, CasResult):
@@ -173,6 +179,7 @@ __all__ = [
     "InstallSnapshotRequest",
     "InstallSnapshotResponse",
     "InternalError",
+    "InvalidRequest",
     "Isolate",
     "KeyValueStateMachine",
     "LeadershipLost",
@@ -214,6 +221,9 @@ __all__ = [
     "SnapshotMeta",
     "SnapshotPolicy",
     "SnapshotsUnsupported",
+    "SqliteKeyValueStateMachine",
+    "SqliteStateMachine",
+    "SqliteStore",
     "State",
     "StateMachine",
     "StorageDump",

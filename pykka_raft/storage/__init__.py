@@ -3,6 +3,10 @@
 - :mod:`~pykka_raft.storage.contract`: the storage messages, the durability contract and
   the :class:`RaftStorage` base actor.
 - :mod:`~pykka_raft.storage.memory`: :class:`MemStore`, the in-memory reference storage.
+- :mod:`~pykka_raft.storage.sqlite`: :class:`SqliteStore`, the durable storage (one data
+  directory per node), and :mod:`~pykka_raft.storage.sqlite_kv` with the state machines
+  that live in its database (:class:`SqliteKeyValueStateMachine`).
+- :mod:`~pykka_raft.storage.files`: durable file helpers (directory sync, atomic writes).
 """
 
 from pykka_raft.storage.contract import (
@@ -11,16 +15,21 @@ from pykka_raft.storage.contract import (
     ApplyToStateMachine,
     CreateSnapshot,
     DeleteLogsFrom,
+    DumpStorage,
     GetInitialState,
     GetLogEntries,
     InstallSnapshot,
+    InvalidRequest,
     RaftStorage,
     ReadSnapshotChunk,
     ReplicateToLog,
     SaveHardState,
+    StorageDump,
     WriteSnapshotChunk,
 )
-from pykka_raft.storage.memory import DumpStorage, MemStore, MemStoreData, StorageDump
+from pykka_raft.storage.memory import MemStore, MemStoreData
+from pykka_raft.storage.sqlite import SqliteStore
+from pykka_raft.storage.sqlite_kv import SqliteKeyValueStateMachine, SqliteStateMachine
 
 __all__ = [
     "STORAGE_MESSAGES",
@@ -32,12 +41,16 @@ __all__ = [
     "GetInitialState",
     "GetLogEntries",
     "InstallSnapshot",
+    "InvalidRequest",
     "MemStore",
     "MemStoreData",
     "RaftStorage",
     "ReadSnapshotChunk",
     "ReplicateToLog",
     "SaveHardState",
+    "SqliteKeyValueStateMachine",
+    "SqliteStateMachine",
+    "SqliteStore",
     "StorageDump",
     "WriteSnapshotChunk",
 ]

@@ -17,7 +17,9 @@ blocks on them. Applications and tests may also ``ask`` a storage actor directly
 * apply entries to the state machine exactly once and in index order, and report
   ``last_applied`` truthfully in ``GetInitialState``;
 * fail loudly: an exception from any message but an application rejection in
-  ``AppendEntryToLog`` stops the node (it cannot know what was persisted).
+  ``AppendEntryToLog`` stops the node (it cannot know what was persisted). A state
+  machine's :class:`~pykka_raft.errors.ApplicationError` at apply time is not a failure:
+  :meth:`RaftStorage.apply_to_state_machine` returns it as that entry's response.
 
 **Snapshots** (``docs/snapshots.md``). ``CreateSnapshot`` builds a snapshot of the state
 machine and drops the log through it; :class:`RaftStorage` captures the state on the
@@ -33,6 +35,7 @@ from __future__ import annotations
 
 import abc
 import contextlib
+import copy
 import itertools
 import threading
 from typing import Any
@@ -41,7 +44,7 @@ import attrs
 import pykka
 
 from pykka_raft.calls import Call, answer
-from pykka_raft.errors import SnapshotsUnsupported, UnknownMessage
+from pykka_raft.errors import ApplicationError, RaftError, SnapshotsUnsupported, UnknownMessage
 from pykka_raft.messages import (
     Entry,
     EntryBlank,
@@ -170,6 +173,47 @@ class InstallSnapshot:
     meta: SnapshotMeta
 
 
+class InvalidRequest(RaftError, ValueError):
+    """A storage request that makes no sense, refused before anything was changed: an
+    entry that would leave a gap in the log, a snapshot chunk out of order, the install
+    of a snapshot not fully received, deleting applied entries.
+
+    Sent by a Raft node, it stops the node like any storage error (the node has a bug or
+    the storage lost data); asked directly, the storage stays usable.
+    """
+
+
+@attrs.frozen
+class DumpStorage:
+    """Ask any storage for a copy of its contents, for tests and checks.
+
+    Replies :class:`StorageDump`. :class:`RaftStorage` answers it from its own methods
+    (:meth:`RaftStorage.dump_storage`); a storage may override that with something cheaper.
+    Not part of what a Raft node sends: the testing tools use it to compare nodes.
+    """
+
+
+@attrs.frozen
+class StorageDump:
+    """A copy of a storage's contents, for assertions.
+
+    Attributes:
+        hard_state: the last saved hard state.
+        log: every entry the log holds (those after the snapshot), in index order.
+        last_applied: the index the state machine has applied through.
+        state_machine: comparable data of the state machine (see
+            :meth:`RaftStorage.dump_state_machine`): equal on two nodes that applied the
+            same entries.
+        snapshot: the current snapshot's meta, or ``None``.
+    """
+
+    hard_state: HardState
+    log: tuple[Entry, ...]
+    last_applied: LogIndex
+    state_machine: Any
+    snapshot: SnapshotMeta | None = None
+
+
 @attrs.frozen
 class SnapshotBuilt:
     """Internal: a background build of ``request`` finished (``data`` or ``error``)."""
@@ -207,6 +251,9 @@ class RaftStorage(pykka.ThreadingActor, abc.ABC):
     def __init__(self, state_machine: StateMachine) -> None:
         super().__init__()
         self.state_machine = state_machine
+        # The index the state machine applied through, as far as this actor has seen
+        # (applies and installs); ``None`` until then. Only the default dump reads it.
+        self._applied_seen: LogIndex | None = None
 
     _builds = itertools.count(1)
 
@@ -287,6 +334,7 @@ class RaftStorage(pykka.ThreadingActor, abc.ABC):
             return None
         if isinstance(message, InstallSnapshot):
             self.install_snapshot(message.meta)
+            self._applied_seen = message.meta.last_included.index
             return None
         if isinstance(message, CreateSnapshot):  # a plain ask: build right here
             data = self.state_machine.snapshot()()
@@ -294,8 +342,40 @@ class RaftStorage(pykka.ThreadingActor, abc.ABC):
         return self.handle_other(message)
 
     def handle_other(self, message: Any) -> Any:
-        """Messages beyond the contract (e.g. test dumps); the default refuses them."""
+        """Messages beyond the contract: the default answers :class:`DumpStorage` and
+        refuses everything else with :class:`~pykka_raft.errors.UnknownMessage`.
+
+        Override it for messages of your own, and call ``super().handle_other(message)``
+        for the rest.
+        """
+        if isinstance(message, DumpStorage):
+            return self.dump_storage()
         raise UnknownMessage(type(self).__name__, message)
+
+    def dump_storage(self) -> StorageDump:
+        """A :class:`StorageDump` built from this storage's own methods.
+
+        The hard state, snapshot and log come from :meth:`get_initial_state` and
+        :meth:`get_log_entries`; ``last_applied`` is the index this actor last applied or
+        installed through (the reported one before that), and the state machine's data
+        comes from :meth:`dump_state_machine`.
+        """
+        initial = self.get_initial_state()
+        start = initial.snapshot.last_included.index + 1 if initial.snapshot else 1
+        log = self.get_log_entries(start, initial.last_log_id.index + 1)
+        applied = initial.last_applied if self._applied_seen is None else self._applied_seen
+        return StorageDump(
+            initial.hard_state, log, applied, self.dump_state_machine(), initial.snapshot
+        )
+
+    def dump_state_machine(self) -> Any:
+        """Comparable data of the state machine: its ``dump()`` if it has one, else a deep
+        copy of its ``data`` attribute (the dict of
+        :class:`~pykka_raft.statemachine.KeyValueStateMachine`), else ``None``."""
+        dump = getattr(self.state_machine, "dump", None)
+        if callable(dump):
+            return dump()
+        return copy.deepcopy(getattr(self.state_machine, "data", None))
 
     def append_entry_to_log(self, entries: tuple[Entry, ...]) -> dict[LogIndex, BaseException]:
         """Validate the leader's entries, blank the refused ones, and write them all."""
@@ -317,11 +397,32 @@ class RaftStorage(pykka.ThreadingActor, abc.ABC):
         self.state_machine.validate(entry)
 
     def apply_to_state_machine(self, entries: tuple[Entry, ...]) -> tuple[Any, ...]:
-        """Apply entries in order through the state machine and record ``last_applied``."""
-        responses = tuple(self.state_machine.apply(entry) for entry in entries)
+        """Apply entries in order through :meth:`apply_entry` and record ``last_applied``.
+
+        A state machine that refuses one entry deterministically raises
+        :class:`~pykka_raft.errors.ApplicationError`: that exception becomes the entry's
+        response (the node answers the client with it as an error) and the next entries
+        are applied as usual. Every replica refuses the same entry, so they stay equal,
+        provided the refusal had no side effects. Any other exception is fatal.
+        """
+        responses: list[Any] = []
+        for entry in entries:
+            try:
+                responses.append(self.apply_entry(entry))
+            except ApplicationError as exc:
+                responses.append(exc)
         if entries:
             self.set_last_applied(entries[-1].index)
-        return responses
+            self._applied_seen = entries[-1].index
+        return tuple(responses)
+
+    def apply_entry(self, entry: Entry) -> Any:
+        """Apply one committed entry through the state machine; return its response.
+
+        Override it to wrap each apply (a durable state machine undoes a refused entry's
+        partial writes here, e.g. with a savepoint).
+        """
+        return self.state_machine.apply(entry)
 
     @abc.abstractmethod
     def get_initial_state(self) -> InitialState:

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import copy
 import itertools
-from typing import Any
 
 import attrs
 
 from pykka_raft.messages import Entry, HardState, InitialState, MembershipConfig, SnapshotMeta
 from pykka_raft.statemachine import KeyValueStateMachine, StateMachine
-from pykka_raft.storage.contract import RaftStorage
+from pykka_raft.storage.contract import DumpStorage, RaftStorage, StorageDump
+
+__all__ = ["DumpStorage", "MemStore", "MemStoreData", "StorageDump"]
 from pykka_raft.types import LogId, LogIndex
 
 
@@ -43,22 +43,6 @@ class MemStoreData:
         """The entry at ``index``, if the log holds it."""
         pos = index - self.offset - 1
         return self.log[pos] if 0 <= pos < len(self.log) else None
-
-
-@attrs.frozen
-class DumpStorage:
-    """Ask a :class:`MemStore` for a copy of its contents. Replies :class:`StorageDump`."""
-
-
-@attrs.frozen
-class StorageDump:
-    """A copy of a MemStore's contents, for assertions."""
-
-    hard_state: HardState
-    log: tuple[Entry, ...]
-    last_applied: LogIndex
-    state_machine: Any
-    snapshot: SnapshotMeta | None = None
 
 
 class MemStore(RaftStorage):
@@ -171,14 +155,12 @@ class MemStore(RaftStorage):
             self.data.log.clear()  # the log does not continue the snapshot
         self.data.snapshot_meta, self.data.snapshot_data = meta, data
 
-    def handle_other(self, message: Any) -> Any:
-        """Answer :class:`DumpStorage`."""
-        if isinstance(message, DumpStorage):
-            return StorageDump(
-                self.data.hard_state,
-                tuple(self.data.log),
-                self.data.last_applied,
-                copy.deepcopy(getattr(self.state_machine, "data", None)),
-                self.data.snapshot_meta,
-            )
-        return super().handle_other(message)
+    def dump_storage(self) -> StorageDump:
+        """Answer :class:`DumpStorage` straight from :class:`MemStoreData`."""
+        return StorageDump(
+            self.data.hard_state,
+            tuple(self.data.log),
+            self.data.last_applied,
+            self.dump_state_machine(),
+            self.data.snapshot_meta,
+        )

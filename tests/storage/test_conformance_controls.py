@@ -1,0 +1,126 @@
+"""Negative controls: the conformance suite fails storages that break the contract."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pykka
+import pytest
+
+from pykka_raft import ApplicationError, Entry, HardState, MemStore, MemStoreData
+from pykka_raft.testing.conformance import (
+    MemStoreConformance,
+    StorageConformance,
+    key_value_machine,
+)
+
+
+@pytest.fixture(autouse=True)
+def _stop_actors() -> Iterator[None]:
+    yield
+    pykka.ActorRegistry.stop_all()
+
+
+def run_case(suite: type[StorageConformance], test: str, tmp_path: Path) -> None:
+    """Run one test of the suite by hand, with its harness."""
+    case = suite()
+    harness: Callable[..., Iterator[None]] = case._conformance_harness.__wrapped__  # type: ignore[attr-defined]
+    steps = harness(case, tmp_path)
+    next(steps)
+    try:
+        getattr(case, test)()
+    finally:
+        next(steps, None)
+
+
+class ForgetsTheVote(MemStoreConformance):
+    """Keeps the term but not the vote across a restart."""
+
+    def start_storage(self, place: Path, rejecting: bool = False) -> Any:
+        ref = super().start_storage(place, rejecting)
+        data: MemStoreData = self.__dict__["_data"][place]
+        data.hard_state = HardState(data.hard_state.current_term, None, data.hard_state.membership)
+        return ref
+
+
+class ForgetfulMachine(MemStoreConformance):
+    """Reports the last applied index after a restart, but with a new, empty machine."""
+
+    def start_storage(self, place: Path, rejecting: bool = False) -> Any:
+        ref = super().start_storage(place, rejecting)
+        self.__dict__["_data"][place].state_machine = key_value_machine(rejecting)
+        ref.stop()
+        return MemStore.start(data=self.__dict__["_data"][place])
+
+
+class RaisingApplyStore(MemStore):
+    """Lets the state machine's ApplicationError escape (a storage of its own making)."""
+
+    def apply_to_state_machine(self, entries: tuple[Entry, ...]) -> tuple[Any, ...]:
+        responses = tuple(self.state_machine.apply(entry) for entry in entries)
+        self.set_last_applied(entries[-1].index)
+        return responses
+
+
+class LetsApplicationErrorsEscape(MemStoreConformance):
+    def start_storage(self, place: Path, rejecting: bool = False) -> Any:
+        data = self.__dict__.setdefault("_data", {})
+        data.setdefault(place, MemStoreData(key_value_machine(rejecting)))
+        return RaisingApplyStore.start(data=data[place])
+
+
+class OverwritesOnInstallOnly(MemStoreConformance):
+    """Installs a snapshot without dropping the log that does not continue it."""
+
+    def start_storage(self, place: Path, rejecting: bool = False) -> Any:
+        data = self.__dict__.setdefault("_data", {})
+        data.setdefault(place, MemStoreData(key_value_machine(rejecting)))
+        return KeepsLogStore.start(data=data[place])
+
+
+class KeepsLogStore(MemStore):
+    def install_snapshot(self, meta: Any) -> None:
+        log = list(self.data.log)
+        super().install_snapshot(meta)
+        self.data.log[:] = [e for e in log if e.index > meta.last_included.index]
+
+
+@pytest.mark.parametrize(
+    ("suite", "test", "failure"),
+    [
+        (ForgetsTheVote, "test_hard_state_round_trip", AssertionError),
+        (ForgetfulMachine, "test_restart_reports_last_applied_truthfully", AssertionError),
+        (
+            LetsApplicationErrorsEscape,
+            "test_an_application_error_at_apply_is_the_entry_s_response",
+            ApplicationError,
+        ),
+        (
+            OverwritesOnInstallOnly,
+            "test_install_drops_a_log_whose_entry_at_the_snapshot_has_another_term",
+            AssertionError,
+        ),
+    ],
+)
+def test_the_suite_catches_a_broken_storage(
+    suite: type[StorageConformance], test: str, failure: type[Exception], tmp_path: Path
+) -> None:
+    with pytest.raises(failure):
+        run_case(suite, test, tmp_path)
+
+
+def test_the_same_tests_pass_on_memstore(tmp_path: Path) -> None:
+    """The controls above fail because of the fault, not because of the harness."""
+    for number, test in enumerate(
+        (
+            "test_hard_state_round_trip",
+            "test_restart_reports_last_applied_truthfully",
+            "test_an_application_error_at_apply_is_the_entry_s_response",
+            "test_install_drops_a_log_whose_entry_at_the_snapshot_has_another_term",
+        )
+    ):
+        place = tmp_path / str(number)
+        place.mkdir()
+        run_case(MemStoreConformance, test, place)

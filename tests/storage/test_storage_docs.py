@@ -1,0 +1,56 @@
+"""The code blocks about SqliteStore in README.md and docs/storage.md run as written."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pykka
+import pytest
+
+from pykka_raft import SqliteStore
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def block(path: str, marker: str) -> str:
+    """The one ```python block of ``path`` that contains ``marker``."""
+    text = (ROOT / path).read_text()
+    found = [b for b in re.findall(r"```python\n(.*?)```", text, re.S) if marker in b]
+    assert len(found) == 1, f"{len(found)} python blocks of {path} contain {marker!r}"
+    return found[0]
+
+
+def run(path: str, marker: str, namespace: dict[str, Any] | None = None) -> str:
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        exec(compile(block(path, marker), path, "exec"), namespace or {})
+    return out.getvalue()
+
+
+@pytest.fixture(autouse=True)
+def _stop_actors() -> Iterator[None]:
+    yield
+    pykka.ActorRegistry.stop_all()
+
+
+def test_readme_durable_cluster_survives_its_restart() -> None:
+    out = run("README.md", "def start_cluster")
+    assert re.search(r"after the restart node \d leads and reads 'hello'", out), out
+
+
+class MyStore(SqliteStore):
+    """The user's storage of the docs example: here, SqliteStore with its place."""
+
+    def __init__(self, place: Path, machine: Any) -> None:
+        super().__init__(place, 1, machine)
+
+
+# The suite subclass exactly as docs/storage.md writes it; pytest collects its tests here.
+_docs: dict[str, Any] = {"MyStore": MyStore}
+exec(compile(block("docs/storage.md", "class TestMyStore"), "docs/storage.md", "exec"), _docs)
+TestMyStoreFromTheDocs = _docs["TestMyStore"]
