@@ -73,9 +73,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     public, _ = load_keypair(secret_path)
-    print(
-        f"wrote {public_path} (copy it to every node) and {secret_path} (keep it on node {args.node})"
-    )
+    print(f"wrote {public_path} (copy it to every node)")
+    print(f"wrote {secret_path} (keep it on node {args.node} only)")
     print(f"public key of node {args.node}: {public.decode()}")
     return 0
 

@@ -24,6 +24,7 @@ from __future__ import annotations
 import struct
 from typing import Any
 
+import attrs
 import msgpack  # type: ignore[import-untyped]
 
 from pykka_raft.codec import from_primitive, to_primitive
@@ -31,6 +32,7 @@ from pykka_raft.errors import DecodeError, RaftError
 from pykka_raft.messages import (
     AppendEntriesRequest,
     AppendEntriesResponse,
+    Entry,
     InstallSnapshotRequest,
     InstallSnapshotResponse,
     RpcRequest,
@@ -129,9 +131,65 @@ def decode_header(frame: Any) -> tuple[int, int]:
     return kind, request_id
 
 
-def encode_request(request_id: int, request: RpcRequest) -> list[bytes]:
-    """The two frames of a request."""
-    return [encode_header(REQUEST, request_id), pack(to_primitive(request, RpcRequest))]
+class EntryCache:
+    """The msgpack bytes of recently sent entries, so that an entry sent to several
+    followers (or sent again) is encoded once. Holds the entries it caches, so an
+    entry's ``id`` cannot be reused while it is cached. Not thread-safe: one per I/O
+    thread."""
+
+    def __init__(self, size: int = 8192) -> None:
+        self._size = size
+        self._items: dict[int, tuple[Entry, bytes]] = {}
+
+    def packed(self, entry: Entry) -> bytes:
+        """``pack(to_primitive(entry, Entry))``, from the cache when it was done before."""
+        hit = self._items.get(id(entry))
+        if hit is not None and hit[0] is entry:
+            return hit[1]
+        data = pack(to_primitive(entry, Entry))
+        if len(self._items) >= self._size:
+            del self._items[next(iter(self._items))]  # the oldest
+        self._items[id(entry)] = (entry, data)
+        return data
+
+
+def _map_header(size: int) -> bytes:
+    if size < 16:
+        return bytes((0x80 | size,))
+    return (
+        (b"\xde" + size.to_bytes(2, "big")) if size < 1 << 16 else b"\xdf" + size.to_bytes(4, "big")
+    )
+
+
+def _array_header(size: int) -> bytes:
+    if size < 16:
+        return bytes((0x90 | size,))
+    return (
+        (b"\xdc" + size.to_bytes(2, "big")) if size < 1 << 16 else b"\xdd" + size.to_bytes(4, "big")
+    )
+
+
+def encode_request(
+    request_id: int, request: RpcRequest, cache: EntryCache | None = None
+) -> list[bytes]:
+    """The two frames of a request.
+
+    With a ``cache``, the entries of an AppendEntries are taken from (and added to) it:
+    the bytes are the same as without one (msgpack of the codec's primitive form).
+    """
+    header = encode_header(REQUEST, request_id)
+    if cache is None or not isinstance(request, AppendEntriesRequest) or not request.entries:
+        return [header, pack(to_primitive(request, RpcRequest))]
+    primitive = to_primitive(attrs.evolve(request, entries=()), RpcRequest)
+    chunks = [_map_header(len(primitive))]
+    for key, value in primitive.items():
+        chunks.append(pack(key))
+        if key == "entries":
+            chunks.append(_array_header(len(request.entries)))
+            chunks.extend(cache.packed(entry) for entry in request.entries)
+        else:
+            chunks.append(pack(value))
+    return [header, b"".join(chunks)]
 
 
 def encode_response(request_id: int, response: Any) -> list[bytes]:

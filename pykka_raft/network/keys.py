@@ -114,7 +114,10 @@ def generate_keypair(
     if not overwrite:
         for path in (public_path, secret_path):
             if path.exists():
-                raise FileExistsError(f"{path} exists: a node keeps its key (replace it with overwrite=True, or keygen --force)")
+                raise FileExistsError(
+                    f"{path} exists: a node keeps its key (replace it with overwrite=True, "
+                    "or keygen --force)"
+                )
     public, secret = zmq.curve_keypair()
     flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC
     fd = os.open(secret_path, flags, 0o600)
