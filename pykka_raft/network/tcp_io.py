@@ -57,6 +57,7 @@ BATCH = 256  # messages read from one socket before the loop looks at the others
 LOG_INTERVAL = 5.0  # seconds between two log lines of one kind of refusal
 KEY_RELOAD_INTERVAL = 1.0  # seconds between two reads of the key directory
 RTT_SAMPLES = 1024
+REFUSED_RETRY = 1.0  # seconds before connecting again to a peer that refused the handshake
 REMEMBERED_IDS = 4096  # answered or timed-out request ids kept to tell late from bogus
 
 
@@ -135,6 +136,7 @@ class _Peer:
         self.timeouts = 0
         self.failures = 0
         self.rtt_ms: collections.deque[float] = collections.deque(maxlen=RTT_SAMPLES)
+        self.retry_at = 0.0  # after a refused handshake: no new connection before this
 
     def metrics(self) -> PeerMetrics:
         ordered = sorted(self.rtt_ms)
@@ -487,6 +489,11 @@ class IoLoop:
         if peer is None:
             peer = self.peers[dst] = _Peer(dst)
         if peer.socket is None or peer.address != address:
+            if peer.address == address and time.monotonic() < peer.retry_at:
+                self._fail(
+                    reply, peer, Unreachable(f"node {dst} at {address} refused the handshake")
+                )
+                return
             error = self._connect(peer, address)
             if error is not None:
                 self._fail(reply, peer, error)
@@ -900,6 +907,12 @@ class IoLoop:
                     "the handshake failed (it does not accept this node's key, its key is "
                     f"not the one expected, or one side is insecure): {_event_text(event)}",
                 )
+                # libzmq gives up a connection whose handshake failed: open a new one on
+                # the next request after a pause (the key may be accepted by then).
+                self._reload_keys()
+                peer.retry_at = time.monotonic() + REFUSED_RETRY
+                self._close_peer_socket(peer)
+                return
 
     def _router_events(self) -> None:
         for _ in range(BATCH):
