@@ -93,6 +93,9 @@ class _RaftNode:
         storage = MemStore.start(KeyValueStateMachine(keep_history=False))
         self.raft = Raft.start(node_id, self.config, self.network, storage)
         self.network.ask(Register(node_id, self.raft))
+        from pykka_raft import GetMetrics
+
+        self.raft.ask(GetMetrics(), timeout=10)  # answered once the node has started
         self.address = self.network.address
         self.id = node_id
 

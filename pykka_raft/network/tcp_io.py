@@ -392,10 +392,12 @@ class IoLoop:
 
     def _step(self, events: dict[Any, int]) -> None:
         if self.wake_r in events:
-            self.wake_pending = False
+            # Drain first, then clear: a submitter that finds the flag clear writes a new
+            # byte, which this drain can no longer swallow (the next poll wakes for it).
             with contextlib.suppress(BlockingIOError):
                 while os.read(self.wake_r, 4096):
                     pass
+            self.wake_pending = False
         self._process_inbox()
         if self.router in events:
             self._recv_requests()

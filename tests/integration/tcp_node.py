@@ -103,6 +103,7 @@ class Node:
         self.storage = _KvMemStore.start(self.state_machine)
         self.raft = Raft.start(args.id, self.config, self.network, self.storage)
         self.network.ask(Register(args.id, self.raft))
+        self.raft.ask(GetMetrics(), timeout=TIMEOUT)  # answered once the node has started
         self.id = args.id
 
     def handle(self, command: dict[str, Any]) -> Any:
