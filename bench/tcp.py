@@ -120,6 +120,7 @@ class _RaftNode:
             return {
                 "leader": m.state is State.LEADER,
                 "term": m.current_term,
+                "cpu_s": time.process_time(),
                 "last_log_index": m.last_log_index,
                 "last_applied": m.last_applied,
             }
@@ -198,6 +199,7 @@ class _PsoNode:
             return {
                 "leader": obj._isReady() and leader is not None and str(leader) == self.address,
                 "term": obj.raftCurrentTerm,
+                "cpu_s": time.process_time(),
             }
         if op == "net":
             return {}
@@ -352,10 +354,20 @@ def run_system(options: dict[str, Any], workdir: Path) -> dict[str, Any]:
                     break
             else:
                 time.sleep(0.1)  # waiting for the election of the system under test
-        start_terms = [p.cmd("state")["term"] for p in processes]
+        start = [p.cmd("state") for p in processes]
+        t0 = time.monotonic()
         result: dict[str, Any] = leader.cmd("run")
-        end_terms = [p.cmd("state")["term"] for p in processes]
-        result["leader_changes"] = max(end_terms) - max(start_terms)
+        wall = time.monotonic() - t0
+        end = [p.cmd("state") for p in processes]
+        result["leader_changes"] = max(e["term"] for e in end) - max(s["term"] for s in start)
+        # CPU of each process over the whole run (throughput and sequential phases), as a
+        # share of one core: the leader's near 1.0 means its interpreter lock bounds it.
+        result["cpu_share_of_a_core"] = {
+            ("leader" if p is leader else f"follower {i}"): round(
+                (e["cpu_s"] - s["cpu_s"]) / wall, 2
+            )
+            for i, (p, s, e) in enumerate(zip(processes, start, end, strict=True))
+        }
         result["network"] = leader.cmd("net")
         if options.get("profile"):
             for p in processes:

@@ -66,7 +66,7 @@ def test_malformed_keys_are_refused(tmp_path: Path) -> None:
     with pytest.raises(CurveKeyError, match="no secret key"):
         load_keypair(tmp_path / "node-1.key")
     (tmp_path / "node-7.key").write_text("garbage")
-    with pytest.raises(CurveKeyError, match="node-7.key"):
+    with pytest.raises(CurveKeyError, match=r"node-7\.key"):
         load_public_keys(tmp_path)
     with pytest.raises(CurveKeyError, match="does not exist"):
         load_public_keys(tmp_path / "missing")

@@ -204,7 +204,7 @@ def test_a_request_without_an_answer_times_out_as_unreachable(tcp_keys: Path) ->
 def test_a_node_that_is_not_registered_answers_unreachable(tcp_keys: Path) -> None:
     one, two, _ = secure_pair(tcp_keys)
     one.ask(Unregister(1))
-    with pytest.raises(Unreachable, match="node 1 answered Unreachable.*not running"):
+    with pytest.raises(Unreachable, match=r"node 1 answered Unreachable.*not running"):
         call_when_connected(two, vote(1, 2))
 
 
@@ -225,7 +225,7 @@ def test_stopping_answers_every_waiting_request(tcp_keys: Path) -> None:
 
 
 def test_a_request_over_the_size_cap_is_refused_at_once(tcp_keys: Path) -> None:
-    one, two, _ = secure_pair(tcp_keys, max_frame_bytes=1000)
+    _, two, _ = secure_pair(tcp_keys, max_frame_bytes=1000)
     big = requests(target=1, source=2)[3]
     big = type(big)(1, 3, 2, big.meta, 0, b"x" * 2000, True)
     with pytest.raises(RpcError, match="too large"):
@@ -532,7 +532,7 @@ def test_a_late_response_is_counted_not_delivered() -> None:
 
 
 def test_many_threads_may_send_at_once(tcp_keys: Path) -> None:
-    _, two, echo = secure_pair(tcp_keys)
+    _, two, _ = secure_pair(tcp_keys)
     call_when_connected(two, vote(1, 2))
     answers: list[Any] = []
     lock = threading.Lock()
