@@ -478,10 +478,32 @@ def main(argv: list[str]) -> int:
             _DUMP_PROFILE = _profile_threads(profile)
         node_main(options)
         return 0
+    if "--profile" in argv:
+        return profile_raft(quick="--quick" in argv)
     quick = "--quick" in argv
     results = run(quick, skip_pysyncobj="--skip-pysyncobj" in argv)
     print(table(results))
     print(json.dumps(results))
+    return 0
+
+
+def profile_raft(quick: bool) -> int:
+    """``python -m bench.tcp --profile``: the pykka_raft (CURVE) system once more under
+    cProfile (every thread of every process); prints each process's busiest functions.
+    The profiler slows Python code down several times: read shares, not times."""
+    import pstats
+
+    if quick:
+        os.environ["PYKKA_RAFT_BENCH_QUICK"] = "1"
+    with tempfile.TemporaryDirectory(prefix="pykka-raft-bench-tcp-") as tmp:
+        result = run_system({"system": "pykka_raft", "profile": True}, Path(tmp))
+        print(
+            f"throughput {result['throughput_10B_per_s']:,.0f} writes/s under the profiler; "
+            f"CPU share of a core: {result['cpu_share_of_a_core']}"
+        )
+        for name, path in result["profiles"].items():
+            print(f"\n===== {name}")
+            pstats.Stats(path).sort_stats("tottime").print_stats(30)
     return 0
 
 
