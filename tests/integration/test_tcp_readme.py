@@ -64,7 +64,7 @@ def test_three_processes_from_the_readme(tmp_path: Path) -> None:
         for p in procs:
             p.kill()
             p.wait()
-    for p, (out, err) in zip(procs, outputs, strict=True):
+    for p, (_out, err) in zip(procs, outputs, strict=True):
         assert p.returncode == 0, err[-2000:]
     text = "".join(out for out, _ in outputs)
     leaders = set(re.findall(r"node (\d) leads and wrote", text))
