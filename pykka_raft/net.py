@@ -15,6 +15,14 @@ from __future__ import annotations
 import argparse
 import sys
 
+try:
+    import msgpack  # type: ignore[import-untyped]  # noqa: F401
+    import zmq  # noqa: F401
+except ImportError as exc:  # pragma: no cover - depends on the installation
+    raise ImportError(
+        "pykka_raft.net needs the [net] extra (pyzmq and msgpack): pip install 'pykka_raft[net]'"
+    ) from exc
+
 from pykka_raft.network.keys import (
     CurveKeyError,
     CurveKeys,
