@@ -57,6 +57,7 @@ BATCH = 256  # messages read from one socket before the loop looks at the others
 LOG_INTERVAL = 5.0  # seconds between two log lines of one kind of refusal
 KEY_RELOAD_INTERVAL = 1.0  # seconds between two reads of the key directory
 RTT_SAMPLES = 1024
+MAX_PEERS = 1024  # peers with metrics of their own
 REFUSED_RETRY = 1.0  # seconds before connecting again to a peer that refused the handshake
 REMEMBERED_IDS = 4096  # answered or timed-out request ids kept to tell late from bogus
 
@@ -733,8 +734,12 @@ class IoLoop:
     def _peer_of(self, node_id: NodeId) -> _Peer:
         peer = self.peers.get(node_id)
         if peer is None:
-            peer = self.peers[node_id] = _Peer(node_id)
+            peer = _Peer(node_id)
             peer.address = self.addresses.get(node_id)
+            # Node ids named by requests (an insecure peer may name any) are kept for the
+            # metrics up to a bound, so that they cannot grow the node's memory.
+            if len(self.peers) < MAX_PEERS:
+                self.peers[node_id] = peer
         return peer
 
     def _on_request(self, data: list[bytes], sender: NodeId | None, who: str) -> None:
