@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import durable
+from bench import tcp as tcp_group
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXED_RATE = 1000  # writes/s offered in the fixed-load phase (below every system's saturation)
@@ -236,6 +237,7 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="shorter phases (a smoke run)")
     parser.add_argument("--skip-pysyncobj", action="store_true")
     parser.add_argument("--skip-durable", action="store_true", help="no SqliteStore group")
+    parser.add_argument("--skip-tcp", action="store_true", help="skip the TCP group (bench/tcp.py)")
     args = parser.parse_args()
 
     info = machine()
@@ -259,6 +261,7 @@ def main() -> int:
         t0 = time.monotonic()
         durable_result = durable.run(args.quick)
         print(f"done in {time.monotonic() - t0:.0f}s", flush=True)
+    tcp = {} if args.skip_tcp else tcp_group.run(args.quick, args.skip_pysyncobj)
     tracked = ratios(results) if "raft5" in results else []
     if durable_result is not None:
         results["durable"] = durable_result
@@ -273,10 +276,11 @@ def main() -> int:
             {"ratio": name, "value": value, "target": target, "met": met}
             for name, value, target, met in tracked
         ],
+        "tcp": tcp,
         "elapsed_s": time.monotonic() - started,
     }
     (out / "results.json").write_text(json.dumps(document, indent=2) + "\n")
-    text = table(results, labels)
+    text = table(results, labels) + (f"\n\n{tcp_group.table(tcp)}" if tcp else "")
     if durable_result is not None:
         text += "\n\n" + durable.table(durable_result)
     ratio_lines = ["| ratio | value | target |", "|---|---:|---|"] + [

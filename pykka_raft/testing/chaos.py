@@ -66,6 +66,8 @@ class ChaosOptions:
         membership: whether the nemesis also changes the membership (through the leader,
             without waiting for the answer, so faults hit changes in flight).
         spares: nodes started pristine next to the cluster, for membership changes to add.
+        tcp: carry every RPC over real loopback sockets (one CURVE-secured TcpNetwork per
+            node, behind the same fault network; needs the ``[net]`` extra).
     """
 
     nodes: int = 3
@@ -79,6 +81,7 @@ class ChaosOptions:
     op_timeout: float = 2.0
     membership: bool = False
     spares: int = 2
+    tcp: bool = False
 
 
 @attrs.define
@@ -402,6 +405,7 @@ def run_chaos(seed: int, options: ChaosOptions | None = None) -> ChaosReport:
         seed,
         options.storage,
         network=network,
+        tcp=options.tcp,
     )
     try:
         cluster.initialize(members)
@@ -555,9 +559,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--membership", action="store_true", help="also change the membership during the run"
     )
+    parser.add_argument(
+        "--tcp", action="store_true", help="carry RPCs over loopback TCP (the [net] extra)"
+    )
     args = parser.parse_args(argv)
     seeds = [args.seed] if args.seed is not None else range(args.first, args.first + args.seeds)
-    options = ChaosOptions(nodes=args.nodes, duration=args.duration, membership=args.membership)
+    options = ChaosOptions(
+        nodes=args.nodes, duration=args.duration, membership=args.membership, tcp=args.tcp
+    )
     failed: list[ChaosReport] = []
     started = time.monotonic()
     for count, seed in enumerate(seeds, 1):

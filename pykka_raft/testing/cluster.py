@@ -48,7 +48,10 @@ class Cluster:
     :class:`~pykka_raft.testing.crash.CrashableMemStore` that also records the hard states
     it persisted (:attr:`hard_states`). ``network`` may be a started network actor with the
     router's control messages (e.g. a fault-injecting one); by default a new
-    :class:`RaftRouter`.
+    :class:`RaftRouter`. With ``tcp``, RPCs still go through that network (its faults
+    apply) but travel between the nodes over real loopback sockets, one CURVE-secured
+    :class:`~pykka_raft.network.tcp.TcpNetwork` per node
+    (:class:`~pykka_raft.network.loopback.LoopbackTcp`; needs the ``[net]`` extra).
     """
 
     def __init__(
@@ -59,6 +62,7 @@ class Cluster:
         storage: Callable[[NodeId, MemStoreData], Any] | None = None,
         hub: MetricsHub | None = None,
         network: Any | None = None,
+        tcp: bool = False,
     ) -> None:
         self.config = config or Config(
             election_timeout_min=300, election_timeout_max=600, heartbeat_interval=50
@@ -66,6 +70,11 @@ class Cluster:
         self.seed = seed
         self.make_storage = storage
         self.router = network if network is not None else RaftRouter.start()
+        self.tcp: Any = None
+        if tcp:
+            from pykka_raft.network.loopback import LoopbackTcp
+
+            self.tcp = LoopbackTcp(self.config)
         self.hub = hub or MetricsHub()
         self.data: dict[NodeId, MemStoreData] = {}
         self.nodes: dict[NodeId, RaftRef] = {}
@@ -95,12 +104,18 @@ class Cluster:
         )
         self.storages[node_id] = storage
         self.nodes[node_id] = ref
-        self.router.ask(Register(node_id, ref))
+        if self.tcp is not None:
+            self.tcp.attach(node_id, ref)
+            self.router.ask(Register(node_id, self.tcp.route))
+        else:
+            self.router.ask(Register(node_id, ref))
         return ref
 
     def stop_node(self, node_id: NodeId) -> None:
         """Stop a node and its storage; its data is kept for a restart."""
         self.router.ask(Unregister(node_id))
+        if self.tcp is not None:
+            self.tcp.detach(node_id)
         ref = self.nodes.pop(node_id)
         ref.stop()
         self.storages.pop(node_id).stop()
@@ -118,6 +133,8 @@ class Cluster:
         for node_id in list(self.nodes):
             self.stop_node(node_id)
         self.router.stop()
+        if self.tcp is not None:
+            self.tcp.stop()
 
     def __enter__(self) -> Cluster:
         return self

@@ -1,0 +1,72 @@
+"""CURVE key files: the keygen helper and command, and loading keys."""
+
+from __future__ import annotations
+
+import stat
+from pathlib import Path
+
+import pytest
+
+from pykka_raft.net import (
+    CurveKeyError,
+    CurveKeys,
+    generate_keypair,
+    load_keypair,
+    load_public_keys,
+    main,
+)
+
+
+def test_keygen_writes_a_public_key_and_a_private_key_pair(tmp_path: Path) -> None:
+    public_path, secret_path = generate_keypair(tmp_path / "keys", 1)
+    assert public_path.name == "node-1.key" and secret_path.name == "node-1.key_secret"
+    assert stat.S_IMODE(secret_path.stat().st_mode) == 0o600
+    public, secret = load_keypair(secret_path)
+    assert len(public) == len(secret) == 40
+    assert "secret-key" not in public_path.read_text()
+    assert load_public_keys(tmp_path / "keys") == {1: public}
+
+
+def test_keygen_never_replaces_a_key_unless_asked(tmp_path: Path) -> None:
+    generate_keypair(tmp_path, 1)
+    first = load_keypair(tmp_path / "node-1.key_secret")
+    with pytest.raises(FileExistsError):
+        generate_keypair(tmp_path, 1)
+    generate_keypair(tmp_path, 1, overwrite=True)
+    assert load_keypair(tmp_path / "node-1.key_secret") != first
+
+
+def test_the_keygen_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["keygen", str(tmp_path), "--node", "4"]) == 0
+    out = capsys.readouterr().out
+    public, _ = load_keypair(tmp_path / "node-4.key_secret")
+    assert public.decode() in out
+    assert main(["keygen", str(tmp_path), "--node", "4"]) == 1
+    assert "exists" in capsys.readouterr().err
+
+
+def test_curve_keys_from_a_directory(tmp_path: Path) -> None:
+    for node_id in (1, 2, 3):
+        generate_keypair(tmp_path, node_id)
+    (tmp_path / "notes.txt").write_text("ignored")
+    keys = CurveKeys.from_dir(tmp_path, 2)
+    assert keys.public == load_keypair(tmp_path / "node-2.key_secret")[0]
+    assert sorted(keys.peer_book()) == [1, 2, 3]
+    assert keys.key_dir == str(tmp_path)
+    assert keys.secret.decode() not in repr(keys)
+
+
+def test_malformed_keys_are_refused(tmp_path: Path) -> None:
+    generate_keypair(tmp_path, 1)
+    public, secret = load_keypair(tmp_path / "node-1.key_secret")
+    with pytest.raises(CurveKeyError, match="40-character"):
+        CurveKeys(public[:-1], secret)
+    with pytest.raises(CurveKeyError, match="node 2"):
+        CurveKeys(public, secret, {2: b"x" * 39})
+    with pytest.raises(CurveKeyError, match="no secret key"):
+        load_keypair(tmp_path / "node-1.key")
+    (tmp_path / "node-7.key").write_text("garbage")
+    with pytest.raises(CurveKeyError, match=r"node-7\.key"):
+        load_public_keys(tmp_path)
+    with pytest.raises(CurveKeyError, match="does not exist"):
+        load_public_keys(tmp_path / "missing")
