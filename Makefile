@@ -15,7 +15,7 @@ BENCH_STAMP := $(VENV)/.bench-stamp
 $(STAMP): setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,kv]'
 	touch $(STAMP)
 
 demo: $(STAMP)
