@@ -552,7 +552,7 @@ class KvApp:
         self._started()
         raw = _read_optional(request)
         body = _object(raw, {"members"}, set())
-        members = body.get("members", list(self.node.config.members))
+        members = body.get("members", list(self.node.directory.configured()))
         if not isinstance(members, list) or not members:
             raise HttpError("bad_request", "members must be a non-empty list of node ids")
         ids = [_node_id(n, "members[]") for n in members]

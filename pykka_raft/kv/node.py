@@ -135,6 +135,11 @@ class NodeDirectory:
         with self._lock:
             self._static[node_id] = {"http": http, "raft": raft}
 
+    def configured(self) -> tuple[NodeId, ...]:
+        """The nodes this node's own configuration names (itself and its peers)."""
+        with self._lock:
+            return tuple(sorted(self._static))
+
     def known(self) -> dict[NodeId, dict[str, Any]]:
         """Every known node: id -> ``{"http": "host:port", "raft": ...}``."""
         with self._lock:
