@@ -281,7 +281,6 @@ class KvApp:
                 raise HttpError(
                     "shutting_down",
                     "this node is shutting down; send the request to another node",
-                    headers=[("Connection", "close")],
                 )
             path = _path(environ)
             method = environ["REQUEST_METHOD"]

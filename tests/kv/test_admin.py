@@ -129,3 +129,24 @@ def test_snapshot_on_any_node(cluster_factory: Any) -> None:
     status = request(cluster.url(follower), "GET", "/v1/status").json
     assert status["snapshot_index"] == snap["index"]
     assert request(cluster.url(leader), "GET", "/v1/kv/s4").json["value"] == 4
+
+
+def test_followers_learn_the_leaders_address_from_the_replicated_directory(
+    cluster_factory: Any,
+) -> None:
+    # No node is told the others' HTTP addresses: the leader records its own in the log.
+    cluster = cluster_factory([1, 2, 3], share_addresses=False)
+    leader = leader_of(cluster)
+    follower = cluster.servers[follower_of(cluster)]
+    assert follower.node.directory.configured() == (follower.node_id,)
+
+    def redirect() -> Any:
+        answer = request(follower.url, "PUT", "/v1/kv/k", {"value": 1})
+        if answer.status == 503:  # the leader's record has not reached this node yet
+            assert answer.code == "not_leader" and answer.json["error"]["leader_id"] == leader
+            return None
+        return answer
+
+    answer = wait_until(redirect, 10, "the follower to learn the leader's address")
+    assert answer.status == 307
+    assert answer.headers["location"] == cluster.url(leader) + "/v1/kv/k"
