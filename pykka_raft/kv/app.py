@@ -382,7 +382,9 @@ class KvApp:
         )
 
     def _started(self) -> None:
-        if not self.node.started:
+        # A node loads its state in milliseconds: wait that long rather than refuse.
+        wait = min(self.settings.request_timeout, 2.0) if self.node.has_raft else 0.0
+        if self.node.view.wait_for(lambda m: m is not None, timeout=wait) is None:
             raise HttpError(
                 "starting",
                 "this node is still starting; retry shortly",

@@ -196,6 +196,11 @@ class KvNode:
         return self._raft
 
     @property
+    def has_raft(self) -> bool:
+        """True once :meth:`start` has started the Raft node."""
+        return self._raft is not None
+
+    @property
     def started(self) -> bool:
         """True once the Raft node has loaded its state (it publishes metrics)."""
         return self.view.latest() is not None
