@@ -16,7 +16,7 @@ BENCH_STAMP := $(VENV)/.bench-stamp
 $(STAMP): setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev,net]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,net,kv]'
 	touch $(STAMP)
 
 demo: $(STAMP)
@@ -27,7 +27,7 @@ test: $(STAMP)
 
 # pykka_raft against the Pykka substrate and PySyncObj; a few minutes; see docs/benchmarks.md
 $(BENCH_STAMP): $(STAMP)
-	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,net,kv,bench]'
 	touch $(BENCH_STAMP)
 
 bench: $(BENCH_STAMP)

@@ -1,0 +1,395 @@
+"""``pykka-raft-kv``: run a node, and talk to a cluster from the shell.
+
+Exit codes (``docs/kv-service.md``): 0 ok, 1 unexpected failure, 2 usage or configuration
+error, 3 no node reachable, 4 refused (a 4xx or 501 answer: nothing changed), 5 outcome
+unknown (a 504, or a write whose answer was lost), 6 unavailable (no leader before the
+deadline, busy, starting or shutting down).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import sys
+import threading
+from collections.abc import Callable
+from typing import Any, NoReturn, TypeVar
+
+import click
+
+from pykka_raft import Config
+from pykka_raft.kv.client import Client
+from pykka_raft.kv.config import (
+    NETWORKS,
+    STORAGES,
+    HttpSettings,
+    KvConfigError,
+    build_config,
+    load_file,
+    parse_peer,
+)
+from pykka_raft.kv.errors import EXIT_USAGE, KvError
+from pykka_raft.kv.logs import log_to_stderr
+
+T = TypeVar("T")
+
+URL_ENV = "PYKKA_RAFT_KV_URL"
+
+
+def _fail(message: str, code: int) -> NoReturn:
+    click.echo(f"error: {message}", err=True)
+    sys.exit(code)
+
+
+def _client(ctx: click.Context) -> Client:
+    obj = ctx.obj
+    urls = list(obj["urls"])
+    if not urls:
+        env = os.environ.get(URL_ENV, "")
+        urls = [u for u in env.replace(",", " ").split() if u]
+    if not urls:
+        _fail(f"give the nodes with --url (or {URL_ENV})", EXIT_USAGE)
+    try:
+        return Client(urls, timeout=obj["timeout"], deadline=obj["deadline"])
+    except ValueError as exc:
+        _fail(str(exc), EXIT_USAGE)
+
+
+def _run(ctx: click.Context, action: Callable[[Client], T]) -> T:
+    client = _client(ctx)
+    try:
+        return action(client)
+    except KvError as exc:
+        _fail(str(exc), exc.exit_code)
+    except ValueError as exc:
+        _fail(str(exc), EXIT_USAGE)
+
+
+def _print(value: Any) -> None:
+    click.echo(json.dumps(value, ensure_ascii=False, sort_keys=True))
+
+
+def _value(text: str, as_string: bool, what: str) -> Any:
+    if as_string:
+        return text
+    try:
+        return json.loads(text)
+    except ValueError:
+        raise click.BadParameter(
+            f"{text!r} is not JSON; quote strings ('\"text\"') or use --string", param_hint=what
+        ) from None
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--url",
+    "urls",
+    multiple=True,
+    metavar="URL",
+    help=f"A node's HTTP API (repeat for several; default: ${URL_ENV}, comma-separated).",
+)
+@click.option("--timeout", default=10.0, show_default=True, help="Seconds to wait for a node.")
+@click.option(
+    "--deadline",
+    default=15.0,
+    show_default=True,
+    help="Seconds a command may spend finding the leader and retrying.",
+)
+@click.pass_context
+def main(ctx: click.Context, urls: tuple[str, ...], timeout: float, deadline: float) -> None:
+    """The pykka_raft key-value service: run a node, read and write keys, manage the
+    cluster. See docs/kv-service.md."""
+    ctx.obj = {"urls": urls, "timeout": timeout, "deadline": deadline}
+
+
+# --- key-value ------------------------------------------------------------------------
+
+
+@main.command()
+@click.argument("key")
+@click.option(
+    "--consistency",
+    default="linearizable",
+    show_default=True,
+    help="linearizable (through the log); lease and stale arrive with ReadIndex.",
+)
+@click.pass_context
+def get(ctx: click.Context, key: str, consistency: str) -> None:
+    """Print the JSON value of KEY (exit 4 if it does not exist)."""
+    _print(_run(ctx, lambda c: c.get(key, consistency)))
+
+
+@main.command()
+@click.argument("key")
+@click.argument("value")
+@click.option("--string", "-s", "as_string", is_flag=True, help="VALUE is a plain string.")
+@click.pass_context
+def put(ctx: click.Context, key: str, value: str, as_string: bool) -> None:
+    """Set KEY to VALUE (JSON: 42, '"text"', '{"a": 1}'); print the answer."""
+    parsed = _value(value, as_string, "VALUE")
+    _print(_run(ctx, lambda c: c.put(key, parsed)))
+
+
+@main.command()
+@click.argument("key")
+@click.pass_context
+def delete(ctx: click.Context, key: str) -> None:
+    """Remove KEY (exit 4 if it does not exist)."""
+    _print(_run(ctx, lambda c: c.delete(key)))
+
+
+@main.command()
+@click.argument("key")
+@click.option("--expected", metavar="JSON", help="The value KEY must hold; leave out: absent.")
+@click.option("--new", "new", required=True, metavar="JSON", help="The value to set.")
+@click.option("--string", "-s", "as_string", is_flag=True, help="Both values are strings.")
+@click.pass_context
+def cas(ctx: click.Context, key: str, expected: str | None, new: str, as_string: bool) -> None:
+    """Set KEY to --new only if it holds --expected (exit 4 with cas_failed otherwise)."""
+    new_value = _value(new, as_string, "--new")
+    if expected is None:
+        _print(_run(ctx, lambda c: c.cas(key, new=new_value)))
+    else:
+        expected_value = _value(expected, as_string, "--expected")
+        _print(_run(ctx, lambda c: c.cas(key, expected_value, new_value)))
+
+
+# --- admin ----------------------------------------------------------------------------
+
+
+def _ids(text: str) -> list[int]:
+    try:
+        ids = [int(x) for x in text.replace(",", " ").split()]
+    except ValueError:
+        raise click.BadParameter(f"{text!r}: expected node ids like 1,2,3") from None
+    if not ids or min(ids) < 1:
+        raise click.BadParameter(f"{text!r}: expected positive node ids")
+    return ids
+
+
+@main.command()
+@click.option("--members", help="Node ids of the new cluster (default: each node's config).")
+@click.pass_context
+def init(ctx: click.Context, members: str | None) -> None:
+    """Form a new cluster: send init to every --url (every member must get it)."""
+    ids = _ids(members) if members is not None else None
+    for answer in _run(ctx, lambda c: c.init(ids)):
+        _print(answer)
+
+
+@main.command("add-voter")
+@click.argument("node_id", type=click.IntRange(min=1))
+@click.option("--http-address", required=True, help="The new node's HTTP API, host:port.")
+@click.option("--raft-address", help="The new node's Raft address (TCP network), host:port.")
+@click.pass_context
+def add_voter(
+    ctx: click.Context, node_id: int, http_address: str, raft_address: str | None
+) -> None:
+    """Add a running, pristine node as a voter (it catches up first)."""
+    _print(_run(ctx, lambda c: c.add_voter(node_id, http_address, raft_address)))
+
+
+@main.command("add-learner")
+@click.argument("node_id", type=click.IntRange(min=1))
+@click.option("--http-address", required=True, help="The new node's HTTP API, host:port.")
+@click.option("--raft-address", help="The new node's Raft address (TCP network), host:port.")
+@click.pass_context
+def add_learner(
+    ctx: click.Context, node_id: int, http_address: str, raft_address: str | None
+) -> None:
+    """Add a running, pristine node as a learner (it replicates, never votes)."""
+    _print(_run(ctx, lambda c: c.add_learner(node_id, http_address, raft_address)))
+
+
+@main.command()
+@click.argument("node_id", type=click.IntRange(min=1))
+@click.pass_context
+def promote(ctx: click.Context, node_id: int) -> None:
+    """Make learner NODE_ID a voter."""
+    _print(_run(ctx, lambda c: c.promote(node_id)))
+
+
+@main.command()
+@click.argument("node_ids", nargs=-1, required=True, type=click.IntRange(min=1))
+@click.pass_context
+def remove(ctx: click.Context, node_ids: tuple[int, ...]) -> None:
+    """Remove NODE_IDS from the cluster (then stop those nodes)."""
+    _print(_run(ctx, lambda c: c.remove(*node_ids)))
+
+
+@main.command()
+@click.pass_context
+def snapshot(ctx: click.Context) -> None:
+    """Compact the log of every --url node into a snapshot now."""
+
+    def each(c: Client) -> list[Any]:
+        return [c.snapshot(url) for url in c.urls]
+
+    for answer in _run(ctx, each):
+        _print(answer)
+
+
+@main.command("transfer-leader")
+@click.argument("node_id", type=click.IntRange(min=1))
+@click.pass_context
+def transfer_leader(ctx: click.Context, node_id: int) -> None:
+    """Hand leadership to NODE_ID (not in this version: exits 4, not_implemented)."""
+    _print(_run(ctx, lambda c: c.transfer_leader(node_id)))
+
+
+def status_table(view: dict[str, Any]) -> str:
+    """The ``status`` table: one line per member."""
+    columns = (
+        "ID",
+        "ROLE",
+        "STATE",
+        "TERM",
+        "LEADER",
+        "LAST LOG",
+        "COMMIT",
+        "APPLIED",
+        "LAG",
+        "URL",
+    )
+    rows = [columns]
+    for m in view["members"]:
+
+        def cell(name: str, member: dict[str, Any] = m) -> str:
+            value = member.get(name)
+            return "-" if value is None else str(value)
+
+        rows.append(
+            (
+                str(m["id"]),
+                m["role"],
+                m.get("state") or "-",
+                cell("term"),
+                cell("leader_id"),
+                cell("last_log_index"),
+                cell("commit_index"),
+                cell("last_applied"),
+                cell("lag"),
+                m.get("url") or "-",
+            )
+        )
+    widths = [max(len(r[i]) for r in rows) for i in range(len(columns))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
+    leader = view.get("leader_id")
+    head = (
+        f"leader: node {leader}, term {view.get('term')}"
+        if leader is not None
+        else "leader: none known"
+    )
+    tail = [f"error: {m['id']}: {m['error']}" for m in view["members"] if m.get("error")]
+    tail += [f"error: {u}: did not answer" for u in view.get("unreachable") or ()]
+    return "\n".join([head, *lines, *tail])
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="Print the gathered view as JSON.")
+@click.pass_context
+def status(ctx: click.Context, as_json: bool) -> None:
+    """Print every member's role, term, indexes and lag, asking each node."""
+    view = _run(ctx, lambda c: c.cluster_status())
+    click.echo(json.dumps(view, indent=2, sort_keys=True) if as_json else status_table(view))
+
+
+# --- running nodes --------------------------------------------------------------------
+
+
+def _wait_for_signal() -> None:
+    stop = threading.Event()
+
+    def handler(signum: int, frame: Any) -> None:
+        logging.getLogger("pykka_raft.kv").info("signal %d: stopping", signum)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGINT, handler)
+    while not stop.wait(1.0):
+        pass
+
+
+@main.command()
+@click.option("--config", "config_file", type=click.Path(dir_okay=False), help="A TOML file.")
+@click.option("--id", "node_id", type=int, help="This node's id (positive).")
+@click.option("--http", "http_address", help="HTTP API address, host:port (port 0: any).")
+@click.option("--raft", "raft_address", help="Raft address, host:port (TCP network).")
+@click.option("--data-dir", help="Data directory (sqlite storage).")
+@click.option("--keys-dir", help="Network keys directory (TCP network).")
+@click.option("--peer", "peers", multiple=True, metavar="ID=RAFT,HTTP", help="A peer (repeat).")
+@click.option("--storage", type=click.Choice(STORAGES), help="memory (default) or sqlite.")
+@click.option("--network", type=click.Choice(NETWORKS), help="local (default) or tcp.")
+@click.option("--log-level", default="INFO", show_default=True)
+def serve(
+    config_file: str | None,
+    node_id: int | None,
+    http_address: str | None,
+    raft_address: str | None,
+    data_dir: str | None,
+    keys_dir: str | None,
+    peers: tuple[str, ...],
+    storage: str | None,
+    network: str | None,
+    log_level: str,
+) -> None:
+    """Run one node: a Raft node and its HTTP API, until SIGTERM or Ctrl-C."""
+    from pykka_raft.kv.server import KvServer
+
+    try:
+        doc: dict[str, Any] = dict(load_file(config_file)) if config_file else {}
+        flags = {
+            "node_id": node_id,
+            "http_address": http_address,
+            "raft_address": raft_address,
+            "data_dir": data_dir,
+            "keys_dir": keys_dir,
+            "storage": storage,
+            "network": network,
+        }
+        doc.update({k: v for k, v in flags.items() if v is not None})
+        if peers:
+            doc["peers"] = {p.node_id: p for p in map(parse_peer, peers)}
+        config = build_config(doc)
+        server = KvServer(config)
+    except (KvConfigError, OSError) as exc:
+        _fail(str(exc), EXIT_USAGE)
+    log_to_stderr(server.node.view, getattr(logging, log_level.upper(), logging.INFO))
+    try:
+        server.begin()
+    except KvConfigError as exc:
+        _fail(str(exc), EXIT_USAGE)
+    click.echo(f"node {config.node_id} serving {server.url}")
+    sys.stdout.flush()
+    _wait_for_signal()
+    server.stop()
+
+
+@main.command("dev-cluster")
+@click.option("--nodes", default=3, show_default=True, type=click.IntRange(1, 9))
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--base-port", default=0, show_default=True, help="Node N gets base+N-1 (0: any).")
+def dev_cluster(nodes: int, host: str, base_port: int) -> None:
+    """Run NODES nodes in this one process (in memory, in-process network), formed into a
+    cluster, until Ctrl-C. For trying the API and the CLI; not a deployment."""
+    from pykka_raft.kv.local import LocalCluster
+
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s: %(message)s")
+    ports = {n: (base_port + n - 1 if base_port else 0) for n in range(1, nodes + 1)}
+    try:
+        cluster = LocalCluster(
+            range(1, nodes + 1), raft=Config(), host=host, ports=ports, http=HttpSettings()
+        )
+    except OSError as exc:
+        _fail(f"cannot bind: {exc}", EXIT_USAGE)
+    try:
+        cluster.init()
+        for node_id, server in sorted(cluster.servers.items()):
+            click.echo(f"node {node_id} serving {server.url}")
+        click.echo(f"try: pykka-raft-kv --url {cluster.url(1)} status")
+        sys.stdout.flush()
+        _wait_for_signal()
+    finally:
+        cluster.close()

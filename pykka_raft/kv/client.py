@@ -1,0 +1,343 @@
+"""``pykka_raft.kv.Client``: a small Python client for the key-value service.
+
+It takes the base URLs of some nodes, finds the leader (following 307 redirects and the
+``leader_url`` of 503 answers, trying the other URLs when a node is down or does not
+know the leader), and raises typed exceptions (:mod:`pykka_raft.kv.errors`) for error
+answers. Reads and definite refusals are retried within the deadline; a write whose
+answer was lost is never resent: it raises :class:`~pykka_raft.kv.errors.UnknownOutcome`.
+
+Each request uses its own connection, so one ``Client`` can be shared by threads.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import time
+from collections.abc import Iterable, Sequence
+from typing import Any
+from urllib.parse import quote, urlsplit
+
+import attrs
+
+from pykka_raft.kv.errors import (
+    ClusterUnreachable,
+    KvError,
+    ServerError,
+    Unavailable,
+    UnknownOutcome,
+    error_for,
+)
+from pykka_raft.kv.status import gather
+
+_RETRY_CODES = {"no_leader", "not_leader", "busy", "starting", "shutting_down"}
+
+
+@attrs.frozen
+class Response:
+    """One HTTP answer: status, headers (lower-case names) and the parsed JSON body."""
+
+    status: int
+    headers: dict[str, str]
+    body: Any
+
+
+def _base(url: str) -> str:
+    url = url.strip().rstrip("/")
+    if "://" not in url:
+        url = "http://" + url
+    parts = urlsplit(url)
+    if parts.scheme != "http" or not parts.hostname:
+        raise ValueError(f"not an http URL: {url!r}")
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+def _send(
+    base: str, method: str, path: str, body: bytes | None, timeout: float
+) -> tuple[Response, bool]:
+    """Send one request. Returns the answer, or raises ``OSError`` with ``.sent`` telling
+    whether the request may have reached the node."""
+    parts = urlsplit(base)
+    conn = http.client.HTTPConnection(parts.hostname or "", parts.port or 80, timeout=timeout)
+    sent = False
+    try:
+        conn.connect()
+        headers = {"Accept": "application/json", "Connection": "close"}
+        if body is not None:
+            headers["Content-Type"] = "application/json"
+        sent = True
+        conn.request(method, path, body=body, headers=headers)
+        raw = conn.getresponse()
+        data = raw.read()
+        hdrs = {k.lower(): v for k, v in raw.getheaders()}
+    except (OSError, http.client.HTTPException) as exc:
+        err = exc if isinstance(exc, OSError) else OSError(str(exc))
+        err.sent = sent  # type: ignore[attr-defined]
+        raise err from exc
+    finally:
+        conn.close()
+    parsed: Any = None
+    if data:
+        try:
+            parsed = json.loads(data.decode("utf-8"))
+        except ValueError:
+            parsed = {"error": {"code": "", "message": data.decode("utf-8", "replace")[:500]}}
+    return Response(raw.status, hdrs, parsed), sent
+
+
+def fetch_json(url: str, timeout: float) -> Any:
+    """GET a JSON document from a full URL; raises ``OSError`` or :class:`KvError`."""
+    parts = urlsplit(url)
+    path = parts.path + (f"?{parts.query}" if parts.query else "")
+    response, _ = _send(f"{parts.scheme}://{parts.netloc}", "GET", path, None, timeout)
+    if response.status != 200:
+        raise _error(response)
+    return response.body
+
+
+def _error(response: Response) -> KvError:
+    body: dict[str, Any] = response.body if isinstance(response.body, dict) else {}
+    found = body.get("error")
+    error: dict[str, Any] = found if isinstance(found, dict) else {}
+    code = str(error.get("code") or "")
+    message = str(error.get("message") or f"HTTP {response.status}")
+    details = {k: v for k, v in error.items() if k not in ("code", "message")}
+    if response.status == 307 and not code:
+        code = "not_leader"
+    return error_for(response.status, code, message, details)
+
+
+class Client:
+    """A client of the key-value service.
+
+    Args:
+        urls: base URLs of one or more nodes (``http://host:port``; ``host:port`` works
+            too). Any node will do: the client finds the leader.
+        timeout: seconds to wait for one node's answer.
+        deadline: seconds one call may spend in total, finding the leader and retrying
+            definite refusals (no leader, busy, starting) included.
+        max_redirects: redirects followed in a row before giving up.
+
+    Every method raises a :class:`~pykka_raft.kv.errors.KvError` subclass on failure:
+    ``KeyNotFound``, ``CasFailed``, ``BadRequest``, ``Conflict``, ``Unavailable`` (no
+    leader before the deadline), ``UnknownOutcome`` (a write that may have been applied),
+    ``ClusterUnreachable`` (no node answered), ...
+    """
+
+    def __init__(
+        self,
+        urls: str | Sequence[str],
+        timeout: float = 10.0,
+        deadline: float = 15.0,
+        max_redirects: int = 5,
+    ) -> None:
+        given = [urls] if isinstance(urls, str) else list(urls)
+        self.urls = [_base(u) for u in given]
+        if not self.urls:
+            raise ValueError("Client needs at least one node URL")
+        self.timeout = timeout
+        self.deadline = deadline
+        self.max_redirects = max_redirects
+        self.leader_url: str | None = None
+
+    # --- key-value ----------------------------------------------------------------------
+
+    def get(self, key: str, consistency: str = "linearizable") -> Any:
+        """The value of ``key`` (raises ``KeyNotFound``)."""
+        query = "" if consistency == "linearizable" else f"?consistency={consistency}"
+        return self.call("GET", _key_path(key) + query, idempotent=True)["value"]
+
+    def put(self, key: str, value: Any) -> dict[str, Any]:
+        """Set ``key`` to the JSON value ``value``; returns ``{"index", "previous",
+        "existed"}``."""
+        result: dict[str, Any] = self.call("PUT", _key_path(key), {"value": value})
+        return result
+
+    def delete(self, key: str) -> dict[str, Any]:
+        """Remove ``key``; returns ``{"index", "previous"}`` (raises ``KeyNotFound``)."""
+        result: dict[str, Any] = self.call("DELETE", _key_path(key))
+        return result
+
+    _ABSENT: Any = object()
+
+    def cas(self, key: str, expected: Any = _ABSENT, new: Any = None) -> dict[str, Any]:
+        """Set ``key`` to ``new`` if it holds ``expected`` (leave ``expected`` out: only if
+        the key does not exist). Raises ``CasFailed`` (with ``current``) otherwise."""
+        body: dict[str, Any] = {"new": new}
+        if expected is not Client._ABSENT:
+            body["expected"] = expected
+        result: dict[str, Any] = self.call("POST", _key_path(key) + "/cas", body)
+        return result
+
+    # --- admin --------------------------------------------------------------------------
+
+    def init(self, members: Iterable[int] | None = None) -> list[dict[str, Any]]:
+        """Form a cluster: send init to every URL this client was given."""
+        body = {"members": list(members)} if members is not None else None
+        return [
+            self.call("POST", "/v1/admin/init", body, target=url, follow=False) for url in self.urls
+        ]
+
+    def add_voter(self, node_id: int, http_address: str, raft_address: str | None = None) -> Any:
+        """Add a node as a voter; returns the new membership."""
+        return self.call(
+            "POST", "/v1/admin/voters", _node(node_id, http_address, raft_address), admin=True
+        )
+
+    def add_learner(self, node_id: int, http_address: str, raft_address: str | None = None) -> Any:
+        """Add a node as a learner; returns the new membership."""
+        return self.call(
+            "POST", "/v1/admin/learners", _node(node_id, http_address, raft_address), admin=True
+        )
+
+    def promote(self, node_id: int) -> Any:
+        """Make a learner a voter."""
+        return self.call("POST", "/v1/admin/promote", {"id": node_id}, admin=True)
+
+    def remove(self, *node_ids: int) -> Any:
+        """Remove nodes from the cluster."""
+        return self.call("POST", "/v1/admin/remove", {"ids": list(node_ids)}, admin=True)
+
+    def snapshot(self, url: str | None = None) -> Any:
+        """Compact one node's log now (default: the first URL)."""
+        return self.call(
+            "POST", "/v1/admin/snapshot", None, target=_base(url or self.urls[0]), follow=False
+        )
+
+    def transfer_leader(self, node_id: int) -> Any:
+        """Hand leadership to ``node_id`` (not in this version: raises
+        ``NotImplementedYet``)."""
+        return self.call("POST", "/v1/admin/transfer-leader", {"id": node_id})
+
+    def status(self, url: str | None = None) -> Any:
+        """One node's own view (``GET /v1/status``; default: the first URL)."""
+        return self.call("GET", "/v1/status", target=_base(url or self.urls[0]), follow=False)
+
+    def cluster_status(self) -> dict[str, Any]:
+        """The whole cluster's view, gathered from every node this client can find: the
+        given URLs and the members they know of."""
+        seeds: dict[str, Any] = {}
+        for url in self.urls:
+            try:
+                seeds[url] = self._status_of(url)
+            except (OSError, KvError) as exc:
+                seeds[url] = f"{type(exc).__name__}: {exc}"
+        if all(isinstance(v, str) for v in seeds.values()):
+            raise ClusterUnreachable(
+                "", "no node answered: " + "; ".join(f"{u}: {e}" for u, e in seeds.items())
+            )
+        return gather(seeds, self._status_of)
+
+    def _status_of(self, url: str) -> Any:
+        return fetch_json(url + "/v1/status", min(self.timeout, 3.0))
+
+    # --- the request loop ---------------------------------------------------------------
+
+    def call(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        *,
+        idempotent: bool = False,
+        admin: bool = False,
+        target: str | None = None,
+        follow: bool = True,
+    ) -> Any:
+        """Send a request, following redirects to the leader; return the JSON answer.
+
+        Args:
+            idempotent: safe to resend after a broken connection (reads).
+            admin: a membership change: waits longer for the answer.
+            target: the node to ask first (default: the known leader, else the first URL).
+            follow: False: ask ``target`` only, whatever it answers.
+        """
+        payload = None if body is None else json.dumps(body).encode("utf-8")
+        timeout = max(self.timeout, 65.0) if admin else self.timeout
+        deadline = time.monotonic() + self.deadline + (timeout if admin else 0)
+        order = [u for u in [target or self.leader_url] if u] + self.urls
+        queue = list(dict.fromkeys(order))
+        current = queue[0]
+        redirects = 0
+        down: dict[str, str] = {}
+        last: KvError | None = None
+        pause = 0.05
+        while True:
+            try:
+                response, _ = _send(current, method, path, payload, timeout)
+            except OSError as exc:
+                if getattr(exc, "sent", False) and not idempotent and method != "GET":
+                    raise UnknownOutcome(
+                        "outcome_unknown",
+                        f"the connection to {current} broke after the request was sent "
+                        f"({exc}); it may have been applied: read it back before retrying",
+                    ) from exc
+                down[current] = f"{type(exc).__name__}: {exc}"
+                if current == self.leader_url:
+                    self.leader_url = None
+                if not follow:
+                    raise ClusterUnreachable("", f"{current} did not answer: {exc}") from exc
+                nxt = next((u for u in self.urls if u not in down), None)
+                if nxt is None:
+                    if last is not None and time.monotonic() < deadline:
+                        down.clear()  # some node answered before: try them all again
+                        time.sleep(pause)
+                        pause = min(pause * 2, 0.5)
+                        current = self.urls[0]
+                        continue
+                    raise ClusterUnreachable(
+                        "",
+                        "no node answered: " + "; ".join(f"{u}: {e}" for u, e in down.items()),
+                    ) from exc
+                current = nxt
+                continue
+            if 200 <= response.status < 300:
+                if follow and not path.startswith("/v1/admin/snapshot"):
+                    self.leader_url = current
+                return response.body
+            error = _error(response)
+            if not follow:
+                if error.code == "starting" and time.monotonic() < deadline:
+                    time.sleep(pause)  # the node is loading its state: ask it again
+                    pause = min(pause * 2, 0.5)
+                    continue
+                raise error
+            if response.status == 307 and "location" in response.headers:
+                redirects += 1
+                if redirects > self.max_redirects:
+                    raise Unavailable(
+                        "not_leader", f"more than {self.max_redirects} redirects in a row", 503
+                    )
+                current = _base(response.headers["location"])
+                self.leader_url = current
+                continue
+            if isinstance(error, Unavailable) and error.code in _RETRY_CODES:
+                last = error
+                if time.monotonic() >= deadline:
+                    raise error
+                redirects = 0
+                if error.leader_url and _base(error.leader_url) != current:
+                    current = _base(error.leader_url)
+                    continue
+                # No usable leader hint: ask the next node after a short pause.
+                idx = self.urls.index(current) if current in self.urls else -1
+                current = self.urls[(idx + 1) % len(self.urls)]
+                time.sleep(pause)
+                pause = min(pause * 2, 0.5)
+                continue
+            if isinstance(error, ServerError) and not error.code:
+                raise ServerError("internal", error.message, response.status, error.details)
+            raise error
+
+
+def _key_path(key: str) -> str:
+    if not isinstance(key, str) or not key:
+        raise ValueError("a key is a non-empty string")
+    return "/v1/kv/" + quote(key, safe="")
+
+
+def _node(node_id: int, http_address: str, raft_address: str | None) -> dict[str, Any]:
+    body: dict[str, Any] = {"id": node_id, "http_address": http_address}
+    if raft_address is not None:
+        body["raft_address"] = raft_address
+    return body

@@ -1,0 +1,297 @@
+"""A node process's configuration: who it is, where it listens, who its peers are.
+
+A node process runs one Raft node and one HTTP server. Its configuration comes from
+command-line flags or a small TOML file (``docs/kv-service.md`` shows both); the two are
+merged into one validated :class:`NodeConfig`.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+from pykka_raft import Config, ConfigError, NodeId, RaftError, SnapshotPolicy
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - the [kv] extra installs tomli on 3.10
+    import tomli as tomllib  # type: ignore[import-not-found,unused-ignore]
+
+STORAGES = ("memory", "sqlite")
+NETWORKS = ("local", "tcp")
+
+
+class KvConfigError(RaftError, ValueError):
+    """A node configuration (flags or file) is invalid; the message names the field."""
+
+
+def parse_address(value: str, what: str) -> tuple[str, int]:
+    """Split ``"host:port"`` (an ``http://`` prefix and ``[v6]`` hosts are accepted).
+
+    Raises:
+        KvConfigError: the address has no host or no valid port (0 to 65535; 0 lets the
+            system choose a free port when binding).
+    """
+    text = value.strip()
+    for prefix in ("http://", "tcp://"):
+        if text.startswith(prefix):
+            text = text[len(prefix) :]
+    text = text.rstrip("/")
+    host, sep, port = text.rpartition(":")
+    if not sep or not host or not port.isdigit() or int(port) > 65535:
+        raise KvConfigError(f"{what}: expected host:port, got {value!r}")
+    return host.strip("[]"), int(port)
+
+
+def format_address(host: str, port: int) -> str:
+    """``host:port`` (an IPv6 host in brackets)."""
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def http_url(address: str) -> str:
+    """The base URL of an HTTP address (``host:port`` or already a URL)."""
+    host, port = parse_address(address, "http address")
+    return f"http://{format_address(host, port)}"
+
+
+@attrs.frozen
+class PeerConfig:
+    """Another node of the cluster, as this node's configuration names it.
+
+    Attributes:
+        node_id: its Raft node id.
+        http_address: its HTTP API, ``host:port``.
+        raft_address: where its Raft node listens (``host:port``), for the TCP network;
+            ``None`` for nodes in the same process.
+    """
+
+    node_id: NodeId
+    http_address: str
+    raft_address: str | None = None
+
+
+@attrs.frozen
+class HttpSettings:
+    """How the HTTP layer behaves.
+
+    Attributes:
+        threads: waitress worker threads; each request waiting on Raft holds one.
+        max_body_bytes: the largest request body taken; larger ones get 413.
+        request_timeout: seconds a key-value request waits for Raft before 504.
+        admin_timeout: seconds a membership change waits (longer than
+            ``Config.catch_up_timeout``, as a new voter has to catch up first).
+        shutdown_grace: seconds a stopping node lets requests in flight finish before it
+            stops Raft (the rest are answered ``outcome_unknown``).
+    """
+
+    threads: int = 8
+    max_body_bytes: int = 1 << 20
+    request_timeout: float = 5.0
+    admin_timeout: float = 60.0
+    shutdown_grace: float = 5.0
+
+    def __attrs_post_init__(self) -> None:
+        if self.threads < 1:
+            raise KvConfigError("threads: must be at least 1")
+        if self.max_body_bytes < 64:
+            raise KvConfigError("max_body_bytes: must be at least 64")
+        for name in ("request_timeout", "admin_timeout", "shutdown_grace"):
+            if getattr(self, name) <= 0:
+                raise KvConfigError(f"{name}: must be positive")
+
+
+@attrs.frozen
+class NodeConfig:
+    """Everything one node process needs.
+
+    Attributes:
+        node_id: this node's Raft id (a positive integer).
+        http_address: where the HTTP API listens, ``host:port`` (port 0: the system
+            picks one; the server reports it).
+        raft_address: where the Raft node listens for its peers (TCP network only).
+        data_dir: the node's data directory (``SqliteStore``; unused with ``memory``).
+        keys_dir: where the network's CURVE keys live (TCP network only).
+        peers: the other members this node knows at start.
+        storage: ``"memory"`` (``MemStore``: lost when the process ends) or ``"sqlite"``
+            (durable; arrives with the storage integration).
+        network: ``"local"`` (nodes of this process only) or ``"tcp"`` (between
+            processes; arrives with the network integration).
+        raft: the Raft node's settings.
+        http: the HTTP layer's settings.
+    """
+
+    node_id: NodeId
+    http_address: str
+    raft_address: str | None = None
+    data_dir: str | None = None
+    keys_dir: str | None = None
+    peers: tuple[PeerConfig, ...] = ()
+    storage: str = "memory"
+    network: str = "local"
+    raft: Config = attrs.field(factory=Config)
+    http: HttpSettings = attrs.field(factory=HttpSettings)
+
+    def __attrs_post_init__(self) -> None:
+        if self.node_id < 1:
+            raise KvConfigError(f"node_id: must be a positive integer, got {self.node_id}")
+        parse_address(self.http_address, "http_address")
+        if self.raft_address is not None:
+            parse_address(self.raft_address, "raft_address")
+        if self.storage not in STORAGES:
+            raise KvConfigError(f"storage: one of {', '.join(STORAGES)}, got {self.storage!r}")
+        if self.network not in NETWORKS:
+            raise KvConfigError(f"network: one of {', '.join(NETWORKS)}, got {self.network!r}")
+        seen = {self.node_id}
+        for peer in self.peers:
+            if peer.node_id in seen:
+                raise KvConfigError(f"peers: node {peer.node_id} is listed twice")
+            seen.add(peer.node_id)
+            parse_address(peer.http_address, f"peers.{peer.node_id}.http_address")
+            if peer.raft_address is not None:
+                parse_address(peer.raft_address, f"peers.{peer.node_id}.raft_address")
+
+    @property
+    def members(self) -> tuple[NodeId, ...]:
+        """This node and its peers: the membership ``init`` forms by default."""
+        return tuple(sorted({self.node_id, *(p.node_id for p in self.peers)}))
+
+    def raft_addresses(self) -> dict[NodeId, str]:
+        """Raft addresses of this node and its peers, where known."""
+        out = {p.node_id: p.raft_address for p in self.peers if p.raft_address}
+        if self.raft_address:
+            out[self.node_id] = self.raft_address
+        return out
+
+    def http_addresses(self) -> dict[NodeId, str]:
+        """HTTP addresses of this node and its peers."""
+        out = {p.node_id: p.http_address for p in self.peers}
+        out[self.node_id] = self.http_address
+        return out
+
+
+def parse_peer(text: str) -> PeerConfig:
+    """Parse a ``--peer`` flag: ``ID=RAFT_ADDRESS,HTTP_ADDRESS`` (``ID=,HTTP_ADDRESS``
+    without a Raft address)."""
+    node, sep, rest = text.partition("=")
+    raft, comma, http = rest.partition(",")
+    if not sep or not comma or not node.strip().isdigit():
+        raise KvConfigError(f"--peer: expected ID=RAFT_ADDRESS,HTTP_ADDRESS, got {text!r}")
+    return PeerConfig(int(node), http.strip(), raft.strip() or None)
+
+
+def load_file(path: str | Path) -> dict[str, Any]:
+    """Read a TOML configuration file (``docs/kv-service.md`` shows the fields)."""
+    try:
+        with open(path, "rb") as fh:
+            doc: dict[str, Any] = tomllib.load(fh)
+            return doc
+    except OSError as exc:
+        raise KvConfigError(f"cannot read the configuration file {path}: {exc}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise KvConfigError(f"{path} is not valid TOML: {exc}") from exc
+
+
+_TOP = {
+    "node_id",
+    "http_address",
+    "raft_address",
+    "data_dir",
+    "keys_dir",
+    "peers",
+    "storage",
+    "network",
+    "raft",
+    "http",
+}
+
+
+def build_config(doc: Mapping[str, Any]) -> NodeConfig:
+    """Turn a configuration mapping (a parsed file with flags merged in) into a
+    :class:`NodeConfig`.
+
+    Raises:
+        KvConfigError: an unknown or missing field, or a value of the wrong type.
+    """
+    unknown = sorted(set(doc) - _TOP)
+    if unknown:
+        raise KvConfigError(f"unknown configuration field(s): {', '.join(unknown)}")
+    for field in ("node_id", "http_address"):
+        if doc.get(field) is None:
+            raise KvConfigError(f"{field}: required (flag --{field.split('_')[0]} or file)")
+    peers_doc = doc.get("peers") or {}
+    peers: list[PeerConfig] = []
+    if isinstance(peers_doc, Mapping):
+        for key, value in peers_doc.items():
+            if isinstance(value, PeerConfig):
+                peers.append(value)
+                continue
+            if not str(key).isdigit() or not isinstance(value, Mapping):
+                raise KvConfigError(f"peers.{key}: expected a table under a numeric node id")
+            extra = set(value) - {"http_address", "raft_address"}
+            if extra or not isinstance(value.get("http_address"), str):
+                raise KvConfigError(
+                    f"peers.{key}: needs http_address (and optionally raft_address) only"
+                )
+            peers.append(PeerConfig(int(key), value["http_address"], value.get("raft_address")))
+    else:
+        raise KvConfigError("peers: expected a table of node id -> {http_address, raft_address}")
+    try:
+        raft = doc.get("raft") or {}
+        http = doc.get("http") or {}
+        if not isinstance(raft, (Mapping, Config)) or not isinstance(http, (Mapping, HttpSettings)):
+            raise KvConfigError("raft and http: expected tables")
+        return NodeConfig(
+            node_id=_int(doc["node_id"], "node_id"),
+            http_address=_str(doc["http_address"], "http_address"),
+            raft_address=_opt_str(doc.get("raft_address"), "raft_address"),
+            data_dir=_opt_str(doc.get("data_dir"), "data_dir"),
+            keys_dir=_opt_str(doc.get("keys_dir"), "keys_dir"),
+            peers=tuple(sorted(peers, key=lambda p: p.node_id)),
+            storage=_str(doc.get("storage", "memory"), "storage"),
+            network=_str(doc.get("network", "local"), "network"),
+            raft=raft if isinstance(raft, Config) else _raft_config(raft),
+            http=http if isinstance(http, HttpSettings) else HttpSettings(**http),
+        )
+    except ConfigError as exc:
+        raise KvConfigError(f"raft.{exc.field}: {exc.rule}") from exc
+    except TypeError as exc:  # an unknown field in [raft] or [http]
+        raise KvConfigError(f"[raft] or [http]: {exc}") from exc
+
+
+def _raft_config(table: Mapping[str, Any]) -> Config:
+    """``Config`` from a ``[raft]`` table; ``snapshot_policy`` is a number of entries
+    (compact every N applied entries) or ``false`` (never compact on its own)."""
+    fields = dict(table)
+    if "snapshot_policy" in fields:
+        every = fields.pop("snapshot_policy")
+        if every is False:
+            fields["snapshot_policy"] = SnapshotPolicy.disabled()
+        elif isinstance(every, int) and not isinstance(every, bool) and every > 0:
+            fields["snapshot_policy"] = SnapshotPolicy.every(every)
+        else:
+            raise KvConfigError(
+                f"raft.snapshot_policy: a positive number of entries or false, got {every!r}"
+            )
+    return Config(**fields)
+
+
+def _int(value: Any, field: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        if isinstance(value, str) and value.isdigit():
+            return int(value)
+        raise KvConfigError(f"{field}: expected an integer, got {value!r}")
+    return value
+
+
+def _str(value: Any, field: str) -> str:
+    if not isinstance(value, str):
+        raise KvConfigError(f"{field}: expected a string, got {value!r}")
+    return value
+
+
+def _opt_str(value: Any, field: str) -> str | None:
+    return None if value is None else _str(value, field)

@@ -1,0 +1,41 @@
+"""Log lines that say which node wrote them, in which role and term."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+from pykka_raft.kv.node import MetricsView
+
+FORMAT = (
+    "%(asctime)s %(levelname)s node=%(kv_node)s role=%(kv_role)s term=%(kv_term)s "
+    "%(name)s: %(message)s"
+)
+
+
+class NodeContextFilter(logging.Filter):
+    """Adds ``kv_node``, ``kv_role`` and ``kv_term`` to every record, from the node's
+    latest metrics (``starting`` and ``-`` until it has published any)."""
+
+    def __init__(self, view: MetricsView) -> None:
+        super().__init__()
+        self.view = view
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Annotate the record (never drops it)."""
+        m = self.view.latest()
+        record.kv_node = self.view.node_id
+        record.kv_role = m.state.value if m is not None else "starting"
+        record.kv_term = m.current_term if m is not None else "-"
+        return True
+
+
+def log_to_stderr(view: MetricsView, level: int = logging.INFO) -> logging.Handler:
+    """Send the process's log records to stderr, each with the node's id, role and term."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter(FORMAT))
+    handler.addFilter(NodeContextFilter(view))
+    root = logging.getLogger()
+    root.addHandler(handler)
+    root.setLevel(level)
+    return handler

@@ -1,0 +1,277 @@
+"""One key-value node: a Raft node on its storage and network, with what the HTTP layer
+reads from it (latest metrics, recent leader changes, the node directory)."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import attrs
+import pykka
+
+from pykka_raft import (
+    ClientPayload,
+    ForwardToLeader,
+    NodeId,
+    Put,
+    Raft,
+    RaftError,
+    RaftMetrics,
+    RaftRef,
+    ResponseMode,
+    State,
+)
+from pykka_raft.kv.config import NodeConfig, http_url
+from pykka_raft.kv.runtime import (
+    LocalNetwork,
+    NetworkHandle,
+    StorageHandle,
+    open_network,
+    open_storage,
+)
+from pykka_raft.kv.store import KvStateMachine, encode_value, node_key
+
+logger = logging.getLogger("pykka_raft.kv")
+
+T = TypeVar("T")
+
+
+@attrs.frozen
+class LeaderChange:
+    """A leader this node saw take over: at ``at`` (Unix time), ``leader_id`` led
+    ``term``."""
+
+    at: float
+    term: int
+    leader_id: NodeId
+
+
+class MetricsView:
+    """The node's metrics subscriber: keeps the latest :class:`RaftMetrics` and the recent
+    leader changes, and lets threads wait for a condition on them.
+
+    ``tell`` runs on the Raft node's thread, so it only stores and notifies; the log line
+    for a role change is written after the lock is released (the log filter reads the
+    view too).
+    """
+
+    def __init__(self, node_id: NodeId, keep: int = 20) -> None:
+        self.node_id = node_id
+        self._cond = threading.Condition()
+        self._latest: RaftMetrics | None = None
+        self._changes: deque[LeaderChange] = deque(maxlen=keep)
+        self.leader_changes_total = 0
+        self.started_at = time.time()
+
+    def tell(self, metrics: RaftMetrics) -> None:
+        """Record one push from the Raft node."""
+        with self._cond:
+            previous = self._latest
+            self._latest = metrics
+            leader = metrics.current_leader
+            last = self._changes[-1] if self._changes else None
+            if leader is not None and (
+                last is None or (last.term, last.leader_id) != (metrics.current_term, leader)
+            ):
+                self._changes.append(LeaderChange(time.time(), metrics.current_term, leader))
+                self.leader_changes_total += 1
+            self._cond.notify_all()
+        if previous is None or previous.state is not metrics.state:
+            logger.info("role %s in term %d", metrics.state.value, metrics.current_term)
+
+    def latest(self) -> RaftMetrics | None:
+        """The latest metrics (``None`` while the node is starting)."""
+        with self._cond:
+            return self._latest
+
+    def leader_changes(self) -> list[LeaderChange]:
+        """The recent leader changes, oldest first."""
+        with self._cond:
+            return list(self._changes)
+
+    def poke(self) -> None:
+        """Wake the threads waiting in :meth:`wait_for` (to let them see a stop flag)."""
+        with self._cond:
+            self._cond.notify_all()
+
+    def wait_for(
+        self, predicate: Callable[[RaftMetrics | None], T], timeout: float | None
+    ) -> T | None:
+        """Wait until ``predicate(latest)`` is truthy and return it; ``None`` on timeout."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._cond:
+            while True:
+                value = predicate(self._latest)
+                if value:
+                    return value
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    return None
+                self._cond.wait(remaining)
+
+
+class NodeDirectory:
+    """Where each node's HTTP API and Raft endpoint are.
+
+    Two sources: the replicated directory in the state machine (written when a node is
+    added and by every new leader for itself) and this node's own configuration (itself
+    and its peers). The replicated record wins, since it is what the cluster agreed on.
+    """
+
+    def __init__(self, config: NodeConfig, state_machine: KvStateMachine) -> None:
+        self._lock = threading.Lock()
+        self._static: dict[NodeId, dict[str, Any]] = {
+            p.node_id: {"http": p.http_address, "raft": p.raft_address} for p in config.peers
+        }
+        self._static[config.node_id] = {"http": config.http_address, "raft": config.raft_address}
+        self._state_machine = state_machine
+
+    def set_static(self, node_id: NodeId, http: str, raft: str | None = None) -> None:
+        """Record a node's addresses as this node's configuration knows them."""
+        with self._lock:
+            self._static[node_id] = {"http": http, "raft": raft}
+
+    def configured(self) -> tuple[NodeId, ...]:
+        """The nodes this node's own configuration names (itself and its peers)."""
+        with self._lock:
+            return tuple(sorted(self._static))
+
+    def known(self) -> dict[NodeId, dict[str, Any]]:
+        """Every known node: id -> ``{"http": "host:port", "raft": ...}``."""
+        with self._lock:
+            out = {n: dict(r) for n, r in self._static.items()}
+        for node_id, record in self._state_machine.node_records().items():
+            out[node_id] = {"http": record.get("http"), "raft": record.get("raft")}
+        return out
+
+    def http_address(self, node_id: NodeId) -> str | None:
+        """The HTTP address of ``node_id``, if known."""
+        record = self.known().get(node_id)
+        http = record.get("http") if record else None
+        return http if isinstance(http, str) else None
+
+    def http_url(self, node_id: NodeId) -> str | None:
+        """The base URL of ``node_id``'s HTTP API, if known."""
+        address = self.http_address(node_id)
+        return http_url(address) if address else None
+
+
+class KvNode:
+    """A Raft node with its storage and network, made by :mod:`pykka_raft.kv.runtime`.
+
+    :meth:`start` opens the storage and the network, starts the Raft node, and starts a
+    small thread that, whenever this node becomes leader, records its own addresses in the
+    replicated directory (so followers can redirect clients to it).
+    """
+
+    def __init__(
+        self,
+        config: NodeConfig,
+        local: LocalNetwork | None = None,
+        request_timeout: float | None = None,
+    ) -> None:
+        self.config = config
+        self.node_id = config.node_id
+        self.http_address = config.http_address
+        self.state_machine = KvStateMachine()
+        self.view = MetricsView(config.node_id)
+        self.directory = NodeDirectory(config, self.state_machine)
+        self._local = local
+        self._request_timeout = request_timeout or config.http.request_timeout
+        self._raft: RaftRef | None = None
+        self._storage: StorageHandle | None = None
+        self._network: NetworkHandle | None = None
+        self._stopping = threading.Event()
+        self._registrar: threading.Thread | None = None
+
+    @property
+    def raft(self) -> RaftRef:
+        """The Raft node's ref (after :meth:`start`)."""
+        if self._raft is None:
+            raise RuntimeError("the node has not been started")
+        return self._raft
+
+    @property
+    def has_raft(self) -> bool:
+        """True once :meth:`start` has started the Raft node."""
+        return self._raft is not None
+
+    @property
+    def started(self) -> bool:
+        """True once the Raft node has loaded its state (it publishes metrics)."""
+        return self.view.latest() is not None
+
+    def start(self, http_address: str | None = None) -> None:
+        """Open storage and network and start the Raft node.
+
+        Args:
+            http_address: the address the HTTP server actually bound (when the
+                configuration asked for port 0).
+        """
+        if http_address is not None:
+            self.http_address = http_address
+            self.directory.set_static(self.node_id, http_address, self.config.raft_address)
+        self._storage = open_storage(self.config, self.state_machine)
+        try:
+            self._network = open_network(self.config, self._local)
+        except Exception:
+            self._storage.close()
+            raise
+        self._raft = Raft.start(
+            self.node_id, self.config.raft, self._network.ref, self._storage.ref, self.view
+        )
+        self._network.attach(self.node_id, self._raft)
+        self._registrar = threading.Thread(
+            target=self._register_as_leader, name=f"kv-registrar-{self.node_id}", daemon=True
+        )
+        self._registrar.start()
+
+    def stop(self) -> None:
+        """Stop the Raft node (it answers what it still holds with ``ShuttingDown``), then
+        close storage and network."""
+        self._stopping.set()
+        self.view.poke()
+        if self._network is not None:
+            self._network.detach()
+        if self._raft is not None:
+            self._raft.stop()
+        if self._registrar is not None:
+            self._registrar.join(timeout=self._request_timeout + 1)
+        if self._storage is not None:
+            self._storage.close()
+        if self._network is not None:
+            self._network.close()
+
+    def _register_as_leader(self) -> None:
+        done_term = -1
+
+        def leading(m: RaftMetrics | None) -> RaftMetrics | bool | None:
+            if self._stopping.is_set():
+                return True
+            if m is not None and m.state is State.LEADER and m.current_term != done_term:
+                return m
+            return None
+
+        while True:
+            metrics = self.view.wait_for(leading, timeout=None)
+            if self._stopping.is_set() or not isinstance(metrics, RaftMetrics):
+                return
+            done_term = metrics.current_term
+            record = encode_value({"http": self.http_address, "raft": self.config.raft_address})
+            if self.state_machine.local_get(node_key(self.node_id)) == record:
+                continue
+            try:
+                self.raft.ask(
+                    ClientPayload.new(Put(node_key(self.node_id), record), ResponseMode.APPLIED),
+                    timeout=self._request_timeout,
+                )
+                logger.info("recorded this node's addresses in the directory")
+            except ForwardToLeader:
+                pass  # no longer leader; the next leader records itself
+            except (RaftError, pykka.Timeout) as exc:
+                if not self._stopping.is_set():
+                    logger.warning("could not record this node's addresses: %s", exc)

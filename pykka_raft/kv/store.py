@@ -1,0 +1,111 @@
+"""The service's state machine: JSON values as canonical text, and the node directory.
+
+Values are stored as canonical JSON text (sorted keys, no spaces), not as Python objects.
+That makes every JSON value storable, ``null`` included (an absent key is ``None``, a
+stored ``null`` is the text ``"null"``), and makes compare-and-set compare JSON values
+exactly (``1`` and ``true`` differ, ``{"a":1,"b":2}`` equals ``{"b":2,"a":1}``). It also
+keeps what crosses the network and goes into snapshots plain strings.
+
+Keys under :data:`NODE_PREFIX` hold the node directory: where each node's HTTP API and
+Raft endpoint are, written through the log so every node learns them (a new node's
+addresses when it is added, a leader's own addresses when it is elected). The HTTP API
+refuses writes to those keys.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from pykka_raft import CompareAndSet, Delete, Entry, EntryNormal, KeyValueStateMachine, Put
+
+NODE_PREFIX = ".kv/node/"
+"""Reserved key prefix: ``.kv/node/<id>`` holds ``{"http": ..., "raft": ...}``."""
+
+RESERVED_PREFIX = ".kv/"
+"""Keys starting with this are the service's own; the API refuses writes to them."""
+
+
+def encode_value(value: Any) -> str:
+    """The canonical JSON text of a JSON value (raises ``ValueError`` for NaN/Infinity)."""
+    return json.dumps(
+        value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+    )
+
+
+def decode_value(text: Any) -> Any:
+    """The JSON value of a stored text (a non-text stored by someone else is returned as
+    it is)."""
+    return json.loads(text) if isinstance(text, str) else text
+
+
+def node_key(node_id: int) -> str:
+    """The directory key of ``node_id``."""
+    return f"{NODE_PREFIX}{node_id}"
+
+
+class KvStateMachine(KeyValueStateMachine):
+    """The key-value state machine, readable from other threads for the node directory.
+
+    The storage's thread applies entries; HTTP threads read the directory (and, later,
+    stale reads). A lock makes each apply, restore and read atomic. Nothing here reads a
+    clock or the node's identity, so every node computes the same state.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(keep_history=False)
+        self._lock = threading.Lock()
+        self._nodes: dict[int, Any] = {}
+
+    def apply(self, entry: Entry) -> Any:
+        """Apply one entry, keeping the directory view current."""
+        with self._lock:
+            response = super().apply(entry)
+            payload = entry.payload
+            if isinstance(payload, EntryNormal) and isinstance(
+                payload.data, (Put, Delete, CompareAndSet)
+            ):
+                key = payload.data.key
+                if key.startswith(NODE_PREFIX):
+                    self._reindex(key)
+            return response
+
+    def snapshot(self) -> Callable[[], bytes]:
+        """Capture the state under the lock (the base class copies the dictionary)."""
+        with self._lock:
+            return super().snapshot()
+
+    def restore(self, data: bytes) -> None:
+        """Replace the state with a snapshot's and rebuild the directory view."""
+        with self._lock:
+            super().restore(data)
+            self._nodes = {}
+            for key in list(self.data):
+                if key.startswith(NODE_PREFIX):
+                    self._reindex(key)
+
+    def _reindex(self, key: str) -> None:
+        suffix = key[len(NODE_PREFIX) :]
+        if not suffix.isdigit():
+            return
+        text = self.data.get(key)
+        if text is None:
+            self._nodes.pop(int(suffix), None)
+            return
+        try:
+            self._nodes[int(suffix)] = decode_value(text)
+        except ValueError:
+            self._nodes.pop(int(suffix), None)
+
+    def local_get(self, key: str) -> Any:
+        """The value this node has applied for ``key`` (canonical text or ``None``); it may
+        be behind the leader's."""
+        with self._lock:
+            return self.data.get(key)
+
+    def node_records(self) -> dict[int, dict[str, Any]]:
+        """The directory as this node has applied it: node id -> ``{"http", "raft"}``."""
+        with self._lock:
+            return {n: dict(r) for n, r in self._nodes.items() if isinstance(r, dict)}

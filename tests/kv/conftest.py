@@ -1,0 +1,140 @@
+"""Fixtures for the key-value service: in-process clusters with real HTTP servers."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import socket
+from collections.abc import Iterator
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+
+from pykka_raft import Config
+from pykka_raft.kv import HttpSettings
+from pykka_raft.kv.local import LocalCluster
+from pykka_raft.testing import wait_until
+
+# Generous timeouts for a loaded 2-core machine; every wait has a deadline.
+RAFT = Config(election_timeout_min=300, election_timeout_max=600, heartbeat_interval=50)
+
+
+class Answer:
+    """One raw HTTP answer."""
+
+    def __init__(self, status: int, headers: dict[str, str], data: bytes) -> None:
+        self.status = status
+        self.headers = headers
+        self.data = data
+
+    @property
+    def json(self) -> Any:
+        return json.loads(self.data)
+
+    @property
+    def code(self) -> str:
+        return str(self.json["error"]["code"])
+
+
+def request(
+    url: str,
+    method: str,
+    path: str,
+    body: Any = None,
+    raw: bytes | None = None,
+    headers: dict[str, str] | None = None,
+    timeout: float = 15.0,
+) -> Answer:
+    """Send one request without following redirects."""
+    parts = urlsplit(url)
+    conn = http.client.HTTPConnection(parts.hostname or "", parts.port, timeout=timeout)
+    try:
+        data = raw if raw is not None else (None if body is None else json.dumps(body).encode())
+        conn.request(method, path, body=data, headers=headers or {})
+        response = conn.getresponse()
+        return Answer(
+            response.status, {k.lower(): v for k, v in response.getheaders()}, response.read()
+        )
+    finally:
+        conn.close()
+
+
+def leader_of(cluster: LocalCluster, timeout: float = 15.0) -> int:
+    """Wait until every node follows one leader; return its id."""
+
+    def agreed() -> int | None:
+        views = [s.node.view.latest() for s in cluster.servers.values()]
+        leaders = {m.current_leader for m in views if m is not None}
+        terms = {m.current_term for m in views if m is not None}
+        if None in views or len(leaders) != 1 or len(terms) != 1:
+            return None
+        (leader,) = leaders
+        if leader is None or leader not in cluster.servers:
+            return None
+        m = cluster.servers[leader].node.view.latest()
+        return leader if m is not None and m.state.value == "leader" else None
+
+    return wait_until(agreed, timeout, "an agreed leader")
+
+
+def follower_of(cluster: LocalCluster) -> int:
+    leader = leader_of(cluster)
+    return next(n for n in sorted(cluster.servers) if n != leader)
+
+
+def make_cluster(ids: list[int], **kwargs: Any) -> LocalCluster:
+    return LocalCluster(ids, raft=kwargs.pop("raft", RAFT), **kwargs)
+
+
+@pytest.fixture
+def cluster_factory() -> Iterator[Any]:
+    """Build clusters that are closed when the test ends."""
+    made: list[LocalCluster] = []
+
+    def make(ids: list[int], init: bool = True, **kwargs: Any) -> LocalCluster:
+        cluster = make_cluster(ids, **kwargs)
+        made.append(cluster)
+        if init:
+            cluster.init()
+            leader_of(cluster)
+        return cluster
+
+    yield make
+    for cluster in made:
+        cluster.close()
+
+
+@pytest.fixture(scope="module")
+def kv3() -> Iterator[LocalCluster]:
+    """A formed 3-node cluster shared by a module's tests (they use distinct keys and do
+    not change the membership)."""
+    cluster = make_cluster([1, 2, 3], http=HttpSettings(max_body_bytes=4096))
+    try:
+        cluster.init()
+        leader_of(cluster)
+        yield cluster
+    finally:
+        cluster.close()
+
+
+@pytest.fixture
+def silent_url() -> Iterator[str]:
+    """A listening socket that accepts connections and never answers (a hung node)."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(16)
+    try:
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+    finally:
+        sock.close()
+
+
+@pytest.fixture
+def closed_url() -> str:
+    """A loopback port nobody listens on (connection refused)."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    sock.close()
+    return f"http://127.0.0.1:{port}"

@@ -1,0 +1,132 @@
+"""The ``pykka-raft-kv`` commands through click's CliRunner, against real HTTP servers:
+output and exit codes."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from click.testing import CliRunner, Result
+
+from pykka_raft.kv.cli import main
+from pykka_raft.kv.local import LocalCluster
+from tests.kv.conftest import follower_of, leader_of
+
+pytestmark = pytest.mark.timeout(120)
+
+
+def run(urls: list[str], *args: str, env: dict[str, str] | None = None) -> Result:
+    flags = [f"--url={u}" for u in urls]
+    return CliRunner().invoke(main, [*flags, "--deadline=3", *args], env=env)
+
+
+def test_put_get_delete(kv3: LocalCluster) -> None:
+    urls = [kv3.url(follower_of(kv3))]
+    put = run(urls, "put", "cli/a", '{"n": 1}')
+    assert put.exit_code == 0, put.output
+    assert json.loads(put.stdout)["existed"] is False
+    get = run(urls, "get", "cli/a")
+    assert get.exit_code == 0 and json.loads(get.stdout) == {"n": 1}
+    assert run(urls, "put", "cli/s", "--string", "plain text").exit_code == 0
+    assert json.loads(run(urls, "get", "cli/s").stdout) == "plain text"
+    deleted = run(urls, "delete", "cli/a")
+    assert deleted.exit_code == 0 and json.loads(deleted.stdout)["previous"] == {"n": 1}
+
+
+def test_url_from_the_environment(kv3: LocalCluster) -> None:
+    result = CliRunner().invoke(
+        main, ["put", "cli/env", "1"], env={"PYKKA_RAFT_KV_URL": ",".join(kv3.urls)}
+    )
+    assert result.exit_code == 0, result.output
+
+
+def test_cas(kv3: LocalCluster) -> None:
+    urls = kv3.urls
+    assert run(urls, "cas", "cli/c", "--new", "1").exit_code == 0
+    ok = run(urls, "cas", "cli/c", "--expected", "1", "--new", "2")
+    assert ok.exit_code == 0 and json.loads(ok.stdout)["previous"] == 1
+    failed = run(urls, "cas", "cli/c", "--expected", "1", "--new", "3")
+    assert failed.exit_code == 4
+    assert "cas_failed" in failed.stderr
+
+
+def test_refused_requests_exit_4(kv3: LocalCluster) -> None:
+    missing = run(kv3.urls, "get", "cli/never")
+    assert missing.exit_code == 4 and "key_not_found" in missing.stderr
+    assert run(kv3.urls, "get", "cli/never", "--consistency", "lease").exit_code == 4
+    assert run(kv3.urls, "remove", "1", "2", "3").exit_code == 4
+    transfer = run(kv3.urls, "transfer-leader", "2")
+    assert transfer.exit_code == 4 and "not_implemented" in transfer.stderr
+
+
+def test_usage_errors_exit_2(kv3: LocalCluster) -> None:
+    assert CliRunner().invoke(main, ["get", "k"], env={"PYKKA_RAFT_KV_URL": ""}).exit_code == 2
+    bad_json = run(kv3.urls, "put", "k", "not json")
+    assert bad_json.exit_code == 2 and "--string" in bad_json.output
+    assert run(kv3.urls, "remove").exit_code == 2
+    assert run(kv3.urls, "promote", "zero").exit_code == 2
+    assert run(kv3.urls, "init", "--members", "a,b").exit_code == 2
+    assert run(["ftp://x"], "get", "k").exit_code == 2
+    assert run(kv3.urls, "no-such-command").exit_code == 2
+
+
+def test_unreachable_exits_3(closed_url: str) -> None:
+    result = run([closed_url], "get", "k")
+    assert result.exit_code == 3 and "no node answered" in result.stderr
+    assert run([closed_url], "status").exit_code == 3
+
+
+def test_unknown_outcome_exits_5(silent_url: str) -> None:
+    result = CliRunner().invoke(main, [f"--url={silent_url}", "--timeout=0.5", "put", "k", "1"])
+    assert result.exit_code == 5 and "outcome_unknown" in result.stderr
+
+
+def test_unavailable_exits_6(cluster_factory: Any) -> None:
+    cluster = cluster_factory([1], init=False)
+    result = CliRunner().invoke(
+        main, [f"--url={cluster.url(1)}", "--deadline=0.5", "put", "k", "1"]
+    )
+    assert result.exit_code == 6 and "no_leader" in result.stderr
+
+
+def test_status_table(kv3: LocalCluster, closed_url: str) -> None:
+    leader = leader_of(kv3)
+    result = run([closed_url, kv3.url(2)], "status")
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith(f"leader: node {leader}, term ")
+    assert lines[1].split()[:3] == ["ID", "ROLE", "STATE"]
+    rows = {int(line.split()[0]): line.split() for line in lines[2:5]}
+    assert sorted(rows) == [1, 2, 3]
+    assert all(row[1] == "voter" for row in rows.values())
+    assert rows[leader][2] == "leader"
+    assert f"error: {closed_url}: did not answer" in result.stdout
+    as_json = json.loads(run(kv3.urls, "status", "--json").stdout)
+    assert as_json["leader_id"] == leader
+
+
+def test_cluster_lifecycle(cluster_factory: Any) -> None:
+    cluster = cluster_factory([1, 2, 3], init=False)
+    init = run(cluster.urls, "init")
+    assert init.exit_code == 0, init.output
+    assert [json.loads(line)["node_id"] for line in init.stdout.splitlines()] == [1, 2, 3]
+    leader_of(cluster)
+    again = run(cluster.urls, "init", "--members", "1,2")
+    assert again.exit_code == 4 and "not_pristine" in again.stderr
+    four = cluster.add_node(4)
+    added = run(cluster.urls, "add-voter", "4", "--http-address", four.http.address)
+    assert added.exit_code == 0, added.output
+    assert json.loads(added.stdout)["voters"] == [1, 2, 3, 4]
+    twice = run(cluster.urls, "add-voter", "4", "--http-address", four.http.address)
+    assert twice.exit_code == 4 and "noop" in twice.stderr
+    five = cluster.add_node(5)
+    learner = run(cluster.urls, "add-learner", "5", "--http-address", five.http.address)
+    assert learner.exit_code == 0 and json.loads(learner.stdout)["learners"] == [5]
+    promoted = run(cluster.urls, "promote", "5")
+    assert promoted.exit_code == 0 and json.loads(promoted.stdout)["voters"] == [1, 2, 3, 4, 5]
+    removed = run(cluster.urls, "remove", "4", "5")
+    assert removed.exit_code == 0 and json.loads(removed.stdout)["voters"] == [1, 2, 3]
+    snap = run(cluster.urls[:3], "snapshot")
+    assert snap.exit_code == 0
+    assert [json.loads(line)["node_id"] for line in snap.stdout.splitlines()] == [1, 2, 3]

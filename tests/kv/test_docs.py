@@ -1,0 +1,52 @@
+"""docs/kv-service.md: its Python example runs as written, and it documents every error
+code, command and metric the service has."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import re
+from pathlib import Path
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from pykka_raft.kv.cli import main
+from pykka_raft.kv.errors import CODES
+from pykka_raft.kv.local import LocalCluster
+from tests.kv.conftest import leader_of, request
+
+DOC = (Path(__file__).resolve().parents[2] / "docs" / "kv-service.md").read_text()
+
+pytestmark = pytest.mark.timeout(120)
+
+
+def test_the_client_example_runs(kv3: LocalCluster) -> None:
+    (code,) = [b for b in re.findall(r"```python\n(.*?)```", DOC, re.S) if "Client(urls)" in b]
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        exec(compile(code, "kv-service.md", "exec"), {"urls": kv3.urls})
+    lines = out.getvalue().splitlines()
+    assert lines[:2] == ["counter holds 2", "greeting is gone"]
+    assert lines[2] == f"leader: {leader_of(kv3)} [1, 2, 3]"
+
+
+def test_every_error_code_is_in_the_table() -> None:
+    for code, (status, _) in CODES.items():
+        assert f"| {status} | `{code}` |" in DOC, code
+    assert "| 307 | `not_leader` |" in DOC
+
+
+def test_every_command_is_documented() -> None:
+    for name in main.list_commands(None):  # type: ignore[arg-type]
+        assert f"| `{name}" in DOC, name
+
+
+def test_every_metric_is_documented(kv3: LocalCluster) -> None:
+    url = kv3.url(leader_of(kv3))
+    request(url, "PUT", "/v1/kv/doc-metric", {"value": 1})
+    text = request(url, "GET", "/metrics").data.decode()
+    for family in text_string_to_metric_families(text):
+        if family.name.startswith("pykka_raft") and not family.name.endswith("_created"):
+            documented = family.name + ("_total" if family.type == "counter" else "")
+            assert f"`{documented}`" in DOC, documented

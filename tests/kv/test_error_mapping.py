@@ -1,0 +1,177 @@
+"""Every library error a Raft node can raise maps to its documented HTTP answer, and an
+unexpected exception is a JSON 500, never a traceback (the WSGI app alone, no sockets)."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+from typing import Any
+from wsgiref.util import setup_testing_defaults
+
+import pykka
+import pytest
+
+from pykka_raft import (
+    ApplicationError,
+    Busy,
+    CatchUpTimeout,
+    ChangeInProgress,
+    ForwardToLeader,
+    InoperableConfig,
+    InternalError,
+    LeadershipLost,
+    MembershipConfig,
+    NodeNotLeader,
+    Noop,
+    NotAllowed,
+    OutcomeUnknown,
+    RaftMetrics,
+    ShuttingDown,
+    SnapshotsUnsupported,
+    State,
+    StorageError,
+)
+from pykka_raft.kv import NodeConfig, PeerConfig
+from pykka_raft.kv.app import KvApp
+from pykka_raft.kv.errors import CODES
+from pykka_raft.kv.node import KvNode
+
+
+class StubRaft:
+    """Answers every ask by raising ``error``."""
+
+    def __init__(self, error: BaseException) -> None:
+        self.error = error
+
+    def ask(self, message: Any, timeout: float | None = None) -> Any:
+        raise self.error
+
+
+def make_app(error: BaseException, state: State = State.LEADER) -> KvApp:
+    config = NodeConfig(1, "127.0.0.1:8001", peers=(PeerConfig(2, "127.0.0.1:8002"),))
+    node = KvNode(config)
+    node.view.tell(
+        RaftMetrics(
+            1,
+            state,
+            3,
+            10,
+            10,
+            10,
+            1 if state is State.LEADER else 2,
+            MembershipConfig(members=(1, 2, 3), non_voters=(4,)),
+        )
+    )
+    node._raft = StubRaft(error)  # type: ignore[assignment]
+    return KvApp(node)
+
+
+def call(app: KvApp, method: str, path: str, body: Any = None) -> tuple[int, dict[str, str], Any]:
+    data = b"" if body is None else json.dumps(body).encode()
+    environ: dict[str, Any] = {
+        "REQUEST_METHOD": method,
+        "PATH_INFO": path,
+        "CONTENT_LENGTH": str(len(data)),
+        "wsgi.input": io.BytesIO(data),
+    }
+    setup_testing_defaults(environ)
+    seen: dict[str, Any] = {}
+
+    def start_response(status: str, headers: list[tuple[str, str]]) -> None:
+        seen["status"] = int(status.split()[0])
+        seen["headers"] = {k.lower(): v for k, v in headers}
+
+    payload = b"".join(app(environ, start_response))
+    return seen["status"], seen["headers"], json.loads(payload)
+
+
+WRITE_ERRORS = [
+    (ForwardToLeader(None, None), 503, "no_leader"),
+    (ForwardToLeader(None, 2), 307, "not_leader"),
+    (ForwardToLeader(None, 7), 503, "not_leader"),  # leader's address unknown
+    (Busy(None, 10), 503, "busy"),
+    (ApplicationError(ValueError("no")), 400, "bad_request"),
+    (ShuttingDown(), 504, "outcome_unknown"),
+    (OutcomeUnknown("replaced by a snapshot"), 504, "outcome_unknown"),
+    (InternalError("boom"), 504, "outcome_unknown"),
+    (StorageError("disk"), 504, "outcome_unknown"),
+    (pykka.Timeout("late"), 504, "outcome_unknown"),
+]
+
+
+@pytest.mark.parametrize(("error", "status", "code"), WRITE_ERRORS)
+def test_write_errors(error: BaseException, status: int, code: str) -> None:
+    got, headers, body = call(make_app(error), "PUT", "/v1/kv/k", {"value": 1})
+    assert (got, body["error"]["code"]) == (status, code)
+    assert CODES[code][0] == status or (status == 307 and code == "not_leader")
+    if status == 307:
+        assert headers["location"] == "http://127.0.0.1:8002/v1/kv/k"
+        assert body["error"]["leader_id"] == 2
+
+
+def test_a_read_on_a_stopping_node_is_safe_to_retry() -> None:
+    status, _, body = call(make_app(ShuttingDown()), "GET", "/v1/kv/k")
+    assert (status, body["error"]["code"]) == (503, "shutting_down")
+
+
+@pytest.mark.parametrize(
+    ("error", "status", "code"),
+    [
+        (NodeNotLeader(None), 503, "no_leader"),
+        (NodeNotLeader(2), 307, "not_leader"),
+        (Noop(), 409, "noop"),
+        (InoperableConfig("none left"), 409, "inoperable_config"),
+        (ChangeInProgress(), 409, "change_in_progress"),
+        (CatchUpTimeout((4,), 100), 409, "catch_up_timeout"),
+        (LeadershipLost(2), 504, "outcome_unknown"),
+        (ShuttingDown(), 504, "outcome_unknown"),
+        (pykka.Timeout("late"), 504, "outcome_unknown"),
+    ],
+)
+def test_membership_errors(error: BaseException, status: int, code: str) -> None:
+    got, _, body = call(make_app(error), "POST", "/v1/admin/promote", {"id": 4})
+    assert (got, body["error"]["code"]) == (status, code)
+
+
+def test_admin_on_a_follower_redirects_before_asking() -> None:
+    app = make_app(AssertionError("must not be asked"), state=State.FOLLOWER)
+    status, headers, _ = call(app, "POST", "/v1/admin/remove", {"ids": [3]})
+    assert status == 307 and headers["location"] == "http://127.0.0.1:8002/v1/admin/remove"
+
+
+@pytest.mark.parametrize(
+    ("path", "error", "status", "code"),
+    [
+        ("/v1/admin/init", NotAllowed("not pristine"), 409, "not_pristine"),
+        ("/v1/admin/snapshot", SnapshotsUnsupported("Store"), 409, "snapshots_unsupported"),
+        ("/v1/admin/snapshot", ShuttingDown(), 503, "shutting_down"),
+    ],
+)
+def test_other_admin_errors(path: str, error: BaseException, status: int, code: str) -> None:
+    got, _, body = call(make_app(error), "POST", path)
+    assert (got, body["error"]["code"]) == (status, code)
+
+
+def test_an_unexpected_exception_is_a_logged_json_500(caplog: pytest.LogCaptureFixture) -> None:
+    app = make_app(ZeroDivisionError("bug"))
+    with caplog.at_level(logging.ERROR, logger="pykka_raft.kv.http"):
+        status, headers, body = call(app, "PUT", "/v1/kv/k", {"value": 1})
+    assert status == 500 and body == {
+        "error": {"code": "internal", "message": "unexpected failure; see the node's log"}
+    }
+    assert headers["content-type"].startswith("application/json")
+    assert "ZeroDivisionError" in caplog.text  # the traceback goes to the log, not the client
+
+
+def test_a_starting_node_says_so() -> None:
+    node = KvNode(NodeConfig(1, "127.0.0.1:8001"))
+    status, headers, body = call(KvApp(node), "PUT", "/v1/kv/k", {"value": 1})
+    assert (status, body["error"]["code"]) == (503, "starting")
+    assert headers["retry-after"] == "1"
+    status, _, body = call(KvApp(node), "GET", "/v1/status")
+    assert status == 200 and body["state"] == "starting"
+
+
+def test_every_documented_code_has_a_status() -> None:
+    assert all(400 <= status <= 599 for status, _ in CODES.values())

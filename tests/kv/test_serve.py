@@ -1,0 +1,139 @@
+"""``pykka-raft-kv serve`` as a real process: it reports its port, serves, logs with node
+id, role and term, and stops cleanly on SIGTERM and Ctrl-C. Also clean shutdown of a node
+with requests in flight, in-process."""
+
+from __future__ import annotations
+
+import queue
+import signal
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pykka_raft import Isolate
+from pykka_raft.kv import Client, HttpSettings
+from tests.kv.conftest import leader_of, request
+
+pytestmark = pytest.mark.timeout(120)
+
+
+class Serve:
+    """A ``serve`` child process; killed in teardown whatever happens."""
+
+    def __init__(self, args: list[str], log: Path) -> None:
+        self.log = log
+        self._stderr = log.open("w")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "pykka_raft.kv", "serve", *args],
+            stdout=subprocess.PIPE,
+            stderr=self._stderr,
+            text=True,
+        )
+        self.lines: queue.Queue[str] = queue.Queue()
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.lines.put(line)
+
+    def url(self, timeout: float = 30) -> str:
+        try:
+            line = self.lines.get(timeout=timeout)
+        except queue.Empty:
+            pytest.fail(f"serve printed no address; log:\n{self.log.read_text()}")
+        assert line.startswith("node 1 serving http://127.0.0.1:"), line
+        return line.split()[-1]
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait(10)
+        self._stderr.close()
+
+
+@pytest.fixture
+def serve(tmp_path: Path) -> Iterator[Any]:
+    started: list[Serve] = []
+
+    def start(*args: str) -> Serve:
+        child = Serve(list(args), tmp_path / f"serve-{len(started)}.log")
+        started.append(child)
+        return child
+
+    yield start
+    for child in started:
+        child.close()
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_serve_one_node_then_stop_on_a_signal(serve: Any, sig: signal.Signals) -> None:
+    child = serve("--id", "1", "--http", "127.0.0.1:0")
+    url = child.url()
+    client = Client([url])
+    assert client.init() == [{"node_id": 1, "members": [1]}]
+    client.put("greeting", "hello")
+    assert client.get("greeting") == "hello"
+    child.proc.send_signal(sig)
+    assert child.proc.wait(30) == 0
+    log = child.log.read_text()
+    assert "node=1 role=leader term=" in log
+    assert "serving the HTTP API" in log and "stopping" in log and log.rstrip().endswith("stopped")
+    assert "Traceback" not in log
+
+
+def test_serve_from_a_config_file(serve: Any, tmp_path: Path) -> None:
+    config = tmp_path / "node.toml"
+    config.write_text(
+        'node_id = 1\nhttp_address = "127.0.0.1:0"\n[raft]\nheartbeat_interval = 40\n'
+    )
+    child = serve("--config", str(config))
+    client = Client([child.url()])
+    client.init()
+    assert client.status()["node_id"] == 1
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--http", "127.0.0.1:0"], "node_id: required"),
+        (["--id", "1", "--http", "127.0.0.1:0", "--storage", "sqlite"], "SqliteStore"),
+        (["--id", "1", "--http", "127.0.0.1:0", "--network", "tcp"], "TCP network"),
+        (["--id", "1", "--http", "127.0.0.1:0", "--peer", "2=,127.0.0.1:1"], "network = 'tcp'"),
+        (["--id", "1", "--http", "127.0.0.1:0", "--peer", "2"], "--peer"),
+        (["--id", "1", "--http", "nowhere"], "host:port"),
+    ],
+)
+def test_serve_refuses_what_it_cannot_do(serve: Any, args: list[str], message: str) -> None:
+    child = serve(*args)
+    assert child.proc.wait(30) == 2
+    assert message in child.log.read_text()
+
+
+def test_a_stopping_node_answers_requests_in_flight(cluster_factory: Any) -> None:
+    cluster = cluster_factory([1, 2, 3], http=HttpSettings(request_timeout=30.0))
+    leader = leader_of(cluster)
+    server = cluster.servers[leader]
+    cluster.network.router.ask(Isolate(leader))  # its writes can no longer commit
+    answers: list[Any] = []
+    pending = threading.Thread(
+        target=lambda: answers.append(request(server.url, "PUT", "/v1/kv/k", {"value": 1}))
+    )
+    pending.start()
+    server.node.view.wait_for(lambda m: server.app._inflight == 1 or None, timeout=10)
+    assert server.app._inflight == 1
+    stopper = threading.Thread(target=lambda: cluster.stop_node(leader))
+    stopper.start()
+    # While it drains, new requests are refused, promptly and clearly.
+    server.node.view.wait_for(lambda m: server.app.draining or None, timeout=10)
+    refused = request(server.url, "GET", "/v1/status")
+    assert refused.status == 503 and refused.code == "shutting_down"
+    stopper.join(60)
+    pending.join(60)
+    (answer,) = answers
+    assert answer.status == 504 and answer.code == "outcome_unknown"

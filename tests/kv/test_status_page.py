@@ -1,0 +1,114 @@
+"""The status page in headless Chromium: it loads without console errors and shows the
+leader and every member. Skipped when Chromium, chromedriver or selenium is missing.
+
+Set ``PYKKA_RAFT_KV_SCREENSHOT=docs/kv-status.png`` to refresh the screenshot in the docs.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from pykka_raft.kv.local import LocalCluster
+from tests.kv.conftest import follower_of, leader_of, request
+
+pytestmark = pytest.mark.timeout(180)
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+CHROMEDRIVER = shutil.which("chromedriver")
+
+
+@pytest.fixture
+def browser() -> Iterator[Any]:
+    webdriver = pytest.importorskip("selenium.webdriver")
+    if CHROMIUM is None or CHROMEDRIVER is None:
+        pytest.skip(
+            "Chromium and chromedriver are not installed (apt-get install chromium chromium-driver)"
+        )
+    from selenium.webdriver.chrome.service import Service
+
+    profile = tempfile.mkdtemp(prefix="kv-chromium-")
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in (
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--disable-dev-shm-usage",
+        "--window-size=1100,640",
+        f"--user-data-dir={profile}",
+    ):
+        options.add_argument(flag)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    driver = webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=options)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+        shutil.rmtree(profile, ignore_errors=True)
+
+
+def test_the_page_shows_the_leader_and_every_member(browser: Any, cluster_factory: Any) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    cluster: LocalCluster = cluster_factory([1, 2, 3])
+    leader = leader_of(cluster)
+    for i in range(12):
+        request(cluster.url(leader), "PUT", f"/v1/kv/page-{i}", {"value": i})
+    follower = follower_of(cluster)
+    browser.get(cluster.url(follower) + "/")
+
+    def shows_everyone(driver: Any) -> bool:
+        rows = driver.find_elements(By.CSS_SELECTOR, "#members tr")
+        return driver.find_element(By.ID, "leader").text == f"node {leader}" and sorted(
+            r.get_attribute("data-node") for r in rows
+        ) == [
+            "1",
+            "2",
+            "3",
+        ]
+
+    WebDriverWait(browser, 20, poll_frequency=0.1).until(shows_everyone)
+    rows = {
+        r.get_attribute("data-node"): r.text
+        for r in browser.find_elements(By.CSS_SELECTOR, "#members tr")
+    }
+    assert "leader" in rows[str(leader)]
+    assert all("follower" in text for node, text in rows.items() if node != str(leader))
+    assert browser.find_element(By.ID, "count").text == "3"
+    assert browser.find_element(By.ID, "reachable").text == "3 / 3"
+    changes = browser.find_element(By.ID, "changes").text
+    assert f"node {leader} leads term" in changes
+    assert not browser.find_element(By.ID, "error").is_displayed()
+    errors = [e for e in browser.get_log("browser") if e["level"] in ("SEVERE", "WARNING")]
+    assert errors == []
+    target = os.environ.get("PYKKA_RAFT_KV_SCREENSHOT")
+    if target:
+        browser.save_screenshot(target)
+
+
+def test_the_page_reports_a_member_that_is_down(browser: Any, cluster_factory: Any) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    cluster: LocalCluster = cluster_factory([1, 2, 3])
+    leader = leader_of(cluster)
+    down = follower_of(cluster)
+    cluster.stop_node(down)
+    browser.get(cluster.url(leader) + "/")
+    WebDriverWait(browser, 20, poll_frequency=0.1).until(
+        lambda d: d.find_element(By.ID, "reachable").text == "2 / 3"
+    )
+    row = browser.find_element(By.CSS_SELECTOR, f'#members tr[data-node="{down}"]')
+    assert "unreachable" in row.text
