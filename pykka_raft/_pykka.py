@@ -32,6 +32,12 @@ def is_stop_request(message: Any) -> bool:
     return isinstance(message, _messages._ActorStop)
 
 
+def is_pykka_message(message: Any) -> bool:
+    """True for Pykka's own messages (stop requests, proxy calls and attribute access),
+    which Pykka handles before ``on_receive`` and which must reach it unchanged."""
+    return type(message).__module__ == _messages.__name__
+
+
 def drain_inbox(actor: pykka.Actor) -> Iterator[Any]:
     """Take every message still queued for ``actor`` (call it from the actor's own
     ``on_stop``), yielding each one."""

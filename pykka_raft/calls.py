@@ -17,7 +17,7 @@ from typing import Any, Protocol
 import attrs
 import pykka
 
-from pykka_raft._pykka import is_stop_request
+from pykka_raft._pykka import is_pykka_message
 from pykka_raft.errors import ShuttingDown
 
 logger = logging.getLogger(__name__)
@@ -115,7 +115,7 @@ class AskAwareRef(pykka.ActorRef[Any]):
 
     def ask(self, message: Any, *, block: bool = True, timeout: float | None = None) -> Any:
         """Ask the actor; the handler sees an :class:`Asked` wrapper."""
-        if not is_stop_request(message):
+        if not is_pykka_message(message):  # stop requests and proxy calls go through as is
             message = Asked(message)
         return super().ask(message, block=block, timeout=timeout)
 

@@ -91,21 +91,26 @@ class RaftNetwork(pykka.ThreadingActor, abc.ABC):
             return None
         try:
             return self.handle_other(message)
-        except UnknownMessage:
+        except Exception as exc:
             if asked:
-                raise
-            self._stray.log(
-                logging.WARNING,
-                type(message).__name__,
-                "%s dropped a stray %s sent with tell",
-                type(self).__name__,
-                type(message).__name__,
-            )
+                raise  # Pykka hands it to the caller; the actor lives on
+            self.on_stray(message, exc)  # raising here would stop the network
             return None
+
+    def on_stray(self, message: Any, error: BaseException) -> None:
+        """A message sent with ``tell`` could not be handled: log it (rate-limited)."""
+        self._stray.log(
+            logging.WARNING,
+            type(message).__name__,
+            "%s dropped a %s sent with tell: %s",
+            type(self).__name__,
+            type(message).__name__,
+            error,
+        )
 
     def on_stop(self) -> None:
         """Answer every RPC call still queued: the network is gone."""
-        for message in drain_inbox(self):
+        for message in drain_inbox(self):  # a subclass that overrides on_stop calls this
             call, _ = unwrap(message)
             if isinstance(call, Call):
                 call.reply.set_exception(Unreachable(f"the network {type(self).__name__} stopped"))

@@ -31,17 +31,17 @@ import logging
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-import attrs
 import pykka
 
-from pykka_raft.calls import Call, Reply
+from pykka_raft.calls import AskAwareRef, Call, Reply
 from pykka_raft.config import Config
 from pykka_raft.errors import ConfigError, UnknownMessage
+from pykka_raft.logs import RateLimited
 from pykka_raft.messages import MembershipConfig, RpcRequest
 from pykka_raft.network.contract import RPC_REQUESTS, RaftNetwork
 from pykka_raft.network.keys import CurveKeys, check_key
 from pykka_raft.network.router import Isolate, Register, Restore, Unregister
-from pykka_raft.network.tcp_io import IoLoop, LogLimiter
+from pykka_raft.network.tcp_io import IoLoop
 from pykka_raft.network.tcp_messages import (
     STRAY_MESSAGE,
     GetNetworkMetrics,
@@ -57,17 +57,10 @@ HEADROOM = 1024 * 1024
 """Bytes allowed on top of ``Config.snapshot_max_chunk_size`` in one frame by default."""
 
 
-@attrs.frozen
-class _Told:
-    """A message that arrived with ``tell`` (nobody waits for an answer)."""
-
-    message: Any
-
-
 # --- the actor --------------------------------------------------------------------------
 
 
-class TcpNetworkRef(pykka.ActorRef[Any]):
+class TcpNetworkRef(AskAwareRef):
     """The ref :meth:`TcpNetwork.start` returns.
 
     ``address`` is the ``host:port`` the network's ROUTER socket is bound to (the port the
@@ -87,8 +80,6 @@ class TcpNetworkRef(pykka.ActorRef[Any]):
                 raise pykka.ActorDeadError(f"{self} is stopped")
             self._io.submit(("req", message.message, message.reply))
             return
-        if type(message).__module__ != "pykka.messages":
-            message = _Told(message)
         super().tell(message)
 
 
@@ -128,6 +119,8 @@ class TcpNetwork(RaftNetwork):
             ``config.rpc_timeout``.
     """
 
+    ref_class = TcpNetworkRef
+
     def __init__(
         self,
         node_id: NodeId,
@@ -165,11 +158,11 @@ class TcpNetwork(RaftNetwork):
             rpc_timeout_ms if rpc_timeout_ms is not None else config.rpc_timeout,
         )
         self.address = self._io.address
-        self._stray = LogLimiter(logger)
-        ref = TcpNetworkRef(self)
+        self._stray = RateLimited(logger)  # under pykka_raft.net, like the rest
+        ref = self.actor_ref
+        assert isinstance(ref, TcpNetworkRef)
         ref.address = self.address
         ref._io = self._io
-        self._actor_ref = ref
         if insecure:
             logger.warning(
                 "node %s listens on %s WITHOUT authentication or encryption (insecure=True): "
@@ -192,28 +185,16 @@ class TcpNetwork(RaftNetwork):
     def on_stop(self) -> None:
         """Close every socket; waiting requests are answered ``Unreachable``."""
         self._io.stop()
+        super().on_stop()
 
     def on_failure(self, *exc_info: Any) -> None:
         """Close every socket, as on a clean stop."""
         self._io.stop()
 
-    def on_receive(self, message: Any) -> Any:
-        """Handle a message; a told message that cannot be handled is logged and dropped."""
-        if isinstance(message, _Told):
-            try:
-                return super().on_receive(message.message)
-            except Exception as exc:
-                self._io.errors[STRAY_MESSAGE] += 1
-                self._stray.log(
-                    STRAY_MESSAGE,
-                    logging.WARNING,
-                    "node %s's network dropped a told %s: %s",
-                    self.node_id,
-                    type(message.message).__name__,
-                    exc,
-                )
-                return None
-        return super().on_receive(message)
+    def on_stray(self, message: Any, error: BaseException) -> None:
+        """A told message the network cannot handle: counted, logged and dropped."""
+        self._io.errors[STRAY_MESSAGE] += 1
+        super().on_stray(message, error)
 
     def send(self, request: RpcRequest, reply: Reply) -> None:
         """Hand ``request`` to the I/O thread (an RPC that came through the inbox)."""

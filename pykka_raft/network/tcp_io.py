@@ -24,6 +24,7 @@ from zmq.utils import z85
 
 from pykka_raft.calls import DEAD_ACTOR_ERRORS, Call, Reply
 from pykka_raft.errors import RpcError, UnknownNode, Unreachable
+from pykka_raft.logs import RateLimited
 from pykka_raft.messages import RpcRequest
 from pykka_raft.network import frames
 from pykka_raft.network.contract import rpc_source
@@ -60,30 +61,6 @@ RTT_SAMPLES = 1024
 MAX_PEERS = 1024  # peers with metrics of their own
 REFUSED_RETRY = 1.0  # seconds before connecting again to a peer that refused the handshake
 REMEMBERED_IDS = 4096  # answered or timed-out request ids kept to tell late from bogus
-
-
-class LogLimiter:
-    """At most one log line per key every ``interval`` seconds; says how many it skipped."""
-
-    def __init__(self, log: logging.Logger, interval: float = LOG_INTERVAL) -> None:
-        self._log = log
-        self._interval = interval
-        self._next: dict[str, float] = {}
-        self._skipped: dict[str, int] = collections.Counter()
-        self._lock = threading.Lock()
-
-    def log(self, key: str, level: int, message: str, *args: Any) -> None:
-        now = time.monotonic()
-        with self._lock:
-            if now < self._next.get(key, 0.0):
-                self._skipped[key] += 1
-                return
-            self._next[key] = now + self._interval
-            skipped = self._skipped.pop(key, 0)
-        if skipped:
-            message += " (and %d more like it in the last %.0fs)"
-            args = (*args, skipped, self._interval)
-        self._log.log(level, message, *args)
 
 
 _PROTOCOL_ERRORS = {
@@ -242,7 +219,7 @@ class IoLoop:
         self.isolated_peers: set[NodeId] = set()
         self.errors: collections.Counter[str] = collections.Counter()
         self.entry_cache = frames.EntryCache()
-        self.limiter = LogLimiter(logger)
+        self.limiter = RateLimited(logger, LOG_INTERVAL)
         self.connections_accepted = 0
         self.incoming_disconnects = 0
         self.frames_received = 0
@@ -383,8 +360,8 @@ class IoLoop:
         except Exception as exc:
             self.errors[INTERNAL_ERROR] += 1
             self.limiter.log(
-                INTERNAL_ERROR,
                 logging.ERROR,
+                INTERNAL_ERROR,
                 "node %s: network I/O step failed: %r",
                 self.node_id,
                 exc,
@@ -468,7 +445,7 @@ class IoLoop:
         """Count one refused input of ``kind`` and log it (rate-limited)."""
         self.errors[kind] += 1
         self.limiter.log(
-            kind, level, "node %s refused input from %s [%s]: %s", self.node_id, who, kind, detail
+            level, kind, "node %s refused input from %s [%s]: %s", self.node_id, who, kind, detail
         )
 
     # --- sending requests ---------------------------------------------------------------
@@ -818,7 +795,7 @@ class IoLoop:
         try:
             found = load_public_keys(keys.key_dir)
         except CurveKeyError as exc:
-            self.limiter.log("key_dir", logging.WARNING, "cannot read the key directory: %s", exc)
+            self.limiter.log(logging.WARNING, "key_dir", "cannot read the key directory: %s", exc)
             return False
         changed = {n: k for n, k in found.items() if self.peer_keys.get(n) != k}
         if not changed:

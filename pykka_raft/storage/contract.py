@@ -37,14 +37,23 @@ import abc
 import contextlib
 import copy
 import itertools
+import logging
 import threading
 from typing import Any
 
 import attrs
 import pykka
 
-from pykka_raft.calls import Call, answer
-from pykka_raft.errors import ApplicationError, RaftError, SnapshotsUnsupported, UnknownMessage
+from pykka_raft._pykka import drain_inbox, use_ref_class
+from pykka_raft.calls import AskAwareRef, Call, answer, unwrap
+from pykka_raft.errors import (
+    ApplicationError,
+    RaftError,
+    SnapshotsUnsupported,
+    StorageError,
+    UnknownMessage,
+)
+from pykka_raft.logs import STORAGE, RateLimited
 from pykka_raft.messages import (
     Entry,
     EntryBlank,
@@ -250,6 +259,8 @@ class RaftStorage(pykka.ThreadingActor, abc.ABC):
 
     def __init__(self, state_machine: StateMachine) -> None:
         super().__init__()
+        use_ref_class(self, AskAwareRef)
+        self._stray = RateLimited(logging.getLogger(STORAGE))
         self.state_machine = state_machine
         # The index the state machine applied through, as far as this actor has seen
         # (applies and installs); ``None`` until then. Only the default dump reads it.
@@ -258,7 +269,30 @@ class RaftStorage(pykka.ThreadingActor, abc.ABC):
     _builds = itertools.count(1)
 
     def on_receive(self, message: Any) -> Any:
-        """Answer a call through its reply, or a plain ``ask`` directly."""
+        """Run :meth:`receive`. A message this storage does not handle, sent with ``ask``,
+        is answered :class:`~pykka_raft.errors.UnknownMessage`; sent with ``tell``, it is
+        logged (rate-limited) and dropped: a stray message never stops the storage."""
+        message, asked = unwrap(message)
+        try:
+            return self.receive(message)
+        except UnknownMessage as exc:
+            if asked:
+                raise
+            self._stray.log(
+                logging.WARNING, type(message).__name__, "%s dropped: %s", type(self).__name__, exc
+            )
+            return None
+
+    def on_stop(self) -> None:
+        """Answer every call still queued: the storage is gone (the node stops on it)."""
+        for message in drain_inbox(self):
+            call, _ = unwrap(message)
+            if isinstance(call, Call):
+                call.reply.set_exception(StorageError(f"{type(self).__name__} has stopped"))
+
+    def receive(self, message: Any) -> Any:
+        """Answer a call through its reply, or a plain ``ask`` directly (subclasses that
+        take messages of their own override this, not ``on_receive``)."""
         if isinstance(message, Call):
             if isinstance(message.message, CreateSnapshot):
                 self._build_snapshot(message.message, message.reply)

@@ -561,7 +561,7 @@ class SqliteStore(RaftStorage):
 
     # --- messages --------------------------------------------------------------------
 
-    def on_receive(self, message: Any) -> Any:
+    def receive(self, message: Any) -> Any:
         """Group consecutive queued writes into one transaction; everything else first
         commits what is pending and answers it, then runs on its own."""
         if self._failed is not None:
@@ -991,6 +991,7 @@ class SqliteStore(RaftStorage):
             self._flush()
         else:
             self._fail(self._failed)
+        super().on_stop()
         self._close()
 
     def on_failure(self, *exc_info: Any) -> None:

@@ -117,13 +117,13 @@ class CrashableMemStore(MemStore):
         self.power = power or PowerSwitch()
         self.hard_states = hard_states if hard_states is not None else []
 
-    def on_receive(self, message: Any) -> Any:
+    def receive(self, message: Any) -> Any:
         """Handle a message only while powered; otherwise it is lost."""
         if not self.power.on:
             if isinstance(message, Call):
                 return None  # lost with the machine: nobody hears back
             raise ShuttingDown("the node crashed")
-        return super().on_receive(message)
+        return super().receive(message)
 
     def save_hard_state(self, hard_state: HardState) -> None:
         """Persist and record the hard state."""

@@ -14,6 +14,7 @@ from pykka_raft import (
     ClientPayload,
     Config,
     FutureReply,
+    GetInitialState,
     GetMetrics,
     InitWithConfig,
     MemStore,
@@ -22,7 +23,9 @@ from pykka_raft import (
     RaftRouter,
     Register,
     ShuttingDown,
+    SqliteStore,
     State,
+    StorageError,
     UnknownMessage,
 )
 from pykka_raft.testing import MetricsHub
@@ -183,3 +186,47 @@ def test_a_leader_whose_storage_stopped_behind_a_slow_apply_steps_out(
         late.get(timeout=10)
     new = _new_leader(cluster, old)
     assert cluster.nodes[new].ask(ClientPayload.new(Put("after", 3)), timeout=20).index > 0
+
+
+def test_stray_messages_do_not_stop_a_storage(tmp_path: Any) -> None:
+    for store in (MemStore.start(), SqliteStore.start(str(tmp_path / "n1"), 1)):
+        try:
+            store.tell(_Stray())
+            with pytest.raises(UnknownMessage):
+                store.ask(_Stray(), timeout=10)
+            initial = store.ask(GetInitialState(), timeout=10)  # still serving
+            assert initial.last_log_id.index == 0 and store.is_alive()
+        finally:
+            store.stop()
+
+
+def test_a_storage_that_stops_answers_the_calls_still_queued() -> None:
+    """Calls told to a storage behind its stop are answered with StorageError, so the node
+    waiting for them stops at once instead of waiting for its storage deadline."""
+    store = _GatedStore.start()
+    try:
+        store.tell(_Hold())
+        assert _GatedStore.holding.wait(10)
+        stopped = store.stop(block=False)
+        future: pykka.ThreadingFuture[Any] = pykka.ThreadingFuture()
+        store.tell(Call(GetInitialState(), FutureReply(future)))
+        _GatedStore.gate.set()
+        stopped.get(timeout=10)
+        with pytest.raises(StorageError, match="has stopped"):
+            future.get(timeout=10)
+    finally:
+        _GatedStore.gate.set()
+
+
+class _GatedStore(MemStore):
+    """Holds its thread on a ``_Hold`` message until ``gate`` is set."""
+
+    gate = threading.Event()
+    holding = threading.Event()
+
+    def receive(self, message: Any) -> Any:
+        if isinstance(message, _Hold):
+            _GatedStore.holding.set()
+            _GatedStore.gate.wait(10)
+            return None
+        return super().receive(message)

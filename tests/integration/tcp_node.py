@@ -150,10 +150,10 @@ class _ReadData:
 class _KvMemStore(MemStore):
     """MemStore that also answers ``_ReadData`` (on its own thread: no race with applies)."""
 
-    def on_receive(self, message: Any) -> Any:
+    def handle_other(self, message: Any) -> Any:
         if isinstance(message, _ReadData):
             return dict(self.state_machine.data)
-        return super().on_receive(message)
+        return super().handle_other(message)
 
 
 def _peer(text: str) -> tuple[int, str]:

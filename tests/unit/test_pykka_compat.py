@@ -95,3 +95,12 @@ def test_reply_to_hears_the_result_or_that_the_actor_stopped_first() -> None:
     stopped.get(timeout=10)
     assert dropped.done.wait(10) and dropped.values == [] and len(dropped.errors) == 1
     assert dropped.errors[0][0] is pykka.ActorDeadError
+
+
+def test_proxy_calls_are_pykka_messages() -> None:
+    from pykka.messages import ProxyCall
+
+    from pykka_raft._pykka import is_pykka_message
+
+    assert is_pykka_message(ProxyCall(attr_path=("x",), args=(), kwargs={}))
+    assert not is_pykka_message("x")
