@@ -76,19 +76,10 @@ from pykka_raft.messages import (
 THREE_NODE_SEEDS = range(160)
 FIVE_NODE_SEEDS = range(100)
 
-INSTALL_RESTARTS_UNDER_DISRUPTION = (
-    "a lagging node that still counts a removed node as a voter takes up the removed node's "
-    "newer terms (D11), or campaigns itself (§4.2.2), and so deposes the leader every "
-    "election timeout; it can learn its removal only from the leader's snapshot, whose "
-    "transfer every leader change restarts from offset 0: no leader stays in office"
-)
-
 # Seeds of the fixed sets that show a known bug of pykka_raft: (kind, seed) -> (the check
 # that fails, the bug). Strict xfails: once the bug is fixed they XPASS, and so fail; then
 # drop them from this table.
-KNOWN_BUGS: dict[tuple[str, int], tuple[str, str]] = {
-    ("membership+snapshots", 70242): ("liveness", INSTALL_RESTARTS_UNDER_DISRUPTION),
-}
+KNOWN_BUGS: dict[tuple[str, int], tuple[str, str]] = {}
 
 
 def _seed(kind: str, seed: int, *before: Any) -> Any:
@@ -946,25 +937,40 @@ def test_regression_install_drops_configuration_entries_with_the_log() -> None:
     )
 
 
-def test_regression_snapshot_transfer_outlasts_a_disruptive_removed_node() -> None:
-    """Membership seed 70242 with snapshots and 20 s of faults: the committed
-    configuration is voters {1} with non-voters; n3, removed long ago, holds a log through
-    15 with configuration {1, 2, 3} and campaigns on: every election timeout its
-    VoteRequest raises the term of the lagging non-voter n2, which refuses leader n1's next
-    chunk with it, and the leader steps down; the transfer starts over. First seen as
-    membership seed 70291 (before the harness ran on NodeDriver), there: the committed
-    configuration is voters {4, 5}
-    with non-voters 2 and 3. n1, removed long ago, holds a log through 12 with configuration
-    {1, 2, 3} and campaigns on. n2 lags: its latest configuration is the joint
-    {1, 2, 3} + {4, 5} at 13, which it does not know to be committed, so it still counts n1
-    and may campaign itself. Every election timeout n1's VoteRequest raises n2's term, and
-    n2 refuses leader n5's next chunk with it, or n2's own VoteRequest raises the terms of
-    n4 and n5 (n2 is their non-voter): the leader steps down, and n4 or n5 is elected again.
-    n2 can learn the later configurations only from the leader's snapshot (24 chunks of 60
-    bytes), but every new leadership starts that transfer over from offset 0 (first seen
-    with membership seed 21042 before compaction was put off during transfers)."""
-    run = functools.partial(_run_snapshots, "membership", 70242, fault_ms=20000)
-    _expect_check("membership+snapshots", 70242, run)
+@pytest.mark.parametrize("pre_vote", [False, True], ids=["paper-elections", "prevote"])
+def test_regression_snapshot_transfer_outlasts_a_disruptive_removed_node(pre_vote: bool) -> None:
+    """Membership seed 70196 with snapshots and 20 s of faults. With the paper's elections
+    (PreVote and leader stickiness off) no leader stays in office after the faults: a node
+    that still counts a removed voter takes up that node's newer terms (D11) or campaigns
+    itself (§4.2.2), deposing each leader, while the snapshot that would tell it about the
+    removal restarts with every new leader (first seen as seeds 70291, then 70242, before
+    the harness and the core changed how runs unfold). With PreVote and stickiness (the
+    library's default, dissertation §9.6, §4.2.3) nobody hearing a leader helps elect
+    another, terms stay put and the same run ends with one leader."""
+    run = functools.partial(
+        run_membership_simulation, 70196, fault_ms=20000, snapshots=True, pre_vote=pre_vote
+    )
+    if pre_vote:
+        run()
+    else:
+        with pytest.raises(SimulationFailure) as failure:
+            run()
+        assert failure.value.check == "liveness", str(failure.value)
+
+
+PREVOTE_SEEDS = {"n3": range(40), "n5": range(25), "membership": range(40)}
+
+
+@pytest.mark.parametrize(
+    ("kind", "seed"), [(kind, s) for kind, seeds in PREVOTE_SEEDS.items() for s in seeds]
+)
+def test_prevote_runs(kind: str, seed: int) -> None:
+    """Seeded fault runs with the library's default elections (PreVote and leader
+    stickiness on); the fixed seeds above run the paper's elections."""
+    if kind == "membership":
+        run_membership_simulation(seed, pre_vote=True)
+    else:
+        run_simulation(seed, nodes=int(kind[1:]), pre_vote=True)
 
 
 def test_snapshot_share_of_the_fixed_seeds() -> None:
