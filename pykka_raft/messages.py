@@ -311,7 +311,10 @@ class ConflictOpt:
 class AppendEntriesRequest:
     """AppendEntries RPC (§5.3), also the heartbeat when ``entries`` is empty.
 
-    ``target`` names the receiving node, for the network to route on.
+    ``target`` names the receiving node, for the network to route on. ``round`` is the
+    leader's heartbeat round when it sent the request: the leader matches answers to
+    rounds to confirm that it still leads (ReadIndex and leases, dissertation §6.4); the
+    follower ignores it.
     """
 
     target: NodeId
@@ -321,6 +324,7 @@ class AppendEntriesRequest:
     prev_log_term: Term
     entries: tuple[Entry, ...]
     leader_commit: LogIndex
+    round: int = 0
 
     @property
     def last_index(self) -> LogIndex:
@@ -443,13 +447,55 @@ class TimeoutNowResponse:
     success: bool
 
 
-RpcRequest = Union[AppendEntriesRequest, VoteRequest, InstallSnapshotRequest, TimeoutNowRequest]
+@attrs.frozen
+class ReadIndexRequest:
+    """A follower asks the leader for a read index (dissertation §6.4.1): the leader
+    confirms that it still leads and answers its commit index; the follower serves the
+    read once it has applied that far."""
+
+    target: NodeId
+    term: Term
+    follower_id: NodeId
+
+
+@attrs.frozen
+class ReadIndexResponse:
+    """Reply to :class:`ReadIndexRequest`: ``index`` to read at, or ``None`` when the
+    receiver is not (or no longer) the leader of ``term``'s cluster."""
+
+    term: Term
+    index: LogIndex | None
+
+
+RpcRequest = Union[
+    AppendEntriesRequest, VoteRequest, InstallSnapshotRequest, TimeoutNowRequest, ReadIndexRequest
+]
 RpcResponse = Union[
-    AppendEntriesResponse, VoteResponse, InstallSnapshotResponse, TimeoutNowResponse
+    AppendEntriesResponse,
+    VoteResponse,
+    InstallSnapshotResponse,
+    TimeoutNowResponse,
+    ReadIndexResponse,
 ]
 
 
 # --- client API -------------------------------------------------------------------------
+
+
+class ReadPolicy(enum.Enum):
+    """How a :class:`ClientRead` is made linearizable (``docs/reads.md``)."""
+
+    READ_INDEX = "read_index"
+    """The leader confirms with one heartbeat round that it still leads, then reads once it
+    has applied its commit index (dissertation §6.4). A follower asks the leader for the
+    index and reads locally. Linearizable, with no clock assumption."""
+    LEASE = "lease"
+    """The leader reads without a round trip while its lease holds (heartbeats a majority
+    acknowledged, less than ``election_timeout_min`` ago minus the drift margin).
+    Linearizable if the nodes' clocks drift less than ``Config.max_clock_drift``; needs
+    ``Config.leader_stickiness``."""
+    STALE = "stale"
+    """Read this node's state machine as it is: fast, possibly stale, any node."""
 
 
 class ResponseMode(enum.Enum):
@@ -482,6 +528,28 @@ class ClientPayload:
     def new(cls, data: Any, response_mode: ResponseMode = ResponseMode.COMMITTED) -> ClientPayload:
         """Wrap application data into a payload."""
         return cls(EntryNormal(data), response_mode)
+
+
+@attrs.frozen
+class ClientRead:
+    """A read-only ``query`` of the state machine that is never written to the log
+    (``docs/reads.md``); send it to any node. The reply is a :class:`ClientReadResponse`;
+    errors are :class:`~pykka_raft.errors.ClientError` (``ForwardToLeader`` when no leader
+    is known or leadership was lost: retry; a read has no side effects)."""
+
+    query: Any
+    policy: ReadPolicy = attrs.field(
+        default=ReadPolicy.READ_INDEX, validator=_instance_of(ReadPolicy)
+    )
+
+
+@attrs.frozen
+class ClientReadResponse:
+    """The answer to :class:`ClientRead`: the state machine's answer ``data``, read after
+    applying every entry through ``index``."""
+
+    index: LogIndex
+    data: Any = None
 
 
 @attrs.frozen

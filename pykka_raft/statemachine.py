@@ -34,6 +34,10 @@ class StateMachine(Protocol):
 
     ``snapshot`` and ``restore`` support log compaction (``docs/snapshots.md``); a state
     machine without them needs ``Config.snapshot_policy = SnapshotPolicy.disabled()``.
+
+    An optional ``query(query) -> answer`` serves ``ClientRead`` (``docs/reads.md``): it
+    answers a read-only query from the current state without changing it, on the
+    storage's thread between two ``apply`` calls. Without it, reads go through the log.
     """
 
     def apply(self, entry: Entry) -> Any:
@@ -208,6 +212,12 @@ class KeyValueStateMachine:
             raise InvalidCommand(
                 f"expected Put, Get, Delete or CompareAndSet, got {type(payload.data).__name__}"
             )
+
+    def query(self, query: Any) -> Any:
+        """Answer a :class:`Get` (the value, or ``None``) without the log."""
+        if not isinstance(query, Get):
+            raise InvalidCommand(f"a read query must be a Get, got {type(query).__name__}")
+        return self.data.get(query.key)
 
     def apply(self, entry: Entry) -> Any:
         """Apply one entry (blank and configuration entries respond ``None``)."""

@@ -394,6 +394,8 @@ def storage_message(command: cmd.Command) -> Any:
         return st.WriteSnapshotChunk(command.meta, command.offset, command.data)
     if isinstance(command, cmd.InstallSnapshot):
         return st.InstallSnapshot(command.meta)
+    if isinstance(command, cmd.Query):
+        return st.QueryStateMachine(command.query)
     if isinstance(command, cmd.LoadInitialState):
         return st.GetInitialState()
     if isinstance(command, cmd.LoadLog):

@@ -124,6 +124,16 @@ class WriteSnapshotChunk:
 
 
 @attrs.frozen
+class Query:
+    """Answer read ``token`` with the state machine's answer to ``query`` (FIFO with the
+    applies, so it sees every entry applied before). Completion:
+    :meth:`RaftCore.query_answered`."""
+
+    token: int
+    query: Any
+
+
+@attrs.frozen
 class InstallSnapshot:
     """Follower: the received snapshot becomes current, atomically: the state machine is
     restored from it and the log is reset (or keeps its suffix after a matching
@@ -145,6 +155,7 @@ Command = Union[
     ReadSnapshotChunk,
     WriteSnapshotChunk,
     InstallSnapshot,
+    Query,
 ]
 STORAGE_COMMANDS = (
     LoadInitialState,
@@ -157,6 +168,7 @@ STORAGE_COMMANDS = (
     ReadSnapshotChunk,
     WriteSnapshotChunk,
     InstallSnapshot,
+    Query,
 )
-NOT_WRITES = (LoadInitialState, LoadLog, Apply, CreateSnapshot, ReadSnapshotChunk)
+NOT_WRITES = (LoadInitialState, LoadLog, Apply, CreateSnapshot, ReadSnapshotChunk, Query)
 """Storage commands that make nothing durable: no reply waits for them."""

@@ -36,13 +36,20 @@ from pykka_raft.messages import (
     AppendEntriesRequest,
     InstallSnapshotRequest,
     MembershipConfig,
+    ReadIndexRequest,
     RpcRequest,
     TimeoutNowRequest,
     VoteRequest,
 )
 from pykka_raft.types import NodeId
 
-RPC_REQUESTS = (AppendEntriesRequest, VoteRequest, InstallSnapshotRequest, TimeoutNowRequest)
+RPC_REQUESTS = (
+    AppendEntriesRequest,
+    VoteRequest,
+    InstallSnapshotRequest,
+    TimeoutNowRequest,
+    ReadIndexRequest,
+)
 
 
 @attrs.frozen
@@ -58,6 +65,8 @@ def rpc_source(request: RpcRequest) -> NodeId:
     """The node that sent an RPC request."""
     if isinstance(request, VoteRequest):
         return request.candidate_id
+    if isinstance(request, ReadIndexRequest):
+        return request.follower_id
     return request.leader_id
 
 

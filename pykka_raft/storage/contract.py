@@ -182,6 +182,15 @@ class InstallSnapshot:
     meta: SnapshotMeta
 
 
+@attrs.frozen
+class QueryStateMachine:
+    """Answer a read-only ``query`` from the state machine as it is now (``ClientRead``,
+    ``docs/reads.md``). FIFO with the applies: the node sends it once the state machine has
+    applied the read index. Replies the state machine's answer; changes nothing."""
+
+    query: Any
+
+
 class InvalidRequest(RaftError, ValueError):
     """A storage request that makes no sense, refused before anything was changed: an
     entry that would leave a gap in the log, a snapshot chunk out of order, the install
@@ -245,6 +254,7 @@ STORAGE_MESSAGES = (
     ReadSnapshotChunk,
     WriteSnapshotChunk,
     InstallSnapshot,
+    QueryStateMachine,
 )
 
 
@@ -366,6 +376,8 @@ class RaftStorage(pykka.ThreadingActor, abc.ABC):
         if isinstance(message, WriteSnapshotChunk):
             self.write_snapshot_chunk(message.meta, message.offset, message.data)
             return None
+        if isinstance(message, QueryStateMachine):
+            return self.query_state_machine(message.query)
         if isinstance(message, InstallSnapshot):
             self.install_snapshot(message.meta)
             self._applied_seen = message.meta.last_included.index
@@ -429,6 +441,15 @@ class RaftStorage(pykka.ThreadingActor, abc.ABC):
     def validate_entry(self, entry: Entry) -> None:
         """Raise to refuse a client's entry on the leader; accepts everything by default."""
         self.state_machine.validate(entry)
+
+    def query_state_machine(self, query: Any) -> Any:
+        """Answer a read-only query through the state machine's ``query``."""
+        method = getattr(self.state_machine, "query", None)
+        if not callable(method):
+            raise InvalidRequest(
+                f"{type(self.state_machine).__name__} has no query(): read through the log"
+            )
+        return method(query)
 
     def apply_to_state_machine(self, entries: tuple[Entry, ...]) -> tuple[Any, ...]:
         """Apply entries in order through :meth:`apply_entry` and record ``last_applied``.

@@ -24,6 +24,7 @@ from pykka_raft.statemachine import (
     Get,
     InvalidCommand,
     Put,
+    same_value,
 )
 
 SnapshotSink = Callable[[IO[bytes]], None]
@@ -140,6 +141,12 @@ class SqliteKeyValueStateMachine(SqliteStateMachine):
         row = self.db.execute("SELECT value FROM kv WHERE key = ?", (key,)).fetchone()
         return None if row is None else _loaded(row[0])
 
+    def query(self, query: Any) -> Any:
+        """Answer a :class:`Get` (the value, or ``None``) without the log."""
+        if not isinstance(query, Get):
+            raise InvalidCommand(f"a read query must be a Get, got {type(query).__name__}")
+        return self._get(_stored(query.key))
+
     def apply(self, entry: Entry) -> Any:
         """Apply one entry (blank and configuration entries respond ``None``)."""
         payload = entry.payload
@@ -164,7 +171,7 @@ class SqliteKeyValueStateMachine(SqliteStateMachine):
         if isinstance(command, CompareAndSet):
             key = _stored(command.key)
             previous = self._get(key)
-            if previous == command.expected:
+            if same_value(previous, command.expected):
                 self.db.execute(
                     "INSERT OR REPLACE INTO kv VALUES (?, ?)", (key, _stored(command.new))
                 )
