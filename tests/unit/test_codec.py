@@ -146,7 +146,7 @@ MESSAGES: list[tuple[str, Any]] = [
     ("read-index-refused", ReadIndexResponse(7, None)),
     ("client-read", ClientRead(Get("k"))),
     ("client-read-lease", ClientRead(Get("k"), ReadPolicy.LEASE)),
-    ("client-read-response", ClientReadResponse(9, ("v", b"\x00"))),
+    ("client-read-response", ClientReadResponse(9, ("v", 1))),
     ("query", QueryStateMachine(Get("k"))),
     ("append-entries-round", AppendEntriesRequest(2, 3, 1, 0, 0, (), 0, round=5)),
     ("timeout-now-response", TimeoutNowResponse(7, True)),
