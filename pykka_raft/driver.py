@@ -52,9 +52,12 @@ from pykka_raft.messages import (
     AppendEntriesRequest,
     AppendEntriesResponse,
     ClientPayload,
+    ClientRead,
     GetMetrics,
     InstallSnapshotRequest,
     InstallSnapshotResponse,
+    ReadIndexRequest,
+    ReadIndexResponse,
     RpcRequest,
     TimeoutNowRequest,
     TimeoutNowResponse,
@@ -65,7 +68,7 @@ from pykka_raft.types import LogId
 
 logger = logging.getLogger(NODE)
 
-_AFTER_START = (InitWithConfig, GetMetrics, TriggerSnapshot)
+_AFTER_START = (InitWithConfig, GetMetrics, TriggerSnapshot, ClientRead)
 """Calls that wait until the node has started, rather than fail while it starts."""
 
 
@@ -153,6 +156,10 @@ class NodeDriver:
             core.trigger_snapshot(token)
         elif isinstance(message, TimeoutNowRequest):
             core.receive_timeout_now(message, token)
+        elif isinstance(message, ClientRead):
+            core.client_read(message, token)
+        elif isinstance(message, ReadIndexRequest):
+            core.receive_read_index(message, token)
         elif isinstance(message, TransferLeadership):
             core.transfer_leadership(message.target, token)
         elif isinstance(message, TriggerElection):
@@ -184,6 +191,7 @@ class NodeDriver:
         if self.stopped:
             return
         self._now = now_ms
+        self.core.clock = now_ms
         self._check_storage_deadline()
         interval = self.core.config.tick_interval
         last = self._last_tick if self._last_tick is not None else now_ms
@@ -203,6 +211,14 @@ class NodeDriver:
             logger.warning("node %s: storage answered command #%s twice", self.core.id, seq)
             return
         command, core = entry[0], self.core
+        if isinstance(command, cmd.Query):
+            # A read's query: its failure is the caller's (the state machine refused the
+            # query), never the node's.
+            self._done = max(self._done, seq)
+            core.query_answered(command.token, value, error)
+            self._release_durable()
+            self._run()
+            return
         if error is not None:
             if isinstance(error, SnapshotsUnsupported) and isinstance(command, cmd.CreateSnapshot):
                 # Only the node's own compaction may be skipped: a chunk or an install the
@@ -231,9 +247,12 @@ class NodeDriver:
             waiting, self._after_start = self._after_start, []
             for message, handle in waiting:
                 self.call(message, handle)
+        self._release_durable()
+        self._run()
+
+    def _release_durable(self) -> None:
         while self._deferred and self._deferred[0][0] <= self._done:
             self._release(self._deferred.popleft()[1])
-        self._run()
 
     def rpc_done(self, request: RpcRequest, value: Any, error: BaseException | None) -> None:
         """An RPC this node sent was answered (or failed: ``error``, or a wrong answer)."""
@@ -255,6 +274,9 @@ class NodeDriver:
             core.timeout_now_result(
                 request, value if isinstance(value, TimeoutNowResponse) else None
             )
+        elif isinstance(request, ReadIndexRequest):
+            index = value if isinstance(value, ReadIndexResponse) else None
+            core.read_index_result(request, index)
         self._run()
 
     def stop(self, error: BaseException) -> None:

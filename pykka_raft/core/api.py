@@ -24,7 +24,7 @@ from pykka_raft.errors import (
     TransferFailed,
     Unreachable,
 )
-from pykka_raft.messages import ClientPayload, MembershipConfig
+from pykka_raft.messages import ClientPayload, ClientRead, MembershipConfig
 from pykka_raft.types import NodeId
 
 
@@ -130,6 +130,15 @@ class ClientApi(Engine):
             return
         leader.change = MembershipChange(token, target, self.now)
         self._drive_membership()
+
+    def client_read(self, read: ClientRead, token: int) -> None:
+        """``ClientRead``: answer a query at a linearizable index (``reads.py``)."""
+        if self.role is Role.INITIALIZING:
+            self.respond(token, error=Unreachable(f"node {self.id} is still starting"))
+            return
+        self.reads.read(token, read.query, read.policy, self.leader)
+        if self.leader is not None:
+            self._confirm_reads(self.leader)
 
     def transfer_leadership(self, target: NodeId | None, token: int) -> None:
         """``TransferLeadership``: hand over to ``target`` (or the most caught-up voter)."""

@@ -20,6 +20,7 @@ from pykka_raft.core.commands import Apply, DeleteLogsFrom, InstallSnapshot, Wri
 from pykka_raft.core.election import Election
 from pykka_raft.core.leader import LeaderState, Proposal, Transfer
 from pykka_raft.core.progress import Progress
+from pykka_raft.core.reads import Reads
 from pykka_raft.core.snapshots import Snapshots
 from pykka_raft.core.state import NodeState, Role
 from pykka_raft.core.writes import ClientWrites
@@ -49,6 +50,7 @@ class Engine(NodeState):
         self.election = Election(self)
         self.writes = ClientWrites(self)
         self.snapshots = Snapshots(self)
+        self.reads = Reads(self)
         self.leader: LeaderState | None = None
         self.transfer: Transfer | None = None
 
@@ -77,6 +79,7 @@ class Engine(NodeState):
             if leader.change is not None:
                 self.respond(leader.change.token, error=LeadershipLost(leader_id))
             self.writes.refuse_all(leader.client_proposals())
+            self.reads.leadership_lost()
 
     def start_election(self) -> None:
         """The election timer fired: a pre-vote first (§9.6) unless it is turned off."""
@@ -196,6 +199,7 @@ class Engine(NodeState):
         self.flushed_index = max(min(self.flushed_index, self.log.last_index), last.index)
         self.emit(InstallSnapshot(meta))
         self.counters.snapshots_installed += 1
+        self.reads.applying()
         self._refresh_role()
 
     def _answered(
@@ -306,6 +310,27 @@ class Engine(NodeState):
             else:
                 self._start_transfer(target, None)
 
+    # --- heartbeat rounds and reads (dissertation §6.4) ------------------------------------
+
+    def _start_round(self, leader: LeaderState) -> None:
+        """A new heartbeat round: every AppendEntries from now on carries it, and its
+        acknowledgement by a majority confirms leadership for reads and leases."""
+        leader.round += 1
+        leader.round_sent_at[leader.round] = self.clock
+        done = self.reads.acknowledged_round(leader)
+        for old in [r for r in leader.round_sent_at if r < done]:
+            del leader.round_sent_at[old]
+        for peer in leader.progress:
+            replication.send_heartbeat(self, leader, peer)
+
+    def _confirm_reads(self, leader: LeaderState) -> None:
+        """Reads whose round was acknowledged get their index; waiting reads start the
+        next round if none started for reads is in flight."""
+        self.reads.confirm(leader)
+        if self.reads.round_wanted(leader):
+            self._start_round(leader)
+            leader.read_round = leader.round
+
     # --- leadership transfer (dissertation §3.10) --------------------------------------
 
     def _start_transfer(self, target: NodeId, token: int | None) -> None:
@@ -386,3 +411,6 @@ class Engine(NodeState):
         if entries:
             self.apply_requested = entries[-1].index
             self.emit(Apply(entries))
+            self.reads.applying()
+        if self.leader is not None:
+            self._confirm_reads(self.leader)  # the term's first commit unblocks reads

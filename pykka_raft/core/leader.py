@@ -63,6 +63,9 @@ class LeaderState:
         config_queued: the next configuration entry is queued in ``proposals``.
         heartbeat_elapsed: milliseconds since the last heartbeat round.
         quorum_check_elapsed: milliseconds since the last check-quorum.
+        round: the current heartbeat round; every AppendEntries carries it (§6.4).
+        read_round: the latest round started for reads.
+        round_sent_at: the clock when each round that may still matter started.
     """
 
     progress: dict[NodeId, Progress] = attrs.field(factory=dict)
@@ -73,6 +76,9 @@ class LeaderState:
     config_queued: bool = False
     heartbeat_elapsed: int = 0
     quorum_check_elapsed: int = 0
+    round: int = 0
+    read_round: int = 0
+    round_sent_at: dict[int, float] = attrs.field(factory=dict)
 
     def sync_progress(self, node: NodeState) -> None:
         """Replicate to every node of the latest configuration.

@@ -50,6 +50,8 @@ from pykka_raft.messages import (
     InitialState,
     InstallSnapshotRequest,
     InstallSnapshotResponse,
+    ReadIndexRequest,
+    ReadIndexResponse,
     SnapshotMeta,
     TimeoutNowRequest,
     TimeoutNowResponse,
@@ -155,13 +157,14 @@ class RaftCore(ClientApi):
             self.start_election()
         if self.transfer is not None:
             self._drive_transfer()
+        if self.reads.asked:
+            self.reads.expire_asks()
 
     def _tick_leader(self, leader: LeaderState, elapsed_ms: int) -> None:
         leader.heartbeat_elapsed += elapsed_ms
         if leader.heartbeat_elapsed >= self.config.heartbeat_interval:
             leader.heartbeat_elapsed = 0
-            for peer in leader.progress:
-                replication.send_heartbeat(self, leader, peer)
+            self._start_round(leader)
         replication.resend_timed_out(self, leader)
         leader.quorum_check_elapsed += elapsed_ms
         window = self.config.election_timeout_max
@@ -230,6 +233,24 @@ class RaftCore(ClientApi):
             else:
                 self.become_leader()
 
+    def receive_read_index(self, request: ReadIndexRequest, token: int) -> None:
+        """A follower asks us, as leader, for a read index (§6.4.1)."""
+        self.reads.read_index_asked(request, token, self.leader)
+        if self.leader is not None:
+            self._confirm_reads(self.leader)
+
+    def read_index_result(
+        self, request: ReadIndexRequest, response: ReadIndexResponse | None
+    ) -> None:
+        """The leader answered our ReadIndexRequest (``None``: the request failed)."""
+        if response is not None and response.term > self.current_term:
+            self.become_follower(response.term, None)
+        self.reads.leader_answered(request, response)
+
+    def query_answered(self, token: int, value: object, error: BaseException | None) -> None:
+        """The state machine answered a read's query."""
+        self.reads.answered(token, value, error)
+
     def receive_timeout_now(self, request: TimeoutNowRequest, token: int) -> None:
         """Our leader hands leadership over to us (§3.10): campaign at once."""
         if self.role is Role.INITIALIZING:
@@ -282,15 +303,15 @@ class RaftCore(ClientApi):
         if self.role is Role.INITIALIZING:
             self.respond(token, error=Unreachable(f"node {self.id} is still starting"))
             return
-        ok = request.term >= self.current_term
+        ok, resume = request.term >= self.current_term, None
         if ok:
             self._follow(request.term, request.leader_id)
-            stored = self.snapshots.receive_chunk(request)
+            ok, stored, resume = self.snapshots.receive_chunk(request)
             if stored and request.done:
                 self._install_snapshot(request.meta)
-            ok = stored is not False
         # Answered only once the chunk (and, at the end, the installed snapshot) is stored.
-        self.respond(token, InstallSnapshotResponse(self.current_term, ok), after_durable=True)
+        answer = InstallSnapshotResponse(self.current_term, ok, resume)
+        self.respond(token, answer, after_durable=True)
 
     def append_entries_result(
         self, request: AppendEntriesRequest, response: AppendEntriesResponse | None
@@ -300,6 +321,8 @@ class RaftCore(ClientApi):
         if pr is not None:
             outcome = replication.on_append_result(self, self._lead(), pr, request, response)
             self._after_answer(request.target, outcome)
+            if self.leader is not None and response is not None:
+                self._confirm_reads(self.leader)
 
     def install_snapshot_result(
         self, request: InstallSnapshotRequest, response: InstallSnapshotResponse | None

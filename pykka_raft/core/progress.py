@@ -57,6 +57,7 @@ class Progress:
         retry_at: nothing is sent before this time (after a failed request).
         last_heard: when the follower last answered (for the leader's quorum check).
         snapshot: the transfer in progress, in state ``SNAPSHOT``.
+        acked_round: the latest heartbeat round the follower answered (``reads.py``).
     """
 
     next_index: LogIndex
@@ -66,6 +67,7 @@ class Progress:
     retry_at: int = 0
     last_heard: int = 0
     snapshot: SnapshotTransfer | None = None
+    acked_round: int = 0
 
     @property
     def probing(self) -> bool:

@@ -37,9 +37,14 @@ class Outcome(enum.Enum):
 
 
 def append_request(
-    node: NodeState, peer: NodeId, prev_index: LogIndex, entries: tuple[Entry, ...]
+    node: NodeState,
+    peer: NodeId,
+    prev_index: LogIndex,
+    entries: tuple[Entry, ...],
+    round: int = 0,
 ) -> AppendEntriesRequest:
-    """An AppendEntries to ``peer`` after ``prev_index`` carrying ``entries``."""
+    """An AppendEntries to ``peer`` after ``prev_index`` carrying ``entries``, sent in
+    heartbeat ``round``."""
     prev_term = node.log.term_at(prev_index)
     if prev_term is None:
         raise SafetyViolation(f"leader has no term for prev_log_index {prev_index}")
@@ -51,6 +56,7 @@ def append_request(
         prev_log_term=prev_term,
         entries=entries,
         leader_commit=node.commit_index,
+        round=round,
     )
 
 
@@ -65,7 +71,7 @@ def send_heartbeat(node: NodeState, leader: LeaderState, peer: NodeId) -> None:
     # A match below our snapshot point has no term here; index 0 matches every log,
     # and a heartbeat never conflicts with a transfer in progress (D7).
     prev = pr.match_index if node.log.term_at(pr.match_index) is not None else 0
-    node.send(append_request(node, peer, prev, ()))
+    node.send(append_request(node, peer, prev, (), leader.round))
 
 
 def send_append(node: NodeState, leader: LeaderState, peer: NodeId) -> None:
@@ -94,7 +100,8 @@ def send_append(node: NodeState, leader: LeaderState, peer: NodeId) -> None:
     config = node.config
     while pr.can_send(config.max_inflight, node.flushed_index):
         stop = min(node.flushed_index + 1, pr.next_index + config.max_payload_entries)
-        request = append_request(node, peer, pr.next_index - 1, node.log.slice(pr.next_index, stop))
+        entries = node.log.slice(pr.next_index, stop)
+        request = append_request(node, peer, pr.next_index - 1, entries, leader.round)
         pr.sent(request.last_index, node.now)
         node.send(request)
         if pr.probing:
@@ -144,6 +151,7 @@ def on_append_result(
             pr.retry_at = node.now + node.config.heartbeat_interval
         return Outcome.NOTHING
     pr.last_heard = node.now
+    pr.acked_round = max(pr.acked_round, request.round)  # it answered us, as leader
     if response.success:
         pr.acknowledged(request.last_index)
         committed = min(request.leader_commit, request.last_index)
@@ -210,8 +218,14 @@ def on_install_result(
         return Outcome.NOTHING
     pr.last_heard = node.now
     if not response.success:
-        # It lost the chunks before this one (e.g. it restarted): start over.
-        pr.become_snapshot(node.snapshot or transfer.meta)
+        resume = response.next_offset
+        if resume is not None and 0 <= resume <= transfer.meta.size:
+            # It holds the beginning of this very snapshot (an earlier leader sent it):
+            # go on from there.
+            transfer.offset, transfer.sent_at = resume, None
+        else:
+            # It lost the chunks before this one (e.g. it restarted): start over.
+            pr.become_snapshot(node.snapshot or transfer.meta)
     elif not request.done:
         transfer.offset += len(request.data)
         transfer.sent_at = None

@@ -23,6 +23,8 @@ class Snapshots:
             runs on without compaction.
         receiving: the snapshot being received: (id, offset of the last chunk stored,
             offset of the next one).
+        received: the ``receiving`` entry was completed (the snapshot installed): only
+            its last chunk is acknowledged again; anything else starts a new reception.
     """
 
     def __init__(self, node: NodeState) -> None:
@@ -30,6 +32,7 @@ class Snapshots:
         self.waiters: list[int] | None = None
         self.unsupported: BaseException | None = None
         self.receiving: tuple[str, int, int] | None = None
+        self.received = False
 
     # --- creating -----------------------------------------------------------------------
 
@@ -98,24 +101,31 @@ class Snapshots:
 
     # --- receiving ----------------------------------------------------------------------
 
-    def receive_chunk(self, request: InstallSnapshotRequest) -> bool | None:
+    def receive_chunk(self, request: InstallSnapshotRequest) -> tuple[bool, bool, int | None]:
         """Store a chunk of the leader's snapshot apart from the current one (§7).
 
-        Returns ``True`` to acknowledge it (after storing it; the last chunk is then
-        installed by the façade when ``request.done``), ``False`` to reject it (not the
-        chunk we expect: we lost the earlier ones, or it is another snapshot), ``None``
-        when it is the chunk we stored last, again: our answer was lost, so acknowledge it
-        again rather than make the leader start over.
+        Returns ``(ok, stored, next_offset)``: ``stored`` when the chunk was the next one
+        and is being stored (the façade installs the snapshot after the last one); ``ok``
+        without ``stored`` when it is the chunk we stored last, again (our answer was
+        lost: acknowledge it again rather than make the leader start over). Otherwise the
+        chunk is refused, and ``next_offset`` says where we can go on if we hold the
+        beginning of the same snapshot (a transfer an earlier leader started), so the
+        sender resumes there instead of starting over; ``None``: start over.
         """
         meta = request.meta
         end = request.offset + len(request.data)
-        if request.offset > 0 and self.receiving == (meta.snapshot_id, request.offset, end):
-            return None
-        if request.offset == 0:
-            self.receiving = (meta.snapshot_id, 0, 0)
         receiving = self.receiving
-        if receiving is None or (receiving[0], receiving[2]) != (meta.snapshot_id, request.offset):
-            return False
+        same = receiving is not None and receiving[0] == meta.snapshot_id
+        if same and receiving is not None:
+            if request.offset > 0 and (receiving[1], receiving[2]) == (request.offset, end):
+                return True, False, None
+            if self.received:
+                same = False  # it was installed: the storage holds no partial copy
+            elif request.offset != receiving[2]:
+                return False, False, receiving[2]
+        if not same and request.offset != 0:
+            return False, False, None
         self.node.emit(WriteSnapshotChunk(meta, request.offset, request.data))
         self.receiving = (meta.snapshot_id, request.offset, end)
-        return True
+        self.received = request.done
+        return True, True, None

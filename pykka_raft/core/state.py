@@ -70,7 +70,9 @@ class NodeState:
         apply_requested: the highest index sent to the state machine.
         flushed_index: the highest index known durable in this node's storage.
         snapshot: the node's current snapshot, if any.
-        now: virtual milliseconds since start, advanced by ``tick``.
+        now: virtual milliseconds since start, advanced by ``tick`` (a paused node counts
+            less than real time; timers use it).
+        clock: the driver's monotonic clock in ms, read for leases only.
         counters: event counts for the metrics.
     """
 
@@ -91,6 +93,7 @@ class NodeState:
         self.flushed_index: LogIndex = 0
         self.snapshot: SnapshotMeta | None = None
         self.now = 0
+        self.clock: float = 0.0  # the monotonic clock in ms, for leases only (reads.py)
         self.heard_leader_at: int | None = None  # ``now`` when a leader last reached us
         self.counters = Counters()
 

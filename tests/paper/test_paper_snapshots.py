@@ -308,3 +308,53 @@ def test_leader_sending_a_snapshot_puts_off_its_own_compaction() -> None:
     core.leader.progress[2].snapshot = None  # the transfer finished
     core.applied(core.log.slice(13, 14), (None,))
     assert of_type(core.take_commands(), CreateSnapshot) == [CreateSnapshot(LogId(2, 13), MEMBERS)]
+
+
+# --- resumable transfers --------------------------------------------------------------
+
+
+def test_receiver_holding_part_of_the_same_snapshot_says_where_to_resume() -> None:
+    """A new leader sends the snapshot an earlier leader was sending (the same id): the
+    receiver holds its first 20 bytes and answers with the offset it expects instead of
+    starting over."""
+    follower = make_core(2, term=2, entries=make_entries([1, 1]))
+    m = meta(10, size=25)
+    follower.receive_install_snapshot(chunk(m, 0, b"x" * 10), token=1)
+    follower.receive_install_snapshot(chunk(m, 10, b"y" * 10), token=2)
+    follower.take_commands()
+    follower.receive_install_snapshot(chunk(m, 0, b"x" * 10, term=3), token=3)
+    assert answer(follower, 3).value == InstallSnapshotResponse(3, False, 20)
+    follower.receive_install_snapshot(chunk(m, 20, b"z" * 5, term=3), token=4)
+    commands = follower.take_commands()
+    assert of_type(commands, InstallSnapshot) == [InstallSnapshot(m)]
+    assert responds(commands, 4)[0].value == InstallSnapshotResponse(3, True)
+
+
+def test_after_an_install_the_same_snapshot_starts_a_new_reception() -> None:
+    """The storage holds no partial copy of an installed snapshot: offset 0 of it again is
+    stored afresh (only its last chunk, repeated, is acknowledged again)."""
+    follower = make_core(2, term=2, entries=make_entries([1, 1]))
+    m = meta(10, size=10)
+    follower.receive_install_snapshot(chunk(m, 0, b"x" * 10), token=1)
+    follower.take_commands()
+    follower.receive_install_snapshot(chunk(m, 0, b"x" * 10, term=3), token=2)
+    commands = follower.take_commands()
+    assert of_type(commands, WriteSnapshotChunk) == [WriteSnapshotChunk(m, 0, b"x" * 10)]
+    assert responds(commands, 2)[0].value == InstallSnapshotResponse(3, True)
+
+
+def test_leader_resumes_a_transfer_at_the_offset_the_receiver_names() -> None:
+    leader, _ = compacted_leader()
+    pr = leader.leader.progress[2]
+    pr.next_index = 5
+    replication.send_append(leader, leader.leader, 2)
+    leader.take_commands()
+    leader.snapshot_chunk_read(2, "s1", 0, b"x" * 10)
+    (send,) = [
+        s
+        for s in of_type(leader.take_commands(), Send)
+        if isinstance(s.request, InstallSnapshotRequest)
+    ]
+    leader.install_snapshot_result(send.request, InstallSnapshotResponse(2, False, 15))
+    reads = of_type(leader.take_commands(), ReadSnapshotChunk)
+    assert reads == [ReadSnapshotChunk(2, "s1", 15, CONFIG.snapshot_max_chunk_size)]

@@ -82,6 +82,7 @@ from pykka_raft.core.commands import (
     DeleteLogsFrom,
     LoadInitialState,
     LoadLog,
+    Query,
     Respond,
     SaveHardState,
     WriteLog,
@@ -94,12 +95,15 @@ from pykka_raft.messages import (
     AppendEntriesResponse,
     ClientPayload,
     ClientPayloadResponse,
+    ClientRead,
+    ClientReadResponse,
     Entry,
     EntryConfigChange,
     EntryNormal,
     HardState,
     InitialState,
     MembershipConfig,
+    ReadPolicy,
     ResponseMode,
     VoteRequest,
     VoteResponse,
@@ -246,9 +250,26 @@ class AdminCall:
     cid: int
     node: NodeId
     incarnation: int
-    request: ProposeConfigChange
+    request: Any  # a ProposeConfigChange, or any call sent with ask()
     outcome: str = "pending"  # pending, ok, error, lost
     value: Any = None
+    error: BaseException | None = None
+
+
+@dataclass(eq=False)
+class ReadCall:
+    """A ``ClientRead`` sent to a node and what it answered. The scripted state machine
+    answers every query with the data of the client entries it applied, in order;
+    ``required`` is the data of the writes acknowledged before the read was sent, which a
+    linearizable answer must hold (``read-oracle``)."""
+
+    rid: int
+    node: NodeId
+    policy: ReadPolicy
+    required: frozenset[Any]
+    outcome: str = "pending"  # pending, ok, error
+    value: tuple[Any, ...] | None = None
+    index: LogIndex | None = None
     error: BaseException | None = None
 
 
@@ -357,6 +378,7 @@ class Cluster:
         # The configurations a committed entry may have been committed under (§6).
         self.commit_configs: dict[LogIndex, tuple[MembershipConfig, ...]] = {}
         self.calls: list[AdminCall] = []
+        self.reads: list[ReadCall] = []
         # Each running node's membership before the current step; the configuration in
         # effect on it at the point its commands have been carried out to (it changes with
         # each configuration entry it writes); and, for the entries it asked to apply in
@@ -578,6 +600,29 @@ class Cluster:
             self._pump(node)
         return write
 
+    def read(self, nid: NodeId, policy: ReadPolicy = ReadPolicy.READ_INDEX) -> ReadCall:
+        """A client sends a ``ClientRead`` to node ``nid``."""
+        node = self.nodes[nid]
+        required = frozenset(w.data for w in self.writes if w.outcome in ("committed", "applied"))
+        call = ReadCall(len(self.reads) + 1, nid, policy, required)
+        self.reads.append(call)
+        with self._step(f"client r{call.rid} {policy.value} -> n{nid}"):
+            self._trace(f"client r{call.rid} {policy.value} -> n{nid}")
+            node.d.call(ClientRead("everything", policy), ("read", call))
+            self._pump(node)
+        return call
+
+    def ask(self, nid: NodeId, message: Any) -> AdminCall:
+        """Send any other call (e.g. ``TransferLeadership``) to node ``nid``; its answer is
+        recorded in the returned call, unchecked."""
+        node = self.nodes[nid]
+        call = AdminCall(len(self.calls) + 1, nid, node.incarnation, message)
+        self.calls.append(call)
+        with self._step(f"call c{call.cid} {message} -> n{nid}"):
+            node.d.call(message, ("other", call))
+            self._pump(node)
+        return call
+
     def propose(
         self,
         nid: NodeId,
@@ -717,6 +762,8 @@ class Cluster:
             value = {} if command.leader else None  # the application refuses nothing
         elif isinstance(command, Apply):
             value = tuple(self._apply(node, entry) for entry in command.entries)
+        elif isinstance(command, Query):
+            value = tuple(e.payload.data for e in d.applied if isinstance(e.payload, EntryNormal))
         else:
             raise self._fail("storage-contract", f"n{node.id}: unexpected {command!r}")
         node.d.storage_done(seq, value)
@@ -778,6 +825,16 @@ class Cluster:
             return
         if kind == "admin":
             self._admin_answer(node, what, value, error)
+            return
+        if kind == "read":
+            self._read_answer(node, what, value, error)
+            return
+        if kind == "other":
+            what.outcome, what.value, what.error = (
+                ("ok" if error is None else "error"),
+                value,
+                error,
+            )
             return
         msg: Msg = what
         value = value if error is None else None
@@ -842,6 +899,25 @@ class Cluster:
                 "client-oracle",
                 f"w{write.wid} acknowledged at {value.index} where {describe(committed)} is "
                 "committed",
+            )
+
+    def _read_answer(
+        self, node: Node, call: ReadCall, value: Any, error: BaseException | None
+    ) -> None:
+        if error is not None:
+            call.outcome, call.error = "error", error
+            self._trace(f"n{node.id} answers r{call.rid}: {type(error).__name__}")
+            return
+        if not isinstance(value, ClientReadResponse):
+            raise self._fail("read-oracle", f"r{call.rid} answered {value!r}")
+        call.outcome, call.value, call.index = "ok", value.data, value.index
+        self._trace(f"n{node.id} answers r{call.rid} at {value.index}: {len(value.data)} writes")
+        missing = call.required - set(value.data)
+        if missing and call.policy is not ReadPolicy.STALE:
+            raise self._fail(
+                "read-oracle",
+                f"r{call.rid} ({call.policy.value} on n{node.id}) misses acknowledged writes "
+                f"{sorted(map(repr, missing))}: a stale read",
             )
 
     def _admin_answer(

@@ -1344,6 +1344,8 @@ class Simulation:
             value = value if error is None else None
             if isinstance(value, VoteResponse) and value.vote_granted and not request.pre_vote:
                 self._record_vote(node.id, value.term, request.candidate_id)
+            if isinstance(value, InstallSnapshotResponse) and value.next_offset:
+                self.snapshot_stats["resume_offered"] += 1  # it holds part of that snapshot
             self._trace("reply", node.id, src, _msg(request), _msg(value, error))
             self._reply(node.id, src, src_inc, request, value)
 

@@ -1,0 +1,236 @@
+"""Linearizable reads without the log (dissertation §6.4): the only place a read is answered.
+
+A :class:`~pykka_raft.messages.ClientRead` becomes a read at an index: once the node's
+state machine has been sent every entry through that index, a ``Query`` command (FIFO with
+the applies) runs the query, and :meth:`Reads.answered` answers the caller.
+
+Where the index comes from, by policy:
+
+* ``READ_INDEX`` on the leader: its commit index, once it has committed an entry of its own
+  term (so its commit index is the cluster's), confirmed by a heartbeat *round* that a
+  majority of every voter set acknowledged after the read arrived: no other leader can
+  have committed anything newer then. Every AppendEntries carries the round it was sent
+  in; one round serves every read that was waiting when it started.
+* ``LEASE`` on the leader: its commit index at once, while its lease holds: the lease runs
+  from the send time of the latest round a majority acknowledged, for
+  ``election_timeout_min`` shortened by the clock-drift margin. Voters that heard from a
+  leader refuse to elect another for ``election_timeout_min`` (leader stickiness), so no
+  newer leader exists within the lease. Without stickiness, or out of lease, it falls
+  back to ``READ_INDEX``.
+* on a follower (``READ_INDEX`` or ``LEASE``): the leader's read index, asked with a
+  ``ReadIndexRequest`` (the leader confirms it the same way).
+* ``STALE``: this node's state as it is, on any node.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import attrs
+
+from pykka_raft.core.commands import Query
+from pykka_raft.core.leader import LeaderState
+from pykka_raft.core.quorum import joint_quorum_index
+from pykka_raft.core.state import NodeState
+from pykka_raft.errors import ApplicationError, ForwardToLeader
+from pykka_raft.messages import (
+    ClientReadResponse,
+    ReadIndexRequest,
+    ReadIndexResponse,
+    ReadPolicy,
+)
+from pykka_raft.types import LogIndex, NodeId
+
+
+@attrs.define
+class Read:
+    """A read waiting for its index (``local``: a ClientRead of this node; otherwise the
+    token of a follower's ReadIndexRequest, answered with the index)."""
+
+    token: int
+    query: Any = None
+    local: bool = True
+    round: int = 0  # the round that must be acknowledged (leader)
+    index: LogIndex = 0
+
+
+def lease_ms(node: NodeState) -> float:
+    """How long a lease lasts after the round a majority acknowledged was sent.
+
+    A voter refuses to elect another leader for ``election_timeout_min`` after it heard
+    from this one, measured on its own clock. If the clocks' rates differ by at most d
+    (``Config.max_clock_drift``), ``min / (1 + d)`` of real time passes before any such
+    voter can grant a vote, which is at least ``min * (1 - d) / (1 + d)`` on the leader's
+    clock: the lease.
+    """
+    drift = node.config.max_clock_drift
+    return node.config.election_timeout_min * (1 - drift) / (1 + drift)
+
+
+class Reads:
+    """The reads this node holds, from arrival to answer."""
+
+    def __init__(self, node: NodeState) -> None:
+        self.node = node
+        self.unconfirmed: list[Read] = []  # leader: waiting for a round (or for its term's commit)
+        self.ready: list[Read] = []  # waiting until their index is sent to the state machine
+        self.querying: dict[int, LogIndex] = {}  # token -> index, Query issued
+        # Follower: reads whose index was asked of the leader, with the time of asking.
+        self.asked: list[tuple[ReadIndexRequest, list[Read], int]] = []
+
+    # --- arrival ------------------------------------------------------------------------
+
+    def read(self, token: int, query: Any, policy: ReadPolicy, leader: LeaderState | None) -> None:
+        """A ClientRead arrived."""
+        node = self.node
+        read = Read(token, query)
+        if policy is ReadPolicy.STALE:
+            read.index = node.apply_requested
+            self._query(read)
+        elif leader is not None:
+            self._on_leader(read, policy, leader)
+        elif node.leader_id is None:
+            node.respond(token, error=ForwardToLeader(None, None))
+        else:
+            self._ask_leader([read])
+
+    def read_index_asked(
+        self, request: ReadIndexRequest, token: int, leader: LeaderState | None
+    ) -> None:
+        """A follower asks this node, as leader, for a read index."""
+        node = self.node
+        if leader is None or request.term != node.current_term:
+            node.respond(token, ReadIndexResponse(node.current_term, None))
+            return
+        self._on_leader(Read(token, local=False), ReadPolicy.READ_INDEX, leader)
+
+    def _on_leader(self, read: Read, policy: ReadPolicy, leader: LeaderState) -> None:
+        node = self.node
+        if self._committed_in_term() and policy is ReadPolicy.LEASE and self.in_lease(leader):
+            read.index = node.commit_index
+            self._indexed(read)
+            return
+        read.round = leader.round + 1  # a round that starts after the read arrived
+        self.unconfirmed.append(read)
+
+    def _ask_leader(self, reads: list[Read]) -> None:
+        node = self.node
+        assert node.leader_id is not None
+        request = ReadIndexRequest(node.leader_id, node.current_term, node.id)
+        self.asked.append((request, reads, node.now))
+        node.send(request)
+
+    def expire_asks(self) -> None:
+        """A read index asked of the leader with no answer within ``rpc_timeout`` (the
+        request or its answer was lost): the reads fail, so their callers retry."""
+        node = self.node
+        while self.asked and node.now - self.asked[0][2] >= node.config.rpc_timeout:
+            request, _, _ = self.asked[0]
+            self.leader_answered(request, None)
+
+    # --- the leader's rounds ------------------------------------------------------------
+
+    def _committed_in_term(self) -> bool:
+        node = self.node
+        return node.log.term_at(node.commit_index) == node.current_term
+
+    def in_lease(self, leader: LeaderState) -> bool:
+        """The leader may read locally now (``LEASE``)."""
+        node = self.node
+        if not node.config.leader_stickiness:
+            return False
+        sent = leader.round_sent_at.get(self.acknowledged_round(leader))
+        return sent is not None and node.clock < sent + lease_ms(node)
+
+    def acknowledged_round(self, leader: LeaderState) -> int:
+        """The latest round a majority of every voter set acknowledged (us included)."""
+        node = self.node
+
+        def acked(voter: NodeId) -> int:
+            if voter == node.id:
+                return leader.round
+            pr = leader.progress.get(voter)
+            return pr.acked_round if pr is not None else 0
+
+        return joint_quorum_index(node.membership.voter_sets(), acked)
+
+    def confirm(self, leader: LeaderState) -> None:
+        """Rounds may have been acknowledged, or the term's entry committed: move the reads
+        whose round a majority acknowledged on to their index."""
+        if not self.unconfirmed or not self._committed_in_term():
+            return
+        done = self.acknowledged_round(leader)
+        waiting = []
+        for read in self.unconfirmed:
+            if read.round <= done:
+                read.index = self.node.commit_index
+                self._indexed(read)
+            else:
+                waiting.append(read)
+        self.unconfirmed = waiting
+
+    def round_wanted(self, leader: LeaderState) -> bool:
+        """Reads wait for a round that has not started, and no round started for reads is
+        still unacknowledged (one round at a time serves every read waiting meanwhile)."""
+        return any(r.round > leader.round for r in self.unconfirmed) and (
+            leader.read_round <= self.acknowledged_round(leader)
+        )
+
+    # --- indexes to answers -------------------------------------------------------------
+
+    def _indexed(self, read: Read) -> None:
+        if not read.local:
+            self.node.respond(read.token, ReadIndexResponse(self.node.current_term, read.index))
+        elif read.index <= self.node.apply_requested:
+            self._query(read)
+        else:
+            self.ready.append(read)
+
+    def applying(self) -> None:
+        """More entries were sent to the state machine: reads at or below them can run."""
+        if not self.ready:
+            return
+        through = self.node.apply_requested
+        waiting = []
+        for read in self.ready:
+            if read.index <= through:
+                self._query(read)
+            else:
+                waiting.append(read)
+        self.ready = waiting
+
+    def _query(self, read: Read) -> None:
+        self.querying[read.token] = read.index
+        self.node.emit(Query(read.token, read.query))
+
+    def answered(self, token: int, value: Any, error: BaseException | None) -> None:
+        """The state machine answered a query (or refused it: the application's error)."""
+        index = self.querying.pop(token, 0)
+        if error is not None:
+            self.node.respond(token, error=ApplicationError(error))
+        else:
+            self.node.respond(token, ClientReadResponse(index, value))
+
+    def leader_answered(
+        self, request: ReadIndexRequest, response: ReadIndexResponse | None
+    ) -> None:
+        """The leader gave (or refused) a read index for the reads asked with ``request``."""
+        position = next((i for i, a in enumerate(self.asked) if a[0] is request), None)
+        if position is None:
+            return  # answered already (a duplicate, or expired)
+        reads = self.asked.pop(position)[1]
+        for read in reads:
+            if response is None or response.index is None:
+                self.node.respond(read.token, error=ForwardToLeader(None, self.node.leader_id))
+            else:
+                read.index = response.index
+                self._indexed(read)
+
+    def leadership_lost(self) -> None:
+        """Reads waiting for a round cannot be confirmed by this node any more: retry."""
+        reads, self.unconfirmed = self.unconfirmed, []
+        for read in reads:
+            if read.local:
+                self.node.respond(read.token, error=ForwardToLeader(None, self.node.leader_id))
+            else:
+                self.node.respond(read.token, ReadIndexResponse(self.node.current_term, None))

@@ -1,0 +1,247 @@
+"""Dissertation §6.4: linearizable reads without the log (ReadIndex, leases, follower reads),
+one rule per test, on the core."""
+
+from __future__ import annotations
+
+import attrs
+from paper_helpers import (
+    CONFIG,
+    Respond,
+    Send,
+    elect,
+    make_core,
+    make_entries,
+    of_type,
+    responds,
+)
+
+from pykka_raft.core import RaftCore
+from pykka_raft.core.commands import Query
+from pykka_raft.core.reads import lease_ms
+from pykka_raft.errors import ApplicationError, ForwardToLeader
+from pykka_raft.messages import (
+    AppendEntriesRequest,
+    AppendEntriesResponse,
+    ClientRead,
+    ClientReadResponse,
+    ReadIndexRequest,
+    ReadIndexResponse,
+    ReadPolicy,
+)
+
+STICKY = attrs.evolve(CONFIG, leader_stickiness=True)
+
+
+def leader_with_commit(config: object = STICKY) -> RaftCore:
+    """Node 1 leads term 2 (log 1/t1, 2/t2 blank) and has committed its blank entry."""
+    core = make_core(1, term=1, entries=make_entries([1]))
+    commands = elect(core)
+    core.config = config  # type: ignore[assignment]
+    core.log_written(core.log.last_log_id, None, leader=True)
+    core.take_commands()
+    for send in [c for c in commands if isinstance(c, Send)]:
+        request = send.request
+        if isinstance(request, AppendEntriesRequest):
+            full = AppendEntriesRequest(
+                request.target, core.current_term, 1, 0, 0, core.log.slice(1, 3), 0
+            )
+            core.append_entries_result(full, AppendEntriesResponse(core.current_term, True))
+    core.take_commands()
+    assert core.commit_index == core.log.last_index == 2
+    return core
+
+
+def heartbeats(commands: list[object]) -> list[AppendEntriesRequest]:
+    return [
+        c.request
+        for c in commands
+        if isinstance(c, Send) and isinstance(c.request, AppendEntriesRequest)
+    ]
+
+
+def ack(core: RaftCore, request: AppendEntriesRequest) -> None:
+    core.append_entries_result(request, AppendEntriesResponse(core.current_term, True))
+
+
+def queries(commands: list[object]) -> list[Query]:
+    return of_type(commands, Query)  # type: ignore[arg-type]
+
+
+# --- ReadIndex on the leader --------------------------------------------------------------
+
+
+def test_read_index_waits_for_a_round_a_majority_acknowledged() -> None:
+    """§6.4 steps 2-4: the leader records its commit index, starts a heartbeat round after
+    the read arrived, and runs the query once a majority acknowledged that round."""
+    core = leader_with_commit()
+    core.client_read(ClientRead("q"), token=7)
+    commands = core.take_commands()
+    beats = heartbeats(commands)
+    assert {b.target for b in beats} == {2, 3} and queries(commands) == []
+    ack(core, beats[0])  # one follower plus the leader: a majority of three
+    commands = core.take_commands()
+    assert queries(commands) == [Query(7, "q")]
+    core.query_answered(7, "answer", None)
+    assert responds(core.take_commands(), 7) == [
+        Respond(7, ClientReadResponse(2, "answer"), None, False)
+    ]
+
+
+def test_an_older_round_does_not_confirm_a_newer_read() -> None:
+    """An acknowledgement of a heartbeat sent before the read arrived proves nothing about
+    leadership at the read's time: the read waits for a round started after it."""
+    core = leader_with_commit()
+    core.client_read(ClientRead("first"), token=7)
+    first = heartbeats(core.take_commands())
+    core.client_read(ClientRead("second"), token=8)
+    assert heartbeats(core.take_commands()) == []  # one read round at a time
+    ack(core, first[0])
+    commands = core.take_commands()
+    assert queries(commands) == [Query(7, "first")]
+    second = heartbeats(commands)  # the waiting read starts the next round
+    assert second and second[0].round > first[0].round
+    ack(core, second[0])
+    assert queries(core.take_commands()) == [Query(8, "second")]
+
+
+def test_read_waits_for_the_leaders_first_commit_in_its_term() -> None:
+    """§6.4 step 1: until it committed an entry of its term, a new leader's commit index
+    may be behind the cluster's."""
+    core = make_core(1, term=1, entries=make_entries([1]), config=STICKY)
+    elect(core)
+    core.take_commands()
+    core.client_read(ClientRead("q"), token=7)
+    for beat in heartbeats(core.take_commands()):
+        ack(core, beat)
+    assert queries(core.take_commands()) == []
+    core.log_written(core.log.last_log_id, None, leader=True)
+    blank = AppendEntriesRequest(2, core.current_term, 1, 0, 0, core.log.slice(1, 3), 0, 1)
+    ack(core, blank)
+    assert [q.token for q in queries(core.take_commands())] == [7]
+
+
+def test_a_leader_that_steps_down_fails_its_waiting_reads_retryably() -> None:
+    core = leader_with_commit()
+    core.client_read(ClientRead("q"), token=7)
+    core.take_commands()
+    core.append_entries_result(
+        AppendEntriesRequest(2, core.current_term, 1, 2, 2, (), 2), AppendEntriesResponse(9, False)
+    )
+    (respond,) = responds(core.take_commands(), 7)
+    assert isinstance(respond.error, ForwardToLeader)
+
+
+# --- leases -----------------------------------------------------------------------------
+
+
+def test_lease_read_is_served_at_once_within_the_lease() -> None:
+    core = leader_with_commit()
+    core.clock = 1000.0
+    core.tick(CONFIG.heartbeat_interval)
+    for beat in heartbeats(core.take_commands()):
+        ack(core, beat)
+    core.take_commands()
+    core.clock = 1000.0 + lease_ms(core) - 1
+    core.client_read(ClientRead("q", ReadPolicy.LEASE), token=7)
+    commands = core.take_commands()
+    assert queries(commands) == [Query(7, "q")] and heartbeats(commands) == []
+
+
+def test_lease_expires_and_the_read_takes_a_round() -> None:
+    core = leader_with_commit()
+    core.clock = 1000.0
+    core.tick(CONFIG.heartbeat_interval)
+    for beat in heartbeats(core.take_commands()):
+        ack(core, beat)
+    core.take_commands()
+    core.clock = 1000.0 + lease_ms(core) + 1
+    core.client_read(ClientRead("q", ReadPolicy.LEASE), token=7)
+    commands = core.take_commands()
+    assert queries(commands) == [] and heartbeats(commands)
+
+
+def test_lease_is_shorter_than_election_timeout_min_by_the_drift_margin() -> None:
+    """With clock rates that differ by at most d, no voter grants a vote within
+    min/(1+d) of real time after hearing the leader; the lease is min*(1-d)/(1+d) on the
+    leader's clock, which is at most that much real time."""
+    core = make_core(1, config=attrs.evolve(STICKY, max_clock_drift=0.1))
+    assert lease_ms(core) == CONFIG.election_timeout_min * 0.9 / 1.1
+    fastest_leader_real = lease_ms(core) / (1 - 0.1)
+    slowest_voter_real = CONFIG.election_timeout_min / (1 + 0.1)
+    assert fastest_leader_real <= slowest_voter_real + 1e-9
+
+
+def test_without_stickiness_a_lease_read_takes_a_round() -> None:
+    core = leader_with_commit(attrs.evolve(CONFIG, leader_stickiness=False))
+    core.client_read(ClientRead("q", ReadPolicy.LEASE), token=7)
+    commands = core.take_commands()
+    assert queries(commands) == [] and heartbeats(commands)
+
+
+# --- follower reads -----------------------------------------------------------------------
+
+
+def follower() -> RaftCore:
+    core = make_core(2, term=2, entries=make_entries([1, 2]))
+    request = AppendEntriesRequest(2, 2, 1, 2, 2, (), 1)
+    core.receive_append_entries(request, token=99)
+    core.take_commands()
+    return core
+
+
+def test_follower_asks_the_leader_and_reads_once_applied_that_far() -> None:
+    core = follower()
+    core.client_read(ClientRead("q"), token=7)
+    (send,) = of_type(core.take_commands(), Send)
+    assert send.request == ReadIndexRequest(1, 2, 2)
+    core.read_index_result(send.request, ReadIndexResponse(2, 2))
+    assert queries(core.take_commands()) == []  # it has applied through 1 only
+    core.receive_append_entries(AppendEntriesRequest(2, 2, 1, 2, 2, (), 2), token=98)
+    assert queries(core.take_commands()) == [Query(7, "q")]
+
+
+def test_follower_read_fails_retryably_when_the_leader_cannot_answer() -> None:
+    core = follower()
+    core.client_read(ClientRead("q"), token=7)
+    (send,) = of_type(core.take_commands(), Send)
+    core.read_index_result(send.request, ReadIndexResponse(2, None))
+    (respond,) = responds(core.take_commands(), 7)
+    assert isinstance(respond.error, ForwardToLeader)
+
+
+def test_follower_read_fails_when_the_leader_never_answers() -> None:
+    core = follower()
+    core.client_read(ClientRead("q"), token=7)
+    core.take_commands()
+    core.tick(CONFIG.rpc_timeout)
+    (respond,) = responds(core.take_commands(), 7)
+    assert isinstance(respond.error, ForwardToLeader)
+
+
+def test_leader_answers_a_read_index_after_a_round() -> None:
+    core = leader_with_commit()
+    core.receive_read_index(ReadIndexRequest(1, core.current_term, 3), token=7)
+    commands = core.take_commands()
+    assert responds(commands, 7) == []
+    ack(core, heartbeats(commands)[0])
+    (respond,) = responds(core.take_commands(), 7)
+    assert respond.value == ReadIndexResponse(core.current_term, 2)
+
+
+def test_a_non_leader_refuses_a_read_index() -> None:
+    core = follower()
+    core.receive_read_index(ReadIndexRequest(2, 2, 3), token=7)
+    (respond,) = responds(core.take_commands(), 7)
+    assert respond.value == ReadIndexResponse(2, None)
+
+
+# --- stale reads and query errors ---------------------------------------------------------
+
+
+def test_stale_read_is_local_and_immediate() -> None:
+    core = follower()
+    core.client_read(ClientRead("q", ReadPolicy.STALE), token=7)
+    assert queries(core.take_commands()) == [Query(7, "q")]
+    core.query_answered(7, None, ValueError("not a query"))
+    (respond,) = responds(core.take_commands(), 7)
+    assert isinstance(respond.error, ApplicationError)
