@@ -170,6 +170,18 @@ class NodeDriver:
             core.respond(token, error=UnknownMessage("Raft", message))
         self._run()
 
+    def client_reads(self, reads: Iterable[tuple[ClientRead, Any]]) -> None:
+        """Several client reads at once (one heartbeat round and one query batch)."""
+        if self.stopped:
+            for _, handle in reads:
+                self._refuse(handle)
+            return
+        if self.core.role is Role.INITIALIZING:
+            self._after_start.extend(reads)
+            return
+        self.core.client_reads([(read, self._token(handle)) for read, handle in reads])
+        self._run()
+
     def client_writes(self, writes: Iterable[tuple[ClientPayload, Any]]) -> None:
         """Several client writes at once (one storage append for all of them)."""
         if self.stopped:
@@ -212,10 +224,9 @@ class NodeDriver:
             return
         command, core = entry[0], self.core
         if isinstance(command, cmd.Query):
-            # A read's query: its failure is the caller's (the state machine refused the
-            # query), never the node's.
+            # Reads' queries: a refused query is its reader's error, never the node's.
             self._done = max(self._done, seq)
-            core.query_answered(command.token, value, error)
+            core.queries_answered(command.reads, value, error)
             self._release_durable()
             self._run()
             return

@@ -30,7 +30,7 @@ from pykka_raft.core.state import Role
 from pykka_raft.driver import NodeDriver, Ports
 from pykka_raft.errors import InternalError, RaftError, ShuttingDown, StorageError
 from pykka_raft.logs import NODE, RateLimited
-from pykka_raft.messages import ClientPayload, MembershipConfig, RpcRequest
+from pykka_raft.messages import ClientPayload, ClientRead, MembershipConfig, RpcRequest
 from pykka_raft.metrics import RaftMetrics, State
 from pykka_raft.network.contract import MembershipChanged
 from pykka_raft.storage import contract as st
@@ -217,10 +217,7 @@ class Raft(pykka.ThreadingActor):
             else:
                 driver.rpc_done(message.tag, message.value, message.error)
         elif isinstance(message, Call):
-            if isinstance(message.message, ClientPayload):
-                driver.client_writes(((message.message, message.reply),))
-            else:
-                driver.call(message.message, message.reply)
+            driver.call(message.message, message.reply)
         elif isinstance(message, WakeForClients):
             self._serve_clients()
         elif isinstance(message, Tick):
@@ -241,13 +238,21 @@ class Raft(pykka.ThreadingActor):
         clients = self._clients
         clients.wake_pending = False
         items = clients.items
-        writes: list[tuple[ClientPayload, Reply]] = [
-            items.popleft() for _ in range(min(len(items), CLIENT_BATCH))
-        ]
+        batch = [items.popleft() for _ in range(min(len(items), CLIENT_BATCH))]
         if items and not clients.wake_pending:
             clients.wake_pending = True
             self.actor_ref.tell(WakeForClients())  # the rest, after what queued meanwhile
-        self.driver.client_writes(writes)
+        writes: list[tuple[ClientPayload, Reply]] = []
+        reads: list[tuple[ClientRead, Reply]] = []
+        for message, reply in batch:
+            if isinstance(message, ClientPayload):
+                writes.append((message, reply))
+            else:
+                reads.append((message, reply))
+        if writes:
+            self.driver.client_writes(writes)
+        if reads:
+            self.driver.client_reads(reads)
 
     def _check_storage_alive(self) -> None:
         """A storage actor that died with commands outstanding will never answer them."""
@@ -395,7 +400,7 @@ def storage_message(command: cmd.Command) -> Any:
     if isinstance(command, cmd.InstallSnapshot):
         return st.InstallSnapshot(command.meta)
     if isinstance(command, cmd.Query):
-        return st.QueryStateMachine(command.query)
+        return st.QueryStateMachine(tuple(query for _, query in command.reads))
     if isinstance(command, cmd.LoadInitialState):
         return st.GetInitialState()
     if isinstance(command, cmd.LoadLog):

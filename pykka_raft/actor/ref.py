@@ -20,7 +20,10 @@ import pykka
 from pykka_raft._pykka import is_stop_request, put_with_reply_to
 from pykka_raft.calls import Call, Reply
 from pykka_raft.errors import ShuttingDown
-from pykka_raft.messages import ClientPayload
+from pykka_raft.messages import ClientPayload, ClientRead
+
+_FAST = (ClientPayload, ClientRead)
+"""Client messages that take the batched path beside the inbox."""
 
 logger = logging.getLogger("pykka_raft.node")
 
@@ -74,7 +77,9 @@ class ClientQueue:
     __slots__ = ("items", "wake_pending")
 
     def __init__(self) -> None:
-        self.items: collections.deque[tuple[ClientPayload, Reply]] = collections.deque()
+        self.items: collections.deque[tuple[ClientPayload | ClientRead, Reply]] = (
+            collections.deque()
+        )
         self.wake_pending = False
 
     def refuse_all(self) -> None:
@@ -111,7 +116,7 @@ class RaftRef(pykka.ActorRef[Any]):
             return super().ask(message, block=block, timeout=timeout)  # ref.stop()
         future: pykka.ThreadingFuture[Any] = pykka.ThreadingFuture()
         reply = FutureReply(future)
-        if isinstance(message, ClientPayload) and self.clients is not None:
+        if isinstance(message, _FAST) and self.clients is not None:
             self._enqueue(message, reply)
         else:
             self._tell_call(Call(message, reply))
@@ -123,7 +128,7 @@ class RaftRef(pykka.ActorRef[Any]):
         """Send ``message`` without waiting for an answer. A :class:`Call` told to a node
         that stopped is answered ``ShuttingDown`` (not accepted) through its reply."""
         if isinstance(message, Call):
-            if isinstance(message.message, ClientPayload) and self.clients is not None:
+            if isinstance(message.message, _FAST) and self.clients is not None:
                 self._enqueue(message.message, message.reply)
             else:
                 self._tell_call(message)
@@ -138,7 +143,7 @@ class RaftRef(pykka.ActorRef[Any]):
         except pykka.ActorDeadError:
             call.reply.set_exception(not_accepted())
 
-    def _enqueue(self, payload: ClientPayload, reply: Reply) -> None:
+    def _enqueue(self, payload: ClientPayload | ClientRead, reply: Reply) -> None:
         clients = self.clients
         assert clients is not None
         clients.items.append((payload, reply))

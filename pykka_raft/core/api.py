@@ -133,10 +133,17 @@ class ClientApi(Engine):
 
     def client_read(self, read: ClientRead, token: int) -> None:
         """``ClientRead``: answer a query at a linearizable index (``reads.py``)."""
-        if self.role is Role.INITIALIZING:
-            self.respond(token, error=Unreachable(f"node {self.id} is still starting"))
-            return
-        self.reads.read(token, read.query, read.policy, self.leader)
+        self.client_reads(((read, token),))
+
+    def client_reads(self, reads: Iterable[tuple[ClientRead, int]]) -> None:
+        """Several ``ClientRead`` at once: one round, one query batch, one question to the
+        leader for all of them."""
+        for read, token in reads:
+            if self.role is Role.INITIALIZING:
+                self.respond(token, error=Unreachable(f"node {self.id} is still starting"))
+            else:
+                self.reads.read(token, read.query, read.policy, self.leader, flush=False)
+        self.reads.flush()
         if self.leader is not None:
             self._confirm_reads(self.leader)
 

@@ -125,12 +125,11 @@ class WriteSnapshotChunk:
 
 @attrs.frozen
 class Query:
-    """Answer read ``token`` with the state machine's answer to ``query`` (FIFO with the
-    applies, so it sees every entry applied before). Completion:
-    :meth:`RaftCore.query_answered`."""
+    """Answer reads: ``reads`` holds (token, query) pairs, answered with the state
+    machine's answers (FIFO with the applies, so they see every entry applied before).
+    Completion: :meth:`RaftCore.queries_answered`."""
 
-    token: int
-    query: Any
+    reads: tuple[tuple[int, Any], ...]
 
 
 @attrs.frozen

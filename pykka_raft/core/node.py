@@ -247,9 +247,11 @@ class RaftCore(ClientApi):
             self.become_follower(response.term, None)
         self.reads.leader_answered(request, response)
 
-    def query_answered(self, token: int, value: object, error: BaseException | None) -> None:
-        """The state machine answered a read's query."""
-        self.reads.answered(token, value, error)
+    def queries_answered(
+        self, reads: tuple[tuple[int, object], ...], answers: object, error: BaseException | None
+    ) -> None:
+        """The state machine answered reads' queries (``error``: the storage refused all)."""
+        self.reads.answered(reads, answers, error)
 
     def receive_timeout_now(self, request: TimeoutNowRequest, token: int) -> None:
         """Our leader hands leadership over to us (§3.10): campaign at once."""

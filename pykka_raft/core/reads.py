@@ -72,16 +72,27 @@ class Reads:
 
     def __init__(self, node: NodeState) -> None:
         self.node = node
-        self.unconfirmed: list[Read] = []  # leader: waiting for a round (or for its term's commit)
+        # Leader: reads waiting for a round (or for the term's first commit), by round.
+        self.unconfirmed: dict[int, list[Read]] = {}
         self.ready: list[Read] = []  # waiting until their index is sent to the state machine
         self.querying: dict[int, LogIndex] = {}  # token -> index, Query issued
+        self._batch: list[Read] = []  # queries of this step, sent as one Query
+        self._to_ask: list[Read] = []  # follower: reads of this step, asked together
         # Follower: reads whose index was asked of the leader, with the time of asking.
         self.asked: list[tuple[ReadIndexRequest, list[Read], int]] = []
 
     # --- arrival ------------------------------------------------------------------------
 
-    def read(self, token: int, query: Any, policy: ReadPolicy, leader: LeaderState | None) -> None:
-        """A ClientRead arrived."""
+    def read(
+        self,
+        token: int,
+        query: Any,
+        policy: ReadPolicy,
+        leader: LeaderState | None,
+        flush: bool = True,
+    ) -> None:
+        """A ClientRead arrived (``flush=False``: more follow in this step; the caller
+        calls :meth:`flush`)."""
         node = self.node
         read = Read(token, query)
         if policy is ReadPolicy.STALE:
@@ -92,7 +103,9 @@ class Reads:
         elif node.leader_id is None:
             node.respond(token, error=ForwardToLeader(None, None))
         else:
-            self._ask_leader([read])
+            self._to_ask.append(read)  # one ReadIndexRequest for this step's reads
+        if flush:
+            self.flush()
 
     def read_index_asked(
         self, request: ReadIndexRequest, token: int, leader: LeaderState | None
@@ -111,7 +124,7 @@ class Reads:
             self._indexed(read)
             return
         read.round = leader.round + 1  # a round that starts after the read arrived
-        self.unconfirmed.append(read)
+        self.unconfirmed.setdefault(read.round, []).append(read)
 
     def _ask_leader(self, reads: list[Read]) -> None:
         node = self.node
@@ -160,19 +173,16 @@ class Reads:
         if not self.unconfirmed or not self._committed_in_term():
             return
         done = self.acknowledged_round(leader)
-        waiting = []
-        for read in self.unconfirmed:
-            if read.round <= done:
+        for round_ in [r for r in self.unconfirmed if r <= done]:
+            for read in self.unconfirmed.pop(round_):
                 read.index = self.node.commit_index
                 self._indexed(read)
-            else:
-                waiting.append(read)
-        self.unconfirmed = waiting
+        self.flush()
 
     def round_wanted(self, leader: LeaderState) -> bool:
         """Reads wait for a round that has not started, and no round started for reads is
         still unacknowledged (one round at a time serves every read waiting meanwhile)."""
-        return any(r.round > leader.round for r in self.unconfirmed) and (
+        return (leader.round + 1) in self.unconfirmed and (
             leader.read_round <= self.acknowledged_round(leader)
         )
 
@@ -198,18 +208,34 @@ class Reads:
             else:
                 waiting.append(read)
         self.ready = waiting
+        self.flush()
 
     def _query(self, read: Read) -> None:
         self.querying[read.token] = read.index
-        self.node.emit(Query(read.token, read.query))
+        self._batch.append(read)
 
-    def answered(self, token: int, value: Any, error: BaseException | None) -> None:
-        """The state machine answered a query (or refused it: the application's error)."""
-        index = self.querying.pop(token, 0)
-        if error is not None:
-            self.node.respond(token, error=ApplicationError(error))
-        else:
-            self.node.respond(token, ClientReadResponse(index, value))
+    def flush(self) -> None:
+        """Send this step's queries to the storage as one command, and its follower reads'
+        question to the leader as one request."""
+        if self._to_ask:
+            reads, self._to_ask = self._to_ask, []
+            self._ask_leader(reads)
+        if self._batch:
+            batch, self._batch = self._batch, []
+            self.node.emit(Query(tuple((r.token, r.query) for r in batch)))
+
+    def answered(
+        self, reads: tuple[tuple[int, Any], ...], answers: Any, error: BaseException | None
+    ) -> None:
+        """The state machine answered queries; an answer that is an exception is a query it
+        refused: the reader's ApplicationError (``error``: the storage refused them all)."""
+        for position, (token, _) in enumerate(reads):
+            index = self.querying.pop(token, 0)
+            answer = error if error is not None else answers[position]
+            if isinstance(answer, BaseException):
+                self.node.respond(token, error=ApplicationError(answer))
+            else:
+                self.node.respond(token, ClientReadResponse(index, answer))
 
     def leader_answered(
         self, request: ReadIndexRequest, response: ReadIndexResponse | None
@@ -225,11 +251,12 @@ class Reads:
             else:
                 read.index = response.index
                 self._indexed(read)
+        self.flush()
 
     def leadership_lost(self) -> None:
         """Reads waiting for a round cannot be confirmed by this node any more: retry."""
-        reads, self.unconfirmed = self.unconfirmed, []
-        for read in reads:
+        waiting, self.unconfirmed = self.unconfirmed, {}
+        for read in (read for reads in waiting.values() for read in reads):
             if read.local:
                 self.node.respond(read.token, error=ForwardToLeader(None, self.node.leader_id))
             else:

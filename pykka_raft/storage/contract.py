@@ -184,11 +184,13 @@ class InstallSnapshot:
 
 @attrs.frozen
 class QueryStateMachine:
-    """Answer a read-only ``query`` from the state machine as it is now (``ClientRead``,
+    """Answer read-only ``queries`` from the state machine as it is now (``ClientRead``,
     ``docs/reads.md``). FIFO with the applies: the node sends it once the state machine has
-    applied the read index. Replies the state machine's answer; changes nothing."""
+    been sent every entry through the reads' index. Replies a tuple with one answer per
+    query, in order; a query the state machine refuses has the exception as its answer
+    (it is the reader's error, not the storage's). Changes nothing."""
 
-    query: Any
+    queries: Any = attrs.field(converter=tuple)  # a tuple of application values
 
 
 class InvalidRequest(RaftError, ValueError):
@@ -377,7 +379,7 @@ class RaftStorage(pykka.ThreadingActor, abc.ABC):
             self.write_snapshot_chunk(message.meta, message.offset, message.data)
             return None
         if isinstance(message, QueryStateMachine):
-            return self.query_state_machine(message.query)
+            return self.query_state_machine(message.queries)
         if isinstance(message, InstallSnapshot):
             self.install_snapshot(message.meta)
             self._applied_seen = message.meta.last_included.index
@@ -442,14 +444,21 @@ class RaftStorage(pykka.ThreadingActor, abc.ABC):
         """Raise to refuse a client's entry on the leader; accepts everything by default."""
         self.state_machine.validate(entry)
 
-    def query_state_machine(self, query: Any) -> Any:
-        """Answer a read-only query through the state machine's ``query``."""
+    def query_state_machine(self, queries: tuple[Any, ...]) -> tuple[Any, ...]:
+        """Answer read-only queries through the state machine's ``query``; a refused query
+        answers its exception."""
         method = getattr(self.state_machine, "query", None)
-        if not callable(method):
-            raise InvalidRequest(
-                f"{type(self.state_machine).__name__} has no query(): read through the log"
-            )
-        return method(query)
+        answers: list[Any] = []
+        for query in queries:
+            try:
+                if not callable(method):
+                    raise InvalidRequest(
+                        f"{type(self.state_machine).__name__} has no query(): read through the log"
+                    )
+                answers.append(method(query))
+            except Exception as exc:  # the reader's error
+                answers.append(exc)
+        return tuple(answers)
 
     def apply_to_state_machine(self, entries: tuple[Entry, ...]) -> tuple[Any, ...]:
         """Apply entries in order through :meth:`apply_entry` and record ``last_applied``.

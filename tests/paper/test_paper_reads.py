@@ -80,8 +80,8 @@ def test_read_index_waits_for_a_round_a_majority_acknowledged() -> None:
     assert {b.target for b in beats} == {2, 3} and queries(commands) == []
     ack(core, beats[0])  # one follower plus the leader: a majority of three
     commands = core.take_commands()
-    assert queries(commands) == [Query(7, "q")]
-    core.query_answered(7, "answer", None)
+    assert queries(commands) == [Query(((7, "q"),))]
+    core.queries_answered(((7, "q"),), ("answer",), None)
     assert responds(core.take_commands(), 7) == [
         Respond(7, ClientReadResponse(2, "answer"), None, False)
     ]
@@ -97,11 +97,11 @@ def test_an_older_round_does_not_confirm_a_newer_read() -> None:
     assert heartbeats(core.take_commands()) == []  # one read round at a time
     ack(core, first[0])
     commands = core.take_commands()
-    assert queries(commands) == [Query(7, "first")]
+    assert queries(commands) == [Query(((7, "first"),))]
     second = heartbeats(commands)  # the waiting read starts the next round
     assert second and second[0].round > first[0].round
     ack(core, second[0])
-    assert queries(core.take_commands()) == [Query(8, "second")]
+    assert queries(core.take_commands()) == [Query(((8, "second"),))]
 
 
 def test_read_waits_for_the_leaders_first_commit_in_its_term() -> None:
@@ -117,7 +117,7 @@ def test_read_waits_for_the_leaders_first_commit_in_its_term() -> None:
     core.log_written(core.log.last_log_id, None, leader=True)
     blank = AppendEntriesRequest(2, core.current_term, 1, 0, 0, core.log.slice(1, 3), 0, 1)
     ack(core, blank)
-    assert [q.token for q in queries(core.take_commands())] == [7]
+    assert [t for q in queries(core.take_commands()) for t, _ in q.reads] == [7]
 
 
 def test_a_leader_that_steps_down_fails_its_waiting_reads_retryably() -> None:
@@ -144,7 +144,7 @@ def test_lease_read_is_served_at_once_within_the_lease() -> None:
     core.clock = 1000.0 + lease_ms(core) - 1
     core.client_read(ClientRead("q", ReadPolicy.LEASE), token=7)
     commands = core.take_commands()
-    assert queries(commands) == [Query(7, "q")] and heartbeats(commands) == []
+    assert queries(commands) == [Query(((7, "q"),))] and heartbeats(commands) == []
 
 
 def test_lease_expires_and_the_read_takes_a_round() -> None:
@@ -197,7 +197,7 @@ def test_follower_asks_the_leader_and_reads_once_applied_that_far() -> None:
     core.read_index_result(send.request, ReadIndexResponse(2, 2))
     assert queries(core.take_commands()) == []  # it has applied through 1 only
     core.receive_append_entries(AppendEntriesRequest(2, 2, 1, 2, 2, (), 2), token=98)
-    assert queries(core.take_commands()) == [Query(7, "q")]
+    assert queries(core.take_commands()) == [Query(((7, "q"),))]
 
 
 def test_follower_read_fails_retryably_when_the_leader_cannot_answer() -> None:
@@ -241,7 +241,7 @@ def test_a_non_leader_refuses_a_read_index() -> None:
 def test_stale_read_is_local_and_immediate() -> None:
     core = follower()
     core.client_read(ClientRead("q", ReadPolicy.STALE), token=7)
-    assert queries(core.take_commands()) == [Query(7, "q")]
-    core.query_answered(7, None, ValueError("not a query"))
+    assert queries(core.take_commands()) == [Query(((7, "q"),))]
+    core.queries_answered(((7, "q"),), (ValueError("not a query"),), None)
     (respond,) = responds(core.take_commands(), 7)
     assert isinstance(respond.error, ApplicationError)

@@ -763,7 +763,8 @@ class Cluster:
         elif isinstance(command, Apply):
             value = tuple(self._apply(node, entry) for entry in command.entries)
         elif isinstance(command, Query):
-            value = tuple(e.payload.data for e in d.applied if isinstance(e.payload, EntryNormal))
+            state = tuple(e.payload.data for e in d.applied if isinstance(e.payload, EntryNormal))
+            value = tuple(state for _ in command.reads)  # one answer per read
         else:
             raise self._fail("storage-contract", f"n{node.id}: unexpected {command!r}")
         node.d.storage_done(seq, value)

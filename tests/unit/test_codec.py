@@ -147,7 +147,7 @@ MESSAGES: list[tuple[str, Any]] = [
     ("client-read", ClientRead(Get("k"))),
     ("client-read-lease", ClientRead(Get("k"), ReadPolicy.LEASE)),
     ("client-read-response", ClientReadResponse(9, ("v", 1))),
-    ("query", QueryStateMachine(Get("k"))),
+    ("query", QueryStateMachine((Get("k"),))),
     ("append-entries-round", AppendEntriesRequest(2, 3, 1, 0, 0, (), 0, round=5)),
     ("timeout-now-response", TimeoutNowResponse(7, True)),
     ("pre-vote", VoteRequest(2, 8, 1, 10, 7, pre_vote=True)),
