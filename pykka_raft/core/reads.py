@@ -211,7 +211,9 @@ class Reads:
         self.flush()
 
     def _query(self, read: Read) -> None:
-        self.querying[read.token] = read.index
+        # The storage runs the query after every Apply issued so far (it is FIFO): the
+        # state it reads is the one through apply_requested, at or after the read index.
+        self.querying[read.token] = self.node.apply_requested
         self._batch.append(read)
 
     def flush(self) -> None:

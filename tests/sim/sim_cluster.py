@@ -91,6 +91,7 @@ from pykka_raft.core.commands import (
     InstallSnapshot,
     LoadInitialState,
     LoadLog,
+    Query,
     ReadSnapshotChunk,
     Respond,
     SaveHardState,
@@ -116,6 +117,8 @@ from pykka_raft.messages import (
     AppendEntriesResponse,
     ClientPayload,
     ClientPayloadResponse,
+    ClientRead,
+    ClientReadResponse,
     Entry,
     EntryBlank,
     EntryConfigChange,
@@ -125,13 +128,14 @@ from pykka_raft.messages import (
     InstallSnapshotRequest,
     InstallSnapshotResponse,
     MembershipConfig,
+    ReadPolicy,
     ResponseMode,
     SnapshotMeta,
     TimeoutNowRequest,
     VoteRequest,
     VoteResponse,
 )
-from pykka_raft.statemachine import KeyValueStateMachine, Put
+from pykka_raft.statemachine import Get, KeyValueStateMachine, Put
 from pykka_raft.types import LogId, LogIndex, NodeId, Term
 
 CONFIG = Config(
@@ -196,6 +200,17 @@ NOTES = {
 }
 """Situations a run may go through, counted in ``Simulation.notes`` (the first occurrence
 of each is described in ``Simulation.first_note``)."""
+
+
+_UNKNOWN = object()
+
+
+def _query(machine: KeyValueStateMachine, query: Any) -> Any:
+    """What QueryStateMachine answers for one query (a refused one: its exception)."""
+    try:
+        return machine.query(query)
+    except Exception as exc:
+        return exc
 
 
 class SimulationFailure(AssertionError):
@@ -504,6 +519,19 @@ class Write:
 
 
 @dataclass
+class Read:
+    """One ``ClientRead`` and what the cluster answered (``required``: the highest index
+    of a write acknowledged before the read was sent)."""
+
+    rid: int
+    node: NodeId
+    policy: ReadPolicy
+    key: str
+    required: LogIndex
+    outcome: str = "pending"  # pending, ok, error
+
+
+@dataclass
 class Change:
     """One ``ProposeConfigChange`` and what the cluster answered."""
 
@@ -600,6 +628,12 @@ class Simulation:
         # PreVote and leader stickiness (dissertation §9.6, §4.2.3): off by default, so the
         # fixed seeds run the paper's elections; pre_vote=True runs the library default.
         self.pre_vote = pre_vote
+        # Reads (dissertation §6.4) join the client workload of the PreVote runs (the
+        # library's default elections); the other seeds replay as before.
+        self.read_share = 0.3 if pre_vote else 0.0
+        self.reads: dict[int, Read] = {}
+        self.acked_index = 0  # the highest index of an acknowledged write
+        self._oracle: tuple[LogIndex, KeyValueStateMachine] = (0, KeyValueStateMachine())
         if pre_vote:
             self.config = attrs.evolve(self.config, pre_vote=True, leader_stickiness=True)
         self.n = nodes
@@ -1012,6 +1046,8 @@ class Simulation:
             value = self._store_entries(node, command)
         elif isinstance(command, Apply):
             value = tuple(self._apply(node, entry) for entry in command.entries)
+        elif isinstance(command, Query):
+            value = tuple(_query(d.sm, query) for _, query in command.reads)
         node.d.storage_done(seq, value)
 
     def _store_hard_state(self, node: SimNode, hs: HardState) -> None:
@@ -1339,6 +1375,8 @@ class Simulation:
             self._config_answer(node, self.changes[handle[1]], value, error)
         elif kind == "trigger":
             self._trigger_answer(node, handle[1], value, error)
+        elif kind == "read":
+            self._read_answer(node, self.reads[handle[1]], value, error)
         else:
             _, src, src_inc, request = handle
             value = value if error is None else None
@@ -1523,6 +1561,9 @@ class Simulation:
             node = self.rng.choice(ups)
         else:
             return
+        if self.read_share and self.rng.random() < self.read_share:
+            self._read(node)
+            return
         wid = len(self.writes) + 1
         data: Any
         if self.rng.random() < 0.05:
@@ -1531,6 +1572,63 @@ class Simulation:
             data = Put(f"k{self.rng.randrange(4)}", f"v{wid}")
         mode = ResponseMode.APPLIED if self.rng.random() < 0.5 else ResponseMode.COMMITTED
         self._submit(node, ClientPayload.new(data, mode))
+
+    def _read(self, node: SimNode) -> None:
+        roll = self.rng.random()
+        policy = (
+            ReadPolicy.STALE
+            if roll < 0.1
+            else ReadPolicy.LEASE
+            if roll < 0.55
+            else ReadPolicy.READ_INDEX
+        )
+        read = Read(len(self.reads) + 1, node.id, policy, f"k{self.rng.randrange(4)}", 0)
+        read.required = self.acked_index
+        self.reads[read.rid] = read
+        self._trace("client", node.id, f"r{read.rid} {policy.value} {read.key}")
+        self.touched.add(node.id)
+        node.d.call(ClientRead(Get(read.key), policy), ("read", read.rid))
+
+    def _read_answer(
+        self, node: SimNode, read: Read, value: Any, error: BaseException | None
+    ) -> None:
+        """read-oracle: a linearizable read is at an index no older than any write
+        acknowledged before it was sent, and answers the key's value at that index."""
+        if error is not None:
+            read.outcome = "error"
+            self._trace("answer", node.id, f"r{read.rid} {type(error).__name__}")
+            return
+        read.outcome = "ok"
+        if not isinstance(value, ClientReadResponse):
+            raise self.fail("read-oracle", f"r{read.rid} answered {value!r}")
+        self._trace("answer", node.id, f"r{read.rid} at {value.index}: {value.data!r}")
+        if read.policy is not ReadPolicy.STALE and value.index < read.required:
+            raise self.fail(
+                "read-oracle",
+                f"r{read.rid} ({read.policy.value} on n{node.id}) read at index {value.index}, "
+                f"before write index {read.required} acknowledged earlier: a stale read",
+            )
+        expected = self._value_at(read.key, value.index)
+        if expected is not _UNKNOWN and expected != value.data:
+            raise self.fail(
+                "read-oracle",
+                f"r{read.rid} on n{node.id} answered {read.key}={value.data!r} at index "
+                f"{value.index}, where the committed log gives {expected!r}",
+            )
+
+    def _value_at(self, key: str, index: LogIndex) -> Any:
+        """The key's value after the committed entries through ``index`` (replayed)."""
+        done, machine = self._oracle
+        if index < done:
+            done, machine = 0, KeyValueStateMachine()
+        for i in range(done + 1, index + 1):
+            entry = self.applied.get(i)
+            if entry is None:
+                return _UNKNOWN  # not seen applied anywhere: nothing to compare with
+            machine.apply(entry)
+            done = i
+        self._oracle = (done, machine)
+        return machine.data.get(key)
 
     def _submit(self, node: SimNode, payload: ClientPayload) -> Write:
         wid = len(self.writes) + 1
@@ -1592,6 +1690,7 @@ class Simulation:
             raise self.fail("client-oracle", f"refused w{write.wid} acknowledged at {value.index}")
         write.outcome = value.response_mode.value
         write.index = value.index
+        self.acked_index = max(self.acked_index, value.index)
         committed = self.committed.get(value.index)
         if committed is None or committed.payload != write.payload.entry:
             raise self.fail(
@@ -2342,6 +2441,11 @@ class Simulation:
             "writes": len(self.writes),
             **{f"writes_{k}": v for k, v in sorted(outcomes.items())},
         }
+        if self.reads:
+            for outcome, count in collections.Counter(
+                (r.policy.value, r.outcome) for r in self.reads.values()
+            ).items():
+                out[f"reads_{outcome[0]}_{outcome[1]}"] = count
         if self.mprofile is not None:
             configs = [
                 e.payload.membership
