@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import collections
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from pykka_raft.admin import (
@@ -171,25 +171,28 @@ class NodeDriver:
         self._run()
 
     def client_reads(self, reads: Iterable[tuple[ClientRead, Any]]) -> None:
-        """Several client reads at once (one heartbeat round and one query batch)."""
-        if self.stopped:
-            for _, handle in reads:
-                self._refuse(handle)
-            return
-        if self.core.role is Role.INITIALIZING:
-            self._after_start.extend(reads)
-            return
-        self.core.client_reads([(read, self._token(handle)) for read, handle in reads])
-        self._run()
+        """Several client reads at once (one heartbeat round and one query batch); they
+        wait for the start like a single ``ClientRead``."""
+        self._batch(list(reads), self.core.client_reads, wait_for_start=True)
 
     def client_writes(self, writes: Iterable[tuple[ClientPayload, Any]]) -> None:
         """Several client writes at once (one storage append for all of them)."""
+        self._batch(list(writes), self.core.client_writes, wait_for_start=False)
+
+    def _batch(
+        self,
+        items: list[tuple[Any, Any]],
+        method: Callable[[list[tuple[Any, int]]], None],
+        wait_for_start: bool,
+    ) -> None:
         if self.stopped:
-            for _, handle in writes:
+            for _, handle in items:
                 self._refuse(handle)
-            return
-        self.core.client_writes([(payload, self._token(handle)) for payload, handle in writes])
-        self._run()
+        elif wait_for_start and self.core.role is Role.INITIALIZING:
+            self._after_start.extend(items)
+        else:
+            method([(message, self._token(handle)) for message, handle in items])
+            self._run()
 
     def advance(self, now_ms: int) -> None:
         """Time is ``now_ms``: feed the core the time passed, at most one tick's worth at a

@@ -134,13 +134,18 @@ def test_a_leader_that_steps_down_fails_its_waiting_reads_retryably() -> None:
 # --- leases -----------------------------------------------------------------------------
 
 
-def test_lease_read_is_served_at_once_within_the_lease() -> None:
-    core = leader_with_commit()
-    core.clock = 1000.0
+def acknowledged_round_at(core: RaftCore, clock: float) -> None:
+    """A heartbeat round sent at ``clock`` that every follower acknowledged."""
+    core.clock = clock
     core.tick(CONFIG.heartbeat_interval)
     for beat in heartbeats(core.take_commands()):
         ack(core, beat)
     core.take_commands()
+
+
+def test_lease_read_is_served_at_once_within_the_lease() -> None:
+    core = leader_with_commit()
+    acknowledged_round_at(core, 1000.0)
     core.clock = 1000.0 + lease_ms(core) - 1
     core.client_read(ClientRead("q", ReadPolicy.LEASE), token=7)
     commands = core.take_commands()
@@ -149,11 +154,7 @@ def test_lease_read_is_served_at_once_within_the_lease() -> None:
 
 def test_lease_expires_and_the_read_takes_a_round() -> None:
     core = leader_with_commit()
-    core.clock = 1000.0
-    core.tick(CONFIG.heartbeat_interval)
-    for beat in heartbeats(core.take_commands()):
-        ack(core, beat)
-    core.take_commands()
+    acknowledged_round_at(core, 1000.0)
     core.clock = 1000.0 + lease_ms(core) + 1
     core.client_read(ClientRead("q", ReadPolicy.LEASE), token=7)
     commands = core.take_commands()
