@@ -3,6 +3,7 @@ and a node asked to form a cluster the moment it starts (issue: hardening the ed
 
 from __future__ import annotations
 
+import logging
 import threading
 from typing import Any
 
@@ -10,6 +11,8 @@ import pykka
 import pytest
 
 from pykka_raft import (
+    ApplicationError,
+    Busy,
     Call,
     ClientPayload,
     Config,
@@ -23,6 +26,7 @@ from pykka_raft import (
     RaftRouter,
     Register,
     ShuttingDown,
+    SnapshotPolicy,
     SqliteStore,
     State,
     StorageError,
@@ -230,3 +234,61 @@ class _GatedStore(MemStore):
             _GatedStore.gate.wait(10)
             return None
         return super().receive(message)
+
+
+def test_metrics_show_each_follower_and_the_counters(make_cluster: Any) -> None:
+    config = Config(
+        election_timeout_min=300,
+        election_timeout_max=600,
+        heartbeat_interval=50,
+        max_pending_writes=1,
+        snapshot_policy=SnapshotPolicy.every(5),
+    )
+    cluster = make_cluster([1, 2, 3], config=config)
+    cluster.initialize()
+    leader = cluster.leader()
+    last = None
+    for i in range(12):
+        last = cluster.write(Put(f"k{i}", i))
+    cluster.wait_applied(last.index)
+    # Two writes at once against max_pending_writes=1: the second is refused Busy.
+    node = cluster.nodes[leader]
+    futures = [node.ask(ClientPayload.new(Put("b", i)), block=False) for i in range(20)]
+    outcomes = []
+    for future in futures:
+        try:
+            outcomes.append(future.get(timeout=10))
+        except Busy as exc:
+            outcomes.append(exc)
+    assert any(isinstance(o, Busy) for o in outcomes)
+    with pytest.raises(ApplicationError):
+        node.ask(ClientPayload.new(Put("bad", lambda: None)), timeout=10)
+
+    def settled(m: dict[int, Any]) -> Any:
+        metrics = m[leader]
+        return (
+            metrics.writes_refused_application >= 1
+            and metrics.writes_refused_busy >= 1
+            and {r.node_id for r in metrics.replication} == {1, 2, 3} - {leader}
+            and all(r.lag == 0 for r in metrics.replication)
+            and metrics
+        )
+
+    metrics = cluster.hub.wait_for(settled, 20, "settled leader metrics")
+    assert metrics.elections_started >= 1 and metrics.snapshot_index >= 5
+    assert all(r.matched == metrics.last_log_index for r in metrics.replication)
+
+
+def test_role_term_and_membership_changes_are_logged(
+    make_cluster: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.INFO, logger="pykka_raft.node"):
+        cluster = make_cluster([1, 2, 3])
+        cluster.initialize()
+        leader = cluster.leader()
+        cluster.wait_applied(1)
+    lines = [r.getMessage() for r in caplog.records if r.name == "pykka_raft.node"]
+    assert any(f"node {leader}: leader in term" in line for line in lines), lines
+    assert any("follower in term" in line for line in lines), lines
+    assert any("membership voters [1, 2, 3] committed" in line for line in lines), lines
+    assert not any("Put(" in line for line in lines)  # never payloads at INFO
