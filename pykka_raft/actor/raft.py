@@ -6,6 +6,12 @@ the driver. This actor supplies the ports: it ``tell``-s the storage and the net
 a :class:`~pykka_raft.calls.Completed` message, answers callers through their replies,
 reads the clock on every message, and publishes metrics and log lines when something an
 operator cares about changed. It never blocks on another actor.
+
+One hook for applications: while this node leads, a client write whose data has a
+``with_leader_time(now)`` method is replaced by what that method returns, ``now`` being
+this node's wall clock (``time.time()``), before the core sees it. Client sessions use it
+to carry the leader's time in the log (``docs/clients.md``); a method that raises refuses
+that write with :class:`~pykka_raft.errors.ApplicationError` (definitely not applied).
 """
 
 from __future__ import annotations
@@ -28,9 +34,15 @@ from pykka_raft.core.membership import describe
 from pykka_raft.core.node import RaftCore
 from pykka_raft.core.state import Role
 from pykka_raft.driver import NodeDriver, Ports
-from pykka_raft.errors import InternalError, RaftError, ShuttingDown, StorageError
+from pykka_raft.errors import (
+    ApplicationError,
+    InternalError,
+    RaftError,
+    ShuttingDown,
+    StorageError,
+)
 from pykka_raft.logs import NODE, RateLimited
-from pykka_raft.messages import ClientPayload, MembershipConfig, RpcRequest
+from pykka_raft.messages import ClientPayload, EntryNormal, MembershipConfig, RpcRequest
 from pykka_raft.metrics import RaftMetrics, State
 from pykka_raft.network.contract import MembershipChanged
 from pykka_raft.storage import contract as st
@@ -218,7 +230,7 @@ class Raft(pykka.ThreadingActor):
                 driver.rpc_done(message.tag, message.value, message.error)
         elif isinstance(message, Call):
             if isinstance(message.message, ClientPayload):
-                driver.client_writes(((message.message, message.reply),))
+                driver.client_writes(self._stamped([(message.message, message.reply)]))
             else:
                 driver.call(message.message, message.reply)
         elif isinstance(message, WakeForClients):
@@ -247,7 +259,30 @@ class Raft(pykka.ThreadingActor):
         if items and not clients.wake_pending:
             clients.wake_pending = True
             self.actor_ref.tell(WakeForClients())  # the rest, after what queued meanwhile
-        self.driver.client_writes(writes)
+        self.driver.client_writes(self._stamped(writes))
+
+    def _stamped(
+        self, writes: list[tuple[ClientPayload, Reply]]
+    ) -> list[tuple[ClientPayload, Reply]]:
+        """On the leader, let each write's data take the leader's wall-clock time through
+        its ``with_leader_time`` method, if it has one (see the module docstring)."""
+        if self.core.role is not Role.LEADER:
+            return writes
+        now: float | None = None
+        out: list[tuple[ClientPayload, Reply]] = []
+        for payload, reply in writes:
+            data = payload.entry.data
+            stamp = getattr(type(data), "with_leader_time", None)
+            if stamp is not None:
+                if now is None:
+                    now = time.time()
+                try:
+                    payload = ClientPayload(EntryNormal(stamp(data, now)), payload.response_mode)
+                except Exception as exc:  # the application's method: refuse this write only
+                    reply.set_exception(ApplicationError(exc))
+                    continue
+            out.append((payload, reply))
+        return out
 
     def _check_storage_alive(self) -> None:
         """A storage actor that died with commands outstanding will never answer them."""
