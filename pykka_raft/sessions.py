@@ -444,7 +444,11 @@ class SessionStateMachine:
     Session entries (:class:`RegisterClient`, :class:`SessionCommand`,
     :class:`CloseSession`) are handled here and their commands applied to ``inner`` at
     most once; every other entry goes to ``inner`` as it is. Snapshots hold ``inner``'s
-    snapshot and the session table. With ``keep_history``, :attr:`history` records every
+    snapshot and the session table.
+
+    With ``keep_history``, :attr:`applied` records every entry as ``(index, data)`` (as
+    ``KeyValueStateMachine`` does, so the safety monitors of ``pykka_raft.testing`` can
+    compare nodes), and :attr:`history` records every
     session entry applied as ``(index, client_id, sequence, outcome)``, where outcome is
     ``"applied"``, ``"duplicate"`` (answered from the cache), ``"rejected"`` (``inner``
     refused it, or it is a resend of a refused write), ``"expired"`` or ``"stale"``;
@@ -466,12 +470,15 @@ class SessionStateMachine:
         self.inner = inner
         self.sessions = SessionTable(timeout)
         self.keep_history = keep_history
+        self.applied: list[tuple[int, Any]] = []
         self.history: list[tuple[int, int, int, str]] = []
 
     def apply(self, entry: Entry) -> Any:
         """Apply a session entry here, anything else in ``inner``."""
         payload = entry.payload
         data = payload.data if isinstance(payload, EntryNormal) else None
+        if self.keep_history:
+            self.applied.append((entry.index, data))
         if not isinstance(data, SESSION_TYPES):
             return self.inner.apply(entry)
         applied: list[bool] = []
@@ -520,10 +527,16 @@ class SessionStateMachine:
         """Capture ``inner`` and the table now; serialize both later."""
         build_inner = self.inner.snapshot()
         table = self.sessions.capture()
+        applied = list(self.applied) if self.keep_history else None
         history = list(self.history) if self.keep_history else None
 
         def build() -> bytes:
-            doc = {"inner": build_inner(), "sessions": table, "history": history}
+            doc = {
+                "inner": build_inner(),
+                "sessions": table,
+                "applied": applied,
+                "history": history,
+            }
             return encode(doc, Any)
 
         return build
@@ -540,6 +553,7 @@ class SessionStateMachine:
         self.inner.restore(doc["inner"])
         self.sessions.load(doc.get("sessions"))
         if self.keep_history:
+            self.applied = [(index, data) for index, data in doc.get("applied") or ()]
             self.history = [
                 (int(index), int(client), int(sequence), str(outcome))
                 for index, client, sequence, outcome in doc.get("history") or ()

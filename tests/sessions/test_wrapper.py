@@ -161,6 +161,10 @@ def test_a_snapshot_carries_the_inner_state_the_table_and_the_history() -> None:
     assert restored.sessions.clock == 11.0
     assert restored.sessions.dump() == {client: Session(1, 1, 11.0)}
     assert restored.history == [(1, 1, 0, "register"), (2, 1, 1, "applied")]
+    assert restored.applied == [
+        (1, RegisterClient(10.0)),
+        (2, SessionCommand(client, 1, ("add", "a"), 11.0)),
+    ]
     # The restored table answers a resend from its cache, like the original would have.
     again = Feed(restored)
     again.index = 2
