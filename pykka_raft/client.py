@@ -225,7 +225,7 @@ class RaftClient:
     def _write_in(self, session: _Session, command: Any, deadline: float) -> WriteResult:
         session.sequence += 1
         maybe_applied = committed = False
-        attempts, pauses = 0, 0
+        attempts, refused = 0, 0
         last: BaseException | None = None
         while time.monotonic() < deadline:
             attempts += 1
@@ -243,13 +243,14 @@ class RaftClient:
                 )
             last = answer.error
             if answer.kind is _Kind.UNKNOWN:
-                maybe_applied = True
+                maybe_applied, refused = True, 0
                 continue
             if answer.kind is _Kind.COMMITTED:  # a resend gets the response from the cache
                 maybe_applied = committed = True
+                refused = 0
                 continue
             if answer.kind is _Kind.REFUSED:
-                pauses = self._pause(answer, pauses, deadline)
+                refused = self._pause(answer, refused, deadline)
                 continue
             error = answer.error.error if isinstance(answer.error, ApplicationError) else None
             if not isinstance(error, SessionExpired):
@@ -291,7 +292,7 @@ class RaftClient:
         return WriteResult(Outcome.NOT_APPLIED, error=error, attempts=attempts, **ids)
 
     def _write_plain(self, command: Any, deadline: float) -> WriteResult:
-        attempts, pauses = 0, 0
+        attempts, refused = 0, 0
         last: BaseException | None = None
         while time.monotonic() < deadline:
             attempts += 1
@@ -304,7 +305,7 @@ class RaftClient:
                 )
             last = answer.error
             if answer.kind is _Kind.REFUSED:
-                pauses = self._pause(answer, pauses, deadline)
+                refused = self._pause(answer, refused, deadline)
                 continue
             if answer.kind is _Kind.REJECTED:
                 return WriteResult(Outcome.NOT_APPLIED, error=last, attempts=attempts)
@@ -328,7 +329,7 @@ class RaftClient:
 
     def _register(self, deadline: float) -> int | WriteResult:
         """A new session's client id, or the result of a write that could not be sent."""
-        attempts, pauses = 0, 0
+        attempts, refused = 0, 0
         last: BaseException | None = None
         while time.monotonic() < deadline:
             attempts += 1
@@ -343,7 +344,7 @@ class RaftClient:
             if answer.kind is _Kind.REJECTED:
                 return WriteResult(Outcome.NOT_APPLIED, error=last, attempts=0)
             if answer.kind is _Kind.REFUSED:
-                pauses = self._pause(answer, pauses, deadline)
+                refused = self._pause(answer, refused, deadline)
             # An unknown registration at worst leaves a session nobody uses: it expires.
         return self._not_taken(last, 0, {})
 
@@ -421,14 +422,25 @@ class RaftClient:
             elif self._leader == target or avoid:
                 self._leader = None
 
-    def _pause(self, answer: _Answer, pauses: int, deadline: float) -> int:
-        """Back off before the next attempt when no leader is known or it is busy."""
+    def _pause(self, answer: _Answer, refused: int, deadline: float) -> int:
+        """Wait before the next attempt after a refusal; return the refusals in a row.
+
+        A hint naming a node of the mapping is followed at once, twice in a row; after
+        that (hints that lead nowhere: a leader that just crashed, a stale one), and while
+        no leader is known or the leader is busy, the pauses double up to the largest.
+        """
+        refused += 1
         error = answer.error
-        if isinstance(error, ForwardToLeader) and error.leader_id is not None:
-            return 0  # a hint to follow at once
+        if (
+            isinstance(error, ForwardToLeader)
+            and error.leader_id is not None
+            and error.leader_id in self.nodes
+            and refused <= 2
+        ):
+            return refused
         first, largest = self.backoff
         with self._lock:
             jitter = self._rng.uniform(0.5, 1.0)
-        pause = min(largest, first * (2**pauses)) * jitter
+        pause = min(largest, first * 2 ** min(refused - 1, 30)) * jitter
         time.sleep(max(0.0, min(pause, deadline - time.monotonic())))
-        return pauses + 1
+        return refused
