@@ -14,6 +14,7 @@ from pykka_raft import (
     CasResult,
     CompareAndSet,
     DeadlineExceeded,
+    ForwardToLeader,
     Get,
     KeyValueStateMachine,
     MemStore,
@@ -158,3 +159,15 @@ def test_closing_removes_the_idle_sessions(formed: Cluster) -> None:
         "the session to be closed everywhere",
     )
     assert client.write(Put("k", 2)).client_id != result.client_id  # a new one
+
+
+def test_hints_that_lead_nowhere_are_followed_with_pauses(formed: Cluster) -> None:
+    leader = formed.leader()
+    followers = {n: ref for n, ref in formed.nodes.items() if n != leader}
+    client = RaftClient(followers, backoff=(0.01, 0.1))  # the leader is not in its mapping
+    result = client.write(Put("k", 1), timeout=1.0)
+    assert result.outcome is Outcome.NOT_APPLIED
+    assert isinstance(result.error, DeadlineExceeded)
+    assert isinstance(result.error.__cause__, ForwardToLeader)
+    assert result.error.__cause__.leader_id == leader
+    assert client.stats.attempts < 60  # a pause between hints, not a spin
