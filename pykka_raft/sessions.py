@@ -237,8 +237,10 @@ class Session:
 class SessionBackend(Protocol):
     """Where a :class:`SessionTable` keeps its clock and rows.
 
-    ``put`` is always called with ``last_active`` equal to the current clock, which
-    never decreases, so rows ordered by ``last_active`` are ordered by last activity.
+    Rows are written with ``last_active`` equal to the current clock, which never
+    decreases, so rows ordered by ``last_active`` are ordered by last activity. The
+    table reads a row's position and its response apart, because only a resend needs
+    the response.
     """
 
     def clock(self) -> float:
@@ -247,11 +249,17 @@ class SessionBackend(Protocol):
     def set_clock(self, clock: float) -> None:
         """Move the clock (never backwards: the table checks)."""
 
-    def get(self, client_id: int) -> Session | None:
-        """The row of ``client_id``, if any."""
+    def position(self, client_id: int) -> tuple[int, float] | None:
+        """``(sequence, last_active)`` of ``client_id``'s row, if there is one."""
+
+    def response(self, client_id: int) -> Any:
+        """The cached response of ``client_id``'s row (it exists)."""
 
     def put(self, client_id: int, session: Session) -> None:
         """Insert or replace the row of ``client_id``."""
+
+    def touch(self, client_id: int, last_active: float) -> None:
+        """Record activity on the row of ``client_id`` (it exists)."""
 
     def remove(self, client_id: int) -> None:
         """Delete the row of ``client_id`` (it exists)."""
@@ -280,12 +288,20 @@ class MemorySessions:
     def set_clock(self, clock: float) -> None:
         self._clock = clock
 
-    def get(self, client_id: int) -> Session | None:
-        return self._rows.get(client_id)
+    def position(self, client_id: int) -> tuple[int, float] | None:
+        row = self._rows.get(client_id)
+        return None if row is None else (row.sequence, row.last_active)
+
+    def response(self, client_id: int) -> Any:
+        return self._rows[client_id].response
 
     def put(self, client_id: int, session: Session) -> None:
         self._rows[client_id] = session
         self._rows.move_to_end(client_id)
+
+    def touch(self, client_id: int, last_active: float) -> None:
+        row = self._rows[client_id]
+        self.put(client_id, Session(row.sequence, row.response, last_active))
 
     def remove(self, client_id: int) -> None:
         del self._rows[client_id]
@@ -338,7 +354,10 @@ class SessionTable:
 
     def get(self, client_id: int) -> Session | None:
         """The row of ``client_id`` (even if it would expire at the next entry)."""
-        return self.backend.get(client_id)
+        position = self.backend.position(client_id)
+        if position is None:
+            return None
+        return Session(position[0], self.backend.response(client_id), position[1])
 
     def apply(self, index: int, data: Any, run: Callable[[Any], Any]) -> Any:
         """Apply the session entry ``data`` at log index ``index``; ``run(command)``
@@ -346,60 +365,61 @@ class SessionTable:
         :class:`~pykka_raft.errors.ApplicationError` (a refusal, the same on every node).
         """
         backend = self.backend
-        now = backend.clock()
+        clock = now = backend.clock()
         if data.time is not None and data.time > now:
             now = float(data.time)
         if isinstance(data, RegisterClient):
-            self._advance(now)
+            self._advance(clock, now)
             backend.put(index, Session(0, None, now))
             return index
         if isinstance(data, CloseSession):
             if self._live(data.client_id, now) is None:
                 raise ApplicationError(SessionExpired(data.client_id, None))
-            self._advance(now)
+            self._advance(clock, now)
             backend.remove(data.client_id)
             return None
         if not isinstance(data, SessionCommand):
             raise TypeError(f"not a session entry: {type(data).__name__}")
         client_id, sequence = data.client_id, data.sequence
-        session = self._live(client_id, now)
-        if session is None:
+        latest = self._live(client_id, now)
+        if latest is None:
             raise ApplicationError(SessionExpired(client_id, sequence))
-        if sequence < session.sequence:
-            raise ApplicationError(StaleSequence(client_id, sequence, session.sequence))
-        if sequence == session.sequence:  # a resend of the last write: answer from the cache
-            cached = session.response
+        if sequence < latest:
+            raise ApplicationError(StaleSequence(client_id, sequence, latest))
+        if sequence == latest:  # a resend of the last write: answer from the cache
+            cached = backend.response(client_id)
             if isinstance(cached, Rejected):
                 raise ApplicationError(CommandRejected(cached.kind, cached.message))
-            self._advance(now)
-            backend.put(client_id, Session(sequence, cached, now))
+            self._advance(clock, now)
+            backend.touch(client_id, now)
             return cached
         try:
             response = run(data.command)
         except ApplicationError as exc:
             # Remember the refusal, so a resend cannot be applied later (§6.3: at most once).
             refused = exc.error
-            self._advance(now)
+            self._advance(clock, now)
             backend.put(
                 client_id, Session(sequence, Rejected(type(refused).__name__, str(refused)), now)
             )
             raise
-        self._advance(now)
+        self._advance(clock, now)
         backend.put(client_id, Session(sequence, response, now))
         return response
 
-    def _live(self, client_id: int, now: float) -> Session | None:
-        """The session if it exists and has not expired at ``now``."""
-        session = self.backend.get(client_id)
-        if session is None or session.last_active < now - self.timeout:
+    def _live(self, client_id: int, now: float) -> int | None:
+        """The session's last sequence if it exists and has not expired at ``now``."""
+        position = self.backend.position(client_id)
+        if position is None or position[1] < now - self.timeout:
             return None
-        return session
+        return position[0]
 
-    def _advance(self, now: float) -> None:
-        backend = self.backend
-        if now > backend.clock():
-            backend.set_clock(now)
-        backend.expire(now - self.timeout)
+    def _advance(self, clock: float, now: float) -> None:
+        """Move the clock from ``clock`` to ``now``, expiring what that leaves behind
+        (rows older than the old clock allows went when the clock last moved)."""
+        if now > clock:
+            self.backend.set_clock(now)
+            self.backend.expire(now - self.timeout)
 
     # --- snapshots ---------------------------------------------------------------------
 

@@ -288,17 +288,27 @@ class SqliteSessions:
     def set_clock(self, clock: float) -> None:
         self.db.execute("INSERT OR REPLACE INTO session_clock VALUES (0, ?)", (clock,))
 
-    def get(self, client_id: int) -> Session | None:
+    def position(self, client_id: int) -> tuple[int, float] | None:
         row = self.db.execute(
-            "SELECT sequence, response, last_active FROM sessions WHERE client_id = ?",
-            (client_id,),
+            "SELECT sequence, last_active FROM sessions WHERE client_id = ?", (client_id,)
         ).fetchone()
-        return None if row is None else Session(row[0], decode(row[1], Any), row[2])
+        return None if row is None else (row[0], row[1])
+
+    def response(self, client_id: int) -> Any:
+        row = self.db.execute(
+            "SELECT response FROM sessions WHERE client_id = ?", (client_id,)
+        ).fetchone()
+        return decode(row[0], Any)
 
     def put(self, client_id: int, session: Session) -> None:
         self.db.execute(
             "INSERT OR REPLACE INTO sessions VALUES (?, ?, ?, ?)",
             (client_id, session.sequence, encode(session.response, Any), session.last_active),
+        )
+
+    def touch(self, client_id: int, last_active: float) -> None:
+        self.db.execute(
+            "UPDATE sessions SET last_active = ? WHERE client_id = ?", (last_active, client_id)
         )
 
     def remove(self, client_id: int) -> None:
