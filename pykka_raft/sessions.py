@@ -23,7 +23,10 @@ sessions at the same entry: no node's own clock decides anything.
 **Rejections are data of the session.** A command the wrapped machine refuses
 (:class:`~pykka_raft.errors.ApplicationError`) is recorded as that sequence's answer,
 so a resend of it is refused the same way (:class:`CommandRejected`) and never applied
-later: the application's state is unchanged by a refusal, only the session table moves.
+later: the application's state is unchanged by a refusal, only the session table moves
+(the one deliberate exception to "refuse before changing anything": it is the same on
+every node; a store that rolls refused entries back, as ``SqliteStore`` does for a
+database state machine whose ``apply`` raises, rolls the record back with them).
 Refusals of the session layer itself (:class:`SessionExpired`, :class:`StaleSequence`)
 change nothing at all.
 
