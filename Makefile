@@ -11,7 +11,7 @@ KILLS ?= 50
 
 BENCH_STAMP := $(VENV)/.bench-stamp
 
-.PHONY: demo test chaos crash bench lint typecheck check clean
+.PHONY: demo test chaos counters crash bench lint typecheck check clean
 
 $(STAMP): setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -38,6 +38,11 @@ bench: $(BENCH_STAMP)
 chaos: $(STAMP)
 	$(BIN)/python -m pykka_raft.testing.chaos --seeds $(SEEDS) --nodes $(NODES) \
 		$(if $(MEMBERSHIP),--membership)
+
+# Seeded counter runs (about 5 s each): increments resent under crashes and partitions,
+# checked to be applied exactly once: make counters SEEDS=200; see docs/clients.md
+counters: $(STAMP)
+	$(BIN)/python -m pykka_raft.testing.counters --seeds $(SEEDS) --nodes $(NODES)
 
 # SIGKILL a 3-node SqliteStore cluster N times (about 2.5 s each), checking that no
 # acknowledged write is lost: make crash KILLS=200 [SEED=7]; see docs/storage.md

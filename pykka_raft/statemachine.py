@@ -11,6 +11,12 @@ import attrs
 from pykka_raft.codec import decode, encode, register_app_type
 from pykka_raft.errors import DecodeError
 from pykka_raft.messages import Entry, EntryNormal
+from pykka_raft.sessions import (
+    DEFAULT_SESSION_TIMEOUT,
+    SESSION_TYPES,
+    SessionCommand,
+    SessionTable,
+)
 
 
 class StateMachine(Protocol):
@@ -134,6 +140,23 @@ class InvalidCommand(ValueError):
     """A client entry is not a command this state machine understands."""
 
 
+def check_kv_entry(data: Any) -> None:
+    """Refuse data that is neither a key-value command nor a session entry of one.
+
+    Raises:
+        InvalidCommand: naming what was found instead.
+    """
+    command = data.command if isinstance(data, SessionCommand) else data
+    if isinstance(command, KV_COMMANDS[:4]) or (
+        command is data and isinstance(data, SESSION_TYPES)
+    ):
+        return
+    inside = " inside a SessionCommand" if command is not data else ""
+    raise InvalidCommand(
+        f"expected Put, Get, Delete or CompareAndSet{inside}, got {type(command).__name__}"
+    )
+
+
 def same_value(a: Any, b: Any) -> bool:
     """``a == b``, except that NaN equals NaN at any depth, whatever the objects' identity.
 
@@ -175,25 +198,35 @@ class KeyValueStateMachine:
     sequence; it grows without bound and goes into every snapshot, so it is for tests
     (``pykka_raft.testing.Cluster`` turns it on).
 
-    Snapshots hold the dictionary (and the history) in the codec's ``encode`` form, so a
-    node restored from one holds equal values of the same types (``docs/codec.md``).
+    Client sessions are built in (``docs/clients.md``): a command wrapped in a
+    :class:`~pykka_raft.sessions.SessionCommand` is applied at most once, resends are
+    answered from :attr:`sessions`, and sessions idle for ``session_timeout`` seconds of
+    log time expire. ``session_timeout`` must be the same on every node.
+
+    Snapshots hold the dictionary, the session table (and the history) in the codec's
+    ``encode`` form, so a node restored from one holds equal values of the same types
+    (``docs/codec.md``).
     """
 
-    def __init__(self, keep_history: bool = False) -> None:
+    def __init__(
+        self, keep_history: bool = False, session_timeout: float = DEFAULT_SESSION_TIMEOUT
+    ) -> None:
         self.data: dict[str, Any] = {}
         self.keep_history = keep_history
         self.applied: list[tuple[int, Any]] = []
+        self.sessions = SessionTable(session_timeout)
 
     def snapshot(self) -> Callable[[], bytes]:
-        """Copy the dictionary (and the history) now; encode the copy later."""
+        """Copy the dictionary, the sessions (and the history) now; encode the copy later."""
         doc: dict[str, Any] = {
             "data": dict(self.data),
             "applied": list(self.applied) if self.keep_history else None,
+            "sessions": self.sessions.capture(),
         }
         return lambda: encode(doc, Any)
 
     def restore(self, data: bytes) -> None:
-        """Replace the dictionary (and the history) with a snapshot's.
+        """Replace the dictionary, the sessions (and the history) with a snapshot's.
 
         Raises:
             DecodeError: ``data`` is not a snapshot of this state machine.
@@ -202,16 +235,15 @@ class KeyValueStateMachine:
         if type(doc) is not dict or type(doc.get("data")) is not dict:
             raise DecodeError("not a KeyValueStateMachine snapshot: no 'data' dictionary")
         self.data = doc["data"]
+        self.sessions.load(doc.get("sessions"))
         if self.keep_history:
             self.applied = [(index, command) for index, command in doc.get("applied") or ()]
 
     def validate(self, entry: Entry) -> None:
-        """Refuse client entries that are not key-value commands."""
+        """Refuse client entries that are not key-value commands (or sessions of them)."""
         payload = entry.payload
-        if isinstance(payload, EntryNormal) and not isinstance(payload.data, KV_COMMANDS[:4]):
-            raise InvalidCommand(
-                f"expected Put, Get, Delete or CompareAndSet, got {type(payload.data).__name__}"
-            )
+        if isinstance(payload, EntryNormal):
+            check_kv_entry(payload.data)
 
     def query(self, query: Any) -> Any:
         """Answer a :class:`Get` (the value, or ``None``) without the log."""
@@ -227,6 +259,11 @@ class KeyValueStateMachine:
         if not isinstance(payload, EntryNormal):
             return None
         command = payload.data
+        if isinstance(command, SESSION_TYPES):
+            return self.sessions.apply(entry.index, command, self._run)
+        return self._run(command)
+
+    def _run(self, command: Any) -> Any:
         if isinstance(command, Put):
             previous = self.data.get(command.key)
             self.data[command.key] = command.value

@@ -6,6 +6,12 @@ the driver. This actor supplies the ports: it ``tell``-s the storage and the net
 a :class:`~pykka_raft.calls.Completed` message, answers callers through their replies,
 reads the clock on every message, and publishes metrics and log lines when something an
 operator cares about changed. It never blocks on another actor.
+
+One hook for applications: while this node leads, a client write whose data has a
+``with_leader_time(now)`` method is replaced by what that method returns, ``now`` being
+this node's wall clock (``time.time()``), before the core sees it. Client sessions use it
+to carry the leader's time in the log (``docs/clients.md``); a method that raises refuses
+that write with :class:`~pykka_raft.errors.ApplicationError` (definitely not applied).
 """
 
 from __future__ import annotations
@@ -19,57 +25,36 @@ import attrs
 import pykka
 
 from pykka_raft._pykka import use_ref_class
+from pykka_raft.actor.ports import ActorPorts
 from pykka_raft.actor.ref import ClientQueue, RaftRef, WakeForClients, not_accepted
+from pykka_raft.actor.stamp import stamped
 from pykka_raft.actor.ticker import Tick, Ticker
-from pykka_raft.calls import DEAD_ACTOR_ERRORS, ActorReply, Call, Completed, Reply
+from pykka_raft.calls import DEAD_ACTOR_ERRORS, Call, Completed, Reply
 from pykka_raft.config import Config
-from pykka_raft.core import commands as cmd
 from pykka_raft.core.membership import describe
 from pykka_raft.core.node import RaftCore
 from pykka_raft.core.state import Role
-from pykka_raft.driver import NodeDriver, Ports
-from pykka_raft.errors import InternalError, RaftError, ShuttingDown, StorageError
+from pykka_raft.driver import NodeDriver
+from pykka_raft.errors import (
+    InternalError,
+    RaftError,
+    ShuttingDown,
+    StorageError,
+)
 from pykka_raft.logs import NODE, RateLimited
-from pykka_raft.messages import ClientPayload, ClientRead, MembershipConfig, RpcRequest
+from pykka_raft.messages import (
+    ClientPayload,
+    ClientRead,
+    MembershipConfig,
+)
 from pykka_raft.metrics import RaftMetrics, State
 from pykka_raft.network.contract import MembershipChanged
-from pykka_raft.storage import contract as st
 from pykka_raft.types import NodeId
 
 logger = logging.getLogger(NODE)
 
 DEFERRED_REPLY = object()  # on_receive result meaning "the answer comes later"
 CLIENT_BATCH = 1000  # client writes taken per wake-up
-
-
-class _ActorPorts(Ports):
-    """The driver's I/O as actor messages."""
-
-    def __init__(self, raft: Raft) -> None:
-        self.raft = raft
-
-    def storage(self, seq: int, command: cmd.Command) -> None:
-        raft = self.raft
-        try:
-            raft.storage.tell(Call(storage_message(command), ActorReply(raft.actor_ref, seq)))
-        except DEAD_ACTOR_ERRORS as exc:
-            raise StorageError("the storage actor has stopped") from exc
-
-    def send(self, request: RpcRequest) -> None:
-        raft = self.raft
-        try:
-            raft.network.tell(Call(request, ActorReply(raft.actor_ref, request)))
-        except DEAD_ACTOR_ERRORS as exc:
-            raise InternalError("the network actor has stopped") from exc
-
-    def reply(self, handle: Any, value: Any, error: BaseException | None) -> None:
-        try:
-            if error is not None:
-                handle.set_exception(error)
-            else:
-                handle.set(value)
-        except Exception:  # a broken or already-answered reply must not stop the node
-            logger.warning("node %s: a reply failed", self.raft.node_id, exc_info=True)
 
 
 class Raft(pykka.ThreadingActor):
@@ -107,7 +92,7 @@ class Raft(pykka.ThreadingActor):
         self.storage = storage
         self.metrics_subscriber = metrics
         self.core = RaftCore(node_id, config, rng)
-        self.driver = NodeDriver(self.core, _ActorPorts(self))
+        self.driver = NodeDriver(self.core, ActorPorts(self))
         self._ticker: Ticker | None = None
         self._stray = RateLimited(logger)
         self._published: RaftMetrics | None = None
@@ -217,7 +202,12 @@ class Raft(pykka.ThreadingActor):
             else:
                 driver.rpc_done(message.tag, message.value, message.error)
         elif isinstance(message, Call):
-            driver.call(message.message, message.reply)
+            if isinstance(message.message, ClientPayload):
+                driver.client_writes(
+                    stamped(self.core.role is Role.LEADER, [(message.message, message.reply)])
+                )
+            else:
+                driver.call(message.message, message.reply)
         elif isinstance(message, WakeForClients):
             self._serve_clients()
         elif isinstance(message, Tick):
@@ -250,7 +240,7 @@ class Raft(pykka.ThreadingActor):
             else:
                 reads.append((message, reply))
         if writes:
-            self.driver.client_writes(writes)
+            self.driver.client_writes(stamped(self.core.role is Role.LEADER, writes))
         if reads:
             self.driver.client_reads(reads)
 
@@ -377,32 +367,3 @@ def _headline(m: RaftMetrics) -> tuple[Any, ...]:
 
 def _now_ms() -> int:
     return int(time.monotonic() * 1000)
-
-
-def storage_message(command: cmd.Command) -> Any:
-    """The storage contract message that carries out a core storage command."""
-    if isinstance(command, cmd.WriteLog):
-        if command.leader:
-            return st.AppendEntryToLog(command.entries)
-        return st.ReplicateToLog(command.entries)
-    if isinstance(command, cmd.Apply):
-        return st.ApplyToStateMachine(command.entries)
-    if isinstance(command, cmd.SaveHardState):
-        return st.SaveHardState(command.hard_state)
-    if isinstance(command, cmd.DeleteLogsFrom):
-        return st.DeleteLogsFrom(command.index)
-    if isinstance(command, cmd.CreateSnapshot):
-        return st.CreateSnapshot(command.last_included, command.membership)
-    if isinstance(command, cmd.ReadSnapshotChunk):
-        return st.ReadSnapshotChunk(command.snapshot_id, command.offset, command.size)
-    if isinstance(command, cmd.WriteSnapshotChunk):
-        return st.WriteSnapshotChunk(command.meta, command.offset, command.data)
-    if isinstance(command, cmd.InstallSnapshot):
-        return st.InstallSnapshot(command.meta)
-    if isinstance(command, cmd.Query):
-        return st.QueryStateMachine(tuple(query for _, query in command.reads))
-    if isinstance(command, cmd.LoadInitialState):
-        return st.GetInitialState()
-    if isinstance(command, cmd.LoadLog):
-        return st.GetLogEntries(command.start, command.stop)
-    raise TypeError(f"not a storage command: {command!r}")

@@ -16,14 +16,20 @@ from typing import IO, Any
 from pykka_raft.codec import decode, encode
 from pykka_raft.errors import StorageError
 from pykka_raft.messages import Entry, EntryNormal
+from pykka_raft.sessions import (
+    DEFAULT_SESSION_TIMEOUT,
+    SESSION_TYPES,
+    Session,
+    SessionTable,
+)
 from pykka_raft.statemachine import (
-    KV_COMMANDS,
     CasResult,
     CompareAndSet,
     Delete,
     Get,
     InvalidCommand,
     Put,
+    check_kv_entry,
     same_value,
 )
 
@@ -90,7 +96,8 @@ class SqliteStateMachine(abc.ABC):
         raise TypeError(f"{type(self).__name__} restores only inside a SqliteStore")
 
 
-_MAGIC = b"pykka_raft kv snapshot 1\n"
+_MAGIC_V1 = b"pykka_raft kv snapshot 1\n"
+_MAGIC = b"pykka_raft kv snapshot 2\n"
 _LENGTH = struct.Struct(">I")
 _TEXT, _ENCODED = b"s", b"e"
 
@@ -117,25 +124,44 @@ class SqliteKeyValueStateMachine(SqliteStateMachine):
     :func:`pykka_raft.codec.encode`, so it comes back as an equal value of the same type.
     Keys are compared by what is stored (use strings, as ``Put.key`` says). :meth:`dump`
     returns the dict ``KeyValueStateMachine.data`` would hold. It keeps no history of
-    applied entries, and its ``apply`` never refuses an entry (a subclass may: the store
-    then undoes the refused entry's writes with a savepoint).
+    applied entries. Its ``apply`` refuses only session entries that the session rules
+    refuse, before writing anything (a subclass may refuse more: the store then undoes
+    the refused entry's writes with a savepoint).
 
-    Snapshot format: the line ``pykka_raft kv snapshot 1``, then for each key in key order
-    its key and its value, each as one byte (``s``: UTF-8 text, ``e``: encoded with the
-    codec), the length of the data as a 4-byte big-endian integer, and the data.
+    Client sessions are built in, as in ``KeyValueStateMachine``: :attr:`sessions` keeps
+    its rows in the table ``sessions`` and the log's clock in ``session_clock``, written in
+    the same transaction as the commands, so a write and its session row commit together.
+    ``session_timeout`` must be the same on every node.
+
+    Snapshot format: the line ``pykka_raft kv snapshot 2``; the session clock, then the
+    number of sessions as a 4-byte big-endian integer and, for each session, two records:
+    ``[client_id, sequence, last_active]`` and its response, both encoded; then for each
+    key in key order its key and its value. A record is one byte (``s``: UTF-8 text, ``e``:
+    encoded with the codec), the length of the data as a 4-byte big-endian integer, and
+    the data. A version 1 snapshot (no sessions) restores with an empty session table.
     """
 
+    def __init__(self, session_timeout: float = DEFAULT_SESSION_TIMEOUT) -> None:
+        self.session_timeout = session_timeout
+        self.sessions = SessionTable(session_timeout)  # in memory until attached
+
+    def attach(self, db: sqlite3.Connection) -> None:
+        """Use ``db``, create the tables if missing, keep the sessions there."""
+        super().attach(db)
+        self.sessions = SessionTable(self.session_timeout, SqliteSessions(db))
+
     def schema(self) -> tuple[str, ...]:
-        """One table, keyed by the stored key."""
-        return ("CREATE TABLE IF NOT EXISTS kv (key PRIMARY KEY, value NOT NULL)",)
+        """The key-value table, keyed by the stored key, and the session tables."""
+        return (
+            "CREATE TABLE IF NOT EXISTS kv (key PRIMARY KEY, value NOT NULL)",
+            *SESSION_SCHEMA,
+        )
 
     def validate(self, entry: Entry) -> None:
-        """Refuse client entries that are not key-value commands."""
+        """Refuse client entries that are not key-value commands (or sessions of them)."""
         payload = entry.payload
-        if isinstance(payload, EntryNormal) and not isinstance(payload.data, KV_COMMANDS[:4]):
-            raise InvalidCommand(
-                f"expected Put, Get, Delete or CompareAndSet, got {type(payload.data).__name__}"
-            )
+        if isinstance(payload, EntryNormal):
+            check_kv_entry(payload.data)
 
     def _get(self, key: str | bytes) -> Any:
         row = self.db.execute("SELECT value FROM kv WHERE key = ?", (key,)).fetchone()
@@ -153,6 +179,12 @@ class SqliteKeyValueStateMachine(SqliteStateMachine):
         if not isinstance(payload, EntryNormal):
             return None
         command = payload.data
+        if isinstance(command, SESSION_TYPES):
+            # The session rules refuse before anything is written: no savepoint needed.
+            return self.sessions.apply(entry.index, command, self._run)
+        return self._run(command)
+
+    def _run(self, command: Any) -> Any:
         if isinstance(command, Put):
             key = _stored(command.key)
             previous = self._get(key)
@@ -192,6 +224,13 @@ class SqliteKeyValueStateMachine(SqliteStateMachine):
         def write(out: IO[bytes]) -> None:
             try:
                 out.write(_MAGIC)
+                clock = reader.execute("SELECT clock FROM session_clock WHERE id = 0")
+                row = clock.fetchone()
+                out.write(_record(encode(row[0] if row else 0.0, Any)))
+                (count,) = reader.execute("SELECT count(*) FROM sessions").fetchone()
+                out.write(_LENGTH.pack(count))
+                for cid, seq, response, active in reader.execute(_SESSION_ROWS):
+                    out.write(_record(encode([cid, seq, active], Any)) + _record(response))
                 for key, value in reader.execute("SELECT key, value FROM kv ORDER BY key"):
                     out.write(_record(key) + _record(value))
             finally:
@@ -200,9 +239,14 @@ class SqliteKeyValueStateMachine(SqliteStateMachine):
         return write
 
     def restore_from(self, source: IO[bytes]) -> None:
-        """Replace the table's rows with the snapshot's, streamed."""
-        if source.read(len(_MAGIC)) != _MAGIC:
+        """Replace the tables' rows with the snapshot's, streamed."""
+        header = source.read(len(_MAGIC))
+        if header not in (_MAGIC, _MAGIC_V1):
             raise StorageError("not a pykka_raft key-value snapshot (bad header)")
+        self.db.execute("DELETE FROM sessions")
+        self.db.execute("DELETE FROM session_clock")
+        if header == _MAGIC:
+            _restore_sessions(self.db, source)
         self.db.execute("DELETE FROM kv")
         self.db.executemany("INSERT INTO kv VALUES (?, ?)", _records(source))
 
@@ -210,6 +254,104 @@ class SqliteKeyValueStateMachine(SqliteStateMachine):
         """Every key and value, decoded."""
         rows = self.db.execute("SELECT key, value FROM kv ORDER BY key")
         return {_loaded(key): _loaded(value) for key, value in rows}
+
+
+# --- the session table in the database ------------------------------------------------------
+
+SESSION_SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS sessions (client_id INTEGER PRIMARY KEY, "
+    "sequence INTEGER NOT NULL, response BLOB NOT NULL, last_active REAL NOT NULL)",
+    "CREATE INDEX IF NOT EXISTS sessions_by_activity ON sessions (last_active)",
+    "CREATE TABLE IF NOT EXISTS session_clock (id INTEGER PRIMARY KEY CHECK (id = 0), "
+    "clock REAL NOT NULL)",
+)
+"""The tables of :class:`SqliteSessions` (created by the machine's :meth:`schema`)."""
+
+_SESSION_ROWS = (
+    "SELECT client_id, sequence, response, last_active FROM sessions "
+    "ORDER BY last_active, client_id"
+)
+
+
+class SqliteSessions:
+    """A :class:`~pykka_raft.sessions.SessionBackend` on the store's connection: rows in
+    ``sessions`` (responses encoded with the codec), the clock in ``session_clock``.
+    Expiry is one ``DELETE`` on the index of ``last_active``."""
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self.db = db
+
+    def clock(self) -> float:
+        row = self.db.execute("SELECT clock FROM session_clock WHERE id = 0").fetchone()
+        return float(row[0]) if row else 0.0
+
+    def set_clock(self, clock: float) -> None:
+        self.db.execute("INSERT OR REPLACE INTO session_clock VALUES (0, ?)", (clock,))
+
+    def position(self, client_id: int) -> tuple[int, float] | None:
+        row = self.db.execute(
+            "SELECT sequence, last_active FROM sessions WHERE client_id = ?", (client_id,)
+        ).fetchone()
+        return None if row is None else (row[0], row[1])
+
+    def response(self, client_id: int) -> Any:
+        row = self.db.execute(
+            "SELECT response FROM sessions WHERE client_id = ?", (client_id,)
+        ).fetchone()
+        return decode(row[0], Any)
+
+    def put(self, client_id: int, session: Session) -> None:
+        self.db.execute(
+            "INSERT OR REPLACE INTO sessions VALUES (?, ?, ?, ?)",
+            (client_id, session.sequence, encode(session.response, Any), session.last_active),
+        )
+
+    def touch(self, client_id: int, last_active: float) -> None:
+        self.db.execute(
+            "UPDATE sessions SET last_active = ? WHERE client_id = ?", (last_active, client_id)
+        )
+
+    def remove(self, client_id: int) -> None:
+        self.db.execute("DELETE FROM sessions WHERE client_id = ?", (client_id,))
+
+    def expire(self, before: float) -> None:
+        self.db.execute("DELETE FROM sessions WHERE last_active < ?", (before,))
+
+    def rows(self) -> Iterator[tuple[int, Session]]:
+        rows = self.db.execute(_SESSION_ROWS).fetchall()
+        return iter([(cid, Session(seq, decode(r, Any), active)) for cid, seq, r, active in rows])
+
+    def replace(self, clock: float, rows: list[tuple[int, Session]]) -> None:
+        self.db.execute("DELETE FROM sessions")
+        self.set_clock(clock)
+        for client_id, session in rows:
+            self.put(client_id, session)
+
+
+def _restore_sessions(db: sqlite3.Connection, source: IO[bytes]) -> None:
+    """Read the session part of a version 2 snapshot into the (emptied) tables."""
+    try:
+        clock: Any = decode(_read_encoded(source), Any)
+        head = source.read(_LENGTH.size)
+        if len(head) != _LENGTH.size or type(clock) not in (int, float):
+            raise ValueError("no session count")
+        db.execute("INSERT INTO session_clock VALUES (0, ?)", (float(clock),))
+        (count,) = _LENGTH.unpack(head)
+        for _ in range(count):
+            meta: Any = decode(_read_encoded(source), Any)
+            cid, seq, active = meta
+            response = _read_encoded(source)
+            decode(response, Any)  # refuse a damaged response now, not at its first resend
+            db.execute("INSERT INTO sessions VALUES (?, ?, ?, ?)", (cid, seq, response, active))
+    except (TypeError, ValueError) as exc:  # DecodeError is a ValueError
+        raise StorageError(f"damaged sessions in a key-value snapshot: {exc}") from exc
+
+
+def _read_encoded(source: IO[bytes]) -> bytes:
+    data = _read(source, source.read(1))
+    if not isinstance(data, bytes):
+        raise ValueError("a text record where an encoded one belongs")
+    return data
 
 
 def _record(stored: str | bytes) -> bytes:

@@ -1,0 +1,78 @@
+"""The Raft actor's ports: the driver's storage commands, RPCs and answers as messages."""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+from pykka_raft.calls import DEAD_ACTOR_ERRORS, ActorReply, Call
+from pykka_raft.core import commands as cmd
+from pykka_raft.driver import Ports
+from pykka_raft.errors import InternalError, StorageError
+from pykka_raft.logs import NODE
+from pykka_raft.messages import RpcRequest
+from pykka_raft.storage import contract as st
+
+if TYPE_CHECKING:
+    from pykka_raft.actor.raft import Raft
+
+logger = logging.getLogger(NODE)
+
+
+class ActorPorts(Ports):
+    """The driver's I/O as actor messages."""
+
+    def __init__(self, raft: Raft) -> None:
+        self.raft = raft
+
+    def storage(self, seq: int, command: cmd.Command) -> None:
+        raft = self.raft
+        try:
+            raft.storage.tell(Call(storage_message(command), ActorReply(raft.actor_ref, seq)))
+        except DEAD_ACTOR_ERRORS as exc:
+            raise StorageError("the storage actor has stopped") from exc
+
+    def send(self, request: RpcRequest) -> None:
+        raft = self.raft
+        try:
+            raft.network.tell(Call(request, ActorReply(raft.actor_ref, request)))
+        except DEAD_ACTOR_ERRORS as exc:
+            raise InternalError("the network actor has stopped") from exc
+
+    def reply(self, handle: Any, value: Any, error: BaseException | None) -> None:
+        try:
+            if error is not None:
+                handle.set_exception(error)
+            else:
+                handle.set(value)
+        except Exception:  # a broken or already-answered reply must not stop the node
+            logger.warning("node %s: a reply failed", self.raft.node_id, exc_info=True)
+
+
+def storage_message(command: cmd.Command) -> Any:
+    """The storage contract message that carries out a core storage command."""
+    if isinstance(command, cmd.WriteLog):
+        if command.leader:
+            return st.AppendEntryToLog(command.entries)
+        return st.ReplicateToLog(command.entries)
+    if isinstance(command, cmd.Apply):
+        return st.ApplyToStateMachine(command.entries)
+    if isinstance(command, cmd.SaveHardState):
+        return st.SaveHardState(command.hard_state)
+    if isinstance(command, cmd.DeleteLogsFrom):
+        return st.DeleteLogsFrom(command.index)
+    if isinstance(command, cmd.CreateSnapshot):
+        return st.CreateSnapshot(command.last_included, command.membership)
+    if isinstance(command, cmd.ReadSnapshotChunk):
+        return st.ReadSnapshotChunk(command.snapshot_id, command.offset, command.size)
+    if isinstance(command, cmd.WriteSnapshotChunk):
+        return st.WriteSnapshotChunk(command.meta, command.offset, command.data)
+    if isinstance(command, cmd.InstallSnapshot):
+        return st.InstallSnapshot(command.meta)
+    if isinstance(command, cmd.Query):
+        return st.QueryStateMachine(tuple(query for _, query in command.reads))
+    if isinstance(command, cmd.LoadInitialState):
+        return st.GetInitialState()
+    if isinstance(command, cmd.LoadLog):
+        return st.GetLogEntries(command.start, command.stop)
+    raise TypeError(f"not a storage command: {command!r}")

@@ -1,0 +1,446 @@
+"""``RaftClient``: writes applied exactly once, from any thread of the process.
+
+It does what every careful client of a Raft cluster must do, in one place:
+
+* finds the leader and follows ``ForwardToLeader`` hints;
+* backs off while there is no leader (or the leader is ``Busy``);
+* sends each write inside a client session (:mod:`pykka_raft.sessions`) and resends it,
+  under the same sequence, whenever an attempt's outcome is unknown (a timeout, a node
+  that stopped or lost track of it): the state machine applies it at most once and
+  answers every resend from its cache;
+* gives every call one of three results (:class:`Outcome`): **applied** (with the state
+  machine's response), **not applied** (definitely: nothing will ever apply it), or
+  **unknown** once the caller's deadline passed while some attempt's fate is open.
+
+The state machine must understand sessions: ``KeyValueStateMachine`` and
+``SqliteKeyValueStateMachine`` do, any other one does inside
+:class:`~pykka_raft.sessions.SessionStateMachine`. With ``sessions=False`` the client
+works with any state machine but cannot resend safely: the first unknown outcome ends
+the call. See ``docs/clients.md``.
+"""
+
+from __future__ import annotations
+
+import enum
+import random
+import threading
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import attrs
+import pykka
+
+from pykka_raft.errors import (
+    ApplicationError,
+    Busy,
+    ClientError,
+    ForwardToLeader,
+    OutcomeUnknown,
+    ResultUnavailable,
+    ShuttingDown,
+)
+from pykka_raft.messages import ClientPayload, ClientPayloadResponse, ResponseMode
+from pykka_raft.sessions import (
+    CloseSession,
+    RegisterClient,
+    SessionCommand,
+    SessionExpired,
+)
+from pykka_raft.types import LogIndex, NodeId
+
+__all__ = ["DeadlineExceeded", "Outcome", "RaftClient", "WriteResult"]
+
+
+class Outcome(enum.Enum):
+    """What became of a write."""
+
+    APPLIED = "applied"
+    """Applied exactly once; ``WriteResult.response`` is the state machine's answer."""
+    NOT_APPLIED = "not applied"
+    """Definitely not applied, now or later."""
+    UNKNOWN = "unknown"
+    """The deadline passed while an attempt's fate was open: it may be applied (once), or
+    never. Read the state back to know."""
+
+
+class DeadlineExceeded(ClientError):
+    """The caller's deadline passed before any node took the write (no leader was found,
+    or every attempt was refused): it was definitely not applied. ``__cause__`` is the
+    last refusal."""
+
+
+@attrs.frozen
+class WriteResult:
+    """The result of :meth:`RaftClient.write`.
+
+    Attributes:
+        outcome: applied, not applied, or unknown.
+        response: the state machine's response (applied only; ``None`` if it was
+            applied but its response is gone: ``error`` is then ``ResultUnavailable``).
+        index: the log index of the entry that applied it (or answered from the cache).
+        error: why it was not applied (``ApplicationError``: the state machine or the
+            leader refused it; ``DeadlineExceeded``), or why the outcome is unknown
+            (``OutcomeUnknown``, its ``__cause__`` the last unknown answer).
+        client_id: the session the write was sent in (``None`` without sessions).
+        sequence: its sequence in that session.
+        attempts: how many times it was sent.
+    """
+
+    outcome: Outcome
+    response: Any = None
+    index: LogIndex | None = None
+    error: BaseException | None = None
+    client_id: int | None = None
+    sequence: int | None = None
+    attempts: int = 0
+
+    @property
+    def applied(self) -> bool:
+        """True if the write was applied (exactly once)."""
+        return self.outcome is Outcome.APPLIED
+
+    def unwrap(self) -> Any:
+        """The response if applied; otherwise raise :attr:`error`."""
+        if self.outcome is Outcome.APPLIED:
+            return self.response
+        assert self.error is not None
+        raise self.error
+
+
+@attrs.define
+class ClientStats:
+    """What a client did, counted since it was made (read under no lock: approximate
+    while calls run)."""
+
+    writes: int = 0
+    attempts: int = 0
+    """Payloads sent: writes, resends and registrations."""
+    resends: int = 0
+    """Attempts that repeated a sequence after an unknown outcome."""
+    registrations: int = 0
+    expired: int = 0
+    """Sessions found expired (and replaced)."""
+
+
+class _Kind(enum.Enum):
+    OK = 1  # answered
+    REFUSED = 2  # this attempt definitely changed nothing; try again
+    REJECTED = 3  # ApplicationError: the leader or the state machine refused it
+    COMMITTED = 4  # ResultUnavailable: applied, response gone
+    UNKNOWN = 5  # may have been applied
+
+
+@attrs.frozen
+class _Answer:
+    kind: _Kind
+    response: ClientPayloadResponse | None = None
+    error: BaseException | None = None
+
+
+class _Session:
+    __slots__ = ("client_id", "sequence")
+
+    def __init__(self, client_id: int) -> None:
+        self.client_id = client_id
+        self.sequence = 0
+
+
+class RaftClient:
+    """A client of the cluster whose Raft refs are ``nodes`` (node id -> ref).
+
+    ``nodes`` is read at every attempt, so it may change while the client runs (a
+    restarted node's new ref, a node added; ``Cluster.nodes`` of the testing package is
+    such a mapping). The client is safe to share between threads; each call that runs
+    at the same time as another uses a session of its own (registered when needed,
+    reused afterwards), because a session has one write in flight at a time (§6.3).
+
+    Args:
+        nodes: the Raft refs of the cluster, by node id.
+        timeout: the default deadline of a call, in seconds.
+        attempt_timeout: how long one attempt waits for its answer before it counts as
+            unknown and the write is resent (possibly to another node).
+        backoff: the first and the largest pause, in seconds, between attempts while no
+            leader is known or the leader is busy (doubling, with jitter).
+        sessions: send writes in sessions (the state machine must handle them). Without,
+            a write is resent only after definite refusals.
+        rng: randomness for the jitter of the pauses.
+    """
+
+    def __init__(
+        self,
+        nodes: Mapping[NodeId, Any],
+        *,
+        timeout: float = 10.0,
+        attempt_timeout: float = 2.0,
+        backoff: tuple[float, float] = (0.02, 0.5),
+        sessions: bool = True,
+        rng: random.Random | None = None,
+    ) -> None:
+        if timeout <= 0 or attempt_timeout <= 0:
+            raise ValueError("timeout and attempt_timeout must be > 0 seconds")
+        if not 0 < backoff[0] <= backoff[1]:
+            raise ValueError(
+                f"backoff must be (first, largest) with 0 < first <= largest: {backoff}"
+            )
+        self.nodes = nodes
+        self.timeout = timeout
+        self.attempt_timeout = attempt_timeout
+        self.backoff = backoff
+        self.sessions = sessions
+        self.stats = ClientStats()
+        self._rng = rng or random.Random()
+        self._lock = threading.Lock()
+        self._leader: NodeId | None = None
+        self._next = 0  # round robin over the nodes while no leader is known
+        self._idle: list[_Session] = []
+
+    @property
+    def leader(self) -> NodeId | None:
+        """The node this client believes leads (``None``: unknown)."""
+        return self._leader
+
+    # --- writes ------------------------------------------------------------------------
+
+    def write(self, command: Any, *, timeout: float | None = None) -> WriteResult:
+        """Apply ``command`` exactly once, or say that it was not, or that it is unknown.
+
+        Returns soon after ``timeout`` seconds at the latest (the client's default if
+        ``None``). Never raises for a refusal or a failure of the cluster: the
+        :class:`WriteResult` says what happened.
+        """
+        deadline = time.monotonic() + (self.timeout if timeout is None else timeout)
+        with self._lock:
+            self.stats.writes += 1
+        if not self.sessions:
+            return self._write_plain(command, deadline)
+        session = self._take_session(deadline)
+        if isinstance(session, WriteResult):
+            return session
+        try:
+            return self._write_in(session, command, deadline)
+        finally:
+            self._give_back(session)
+
+    def _write_in(self, session: _Session, command: Any, deadline: float) -> WriteResult:
+        session.sequence += 1
+        maybe_applied = committed = False
+        attempts, refused = 0, 0
+        last: BaseException | None = None
+        while time.monotonic() < deadline:
+            attempts += 1
+            if maybe_applied:
+                with self._lock:
+                    self.stats.resends += 1
+            data = SessionCommand(session.client_id, session.sequence, command)
+            answer = self._attempt(data, deadline)
+            ids: dict[str, Any] = {"client_id": session.client_id, "sequence": session.sequence}
+            if answer.kind is _Kind.OK:
+                assert answer.response is not None
+                response = answer.response
+                return WriteResult(
+                    Outcome.APPLIED, response.data, response.index, None, attempts=attempts, **ids
+                )
+            last = answer.error
+            if answer.kind is _Kind.UNKNOWN:
+                maybe_applied, refused = True, 0
+                continue
+            if answer.kind is _Kind.COMMITTED:  # a resend gets the response from the cache
+                maybe_applied = committed = True
+                refused = 0
+                continue
+            if answer.kind is _Kind.REFUSED:
+                refused = self._pause(answer, refused, deadline)
+                continue
+            error = answer.error.error if isinstance(answer.error, ApplicationError) else None
+            if not isinstance(error, SessionExpired):
+                # The leader or the state machine refused it; every copy is refused alike.
+                return WriteResult(Outcome.NOT_APPLIED, error=last, attempts=attempts, **ids)
+            session.client_id = 0  # gone (or out of step): never given back
+            if maybe_applied:  # an earlier copy may have been applied; its answer is gone
+                return self._open(committed, last, attempts, ids)
+            # No copy of this write was ever applied: a new session, the same write.
+            with self._lock:
+                self.stats.expired += 1
+            fresh = self._register(deadline)
+            if isinstance(fresh, WriteResult):
+                return attrs.evolve(fresh, attempts=attempts)
+            session.client_id, session.sequence = fresh, 1
+        ids = {"client_id": session.client_id or None, "sequence": session.sequence}
+        if maybe_applied:
+            return self._open(committed, last, attempts, ids)
+        return self._not_taken(last, attempts, ids)
+
+    @staticmethod
+    def _open(
+        committed: bool, last: BaseException | None, attempts: int, ids: dict[str, Any]
+    ) -> WriteResult:
+        if committed:  # applied for sure; its response could not be had again
+            error = last if isinstance(last, ResultUnavailable) else None
+            return WriteResult(Outcome.APPLIED, error=error, attempts=attempts, **ids)
+        unknown = OutcomeUnknown(f"no attempt gave a definite answer ({last!r})")
+        unknown.__cause__ = last
+        return WriteResult(Outcome.UNKNOWN, error=unknown, attempts=attempts, **ids)
+
+    @staticmethod
+    def _not_taken(last: BaseException | None, attempts: int, ids: dict[str, Any]) -> WriteResult:
+        error = DeadlineExceeded(
+            f"the deadline passed before any node took the write (last answer: {last!r}); "
+            "it was not applied"
+        )
+        error.__cause__ = last
+        return WriteResult(Outcome.NOT_APPLIED, error=error, attempts=attempts, **ids)
+
+    def _write_plain(self, command: Any, deadline: float) -> WriteResult:
+        attempts, refused = 0, 0
+        last: BaseException | None = None
+        while time.monotonic() < deadline:
+            attempts += 1
+            answer = self._attempt(command, deadline)
+            if answer.kind is _Kind.OK:
+                assert answer.response is not None
+                response = answer.response
+                return WriteResult(
+                    Outcome.APPLIED, response.data, response.index, attempts=attempts
+                )
+            last = answer.error
+            if answer.kind is _Kind.REFUSED:
+                refused = self._pause(answer, refused, deadline)
+                continue
+            if answer.kind is _Kind.REJECTED:
+                return WriteResult(Outcome.NOT_APPLIED, error=last, attempts=attempts)
+            # Unknown, or applied with its response gone: resending could apply it twice.
+            return self._open(answer.kind is _Kind.COMMITTED, last, attempts, {})
+        return self._not_taken(last, attempts, {})
+
+    # --- sessions ----------------------------------------------------------------------
+
+    def _take_session(self, deadline: float) -> _Session | WriteResult:
+        with self._lock:
+            if self._idle:
+                return self._idle.pop()
+        client_id = self._register(deadline)
+        return client_id if isinstance(client_id, WriteResult) else _Session(client_id)
+
+    def _give_back(self, session: _Session) -> None:
+        if session.client_id:
+            with self._lock:
+                self._idle.append(session)
+
+    def _register(self, deadline: float) -> int | WriteResult:
+        """A new session's client id, or the result of a write that could not be sent."""
+        attempts, refused = 0, 0
+        last: BaseException | None = None
+        while time.monotonic() < deadline:
+            attempts += 1
+            answer = self._attempt(RegisterClient(), deadline)
+            if answer.kind is _Kind.OK:
+                assert answer.response is not None
+                with self._lock:
+                    self.stats.registrations += 1
+                client_id: int = answer.response.data
+                return client_id
+            last = answer.error
+            if answer.kind is _Kind.REJECTED:
+                return WriteResult(Outcome.NOT_APPLIED, error=last, attempts=0)
+            if answer.kind is _Kind.REFUSED:
+                refused = self._pause(answer, refused, deadline)
+            # An unknown registration at worst leaves a session nobody uses: it expires.
+        return self._not_taken(last, 0, {})
+
+    def close(self, timeout: float = 2.0) -> None:
+        """Close the sessions no call is using (best effort: a session not closed
+        expires on its own). Calls made afterwards open new ones."""
+        with self._lock:
+            idle, self._idle = self._idle, []
+        deadline = time.monotonic() + timeout
+        for session in idle:
+            if time.monotonic() >= deadline:
+                return
+            self._attempt(CloseSession(session.client_id), deadline)
+
+    # --- one attempt -------------------------------------------------------------------
+
+    def _attempt(self, data: Any, deadline: float) -> _Answer:
+        """Send ``data`` once to the node believed to lead and classify the answer."""
+        with self._lock:
+            self.stats.attempts += 1
+        target, ref = self._target()
+        if ref is None:
+            return _Answer(_Kind.REFUSED, error=ForwardToLeader(None, None))
+        wait = max(0.001, min(self.attempt_timeout, deadline - time.monotonic()))
+        try:
+            response = ref.ask(ClientPayload.new(data, ResponseMode.APPLIED), timeout=wait)
+        except ForwardToLeader as exc:
+            self._follow(target, exc.leader_id)
+            return _Answer(_Kind.REFUSED, error=exc)
+        except (Busy, ShuttingDown, pykka.ActorDeadError) as exc:
+            if not isinstance(exc, Busy):
+                self._follow(target, None, avoid=True)  # that node is gone
+            return _Answer(_Kind.REFUSED, error=exc)
+        except ApplicationError as exc:
+            return _Answer(_Kind.REJECTED, error=exc)
+        except ResultUnavailable as exc:
+            return _Answer(_Kind.COMMITTED, error=exc)
+        except pykka.Timeout:
+            self._follow(target, None, avoid=True)  # partitioned or slow: ask around
+            error = OutcomeUnknown(f"node {target} did not answer within {wait:.2f}s")
+            return _Answer(_Kind.UNKNOWN, error=error)
+        except Exception as exc:  # OutcomeUnknown, InternalError, StorageError, ...
+            self._follow(target, None, avoid=True)
+            return _Answer(_Kind.UNKNOWN, error=exc)
+        with self._lock:
+            self._leader = target
+        return _Answer(_Kind.OK, response=response)
+
+    def _target(self) -> tuple[NodeId | None, Any]:
+        with self._lock:
+            leader = self._leader
+            if leader is not None:
+                ref = self.nodes.get(leader)
+                if ref is not None:
+                    return leader, ref
+                self._leader = None
+            for _ in range(3):  # the mapping may change under us
+                try:
+                    ids = sorted(self.nodes)
+                    break
+                except RuntimeError:
+                    continue
+            else:
+                return None, None
+            if not ids:
+                return None, None
+            self._next += 1
+            node_id = ids[self._next % len(ids)]
+            return node_id, self.nodes.get(node_id)
+
+    def _follow(self, target: NodeId | None, hint: NodeId | None, avoid: bool = False) -> None:
+        with self._lock:
+            if hint is not None and hint != target:
+                self._leader = hint
+            elif self._leader == target or avoid:
+                self._leader = None
+
+    def _pause(self, answer: _Answer, refused: int, deadline: float) -> int:
+        """Wait before the next attempt after a refusal; return the refusals in a row.
+
+        A hint naming a node of the mapping is followed at once, twice in a row; after
+        that (hints that lead nowhere: a leader that just crashed, a stale one), and while
+        no leader is known or the leader is busy, the pauses double up to the largest.
+        """
+        refused += 1
+        error = answer.error
+        if (
+            isinstance(error, ForwardToLeader)
+            and error.leader_id is not None
+            and error.leader_id in self.nodes
+            and refused <= 2
+        ):
+            return refused
+        first, largest = self.backoff
+        with self._lock:
+            jitter = self._rng.uniform(0.5, 1.0)
+        pause = min(largest, first * 2 ** min(refused - 1, 30)) * jitter
+        time.sleep(max(0.0, min(pause, deadline - time.monotonic())))
+        return refused
