@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 from typing import Any
 
+import pykka
 import pytest
 
 from pykka_raft import (
@@ -25,6 +26,7 @@ from pykka_raft import (
     RaftRouter,
     Register,
     ResponseMode,
+    Restore,
     ShuttingDown,
     State,
     StorageError,
@@ -82,14 +84,35 @@ def test_unknown_message_is_a_typed_error(formed):
     assert formed.write(Put("k", "v")).index > 0
 
 
+def _answered(future: Any) -> bool:
+    try:
+        future.get(timeout=0)
+    except pykka.Timeout:
+        return False
+    except Exception:
+        return True
+    return True
+
+
 def test_stopping_a_node_answers_pending_writes_unknown_and_later_calls_not_accepted(formed):
     """A write the node appended may still commit elsewhere: its outcome is unknown. A
     call made after the node stopped was never accepted: definitely not carried out."""
-    leader = formed.leader()
-    for node_id in formed.nodes:
-        if node_id != leader:
-            formed.router.ask(Isolate(node_id))  # the leader can no longer commit
-    future = formed.nodes[leader].ask(ClientPayload.new(Put("k", "v")), block=False)
+    while True:  # under load the leader may change before the write reaches it: try again
+        leader = formed.leader()
+        before = formed.hub.get(leader).last_log_index
+        for node_id in formed.nodes:
+            if node_id != leader:
+                formed.router.ask(Isolate(node_id))  # the leader can no longer commit
+        future = formed.nodes[leader].ask(ClientPayload.new(Put("k", "v")), block=False)
+        appended = formed.hub.wait_for(
+            lambda m, n=leader, b=before, f=future: m[n].last_log_index > b or _answered(f),
+            10,
+            "the write appended on the leader (or refused)",
+        )
+        if appended and not _answered(future):
+            break  # appended, and it cannot commit: pending
+        for node_id in formed.nodes:
+            formed.router.ask(Restore(node_id))
     ref = formed.nodes[leader]
     formed.stop_node(leader)
     with pytest.raises(OutcomeUnknown, match="the node stopped"):
