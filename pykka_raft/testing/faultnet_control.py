@@ -1,6 +1,8 @@
 """The control messages of :class:`~pykka_raft.testing.faultnet.FaultNetwork` (rules,
 cuts, partitions, holds, replays) and what it reports (its trace and held messages)."""
 
+from __future__ import annotations
+
 from collections.abc import Iterable
 from typing import Any, NamedTuple
 

@@ -1,6 +1,8 @@
 """The fault rules of :class:`~pykka_raft.testing.faultnet.FaultNetwork`: what a rule on a
 directed link does to the requests or responses it applies to."""
 
+from __future__ import annotations
+
 import enum
 from typing import Any, Literal
 
