@@ -72,12 +72,10 @@ Performance:
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Hashable, Iterable
+from typing import Any
 
 from pykka_raft.testing.history import Op
-
-__all__ = ["LinearizabilityResult", "check_kv"]
-
 from pykka_raft.testing.linearizability_explain import _explain
 from pykka_raft.testing.linearizability_model import (
     LinearizabilityResult,
@@ -87,12 +85,20 @@ from pykka_raft.testing.linearizability_model import (
 )
 from pykka_raft.testing.linearizability_search import _search
 
+__all__ = ["LinearizabilityResult", "check_kv"]
 
-def check_kv(ops: Iterable[Op]) -> LinearizabilityResult:
+
+def check_kv(
+    ops: Iterable[Op], canonical: Callable[[Any], Hashable] | None = None
+) -> LinearizabilityResult:
     """Check that a key-value history is linearizable.
 
     Args:
         ops: The history, in any order (typically ``HistoryRecorder.ops()``).
+        canonical: Compare values through this hashable form instead of ``==``: two values
+            are the same iff their forms are equal. Values holding a NaN, or whose types
+            matter (``1`` against ``1.0``, a tuple against a list), need one; the values
+            mode of the chaos runner passes :func:`pykka_raft.testing.values.canonical`.
 
     Returns:
         ``ok=True`` if some order of the ok ops and a subset of the unknown ops, each
@@ -105,7 +111,7 @@ def check_kv(ops: Iterable[Op]) -> LinearizabilityResult:
     for op in sorted(history, key=lambda o: o.invoke):
         by_key.setdefault(op.key, []).append(op)
     for key, key_ops in by_key.items():
-        failure = _check_key(key, key_ops)
+        failure = _check_key(key, key_ops, canonical)
         if failure is not None:
             return failure
     counts = {o: sum(1 for op in history if op.outcome == o) for o in ("ok", "unknown", "fail")}
@@ -120,9 +126,11 @@ def check_kv(ops: Iterable[Op]) -> LinearizabilityResult:
     )
 
 
-def _check_key(key: str, key_ops: list[Op]) -> LinearizabilityResult | None:
+def _check_key(
+    key: str, key_ops: list[Op], canonical: Callable[[Any], Hashable] | None = None
+) -> LinearizabilityResult | None:
     """Search one key's sub-history; ``None`` if linearizable, else the failure."""
-    interner = _Interner()
+    interner = _Interner(canonical)
     ops = _prune_unknowns([o for o in key_ops if o.outcome != "fail"], interner)
     n_ok = sum(1 for o in ops if o.outcome == "ok")
     if n_ok == 0:

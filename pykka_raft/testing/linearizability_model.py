@@ -3,7 +3,7 @@ compiled into integer transitions over interned values, and its verdict."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Hashable, Sequence
 from typing import Any
 
 import attrs
@@ -41,15 +41,28 @@ class _Interner:
     """Maps values to small ints such that ``a == b`` iff they get the same id.
 
     Hashable values go through a dict; unhashable ones (lists, dicts) are compared with
-    ``==`` against every value seen, which is fine for the handful tests use.
+    ``==`` against every value seen, which is fine for the handful tests use. With a
+    ``canonical`` function, values are equal iff their canonical forms (hashable) are.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, canonical: Callable[[Any], Hashable] | None = None) -> None:
         self.values: list[Any] = [None]
         self._hashable: dict[Any, int] = {None: _NONE_ID}
         self._unhashable: list[int] = []
+        self._canonical = canonical
+        self._forms: dict[Hashable, int] = {}
+        if canonical is not None:
+            self._forms[canonical(None)] = _NONE_ID
 
     def id(self, value: Any) -> int:
+        if self._canonical is not None:
+            form = self._canonical(value)
+            found_form = self._forms.get(form)
+            if found_form is not None:
+                return found_form
+            self._forms[form] = len(self.values)
+            self.values.append(value)
+            return len(self.values) - 1
         try:
             found = self._hashable.get(value)
         except TypeError:
