@@ -28,7 +28,6 @@ from pykka_raft.testing.plugs import (
     RecordingKeyValueStateMachine,
     StoragePlug,
     memory_storage,
-    sqlite_storage,
 )
 from pykka_raft.testing.values import ChaosValue
 
@@ -116,16 +115,8 @@ def test_negative_control_storage_that_acks_before_persisting_is_caught(
     _happened(report, "outage")
 
 
-def test_chaos_run_on_sqlite_store_through_a_power_outage() -> None:
-    """SqliteStore nodes in temporary directories: crashes through the plug's crash hook
-    (the open transaction is lost, the committed ones stay), then every node at once."""
-    report = run_chaos(
-        31, ChaosOptions(nodes=3, duration=3.0, outage=True, storage=sqlite_storage())
-    )
-    assert report.ok, report.render()
-    assert report.storage == "sqlite"
-    _happened(report, "outage", "restart")
-    assert sum(1 for op in report.ops if op.outcome == "ok") > 20, report.summary()
+# The seed on SqliteStore (through a power outage) runs the example of docs/testing.md:
+# tests/examples/test_testing_docs.py.
 
 
 @pytest.mark.parametrize("seed", [5, 6])
