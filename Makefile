@@ -11,7 +11,7 @@ KILLS ?= 50
 
 BENCH_STAMP := $(VENV)/.bench-stamp
 
-.PHONY: demo test chaos counters crash bench lint typecheck check clean
+.PHONY: demo test chaos counters crash fuzz-net bench lint typecheck check clean
 
 $(STAMP): setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -34,10 +34,16 @@ bench: $(BENCH_STAMP)
 	$(BIN)/python -m bench $(BENCH_ARGS)
 
 # Seeded chaos runs of real actor clusters (a few seconds each): make chaos SEEDS=500
-# add MEMBERSHIP=1 to let the nemesis change the membership too
+# add MEMBERSHIP=1 to let the nemesis change the membership too, TCP=1 to carry RPCs over
+# loopback TCP, VALUES=1 to write nested application values, STORAGE=sqlite for SqliteStore
 chaos: $(STAMP)
 	$(BIN)/python -m pykka_raft.testing.chaos --seeds $(SEEDS) --nodes $(NODES) \
-		$(if $(MEMBERSHIP),--membership)
+		$(if $(MEMBERSHIP),--membership) $(if $(TCP),--tcp) $(if $(VALUES),--values) \
+		$(if $(STORAGE),--storage $(STORAGE))
+
+# Malformed and random frames against a live TCP cluster (100,000 of them); see docs/network.md
+fuzz-net: $(STAMP)
+	PYKKA_RAFT_FUZZ_FRAMES=100000 $(BIN)/python -m pytest -q tests/network/test_tcp_fuzz.py
 
 # Seeded counter runs (about 5 s each): increments resent under crashes and partitions,
 # checked to be applied exactly once: make counters SEEDS=200; see docs/clients.md

@@ -1,10 +1,15 @@
-"""An in-process cluster harness: nodes on MemStore, the router, and a metrics hub."""
+"""An in-process cluster harness: nodes on MemStore (or any storage), the router, and a
+metrics hub."""
 
 from __future__ import annotations
 
+import contextlib
 import random
+import shutil
+import tempfile
 import time
 from collections.abc import Callable, Iterable
+from pathlib import Path
 from typing import Any, TypeVar
 
 import pykka
@@ -19,6 +24,7 @@ from pykka_raft.network.router import Isolate, RaftRouter, Register, Restore, Un
 from pykka_raft.statemachine import KeyValueStateMachine
 from pykka_raft.storage.memory import DumpStorage, MemStoreData, StorageDump
 from pykka_raft.testing.crash import CrashableMemStore, CrashableRaft, PowerSwitch
+from pykka_raft.testing.plugs import StoragePlug
 from pykka_raft.types import NodeId
 
 T = TypeVar("T")
@@ -46,11 +52,14 @@ class Cluster:
     :mod:`pykka_raft.testing.crash`). ``storage(node_id, data)`` may start a custom storage
     actor and return its ref; by default each node gets a
     :class:`~pykka_raft.testing.crash.CrashableMemStore` that also records the hard states
-    it persisted (:attr:`hard_states`). ``network`` may be a started network actor with the
-    router's control messages (e.g. a fault-injecting one); by default a new
-    :class:`RaftRouter`. With ``tcp``, RPCs still go through that network (its faults
-    apply) but travel between the nodes over real loopback sockets, one CURVE-secured
-    :class:`~pykka_raft.network.tcp.TcpNetwork` per node
+    it persisted (:attr:`hard_states`). ``storage`` may also be a
+    :class:`~pykka_raft.testing.plugs.StoragePlug`, for any storage: each node then gets a
+    directory of its own (under ``directory``, or a temporary directory removed by
+    :meth:`shutdown`), and a crash goes through the plug's crash hook. ``network`` may be
+    a started network actor with the router's control messages (e.g. a fault-injecting
+    one); by default a new :class:`RaftRouter`. With ``tcp``, RPCs still go through that
+    network (its faults apply) but travel between the nodes over real loopback sockets,
+    one CURVE-secured :class:`~pykka_raft.network.tcp.TcpNetwork` per node
     (:class:`~pykka_raft.network.loopback.LoopbackTcp`; needs the ``[net]`` extra).
     """
 
@@ -59,16 +68,20 @@ class Cluster:
         node_ids: Iterable[NodeId],
         config: Config | None = None,
         seed: int = 0,
-        storage: Callable[[NodeId, MemStoreData], Any] | None = None,
+        storage: StoragePlug | Callable[[NodeId, MemStoreData], Any] | None = None,
         hub: MetricsHub | None = None,
         network: Any | None = None,
         tcp: bool = False,
+        directory: str | Path | None = None,
     ) -> None:
         self.config = config or Config(
             election_timeout_min=300, election_timeout_max=600, heartbeat_interval=50
         )
         self.seed = seed
-        self.make_storage = storage
+        self.plug = storage if isinstance(storage, StoragePlug) else None
+        self.make_storage = None if isinstance(storage, StoragePlug) else storage
+        self._tmp: str | None = None
+        self.directory = Path(directory) if directory is not None else None
         self.router = network if network is not None else RaftRouter.start()
         self.tcp: Any = None
         if tcp:
@@ -82,6 +95,8 @@ class Cluster:
         self.isolated: set[NodeId] = set()
         self.power: dict[NodeId, PowerSwitch] = {}
         self.hard_states: dict[NodeId, list[HardState]] = {}
+        """Hard states each node's storage persisted, in order: all of them for the default
+        storage, those :meth:`sample_hard_states` saw for a plugged one."""
         self.crashes = 0
         for node_id in node_ids:
             self.start_node(node_id)
@@ -92,7 +107,9 @@ class Cluster:
         """Start (or restart) a node on its storage data."""
         data = self.data.setdefault(node_id, MemStoreData(KeyValueStateMachine(keep_history=True)))
         power = self.power[node_id] = PowerSwitch()
-        if self.make_storage is not None:
+        if self.plug is not None:
+            storage = self.plug.start(node_id, self.place(node_id))
+        elif self.make_storage is not None:
             storage = self.make_storage(node_id, data)
         else:
             storage = CrashableMemStore.start(
@@ -118,7 +135,9 @@ class Cluster:
             self.tcp.detach(node_id)
         ref = self.nodes.pop(node_id)
         ref.stop()
-        self.storages.pop(node_id).stop()
+        storage = self.storages.pop(node_id, None)
+        if storage is not None:
+            storage.stop()
 
     def crash(self, node_id: NodeId) -> None:
         """Crash a node abruptly: nothing it had queued reaches the network or storage, and
@@ -126,15 +145,50 @@ class Cluster:
         :meth:`start_node`."""
         self.power[node_id].cut()
         self.crashes += 1
+        if self.plug is not None and self.plug.crash is not None:
+            self.plug.crash(self.storages.pop(node_id))  # at once: the machine died now
         self.stop_node(node_id)
 
+    def place(self, node_id: NodeId) -> Path:
+        """The directory of a node's plugged storage (the same across its restarts)."""
+        if self.directory is None:
+            self._tmp = tempfile.mkdtemp(prefix="pykka-raft-cluster-")
+            self.directory = Path(self._tmp)
+        path = self.directory / f"node-{node_id}"
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def sample_hard_states(self, timeout: float = 5.0) -> None:
+        """Record each running node's hard state, from its storage's dump, if it changed
+        (a plugged storage without a ``hard_states`` hook; the others record them all)."""
+        if self.plug is None or self.plug.hard_states is not None:
+            return
+        for node_id, storage in list(self.storages.items()):
+            with contextlib.suppress(Exception):  # stopping or crashed meanwhile
+                dump: StorageDump = storage.ask(DumpStorage(), timeout=timeout)
+                seen = self.hard_states.setdefault(node_id, [])
+                if not seen or seen[-1] != dump.hard_state:
+                    seen.append(dump.hard_state)
+
+    def recorded_hard_states(self) -> dict[NodeId, list[HardState]]:
+        """Every node's persisted hard states, in order (see :attr:`hard_states`)."""
+        plug = self.plug
+        if plug is not None and plug.hard_states is not None:
+            return {n: list(plug.hard_states(n, self.place(n))) for n in sorted(self.power)}
+        return {n: list(states) for n, states in self.hard_states.items()}
+
     def shutdown(self) -> None:
-        """Stop every node and the router."""
+        """Stop every node and the router (and remove a temporary directory)."""
         for node_id in list(self.nodes):
             self.stop_node(node_id)
         self.router.stop()
         if self.tcp is not None:
             self.tcp.stop()
+        if self.plug is not None and self.plug.close is not None:
+            self.plug.close()
+        if self._tmp is not None:
+            shutil.rmtree(self._tmp, ignore_errors=True)
+            self._tmp = None
 
     def __enter__(self) -> Cluster:
         return self
@@ -267,7 +321,7 @@ class Cluster:
             except pykka.Timeout as exc:
                 raise TimeoutError(f"{change} got no answer within {timeout}s") from exc
 
-    def dump(self, node_id: NodeId) -> StorageDump:
+    def dump(self, node_id: NodeId, timeout: float | None = None) -> StorageDump:
         """A copy of a running node's storage."""
-        dump: StorageDump = self.storages[node_id].ask(DumpStorage())
+        dump: StorageDump = self.storages[node_id].ask(DumpStorage(), timeout=timeout)
         return dump

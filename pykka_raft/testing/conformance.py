@@ -19,7 +19,6 @@ storage must apply them as :class:`~pykka_raft.statemachine.KeyValueStateMachine
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -27,198 +26,59 @@ import pykka
 import pytest
 
 import pykka_raft  # noqa: F401  (registers the key-value command types with the codec)
-from pykka_raft.calls import Call, FutureReply
+from pykka_raft.calls import Call
 from pykka_raft.errors import ApplicationError, UnknownMessage
-from pykka_raft.messages import (
-    Entry,
-    EntryBlank,
-    EntryConfigChange,
-    EntryNormal,
-    HardState,
-    InitialState,
-    MembershipConfig,
-    SnapshotMeta,
-)
-from pykka_raft.statemachine import (
-    CasResult,
-    CompareAndSet,
-    Delete,
-    Get,
-    InvalidCommand,
-    KeyValueStateMachine,
-    Put,
-)
+from pykka_raft.messages import EntryConfigChange, HardState, InitialState
+from pykka_raft.statemachine import CasResult, CompareAndSet, Delete, Get, InvalidCommand, Put
 from pykka_raft.storage.contract import (
     AppendEntryToLog,
     ApplyToStateMachine,
-    CreateSnapshot,
     DeleteLogsFrom,
-    DumpStorage,
     GetInitialState,
     GetLogEntries,
-    InstallSnapshot,
-    ReadSnapshotChunk,
     ReplicateToLog,
     SaveHardState,
     StorageDump,
-    WriteSnapshotChunk,
 )
-from pykka_raft.storage.sqlite_kv import SqliteKeyValueStateMachine
+from pykka_raft.testing.conformance_kit import (
+    JOINT,
+    MEMBERS,
+    REJECT,
+    ConformanceHarness,
+    RejectingKeyValueStateMachine,
+    RejectingSqliteKeyValueStateMachine,
+    Store,
+    blank,
+    config,
+    key_value_machine,
+    model_state,
+    normal,
+    puts,
+)
+from pykka_raft.testing.conformance_snapshots import SnapshotConformance
 from pykka_raft.types import LogId
 
-REJECT = "reject"
-"""A ``Put`` whose key starts with this is refused at apply time by the rejecting machines."""
+__all__ = [
+    "JOINT",
+    "MEMBERS",
+    "REJECT",
+    "ConformanceHarness",
+    "MemStoreConformance",
+    "RejectingKeyValueStateMachine",
+    "RejectingSqliteKeyValueStateMachine",
+    "SnapshotConformance",
+    "StorageConformance",
+    "Store",
+    "blank",
+    "config",
+    "key_value_machine",
+    "model_state",
+    "normal",
+    "puts",
+]
 
 
-def _refuse(entry: Entry) -> bool:
-    data = getattr(entry.payload, "data", None)
-    return isinstance(data, Put) and isinstance(data.key, str) and data.key.startswith(REJECT)
-
-
-class RejectingKeyValueStateMachine(KeyValueStateMachine):
-    """A :class:`KeyValueStateMachine` that refuses, while applying, every ``Put`` whose
-    key starts with ``"reject"``: it raises :class:`~pykka_raft.errors.ApplicationError`
-    before changing anything, as the contract asks."""
-
-    def __init__(self) -> None:
-        super().__init__(keep_history=False)
-
-    def apply(self, entry: Entry) -> Any:
-        """Refuse the ``reject...`` puts; apply the rest as usual."""
-        if _refuse(entry):
-            raise ApplicationError(ValueError(f"refused {entry.payload}"))
-        return super().apply(entry)
-
-
-class RejectingSqliteKeyValueStateMachine(SqliteKeyValueStateMachine):
-    """The durable key-value machine with the same refusals, raised *after* it wrote the
-    value: the store must roll that write back."""
-
-    def apply(self, entry: Entry) -> Any:
-        """Apply, then refuse the ``reject...`` puts (leaving their write to undo)."""
-        response = super().apply(entry)
-        if _refuse(entry):
-            raise ApplicationError(ValueError(f"refused {entry.payload}"))
-        return response
-
-
-def key_value_machine(rejecting: bool = False) -> KeyValueStateMachine:
-    """The in-memory state machine the suite expects: rejecting or not."""
-    if rejecting:
-        return RejectingKeyValueStateMachine()
-    return KeyValueStateMachine(keep_history=False)
-
-
-# --- entries ----------------------------------------------------------------------------
-
-
-def normal(term: int, index: int, command: Any) -> Entry:
-    """A client entry."""
-    return Entry(term, index, EntryNormal(command))
-
-
-def blank(term: int, index: int) -> Entry:
-    """A leader's blank entry."""
-    return Entry(term, index, EntryBlank())
-
-
-def config(term: int, index: int, membership: MembershipConfig) -> Entry:
-    """A configuration entry."""
-    return Entry(term, index, EntryConfigChange(membership))
-
-
-def puts(term: int, first: int, last: int, prefix: str = "k") -> tuple[Entry, ...]:
-    """``Put(f"{prefix}{i % 5}", i)`` at indexes ``first..last``."""
-    return tuple(normal(term, i, Put(f"{prefix}{i % 5}", i)) for i in range(first, last + 1))
-
-
-def model_state(entries: tuple[Entry, ...] | list[Entry]) -> dict[Any, Any]:
-    """The key-value data after applying ``entries`` (refusals skipped)."""
-    machine = KeyValueStateMachine(keep_history=False)
-    for entry in entries:
-        if not _refuse(entry):
-            machine.apply(entry)
-    return machine.data
-
-
-MEMBERS = MembershipConfig(members=(1, 2, 3), addresses={1: "10.0.0.1:7001", 2: "h2:7002"})
-JOINT = MembershipConfig(
-    members=(1, 2, 3),
-    members_after_consensus=(2, 3, 4),
-    non_voters=(1, 5),
-    addresses={4: "[::1]:7004", 5: "node-5:7005"},
-)
-
-
-class Store:
-    """A storage under test: its ref, and a restart on the same place."""
-
-    def __init__(self, suite: StorageConformance, place: Path, rejecting: bool) -> None:
-        self.suite, self.place, self.rejecting = suite, place, rejecting
-        self.ref: Any = None
-        self.start()
-
-    def start(self) -> None:
-        """Start a storage actor on the place."""
-        self.ref = self.suite.start_storage(self.place, self.rejecting)
-        self.suite._started.append(self)
-
-    def stop(self) -> None:
-        """Stop the actor and wait until it has stopped."""
-        if self.ref is not None and self.ref.is_alive():
-            self.ref.stop(timeout=self.suite.timeout)
-
-    def restart(self) -> None:
-        """Stop, then start again on the same data: a node restarting."""
-        self.stop()
-        self.start()
-
-    def ask(self, message: Any) -> Any:
-        """Ask a plain message and wait for the answer."""
-        return self.ref.ask(message, timeout=self.suite.timeout)
-
-    def call(self, message: Any) -> pykka.Future[Any]:
-        """Send a message as a Raft node does (a :class:`Call`); return the future."""
-        future: pykka.Future[Any] = pykka.ThreadingFuture()
-        self.ref.tell(Call(message, FutureReply(future)))
-        return future
-
-    def initial(self) -> InitialState:
-        """The answer to ``GetInitialState``."""
-        state: InitialState = self.ask(GetInitialState())
-        return state
-
-    def log(self) -> tuple[Entry, ...]:
-        """Every entry the log holds."""
-        entries: tuple[Entry, ...] = self.ask(
-            GetLogEntries(1, self.initial().last_log_id.index + 1)
-        )
-        return entries
-
-    def dump(self) -> StorageDump:
-        """The answer to ``DumpStorage``."""
-        dump: StorageDump = self.ask(DumpStorage())
-        return dump
-
-    def snapshot_bytes(self, meta: SnapshotMeta, chunk: int = 7) -> bytes:
-        """Read the whole snapshot ``meta`` in chunks of ``chunk`` bytes."""
-        data = b""
-        while len(data) < meta.size:
-            part = self.ask(ReadSnapshotChunk(meta.snapshot_id, len(data), chunk))
-            assert part, f"snapshot {meta.snapshot_id} ended at {len(data)} of {meta.size}"
-            assert len(part) <= chunk
-            data += part
-        return data
-
-    def receive(self, meta: SnapshotMeta, data: bytes, chunk: int = 5) -> None:
-        """Store ``data`` in chunks, as a node receiving ``meta`` does."""
-        for offset in range(0, max(len(data), 1), chunk):
-            self.call(WriteSnapshotChunk(meta, offset, data[offset : offset + chunk])).get(
-                timeout=self.suite.timeout
-            )
-
-
-class StorageConformance:
+class StorageConformance(SnapshotConformance):
     """The storage contract as tests. Subclass it as ``Test<YourStore>`` and implement
     :meth:`start_storage`.
 
@@ -227,45 +87,6 @@ class StorageConformance:
         supports_snapshots: set to ``False`` for a storage without the snapshot messages
             (their tests are skipped).
     """
-
-    timeout = 10.0
-    supports_snapshots = True
-
-    def start_storage(self, place: Path, rejecting: bool = False) -> Any:
-        """Start your storage actor on ``place`` and return its ref.
-
-        Args:
-            place: a directory for this storage's data: a new, empty one for each storage
-                of a test, and the same one again when the suite restarts that storage
-                (it stops the previous actor first). A storage kept in memory can use it
-                as a key to its data objects (see :class:`MemStoreConformance`).
-            rejecting: give the storage a state machine that refuses at apply time
-                (:class:`~pykka_raft.errors.ApplicationError`) every ``Put`` whose key
-                starts with ``"reject"``: :func:`key_value_machine` makes one.
-        """
-        raise NotImplementedError("implement start_storage in your subclass")
-
-    # --- harness ---------------------------------------------------------------------
-
-    @pytest.fixture(autouse=True)
-    def _conformance_harness(self, tmp_path: Path) -> Iterator[None]:
-        self._tmp = tmp_path
-        self._started: list[Store] = []
-        self._places = 0
-        yield
-        for store in reversed(self._started):
-            store.stop()
-
-    def store(self, rejecting: bool = False) -> Store:
-        """A new storage on a new place."""
-        self._places += 1
-        place = self._tmp / f"store{self._places}"
-        place.mkdir()
-        return Store(self, place, rejecting)
-
-    def _need_snapshots(self) -> None:
-        if not self.supports_snapshots:
-            pytest.skip("this storage does not support snapshots")
 
     # --- initial state and hard state ------------------------------------------------
 
@@ -503,184 +324,6 @@ class StorageConformance:
         assert store.dump() == StorageDump(
             HardState(1, 1, MEMBERS), entries, 4, model_state(entries[:4]), None
         )
-
-    # --- snapshots -------------------------------------------------------------------
-
-    def _compacted(self, store: Store, last: int = 10, at: int = 6) -> SnapshotMeta:
-        """Entries 1..last, applied through ``at`` and compacted there (through a Call,
-        as a node asks)."""
-        entries = (config(1, 1, MEMBERS), *puts(1, 2, last))
-        store.ask(ReplicateToLog(entries))
-        store.ask(ApplyToStateMachine(entries[:at]))
-        meta: SnapshotMeta = store.call(CreateSnapshot(LogId(1, at), MEMBERS)).get(
-            timeout=self.timeout
-        )
-        return meta
-
-    def test_create_snapshot_keeps_the_log_after_it(self) -> None:
-        """``CreateSnapshot`` answers the new snapshot's meta and drops the log through
-        it; the entries after it stay, and a restart reports the snapshot."""
-        self._need_snapshots()
-        store = self.store()
-        meta = self._compacted(store)
-        assert (meta.last_included, meta.membership) == (LogId(1, 6), MEMBERS)
-        assert meta.size > 0
-        assert store.ask(GetLogEntries(1, 11)) == puts(1, 7, 10)
-        initial = store.initial()
-        assert (initial.snapshot, initial.last_log_id) == (meta, LogId(1, 10))
-        store.restart()
-        initial = store.initial()
-        assert (initial.snapshot, initial.last_log_id) == (meta, LogId(1, 10))
-        assert initial.last_applied >= 6
-        entries = (config(1, 1, MEMBERS), *puts(1, 2, 10))
-        assert store.dump().state_machine == model_state(entries[: initial.last_applied])
-
-    def test_read_snapshot_chunks_and_a_replaced_snapshot(self) -> None:
-        """Chunks at any offset read the snapshot's bytes; a snapshot replaced by a newer
-        one reads as ``None``; an older request answers the current snapshot."""
-        self._need_snapshots()
-        store = self.store()
-        first = self._compacted(store, last=12, at=6)
-        data = store.snapshot_bytes(first, chunk=7)
-        assert len(data) == first.size
-        assert store.snapshot_bytes(first, chunk=first.size) == data
-        assert store.ask(ReadSnapshotChunk("no such snapshot", 0, 10)) is None
-        entries = puts(1, 2, 12)
-        store.ask(ApplyToStateMachine(entries[5:9]))
-        second = store.call(CreateSnapshot(LogId(1, 10), MEMBERS)).get(timeout=self.timeout)
-        assert second.snapshot_id != first.snapshot_id
-        assert store.ask(ReadSnapshotChunk(first.snapshot_id, 0, 10)) is None
-        assert len(store.snapshot_bytes(second)) == second.size
-        older = store.call(CreateSnapshot(LogId(1, 8), MEMBERS)).get(timeout=self.timeout)
-        assert older == second
-
-    def test_writes_go_on_while_a_snapshot_is_built(self) -> None:
-        """Messages sent after ``CreateSnapshot`` are handled (the answer to the snapshot
-        may come later), and the snapshot holds the state at its own index."""
-        self._need_snapshots()
-        store = self.store()
-        entries = puts(1, 1, 30)
-        store.ask(ReplicateToLog(entries[:20]))
-        store.ask(ApplyToStateMachine(entries[:12]))
-        snapshot = store.call(CreateSnapshot(LogId(1, 12), MEMBERS))
-        later = [
-            store.call(ReplicateToLog(entries[20:])),
-            store.call(ApplyToStateMachine(entries[12:])),
-        ]
-        for future in later:
-            future.get(timeout=self.timeout)
-        meta = snapshot.get(timeout=self.timeout)
-        assert meta.last_included == LogId(1, 12)
-        target = self.store()
-        target.receive(meta, store.snapshot_bytes(meta))
-        target.ask(InstallSnapshot(meta))
-        assert target.dump().state_machine == model_state(entries[:12])
-
-    def test_install_a_snapshot_received_in_chunks(self) -> None:
-        """A snapshot received chunk by chunk and installed replaces the state machine,
-        sets ``last_applied`` to its index and drops a log that does not continue it;
-        all of it survives a restart."""
-        self._need_snapshots()
-        source = self.store()
-        meta = self._compacted(source)
-        data = source.snapshot_bytes(meta)
-        target = self.store()
-        target.ask(SaveHardState(HardState(2, 1, MEMBERS)))
-        target.ask(ReplicateToLog((blank(1, 1), *puts(1, 2, 4, prefix="old"))))
-        target.receive(meta, data, chunk=5)
-        assert target.initial().snapshot is None  # received, not installed yet
-        target.call(InstallSnapshot(meta)).get(timeout=self.timeout)
-        expected = (meta, LogId(1, 6), 6)
-        initial = target.initial()
-        assert (initial.snapshot, initial.last_log_id, initial.last_applied) == expected
-        assert target.ask(GetLogEntries(1, 10)) == ()
-        assert target.dump().state_machine == source.dump().state_machine
-        assert target.snapshot_bytes(meta) == data  # it can send it on, under the same id
-        target.restart()
-        initial = target.initial()
-        assert (initial.snapshot, initial.last_log_id, initial.hard_state) == (
-            meta,
-            LogId(1, 6),
-            HardState(2, 1, MEMBERS),
-        )
-        entries = (config(1, 1, MEMBERS), *puts(1, 2, 10))
-        assert target.dump().state_machine == model_state(entries[: initial.last_applied])
-        target.ask(ReplicateToLog(puts(2, 7, 8)))  # the log continues after the snapshot
-        assert target.log() == puts(2, 7, 8)
-
-    def test_install_keeps_the_log_suffix_that_continues_the_snapshot(self) -> None:
-        """If the log holds the snapshot's last entry with the same term, the entries
-        after it are kept."""
-        self._need_snapshots()
-        source = self.store()
-        meta = self._compacted(source)
-        target = self.store()
-        entries = (config(1, 1, MEMBERS), *puts(1, 2, 9))
-        target.ask(ReplicateToLog(entries))
-        target.ask(ApplyToStateMachine(entries[:2]))
-        target.receive(meta, source.snapshot_bytes(meta))
-        target.ask(InstallSnapshot(meta))
-        assert target.log() == entries[6:]
-        assert target.initial().last_log_id == LogId(1, 9)
-        assert target.initial().last_applied == 6
-        target.restart()
-        assert target.log() == entries[6:]
-
-    def test_install_drops_a_log_whose_entry_at_the_snapshot_has_another_term(self) -> None:
-        """A log that holds another term at the snapshot's index is dropped whole."""
-        self._need_snapshots()
-        source = self.store()
-        meta = self._compacted(source)
-        target = self.store()
-        target.ask(ReplicateToLog(puts(2, 1, 9)))
-        target.receive(meta, source.snapshot_bytes(meta))
-        target.ask(InstallSnapshot(meta))
-        assert target.log() == ()
-        assert target.initial().last_log_id == LogId(1, 6)
-
-    def test_snapshot_requests_that_make_no_sense_are_refused(self) -> None:
-        """A chunk out of order, an install of a snapshot not fully received (or never
-        received) raise, and change nothing; offset 0 starts a reception over."""
-        self._need_snapshots()
-        source = self.store()
-        meta = self._compacted(source)
-        data = source.snapshot_bytes(meta)
-        target = self.store()
-        with pytest.raises(ValueError):
-            target.ask(InstallSnapshot(meta))
-        with pytest.raises(ValueError):
-            target.ask(WriteSnapshotChunk(meta, 3, data[3:6]))
-        target.ask(WriteSnapshotChunk(meta, 0, data[:4]))
-        with pytest.raises(ValueError):
-            target.ask(WriteSnapshotChunk(meta, 6, data[6:8]))
-        with pytest.raises(ValueError):
-            target.ask(InstallSnapshot(meta))
-        assert target.initial() == InitialState(LogId(0, 0), 0, HardState(), None)
-        target.ask(WriteSnapshotChunk(meta, 0, data[:2]))  # starts over
-        target.ask(WriteSnapshotChunk(meta, 2, data[2:]))
-        target.ask(InstallSnapshot(meta))
-        assert target.initial().snapshot == meta
-
-    def test_a_newer_snapshot_wins_over_an_older_create(self) -> None:
-        """``CreateSnapshot`` for an index below the current snapshot (one installed
-        meanwhile) answers the current snapshot and changes nothing."""
-        self._need_snapshots()
-        source = self.store()
-        meta = self._compacted(source, last=12, at=9)
-        target = self.store()
-        entries = (config(1, 1, MEMBERS), *puts(1, 2, 12))
-        target.ask(ReplicateToLog(entries[:6]))
-        target.ask(ApplyToStateMachine(entries[:5]))
-        create = target.call(CreateSnapshot(LogId(1, 5), MEMBERS))
-        target.receive(meta, source.snapshot_bytes(meta))
-        target.ask(InstallSnapshot(meta))
-        answered = create.get(timeout=self.timeout)
-        # Built before the install (its own meta) or after it (the installed one) ...
-        assert answered.last_included in (LogId(1, 5), meta.last_included)
-        # ... either way the installed snapshot is current, and stays so.
-        assert target.initial().snapshot == meta
-        assert target.call(CreateSnapshot(LogId(1, 5), MEMBERS)).get(timeout=5) == meta
-        assert target.initial().last_applied == 9
 
 
 class MemStoreConformance(StorageConformance):

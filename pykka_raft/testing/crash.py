@@ -5,7 +5,9 @@ every message still queued or arriving (and sends nothing more), and its storage
 every message it had not yet handled: those writes were never acknowledged and are lost,
 exactly as an unflushed write is lost when a machine dies. What the storage had handled
 stays in its :class:`~pykka_raft.storage.memory.MemStoreData`, so a restart on the same data
-resumes from what was durable.
+resumes from what was durable. :class:`CrashableSqliteStore` does the same for
+:class:`~pykka_raft.storage.SqliteStore`: what it had not committed is lost, what it
+committed (everything it acknowledged) is there when it opens the directory again.
 """
 
 from __future__ import annotations
@@ -23,6 +25,9 @@ from pykka_raft.errors import ShuttingDown
 from pykka_raft.messages import HardState, RpcRequest
 from pykka_raft.statemachine import StateMachine
 from pykka_raft.storage.memory import MemStore, MemStoreData
+from pykka_raft.storage.sqlite import SqliteStore
+from pykka_raft.storage.sqlite_commit import _Flush
+from pykka_raft.storage.sqlite_snapshots import _SnapshotFileBuilt
 from pykka_raft.types import NodeId
 
 
@@ -129,3 +134,34 @@ class CrashableMemStore(MemStore):
         """Persist and record the hard state."""
         super().save_hard_state(hard_state)
         self.hard_states.append(hard_state)
+
+
+class CrashableSqliteStore(SqliteStore):
+    """A SqliteStore that crashes when the power goes off: it handles nothing more, and
+    when it stops it closes the database without committing the open transaction.
+
+    Every answer it sent followed the commit of its writes, and in WAL mode with
+    ``synchronous=FULL`` a committed transaction survives a crash; the open one (writes of
+    calls not answered yet) is rolled back, as a crash of the machine would lose it. A
+    restart on the same directory resumes from exactly the committed transactions.
+    """
+
+    def __init__(self, *args: Any, power: PowerSwitch | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.power = power or PowerSwitch()
+
+    def receive(self, message: Any) -> Any:
+        """Handle a message only while powered; otherwise it is lost."""
+        if not self.power.on:
+            if isinstance(message, (Call, _Flush, _SnapshotFileBuilt)):
+                return None  # lost with the machine: nobody hears back, nothing commits
+            raise ShuttingDown("the node crashed")
+        return super().receive(message)
+
+    def on_stop(self) -> None:
+        """A clean stop commits and answers what is pending; a crash does neither."""
+        if self.power.on:
+            super().on_stop()
+            return
+        self._deferred = []  # their writes are in the open transaction, rolled back here
+        self._close()

@@ -46,27 +46,36 @@ waits; the timer thread is stopped and joined when the network stops.
 from __future__ import annotations
 
 import collections
-import enum
 import random
 import time
-from collections.abc import Callable, Iterable
-from typing import Any, Literal, NamedTuple
+from collections.abc import Callable
+from typing import Any
 
 import attrs
 
 from pykka_raft.calls import Call, Reply
 from pykka_raft.errors import UnknownNode, Unreachable
-from pykka_raft.messages import (
-    AppendEntriesRequest,
-    AppendEntriesResponse,
-    InstallSnapshotRequest,
-    InstallSnapshotResponse,
-    RpcRequest,
-    VoteRequest,
-    VoteResponse,
-)
+from pykka_raft.messages import RpcRequest
 from pykka_raft.network import rpc_source
 from pykka_raft.network.router import RaftRouter, SetLinkFaults, _tell
+from pykka_raft.testing.faultnet_control import (
+    ClearLinkRule,
+    Cut,
+    GetHeld,
+    GetTrace,
+    Heal,
+    HeldMessage,
+    Partition,
+    Release,
+    ReplayOld,
+    SetDefaultRule,
+    SetLinkRule,
+    SetSeed,
+    TraceEvent,
+    Uncut,
+    summarize,
+)
+from pykka_raft.testing.faultnet_rules import KINDS, NO_FAULTS, Direction, Kind, LinkRule
 from pykka_raft.types import NodeId
 
 __all__ = [
@@ -89,279 +98,6 @@ __all__ = [
     "Uncut",
     "summarize",
 ]
-
-Kind = Literal["request", "response"]
-"""What a message on a link is: a request, or a response to one."""
-
-KINDS: tuple[Kind, Kind] = ("request", "response")
-
-
-class Direction(enum.Enum):
-    """Which messages on a link a :class:`LinkRule` applies to."""
-
-    REQUESTS = "requests"
-    """Only requests (``src`` asking ``dst``)."""
-    RESPONSES = "responses"
-    """Only responses (``src`` answering a request ``dst`` sent it)."""
-    BOTH = "both"
-    """Requests and responses alike."""
-
-    def kinds(self) -> tuple[Kind, ...]:
-        """The message kinds this direction covers."""
-        if self is Direction.REQUESTS:
-            return ("request",)
-        if self is Direction.RESPONSES:
-            return ("response",)
-        return KINDS
-
-
-def _probability(_instance: Any, attribute: attrs.Attribute[float], value: float) -> None:
-    if not 0.0 <= value <= 1.0:
-        raise ValueError(f"{attribute.name} must be a probability in [0, 1], not {value!r}")
-
-
-def _delay_range(
-    _instance: Any, _attribute: attrs.Attribute[tuple[float, float]], value: tuple[float, float]
-) -> None:
-    low, high = value
-    if not 0 <= low <= high:
-        raise ValueError(f"delay_ms must be (low, high) with 0 <= low <= high, not {value!r}")
-
-
-@attrs.frozen
-class LinkRule:
-    """The faults of a link, for the messages of one direction.
-
-    Attributes:
-        drop: probability that a message is lost silently (the sender hears nothing).
-        duplicate: probability that a message is delivered twice (each copy with its own
-            delay). A duplicated request is answered twice; a duplicated response answers
-            the caller twice. Raft ignores the second answer.
-        delay_ms: ``(low, high)``: each message (copy) waits a uniform random time in this
-            range, in milliseconds, on the timer thread. Different delays reorder messages.
-        block: cut the link: a request is answered ``Unreachable``, a response is lost.
-        hold: queue the messages instead of sending them, in arrival order, until a
-            :class:`Release` (or :class:`Heal`) delivers them. Held messages get no other
-            fault when released. ``block`` wins over ``hold``.
-        direction: which messages of the link the rule applies to.
-    """
-
-    drop: float = attrs.field(default=0.0, validator=_probability)
-    duplicate: float = attrs.field(default=0.0, validator=_probability)
-    delay_ms: tuple[float, float] = attrs.field(default=(0.0, 0.0), validator=_delay_range)
-    block: bool = False
-    hold: bool = False
-    direction: Direction = Direction.BOTH
-
-
-NO_FAULTS = LinkRule()
-"""The rule of a healthy link."""
-
-
-# --- control messages -------------------------------------------------------------------
-
-
-@attrs.frozen
-class SetSeed:
-    """Reseed the random source of every later fault decision with ``seed``."""
-
-    seed: int
-
-
-@attrs.frozen
-class SetDefaultRule:
-    """Use ``rule`` on every link without an override, for the rule's direction.
-
-    A rule for ``Direction.REQUESTS`` leaves the default for responses as it was, and so
-    on. ``SetDefaultRule(LinkRule())`` turns the default faults off.
-    """
-
-    rule: LinkRule
-
-
-@attrs.frozen
-class SetLinkRule:
-    """Use ``rule`` on the directed link ``src -> dst``, for the rule's direction.
-
-    The override replaces the default on that link (it is not merged with it) until
-    :class:`ClearLinkRule` or :class:`Heal`.
-    """
-
-    src: NodeId
-    dst: NodeId
-    rule: LinkRule
-
-
-@attrs.frozen
-class ClearLinkRule:
-    """Remove the override of link ``src -> dst`` for ``direction``: the default applies."""
-
-    src: NodeId
-    dst: NodeId
-    direction: Direction = Direction.BOTH
-
-
-@attrs.frozen
-class Cut:
-    """Cut the link ``src -> dst`` one way: ``src``'s requests to ``dst`` are answered
-    ``Unreachable`` and ``src``'s responses to ``dst`` are lost; ``dst -> src`` still
-    works (so ``dst``'s requests reach ``src``, but their answers never come back)."""
-
-    src: NodeId
-    dst: NodeId
-
-
-@attrs.frozen
-class Uncut:
-    """Undo :class:`Cut` for the link ``src -> dst``."""
-
-    src: NodeId
-    dst: NodeId
-
-
-def _groups(groups: Iterable[Iterable[NodeId]]) -> tuple[tuple[NodeId, ...], ...]:
-    return tuple(tuple(sorted(set(group))) for group in groups)
-
-
-def _disjoint(
-    _instance: Any,
-    _attribute: attrs.Attribute[tuple[tuple[NodeId, ...], ...]],
-    value: tuple[tuple[NodeId, ...], ...],
-) -> None:
-    seen: set[NodeId] = set()
-    for group in value:
-        if seen & set(group):
-            raise ValueError(f"partition groups must be disjoint: {value!r}")
-        seen.update(group)
-
-
-@attrs.frozen
-class Partition:
-    """Split the network into ``groups``: only links inside one group work.
-
-    A message between two groups, or to or from a node in no group, crosses a cut. A new
-    partition replaces the previous one; :class:`Heal` removes it. Cuts, isolation and
-    blocking rules still apply inside a group.
-    """
-
-    groups: tuple[tuple[NodeId, ...], ...] = attrs.field(converter=_groups, validator=_disjoint)
-
-
-@attrs.frozen
-class Heal:
-    """Make the network whole: remove every cut, the partition, every rule (defaults and
-    overrides) and, with ``restore_isolated``, every :class:`~pykka_raft.network.router.Isolate`.
-
-    Held messages are released in arrival order; answers their number. The seed, trace and
-    replay buffer stay. (Restoring isolated nodes bypasses any bookkeeping a harness keeps
-    of them; pass ``restore_isolated=False`` to keep them isolated.)
-    """
-
-    restore_isolated: bool = True
-
-
-@attrs.frozen
-class Release:
-    """Deliver the messages held on matching links (``None`` matches any node).
-
-    They are delivered in arrival order, or in a seeded random order with ``shuffle``. The
-    rules stay as they are, so a link whose rule still holds keeps queuing new messages.
-    Answers the number of messages released.
-    """
-
-    src: NodeId | None = None
-    dst: NodeId | None = None
-    shuffle: bool = False
-
-
-@attrs.frozen
-class ReplayOld:
-    """Deliver again up to ``count`` randomly chosen messages delivered at least
-    ``min_age_ms`` milliseconds ago.
-
-    Candidates are the delivered requests and, with ``responses``, the delivered responses
-    (kept in a bounded buffer). A replayed request goes to the current route of its target,
-    whose answer travels back to the original caller like any response; a replayed response
-    answers its caller again. A replay that would cross a cut is refused (``"cut"``).
-    Answers the number of messages replayed.
-    """
-
-    count: int = 1
-    min_age_ms: float = 0.0
-    responses: bool = False
-
-
-@attrs.frozen
-class GetTrace:
-    """Answer the trace: a tuple of :class:`TraceEvent`, oldest first (bounded; the
-    oldest events are forgotten first). With ``clear``, empty it afterwards."""
-
-    clear: bool = False
-
-
-@attrs.frozen
-class GetHeld:
-    """Answer the held messages, as a tuple of :class:`HeldMessage` in arrival order."""
-
-
-class TraceEvent(NamedTuple):
-    """One fault decision or delivery.
-
-    ``event`` is one of ``"deliver"``, ``"drop"``, ``"delay"``, ``"duplicate"``,
-    ``"hold"``, ``"release"``, ``"replay"``, ``"cut"`` and ``"unknown"``. ``src`` and
-    ``dst`` are the link the message travels on: for a response, ``src`` is the node that
-    answers. ``summary`` is short: the message type, term and indexes (see
-    :func:`summarize`); a ``"delay"`` event appends the delay, e.g. ``" +12.5ms"``.
-    """
-
-    time: float
-    event: str
-    src: NodeId
-    dst: NodeId
-    summary: str
-
-
-class HeldMessage(NamedTuple):
-    """A message waiting on a holding link."""
-
-    src: NodeId
-    dst: NodeId
-    kind: str
-    summary: str
-
-
-def summarize(message: Any) -> str:
-    """A short description of a message: its type, term and indexes, never its entries."""
-    if isinstance(message, AppendEntriesRequest):
-        return (
-            f"AppendEntriesRequest term={message.term} prev={message.prev_log_index}"
-            f"/t{message.prev_log_term} entries={len(message.entries)}"
-            f" commit={message.leader_commit}"
-        )
-    if isinstance(message, VoteRequest):
-        return (
-            f"VoteRequest term={message.term} last={message.last_log_index}"
-            f"/t{message.last_log_term}"
-        )
-    if isinstance(message, InstallSnapshotRequest):
-        return (
-            f"InstallSnapshotRequest term={message.term} last={message.meta.last_included.index}"
-            f"/t{message.meta.last_included.term} offset={message.offset} done={message.done}"
-        )
-    if isinstance(message, AppendEntriesResponse):
-        text = f"AppendEntriesResponse term={message.term} success={message.success}"
-        if message.conflict_opt is not None:
-            conflict = message.conflict_opt
-            text += f" conflict={conflict.index}/t{conflict.term}"
-        return text
-    if isinstance(message, VoteResponse):
-        return f"VoteResponse term={message.term} granted={message.vote_granted}"
-    if isinstance(message, InstallSnapshotResponse):
-        return f"InstallSnapshotResponse term={message.term}"
-    if isinstance(message, BaseException):
-        return f"error {type(message).__name__}"
-    return type(message).__name__
-
 
 # --- internals --------------------------------------------------------------------------
 

@@ -13,6 +13,9 @@ from typing import Any
 from pykka_raft.messages import Entry, HardState
 from pykka_raft.metrics import RaftMetrics, State
 from pykka_raft.storage.memory import MemStoreData
+from pykka_raft.storage.messages import StorageDump
+from pykka_raft.testing.plugs import AppliedHistory
+from pykka_raft.testing.values import difference, same
 from pykka_raft.types import NodeId
 
 
@@ -76,7 +79,7 @@ def log_matching(logs: Mapping[NodeId, Sequence[Entry]]) -> list[str]:
             if last_same is None:
                 continue
             for i in sorted(i for i in common if i <= last_same):
-                if la[i] != lb[i]:
+                if not same(la[i], lb[i], dict_order=False):  # NaN-aware, types kept
                     problems.append(
                         f"nodes {a} and {b} agree on entry {last_same} (term "
                         f"{la[last_same].term}) but differ at index {i}: "
@@ -99,7 +102,7 @@ def state_machine_safety(applied: Mapping[NodeId, Sequence[tuple[int, Any]]]) ->
     for pos, a in enumerate(ids):
         for b in ids[pos + 1 :]:
             for x, y in zip(applied[a], applied[b], strict=False):
-                if x != y:
+                if not same(x, y, dict_order=False):
                     problems.append(f"nodes {a} and {b} applied different entries: {x} vs {y}")
                     break
     return problems
@@ -119,4 +122,50 @@ def check_cluster_data(
         *votes_never_change(hard_states),
         *log_matching({n: list(d.log) for n, d in data.items()}),
         *state_machine_safety(applied),
+    ]
+
+
+def state_machines_agree(dumps: Mapping[NodeId, StorageDump]) -> list[str]:
+    """§5.4.3 State Machine Safety, on any storage: nodes that applied through the same
+    index hold equal state machines, with equal types (NaN equal to NaN; dict order
+    aside), as their dumps show."""
+    problems = []
+    by_applied: dict[int, list[NodeId]] = {}
+    for node_id, dump in sorted(dumps.items()):
+        by_applied.setdefault(dump.last_applied, []).append(node_id)
+    for index, ids in sorted(by_applied.items()):
+        first = ids[0]
+        for other in ids[1:]:
+            a, b = dumps[first].state_machine, dumps[other].state_machine
+            where = difference(a, b)
+            if where is not None:
+                problems.append(
+                    f"nodes {first} and {other} applied through index {index} but hold "
+                    f"different state machines: {where}"
+                )
+    return problems
+
+
+def check_dumps(
+    history: Iterable[RaftMetrics],
+    dumps: Mapping[NodeId, StorageDump],
+    hard_states: Mapping[NodeId, Sequence[HardState]],
+) -> list[str]:
+    """Every monitor over what any storage reports (:class:`~pykka_raft.storage.DumpStorage`):
+    the metrics history, the hard states seen persisted, the logs, and the state machines
+    (index by index where a state machine's dump is an
+    :class:`~pykka_raft.testing.plugs.AppliedHistory`)."""
+    history = list(history)
+    applied = {
+        n: list(d.state_machine.applied)
+        for n, d in dumps.items()
+        if isinstance(d.state_machine, AppliedHistory)
+    }
+    return [
+        *election_safety(history),
+        *terms_never_decrease(history),
+        *votes_never_change(hard_states),
+        *log_matching({n: list(d.log) for n, d in dumps.items()}),
+        *state_machine_safety(applied),
+        *state_machines_agree(dumps),
     ]

@@ -11,7 +11,10 @@ snapshots (``ChaosReport.snapshots_installed``).
 
 from __future__ import annotations
 
+import math
 import os
+from pathlib import Path
+from typing import Any
 
 import attrs
 import pytest
@@ -21,6 +24,12 @@ from pykka_raft.statemachine import KeyValueStateMachine
 from pykka_raft.storage.memory import MemStoreData
 from pykka_raft.testing.chaos import DEFAULT_CONFIG, ChaosOptions, ChaosReport, run_chaos
 from pykka_raft.testing.crash import CrashableMemStore
+from pykka_raft.testing.plugs import (
+    RecordingKeyValueStateMachine,
+    StoragePlug,
+    memory_storage,
+)
+from pykka_raft.testing.values import ChaosValue
 
 SEEDS = [int(s) for s in os.environ.get("PYKKA_RAFT_CHAOS_SEEDS", "1,2,3").split(",")]
 
@@ -60,17 +69,25 @@ def test_power_outage_loses_no_acknowledged_write() -> None:
     _happened(report, "outage", "restart")
 
 
-def _lossy_storage(node_id: int, data: MemStoreData) -> object:
-    """Storage that acknowledged log writes it never flushed: on every restart the last 30
+def _lossy_memory(state_machine: type[KeyValueStateMachine]) -> StoragePlug:
+    """A storage that acknowledged log writes it never flushed: on every restart the last 30
     entries are gone and the state machine is rebuilt from what is left (a deliberately
     broken storage: it acknowledges before persisting)."""
-    keep = max(0, len(data.log) - 30)
-    del data.log[keep:]
-    data.last_applied = min(keep, data.last_applied)
-    data.state_machine = KeyValueStateMachine(keep_history=True)
-    for entry in data.log[: data.last_applied]:
-        data.state_machine.apply(entry)
-    return CrashableMemStore.start(data=data)
+    kept: dict[Path, MemStoreData] = {}
+
+    def start(node_id: int, place: Path) -> object:
+        data = kept.setdefault(place, MemStoreData(state_machine()))
+        offset, keep = data.offset, max(0, len(data.log) - 30)
+        del data.log[keep:]
+        data.last_applied = min(offset + keep, data.last_applied)
+        data.state_machine = state_machine()
+        if data.snapshot_meta is not None:
+            data.state_machine.restore(data.snapshot_data)
+        for entry in data.log[: data.last_applied - offset]:
+            data.state_machine.apply(entry)
+        return CrashableMemStore.start(data=data)
+
+    return StoragePlug(start, name="lossy")
 
 
 FAST = Config(election_timeout_min=150, election_timeout_max=300, heartbeat_interval=30)
@@ -78,13 +95,28 @@ FAST = Config(election_timeout_min=150, election_timeout_max=300, heartbeat_inte
 control) gives up after 20 of them."""
 
 
-def test_negative_control_storage_that_acks_before_persisting_is_caught() -> None:
-    options = ChaosOptions(nodes=3, duration=2.0, outage=True, storage=_lossy_storage, config=FAST)
+@pytest.mark.parametrize(
+    "machine",
+    [RecordingKeyValueStateMachine, KeyValueStateMachine],
+    ids=["applied-history", "dumps-only"],
+)
+def test_negative_control_storage_that_acks_before_persisting_is_caught(
+    machine: type[KeyValueStateMachine],
+) -> None:
+    """Caught with the index-by-index history, and on a storage whose dumps show only the
+    final state (what any storage offers): the final reads and the state comparison."""
+    options = ChaosOptions(
+        nodes=3, duration=2.0, outage=True, storage=_lossy_memory(machine), config=FAST
+    )
     report = run_chaos(21, options)
     assert not report.ok, "a storage that loses acknowledged writes went unnoticed"
     safety = [p for p in report.problems if not p.startswith("liveness")]
     assert safety, f"only liveness suffered, no safety check caught it:\n{report.render()}"
     _happened(report, "outage")
+
+
+# The seed on SqliteStore (through a power outage) runs the example of docs/testing.md:
+# tests/examples/test_testing_docs.py.
 
 
 @pytest.mark.parametrize("seed", [5, 6])
@@ -107,3 +139,87 @@ def test_chaos_run_with_snapshots_and_membership_changes() -> None:
     _happened(report, "change")
     _some(report, "partition", "isolate", "crash")
     assert report.snapshots_installed > 0, f"no follower installed a snapshot\n{report.render()}"
+
+
+SNAPSHOTS = attrs.evolve(
+    DEFAULT_CONFIG, snapshot_policy=SnapshotPolicy.every(30), snapshot_max_chunk_size=2048
+)
+
+
+def _kinds(value: Any, found: set[str]) -> set[str]:
+    """The kinds of accepted values inside ``value`` (walked through containers)."""
+    if type(value) is float:
+        found.add("nan" if math.isnan(value) else "inf" if math.isinf(value) else "float")
+    elif type(value) is int:
+        found.add("big int" if abs(value) >= 2**64 else "int")
+    elif type(value) in (bytes, tuple, list, bool, str):
+        found.add(type(value).__name__)
+    elif type(value) is ChaosValue:
+        found.add("registered class")
+        _kinds(value.payload, found)
+    if type(value) in (tuple, list):
+        for item in value:
+            _kinds(item, found)
+    if type(value) is dict:
+        found.add("dict")
+        for key, item in value.items():
+            if type(key) is not str:
+                found.add("non-str key")
+            _kinds(key, found)
+            _kinds(item, found)
+    return found
+
+
+def test_values_mode_keeps_every_value_and_its_types_on_every_node() -> None:
+    """Arbitrary nested values (bytes, tuples and lists, non-string keys, big ints, NaN
+    and the infinities, a registered class) written under faults, with snapshots and nodes
+    that join through them: every node ends with equal values of equal types, and the
+    history, compared type by type, is linearizable."""
+    options = ChaosOptions(nodes=3, duration=3.0, membership=True, values=True, config=SNAPSHOTS)
+    report = run_chaos(7, options)
+    assert report.ok, report.render()
+    assert report.snapshots_installed > 0, f"no follower installed a snapshot\n{report.render()}"
+    written: set[str] = set()
+    for op in report.ops:
+        if op.outcome == "ok" and op.kind in ("put", "cas"):
+            _kinds(op.value, written)
+    wanted = {"nan", "inf", "big int", "bytes", "tuple", "list", "non-str key", "registered class"}
+    assert wanted <= written, f"the workload wrote no {wanted - written}"
+
+
+def _lists(value: Any) -> Any:
+    """``value`` with every tuple turned into a list (what a JSON snapshot would do)."""
+    if type(value) in (tuple, list):
+        return [_lists(item) for item in value]
+    if type(value) is dict:
+        return {key: _lists(item) for key, item in value.items()}
+    if type(value) is ChaosValue:
+        return ChaosValue(value.tag, _lists(value.payload))
+    return value
+
+
+class _TupleLosingMachine(RecordingKeyValueStateMachine):
+    """A state machine whose snapshots lose the difference between tuples and lists."""
+
+    def restore(self, data: bytes) -> None:
+        super().restore(data)
+        self.data = {key: _lists(value) for key, value in self.data.items()}
+
+
+def test_negative_control_values_mode_catches_a_snapshot_that_changes_types() -> None:
+    """Issue 10's split replicas: a node that installed a snapshot holds lists where the
+    others hold tuples. ``==`` on the state would still differ, but only the values mode
+    writes such values, and its checks must say so."""
+    options = ChaosOptions(
+        nodes=3,
+        duration=3.0,
+        membership=True,
+        values=True,
+        config=SNAPSHOTS,
+        storage=memory_storage(_TupleLosingMachine),
+    )
+    report = run_chaos(7, options)
+    assert report.snapshots_installed > 0, f"no follower installed a snapshot\n{report.render()}"
+    assert not report.ok, "a snapshot that turns tuples into lists went unnoticed"
+    caught = [p for p in report.problems if "state machines" in p or "linearizable" in p]
+    assert caught, report.render()

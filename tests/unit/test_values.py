@@ -48,32 +48,12 @@ from pykka_raft.statemachine import (
     Put,
     same_value,
 )
+from pykka_raft.testing.values import same
 
 MARKERS = ("__type__", "__tuple__", "__dict__", "__int__", "__bytes__")
 
 
-# --- a strict equality: equal values of the same types, NaN equal to NaN ---------------
-
-
-def same(a: Any, b: Any) -> bool:
-    """``a`` and ``b`` are equal with equal types at every depth (dict order included);
-    NaN equals NaN, and ``-0.0`` differs from ``0.0``."""
-    if type(a) is not type(b):
-        return False
-    if type(a) is float:
-        if math.isnan(a) or math.isnan(b):
-            return math.isnan(a) and math.isnan(b)
-        return a == b and math.copysign(1.0, a) == math.copysign(1.0, b)
-    if type(a) in (list, tuple):
-        return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b, strict=True))
-    if type(a) is dict:
-        return len(a) == len(b) and all(
-            same(ka, kb) and same(va, vb)
-            for (ka, va), (kb, vb) in zip(a.items(), b.items(), strict=True)
-        )
-    if attrs.has(type(a)):
-        return all(same(getattr(a, f.name), getattr(b, f.name)) for f in attrs.fields(type(a)))
-    return bool(a == b)
+# --- a strict equality (pykka_raft.testing.values.same) ----------------------------------
 
 
 def test_same_is_strict() -> None:

@@ -1,0 +1,93 @@
+"""The one cattrs converter, set up for every message: strict scalars, application values
+through the value walk, and unions tagged with a ``"type"`` key."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import cattrs
+from cattrs.strategies import configure_tagged_union
+from cattrs.v import format_exception
+
+from pykka_raft.codec.values import _decode_value, _encode_value
+from pykka_raft.errors import DecodeError, RaftError
+from pykka_raft.messages import EntryNormal, EntryPayload, RpcRequest, RpcResponse
+
+T = TypeVar("T")
+
+converter = cattrs.Converter()
+"""The converter: use it, or the functions below, for every message."""
+
+
+# --- the converter -----------------------------------------------------------------------
+
+
+def _strict(kind: type) -> Callable[[Any, Any], Any]:
+    def structure(value: Any, _: Any) -> Any:
+        # cattrs would call int(x) / bool(x): "false" must not become True, 1.7 not 1.
+        if type(value) is not kind:
+            raise TypeError(f"expected {kind.__name__}, got {type(value).__name__} {value!r}")
+        return value
+
+    return structure
+
+
+def _structure_entry_normal(prim: Any, _: Any) -> EntryNormal:
+    if type(prim) is not dict:
+        raise DecodeError(f"expected a dict, got {type(prim).__name__}")
+    if "data" not in prim:
+        raise DecodeError("the field 'data' is missing")
+    return EntryNormal(_decode_value(prim["data"], "data"))
+
+
+for _kind in (int, bool, str, bytes):
+    converter.register_structure_hook(_kind, _strict(_kind))
+converter.register_unstructure_hook_func(lambda t: t is Any, lambda v: _encode_value(v, "value"))
+converter.register_structure_hook_func(lambda t: t is Any, lambda p, _: _decode_value(p, "value"))
+# EntryNormal is on every hot path (log writes, AppendEntries): a direct hook, which also
+# names the root of a refused value "data".
+converter.register_unstructure_hook(EntryNormal, lambda e: {"data": _encode_value(e.data, "data")})
+converter.register_structure_hook(EntryNormal, _structure_entry_normal)
+configure_tagged_union(EntryPayload, converter, tag_name="type")
+configure_tagged_union(RpcRequest, converter, tag_name="type")
+configure_tagged_union(RpcResponse, converter, tag_name="type")
+
+
+def to_primitive(message: Any, as_type: Any = None) -> Any:
+    """Unstructure ``message`` (as ``as_type`` if given, e.g. a union) into primitives.
+
+    Raises:
+        EncodeError: an application value inside holds something the codec refuses.
+    """
+    return converter.unstructure(message, unstructure_as=as_type or type(message))
+
+
+def from_primitive(data: Any, cls: type[T] | Any) -> T:
+    """Structure primitives into ``cls``; malformed input raises :class:`DecodeError`.
+
+    The message names the class and, for application values, the path inside the value;
+    a field refused by a message's own validation is named too.
+    """
+    try:
+        result: T = converter.structure(data, cls)
+    except Exception as exc:  # cattrs raises many kinds of errors
+        name = getattr(cls, "__name__", str(cls))
+        raise DecodeError(f"cannot decode {name}: {'; '.join(_causes(exc))}") from exc
+    return result
+
+
+def _causes(exc: BaseException) -> list[str]:
+    """Readable causes of a cattrs error (with their paths), keeping our own messages."""
+    if isinstance(exc, cattrs.BaseValidationError):
+        return cattrs.transform_error(exc, format_exception=_format_leaf)
+    return [str(exc) if isinstance(exc, (DecodeError, TypeError, ValueError)) else repr(exc)]
+
+
+def _format_leaf(exc: BaseException, kind: type | None) -> str:
+    """cattrs' description of a failed field, with the message of a ValueError kept
+    (a message's own validation names the field and the rule it broke)."""
+    text = format_exception(exc, kind)
+    if type(exc) is ValueError or isinstance(exc, RaftError):
+        text = f"{text} ({exc})"
+    return text

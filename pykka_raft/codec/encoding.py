@@ -1,0 +1,53 @@
+"""Messages as bytes for storages and snapshots: the primitive form as JSON, bytes tagged."""
+
+from __future__ import annotations
+
+import base64
+import json
+from typing import Any, TypeVar
+
+from pykka_raft.codec.convert import from_primitive, to_primitive
+from pykka_raft.codec.form import _BYTES
+from pykka_raft.errors import DecodeError
+
+T = TypeVar("T")
+
+
+def _json_default(value: Any) -> Any:
+    if type(value) is bytes:
+        return {_BYTES: base64.b64encode(value).decode("ascii")}
+    raise TypeError(f"cannot encode {type(value).__name__}")
+
+
+def _json_object(obj: dict[str, Any]) -> Any:
+    if _BYTES in obj and len(obj) == 1:
+        text = obj[_BYTES]
+        if type(text) is not str:
+            raise ValueError(f"a bytes tag holds {type(text).__name__}, not base64 text")
+        return base64.b64decode(text, validate=True)
+    return obj
+
+
+def encode(message: Any, as_type: Any = None) -> bytes:
+    """``message`` as bytes, for storages and snapshots (stdlib JSON; see :func:`decode`).
+
+    The primitive form as JSON, with ``bytes`` written as ``{"__bytes__": base64}`` and
+    non-finite floats as Python's JSON writes them (``NaN``, ``Infinity``), so every
+    accepted application value comes back equal, with the same types.
+
+    Raises:
+        EncodeError: an application value inside holds something the codec refuses.
+    """
+    return json.dumps(
+        to_primitive(message, as_type), default=_json_default, separators=(",", ":")
+    ).encode()
+
+
+def decode(data: bytes, cls: type[T] | Any) -> T:
+    """The message ``encode`` turned into ``data``; malformed input raises DecodeError."""
+    try:
+        primitive = json.loads(data, object_hook=_json_object)
+    except (ValueError, RecursionError) as exc:
+        raise DecodeError(f"cannot decode {getattr(cls, '__name__', cls)}: {exc}") from exc
+    result: T = from_primitive(primitive, cls)
+    return result

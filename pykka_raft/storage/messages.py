@@ -1,0 +1,195 @@
+"""The storage messages a Raft node sends to its storage actor (the ``RaftStorage``
+contract, :mod:`pykka_raft.storage.contract`), and the dump any storage answers for tests."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import attrs
+
+from pykka_raft.errors import RaftError
+from pykka_raft.messages import Entry, HardState, MembershipConfig, SnapshotMeta
+from pykka_raft.types import LogId, LogIndex
+
+
+@attrs.frozen
+class GetInitialState:
+    """Report the persisted state when a node starts. Replies :class:`InitialState`."""
+
+
+@attrs.frozen
+class SaveHardState:
+    """Persist term, vote and initial membership durably. Replies ``None``."""
+
+    hard_state: HardState
+
+
+@attrs.frozen
+class GetLogEntries:
+    """Read the entries in the half-open range ``[start, stop)``. Replies a tuple."""
+
+    start: LogIndex
+    stop: LogIndex
+
+
+@attrs.frozen
+class AppendEntryToLog:
+    """The leader's own new entries, each to be written at its index.
+
+    The one place where the application may refuse an entry: a normal entry refused by
+    :meth:`RaftStorage.validate_entry` is stored as a blank entry at the same index (so the
+    log stays contiguous) and its error goes to the client as
+    :class:`~pykka_raft.errors.ApplicationError`. Replies ``{index: error}`` of the
+    refused entries (empty when all were accepted).
+    """
+
+    entries: tuple[Entry, ...]
+
+
+@attrs.frozen
+class ReplicateToLog:
+    """Entries from the leader, each written at its index. Must not fail. Replies ``None``."""
+
+    entries: tuple[Entry, ...]
+
+
+@attrs.frozen
+class DeleteLogsFrom:
+    """Delete the entries at ``index`` and after (a conflicting suffix). Replies ``None``.
+
+    actix-raft had no such message and only overwrote by index, so a stale suffix could
+    survive (D6); Raft sends it before it writes the replacing entries.
+    """
+
+    index: LogIndex
+
+
+@attrs.frozen
+class ApplyToStateMachine:
+    """Apply committed entries in order. Replies a tuple with one response per entry.
+
+    Replaces actix-raft's ``ApplyEntryToStateMachine`` (leader, one entry) and
+    ``ReplicateToStateMachine`` (followers, in bulk): every node applies through the same
+    path, so state machines cannot diverge by role. Blank and configuration entries are
+    passed too; the state machine answers ``None`` for them.
+    """
+
+    entries: tuple[Entry, ...]
+
+
+@attrs.frozen
+class CreateSnapshot:
+    """Snapshot the state machine, which has applied exactly through ``last_included``
+    (the node sends it after the matching ``ApplyToStateMachine``), keep it as the current
+    snapshot with ``membership``, and drop the log through ``last_included``.
+
+    Replies the current :class:`~pykka_raft.messages.SnapshotMeta` (a newer snapshot
+    installed meanwhile wins). The answer may come after later messages' answers.
+    """
+
+    last_included: LogId
+    membership: MembershipConfig
+
+
+@attrs.frozen
+class ReadSnapshotChunk:
+    """Read up to ``size`` bytes of snapshot ``snapshot_id`` at byte ``offset``.
+
+    Replies ``bytes``, or ``None`` if that snapshot is no longer the current one.
+    """
+
+    snapshot_id: str
+    offset: int
+    size: int
+
+
+@attrs.frozen
+class WriteSnapshotChunk:
+    """Store a chunk of a snapshot being received, apart from the current snapshot.
+
+    Offset 0 starts a new one (discarding any half-received one); later chunks follow in
+    order. Durable before the reply. Replies ``None``.
+    """
+
+    meta: SnapshotMeta
+    offset: int
+    data: bytes
+
+
+@attrs.frozen
+class InstallSnapshot:
+    """Make the fully received snapshot ``meta`` current, atomically: restore the state
+    machine from it, set ``last_applied`` to its last index, and keep only the log after
+    it if the log holds its last entry with the same term (else drop the whole log).
+    Durable before the reply. Replies ``None``.
+    """
+
+    meta: SnapshotMeta
+
+
+@attrs.frozen
+class QueryStateMachine:
+    """Answer read-only ``queries`` from the state machine as it is now (``ClientRead``,
+    ``docs/reads.md``). FIFO with the applies: the node sends it once the state machine has
+    been sent every entry through the reads' index. Replies a tuple with one answer per
+    query, in order; a query the state machine refuses has the exception as its answer
+    (it is the reader's error, not the storage's). Changes nothing."""
+
+    queries: Any = attrs.field(converter=tuple)  # a tuple of application values
+
+
+class InvalidRequest(RaftError, ValueError):
+    """A storage request that makes no sense, refused before anything was changed: an
+    entry that would leave a gap in the log, a snapshot chunk out of order, the install
+    of a snapshot not fully received, deleting applied entries.
+
+    Sent by a Raft node, it stops the node like any storage error (the node has a bug or
+    the storage lost data); asked directly, the storage stays usable.
+    """
+
+
+@attrs.frozen
+class DumpStorage:
+    """Ask any storage for a copy of its contents, for tests and checks.
+
+    Replies :class:`StorageDump`. :class:`RaftStorage` answers it from its own methods
+    (:meth:`RaftStorage.dump_storage`); a storage may override that with something cheaper.
+    Not part of what a Raft node sends: the testing tools use it to compare nodes.
+    """
+
+
+@attrs.frozen
+class StorageDump:
+    """A copy of a storage's contents, for assertions.
+
+    Attributes:
+        hard_state: the last saved hard state.
+        log: every entry the log holds (those after the snapshot), in index order.
+        last_applied: the index the state machine has applied through.
+        state_machine: comparable data of the state machine (see
+            :meth:`RaftStorage.dump_state_machine`): equal on two nodes that applied the
+            same entries.
+        snapshot: the current snapshot's meta, or ``None``.
+    """
+
+    hard_state: HardState
+    log: tuple[Entry, ...]
+    last_applied: LogIndex
+    state_machine: Any
+    snapshot: SnapshotMeta | None = None
+
+
+STORAGE_MESSAGES = (
+    GetInitialState,
+    SaveHardState,
+    GetLogEntries,
+    AppendEntryToLog,
+    ReplicateToLog,
+    DeleteLogsFrom,
+    ApplyToStateMachine,
+    CreateSnapshot,
+    ReadSnapshotChunk,
+    WriteSnapshotChunk,
+    InstallSnapshot,
+    QueryStateMachine,
+)
