@@ -172,8 +172,22 @@ class Client:
     # --- admin --------------------------------------------------------------------------
 
     def init(self, members: Iterable[int] | None = None) -> list[dict[str, Any]]:
-        """Form a cluster: send init to every URL this client was given."""
-        body = {"members": list(members)} if members is not None else None
+        """Form a cluster: send init to every URL this client was given.
+
+        Each node is first asked for its id and addresses, and every node gets them all
+        (``nodes``), so nodes started without peers (or on ports the system chose) can
+        form a cluster. Without ``members``, each node proposes itself, its configured
+        peers and the nodes given here.
+        """
+        nodes: dict[str, dict[str, str]] = {}
+        for url in self.urls:
+            status = self.call("GET", "/v1/status", target=url, follow=False)
+            node_id = str(status["node_id"])
+            record = (status.get("nodes") or {}).get(node_id) or {}
+            nodes[node_id] = {k: v for k, v in record.items() if k in ("raft", "http") and v}
+        body: dict[str, Any] = {"nodes": nodes}
+        if members is not None:
+            body["members"] = list(members)
         return [
             self.call("POST", "/v1/admin/init", body, target=url, follow=False) for url in self.urls
         ]
@@ -204,10 +218,15 @@ class Client:
             "POST", "/v1/admin/snapshot", None, target=_base(url or self.urls[0]), follow=False
         )
 
-    def transfer_leader(self, node_id: int) -> Any:
-        """Hand leadership to ``node_id`` (not in this version: raises
-        ``NotImplementedYet``)."""
-        return self.call("POST", "/v1/admin/transfer-leader", {"id": node_id})
+    def transfer_leader(self, node_id: int | None = None) -> Any:
+        """Hand leadership to ``node_id`` (``None``: the most up-to-date voter); returns
+        ``{"leader_id", "term", "leader_url"}`` once it leads. Raises ``Conflict``
+        (``transfer_failed``) if it did not take over within an election timeout."""
+        body = {} if node_id is None else {"id": node_id}
+        result = self.call("POST", "/v1/admin/transfer-leader", body, admin=True)
+        if isinstance(result, dict) and result.get("leader_url"):
+            self.leader_url = _base(result["leader_url"])
+        return result
 
     def status(self, url: str | None = None) -> Any:
         """One node's own view (``GET /v1/status``; default: the first URL)."""

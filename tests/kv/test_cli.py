@@ -56,8 +56,8 @@ def test_refused_requests_exit_4(kv3: LocalCluster) -> None:
     assert missing.exit_code == 4 and "key_not_found" in missing.stderr
     assert run(kv3.urls, "get", "cli/never", "--consistency", "lease").exit_code == 4
     assert run(kv3.urls, "remove", "1", "2", "3").exit_code == 4
-    transfer = run(kv3.urls, "transfer-leader", "2")
-    assert transfer.exit_code == 4 and "not_implemented" in transfer.stderr
+    transfer = run(kv3.urls, "transfer-leader", "--to", "9")
+    assert transfer.exit_code == 4 and "transfer_failed" in transfer.stderr
 
 
 def test_usage_errors_exit_2(kv3: LocalCluster) -> None:
@@ -127,6 +127,14 @@ def test_cluster_lifecycle(cluster_factory: Any) -> None:
     assert promoted.exit_code == 0 and json.loads(promoted.stdout)["voters"] == [1, 2, 3, 4, 5]
     removed = run(cluster.urls, "remove", "4", "5")
     assert removed.exit_code == 0 and json.loads(removed.stdout)["voters"] == [1, 2, 3]
-    snap = run(cluster.urls[:3], "snapshot")
+    cluster.stop_node(4)  # removed nodes are stopped
+    cluster.stop_node(5)
+    leader = leader_of(cluster)
+    target = next(n for n in (1, 2, 3) if n != leader)
+    moved = run(cluster.urls, "transfer-leader", "--to", str(target))
+    assert moved.exit_code == 0, moved.output
+    assert json.loads(moved.stdout)["leader_id"] == target
+    assert leader_of(cluster) == target
+    snap = run(cluster.urls, "snapshot")
     assert snap.exit_code == 0
     assert [json.loads(line)["node_id"] for line in snap.stdout.splitlines()] == [1, 2, 3]
