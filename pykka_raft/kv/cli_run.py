@@ -209,7 +209,6 @@ def local_cluster(nodes: int, workdir: str | None, insecure: bool) -> None:
             "  .venv/bin/pykka-raft-kv put greeting '\"hello\"'\n"
             "  .venv/bin/pykka-raft-kv get greeting\n"
             "  .venv/bin/pykka-raft-kv status\n"
-            "  .venv/bin/pykka-raft-kv transfer-leader\n"
             f"  kill -9 {cluster.nodes[leader].pid}    # the leader; watch `status`\n"
             f"Status page: {cluster.nodes[leader].url}/\n"
             "Ctrl-C stops every node and removes the directory."

@@ -189,6 +189,8 @@ class ProcessCluster:
         raft: ``[raft]`` settings for every node.
         http: ``[http]`` settings for every node.
         durability: ``"fsync"`` or ``"os"``.
+        storage: ``"sqlite"`` (the default) or ``"memory"`` (benchmarks of the layers
+            above the disk).
     """
 
     def __init__(
@@ -198,6 +200,7 @@ class ProcessCluster:
         raft: Mapping[str, Any] | None = None,
         http: Mapping[str, Any] | None = None,
         durability: str = "fsync",
+        storage: str = "sqlite",
     ) -> None:
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
@@ -206,6 +209,7 @@ class ProcessCluster:
         self.raft = dict(raft or {})
         self.http = dict(http or {})
         self.durability = durability
+        self.storage = storage
         self.nodes: dict[int, NodeProcess] = {}
 
     def data_dir(self, node_id: int) -> Path:
@@ -219,7 +223,7 @@ class ProcessCluster:
             top: dict[str, Any] = {
                 "node_id": node_id,
                 "data_dir": str(self.data_dir(node_id)),
-                "storage": "sqlite",
+                "storage": self.storage,
                 "network": "tcp",
                 "durability": self.durability,
             }
