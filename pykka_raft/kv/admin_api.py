@@ -14,6 +14,7 @@ import pykka
 
 from pykka_raft import (
     ConfigChangeResponse,
+    Get,
     InitWithConfig,
     InitWithConfigError,
     NodeNotLeader,
@@ -161,6 +162,19 @@ class AdminApi:
                 "size": meta.size,
             }
         return 200, out
+
+    def backup(self, request: Request) -> tuple[int, Any]:
+        """``GET /v1/admin/backup``: every key and value, from the leader, holding at least
+        every write acknowledged before the request (a read through the log first)."""
+        self.gateway.leader_metrics(request)
+        barrier = self.gateway.submit(request, Get(node_key(self.node.node_id)))
+        items = self.node.state_machine.export()
+        return 200, {
+            "node_id": self.node.node_id,
+            "index": barrier.index,
+            "count": len(items),
+            "items": items,
+        }
 
     def transfer_leader(self, request: Request) -> tuple[int, Any]:
         """``POST /v1/admin/transfer-leader`` with ``{"id": N}`` (or no body: the most

@@ -83,6 +83,7 @@ class KvApp:
             ("promote", post, re.compile(r"/v1/admin/promote"), admin.promote),
             ("remove", post, re.compile(r"/v1/admin/remove"), admin.remove),
             ("snapshot", post, re.compile(r"/v1/admin/snapshot"), admin.snapshot),
+            ("backup", get, re.compile(r"/v1/admin/backup"), admin.backup),
             (
                 "transfer_leader",
                 post,

@@ -225,6 +225,43 @@ def snapshot(ctx: click.Context) -> None:
         _print(answer)
 
 
+@main.command()
+@click.argument("file", type=click.Path(dir_okay=False, allow_dash=True))
+@click.pass_context
+def backup(ctx: click.Context, file: str) -> None:
+    """Write every key and value of the cluster to FILE as JSON (- for stdout), read from
+    the leader after every write acknowledged before it."""
+    document = _run(ctx, lambda c: c.backup())
+    text = json.dumps(document, ensure_ascii=False, sort_keys=True)
+    if file == "-":
+        click.echo(text)
+        return
+    try:
+        with open(file, "w", encoding="utf-8") as fh:
+            fh.write(text + "\n")
+    except OSError as exc:
+        _fail(f"cannot write {file}: {exc}", EXIT_USAGE)
+    click.echo(f"{document['count']} keys (through index {document['index']}) written to {file}")
+
+
+@main.command()
+@click.argument("file", type=click.Path(dir_okay=False, allow_dash=True))
+@click.pass_context
+def restore(ctx: click.Context, file: str) -> None:
+    """Write every key and value of a backup FILE into the cluster (- for stdin); keys
+    that exist are overwritten."""
+    try:
+        with click.open_file(file, encoding="utf-8") as fh:
+            document = json.load(fh)
+        items = document["items"]
+        if not isinstance(items, dict):
+            raise TypeError("items is not an object")
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        _fail(f"{file} is not a backup made by the backup command: {exc}", EXIT_USAGE)
+    count = _run(ctx, lambda c: c.restore(items))
+    click.echo(f"{count} keys restored")
+
+
 @main.command("transfer-leader")
 @click.option(
     "--to",

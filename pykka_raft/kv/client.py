@@ -11,6 +11,7 @@ Each request uses its own connection, so one ``Client`` can be shared by threads
 
 from __future__ import annotations
 
+import concurrent.futures
 import http.client
 import json
 import time
@@ -227,6 +228,28 @@ class Client:
         if isinstance(result, dict) and result.get("leader_url"):
             self.leader_url = _base(result["leader_url"])
         return result
+
+    def backup(self) -> dict[str, Any]:
+        """Every key and value of the cluster, from the leader: ``{"node_id", "index",
+        "count", "items": {key: value}}`` (``docs/kv-service.md``, Backup and restore)."""
+        result: dict[str, Any] = self.call("GET", "/v1/admin/backup", idempotent=True)
+        return result
+
+    def restore(self, items: dict[str, Any], threads: int = 8) -> int:
+        """Write every ``key: value`` of a backup's ``items`` (existing keys are
+        overwritten); the number written. Raises the first error, once the other writes
+        were tried."""
+        keys = sorted(items)
+        if any(not isinstance(k, str) or not k for k in keys):
+            raise ValueError("a backup's keys are non-empty strings")
+
+        def write(key: str) -> None:
+            self.put(key, items[key])
+
+        with concurrent.futures.ThreadPoolExecutor(max(1, threads)) as pool:
+            for _ in pool.map(write, keys):
+                pass
+        return len(keys)
 
     def status(self, url: str | None = None) -> Any:
         """One node's own view (``GET /v1/status``; default: the first URL)."""

@@ -166,11 +166,40 @@ def test_malformed_put_bodies_are_refused(kv3: LocalCluster, raw: bytes, code: s
         ("/v1/admin/remove", {"id": 1}),
         ("/v1/admin/init", {"members": []}),
         ("/v1/admin/init", {"members": ["a"]}),
+        ("/v1/admin/init", {"nodes": []}),
+        ("/v1/admin/init", {"nodes": {"x": {}}}),
+        ("/v1/admin/init", {"nodes": {"2": {"raft": "nowhere"}}}),
+        ("/v1/admin/init", {"nodes": {"2": {"grpc": "127.0.0.1:1"}}}),
+        ("/v1/admin/init", {"members": [1], "extra": True}),
+        ("/v1/admin/promote", {}),
+        ("/v1/admin/transfer-leader", {"id": "2"}),
+        ("/v1/admin/transfer-leader", {"id": 0}),
+        ("/v1/admin/transfer-leader", {"to": 2}),
+        ("/v1/admin/transfer-leader", [2]),
     ],
 )
 def test_wrong_types_are_400(kv3: LocalCluster, path: str, body: Any) -> None:
     answer = request(leader_url(kv3), "POST", path, body)
     assert answer.status == 400 and answer.code == "bad_request", answer.data
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/v1/admin/init",
+        "/v1/admin/voters",
+        "/v1/admin/learners",
+        "/v1/admin/promote",
+        "/v1/admin/remove",
+        "/v1/admin/transfer-leader",
+        "/v1/kv/k/cas",
+    ],
+)
+def test_malformed_json_on_every_post_endpoint(kv3: LocalCluster, path: str) -> None:
+    url = leader_url(kv3)
+    answer = request(url, "POST", path, raw=b'{"id": 4,', headers={"Content-Length": "9"})
+    assert answer.status == 400 and answer.code == "bad_json", answer.data
+    assert request(url, "GET", "/v1/status").json["membership"]["voters"] == [1, 2, 3]
 
 
 def test_bodies_over_the_limit_are_413_before_being_read(kv3: LocalCluster) -> None:
