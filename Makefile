@@ -11,7 +11,8 @@ KILLS ?= 50
 
 BENCH_STAMP := $(VENV)/.bench-stamp
 
-.PHONY: demo test chaos counters crash fuzz-net bench lint typecheck check clean
+.PHONY: demo demo-embedded cluster test chaos counters crash crash-kv fuzz-net bench lint \
+	typecheck check clean
 
 $(STAMP): setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,8 +20,18 @@ $(STAMP): setup.cfg pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev,net,kv]'
 	touch $(STAMP)
 
+# The key-value service on three local processes (TCP + CURVE, SqliteStore), through a
+# SIGKILL of its leader and a membership change; see docs/kv-service.md
 demo: $(STAMP)
+	$(BIN)/pykka-raft-kv demo
+
+# The narrated in-process demo of the library alone (examples/demo.py)
+demo-embedded: $(STAMP)
 	$(BIN)/python examples/demo.py
+
+# Three key-value nodes as local processes, left running until Ctrl-C
+cluster: $(STAMP)
+	$(BIN)/pykka-raft-kv local-cluster --nodes $(NODES)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -n $${PYTEST_WORKERS:-2} --dist worksteal $(PYTEST_ARGS)
@@ -54,6 +65,11 @@ counters: $(STAMP)
 # acknowledged write is lost: make crash KILLS=200 [SEED=7]; see docs/storage.md
 crash: $(STAMP)
 	$(BIN)/python tests/integration/crashloop.py --kills $(KILLS) $(if $(SEED),--seed $(SEED))
+
+# SIGKILL nodes of a 3-process key-value cluster under an HTTP workload N times, checking
+# linearizability and that no acknowledged write is lost: make crash-kv KILLS=100 [SEED=7]
+crash-kv: $(STAMP)
+	$(BIN)/python tests/integration/kv_crashloop.py --kills $(KILLS) $(if $(SEED),--seed $(SEED))
 
 lint: $(STAMP)
 	$(BIN)/ruff check pykka_raft tests examples bench

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import durable
+from bench import kv as kv_group
 from bench import tcp as tcp_group
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -238,6 +239,7 @@ def main() -> int:
     parser.add_argument("--skip-pysyncobj", action="store_true")
     parser.add_argument("--skip-durable", action="store_true", help="no SqliteStore group")
     parser.add_argument("--skip-tcp", action="store_true", help="skip the TCP group (bench/tcp.py)")
+    parser.add_argument("--skip-kv", action="store_true", help="skip the HTTP group (bench/kv.py)")
     args = parser.parse_args()
 
     info = machine()
@@ -262,6 +264,7 @@ def main() -> int:
         durable_result = durable.run(args.quick)
         print(f"done in {time.monotonic() - t0:.0f}s", flush=True)
     tcp = {} if args.skip_tcp else tcp_group.run(args.quick, args.skip_pysyncobj)
+    kv = {} if args.skip_kv else kv_group.run(args.quick, tcp.get("tcp_raft_secure"))
     tracked = ratios(results) if "raft5" in results else []
     if durable_result is not None:
         results["durable"] = durable_result
@@ -277,10 +280,12 @@ def main() -> int:
             for name, value, target, met in tracked
         ],
         "tcp": tcp,
+        "kv": kv,
         "elapsed_s": time.monotonic() - started,
     }
     (out / "results.json").write_text(json.dumps(document, indent=2) + "\n")
     text = table(results, labels) + (f"\n\n{tcp_group.table(tcp)}" if tcp else "")
+    text += f"\n\n{kv_group.table(kv)}" if kv else ""
     if durable_result is not None:
         text += "\n\n" + durable.table(durable_result)
     ratio_lines = ["| ratio | value | target |", "|---|---:|---|"] + [

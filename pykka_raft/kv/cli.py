@@ -1,37 +1,26 @@
-"""``pykka-raft-kv``: run a node, and talk to a cluster from the shell.
+"""``pykka-raft-kv``: talk to a cluster from the shell (the commands that run nodes are in
+:mod:`pykka_raft.kv.cli_run`).
 
 Exit codes (``docs/kv-service.md``): 0 ok, 1 unexpected failure, 2 usage or configuration
-error, 3 no node reachable, 4 refused (a 4xx or 501 answer: nothing changed), 5 outcome
-unknown (a 504, or a write whose answer was lost), 6 unavailable (no leader before the
-deadline, busy, starting or shutting down).
+error, 3 no node reachable, 4 refused (a 4xx answer: nothing changed), 5 outcome unknown
+(a 504, or a write whose answer was lost), 6 unavailable (no leader before the deadline,
+busy, starting or shutting down).
 """
 
 from __future__ import annotations
 
 import json
-import logging
 import os
-import signal
 import sys
-import threading
 from collections.abc import Callable
 from typing import Any, NoReturn, TypeVar
 
 import click
 
-from pykka_raft import Config
+from pykka_raft.kv import cli_run
 from pykka_raft.kv.client import Client
-from pykka_raft.kv.config import (
-    NETWORKS,
-    STORAGES,
-    HttpSettings,
-    KvConfigError,
-    build_config,
-    load_file,
-    parse_peer,
-)
 from pykka_raft.kv.errors import EXIT_USAGE, KvError
-from pykka_raft.kv.logs import log_to_stderr
+from pykka_raft.kv.status import status_table
 
 T = TypeVar("T")
 
@@ -113,7 +102,8 @@ def main(ctx: click.Context, urls: tuple[str, ...], timeout: float, deadline: fl
     "--consistency",
     default="linearizable",
     show_default=True,
-    help="linearizable (through the log); lease and stale arrive with ReadIndex.",
+    help="linearizable (through the leader), stale (this node's data as it is); lease "
+    "arrives with the library's lease reads.",
 )
 @click.pass_context
 def get(ctx: click.Context, key: str, consistency: str) -> None:
@@ -170,10 +160,14 @@ def _ids(text: str) -> list[int]:
 
 
 @main.command()
-@click.option("--members", help="Node ids of the new cluster (default: each node's config).")
+@click.option(
+    "--members",
+    help="Node ids of the new cluster (default: the --url nodes and their configured peers).",
+)
 @click.pass_context
 def init(ctx: click.Context, members: str | None) -> None:
-    """Form a new cluster: send init to every --url (every member must get it)."""
+    """Form a new cluster from pristine nodes: asks every --url node for its id and
+    addresses, then sends init with all of them to each."""
     ids = _ids(members) if members is not None else None
     for answer in _run(ctx, lambda c: c.init(ids)):
         _print(answer)
@@ -231,60 +225,55 @@ def snapshot(ctx: click.Context) -> None:
         _print(answer)
 
 
-@main.command("transfer-leader")
-@click.argument("node_id", type=click.IntRange(min=1))
+@main.command()
+@click.argument("file", type=click.Path(dir_okay=False, allow_dash=True))
 @click.pass_context
-def transfer_leader(ctx: click.Context, node_id: int) -> None:
-    """Hand leadership to NODE_ID (not in this version: exits 4, not_implemented)."""
+def backup(ctx: click.Context, file: str) -> None:
+    """Write every key and value of the cluster to FILE as JSON (- for stdout), read from
+    the leader after every write acknowledged before it."""
+    document = _run(ctx, lambda c: c.backup())
+    text = json.dumps(document, ensure_ascii=False, sort_keys=True)
+    if file == "-":
+        click.echo(text)
+        return
+    try:
+        with open(file, "w", encoding="utf-8") as fh:
+            fh.write(text + "\n")
+    except OSError as exc:
+        _fail(f"cannot write {file}: {exc}", EXIT_USAGE)
+    click.echo(f"{document['count']} keys (through index {document['index']}) written to {file}")
+
+
+@main.command()
+@click.argument("file", type=click.Path(dir_okay=False, allow_dash=True))
+@click.pass_context
+def restore(ctx: click.Context, file: str) -> None:
+    """Write every key and value of a backup FILE into the cluster (- for stdin); keys
+    that exist are overwritten."""
+    try:
+        with click.open_file(file, encoding="utf-8") as fh:
+            document = json.load(fh)
+        items = document["items"]
+        if not isinstance(items, dict):
+            raise TypeError("items is not an object")
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        _fail(f"{file} is not a backup made by the backup command: {exc}", EXIT_USAGE)
+    count = _run(ctx, lambda c: c.restore(items))
+    click.echo(f"{count} keys restored")
+
+
+@main.command("transfer-leader")
+@click.option(
+    "--to",
+    "node_id",
+    type=click.IntRange(min=1),
+    help="The voter to hand over to (default: the most up-to-date one).",
+)
+@click.pass_context
+def transfer_leader(ctx: click.Context, node_id: int | None) -> None:
+    """Make another voter the leader; prints the new leader once it leads (exit 4 with
+    transfer_failed if it did not take over within an election timeout)."""
     _print(_run(ctx, lambda c: c.transfer_leader(node_id)))
-
-
-def status_table(view: dict[str, Any]) -> str:
-    """The ``status`` table: one line per member."""
-    columns = (
-        "ID",
-        "ROLE",
-        "STATE",
-        "TERM",
-        "LEADER",
-        "LAST LOG",
-        "COMMIT",
-        "APPLIED",
-        "LAG",
-        "URL",
-    )
-    rows = [columns]
-    for m in view["members"]:
-
-        def cell(name: str, member: dict[str, Any] = m) -> str:
-            value = member.get(name)
-            return "-" if value is None else str(value)
-
-        rows.append(
-            (
-                str(m["id"]),
-                m["role"],
-                m.get("state") or "-",
-                cell("term"),
-                cell("leader_id"),
-                cell("last_log_index"),
-                cell("commit_index"),
-                cell("last_applied"),
-                cell("lag"),
-                m.get("url") or "-",
-            )
-        )
-    widths = [max(len(r[i]) for r in rows) for i in range(len(columns))]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
-    leader = view.get("leader_id")
-    head = (
-        f"leader: node {leader}, term {view.get('term')}"
-        if leader is not None
-        else "leader: none known"
-    )
-    tail = [f"error: {m['id']}: {m['error']}" for m in view["members"] if m.get("error")]
-    tail += [f"error: {u}: did not answer" for u in view.get("unreachable") or ()]
-    return "\n".join([head, *lines, *tail])
 
 
 @main.command()
@@ -296,100 +285,5 @@ def status(ctx: click.Context, as_json: bool) -> None:
     click.echo(json.dumps(view, indent=2, sort_keys=True) if as_json else status_table(view))
 
 
-# --- running nodes --------------------------------------------------------------------
-
-
-def _wait_for_signal() -> None:
-    stop = threading.Event()
-
-    def handler(signum: int, frame: Any) -> None:
-        logging.getLogger("pykka_raft.kv").info("signal %d: stopping", signum)
-        stop.set()
-
-    signal.signal(signal.SIGTERM, handler)
-    signal.signal(signal.SIGINT, handler)
-    while not stop.wait(1.0):
-        pass
-
-
-@main.command()
-@click.option("--config", "config_file", type=click.Path(dir_okay=False), help="A TOML file.")
-@click.option("--id", "node_id", type=int, help="This node's id (positive).")
-@click.option("--http", "http_address", help="HTTP API address, host:port (port 0: any).")
-@click.option("--raft", "raft_address", help="Raft address, host:port (TCP network).")
-@click.option("--data-dir", help="Data directory (sqlite storage).")
-@click.option("--keys-dir", help="Network keys directory (TCP network).")
-@click.option("--peer", "peers", multiple=True, metavar="ID=RAFT,HTTP", help="A peer (repeat).")
-@click.option("--storage", type=click.Choice(STORAGES), help="memory (default) or sqlite.")
-@click.option("--network", type=click.Choice(NETWORKS), help="local (default) or tcp.")
-@click.option("--log-level", default="INFO", show_default=True)
-def serve(
-    config_file: str | None,
-    node_id: int | None,
-    http_address: str | None,
-    raft_address: str | None,
-    data_dir: str | None,
-    keys_dir: str | None,
-    peers: tuple[str, ...],
-    storage: str | None,
-    network: str | None,
-    log_level: str,
-) -> None:
-    """Run one node: a Raft node and its HTTP API, until SIGTERM or Ctrl-C."""
-    from pykka_raft.kv.server import KvServer
-
-    try:
-        doc: dict[str, Any] = dict(load_file(config_file)) if config_file else {}
-        flags = {
-            "node_id": node_id,
-            "http_address": http_address,
-            "raft_address": raft_address,
-            "data_dir": data_dir,
-            "keys_dir": keys_dir,
-            "storage": storage,
-            "network": network,
-        }
-        doc.update({k: v for k, v in flags.items() if v is not None})
-        if peers:
-            doc["peers"] = {p.node_id: p for p in map(parse_peer, peers)}
-        config = build_config(doc)
-        server = KvServer(config)
-    except (KvConfigError, OSError) as exc:
-        _fail(str(exc), EXIT_USAGE)
-    log_to_stderr(server.node.view, getattr(logging, log_level.upper(), logging.INFO))
-    try:
-        server.begin()
-    except KvConfigError as exc:
-        _fail(str(exc), EXIT_USAGE)
-    click.echo(f"node {config.node_id} serving {server.url}")
-    sys.stdout.flush()
-    _wait_for_signal()
-    server.stop()
-
-
-@main.command("dev-cluster")
-@click.option("--nodes", default=3, show_default=True, type=click.IntRange(1, 9))
-@click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--base-port", default=0, show_default=True, help="Node N gets base+N-1 (0: any).")
-def dev_cluster(nodes: int, host: str, base_port: int) -> None:
-    """Run NODES nodes in this one process (in memory, in-process network), formed into a
-    cluster, until Ctrl-C. For trying the API and the CLI; not a deployment."""
-    from pykka_raft.kv.local import LocalCluster
-
-    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s: %(message)s")
-    ports = {n: (base_port + n - 1 if base_port else 0) for n in range(1, nodes + 1)}
-    try:
-        cluster = LocalCluster(
-            range(1, nodes + 1), raft=Config(), host=host, ports=ports, http=HttpSettings()
-        )
-    except OSError as exc:
-        _fail(f"cannot bind: {exc}", EXIT_USAGE)
-    try:
-        cluster.init()
-        for node_id, server in sorted(cluster.servers.items()):
-            click.echo(f"node {node_id} serving {server.url}")
-        click.echo(f"try: pykka-raft-kv --url {cluster.url(1)} status")
-        sys.stdout.flush()
-        _wait_for_signal()
-    finally:
-        cluster.close()
+for _command in cli_run.COMMANDS:
+    main.add_command(_command)

@@ -11,6 +11,7 @@ Each request uses its own connection, so one ``Client`` can be shared by threads
 
 from __future__ import annotations
 
+import concurrent.futures
 import http.client
 import json
 import time
@@ -172,8 +173,22 @@ class Client:
     # --- admin --------------------------------------------------------------------------
 
     def init(self, members: Iterable[int] | None = None) -> list[dict[str, Any]]:
-        """Form a cluster: send init to every URL this client was given."""
-        body = {"members": list(members)} if members is not None else None
+        """Form a cluster: send init to every URL this client was given.
+
+        Each node is first asked for its id and addresses, and every node gets them all
+        (``nodes``), so nodes started without peers (or on ports the system chose) can
+        form a cluster. Without ``members``, each node proposes itself, its configured
+        peers and the nodes given here.
+        """
+        nodes: dict[str, dict[str, str]] = {}
+        for url in self.urls:
+            status = self.call("GET", "/v1/status", target=url, follow=False)
+            node_id = str(status["node_id"])
+            record = (status.get("nodes") or {}).get(node_id) or {}
+            nodes[node_id] = {k: v for k, v in record.items() if k in ("raft", "http") and v}
+        body: dict[str, Any] = {"nodes": nodes}
+        if members is not None:
+            body["members"] = list(members)
         return [
             self.call("POST", "/v1/admin/init", body, target=url, follow=False) for url in self.urls
         ]
@@ -204,10 +219,37 @@ class Client:
             "POST", "/v1/admin/snapshot", None, target=_base(url or self.urls[0]), follow=False
         )
 
-    def transfer_leader(self, node_id: int) -> Any:
-        """Hand leadership to ``node_id`` (not in this version: raises
-        ``NotImplementedYet``)."""
-        return self.call("POST", "/v1/admin/transfer-leader", {"id": node_id})
+    def transfer_leader(self, node_id: int | None = None) -> Any:
+        """Hand leadership to ``node_id`` (``None``: the most up-to-date voter); returns
+        ``{"leader_id", "term", "leader_url"}`` once it leads. Raises ``Conflict``
+        (``transfer_failed``) if it did not take over within an election timeout."""
+        body = {} if node_id is None else {"id": node_id}
+        result = self.call("POST", "/v1/admin/transfer-leader", body, admin=True)
+        if isinstance(result, dict) and result.get("leader_url"):
+            self.leader_url = _base(result["leader_url"])
+        return result
+
+    def backup(self) -> dict[str, Any]:
+        """Every key and value of the cluster, from the leader: ``{"node_id", "index",
+        "count", "items": {key: value}}`` (``docs/kv-service.md``, Backup and restore)."""
+        result: dict[str, Any] = self.call("GET", "/v1/admin/backup", idempotent=True)
+        return result
+
+    def restore(self, items: dict[str, Any], threads: int = 8) -> int:
+        """Write every ``key: value`` of a backup's ``items`` (existing keys are
+        overwritten); the number written. Raises the first error, once the other writes
+        were tried."""
+        keys = sorted(items)
+        if any(not isinstance(k, str) or not k for k in keys):
+            raise ValueError("a backup's keys are non-empty strings")
+
+        def write(key: str) -> None:
+            self.put(key, items[key])
+
+        with concurrent.futures.ThreadPoolExecutor(max(1, threads)) as pool:
+            for _ in pool.map(write, keys):
+                pass
+        return len(keys)
 
     def status(self, url: str | None = None) -> Any:
         """One node's own view (``GET /v1/status``; default: the first URL)."""

@@ -21,8 +21,10 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - the [kv] extra installs tomli on 3.10
     import tomli as tomllib  # type: ignore[import-not-found,unused-ignore]
 
-STORAGES = ("memory", "sqlite")
-NETWORKS = ("local", "tcp")
+STORAGES = ("sqlite", "memory")
+NETWORKS = ("tcp", "local")
+DURABILITIES = ("fsync", "os")
+UNSPECIFIED_HOSTS = ("0.0.0.0", "::", "")
 
 
 class KvConfigError(RaftError, ValueError):
@@ -112,14 +114,20 @@ class NodeConfig:
         node_id: this node's Raft id (a positive integer).
         http_address: where the HTTP API listens, ``host:port`` (port 0: the system
             picks one; the server reports it).
-        raft_address: where the Raft node listens for its peers (TCP network only).
+        raft_address: where the Raft node listens for its peers and how they reach it
+            (TCP network; port 0: the system picks one, the node reports it).
         data_dir: the node's data directory (``SqliteStore``; unused with ``memory``).
-        keys_dir: where the network's CURVE keys live (TCP network only).
+        keys_dir: where the network's CURVE keys live (TCP network, unless ``insecure``).
         peers: the other members this node knows at start.
-        storage: ``"memory"`` (``MemStore``: lost when the process ends) or ``"sqlite"``
-            (durable; arrives with the storage integration).
-        network: ``"local"`` (nodes of this process only) or ``"tcp"`` (between
-            processes; arrives with the network integration).
+        storage: ``"sqlite"`` (default: ``SqliteStore`` in ``data_dir``, durable) or
+            ``"memory"`` (``MemStore``: lost when the process ends).
+        network: ``"tcp"`` (default: ``TcpNetwork`` between processes and machines) or
+            ``"local"`` (the nodes of this process only).
+        durability: ``"fsync"`` (default: every acknowledged write was fsynced and
+            survives a power cut) or ``"os"`` (survives a crash of the process, not of
+            the machine); ``docs/storage.md`` explains both.
+        insecure: run the TCP network without CURVE keys: no authentication and no
+            encryption. For experiments on one machine only; logged at WARNING.
         raft: the Raft node's settings.
         http: the HTTP layer's settings.
     """
@@ -130,21 +138,45 @@ class NodeConfig:
     data_dir: str | None = None
     keys_dir: str | None = None
     peers: tuple[PeerConfig, ...] = ()
-    storage: str = "memory"
-    network: str = "local"
+    storage: str = "sqlite"
+    network: str = "tcp"
+    durability: str = "fsync"
+    insecure: bool = False
     raft: Config = attrs.field(factory=Config)
     http: HttpSettings = attrs.field(factory=HttpSettings)
 
     def __attrs_post_init__(self) -> None:
         if self.node_id < 1:
             raise KvConfigError(f"node_id: must be a positive integer, got {self.node_id}")
-        parse_address(self.http_address, "http_address")
+        _reachable(self.http_address, "http_address")
         if self.raft_address is not None:
-            parse_address(self.raft_address, "raft_address")
+            _reachable(self.raft_address, "raft_address")
         if self.storage not in STORAGES:
             raise KvConfigError(f"storage: one of {', '.join(STORAGES)}, got {self.storage!r}")
         if self.network not in NETWORKS:
             raise KvConfigError(f"network: one of {', '.join(NETWORKS)}, got {self.network!r}")
+        if self.durability not in DURABILITIES:
+            raise KvConfigError(
+                f"durability: one of {', '.join(DURABILITIES)}, got {self.durability!r}"
+            )
+        if self.storage == "sqlite" and not self.data_dir:
+            raise KvConfigError(
+                "data_dir: required with storage = 'sqlite' (flag --data-dir); "
+                "storage = 'memory' keeps nothing when the process ends"
+            )
+        if self.network == "tcp":
+            if self.raft_address is None:
+                raise KvConfigError(
+                    "raft_address: required with network = 'tcp' (flag --raft host:port)"
+                )
+            if self.insecure and self.keys_dir:
+                raise KvConfigError("keys_dir and insecure: give one, not both")
+            if not self.insecure and not self.keys_dir:
+                raise KvConfigError(
+                    "keys_dir: required with network = 'tcp' (flag --keys-dir; make keys "
+                    "with pykka-raft-kv keygen); insecure = true runs without keys, for "
+                    "experiments on one machine only"
+                )
         seen = {self.node_id}
         for peer in self.peers:
             if peer.node_id in seen:
@@ -171,6 +203,16 @@ class NodeConfig:
         out = {p.node_id: p.http_address for p in self.peers}
         out[self.node_id] = self.http_address
         return out
+
+
+def _reachable(address: str, what: str) -> None:
+    host, _port = parse_address(address, what)
+    if host in UNSPECIFIED_HOSTS:
+        raise KvConfigError(
+            f"{what}: {address!r} is not an address other nodes and clients can reach; "
+            "give this machine's own address (it is both where the node listens and what "
+            "it tells the others)"
+        )
 
 
 def parse_peer(text: str) -> PeerConfig:
@@ -204,6 +246,8 @@ _TOP = {
     "peers",
     "storage",
     "network",
+    "durability",
+    "insecure",
     "raft",
     "http",
 }
@@ -219,9 +263,9 @@ def build_config(doc: Mapping[str, Any]) -> NodeConfig:
     unknown = sorted(set(doc) - _TOP)
     if unknown:
         raise KvConfigError(f"unknown configuration field(s): {', '.join(unknown)}")
-    for field in ("node_id", "http_address"):
+    for field, flag in (("node_id", "--id"), ("http_address", "--http")):
         if doc.get(field) is None:
-            raise KvConfigError(f"{field}: required (flag --{field.split('_')[0]} or file)")
+            raise KvConfigError(f"{field}: required (flag {flag} or the file)")
     peers_doc = doc.get("peers") or {}
     peers: list[PeerConfig] = []
     if isinstance(peers_doc, Mapping):
@@ -251,8 +295,10 @@ def build_config(doc: Mapping[str, Any]) -> NodeConfig:
             data_dir=_opt_str(doc.get("data_dir"), "data_dir"),
             keys_dir=_opt_str(doc.get("keys_dir"), "keys_dir"),
             peers=tuple(sorted(peers, key=lambda p: p.node_id)),
-            storage=_str(doc.get("storage", "memory"), "storage"),
-            network=_str(doc.get("network", "local"), "network"),
+            storage=_str(doc.get("storage", "sqlite"), "storage"),
+            network=_str(doc.get("network", "tcp"), "network"),
+            durability=_str(doc.get("durability", "fsync"), "durability"),
+            insecure=_bool(doc.get("insecure", False), "insecure"),
             raft=raft if isinstance(raft, Config) else _raft_config(raft),
             http=http if isinstance(http, HttpSettings) else HttpSettings(**http),
         )
@@ -284,6 +330,12 @@ def _int(value: Any, field: str) -> int:
         if isinstance(value, str) and value.isdigit():
             return int(value)
         raise KvConfigError(f"{field}: expected an integer, got {value!r}")
+    return value
+
+
+def _bool(value: Any, field: str) -> bool:
+    if not isinstance(value, bool):
+        raise KvConfigError(f"{field}: expected true or false, got {value!r}")
     return value
 
 

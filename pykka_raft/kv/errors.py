@@ -22,7 +22,7 @@ EXIT_USAGE = 2
 EXIT_UNREACHABLE = 3
 """No node could be reached (connection refused, timed out before an answer, bad URL)."""
 EXIT_REFUSED = 4
-"""A node refused the request (a 4xx answer, or 501): nothing was changed."""
+"""A node refused the request (a 4xx answer): nothing was changed."""
 EXIT_UNKNOWN_OUTCOME = 5
 """The request may or may not have taken effect (a 504, or the connection broke after a
 write was sent). Read the value back before retrying."""
@@ -94,19 +94,14 @@ class CasFailed(KvError):
 
 class Conflict(KvError):
     """409: the request conflicts with the cluster's state (a membership change that is a
-    no-op, inoperable or overlapping another one, a node that is not pristine...)."""
+    no-op, inoperable or overlapping another one, a node that is not pristine, a
+    leadership transfer that did not complete...)."""
 
     exit_code = EXIT_REFUSED
 
 
 class BodyTooLarge(KvError):
     """413: the request body is over the node's limit."""
-
-    exit_code = EXIT_REFUSED
-
-
-class NotImplementedYet(KvError):
-    """501: the operation exists in the API but not in this version (leadership transfer)."""
 
     exit_code = EXIT_REFUSED
 
@@ -157,9 +152,9 @@ CODES: dict[str, tuple[int, type[KvError]]] = {
     "not_pristine": (409, Conflict),
     "not_a_learner": (409, Conflict),
     "snapshots_unsupported": (409, Conflict),
+    "transfer_failed": (409, Conflict),
     "body_too_large": (413, BodyTooLarge),
     "internal": (500, ServerError),
-    "not_implemented": (501, NotImplementedYet),
     "not_leader": (503, Unavailable),
     "no_leader": (503, Unavailable),
     "busy": (503, Unavailable),
@@ -176,7 +171,6 @@ _BY_STATUS: dict[int, type[KvError]] = {
     405: MethodNotAllowed,
     409: Conflict,
     413: BodyTooLarge,
-    501: NotImplementedYet,
     503: Unavailable,
     504: UnknownOutcome,
 }

@@ -67,6 +67,8 @@ class LocalCluster:
             node_id=node_id,
             http_address=f"{self.host}:{port}",
             peers=peers,
+            storage="memory",
+            network="local",
             raft=self.raft,
             http=self.http,
         )

@@ -1,30 +1,33 @@
 """``GET /metrics``: the node's figures in the Prometheus text format.
 
-Raft figures are read from the node's latest :class:`~pykka_raft.RaftMetrics` when the
-endpoint is scraped (:class:`RaftCollector`); HTTP figures (requests, write latency) are
-counted by the HTTP layer as requests are served (:class:`HttpMetrics`). Each node has
-its own registry, so several nodes can share one process.
+Raft figures are read from the node's latest :class:`~pykka_raft.RaftMetrics` (and the
+TCP network's ``NetworkMetrics``) when the endpoint is scraped (:class:`RaftCollector`);
+HTTP figures (requests, write latency) are counted by the HTTP layer as requests are
+served (:class:`HttpMetrics`). Each node has its own registry, so several nodes can share
+one process.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from pykka_raft import RaftMetrics, State
-from pykka_raft.kv.node import MetricsView
+from pykka_raft.kv.node import KvNode, MetricsView
 
 WRITE_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 
 
 class RaftCollector(Collector):
-    """Turns the node's latest metrics into gauges at scrape time."""
+    """Turns the node's latest metrics (and its network's) into families at scrape time."""
 
-    def __init__(self, view: MetricsView) -> None:
-        self.view = view
+    def __init__(self, node: KvNode) -> None:
+        self.node = node
+        self.view: MetricsView = node.view
 
     def collect(self) -> Iterable[Metric]:
         """Yield the families of one scrape (nothing while the node is starting)."""
@@ -35,6 +38,11 @@ class RaftCollector(Collector):
 
         def gauge(name: str, doc: str, value: float) -> GaugeMetricFamily:
             family = GaugeMetricFamily(name, doc, labels=["node"])
+            family.add_metric([node], value)
+            return family
+
+        def counter(name: str, doc: str, value: float) -> CounterMetricFamily:
+            family = CounterMetricFamily(name, doc, labels=["node"])
             family.add_metric([node], value)
             return family
 
@@ -55,26 +63,112 @@ class RaftCollector(Collector):
         )
         yield gauge("pykka_raft_voters", "voters in the membership", len(m.voters))
         yield gauge("pykka_raft_non_voters", "non-voters in the membership", len(m.non_voters))
-        changes = CounterMetricFamily(
+        yield counter(
             "pykka_raft_leader_changes",
             "leaders this node has seen take over since it started",
-            labels=["node"],
+            self.view.leader_changes_total,
         )
-        changes.add_metric([node], self.view.leader_changes_total)
-        yield changes
+        yield counter(
+            "pykka_raft_elections_started",
+            "elections this node started as a candidate since it started",
+            m.elections_started,
+        )
+        refused = CounterMetricFamily(
+            "pykka_raft_writes_refused",
+            "client writes the leader refused, by reason (busy: backpressure or a "
+            "leadership transfer; application: the codec, storage or state machine)",
+            labels=["node", "reason"],
+        )
+        refused.add_metric([node, "busy"], m.writes_refused_busy)
+        refused.add_metric([node, "application"], m.writes_refused_application)
+        yield refused
+        yield counter(
+            "pykka_raft_snapshots_sent",
+            "snapshot transfers this node completed as a leader",
+            m.snapshots_sent,
+        )
+        yield counter(
+            "pykka_raft_snapshots_installed",
+            "snapshots this node received and installed",
+            m.snapshots_installed,
+        )
         yield from peer_families(m)
+        yield from network_families(node, self.node.network_metrics())
 
 
 def peer_families(m: RaftMetrics) -> Iterator[Metric]:
-    """Per-peer figures: the one place to add them.
+    """Per-peer replication figures, from the leader's view (``RaftMetrics.replication``;
+    empty on followers), labelled ``node`` (the leader) and ``peer``."""
+    node = str(m.id)
+    matched = GaugeMetricFamily(
+        "pykka_raft_peer_match_index",
+        "the highest log index the leader knows replicated on the peer",
+        labels=["node", "peer"],
+    )
+    lag = GaugeMetricFamily(
+        "pykka_raft_peer_lag",
+        "entries of the leader's log the peer lacks (last log index - match index)",
+        labels=["node", "peer"],
+    )
+    snapshotting = GaugeMetricFamily(
+        "pykka_raft_peer_snapshotting",
+        "1 while the leader sends the peer a snapshot",
+        labels=["node", "peer"],
+    )
+    for r in m.replication:
+        peer = str(r.node_id)
+        matched.add_metric([node, peer], r.matched)
+        lag.add_metric([node, peer], r.lag)
+        snapshotting.add_metric([node, peer], float(r.snapshotting))
+    yield matched
+    yield lag
+    yield snapshotting
 
-    ``RaftMetrics`` does not carry per-peer replication progress yet. Once it does (a
-    leader's match index per follower), yield ``pykka_raft_peer_match_index`` and
-    ``pykka_raft_peer_lag`` (leader's last log index minus the match index) here, labelled
-    ``node`` and ``peer``; the status page and ``status`` command compute lag from each
-    node's own applied index meanwhile.
-    """
-    return iter(())
+
+def network_families(node: str, net: Any) -> Iterator[Metric]:
+    """The TCP network's figures (``GetNetworkMetrics``); nothing on the local network."""
+    if net is None:
+        return
+    errors = CounterMetricFamily(
+        "pykka_raft_net_errors",
+        "refused input and failures the network saw, by kind (docs/network.md)",
+        labels=["node", "kind"],
+    )
+    for kind, count in net.errors:
+        errors.add_metric([node, kind], count)
+    yield errors
+    connected = GaugeMetricFamily(
+        "pykka_raft_net_peer_connected",
+        "1 while the outgoing connection to the peer is up",
+        labels=["node", "peer"],
+    )
+    timeouts = CounterMetricFamily(
+        "pykka_raft_net_peer_timeouts",
+        "requests to the peer answered Unreachable after rpc_timeout or a dropped connection",
+        labels=["node", "peer"],
+    )
+    failures = CounterMetricFamily(
+        "pykka_raft_net_peer_failures",
+        "requests to the peer answered Unreachable at once (not connected, isolated)",
+        labels=["node", "peer"],
+    )
+    rtt = GaugeMetricFamily(
+        "pykka_raft_net_peer_rtt_seconds",
+        "round-trip time of the last answered requests to the peer",
+        labels=["node", "peer", "quantile"],
+    )
+    for p in net.peers:
+        peer = str(p.node_id)
+        connected.add_metric([node, peer], float(p.state == "connected"))
+        timeouts.add_metric([node, peer], p.timeouts)
+        failures.add_metric([node, peer], p.failures)
+        for quantile, value in (("0.5", p.rtt_ms_p50), ("0.99", p.rtt_ms_p99)):
+            if value is not None:
+                rtt.add_metric([node, peer, quantile], value / 1000.0)
+    yield connected
+    yield timeouts
+    yield failures
+    yield rtt
 
 
 class HttpMetrics:
@@ -96,8 +190,8 @@ class HttpMetrics:
         )
 
 
-def make_registry(view: MetricsView) -> tuple[CollectorRegistry, HttpMetrics]:
+def make_registry(node: KvNode) -> tuple[CollectorRegistry, HttpMetrics]:
     """A registry for one node: its Raft collector and its HTTP metrics."""
     registry = CollectorRegistry(auto_describe=True)
-    registry.register(RaftCollector(view))
+    registry.register(RaftCollector(node))
     return registry, HttpMetrics(registry)

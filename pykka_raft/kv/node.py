@@ -130,10 +130,20 @@ class NodeDirectory:
         self._static[config.node_id] = {"http": config.http_address, "raft": config.raft_address}
         self._state_machine = state_machine
 
-    def set_static(self, node_id: NodeId, http: str, raft: str | None = None) -> None:
-        """Record a node's addresses as this node's configuration knows them."""
+    def set_static(self, node_id: NodeId, http: str | None, raft: str | None = None) -> None:
+        """Record a node's addresses as this node's configuration (or ``init``) names
+        them; a missing one keeps what was known."""
         with self._lock:
-            self._static[node_id] = {"http": http, "raft": raft}
+            record = self._static.setdefault(node_id, {"http": None, "raft": None})
+            if http is not None:
+                record["http"] = http
+            if raft is not None:
+                record["raft"] = raft
+
+    def static(self) -> dict[NodeId, dict[str, Any]]:
+        """The records this node was given (configuration, ``init``), not replicated."""
+        with self._lock:
+            return {n: dict(r) for n, r in self._static.items()}
 
     def configured(self) -> tuple[NodeId, ...]:
         """The nodes this node's own configuration names (itself and its peers)."""
@@ -165,7 +175,8 @@ class KvNode:
 
     :meth:`start` opens the storage and the network, starts the Raft node, and starts a
     small thread that, whenever this node becomes leader, records its own addresses in the
-    replicated directory (so followers can redirect clients to it).
+    replicated directory (so followers can redirect clients to it), and those of the
+    members it was given at ``init`` that the directory lacks.
     """
 
     def __init__(
@@ -177,6 +188,7 @@ class KvNode:
         self.config = config
         self.node_id = config.node_id
         self.http_address = config.http_address
+        self.raft_address = config.raft_address
         self.state_machine = KvStateMachine()
         self.view = MetricsView(config.node_id)
         self.directory = NodeDirectory(config, self.state_machine)
@@ -214,13 +226,15 @@ class KvNode:
         """
         if http_address is not None:
             self.http_address = http_address
-            self.directory.set_static(self.node_id, http_address, self.config.raft_address)
         self._storage = open_storage(self.config, self.state_machine)
         try:
             self._network = open_network(self.config, self._local)
-        except Exception:
+        except BaseException:
             self._storage.close()
             raise
+        if self._network.address is not None:
+            self.raft_address = self._network.address
+        self.directory.set_static(self.node_id, self.http_address, self.raft_address)
         self._raft = Raft.start(
             self.node_id, self.config.raft, self._network.ref, self._storage.ref, self.view
         )
@@ -229,6 +243,10 @@ class KvNode:
             target=self._register_as_leader, name=f"kv-registrar-{self.node_id}", daemon=True
         )
         self._registrar.start()
+
+    def network_metrics(self) -> Any:
+        """The TCP network's ``NetworkMetrics`` (``None`` on the local network)."""
+        return None if self._network is None else self._network.metrics()
 
     def stop(self) -> None:
         """Stop the Raft node (it answers what it still holds with ``ShuttingDown``), then
@@ -261,17 +279,35 @@ class KvNode:
             if self._stopping.is_set() or not isinstance(metrics, RaftMetrics):
                 return
             done_term = metrics.current_term
-            record = encode_value({"http": self.http_address, "raft": self.config.raft_address})
-            if self.state_machine.local_get(node_key(self.node_id)) == record:
-                continue
-            try:
-                self.raft.ask(
-                    ClientPayload.new(Put(node_key(self.node_id), record), ResponseMode.APPLIED),
-                    timeout=self._request_timeout,
-                )
-                logger.info("recorded this node's addresses in the directory")
-            except ForwardToLeader:
-                pass  # no longer leader; the next leader records itself
-            except (RaftError, pykka.Timeout) as exc:
-                if not self._stopping.is_set():
-                    logger.warning("could not record this node's addresses: %s", exc)
+            for node_id, record in self._records_to_write(metrics).items():
+                if not self._write_record(node_id, record):
+                    break
+
+    def _records_to_write(self, metrics: RaftMetrics) -> dict[NodeId, str]:
+        """This node's own record if the directory holds another one, and the records of
+        members the directory lacks but this node was given (at ``init``)."""
+        out: dict[NodeId, str] = {}
+        own = encode_value({"http": self.http_address, "raft": self.raft_address})
+        if self.state_machine.local_get(node_key(self.node_id)) != own:
+            out[self.node_id] = own
+        members = metrics.voters | metrics.non_voters
+        replicated = self.state_machine.node_records()
+        for node_id, record in sorted(self.directory.static().items()):
+            if node_id in members and node_id not in replicated and record.get("http"):
+                out.setdefault(node_id, encode_value(record))
+        return out
+
+    def _write_record(self, node_id: NodeId, record: str) -> bool:
+        try:
+            self.raft.ask(
+                ClientPayload.new(Put(node_key(node_id), record), ResponseMode.APPLIED),
+                timeout=self._request_timeout,
+            )
+            logger.info("recorded the addresses of node %s in the directory", node_id)
+            return True
+        except ForwardToLeader:
+            return False  # no longer leader; the next leader records itself
+        except (RaftError, pykka.Timeout, pykka.ActorDeadError) as exc:
+            if not self._stopping.is_set():
+                logger.warning("could not record the addresses of node %s: %s", node_id, exc)
+            return False

@@ -49,6 +49,23 @@ def node_status(node: KvNode) -> dict[str, Any]:
         commit_index=m.commit_index,
         last_applied=m.last_applied,
         snapshot_index=m.snapshot_index,
+        replication=[
+            {
+                "node_id": r.node_id,
+                "matched": r.matched,
+                "lag": r.lag,
+                "snapshotting": r.snapshotting,
+            }
+            for r in sorted(m.replication, key=lambda r: r.node_id)
+        ],
+        counters={
+            "elections_started": m.elections_started,
+            "writes_refused_busy": m.writes_refused_busy,
+            "writes_refused_application": m.writes_refused_application,
+            "snapshots_sent": m.snapshots_sent,
+            "snapshots_installed": m.snapshots_installed,
+            "leader_changes": node.view.leader_changes_total,
+        },
         membership={
             "voters": sorted(config.members),
             "voters_after": (
@@ -80,8 +97,11 @@ def gather(
             shown for that node).
 
     Returns: ``{"leader_id", "term", "members": [...], "leader_changes": [...]}``; every
-    member has its role (``voter`` / ``learner``), its status figures, ``lag`` (entries
-    the leader has committed that it has not applied), and ``error`` when unreachable.
+    member has its role (``voter`` / ``learner``), its status figures, ``matched`` and
+    ``lag`` from the leader's view of it (the highest index it holds, and how many
+    entries of the leader's log it lacks; 0 for the leader itself), and ``error`` when
+    unreachable. Without a leader's view, ``lag`` is the entries the most recent
+    authority committed that the member has not applied.
     """
     by_id: dict[int, dict[str, Any]] = {}
     errors: dict[str, str] = {}
@@ -114,6 +134,9 @@ def gather(
     leader = max(leaders, key=lambda s: s["term"]) if leaders else None
     authority = leader or (max(live, key=lambda s: s["term"]) if live else None)
     voters, learners = _members(authority) if authority else (set(), set())
+    progress: dict[int, Mapping[str, Any]] = {
+        int(r["node_id"]): r for r in (leader or {}).get("replication") or ()
+    }
     ids = sorted(voters | learners | set(by_id))
     members = []
     for node_id in ids:
@@ -124,6 +147,12 @@ def gather(
             "role": "voter" if node_id in voters else "learner" if node_id in learners else "none",
             "url": member_url,
         }
+        seen = progress.get(node_id)
+        if seen is not None:
+            row["matched"], row["lag"] = seen["matched"], seen["lag"]
+            row["snapshotting"] = bool(seen.get("snapshotting"))
+        elif leader is not None and node_id == leader["node_id"]:
+            row["matched"], row["lag"] = leader.get("last_log_index"), 0
         if status is None:
             fallback = "address unknown" if member_url is None else "no answer"
             row["error"] = errors.get(member_url, fallback) if member_url else fallback
@@ -140,11 +169,13 @@ def gather(
             ):
                 row[field] = status.get(field)
             applied = status.get("last_applied")
-            row["lag"] = (
-                max(0, leader["commit_index"] - applied)
-                if leader is not None and isinstance(applied, int)
-                else None
-            )
+            if "lag" not in row:
+                commit = (authority or {}).get("commit_index")
+                row["lag"] = (
+                    max(0, commit - applied)
+                    if isinstance(commit, int) and isinstance(applied, int)
+                    else None
+                )
         members.append(row)
     changes = (leader or authority or {}).get("leader_changes") or []
     return {
@@ -154,3 +185,54 @@ def gather(
         "leader_changes": changes,
         "unreachable": sorted(u for u in errors if u not in urls.values()),
     }
+
+
+def status_table(view: dict[str, Any]) -> str:
+    """The ``status`` command's table: one line per member. ``MATCHED`` and ``LAG`` are the
+    leader's view of each member (the highest index it holds, the entries it lacks)."""
+    columns = (
+        "ID",
+        "ROLE",
+        "STATE",
+        "TERM",
+        "LEADER",
+        "LAST LOG",
+        "COMMIT",
+        "APPLIED",
+        "MATCHED",
+        "LAG",
+        "URL",
+    )
+    rows = [columns]
+    for m in view["members"]:
+
+        def cell(name: str, member: dict[str, Any] = m) -> str:
+            value = member.get(name)
+            return "-" if value is None else str(value)
+
+        rows.append(
+            (
+                str(m["id"]),
+                m["role"],
+                m.get("state") or "-",
+                cell("term"),
+                cell("leader_id"),
+                cell("last_log_index"),
+                cell("commit_index"),
+                cell("last_applied"),
+                cell("matched"),
+                cell("lag"),
+                m.get("url") or "-",
+            )
+        )
+    widths = [max(len(r[i]) for r in rows) for i in range(len(columns))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
+    leader = view.get("leader_id")
+    head = (
+        f"leader: node {leader}, term {view.get('term')}"
+        if leader is not None
+        else "leader: none known"
+    )
+    tail = [f"error: {m['id']}: {m['error']}" for m in view["members"] if m.get("error")]
+    tail += [f"error: {u}: did not answer" for u in view.get("unreachable") or ()]
+    return "\n".join([head, *lines, *tail])

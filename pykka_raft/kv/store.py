@@ -105,6 +105,13 @@ class KvStateMachine(KeyValueStateMachine):
         with self._lock:
             return self.data.get(key)
 
+    def export(self) -> dict[str, Any]:
+        """Every key outside :data:`RESERVED_PREFIX` with its JSON value, copied at once
+        (a backup: the node directory is left out, it describes this cluster only)."""
+        with self._lock:
+            items = [(k, v) for k, v in self.data.items() if not k.startswith(RESERVED_PREFIX)]
+        return {key: decode_value(text) for key, text in sorted(items)}
+
     def node_records(self) -> dict[int, dict[str, Any]]:
         """The directory as this node has applied it: node id -> ``{"http", "raft"}``."""
         with self._lock:

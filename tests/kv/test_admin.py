@@ -135,7 +135,9 @@ def test_followers_learn_the_leaders_address_from_the_replicated_directory(
     cluster_factory: Any,
 ) -> None:
     # No node is told the others' HTTP addresses: the leader records its own in the log.
-    cluster = cluster_factory([1, 2, 3], share_addresses=False)
+    cluster = cluster_factory([1, 2, 3], init=False, share_addresses=False)
+    for node_id in (1, 2, 3):
+        request(cluster.url(node_id), "POST", "/v1/admin/init", {"members": [1, 2, 3]})
     leader = leader_of(cluster)
     follower = cluster.servers[follower_of(cluster)]
     assert follower.node.directory.configured() == (follower.node_id,)

@@ -11,6 +11,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from pykka_raft.kv.local import LocalCluster
+from pykka_raft.testing import wait_until
 from tests.kv.conftest import follower_of, leader_of, request
 
 pytestmark = pytest.mark.timeout(120)
@@ -103,10 +104,20 @@ def test_consistency_parameter(kv3: LocalCluster) -> None:
     request(url, "PUT", "/v1/kv/consistent", {"value": 1})
     ok = request(url, "GET", "/v1/kv/consistent?consistency=linearizable")
     assert ok.status == 200 and ok.json["value"] == 1
-    for level in ("lease", "stale"):
-        answer = request(url, "GET", f"/v1/kv/consistent?consistency={level}")
-        assert answer.status == 400 and answer.code == "consistency_unavailable"
-        assert "ReadIndex" in answer.json["error"]["message"]
+    lease = request(url, "GET", "/v1/kv/consistent?consistency=lease")
+    assert lease.status == 400 and lease.code == "consistency_unavailable"
+    assert "lease reads" in lease.json["error"]["message"]
+    # A stale read is served by any node from its own state machine, without a redirect.
+    for node_id in kv3.servers:
+
+        def stale_read(node_url: str = kv3.url(node_id)) -> Any:
+            answer = request(node_url, "GET", "/v1/kv/consistent?consistency=stale")
+            return answer if answer.status == 200 else None
+
+        stale = wait_until(stale_read, 10, f"the write to reach node {node_id}")
+        assert stale.json["value"] == 1 and stale.json["index"] >= 1
+    missing = request(kv3.url(1), "GET", "/v1/kv/never-written?consistency=stale")
+    assert missing.status == 404 and missing.code == "key_not_found"
     bogus = request(url, "GET", "/v1/kv/consistent?consistency=eventual")
     assert bogus.status == 400 and bogus.code == "bad_consistency"
 
@@ -155,11 +166,40 @@ def test_malformed_put_bodies_are_refused(kv3: LocalCluster, raw: bytes, code: s
         ("/v1/admin/remove", {"id": 1}),
         ("/v1/admin/init", {"members": []}),
         ("/v1/admin/init", {"members": ["a"]}),
+        ("/v1/admin/init", {"nodes": []}),
+        ("/v1/admin/init", {"nodes": {"x": {}}}),
+        ("/v1/admin/init", {"nodes": {"2": {"raft": "nowhere"}}}),
+        ("/v1/admin/init", {"nodes": {"2": {"grpc": "127.0.0.1:1"}}}),
+        ("/v1/admin/init", {"members": [1], "extra": True}),
+        ("/v1/admin/promote", {}),
+        ("/v1/admin/transfer-leader", {"id": "2"}),
+        ("/v1/admin/transfer-leader", {"id": 0}),
+        ("/v1/admin/transfer-leader", {"to": 2}),
+        ("/v1/admin/transfer-leader", [2]),
     ],
 )
 def test_wrong_types_are_400(kv3: LocalCluster, path: str, body: Any) -> None:
     answer = request(leader_url(kv3), "POST", path, body)
     assert answer.status == 400 and answer.code == "bad_request", answer.data
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/v1/admin/init",
+        "/v1/admin/voters",
+        "/v1/admin/learners",
+        "/v1/admin/promote",
+        "/v1/admin/remove",
+        "/v1/admin/transfer-leader",
+        "/v1/kv/k/cas",
+    ],
+)
+def test_malformed_json_on_every_post_endpoint(kv3: LocalCluster, path: str) -> None:
+    url = leader_url(kv3)
+    answer = request(url, "POST", path, raw=b'{"id": 4,', headers={"Content-Length": "9"})
+    assert answer.status == 400 and answer.code == "bad_json", answer.data
+    assert request(url, "GET", "/v1/status").json["membership"]["voters"] == [1, 2, 3]
 
 
 def test_bodies_over_the_limit_are_413_before_being_read(kv3: LocalCluster) -> None:
@@ -286,8 +326,3 @@ def test_status_page_is_served(kv3: LocalCluster) -> None:
     assert answer.status == 200
     assert answer.headers["content-type"].startswith("text/html")
     assert b"/v1/cluster" in answer.data
-
-
-def test_transfer_leader_is_a_documented_placeholder(kv3: LocalCluster) -> None:
-    answer = request(leader_url(kv3), "POST", "/v1/admin/transfer-leader", {"id": 2})
-    assert answer.status == 501 and answer.code == "not_implemented"

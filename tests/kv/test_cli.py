@@ -56,8 +56,8 @@ def test_refused_requests_exit_4(kv3: LocalCluster) -> None:
     assert missing.exit_code == 4 and "key_not_found" in missing.stderr
     assert run(kv3.urls, "get", "cli/never", "--consistency", "lease").exit_code == 4
     assert run(kv3.urls, "remove", "1", "2", "3").exit_code == 4
-    transfer = run(kv3.urls, "transfer-leader", "2")
-    assert transfer.exit_code == 4 and "not_implemented" in transfer.stderr
+    transfer = run(kv3.urls, "transfer-leader", "--to", "9")
+    assert transfer.exit_code == 4 and "transfer_failed" in transfer.stderr
 
 
 def test_usage_errors_exit_2(kv3: LocalCluster) -> None:
@@ -127,6 +127,111 @@ def test_cluster_lifecycle(cluster_factory: Any) -> None:
     assert promoted.exit_code == 0 and json.loads(promoted.stdout)["voters"] == [1, 2, 3, 4, 5]
     removed = run(cluster.urls, "remove", "4", "5")
     assert removed.exit_code == 0 and json.loads(removed.stdout)["voters"] == [1, 2, 3]
-    snap = run(cluster.urls[:3], "snapshot")
+    cluster.stop_node(4)  # removed nodes are stopped
+    cluster.stop_node(5)
+    leader = leader_of(cluster)
+    target = next(n for n in (1, 2, 3) if n != leader)
+    moved = run(cluster.urls, "transfer-leader", "--to", str(target))
+    assert moved.exit_code == 0, moved.output
+    assert json.loads(moved.stdout)["leader_id"] == target
+    assert leader_of(cluster) == target
+    snap = run(cluster.urls, "snapshot")
     assert snap.exit_code == 0
     assert [json.loads(line)["node_id"] for line in snap.stdout.splitlines()] == [1, 2, 3]
+
+
+CLIENT_COMMANDS = [
+    ["get", "k"],
+    ["get", "k", "--consistency", "stale"],
+    ["put", "k", "1"],
+    ["delete", "k"],
+    ["cas", "k", "--new", "1"],
+    ["init"],
+    ["add-voter", "4", "--http-address", "127.0.0.1:1", "--raft-address", "127.0.0.1:2"],
+    ["add-learner", "4", "--http-address", "127.0.0.1:1", "--raft-address", "127.0.0.1:2"],
+    ["promote", "4"],
+    ["remove", "4"],
+    ["snapshot"],
+    ["transfer-leader"],
+    ["transfer-leader", "--to", "2"],
+    ["status"],
+    ["backup", "-"],
+]
+
+
+@pytest.mark.parametrize("args", CLIENT_COMMANDS, ids=lambda a: " ".join(a))
+def test_every_command_against_a_node_that_is_down_exits_3(
+    closed_url: str, args: list[str]
+) -> None:
+    result = run([closed_url], *args)
+    assert result.exit_code == 3, result.output
+    assert "error:" in result.stderr and "Traceback" not in result.output
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["get"],
+        ["put", "k"],
+        ["cas", "k"],
+        ["cas", "k", "--new", "{oops"],
+        ["add-voter", "4"],
+        ["add-voter", "x", "--http-address", "127.0.0.1:1"],
+        ["add-learner", "0", "--http-address", "127.0.0.1:1"],
+        ["promote"],
+        ["remove", "-1"],
+        ["transfer-leader", "--to", "0"],
+        ["transfer-leader", "2"],
+        ["status", "--bogus"],
+        ["snapshot", "extra"],
+        ["keygen"],
+        ["serve", "--storage", "tape"],
+        ["local-cluster", "--nodes", "0"],
+        ["dev-cluster", "--nodes", "99"],
+        ["demo", "--clients", "0"],
+    ],
+    ids=lambda a: " ".join(a),
+)
+def test_bad_usage_of_every_command_exits_2(closed_url: str, args: list[str]) -> None:
+    result = run([closed_url], *args)
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output
+
+
+def test_keygen_writes_a_key_pair_once(tmp_path: Any) -> None:
+    made = CliRunner().invoke(main, ["keygen", str(tmp_path), "--node", "3"])
+    assert made.exit_code == 0, made.output
+    assert (tmp_path / "node-3.key").exists() and (tmp_path / "node-3.key_secret").exists()
+    again = CliRunner().invoke(main, ["keygen", str(tmp_path), "--node", "3"])
+    assert again.exit_code == 2 and "exists" in again.stderr
+
+
+def test_backup_then_restore_into_a_new_cluster(cluster_factory: Any, tmp_path: Any) -> None:
+    old = cluster_factory([1, 2, 3])
+    values = {"a": 1, "b/c": {"x": [1, None]}, "nothing": None, "é": "ü"}
+    client = old.client()
+    for key, value in values.items():
+        client.put(key, value)
+    path = tmp_path / "backup.json"
+    made = run([old.url(follower_of(old))], "backup", str(path))  # a follower redirects
+    assert made.exit_code == 0, made.output
+    document = json.loads(path.read_text())
+    assert document["items"] == values  # the node directory (.kv/) is not in a backup
+    assert document["count"] == 4 and document["index"] > 0
+    new = cluster_factory([7, 8, 9])
+    restored = run(new.urls, "restore", str(path))
+    assert restored.exit_code == 0 and "4 keys restored" in restored.stdout, restored.output
+    again = new.client()
+    assert {key: again.get(key) for key in values} == values
+    to_stdout = run(new.urls, "backup", "-")
+    assert json.loads(to_stdout.stdout)["items"] == values
+
+
+def test_restore_refuses_what_is_not_a_backup(closed_url: str, tmp_path: Any) -> None:
+    for text in ("not json", '{"items": [1]}', '{"other": 1}'):
+        path = tmp_path / "bad.json"
+        path.write_text(text)
+        result = run([closed_url], "restore", str(path))
+        assert result.exit_code == 2 and "not a backup" in result.stderr
+    missing = run([closed_url], "restore", str(tmp_path / "missing.json"))
+    assert missing.exit_code == 2

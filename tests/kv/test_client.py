@@ -17,7 +17,6 @@ from pykka_raft.kv import (
     Conflict,
     HttpSettings,
     KeyNotFound,
-    NotImplementedYet,
     Unavailable,
     UnknownOutcome,
 )
@@ -49,11 +48,12 @@ def test_typed_errors(kv3: LocalCluster) -> None:
     assert failed.value.current == 1 and failed.value.exists is True
     with pytest.raises(CasFailed):
         client.cas("client/cas", new=3)  # expected left out: only if absent
-    with pytest.raises(BadRequest) as stale:
-        client.get("client/cas", consistency="stale")
-    assert stale.value.code == "consistency_unavailable"
-    with pytest.raises(NotImplementedYet):
-        client.transfer_leader(2)
+    with pytest.raises(BadRequest) as lease:
+        client.get("client/cas", consistency="lease")
+    assert lease.value.code == "consistency_unavailable"
+    with pytest.raises(Conflict) as not_a_voter:
+        client.transfer_leader(9)
+    assert not_a_voter.value.code == "transfer_failed"
     with pytest.raises(Conflict) as noop:
         client.remove(9)
     assert noop.value.code == "noop"

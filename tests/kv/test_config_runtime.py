@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from pykka_raft import SnapshotPolicy
+from pykka_raft import SnapshotPolicy, StorageError
 from pykka_raft.kv import KvConfigError, NodeConfig, PeerConfig, RuntimeUnavailable
 from pykka_raft.kv.config import build_config, load_file, parse_address, parse_peer
 from pykka_raft.kv.runtime import LocalNetwork, open_network, open_storage
 from pykka_raft.kv.store import KvStateMachine
+from pykka_raft.net import generate_keypair
+
+LOCAL = {"node_id": 1, "http_address": "h:1", "storage": "memory", "network": "local"}
 
 TOML = """
 node_id = 1
@@ -18,8 +23,9 @@ http_address = "127.0.0.1:8001"
 raft_address = "127.0.0.1:9001"
 data_dir = "/var/lib/pykka-raft-kv/1"
 keys_dir = "/etc/pykka-raft-kv/keys"
-storage = "memory"
-network = "local"
+storage = "sqlite"
+network = "tcp"
+durability = "os"
 
 [peers.2]
 http_address = "127.0.0.1:8002"
@@ -44,6 +50,7 @@ def test_a_full_toml_file(tmp_path: Path) -> None:
     path.write_text(TOML)
     config = build_config(load_file(path))
     assert config.node_id == 1 and config.members == (1, 2, 3)
+    assert (config.storage, config.network, config.durability) == ("sqlite", "tcp", "os")
     assert config.peers == (
         PeerConfig(2, "127.0.0.1:8002", "127.0.0.1:9002"),
         PeerConfig(3, "127.0.0.1:8003", None),
@@ -74,6 +81,17 @@ def test_a_full_toml_file(tmp_path: Path) -> None:
         ({"node_id": 1, "http_address": "h:1", "raft": {"no_such": 1}}, "[raft]"),
         ({"node_id": 1, "http_address": "h:1", "raft": {"snapshot_policy": -1}}, "snapshot"),
         ({"node_id": 1, "http_address": "h:1", "http": {"threads": 0}}, "threads"),
+        ({**LOCAL, "durability": "never"}, "durability"),
+        ({**LOCAL, "insecure": "yes"}, "insecure"),
+        ({**LOCAL, "storage": "sqlite"}, "data_dir: required"),
+        ({**LOCAL, "network": "tcp", "insecure": True}, "raft_address: required"),
+        ({**LOCAL, "network": "tcp", "raft_address": "h:2"}, "keys_dir: required"),
+        (
+            {**LOCAL, "network": "tcp", "raft_address": "h:2", "keys_dir": "k", "insecure": True},
+            "not both",
+        ),
+        ({**LOCAL, "http_address": "0.0.0.0:8001"}, "reach"),
+        ({**LOCAL, "raft_address": "[::]:9001"}, "reach"),
     ],
 )
 def test_bad_configurations_name_the_field(doc: dict[str, object], message: str) -> None:
@@ -99,7 +117,7 @@ def test_peer_flags() -> None:
         with pytest.raises(KvConfigError):
             parse_peer(bad)
     with pytest.raises(KvConfigError, match="listed twice"):
-        NodeConfig(1, "h:1", peers=(PeerConfig(2, "h:2"), PeerConfig(2, "h:3")))
+        local(peers=(PeerConfig(2, "h:2"), PeerConfig(2, "h:3")))
 
 
 def test_addresses() -> None:
@@ -107,23 +125,63 @@ def test_addresses() -> None:
     assert parse_address("[::1]:8001", "x") == ("::1", 8001)
 
 
-def test_storage_and_network_that_arrive_later_are_refused_clearly() -> None:
-    with pytest.raises(RuntimeUnavailable, match="SqliteStore"):
-        open_storage(NodeConfig(1, "h:1", storage="sqlite"), KvStateMachine())
-    with pytest.raises(RuntimeUnavailable, match="TCP network"):
-        open_network(NodeConfig(1, "h:1", network="tcp"))
+def local(node_id: int = 1, **kwargs: Any) -> NodeConfig:
+    return NodeConfig(node_id, "h:1", storage="memory", network="local", **kwargs)
+
+
+def test_peers_in_other_processes_need_the_tcp_network() -> None:
     with pytest.raises(RuntimeUnavailable, match="network = 'tcp'"):
-        open_network(NodeConfig(1, "h:1", peers=(PeerConfig(2, "h:2"),)))
+        open_network(local(peers=(PeerConfig(2, "h:2"),)))
+
+
+def test_sqlite_storage_in_the_data_directory(tmp_path: Path) -> None:
+    config = NodeConfig(1, "h:1", data_dir=str(tmp_path / "d"), network="local")
+    machine = KvStateMachine()
+    handle = open_storage(config, machine)
+    try:
+        assert (tmp_path / "d" / "raft.sqlite3").exists()
+        # The directory is locked while it is open: a second store is refused.
+        with pytest.raises(StorageError):
+            open_storage(config, KvStateMachine())
+    finally:
+        handle.close()
+    open_storage(config, KvStateMachine()).close()  # closing released the lock
+
+
+def test_tcp_network_with_keys_and_a_missing_key(tmp_path: Path) -> None:
+    keys = tmp_path / "keys"
+    generate_keypair(keys, 1)
+    config = NodeConfig(1, "h:1", raft_address="127.0.0.1:0", keys_dir=str(keys), storage="memory")
+    handle = open_network(config)
+    try:
+        host, port = handle.address.rsplit(":", 1)  # type: ignore[union-attr]
+        assert host == "127.0.0.1" and int(port) > 0
+        assert handle.metrics().secure is True
+    finally:
+        handle.close()
+    assert not handle.ref.is_alive()
+    with pytest.raises(KvConfigError, match="keygen"):
+        open_network(
+            NodeConfig(2, "h:1", raft_address="127.0.0.1:0", keys_dir=str(keys), storage="memory")
+        )
+
+
+def test_insecure_tcp_network_is_logged_loudly(caplog: pytest.LogCaptureFixture) -> None:
+    config = NodeConfig(1, "h:1", raft_address="127.0.0.1:0", insecure=True, storage="memory")
+    with caplog.at_level(logging.WARNING):
+        handle = open_network(config)
+    handle.close()
+    assert "INSECURE" in caplog.text and "WITHOUT authentication" in caplog.text
 
 
 def test_a_shared_local_network_is_not_closed_by_one_node() -> None:
-    local = LocalNetwork()
+    local_network = LocalNetwork()
     try:
-        handle = open_network(NodeConfig(1, "h:1", peers=(PeerConfig(2, "h:2"),)), local)
+        handle = open_network(local(peers=(PeerConfig(2, "h:2"),)), local_network)
         handle.close()
-        assert local.router.is_alive()
+        assert local_network.router.is_alive()
     finally:
-        local.close()
-    private = open_network(NodeConfig(1, "h:1"))
+        local_network.close()
+    private = open_network(local())
     private.close()
     assert not private.ref.is_alive()

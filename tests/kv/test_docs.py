@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from pykka_raft.kv import Client, KvServer, NodeConfig
 from pykka_raft.kv.cli import main
 from pykka_raft.kv.errors import CODES
 from pykka_raft.kv.local import LocalCluster
@@ -42,11 +43,28 @@ def test_every_command_is_documented() -> None:
         assert f"| `{name}" in DOC, name
 
 
-def test_every_metric_is_documented(kv3: LocalCluster) -> None:
-    url = kv3.url(leader_of(kv3))
-    request(url, "PUT", "/v1/kv/doc-metric", {"value": 1})
-    text = request(url, "GET", "/metrics").data.decode()
+def documented(text: str) -> None:
     for family in text_string_to_metric_families(text):
         if family.name.startswith("pykka_raft") and not family.name.endswith("_created"):
             documented = family.name + ("_total" if family.type == "counter" else "")
             assert f"`{documented}`" in DOC, documented
+
+
+def test_every_metric_is_documented(kv3: LocalCluster) -> None:
+    url = kv3.url(leader_of(kv3))
+    request(url, "PUT", "/v1/kv/doc-metric", {"value": 1})
+    documented(request(url, "GET", "/metrics").data.decode())
+
+
+def test_every_metric_of_a_tcp_node_is_documented() -> None:
+    config = NodeConfig(
+        1, "127.0.0.1:0", raft_address="127.0.0.1:0", insecure=True, storage="memory"
+    )
+    server = KvServer.start(config)
+    try:
+        Client([server.url]).init()
+        text = request(server.url, "GET", "/metrics").data.decode()
+        assert "pykka_raft_net_errors" in text
+        documented(text)
+    finally:
+        server.stop()

@@ -31,6 +31,7 @@ from pykka_raft import (
     SnapshotsUnsupported,
     State,
     StorageError,
+    TransferFailed,
 )
 from pykka_raft.kv import NodeConfig, PeerConfig
 from pykka_raft.kv.app import KvApp
@@ -49,7 +50,13 @@ class StubRaft:
 
 
 def make_app(error: BaseException, state: State = State.LEADER) -> KvApp:
-    config = NodeConfig(1, "127.0.0.1:8001", peers=(PeerConfig(2, "127.0.0.1:8002"),))
+    config = NodeConfig(
+        1,
+        "127.0.0.1:8001",
+        peers=(PeerConfig(2, "127.0.0.1:8002"),),
+        storage="memory",
+        network="local",
+    )
     node = KvNode(config)
     node.view.tell(
         RaftMetrics(
@@ -153,6 +160,33 @@ def test_other_admin_errors(path: str, error: BaseException, status: int, code: 
     assert (got, body["error"]["code"]) == (status, code)
 
 
+@pytest.mark.parametrize(
+    ("error", "status", "code"),
+    [
+        (TransferFailed("node 3 did not become leader", 1), 409, "transfer_failed"),
+        (NodeNotLeader(2), 307, "not_leader"),
+        (ShuttingDown(), 504, "outcome_unknown"),
+        (pykka.Timeout("late"), 504, "outcome_unknown"),
+    ],
+)
+def test_transfer_errors(error: BaseException, status: int, code: str) -> None:
+    got, _, body = call(make_app(error), "POST", "/v1/admin/transfer-leader", {"id": 3})
+    assert (got, body["error"]["code"]) == (status, code)
+    if code == "transfer_failed":
+        assert body["error"]["leader_id"] == 1
+
+
+def test_init_on_a_tcp_node_needs_every_raft_address() -> None:
+    config = NodeConfig(
+        1, "127.0.0.1:8001", raft_address="127.0.0.1:9001", storage="memory", insecure=True
+    )
+    node = KvNode(config)
+    node.view.tell(RaftMetrics(1, State.NON_VOTER, 0, 0, 0, 0, None, MembershipConfig((1,))))
+    node._raft = StubRaft(AssertionError("must not be asked"))  # type: ignore[assignment]
+    status, _, body = call(KvApp(node), "POST", "/v1/admin/init", {"members": [1, 2]})
+    assert status == 400 and "[2]" in body["error"]["message"]
+
+
 def test_an_unexpected_exception_is_a_logged_json_500(caplog: pytest.LogCaptureFixture) -> None:
     app = make_app(ZeroDivisionError("bug"))
     with caplog.at_level(logging.ERROR, logger="pykka_raft.kv.http"):
@@ -165,7 +199,7 @@ def test_an_unexpected_exception_is_a_logged_json_500(caplog: pytest.LogCaptureF
 
 
 def test_a_starting_node_says_so() -> None:
-    node = KvNode(NodeConfig(1, "127.0.0.1:8001"))
+    node = KvNode(NodeConfig(1, "127.0.0.1:8001", storage="memory", network="local"))
     status, headers, body = call(KvApp(node), "PUT", "/v1/kv/k", {"value": 1})
     assert (status, body["error"]["code"]) == (503, "starting")
     assert headers["retry-after"] == "1"

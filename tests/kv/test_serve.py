@@ -48,7 +48,7 @@ class Serve:
         except queue.Empty:
             pytest.fail(f"serve printed no address; log:\n{self.log.read_text()}")
         assert line.startswith("node 1 serving http://127.0.0.1:"), line
-        return line.split()[-1]
+        return line.split()[3]
 
     def close(self) -> None:
         if self.proc.poll() is None:
@@ -72,8 +72,12 @@ def serve(tmp_path: Path) -> Iterator[Any]:
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
-def test_serve_one_node_then_stop_on_a_signal(serve: Any, sig: signal.Signals) -> None:
-    child = serve("--id", "1", "--http", "127.0.0.1:0")
+def test_serve_one_node_then_stop_on_a_signal_and_restart_from_disk(
+    serve: Any, tmp_path: Path, sig: signal.Signals
+) -> None:
+    data = tmp_path / "data"
+    args = ("--id", "1", "--http", "127.0.0.1:0", "--raft", "127.0.0.1:0", "--insecure")
+    child = serve(*args, "--data-dir", str(data))
     url = child.url()
     client = Client([url])
     assert client.init() == [{"node_id": 1, "members": [1]}]
@@ -85,12 +89,20 @@ def test_serve_one_node_then_stop_on_a_signal(serve: Any, sig: signal.Signals) -
     assert "node=1 role=leader term=" in log
     assert "serving the HTTP API" in log and "stopping" in log and log.rstrip().endswith("stopped")
     assert "Traceback" not in log
+    assert "INSECURE" in log  # the insecure network is logged loudly
+    # The store was closed and its lock released: a new process opens the same directory
+    # and has the data.
+    again = serve(*args, "--data-dir", str(data))
+    client = Client([again.url()])
+    assert client.get("greeting") == "hello"
+    assert client.status()["term"] >= 1
 
 
 def test_serve_from_a_config_file(serve: Any, tmp_path: Path) -> None:
     config = tmp_path / "node.toml"
     config.write_text(
-        'node_id = 1\nhttp_address = "127.0.0.1:0"\n[raft]\nheartbeat_interval = 40\n'
+        'node_id = 1\nhttp_address = "127.0.0.1:0"\nstorage = "memory"\nnetwork = "local"\n'
+        "[raft]\nheartbeat_interval = 40\n"
     )
     child = serve("--config", str(config))
     client = Client([child.url()])
@@ -98,15 +110,39 @@ def test_serve_from_a_config_file(serve: Any, tmp_path: Path) -> None:
     assert client.status()["node_id"] == 1
 
 
+def test_a_locked_data_directory_is_refused(serve: Any, tmp_path: Path) -> None:
+    args = ("--id", "1", "--http", "127.0.0.1:0", "--raft", "127.0.0.1:0", "--insecure")
+    first = serve(*args, "--data-dir", str(tmp_path / "data"))
+    first.url()
+    second = serve(*args, "--data-dir", str(tmp_path / "data"))
+    assert second.proc.wait(30) == 2
+    assert "cannot start node 1" in second.log.read_text()
+
+
+MEMORY = ("--storage", "memory", "--network", "local")
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
         (["--http", "127.0.0.1:0"], "node_id: required"),
-        (["--id", "1", "--http", "127.0.0.1:0", "--storage", "sqlite"], "SqliteStore"),
-        (["--id", "1", "--http", "127.0.0.1:0", "--network", "tcp"], "TCP network"),
-        (["--id", "1", "--http", "127.0.0.1:0", "--peer", "2=,127.0.0.1:1"], "network = 'tcp'"),
+        (["--id", "1", "--http", "127.0.0.1:0", "--network", "local"], "data_dir: required"),
+        (["--id", "1", "--http", "127.0.0.1:0", "--storage", "memory"], "raft_address"),
+        (
+            ["--id", "1", "--http", "127.0.0.1:0", "--storage", "memory", "--raft", "h:1"],
+            "keys_dir: required",
+        ),
+        (
+            [
+                *("--id", "1", "--http", "127.0.0.1:0", "--storage", "memory", "--raft", "h:1"),
+                *("--keys-dir", "/nonexistent"),
+            ],
+            "keygen",
+        ),
+        (["--id", "1", "--http", "127.0.0.1:0", *MEMORY, "--peer", "2=,127.0.0.1:1"], "tcp"),
         (["--id", "1", "--http", "127.0.0.1:0", "--peer", "2"], "--peer"),
         (["--id", "1", "--http", "nowhere"], "host:port"),
+        (["--id", "1", "--http", "0.0.0.0:8001", *MEMORY], "reach"),
     ],
 )
 def test_serve_refuses_what_it_cannot_do(serve: Any, args: list[str], message: str) -> None:

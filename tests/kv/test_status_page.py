@@ -80,6 +80,18 @@ def test_the_page_shows_the_leader_and_every_member(browser: Any, cluster_factor
         ]
 
     WebDriverWait(browser, 20, poll_frequency=0.1).until(shows_everyone)
+
+    def matched_and_lag(driver: Any) -> dict[str, tuple[str, str]] | None:
+        # The "matched" and "lag" columns: the leader's view of every member.
+        cells = {
+            r.get_attribute("data-node"): [c.text for c in r.find_elements(By.TAG_NAME, "td")]
+            for r in driver.find_elements(By.CSS_SELECTOR, "#members tr")
+        }
+        out = {node: (c[8], c[9]) for node, c in cells.items() if len(c) == 11}
+        return out if len(out) == 3 and all(m.isdigit() for m, _ in out.values()) else None
+
+    replication = WebDriverWait(browser, 20, poll_frequency=0.1).until(matched_and_lag)
+    assert all(int(matched) >= 14 and lag.isdigit() for matched, lag in replication.values())
     rows = {
         r.get_attribute("data-node"): r.text
         for r in browser.find_elements(By.CSS_SELECTOR, "#members tr")

@@ -1,0 +1,236 @@
+"""The admin endpoints: forming a cluster, changing its membership, snapshots and
+leadership transfer (``POST /v1/admin/...``).
+
+Membership changes and transfers are made by the leader: a follower redirects them. A
+request that makes no sense (adding a node twice, removing every voter) is refused with a
+409 and changes nothing.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pykka
+
+from pykka_raft import (
+    ConfigChangeResponse,
+    Get,
+    InitWithConfig,
+    InitWithConfigError,
+    NodeNotLeader,
+    ProposeConfigChange,
+    Put,
+    RaftError,
+    ShuttingDown,
+    SnapshotMeta,
+    SnapshotsUnsupported,
+    TransferFailed,
+    TransferLeadership,
+    TransferLeadershipResponse,
+    TriggerSnapshot,
+)
+from pykka_raft.kv.gateway import RaftGateway
+from pykka_raft.kv.store import encode_value, node_key
+from pykka_raft.kv.wsgi import HttpError, Request, address_field, json_object, node_id_field
+
+
+class AdminApi:
+    """The admin handlers of one node."""
+
+    def __init__(self, gateway: RaftGateway) -> None:
+        self.gateway = gateway
+        self.node = gateway.node
+        self.settings = gateway.settings
+
+    def init(self, request: Request) -> tuple[int, Any]:
+        """``POST /v1/admin/init``: form a cluster from pristine nodes (send it to each).
+
+        The body may name the ``members`` (default: this node and its configured peers)
+        and give ``nodes``: ``{"<id>": {"raft": "host:port", "http": "host:port"}}``, the
+        addresses of members this node's configuration does not name.
+        """
+        self.gateway.started()
+        body = json_object(request.optional_json(), {"members", "nodes"}, set())
+        for node_id, record in _records(body.get("nodes")).items():
+            self.node.directory.set_static(node_id, record.get("http"), record.get("raft"))
+        members = body.get("members", list(self.node.directory.configured()))
+        if not isinstance(members, list) or not members:
+            raise HttpError("bad_request", "members must be a non-empty list of node ids")
+        ids = sorted({node_id_field(n, "members[]") for n in members})
+        known = self.node.directory.known()
+        addresses = {n: known[n]["raft"] for n in ids if n in known and known[n].get("raft")}
+        missing = [n for n in ids if n not in addresses]
+        if self.node.config.network == "tcp" and missing:
+            raise HttpError(
+                "bad_request",
+                f"the Raft address of node(s) {missing} is not known here: give it in "
+                '"nodes" ({"<id>": {"raft": "host:port", "http": "host:port"}}) or as a '
+                "peer in this node's configuration",
+            )
+        try:
+            self.node.raft.ask(
+                InitWithConfig(ids, addresses), timeout=self.settings.request_timeout
+            )
+        except InitWithConfigError:
+            raise HttpError(
+                "not_pristine",
+                "this node already belongs to a cluster (or another membership); init only "
+                "forms a new cluster from pristine nodes",
+            ) from None
+        except (ShuttingDown, pykka.ActorDeadError) as exc:
+            raise HttpError("shutting_down", f"the node is stopping: {exc}") from None
+        except pykka.Timeout:
+            raise HttpError("outcome_unknown", "no answer to InitWithConfig in time") from None
+        return 200, {"node_id": self.node.node_id, "members": ids}
+
+    def _add(self, request: Request, learner: bool) -> tuple[int, Any]:
+        body = json_object(
+            request.json(), {"id", "http_address", "raft_address"}, {"id", "http_address"}
+        )
+        node_id = node_id_field(body["id"])
+        http = address_field(body["http_address"], "http_address")
+        raft = body.get("raft_address")
+        if raft is not None:
+            raft = address_field(raft, "raft_address")
+        elif self.node.config.network == "tcp":
+            raise HttpError("bad_request", "raft_address is required on a TCP network")
+        m = self.gateway.leader_metrics(request)
+        if node_id in m.voters or (learner and node_id in m.non_voters):
+            raise HttpError("noop", f"node {node_id} is a member already; nothing changed")
+        record = encode_value({"http": http, "raft": raft})
+        if self.node.state_machine.local_get(node_key(node_id)) != record:
+            self.gateway.submit(request, Put(node_key(node_id), record))
+        addresses = {node_id: raft} if raft else {}
+        change = (
+            ProposeConfigChange(add_non_voters=[node_id], addresses=addresses)
+            if learner
+            else ProposeConfigChange(add_members=[node_id], addresses=addresses)
+        )
+        return 200, _membership(self.gateway.change(request, change))
+
+    def add_voter(self, request: Request) -> tuple[int, Any]:
+        """``POST /v1/admin/voters``: add a node as a voter (it catches up first)."""
+        return self._add(request, learner=False)
+
+    def add_learner(self, request: Request) -> tuple[int, Any]:
+        """``POST /v1/admin/learners``: add a node as a learner (never votes)."""
+        return self._add(request, learner=True)
+
+    def promote(self, request: Request) -> tuple[int, Any]:
+        """``POST /v1/admin/promote``: make a learner a voter."""
+        body = json_object(request.json(), {"id"}, {"id"})
+        node_id = node_id_field(body["id"])
+        m = self.gateway.leader_metrics(request)
+        if node_id not in m.non_voters:
+            raise HttpError(
+                "not_a_learner",
+                f"node {node_id} is not a learner of this cluster; add it with "
+                "POST /v1/admin/voters instead",
+            )
+        change = ProposeConfigChange(add_members=[node_id])
+        return 200, _membership(self.gateway.change(request, change))
+
+    def remove(self, request: Request) -> tuple[int, Any]:
+        """``POST /v1/admin/remove`` with ``{"ids": [...]}``: remove nodes."""
+        body = json_object(request.json(), {"ids"}, {"ids"})
+        ids = body["ids"]
+        if not isinstance(ids, list) or not ids:
+            raise HttpError("bad_request", "ids must be a non-empty list of node ids")
+        change = ProposeConfigChange(remove_members=[node_id_field(n, "ids[]") for n in ids])
+        self.gateway.leader_metrics(request)
+        return 200, _membership(self.gateway.change(request, change))
+
+    def snapshot(self, request: Request) -> tuple[int, Any]:
+        """``POST /v1/admin/snapshot``: compact this node's log now."""
+        self.gateway.started()
+        try:
+            meta: SnapshotMeta | None = self.node.raft.ask(
+                TriggerSnapshot(), timeout=self.settings.admin_timeout
+            )
+        except SnapshotsUnsupported as exc:
+            raise HttpError("snapshots_unsupported", str(exc)) from None
+        except (ShuttingDown, pykka.ActorDeadError) as exc:
+            raise HttpError("shutting_down", f"the node is stopping: {exc}") from None
+        except (RaftError, pykka.Timeout) as exc:
+            raise HttpError("outcome_unknown", f"the snapshot did not finish: {exc}") from None
+        out: dict[str, Any] = {"node_id": self.node.node_id, "snapshot": None}
+        if meta is not None:
+            out["snapshot"] = {
+                "id": meta.snapshot_id,
+                "index": meta.last_included.index,
+                "term": meta.last_included.term,
+                "size": meta.size,
+            }
+        return 200, out
+
+    def backup(self, request: Request) -> tuple[int, Any]:
+        """``GET /v1/admin/backup``: every key and value, from the leader, holding at least
+        every write acknowledged before the request (a read through the log first)."""
+        self.gateway.leader_metrics(request)
+        barrier = self.gateway.submit(request, Get(node_key(self.node.node_id)))
+        items = self.node.state_machine.export()
+        return 200, {
+            "node_id": self.node.node_id,
+            "index": barrier.index,
+            "count": len(items),
+            "items": items,
+        }
+
+    def transfer_leader(self, request: Request) -> tuple[int, Any]:
+        """``POST /v1/admin/transfer-leader`` with ``{"id": N}`` (or no body: the most
+        up-to-date voter): the leader hands over (dissertation §3.10)."""
+        body = json_object(request.optional_json(), {"id"}, set())
+        target = node_id_field(body["id"]) if body.get("id") is not None else None
+        self.gateway.leader_metrics(request)
+        try:
+            response: TransferLeadershipResponse = self.node.raft.ask(
+                TransferLeadership(target), timeout=self.settings.admin_timeout
+            )
+        except NodeNotLeader as exc:
+            raise self.gateway.redirect(request, exc.leader_id) from None
+        except TransferFailed as exc:
+            raise HttpError("transfer_failed", str(exc), leader_id=exc.leader_id) from None
+        except (ShuttingDown, pykka.ActorDeadError) as exc:
+            raise HttpError(
+                "outcome_unknown", f"the node stopped during the transfer: {exc}"
+            ) from None
+        except (RaftError, pykka.Timeout) as exc:
+            raise HttpError(
+                "outcome_unknown",
+                f"the transfer did not answer ({exc or 'timeout'}); read GET /v1/cluster",
+            ) from None
+        return 200, {
+            "leader_id": response.leader_id,
+            "term": response.term,
+            "leader_url": self.node.directory.http_url(response.leader_id),
+        }
+
+
+def _records(nodes: Any) -> dict[int, dict[str, str | None]]:
+    """The ``nodes`` field of ``init``: id -> ``{"raft", "http"}``, checked."""
+    if nodes is None:
+        return {}
+    if not isinstance(nodes, dict):
+        raise HttpError("bad_request", 'nodes must be an object {"<id>": {"raft", "http"}}')
+    out: dict[int, dict[str, str | None]] = {}
+    for key, record in nodes.items():
+        if not str(key).isdigit() or int(key) < 1:
+            raise HttpError("bad_request", f"nodes: {key!r} is not a node id")
+        record = json_object(record, {"raft", "http"}, set())
+        out[int(key)] = {
+            field: address_field(record[field], f"nodes.{key}.{field}")
+            if record.get(field) is not None
+            else None
+            for field in ("raft", "http")
+        }
+    return out
+
+
+def _membership(response: ConfigChangeResponse) -> dict[str, Any]:
+    config = response.membership
+    voters = set(config.members) | set(config.members_after_consensus or ())
+    return {
+        "index": response.index,
+        "voters": sorted(voters),
+        "learners": sorted(set(config.non_voters) - voters),
+    }

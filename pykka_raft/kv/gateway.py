@@ -1,0 +1,244 @@
+"""From HTTP to the Raft node and back: every call the API makes to Raft, and how each
+library error becomes an HTTP answer.
+
+The HTTP worker threads ``ask`` the node's Raft ref and wait (with a deadline); no Raft
+actor ever waits on them. A request a node cannot serve because it does not lead is
+redirected to the leader (307, ``Location`` on the leader's HTTP API, the leader's id in
+the body), or answered 503 when no leader or no address is known.
+
+Reads live in one place, :meth:`RaftGateway.read`. Today a linearizable read goes through
+the log (a ``Get`` entry, like a write) and a stale read is this node's state machine as it
+is. Once the library serves ``ClientRead`` (ReadIndex and lease reads), set
+:data:`READS_THROUGH_LOG` to ``False``: linearizable reads become
+``ClientRead(Get(key), ReadPolicy.READ_INDEX)`` (no log entry; a follower serves them
+after asking the leader for the read index), ``consistency=lease`` becomes
+``ReadPolicy.LEASE``, and nothing else in the service changes.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pykka
+
+from pykka_raft import (
+    ApplicationError,
+    Busy,
+    CatchUpTimeout,
+    ChangeInProgress,
+    ClientError,
+    ClientPayload,
+    ClientPayloadResponse,
+    ClientRead,
+    ClientReadResponse,
+    ConfigChangeError,
+    ConfigChangeResponse,
+    ForwardToLeader,
+    Get,
+    InoperableConfig,
+    LeadershipLost,
+    NodeNotLeader,
+    Noop,
+    ProposeConfigChange,
+    RaftMetrics,
+    ReadPolicy,
+    ResponseMode,
+    ShuttingDown,
+    State,
+)
+from pykka_raft.kv.node import KvNode
+from pykka_raft.kv.wsgi import HttpError, Request
+
+READS_THROUGH_LOG = True
+"""The one switch for reads: ``True`` while the library does not serve ``ClientRead``
+(every linearizable read is a ``Get`` entry in the log; ``lease`` is refused with
+``consistency_unavailable``); ``False`` sends ``ClientRead`` with the policy of
+:data:`READ_POLICIES`."""
+
+CONSISTENCY_LEVELS = ("linearizable", "lease", "stale")
+READ_POLICIES = {"linearizable": ReadPolicy.READ_INDEX, "lease": ReadPolicy.LEASE}
+
+
+class RaftGateway:
+    """The Raft calls of one node's HTTP API.
+
+    Args:
+        node: the node (started, or about to be).
+    """
+
+    def __init__(self, node: KvNode) -> None:
+        self.node = node
+        self.settings = node.config.http
+
+    def redirect(self, request: Request, leader_id: int | None) -> HttpError:
+        """The answer for a request this node cannot serve because ``leader_id`` leads."""
+        if leader_id is None:
+            return HttpError(
+                "no_leader",
+                "no leader is known (an election is under way); retry shortly",
+                headers=[("Retry-After", "1")],
+                leader_id=None,
+                leader_url=None,
+            )
+        url = self.node.directory.http_url(leader_id)
+        if url is None or leader_id == self.node.node_id:
+            return HttpError(
+                "not_leader",
+                f"node {leader_id} leads but its HTTP address is not known here; "
+                "send the request to it",
+                headers=[("Retry-After", "1")],
+                leader_id=leader_id,
+                leader_url=None,
+            )
+        return HttpError(
+            "not_leader",
+            f"node {leader_id} leads; the request is redirected to it",
+            status=307,
+            headers=[("Location", url + request.path_and_query)],
+            leader_id=leader_id,
+            leader_url=url,
+        )
+
+    def started(self) -> RaftMetrics:
+        """The node's latest metrics, once it has loaded its state.
+
+        Raises:
+            HttpError: ``starting`` (503) if it has not within a short wait.
+        """
+        # A node loads its state in milliseconds: wait that long rather than refuse.
+        wait = min(self.settings.request_timeout, 2.0) if self.node.has_raft else 0.0
+        metrics = self.node.view.wait_for(lambda m: m, timeout=wait)
+        if metrics is None:
+            raise HttpError(
+                "starting",
+                "this node is still starting; retry shortly",
+                headers=[("Retry-After", "1")],
+            )
+        return metrics
+
+    def leader_metrics(self, request: Request) -> RaftMetrics:
+        """The node's metrics if it leads; a redirect to the leader otherwise."""
+        m = self.started()
+        if m.state is not State.LEADER:
+            raise self.redirect(request, m.current_leader)
+        return m
+
+    # --- writes ------------------------------------------------------------------------
+
+    def submit(self, request: Request, command: Any) -> ClientPayloadResponse:
+        """Send ``command`` through the log; the answer once the entry is applied."""
+        self.started()
+        timeout = self.settings.request_timeout
+        is_read = isinstance(command, Get)
+        try:
+            response: ClientPayloadResponse = self.node.raft.ask(
+                ClientPayload.new(command, ResponseMode.APPLIED), timeout=timeout
+            )
+            return response
+        except ForwardToLeader as exc:
+            raise self.redirect(request, exc.leader_id) from None
+        except Busy:
+            raise HttpError(
+                "busy",
+                "the leader takes no writes now (too many in flight, or it is handing "
+                "leadership over); retry shortly",
+                headers=[("Retry-After", "1")],
+            ) from None
+        except ApplicationError as exc:
+            raise HttpError("bad_request", f"the state machine refused it: {exc.error}") from None
+        except (ShuttingDown, pykka.ActorDeadError) as exc:
+            if is_read:
+                raise HttpError("shutting_down", f"the node is stopping: {exc}") from None
+            raise HttpError(
+                "outcome_unknown",
+                f"the node stopped before answering; the write may have been applied: {exc}",
+            ) from None
+        except ClientError as exc:  # OutcomeUnknown, InternalError, StorageError
+            raise HttpError("outcome_unknown", str(exc)) from None
+        except pykka.Timeout:
+            what = "read" if is_read else "write; it may still be applied"
+            raise HttpError(
+                "outcome_unknown", f"no answer within {timeout:g} s for this {what}"
+            ) from None
+
+    # --- reads: the one place ----------------------------------------------------------
+
+    def read(self, request: Request, query: Get, consistency: str) -> tuple[Any, int]:
+        """Answer a read: ``(stored value or None, index)``.
+
+        ``stale`` reads this node's state machine as it is (any node, no round trip; the
+        index is a lower bound of what it had applied). ``linearizable`` goes through the
+        log today and through ``ClientRead`` once :data:`READS_THROUGH_LOG` is off.
+
+        Raises:
+            HttpError: ``bad_consistency``, ``consistency_unavailable``, or what
+                :meth:`submit` raises.
+        """
+        if consistency not in CONSISTENCY_LEVELS:
+            raise HttpError(
+                "bad_consistency",
+                f"consistency must be one of {', '.join(CONSISTENCY_LEVELS)}; got {consistency!r}",
+            )
+        if consistency == "stale":
+            index = self.started().last_applied
+            return self.node.state_machine.local_get(query.key), index
+        if READS_THROUGH_LOG:
+            if consistency == "lease":
+                raise HttpError(
+                    "consistency_unavailable",
+                    "consistency=lease arrives with the library's lease reads; use "
+                    "linearizable (through the log) or stale (this node's data as it is)",
+                )
+            response = self.submit(request, query)
+            return response.data, response.index
+        return self._client_read(request, query, READ_POLICIES[consistency])
+
+    def _client_read(self, request: Request, query: Get, policy: ReadPolicy) -> tuple[Any, int]:
+        """``ClientRead``: a read that writes nothing to the log (``docs/reads.md``)."""
+        self.started()
+        timeout = self.settings.request_timeout
+        try:
+            response: ClientReadResponse = self.node.raft.ask(
+                ClientRead(query, policy), timeout=timeout
+            )
+        except ForwardToLeader as exc:
+            raise self.redirect(request, exc.leader_id) from None
+        except (ShuttingDown, pykka.ActorDeadError) as exc:
+            raise HttpError("shutting_down", f"the node is stopping: {exc}") from None
+        except ClientError as exc:
+            raise HttpError("outcome_unknown", f"the read did not complete: {exc}") from None
+        except pykka.Timeout:
+            raise HttpError(
+                "outcome_unknown", f"no answer within {timeout:g} s for this read"
+            ) from None
+        return response.data, response.index
+
+    # --- membership --------------------------------------------------------------------
+
+    def change(self, request: Request, change: ProposeConfigChange) -> ConfigChangeResponse:
+        """Propose a membership change; the answer once the final configuration commits."""
+        self.started()
+        timeout = self.settings.admin_timeout
+        try:
+            response: ConfigChangeResponse = self.node.raft.ask(change, timeout=timeout)
+            return response
+        except NodeNotLeader as exc:
+            raise self.redirect(request, exc.leader_id) from None
+        except Noop:
+            raise HttpError("noop", "the membership already is as asked; nothing changed") from None
+        except InoperableConfig as exc:
+            raise HttpError("inoperable_config", str(exc)) from None
+        except ChangeInProgress as exc:
+            raise HttpError("change_in_progress", str(exc)) from None
+        except CatchUpTimeout as exc:
+            raise HttpError("catch_up_timeout", str(exc), nodes=list(exc.nodes)) from None
+        except LeadershipLost as exc:
+            raise HttpError("outcome_unknown", str(exc)) from None
+        except (ConfigChangeError, ClientError, ShuttingDown, pykka.ActorDeadError) as exc:
+            raise HttpError("outcome_unknown", str(exc)) from None
+        except pykka.Timeout:
+            raise HttpError(
+                "outcome_unknown",
+                f"no answer within {timeout:g} s; read the membership (GET /v1/status on "
+                "the leader) before proposing again",
+            ) from None

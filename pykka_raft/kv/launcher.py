@@ -1,0 +1,332 @@
+"""Key-value nodes as local processes: for ``demo``, ``local-cluster``, the tests and the
+benchmark.
+
+Each node is a ``pykka-raft-kv serve`` child process on 127.0.0.1 with its own data
+directory (``SqliteStore``), a TOML configuration file, a log file, and CURVE keys in a
+shared key directory (or ``insecure``). A node's first start binds port 0 for its HTTP
+and Raft endpoints and reports the ports the system chose in a ready file; a restart
+binds the same ports again, as a real node keeps its addresses. Children watch their
+parent and stop if it goes away, and :meth:`ProcessCluster.close` kills and reaps every
+child it started.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
+from typing import IO, Any, TypeVar
+
+from pykka_raft.kv.client import Client, fetch_json
+from pykka_raft.kv.errors import KvError
+
+T = TypeVar("T")
+
+
+def toml_table(name: str | None, values: Mapping[str, Any]) -> str:
+    """A TOML table of simple values (strings, numbers, booleans)."""
+    lines = [f"[{name}]"] if name else []
+    for key, value in values.items():
+        if isinstance(value, bool):
+            text = "true" if value else "false"
+        elif isinstance(value, (int, float)):
+            text = repr(value)
+        else:
+            text = json.dumps(str(value))  # a JSON string is a TOML basic string
+        lines.append(f"{key} = {text}")
+    return "\n".join(lines) + "\n"
+
+
+def wait(predicate: Callable[[], T | None], timeout: float, what: str, poll: float = 0.05) -> T:
+    """Poll ``predicate`` (the state of other processes) until it is truthy, with a
+    deadline; raise ``TimeoutError`` naming ``what``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            raise TimeoutError(f"timed out after {timeout:g} s waiting for {what}")
+        time.sleep(poll)
+
+
+class NodeProcess:
+    """One ``serve`` process (it may be started again after it stopped or was killed).
+
+    Args:
+        node_id: the node's id.
+        config_file: its TOML configuration (node id, storage, keys, timeouts).
+        ready_file: where the child reports its addresses once it serves.
+        log_file: its stdout and stderr (appended across restarts).
+    """
+
+    def __init__(self, node_id: int, config_file: Path, ready_file: Path, log_file: Path) -> None:
+        self.node_id = node_id
+        self.config_file = config_file
+        self.ready_file = ready_file
+        self.log_file = log_file
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.http: str | None = None
+        self.raft: str | None = None
+        self.starts = 0
+        self._log: IO[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        """The HTTP API's base URL (known once the node first reported ready)."""
+        if self.http is None:
+            raise RuntimeError(f"node {self.node_id} has not reported its address yet")
+        return f"http://{self.http}"
+
+    @property
+    def pid(self) -> int | None:
+        """The running child's process id."""
+        return self.proc.pid if self.proc is not None else None
+
+    def alive(self) -> bool:
+        """True while the child runs."""
+        return self.proc is not None and self.proc.poll() is None
+
+    def start(self, timeout: float = 60.0) -> None:
+        """Start the child (on its previous addresses, if it had any) and wait until it
+        serves."""
+        if self.alive():
+            raise RuntimeError(f"node {self.node_id} is running already")
+        self.ready_file.unlink(missing_ok=True)
+        http = self.http or "127.0.0.1:0"
+        raft = self.raft or "127.0.0.1:0"
+        command = [
+            sys.executable,
+            "-m",
+            "pykka_raft.kv",
+            "serve",
+            "--config",
+            str(self.config_file),
+            "--http",
+            http,
+            "--raft",
+            raft,
+            "--ready-file",
+            str(self.ready_file),
+            "--exit-with-parent",
+        ]
+        self._close_log()
+        self._log = open(self.log_file, "ab")  # noqa: SIM115 - closed in reap()
+        env = dict(os.environ, PYTHONUNBUFFERED="1")
+        self.proc = subprocess.Popen(
+            command, stdin=subprocess.DEVNULL, stdout=self._log, stderr=self._log, env=env
+        )
+        self.starts += 1
+        proc = self.proc
+
+        def ready() -> dict[str, Any] | None:
+            if proc.poll() is not None:
+                raise RuntimeError(
+                    f"node {self.node_id} exited with {proc.returncode} while starting:\n"
+                    + self.log_tail()
+                )
+            try:
+                report: dict[str, Any] = json.loads(self.ready_file.read_text())
+                return report
+            except (OSError, ValueError):
+                return None
+
+        report = wait(ready, timeout, f"node {self.node_id} to serve")
+        self.http, self.raft = report["http"], report["raft"]
+
+    def send_signal(self, sig: int) -> None:
+        """Send ``sig`` to the running child."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(sig)
+
+    def kill(self, sig: int = signal.SIGKILL, timeout: float = 30.0) -> int:
+        """Send ``sig`` (SIGKILL by default), reap the child and return its exit status
+        (``-9`` when SIGKILL ended it; 0 after a clean stop on SIGTERM)."""
+        if self.proc is None:
+            raise RuntimeError(f"node {self.node_id} was never started")
+        self.send_signal(sig)
+        try:
+            code = self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            code = self.proc.wait(timeout)
+        self._close_log()
+        return code
+
+    def reap(self) -> None:
+        """Kill the child if it still runs, and close its log."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.proc.wait(30)
+        self._close_log()
+
+    def _close_log(self) -> None:
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+
+    def log_tail(self, chars: int = 4000) -> str:
+        """The end of the node's log."""
+        try:
+            return self.log_file.read_text(errors="replace")[-chars:]
+        except OSError:
+            return ""
+
+
+class ProcessCluster:
+    """Key-value nodes in local processes, in one working directory.
+
+    Args:
+        root: the working directory (keys, data directories, configurations, logs).
+        secure: CURVE keys (made on first start of each node) or ``insecure``.
+        raft: ``[raft]`` settings for every node.
+        http: ``[http]`` settings for every node.
+        durability: ``"fsync"`` or ``"os"``.
+        storage: ``"sqlite"`` (the default) or ``"memory"`` (benchmarks of the layers
+            above the disk).
+    """
+
+    def __init__(
+        self,
+        root: str | os.PathLike[str],
+        secure: bool = True,
+        raft: Mapping[str, Any] | None = None,
+        http: Mapping[str, Any] | None = None,
+        durability: str = "fsync",
+        storage: str = "sqlite",
+    ) -> None:
+        self.root = Path(root)
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.keys_dir = self.root / "keys"
+        self.secure = secure
+        self.raft = dict(raft or {})
+        self.http = dict(http or {})
+        self.durability = durability
+        self.storage = storage
+        self.nodes: dict[int, NodeProcess] = {}
+
+    def data_dir(self, node_id: int) -> Path:
+        """Node ``node_id``'s data directory."""
+        return self.root / f"node-{node_id}"
+
+    def node(self, node_id: int) -> NodeProcess:
+        """The process of ``node_id`` (made, not started, on first use)."""
+        if node_id not in self.nodes:
+            config = self.root / f"node-{node_id}.toml"
+            top: dict[str, Any] = {
+                "node_id": node_id,
+                "data_dir": str(self.data_dir(node_id)),
+                "storage": self.storage,
+                "network": "tcp",
+                "durability": self.durability,
+            }
+            if self.secure:
+                top["keys_dir"] = str(self.keys_dir)
+            else:
+                top["insecure"] = True
+            text = toml_table(None, top)
+            if self.raft:
+                text += toml_table("raft", self.raft)
+            if self.http:
+                text += toml_table("http", self.http)
+            config.write_text(text)
+            self.nodes[node_id] = NodeProcess(
+                node_id,
+                config,
+                self.root / f"node-{node_id}.ready",
+                self.root / f"node-{node_id}.log",
+            )
+        return self.nodes[node_id]
+
+    def start(self, node_id: int, timeout: float = 60.0) -> NodeProcess:
+        """Start node ``node_id`` (pristine the first time; from its directory after)."""
+        if self.secure and not (self.keys_dir / f"node-{node_id}.key_secret").exists():
+            from pykka_raft.net import generate_keypair
+
+            generate_keypair(self.keys_dir, node_id)
+        node = self.node(node_id)
+        node.start(timeout)
+        return node
+
+    def kill(self, node_id: int, sig: int = signal.SIGKILL) -> int:
+        """Signal a node and reap it; its exit status."""
+        return self.nodes[node_id].kill(sig)
+
+    def running(self) -> list[int]:
+        """The ids of the nodes whose process runs."""
+        return sorted(n for n, p in self.nodes.items() if p.alive())
+
+    def urls(self, ids: Iterable[int] | None = None) -> list[str]:
+        """The base URLs of ``ids`` (default: every running node)."""
+        return [self.nodes[n].url for n in (self.running() if ids is None else ids)]
+
+    def client(self, ids: Iterable[int] | None = None, **kwargs: Any) -> Client:
+        """A client of ``ids`` (default: every running node)."""
+        return Client(self.urls(ids), **kwargs)
+
+    def form(self, ids: Iterable[int], timeout: float = 60.0) -> int:
+        """Start ``ids``, form them into a cluster, and return the leader's id."""
+        members = sorted(ids)
+        for node_id in members:
+            self.start(node_id)
+        self.client(members).init(members)
+        return self.leader(members, timeout)
+
+    def statuses(self, ids: Iterable[int] | None = None) -> dict[int, dict[str, Any]]:
+        """``/v1/status`` of every running node (or ``ids``) that answers."""
+        out: dict[int, dict[str, Any]] = {}
+        for node_id in self.running() if ids is None else ids:
+            try:
+                out[node_id] = fetch_json(self.nodes[node_id].url + "/v1/status", 2.0)
+            except (OSError, KvError, ValueError):
+                continue
+        return out
+
+    def leader(self, among: Iterable[int] | None = None, timeout: float = 60.0) -> int:
+        """Wait until the running nodes (or ``among``) agree on one leader, in one term,
+        and it says it leads; return its id."""
+
+        def agreed() -> int | None:
+            ids = list(self.running() if among is None else among)
+            statuses = self.statuses(ids)
+            if not ids or len(statuses) < len(ids):
+                return None
+            views = {(s.get("leader_id"), s.get("term")) for s in statuses.values()}
+            if len(views) != 1:
+                return None
+            ((leader, _term),) = views
+            if leader not in statuses or statuses[leader].get("state") != "leader":
+                return None
+            return int(leader)
+
+        return wait(agreed, timeout, "the nodes to agree on a leader", poll=0.1)
+
+    def wait_applied(self, index: int, ids: Iterable[int], timeout: float = 60.0) -> None:
+        """Wait until each of ``ids`` has applied ``index``."""
+        members = list(ids)
+
+        def done() -> bool:
+            statuses = self.statuses(members)
+            return len(statuses) == len(members) and all(
+                (s.get("last_applied") or 0) >= index for s in statuses.values()
+            )
+
+        wait(done, timeout, f"nodes {members} to apply index {index}", poll=0.1)
+
+    def close(self) -> None:
+        """Kill and reap every node."""
+        for node in self.nodes.values():
+            node.reap()
+
+    def __enter__(self) -> ProcessCluster:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
