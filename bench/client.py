@@ -77,6 +77,7 @@ class Client:
         start = time.perf_counter()
         measure_from, end = start + warmup, start + warmup + duration
         last_answer = start
+        gap = 0.0  # the longest time without an answer (a stall shows here)
         self.send(sock, sent, inflight, value)
         while sent:
             if not sock.poll(100):
@@ -89,7 +90,9 @@ class Client:
                     frame = sock.recv(zmq.NOBLOCK)
                 except zmq.Again:
                     break
-                now = last_answer = time.perf_counter()
+                now = time.perf_counter()
+                gap = max(gap, now - last_answer)
+                last_answer = now
                 counted = measure_from <= now < end
                 for write_id, error in msgpack.unpackb(frame):
                     t = sent.pop(write_id, None)
@@ -114,6 +117,7 @@ class Client:
             "failed": sum(errors.values()),
             "errors": dict(errors),
             "client_cpu_s": time.process_time() - cpu0,
+            "longest_gap_ms": gap * 1000,
         }
 
     def failover(

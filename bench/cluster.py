@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench.common import cpu_seconds, memory_mib
+from bench.common import cpu_seconds, memory_mib, per_thread, thread_stats
 
 ROOT = Path(__file__).resolve().parent.parent
 TIMERS = {"election_min_ms": 300, "election_max_ms": 600, "heartbeat_ms": 50}
@@ -266,16 +266,26 @@ def measure(
     state machines, stop. CPU and memory come from ``/proc``."""
     workdir.mkdir(parents=True, exist_ok=True)
     cluster = Cluster(setting, workdir, profile=profile)
+    stages: dict[str, float] = {}
+    t_start = time.monotonic()
     try:
         cluster.start()
+        stages["start_s"] = time.monotonic() - t_start
         leader, event = cluster.wait_leader()
+        stages["leader_s"] = time.monotonic() - t_start - stages["start_s"]
         assert cluster.client is not None
         pids = [n.pid for n in cluster.nodes]
         rest = [memory_mib(pid).get("rss") for pid in pids]
+        follower = (leader + 1) % len(pids)
+        names = {
+            i: {int(k): v for k, v in cluster.nodes[i].cmd("threads").items()}
+            for i in (leader, follower)
+        }
         phases: dict[str, Any] = {}
         for name in setting.phases:
             phase = PHASES[name]
             stats0 = cluster.nodes[leader].cmd("stats")
+            threads0 = {i: thread_stats(pids[i]) for i in (leader, follower)}
             cpu0 = [cpu_seconds(pid) or 0.0 for pid in pids]
             t0 = time.monotonic()
             result = cluster.client.cmd(
@@ -291,8 +301,13 @@ def measure(
             )
             wall = time.monotonic() - t0
             cpu = [(cpu_seconds(pid) or 0.0) - c for pid, c in zip(pids, cpu0, strict=True)]
-            stats1 = cluster.nodes[leader].cmd("stats")
             answered = max(1, result["answered"])
+            # Where a write's CPU goes, thread by thread (each actor has its own thread).
+            result["threads"] = {
+                role: per_thread(threads0[i], thread_stats(pids[i]), names[i], answered)
+                for role, i in (("leader", leader), ("follower", follower))
+            }
+            stats1 = cluster.nodes[leader].cmd("stats")
             result["cpu_us_per_write"] = sum(cpu) / answered * 1e6
             result["leader_cpu_us_per_write"] = cpu[leader] / answered * 1e6
             result["leader_cpu_share"] = cpu[leader] / wall
@@ -312,7 +327,9 @@ def measure(
         peak = [memory_mib(pid).get("peak") for pid in pids]
         leader_events = cluster.leader_events()
         end_state = [n.cmd("state") for n in cluster.nodes]
+        t_check = time.monotonic()
         check = cluster.converge(list(range(len(cluster.nodes))))
+        stages["check_s"] = time.monotonic() - t_check
         profiles = None
         if profile:
             for n in cluster.nodes:
@@ -336,6 +353,7 @@ def measure(
                 "peak_max": max(p or 0 for p in peak),
             },
             "profiles": profiles,
+            "stages": stages,
         }
     finally:
         cluster.stop()

@@ -7,6 +7,7 @@ Nothing here imports pykka_raft or PySyncObj, so the client process stays small.
 from __future__ import annotations
 
 import os
+import re
 import statistics
 import time
 from collections.abc import Iterable
@@ -93,3 +94,57 @@ def memory_mib(pid: int) -> dict[str, float]:
     except OSError:
         pass
     return out
+
+
+def thread_stats(pid: int) -> dict[int, tuple[float, int]]:
+    """For each live thread of ``pid``: CPU seconds it ran (``schedstat``, nanosecond
+    resolution) and the context switches it made (voluntary and involuntary: each is a
+    wait for a lock, a socket or the interpreter lock, or a preemption)."""
+    out: dict[int, tuple[float, int]] = {}
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return out
+    for task in tasks:
+        try:
+            with open(f"/proc/{pid}/task/{task}/schedstat") as f:
+                ns = int(f.read().split()[0])
+            switches = 0
+            with open(f"/proc/{pid}/task/{task}/status") as f:
+                for line in f:
+                    if line.startswith(("voluntary_ctxt_switches", "nonvoluntary_ctxt_switches")):
+                        switches += int(line.split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+        out[int(task)] = (ns / 1e9, switches)
+    return out
+
+
+def _thread_kind(name: str) -> str:
+    """A thread's name without the numbers that differ from run to run: ``Raft-2`` and
+    ``raft-net-3`` become ``Raft`` and ``raft-net``, ``Thread-1 (_autoTickThread)``
+    becomes ``_autoTickThread``."""
+    name = re.sub(r"^Thread-\d+ \((.*)\)$", r"\1", name)
+    return re.sub(r"-\d+$", "", name)
+
+
+def per_thread(
+    before: dict[int, tuple[float, int]],
+    after: dict[int, tuple[float, int]],
+    names: dict[int, str],
+    writes: int,
+) -> dict[str, list[float]]:
+    """``{thread name: [CPU µs per write, context switches per write]}`` between two
+    :func:`thread_stats`, threads of the same name added up (threads without a Python
+    name are ZeroMQ's own I/O threads)."""
+    out: dict[str, list[float]] = {}
+    for tid, (cpu, switches) in after.items():
+        cpu0, switches0 = before.get(tid, (0.0, 0))
+        name = _thread_kind(names.get(tid, "ZeroMQ I/O (C)"))
+        entry = out.setdefault(name, [0.0, 0.0])
+        entry[0] += (cpu - cpu0) / max(1, writes) * 1e6
+        entry[1] += (switches - switches0) / max(1, writes)
+    return {
+        k: [round(v[0], 1), round(v[1], 2)]
+        for k, v in sorted(out.items(), key=lambda kv: -kv[1][0])
+    }

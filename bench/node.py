@@ -320,6 +320,9 @@ def main(options: dict[str, Any]) -> None:
         op = command["op"]
         if op == "quit":
             break
+        if op == "threads":  # native thread id -> Python thread name
+            emit({"ok": {str(t.native_id): t.name for t in threading.enumerate()}})
+            continue
         if op == "dump_profile":
             if dump_profile is not None:
                 dump_profile()

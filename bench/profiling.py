@@ -10,22 +10,25 @@ from collections.abc import Callable
 
 def profile_threads(path: str) -> Callable[[], None]:
     """Profile every thread started from now on (not the calling one: it only starts the
-    node and reads commands); the returned function writes the combined statistics to
-    ``path`` (``pstats`` format).
+    node and reads commands); the returned function writes the statistics of all threads
+    to ``path`` and those of each kind of thread (``Raft``, ``raft-net``, ``gateway``...)
+    to ``path.<kind>`` (``pstats`` format).
 
     The profiler slows Python code down several times: read shares of the time, not times.
     """
     import cProfile
     import pstats
 
-    profiles: list[cProfile.Profile] = []
+    from bench.common import _thread_kind
+
+    profiles: list[tuple[str, cProfile.Profile]] = []
     original = threading.Thread.run
 
     def run(self: threading.Thread) -> None:
         # Thread CPU time as the clock: time spent blocked (on a lock, a socket, or the
         # interpreter lock held by another thread) does not count, so the figures are work.
         profile = cProfile.Profile(time.thread_time)
-        profiles.append(profile)
+        profiles.append((self.name, profile))
         profile.enable()
         try:
             original(self)
@@ -34,14 +37,27 @@ def profile_threads(path: str) -> Callable[[], None]:
 
     threading.Thread.run = run  # type: ignore[method-assign]
 
-    def dump() -> None:
-        for profile in profiles:
-            profile.disable()
-        stats = pstats.Stats(profiles[0])
-        for profile in profiles[1:]:
+    def combined(items: list[cProfile.Profile]) -> pstats.Stats | None:
+        stats = None
+        for profile in items:
             with contextlib.suppress(TypeError):  # a profile that saw nothing
-                stats.add(profile)
-        stats.dump_stats(path)
+                if stats is None:
+                    stats = pstats.Stats(profile)
+                else:
+                    stats.add(profile)
+        return stats
+
+    def dump() -> None:
+        kinds: dict[str, list[cProfile.Profile]] = {}
+        for name, profile in profiles:
+            kinds.setdefault(_thread_kind(name), []).append(profile)
+        everything = combined([p for _, p in profiles])
+        if everything is not None:
+            everything.dump_stats(path)
+        for kind, items in kinds.items():
+            stats = combined(items)
+            if stats is not None:
+                stats.dump_stats(f"{path}.{kind}")
 
     return dump
 
@@ -102,11 +118,17 @@ def summarize(path: str, top: int = 15) -> dict[str, object]:
     }
 
 
-def print_summary(name: str, path: str) -> None:
-    s = summarize(path)
+def print_summary(name: str, path: str, top: int = 15) -> None:
+    """The process's shares by category, then each thread's busiest functions."""
+    import glob
+
+    s = summarize(path, top)
     print(f"\n===== {name}: {s['busy_s']:.2f} s busy under the profiler (waits left out)")
     for category, share in s["shares"].items():  # type: ignore[attr-defined]
         print(f"  {share * 100:5.1f}%  {category}")
-    print("  top functions by own time:")
-    for label, share in s["top"]:  # type: ignore[attr-defined]
-        print(f"  {share * 100:5.1f}%  {label}")
+    for thread_path in sorted(glob.glob(glob.escape(path) + ".*")):
+        t = summarize(thread_path, top)
+        kind = thread_path[len(path) + 1 :]
+        print(f"  --- thread {kind}: {t['busy_s'] / s['busy_s'] * 100:.0f}% of the process")  # type: ignore[operator]
+        for label, share in t["top"]:  # type: ignore[attr-defined]
+            print(f"    {share * 100:5.1f}%  {label}")

@@ -152,10 +152,31 @@ def summarize_tcp(runs: Runs, key: str) -> dict[str, Any]:
             "leader_entries_per_commit": _spread_of(valid, f"{base}.leader_entries_per_commit"),
         }
     out["phases"] = phases
+    out["threads"] = {
+        name: _thread_medians(valid, name) for name in names if name in ("seq", "w4096")
+    }
     out["memory_mib"] = {
         m: _spread_of(valid, f"memory_mib.{m}")
         for m in ("at_rest_leader", "at_rest_max", "peak_leader", "peak_max")
     }
+    return out
+
+
+def _thread_medians(valid: Runs, phase: str) -> dict[str, dict[str, list[float]]]:
+    """Per role (leader, follower) and thread: median CPU µs and context switches per
+    write over the valid runs."""
+    out: dict[str, dict[str, list[float]]] = {}
+    for role in ("leader", "follower"):
+        tables = [_get(x, f"phases.{phase}.threads.{role}") or {} for x in valid]
+        names = {n for t in tables for n in t}
+        out[role] = {
+            n: [
+                spread(t[n][0] for t in tables if n in t)["median"],
+                spread(t[n][1] for t in tables if n in t)["median"],
+            ]
+            for n in names
+        }
+        out[role] = dict(sorted(out[role].items(), key=lambda kv: -(kv[1][0] or 0)))
     return out
 
 
@@ -531,6 +552,31 @@ def markdown(doc: dict[str, Any]) -> str:
                 f"{_cell(g('w4096', 'cpu_us_per_write'), 0)} | "
                 f"{_fmt(s['memory_mib']['at_rest_max']['median'], 0)} / "
                 f"{_fmt(s['memory_mib']['peak_max']['median'], 0)} | {_cell(s['probe_ms'], 0)} |"
+            )
+        lines.append("")
+    thread_rows = [
+        (s["label"], phase, role, name, cpu, switches)
+        for key in ("raft3_mem", "pso3_mem", "pso3_mem_nobatch", "raft3_fsync")
+        if key in tcp
+        for s in (tcp[key],)
+        for phase in ("w4096", "seq")
+        if phase in s.get("threads", {})
+        for role, threads in s["threads"][phase].items()
+        for name, (cpu, switches) in threads.items()
+        if (cpu or 0) >= 0.5
+    ]
+    if thread_rows:
+        lines += [
+            "**Where a write's CPU goes**, thread by thread (each Pykka actor has its own "
+            "thread; medians of the valid runs; CPU µs and context switches per write)",
+            "",
+            "| system and setting | phase | node | thread | CPU µs/write | switches/write |",
+            "|---|---|---|---|---:|---:|",
+        ]
+        for label, phase, role, name, cpu, switches in thread_rows:
+            lines.append(
+                f"| {label} | {PHASE_LABELS[phase]} | {role} | {name} | {_fmt(cpu, 1)} | "
+                f"{_fmt(switches, 2)} |"
             )
         lines.append("")
     if doc["failover"]:

@@ -271,7 +271,14 @@ GROUPS = {"pykka": bench_pykka, "pykka_raft": bench_pykka_raft}
 def main() -> None:
     group, options = sys.argv[1], json.loads(sys.argv[2] if len(sys.argv) > 2 else "{}")
     options = {"warmup": 0.5, "duration": 3.0, "sequential": 400, **options}
+    dump = None
+    if options.get("profile"):  # every actor's thread under cProfile (bench.profiling)
+        from bench.profiling import profile_threads
+
+        dump = profile_threads(options["profile"])
     result = GROUPS[group](options)
+    if dump is not None:
+        dump()
     print(json.dumps(result), flush=True)
 
 
