@@ -45,6 +45,7 @@ class Setting:
     insecure: bool = False  # pykka_raft without CURVE
     batch: bool = True  # PySyncObj's appendEntriesUseBatch
     phases: tuple[str, ...] = ()
+    machine: str = "memory"  # SqliteStore: "memory" (a dict, as PySyncObj) or "durable"
 
     @property
     def short(self) -> str:
@@ -184,6 +185,7 @@ class Cluster:
             "timers": TIMERS,
             "insecure": s.insecure,
             "batch": s.batch,
+            "machine": s.machine,
         }
         if s.system == "pykka_raft" and not s.insecure:
             from pykka_raft.net import generate_keypair

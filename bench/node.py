@@ -15,6 +15,8 @@ becomes leader), written under a lock so they never interleave with an answer.
 Options: ``system`` (``pykka_raft`` or ``pysyncobj``), ``id`` (1..n), ``store``
 (pykka_raft: ``mem``, ``os``, ``fsync``; PySyncObj: ``mem``, ``journal``), ``data`` (the
 node's directory), ``timers`` (election timeout min and max and heartbeat, ms);
+``machine`` (``SqliteStore``: ``memory``, the default, keeps the key-value dictionary in
+memory as PySyncObj does; ``durable`` uses the store's durable key-value machine);
 pykka_raft: ``insecure`` and ``keys`` (the CURVE key directory); PySyncObj: ``address``,
 ``all`` (every node's address) and ``batch`` (``appendEntriesUseBatch``).
 """
@@ -188,8 +190,15 @@ class RaftNode:
         store = options["store"]
         if store == "mem":
             self.storage = MemStore.start(KeyValueStateMachine(keep_history=False))
-        else:  # SqliteStore with its durable key-value state machine
+        elif options.get("machine") == "durable":  # the store's durable key-value machine
             self.storage = SqliteStore.start(options["data"], node_id, durability=store)
+        else:  # the log on disk, the dictionary in memory (rebuilt from the log at start)
+            self.storage = SqliteStore.start(
+                options["data"],
+                node_id,
+                KeyValueStateMachine(keep_history=False),
+                durability=store,
+            )
         self.sqlite = store != "mem"
         self.raft = Raft.start(node_id, self.config, self.network, self.storage, _LeaderWatch())
         self.network.ask(Register(node_id, self.raft))
