@@ -520,6 +520,13 @@ def _fmt(value: float | None, digits: int = 2) -> str:
     return f"{value:.{digits}f}"
 
 
+def _us(value: float | None) -> str:
+    """Microseconds: one decimal below 100, whole numbers above."""
+    if value is None:
+        return "-"
+    return f"{value:.1f}" if value < 100 else f"{value:,.0f}"
+
+
 def _cell(s: dict[str, Any] | None, digits: int = 2) -> str:
     """``median (min-max)``."""
     if not s or s.get("median") is None:
@@ -569,28 +576,32 @@ def markdown(doc: dict[str, Any]) -> str:
             )
         lines.append("")
     thread_rows = [
-        (s["label"], phase, role, name, cpu, switches)
-        for key in ("raft3_mem", "pso3_mem", "pso3_mem_nobatch", "raft3_fsync")
+        (s["label"], phase, role, threads)
+        for key in ("raft3_mem", "pso3_mem", "pso3_mem_nobatch", "raft3_os", "raft3_fsync")
         if key in tcp
         for s in (tcp[key],)
         for phase in ("w4096", "seq")
         if phase in s.get("threads", {})
         for role, threads in s["threads"][phase].items()
-        for name, (cpu, switches) in threads.items()
-        if (cpu or 0) >= 0.5
     ]
     if thread_rows:
         lines += [
             "**Where a write's CPU goes**, thread by thread (each Pykka actor has its own "
-            "thread; medians of the valid runs; CPU µs and context switches per write)",
+            "thread): CPU µs and context switches per write, medians of the valid runs",
             "",
-            "| system and setting | phase | node | thread | CPU µs/write | switches/write |",
-            "|---|---|---|---|---:|---:|",
+            "| system and setting | phase | node | CPU µs/write | switches/write | "
+            "CPU µs/write by thread |",
+            "|---|---|---|---:|---:|---|",
         ]
-        for label, phase, role, name, cpu, switches in thread_rows:
+        for label, phase, role, threads in thread_rows:
+            cpu = sum(c or 0 for c, _ in threads.values())
+            switches = sum(w or 0 for _, w in threads.values())
+            parts = ", ".join(
+                f"{name} {_us(c)}" for name, (c, _) in threads.items() if (c or 0) >= 0.5
+            )
             lines.append(
-                f"| {label} | {PHASE_LABELS[phase]} | {role} | {name} | {_fmt(cpu, 1)} | "
-                f"{_fmt(switches, 2)} |"
+                f"| {label} | {PHASE_LABELS[phase]} | {role} | {_us(cpu)} | "
+                f"{_fmt(switches, 1)} | {parts} |"
             )
         lines.append("")
     if doc["failover"]:
