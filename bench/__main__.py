@@ -259,7 +259,16 @@ def main(argv: list[str] | None = None) -> int:
         help="run one TCP setting (KEY or KEY:PHASE) once under cProfile, every thread of "
         "every node process; prints where each process spends its time",
     )
+    parser.add_argument(
+        "--from",
+        dest="from_file",
+        metavar="RESULTS_JSON",
+        help="measure nothing: rebuild the tables and the chart from the runs a previous "
+        "run saved (with --publish, publish them)",
+    )
     args = parser.parse_args(argv)
+    if args.from_file:
+        return rerender(Path(args.from_file), Path(args.out), args.publish)
     if args.profile:
         return profile(args.profile, QUICK if args.quick else FULL, args.verbose)
     timing = QUICK if args.quick else FULL
@@ -324,6 +333,21 @@ def main(argv: list[str] | None = None) -> int:
         print("\npublished to bench/results/, docs/benchmarks.png and docs/benchmarks.md")
     print(f"\nwrote {out}/results.json, results.md and benchmarks.png")
     print(f"total {time.monotonic() - started:.0f} s")
+    return 0
+
+
+def rerender(source: Path, out: Path, publish: bool) -> int:
+    """The report of the runs saved in ``source``, written again (and published)."""
+    saved = json.loads(source.read_text())
+    document = report.build(saved["machine"], saved["runs"], saved["timing"], saved["repeats"])
+    document["extra"] = saved.get("extra", {})
+    document["elapsed_s"] = saved.get("elapsed_s", 0)
+    text = report.markdown(document)
+    report.write(document, text, out, out / "benchmarks.png")
+    if publish:
+        report.write(document, text, ROOT / "bench" / "results", ROOT / "docs" / "benchmarks.png")
+        report.update_docs(ROOT / "docs" / "benchmarks.md", text)
+    print(text)
     return 0
 
 

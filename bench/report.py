@@ -41,7 +41,7 @@ def problems(record: dict[str, Any]) -> list[str]:
         if r.get("failed_writes"):
             out.append(f"{r['failed_writes']} failed writes")
         if r["state_machines"].get("identical") is not True:
-            out.append("state machines differ")
+            out.append(_state_machines(r["state_machines"]))
     if group == "tcp" and r.get("leader_changes"):
         out.append(f"{r['leader_changes']} leader changes")
     if group == "failover":
@@ -57,6 +57,19 @@ def problems(record: dict[str, Any]) -> list[str]:
         if r["state_machines"].get("identical") is not True:
             out.append("state machines differ")
     return out
+
+
+def _state_machines(check: dict[str, Any]) -> str:
+    """Why the end-of-run check failed: a node that had not caught up by the deadline, or
+    (a safety failure) different state machines at the same index."""
+    nodes = check.get("nodes") or []
+    applied = [n["last_applied"] for n in nodes]
+    if applied and len(set(applied)) > 1:
+        return (
+            f"a node had applied {min(applied)} of {max(applied)} entries "
+            f"{check.get('after_s', 0):.0f} s after the load"
+        )
+    return "STATE MACHINES DIFFER at the same index"
 
 
 def _k(value: float) -> str:
@@ -693,10 +706,7 @@ def chart(doc: dict[str, Any], path: Path) -> bool:
     rows = [s for s in doc["tcp"].values() if s["phases"]]
     if not rows:
         return False
-    names = [
-        s["label"].replace("pykka_raft, ", "pykka_raft\n").replace("PySyncObj, ", "PySyncObj\n")
-        for s in rows
-    ]
+    names = ["\n".join(s["label"].split(", ")) for s in rows]
 
     def series(phase: str, figure: str) -> tuple[list[float], list[list[float]]]:
         med, err_lo, err_hi = [], [], []
@@ -708,7 +718,7 @@ def chart(doc: dict[str, Any], path: Path) -> bool:
             err_hi.append(max(0.0, (x.get("max") or m) - m))
         return med, [err_lo, err_hi]
 
-    fig, (left, right) = plt.subplots(2, 1, figsize=(13, 9))
+    fig, (left, right) = plt.subplots(2, 1, figsize=(14, 10.5))
     ys = list(range(len(rows)))
     width = 0.2
     for i, phase in enumerate(THROUGHPUT_PHASES):
@@ -749,7 +759,11 @@ def chart(doc: dict[str, Any], path: Path) -> bool:
 
 def write(doc: dict[str, Any], text: str, out: Path, chart_path: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
-    (out / "results.json").write_text(json.dumps(doc, indent=1) + "\n")
+    # The summary indented for reading; the runs (every figure of every run, from which
+    # `python -m bench --from` rebuilds the report) one compact line each.
+    summary = json.dumps({k: v for k, v in doc.items() if k != "runs"}, indent=1)
+    runs = ",\n".join(json.dumps(run, separators=(",", ":")) for run in doc.get("runs", []))
+    (out / "results.json").write_text(f'{summary[:-2]},\n "runs": [\n{runs}\n ]\n}}\n')
     (out / "results.md").write_text(text + "\n")
     chart(doc, chart_path)
 

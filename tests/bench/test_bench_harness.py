@@ -215,6 +215,14 @@ def test_report_gives_medians_ranges_targets_and_leaves_out_invalid_runs(tmp_pat
     bad["result"]["failed_writes"] = 2
     bad["result"]["phases"]["w256"]["throughput_per_s"] = 1e9  # must not reach the median
     runs.append(bad)
+    lagging = copy.deepcopy(next(x for x in runs if x["key"] == "pso3_mem"))
+    lagging["rep"] = 3
+    lagging["result"]["state_machines"] = {
+        "identical": False,
+        "after_s": 20.0,
+        "nodes": [{"last_applied": 90}, {"last_applied": 100}, {"last_applied": 100}],
+    }
+    runs.append(lagging)
     info = {
         "date": "today",
         "cpu": "cpu",
@@ -245,6 +253,7 @@ def test_report_gives_medians_ranges_targets_and_leaves_out_invalid_runs(tmp_pat
     for label in ("raft3_mem", "pso3_journal", "raft3_fsync", "Pykka ceiling", "raft5"):
         assert label in text
     assert "raft3_mem, run 3: 2 failed writes" in text
+    assert "pso3_mem, run 3: a node had applied 90 of 100 entries 20 s after the load" in text
     for figure in ("seq", "w256"):
         assert report.progress(next(x for x in runs if x["group"] == "tcp")).count(figure[1:])
     report.write(doc, text, tmp_path, tmp_path / "chart.png")
@@ -255,6 +264,25 @@ def test_report_gives_medians_ranges_targets_and_leaves_out_invalid_runs(tmp_pat
     except ImportError:
         return
     assert (tmp_path / "chart.png").stat().st_size > 0
+
+
+def test_report_is_rebuilt_from_saved_runs(tmp_path: Path) -> None:
+    info = {"date": "d", "cpu": "c", "cores": 2, "python": "3", "pykka": "4", "pysyncobj": "0"}
+    doc = report.build({**info, "load_average_at_start": 1.0}, made_up_runs(), {}, 2)
+    text = report.markdown(doc)
+    report.write(doc, text, tmp_path / "first", tmp_path / "first" / "chart.png")
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    saved, again = tmp_path / "first" / "results.json", tmp_path / "again"
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench", "--from", str(saved), "--out", str(again)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert (tmp_path / "again" / "results.md").read_text() == text + "\n"
 
 
 def test_publish_replaces_only_the_results_section(tmp_path: Path) -> None:
