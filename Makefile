@@ -11,8 +11,8 @@ KILLS ?= 50
 
 BENCH_STAMP := $(VENV)/.bench-stamp
 
-.PHONY: demo demo-embedded cluster test chaos counters crash crash-kv fuzz-net bench lint \
-	typecheck check clean
+.PHONY: demo demo-embedded cluster test chaos counters crash crash-kv fuzz-net bench bench-publish \
+	lint typecheck check clean
 
 $(STAMP): setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -36,13 +36,19 @@ cluster: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest -n $${PYTEST_WORKERS:-2} --dist worksteal $(PYTEST_ARGS)
 
-# pykka_raft against the Pykka substrate and PySyncObj; a few minutes; see docs/benchmarks.md
+# pykka_raft against PySyncObj, the Pykka substrate and the disk, every setting 5 times
+# interleaved; about 10 minutes on 2 cores (BENCH_ARGS=--quick: a one-minute smoke run).
+# Figures go to build/bench/; bench-publish also updates bench/results/,
+# docs/benchmarks.png and docs/benchmarks.md. See docs/benchmarks.md.
 $(BENCH_STAMP): $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[dev,net,kv,bench]'
 	touch $(BENCH_STAMP)
 
 bench: $(BENCH_STAMP)
 	$(BIN)/python -m bench $(BENCH_ARGS)
+
+bench-publish: $(BENCH_STAMP)
+	$(BIN)/python -m bench --publish $(BENCH_ARGS)
 
 # Seeded chaos runs of real actor clusters (a few seconds each): make chaos SEEDS=500
 # add MEMBERSHIP=1 to let the nemesis change the membership too, TCP=1 to carry RPCs over

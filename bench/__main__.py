@@ -1,12 +1,15 @@
-"""``make bench``: pykka_raft against the Pykka substrate and PySyncObj, in one run.
+"""``make bench``: pykka_raft against PySyncObj, the Pykka substrate and the disk, in one run.
 
-Runs each group (:mod:`bench.workers`) in its own process, one after the other, prints a
-table with every figure and the ratios the project tracks, and writes
-``bench/results/results.json``, ``bench/results/results.md`` and
-``docs/benchmarks.png``. Ratios compare figures of this run only: absolute numbers
-depend on the machine.
+Every (system, setting) is measured several times, interleaved (A B C ... A B C ...), each
+run in fresh processes, with a CPU-speed probe before each run; the report gives the
+median and the range, and the ratios the project tracks (docs/benchmarks.md).
 
-    python -m bench [--quick] [--out bench/results]
+    python -m bench [--quick] [--repeats N] [--only tcp,failover,durable,inproc,reads,kv]
+                    [--out DIR] [--publish] [--profile SETTING]
+
+Results go to ``build/bench/`` (not tracked by git); ``--publish`` also writes
+``bench/results/results.json`` and ``results.md``, ``docs/benchmarks.png`` and the results
+section of ``docs/benchmarks.md``.
 """
 
 from __future__ import annotations
@@ -18,26 +21,106 @@ import os
 import platform
 import subprocess
 import sys
+import tempfile
 import time
+import traceback
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, replace
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from bench import durable
-from bench import kv as kv_group
-from bench import tcp as tcp_group
+from bench import kv as bench_kv
+from bench import reads as bench_reads
+from bench import report
+from bench.cluster import PHASES, Setting, failover, measure
+from bench.common import cpu_probe
 
 ROOT = Path(__file__).resolve().parent.parent
-FIXED_RATE = 1000  # writes/s offered in the fixed-load phase (below every system's saturation)
+ALL_PHASES = ("seq", "w256", "w4096", "w256_1k", "w4096_1k")
 
-GROUPS: list[tuple[str, str, dict[str, Any]]] = [
-    ("pykka", "Pykka ceiling (chain of 3 actors)", {}),
-    ("pykka_raft", "pykka_raft, 3 nodes", {"nodes": 3, "rate": FIXED_RATE}),
-    ("pykka_raft", "pykka_raft, 5 nodes", {"nodes": 5, "rate": FIXED_RATE}),
-    ("pysyncobj", "PySyncObj, 3 nodes (defaults)", {"nodes": 3, "rate": FIXED_RATE}),
-    ("pysyncobj", "PySyncObj, 3 nodes (tuned)", {"nodes": 3, "rate": FIXED_RATE, "tuned": True}),
+
+def _tcp(
+    key: str, label: str, system: str, nodes: int, store: str, durability: str, **kw: Any
+) -> Setting:
+    return Setting(key, label, system, nodes, store, durability, phases=ALL_PHASES, **kw)
+
+
+TCP_SETTINGS = [
+    # The memory class: no disk on either side.
+    _tcp("raft3_mem", "pykka_raft, 3 nodes, MemStore", "pykka_raft", 3, "mem", "memory"),
+    _tcp("pso3_mem", "PySyncObj, 3 nodes, in memory", "pysyncobj", 3, "mem", "memory"),
+    _tcp(
+        "pso3_mem_nobatch",
+        "PySyncObj, 3 nodes, in memory, batching off",
+        "pysyncobj",
+        3,
+        "mem",
+        "memory",
+        batch=False,
+    ),
+    _tcp(
+        "raft3_mem_insecure",
+        "pykka_raft, 3 nodes, MemStore, no CURVE",
+        "pykka_raft",
+        3,
+        "mem",
+        "memory",
+        insecure=True,
+    ),
+    _tcp("raft5_mem", "pykka_raft, 5 nodes, MemStore", "pykka_raft", 5, "mem", "memory"),
+    _tcp("pso5_mem", "PySyncObj, 5 nodes, in memory", "pysyncobj", 5, "mem", "memory"),
+    # (PySyncObj with batching off is left out at 5 nodes: with 4,096 writes in flight its
+    # leader falls behind its own heartbeats, elections follow and the run does not count.)
+    # The "os" class: written to the OS at each commit, survives a process crash.
+    _tcp("raft3_os", 'pykka_raft, 3 nodes, SqliteStore "os"', "pykka_raft", 3, "os", "os"),
+    _tcp("pso3_journal", "PySyncObj, 3 nodes, journal", "pysyncobj", 3, "journal", "os"),
+    _tcp("raft5_os", 'pykka_raft, 5 nodes, SqliteStore "os"', "pykka_raft", 5, "os", "os"),
+    _tcp("pso5_journal", "PySyncObj, 5 nodes, journal", "pysyncobj", 5, "journal", "os"),
+    # The "fsync" class: against the disk's own floor, measured right after.
+    _tcp(
+        "raft3_fsync", 'pykka_raft, 3 nodes, SqliteStore "fsync"', "pykka_raft", 3, "fsync", "fsync"
+    ),
 ]
-KEYS = ["pykka", "raft3", "raft5", "pso", "pso_tuned"]
+QUICK_TCP = {"raft3_mem", "pso3_mem", "pso3_mem_nobatch", "raft3_os", "pso3_journal", "raft3_fsync"}
+FAILOVER_SETTINGS = [
+    Setting("raft3", "pykka_raft, 3 nodes, MemStore", "pykka_raft", 3, "mem", "memory"),
+    Setting("pso3", "PySyncObj, 3 nodes, in memory", "pysyncobj", 3, "mem", "memory"),
+]
+INPROC = [
+    ("pykka", "Pykka ceiling (chain of 3 actors)", "pykka", {}),
+    ("raft3", "pykka_raft, 3 nodes in one process", "pykka_raft", {"nodes": 3}),
+    ("raft5", "pykka_raft, 5 nodes in one process", "pykka_raft", {"nodes": 5}),
+]
+
+
+@dataclass(frozen=True)
+class Timing:
+    """Seconds of each phase: warm-up and measured part of a load phase, and of an
+    in-process throughput phase; writes of the in-process sequential phase."""
+
+    warmup: float
+    duration: float
+    inproc_warmup: float
+    inproc_duration: float
+    inproc_sequential: int
+    floor_duration: float
+    repeats: int
+
+
+FULL = Timing(0.2, 0.6, 0.3, 1.0, 300, 0.3, 5)
+QUICK = Timing(0.1, 0.3, 0.1, 0.3, 100, 0.1, 1)
+
+
+# --- extra groups: run once after the comparison ------------------------------------------
+# A group here is (name, run(quick) -> dict, table(result) -> markdown). Its result is kept
+# under "extra" in the results JSON and its table printed after the others.
+EXTRA_GROUPS: list[
+    tuple[str, Callable[[bool], dict[str, Any]], Callable[[dict[str, Any]], str]]
+] = [
+    ("reads", lambda quick: bench_reads.run(quick, 1 if quick else 3), bench_reads.table),
+    ("kv", lambda quick: bench_kv.run(quick), bench_kv.table),
+]
 
 
 def machine() -> dict[str, Any]:
@@ -64,253 +147,276 @@ def machine() -> dict[str, Any]:
         "os": f"{platform.system()} {platform.release()}",
         "pykka": version("pykka"),
         "pysyncobj": version("pysyncobj"),
+        "pyzmq": version("pyzmq"),
         "load_average_at_start": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
     }
 
 
-def run_group(group: str, options: dict[str, Any], quick: bool) -> dict[str, Any]:
+def run_python(module: str, options: dict[str, Any], timeout: float = 300) -> dict[str, Any]:
+    """``python -m module '<json>'`` in a fresh process; its last JSON line."""
     env = dict(
         os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])
     )
-    if quick:
-        env["PYKKA_RAFT_BENCH_QUICK"] = "1"
-    proc = subprocess.run(
-        [sys.executable, "-m", "bench.workers", group, json.dumps(options)],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    args = [sys.executable, "-m", module, *options.pop("_args", []), json.dumps(options)]
+    proc = subprocess.run(args, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
     lines = [line for line in proc.stdout.splitlines() if line.startswith("{")]
     if proc.returncode != 0 or not lines:
-        raise RuntimeError(
-            f"benchmark group {group} {options} failed (exit {proc.returncode}):\n"
-            f"{proc.stderr[-3000:]}"
-        )
+        raise RuntimeError(f"{module} failed (exit {proc.returncode}):\n{proc.stderr[-3000:]}")
     result: dict[str, Any] = json.loads(lines[-1])
     return result
 
 
-def ratios(r: dict[str, dict[str, Any]]) -> list[tuple[str, float, str, bool | None]]:
-    """(description, value, target text, met) for each tracked ratio."""
-    ceiling = r["pykka"]["chain3_inflight100_per_s"]
-    raft3, raft5 = r["raft3"], r["raft5"]
-    ask = raft3["sequential_ask_baseline"]["p50_ms"]  # same process, just before
-    out: list[tuple[str, float, str, bool | None]] = [
-        (
-            "pykka_raft 3 nodes writes/s (10 B) / Pykka chain-of-3 round trips/s",
-            raft3["throughput_10B_per_s"] / ceiling,
-            ">= 0.5",
-            raft3["throughput_10B_per_s"] / ceiling >= 0.5,
-        ),
-        (
-            "pykka_raft 3 nodes sequential write p50 / sequential Pykka ask p50 (same process)",
-            raft3["sequential"]["p50_ms"] / ask,
-            "<= 20",
-            raft3["sequential"]["p50_ms"] / ask <= 20,
-        ),
-        (
-            "pykka_raft 5 nodes writes/s / 3 nodes writes/s (10 B)",
-            raft5["throughput_10B_per_s"] / raft3["throughput_10B_per_s"],
-            ">= 0.6",
-            raft5["throughput_10B_per_s"] / raft3["throughput_10B_per_s"] >= 0.6,
-        ),
-    ]
-    for key, name in (("pso", "defaults"), ("pso_tuned", "tuned")):
-        if key not in r:
+@dataclass
+class Job:
+    group: str  # tcp, floor, failover, inproc
+    key: str
+    label: str
+    run: Callable[[], dict[str, Any]]
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+def groups(args: argparse.Namespace) -> set[str]:
+    """The groups ``--only`` selects (all by default)."""
+    every = {"tcp", "durable", "failover", "inproc"} | {name for name, _, _ in EXTRA_GROUPS}
+    return set(args.only.split(",")) if args.only else every
+
+
+def plan(args: argparse.Namespace, timing: Timing, last_fsync: dict[str, Any]) -> list[Job]:
+    """The jobs of one repetition, in the order they run."""
+    only = groups(args)
+    jobs: list[Job] = []
+
+    def tcp_job(s: Setting) -> Job:
+        def run() -> dict[str, Any]:
+            with tempfile.TemporaryDirectory(prefix="pykka-raft-bench-") as tmp:
+                result = measure(s, Path(tmp), timing.warmup, timing.duration)
+            if s.durability == "fsync":
+                last_fsync.clear()
+                last_fsync.update(result)
+            return result
+
+        return Job("tcp", s.key, s.label, run, asdict(s))
+
+    for s in TCP_SETTINGS:
+        if args.quick and s.key not in QUICK_TCP:
             continue
-        pso = r[key]
-        for size in ("10B", "1KiB"):
-            value = raft3[f"throughput_{size}_per_s"] / pso[f"throughput_{size}_per_s"]
-            out.append(
-                (
-                    f"pykka_raft 3 nodes writes/s ({size}) / PySyncObj {name}",
-                    value,
-                    "> 1",
-                    value > 1,
+        if args.skip_pysyncobj and s.system == "pysyncobj":
+            continue
+        if s.durability == "fsync" and "durable" not in only:
+            continue
+        if s.durability != "fsync" and "tcp" not in only:
+            continue
+        jobs.append(tcp_job(s))
+        if s.durability == "fsync":
+
+            def floor() -> dict[str, Any]:
+                batches = [1.0] + [
+                    p.get("leader_entries_per_commit", 1.0)
+                    for p in last_fsync.get("phases", {}).values()
+                ]
+                return run_python(
+                    "bench.durable",
+                    {
+                        "batches": batches,
+                        "duration": timing.floor_duration,
+                        "calls": 3000 if not args.quick else 500,
+                    },
                 )
-            )
-        value = pso["sequential"]["p50_ms"] / raft3["sequential"]["p50_ms"]
-        out.append(
-            (f"PySyncObj {name} sequential p50 / pykka_raft 3 nodes", value, "> 1", value > 1)
-        )
-    return out
+
+            label = "plain SQLite commits (the disk's floor)"
+            jobs.append(Job("floor", "floor", label, floor, {"label": label}))
+    if "failover" in only:
+        for s in FAILOVER_SETTINGS:
+            if args.skip_pysyncobj and s.system == "pysyncobj":
+                continue
+
+            def fail(s: Setting = s) -> dict[str, Any]:
+                with tempfile.TemporaryDirectory(prefix="pykka-raft-bench-") as tmp:
+                    return failover(s, Path(tmp), before=0.3 if args.quick else 0.6)
+
+            jobs.append(Job("failover", s.key, f"failover: {s.label}", fail, asdict(s)))
+    if "inproc" in only:
+        for key, label, group, options in INPROC:
+            opts = {
+                **options,
+                "warmup": timing.inproc_warmup,
+                "duration": timing.inproc_duration,
+                "sequential": timing.inproc_sequential,
+            }
+
+            def inproc(group: str = group, opts: dict[str, Any] = opts) -> dict[str, Any]:
+                return run_python("bench.workers", {"_args": [group], **opts})
+
+            jobs.append(Job("inproc", key, label, inproc, {"label": label}))
+    return jobs
 
 
-def fmt(value: float, digits: int = 1) -> str:
-    if value >= 100:
-        return f"{value:,.0f}"
-    return f"{value:.{digits}f}"
-
-
-def table(r: dict[str, dict[str, Any]], labels: dict[str, str]) -> str:
-    head = (
-        "| system | writes/s 10 B | writes/s 1 KiB | sequential p50 / p99 ms | "
-        f"at {FIXED_RATE}/s p50 / p99 ms | CPU µs/write | peak RSS MiB | ask baseline p50 µs |"
-    )
-    rows = [head, "|---|---:|---:|---:|---:|---:|---:|---:|"]
-    p = r["pykka"]
-    rows.append(
-        f"| {labels['pykka']} | {fmt(p['chain3_inflight100_per_s'])} round trips/s (100 in "
-        f"flight) | | ask {p['sequential_ask']['p50_ms'] * 1000:.0f} / "
-        f"{p['sequential_ask']['p99_ms'] * 1000:.0f} µs; chain "
-        f"{p['sequential_chain3']['p50_ms'] * 1000:.0f} / "
-        f"{p['sequential_chain3']['p99_ms'] * 1000:.0f} µs | | "
-        f"{fmt(p['cpu_us_per_round_trip'])} per round trip | {fmt(p['peak_rss_mib'])} | |"
-    )
-    for key in KEYS[1:]:
-        if key not in r:
-            continue
-        x = r[key]
-        fixed = x.get("fixed_load", {})
-        ask = x.get("sequential_ask_baseline")
-        baseline = f"{ask['p50_ms'] * 1000:.0f}" if ask else ""
-        rows.append(
-            f"| {labels[key]} | {fmt(x['throughput_10B_per_s'])} | "
-            f"{fmt(x['throughput_1KiB_per_s'])} | {fmt(x['sequential']['p50_ms'], 2)} / "
-            f"{fmt(x['sequential']['p99_ms'], 2)} | {fmt(fixed.get('p50_ms', float('nan')), 2)} / "
-            f"{fmt(fixed.get('p99_ms', float('nan')), 2)} | {fmt(x['cpu_us_per_write_10B'])} | "
-            f"{fmt(x['peak_rss_mib'])} | {baseline} |"
-        )
-    return "\n".join(rows)
-
-
-def chart(r: dict[str, dict[str, Any]], labels: dict[str, str], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    keys = [k for k in KEYS[1:] if k in r]
-    names = [labels[k].replace(", ", "\n") for k in keys]
-    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.8))
-    width = 0.38
-    xs = range(len(keys))
-    left.bar(
-        [x - width / 2 for x in xs],
-        [r[k]["throughput_10B_per_s"] for k in keys],
-        width,
-        label="10 B",
-    )
-    left.bar(
-        [x + width / 2 for x in xs],
-        [r[k]["throughput_1KiB_per_s"] for k in keys],
-        width,
-        label="1 KiB",
-    )
-    left.axhline(
-        r["pykka"]["chain3_inflight100_per_s"],
-        color="grey",
-        linestyle="--",
-        label="Pykka chain-of-3 ceiling",
-    )
-    left.set_xticks(list(xs), names, fontsize=8)
-    left.set_ylabel("applied writes per second")
-    left.set_title("Throughput (higher is better)")
-    left.legend(fontsize=8)
-    right.bar(
-        [x - width / 2 for x in xs],
-        [r[k]["sequential"]["p50_ms"] for k in keys],
-        width,
-        label="sequential p50",
-    )
-    right.bar(
-        [x + width / 2 for x in xs],
-        [r[k].get("fixed_load", {}).get("p99_ms", 0) for k in keys],
-        width,
-        label=f"p99 at {FIXED_RATE} writes/s",
-    )
-    right.set_yscale("log")
-    right.set_xticks(list(xs), names, fontsize=8)
-    right.set_ylabel("milliseconds (log scale)")
-    right.set_title("Write latency (lower is better)")
-    right.legend(fontsize=8)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-
-
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", default=str(ROOT / "bench" / "results"))
-    parser.add_argument("--chart", default=str(ROOT / "docs" / "benchmarks.png"))
-    parser.add_argument("--quick", action="store_true", help="shorter phases (a smoke run)")
+    parser.add_argument("--quick", action="store_true", help="a one-minute smoke run")
+    parser.add_argument("--repeats", type=int, help="runs of each setting (default 5, quick 1)")
+    parser.add_argument("--only", help="comma-separated: tcp, durable, failover, inproc, reads, kv")
     parser.add_argument("--skip-pysyncobj", action="store_true")
-    parser.add_argument("--skip-durable", action="store_true", help="no SqliteStore group")
-    parser.add_argument("--skip-tcp", action="store_true", help="skip the TCP group (bench/tcp.py)")
-    parser.add_argument("--skip-kv", action="store_true", help="skip the HTTP group (bench/kv.py)")
-    args = parser.parse_args()
+    parser.add_argument("--out", default=str(ROOT / "build" / "bench"))
+    parser.add_argument(
+        "--publish",
+        action="store_true",
+        help="also update bench/results/, docs/benchmarks.png and docs/benchmarks.md",
+    )
+    parser.add_argument("--verbose", action="store_true", help="with --profile: full listings")
+    parser.add_argument(
+        "--profile",
+        metavar="SETTING",
+        help="run one TCP setting (KEY or KEY:PHASE) once under cProfile, every thread of "
+        "every node process; prints where each process spends its time",
+    )
+    parser.add_argument(
+        "--from",
+        dest="from_file",
+        metavar="RESULTS_JSON",
+        help="measure nothing: rebuild the tables and the chart from the runs a previous "
+        "run saved (with --publish, publish them)",
+    )
+    args = parser.parse_args(argv)
+    if args.from_file:
+        return rerender(Path(args.from_file), Path(args.out), args.publish)
+    if args.profile:
+        return profile(args.profile, QUICK if args.quick else FULL, args.verbose)
+    timing = QUICK if args.quick else FULL
+    repeats = args.repeats or timing.repeats
 
     info = machine()
     print(f"machine: {info['cpu']}, {info['cores']} cores, Python {info['python']}, {info['os']}")
-    print(f"pykka {info['pykka']}, pysyncobj {info['pysyncobj']}")
-    groups = [g for g in GROUPS if not (args.skip_pysyncobj and g[0] == "pysyncobj")]
-    labels = dict(zip(KEYS, (label for _, label, _ in GROUPS), strict=True))
-    results: dict[str, dict[str, Any]] = {}
-    started = time.monotonic()
-    for number, ((group, label, options), key) in enumerate(
-        zip(groups, [KEYS[GROUPS.index(g)] for g in groups], strict=True), 1
-    ):
-        print(f"[{number}/{len(groups)}] {label} ...", end=" ", flush=True)
-        t0 = time.monotonic()
-        results[key] = run_group(group, options, args.quick)
-        print(f"done in {time.monotonic() - t0:.0f}s", flush=True)
-
-    durable_result = None
-    if not args.skip_durable:  # SqliteStore against plain SQLite on this disk (bench.durable)
-        print("[durable] SqliteStore, 3 nodes, against plain SQLite ...", end=" ", flush=True)
-        t0 = time.monotonic()
-        durable_result = durable.run(args.quick)
-        print(f"done in {time.monotonic() - t0:.0f}s", flush=True)
-    tcp = {} if args.skip_tcp else tcp_group.run(args.quick, args.skip_pysyncobj)
-    kv = {} if args.skip_kv else kv_group.run(args.quick, tcp.get("tcp_raft_secure"))
-    tracked = ratios(results) if "raft5" in results else []
-    if durable_result is not None:
-        results["durable"] = durable_result
-        tracked += durable.ratios(durable_result)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    document = {
-        "machine": info,
-        "fixed_load_rate_per_s": FIXED_RATE,
-        "results": results,
-        "ratios": [
-            {"ratio": name, "value": value, "target": target, "met": met}
-            for name, value, target, met in tracked
-        ],
-        "tcp": tcp,
-        "kv": kv,
-        "elapsed_s": time.monotonic() - started,
-    }
-    (out / "results.json").write_text(json.dumps(document, indent=2) + "\n")
-    text = table(results, labels) + (f"\n\n{tcp_group.table(tcp)}" if tcp else "")
-    text += f"\n\n{kv_group.table(kv)}" if kv else ""
-    if durable_result is not None:
-        text += "\n\n" + durable.table(durable_result)
-    ratio_lines = ["| ratio | value | target |", "|---|---:|---|"] + [
-        f"| {name} | {value:.2f} | {target} {'' if met is None else 'met' if met else 'NOT met'} |"
-        for name, value, target, met in tracked
-    ]
-    markdown = (
-        f"Run of {info['date']} on {info['cpu']} ({info['cores']} cores), Python "
-        f"{info['python']}, pykka {info['pykka']}, pysyncobj {info['pysyncobj']}.\n\n"
-        + text
-        + "\n\n"
-        + "\n".join(ratio_lines)
-        + "\n"
+    print(
+        f"pykka {info['pykka']}, pysyncobj {info['pysyncobj']}, "
+        f"load average {info['load_average_at_start']:.2f}"
     )
-    (out / "results.md").write_text(markdown)
+    last_fsync: dict[str, Any] = {}
+    jobs = plan(args, timing, last_fsync)
+    total = len(jobs) * repeats
+    runs: list[dict[str, Any]] = []
+    started = time.monotonic()
+    number = 0
+    for rep in range(1, repeats + 1):
+        for job in jobs:
+            number += 1
+            probe = cpu_probe()
+            t0 = time.monotonic()
+            record: dict[str, Any] = {
+                "group": job.group,
+                "key": job.key,
+                "label": job.label,
+                "setting": job.meta,
+                "rep": rep,
+                "probe_ms": probe,
+                "load_average": os.getloadavg()[0],
+            }
+            try:
+                record["result"] = job.run()
+            except Exception as exc:
+                record["error"] = f"{exc!r}"
+                traceback.print_exc()
+            record["seconds"] = time.monotonic() - t0
+            runs.append(record)
+            print(
+                f"[{number:>3}/{total}] rep {rep}/{repeats} {job.label:<45} probe {probe:4.0f} ms  "
+                f"{report.progress(record):<60} {record['seconds']:5.1f} s "
+                f"({time.monotonic() - started:4.0f} s total)",
+                flush=True,
+            )
+    extra = {}
+    for name, run, _ in EXTRA_GROUPS:
+        if name not in groups(args):
+            continue
+        print(f"[extra] {name} ...", flush=True)
+        extra[name] = run(args.quick)
+    document = report.build(info, runs, timing.__dict__, repeats)
+    document["extra"] = extra
+    document["elapsed_s"] = time.monotonic() - started
+    text = report.markdown(document)
+    for name, _, table in EXTRA_GROUPS:
+        if name in extra:
+            text += f"\n\n{table(extra[name])}"
+    out = Path(args.out)
+    report.write(document, text, out, out / "benchmarks.png")
     print()
     print(text)
-    print()
-    print("\n".join(ratio_lines))
-    try:
-        chart(results, labels, Path(args.chart))
-        print(f"\nwrote {out / 'results.json'}, {out / 'results.md'} and {args.chart}")
-    except ImportError:
-        print(f"\nwrote {out / 'results.json'} and {out / 'results.md'} (no matplotlib: no chart)")
-    print(f"total {time.monotonic() - started:.0f}s")
+    if args.publish:
+        report.write(document, text, ROOT / "bench" / "results", ROOT / "docs" / "benchmarks.png")
+        report.update_docs(ROOT / "docs" / "benchmarks.md", text)
+        print("\npublished to bench/results/, docs/benchmarks.png and docs/benchmarks.md")
+    print(f"\nwrote {out}/results.json, results.md and benchmarks.png")
+    print(f"total {time.monotonic() - started:.0f} s")
+    return 0
+
+
+def rerender(source: Path, out: Path, publish: bool) -> int:
+    """The report of the runs saved in ``source``, written again (and published)."""
+    saved = json.loads(source.read_text())
+    document = report.build(saved["machine"], saved["runs"], saved["timing"], saved["repeats"])
+    document["extra"] = saved.get("extra", {})
+    document["elapsed_s"] = saved.get("elapsed_s", 0)
+    text = report.markdown(document)
+    report.write(document, text, out, out / "benchmarks.png")
+    if publish:
+        report.write(document, text, ROOT / "bench" / "results", ROOT / "docs" / "benchmarks.png")
+        report.update_docs(ROOT / "docs" / "benchmarks.md", text)
+    print(text)
+    return 0
+
+
+def profile(key: str, timing: Timing, verbose: bool = False) -> int:
+    """One run of a TCP setting with every node process under cProfile; prints where each
+    process spends its time. The profiler slows Python code several times: read shares."""
+    import pstats
+
+    from bench.profiling import print_summary
+
+    if key in ("inproc3", "inproc5"):
+        with tempfile.TemporaryDirectory(prefix="pykka-raft-bench-prof-") as tmp:
+            path = str(Path(tmp) / "inproc.prof")
+            result = run_python(
+                "bench.workers",
+                {
+                    "_args": ["pykka_raft"],
+                    "nodes": int(key[-1]),
+                    "warmup": timing.inproc_warmup,
+                    "duration": timing.inproc_duration * 3,
+                    "sequential": timing.inproc_sequential,
+                    "profile": path,
+                },
+            )
+            print(
+                f"{result['throughput_10B_per_s']:,.0f} writes/s (10 B) under the profiler; "
+                f"sequential p50 {result['sequential']['p50_ms']:.2f} ms"
+            )
+            print_summary(f"{key}: every node in one process", path)
+        return 0
+    key, _, phase = key.partition(":")
+    setting = next((s for s in TCP_SETTINGS if s.key == key), None)
+    if setting is None or (phase and phase not in PHASES):
+        print(
+            f"unknown setting {key!r}; one of inproc3, inproc5, "
+            f"{', '.join(s.key for s in TCP_SETTINGS)}"
+        )
+        print(f"(add :PHASE for one of {', '.join(PHASES)}; default w4096)")
+        return 2
+    setting = replace(setting, phases=(phase or "w4096",))
+    with tempfile.TemporaryDirectory(prefix="pykka-raft-bench-prof-") as tmp:
+        result = measure(setting, Path(tmp), timing.warmup, timing.duration * 3, profile=True)
+        for name, phase in result["phases"].items():
+            print(
+                f"{name}: {phase['throughput_per_s']:,.0f} writes/s under the profiler, "
+                f"leader {phase['leader_cpu_us_per_write']:.0f} µs CPU per write"
+            )
+            for role, threads in phase["threads"].items():
+                print(f"  {role} threads: CPU µs per write, context switches per write")
+                for thread, (cpu, switches) in threads.items():
+                    print(f"    {thread:<28} {cpu:8.1f} {switches:8.2f}")
+        for name, path in (result["profiles"] or {}).items():
+            print_summary(name, path)
+            if verbose:
+                pstats.Stats(path).sort_stats("tottime").print_stats(40)
     return 0
 
 

@@ -9,9 +9,10 @@ client threads in this process, each on its own keep-alive connection to the lea
 
 for the service on ``MemStore`` (to compare like with like with the raw library) and on
 ``SqliteStore`` with fsync (what ``serve`` runs by default). Beside them, the raw library
-over TCP from :mod:`bench.tcp` (three processes, the load inside the leader's process,
-MemStore): the ratios show what the HTTP layer costs. Figures are from one run on one
-machine; only the ratios mean something elsewhere.
+over TCP measured by :mod:`bench.cluster` in the same run (three node processes with
+MemStore and CURVE, one client process, 256 writes in flight and one at a time): the ratios
+show what the HTTP layer costs. Figures are from one run on one machine; only the ratios
+mean something elsewhere.
 
     python -m bench.kv [--quick]
 """
@@ -21,7 +22,6 @@ from __future__ import annotations
 import argparse
 import http.client
 import json
-import os
 import tempfile
 import threading
 import time
@@ -83,18 +83,20 @@ def _throughput(url: str, seconds: float) -> tuple[float, int]:
 
 def run_service(options: dict[str, Any], workdir: Path) -> dict[str, Any]:
     """Three ``serve`` processes; HTTP load on the leader; stopped at the end."""
-    from bench.workers import DURATION, SEQUENTIAL, latency_summary, sequential
+    from bench.workers import latency_summary, sequential
     from pykka_raft.kv.launcher import ProcessCluster
+
+    duration, count = (0.5, 100) if options.pop("quick", False) else (2.0, 500)
 
     cluster = ProcessCluster(workdir, secure=True, raft=RAFT, http=HTTP, **options)
     try:
         leader = cluster.form([1, 2, 3])
         url = cluster.nodes[leader].url
         terms = {n: s["term"] for n, s in cluster.statuses().items()}
-        per_second, failed = _throughput(url, DURATION)
+        per_second, failed = _throughput(url, duration)
         conn = _Connection(url)
-        count = iter(range(1 << 30))
-        seq = sequential(lambda: conn.put(f"seq/{next(count)}", "x" * 10), SEQUENTIAL)
+        numbers = iter(range(1 << 30))
+        seq = sequential(lambda: conn.put(f"seq/{next(numbers)}", "x" * 10), count)
         after = {n: s["term"] for n, s in cluster.statuses().items()}
         return {
             "throughput_10B_per_s": per_second,
@@ -107,25 +109,36 @@ def run_service(options: dict[str, Any], workdir: Path) -> dict[str, Any]:
         cluster.close()
 
 
-def run(quick: bool = False, raw: dict[str, Any] | None = None) -> dict[str, dict[str, Any]]:
-    """The service's systems and the raw TCP figure (measured here unless ``raw`` holds
-    ``bench.tcp``'s result for ``tcp_raft_secure`` from the same run)."""
-    if quick:
-        os.environ["PYKKA_RAFT_BENCH_QUICK"] = "1"
-    from bench import tcp
+def raw_library(workdir: Path, quick: bool) -> dict[str, Any]:
+    """The raw library's figures over TCP, the way the comparison measures it."""
+    from bench.cluster import Setting, measure
 
+    setting = Setting("raft3_mem", "raw", "pykka_raft", 3, "mem", "memory", phases=("seq", "w256"))
+    result = measure(setting, workdir, 0.1 if quick else 0.2, 0.3 if quick else 0.6)
+    seq, window = result["phases"]["seq"], result["phases"]["w256"]
+    return {
+        "throughput_10B_per_s": window["throughput_per_s"],
+        "in_flight": 256,
+        "failed_writes": result["failed_writes"],
+        "sequential": seq["latency"],
+        "leader_changes": result["leader_changes"],
+    }
+
+
+def run(quick: bool = False) -> dict[str, dict[str, Any]]:
+    """The service's systems and the raw TCP figure, measured one after the other."""
     results: dict[str, dict[str, Any]] = {}
     with tempfile.TemporaryDirectory(prefix="pykka-raft-bench-kv-") as tmp:
-        if raw is None:
-            print("[kv] raw library over TCP + CURVE ...", end=" ", flush=True)
-            t0 = time.monotonic()
-            raw = tcp.run_system({"system": "pykka_raft"}, Path(tmp) / "raw")
-            print(f"done in {time.monotonic() - t0:.0f}s", flush=True)
+        print("[kv] raw library over TCP + CURVE ...", end=" ", flush=True)
+        t0 = time.monotonic()
+        raw = raw_library(Path(tmp) / "raw", quick)
+        print(f"done in {time.monotonic() - t0:.0f}s", flush=True)
         results["tcp_raft_secure"] = {"label": "pykka_raft over TCP + CURVE (no HTTP)", **raw}
         for key, label, options in SYSTEMS:
             print(f"[kv] {label} ...", end=" ", flush=True)
             t0 = time.monotonic()
-            results[key] = {"label": label, **run_service(options, Path(tmp) / key)}
+            run_options = {**options, "quick": quick}
+            results[key] = {"label": label, **run_service(run_options, Path(tmp) / key)}
             print(f"done in {time.monotonic() - t0:.0f}s", flush=True)
     return results
 
