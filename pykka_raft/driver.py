@@ -68,7 +68,14 @@ from pykka_raft.types import LogId
 
 logger = logging.getLogger(NODE)
 
-_AFTER_START = (InitWithConfig, GetMetrics, TriggerSnapshot, ClientRead)
+_AFTER_START = (
+    InitWithConfig,
+    GetMetrics,
+    TriggerSnapshot,
+    TriggerElection,
+    TransferLeadership,
+    ClientRead,
+)
 """Calls that wait until the node has started, rather than fail while it starts."""
 
 

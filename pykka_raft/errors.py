@@ -59,15 +59,19 @@ class ForwardToLeader(ClientError):
 
 
 class ApplicationError(ClientError):
-    """The storage rejected the entry in ``AppendEntryToLog`` (application validation).
+    """The application refused a write or a read.
 
-    ``error`` is the application's own exception, passed through unchanged. The entry was
-    not committed (its log slot holds a blank entry instead).
+    ``error`` is the application's own exception, passed through unchanged. For a write:
+    the storage refused the entry in ``AppendEntryToLog`` (application validation; the
+    entry was not committed, its log slot holds a blank entry instead), the leader refused
+    a value the codec cannot carry (never appended), or the state machine refused the
+    committed entry at apply time (applied as a no-op on every replica). For a
+    ``ClientRead``: the state machine refused the query (``what`` is ``"query"``).
     """
 
-    def __init__(self, error: BaseException) -> None:
+    def __init__(self, error: BaseException, what: str = "entry") -> None:
         self.error = error
-        super().__init__(f"the application rejected the entry: {error!r}")
+        super().__init__(f"the application rejected the {what}: {error!r}")
 
 
 class Busy(ClientError):

@@ -62,13 +62,22 @@ class Raft(pykka.ThreadingActor):
 
     Messages it handles (through ``ask`` on the returned ref):
 
-    * ``AppendEntriesRequest``, ``VoteRequest``, ``InstallSnapshotRequest`` — peer RPCs,
-      usually delivered by the network actor;
+    * ``AppendEntriesRequest``, ``VoteRequest``, ``InstallSnapshotRequest``,
+      ``TimeoutNowRequest``, ``ReadIndexRequest`` — peer RPCs, usually delivered by the
+      network actor;
     * :class:`~pykka_raft.messages.ClientPayload` — a client write (leader only);
+    * :class:`~pykka_raft.messages.ClientRead` — a read without the log (``docs/reads.md``);
     * :class:`~pykka_raft.admin.InitWithConfig` — form a cluster from pristine nodes;
     * :class:`~pykka_raft.admin.ProposeConfigChange` — change the membership (leader only);
+    * :class:`~pykka_raft.admin.TransferLeadership` — hand leadership over (leader only);
+    * :class:`~pykka_raft.admin.TriggerElection` — campaign now (a voter);
     * :class:`~pykka_raft.admin.TriggerSnapshot` — compact the log now;
     * :class:`~pykka_raft.messages.GetMetrics` — the current metrics.
+
+    Calls that need the node's state (``InitWithConfig``, ``ClientRead``, the admin calls
+    above but ``ProposeConfigChange``, ``GetMetrics``) sent while it starts are answered
+    once it has started; a write or a ``ProposeConfigChange`` sent then is refused as by
+    any node that does not lead (``ForwardToLeader``, ``NodeNotLeader``).
 
     Anything else sent with ``ask`` is answered :class:`~pykka_raft.errors.UnknownMessage`;
     sent with ``tell``, it is logged (rate-limited) and dropped.
@@ -96,6 +105,7 @@ class Raft(pykka.ThreadingActor):
         self._ticker: Ticker | None = None
         self._stray = RateLimited(logger)
         self._published: RaftMetrics | None = None
+        self._logged: RaftMetrics | None = None  # what _log_changes last saw
         self._metrics_dirty = False
         self._since_metrics = 0
         self._last_push_check = _now_ms()
@@ -315,7 +325,10 @@ class Raft(pykka.ThreadingActor):
         metrics = core.metrics()
         last = self._published
         if last is None or _headline(metrics) != _headline(last):
-            self._log_changes(last, metrics)
+            # Against the last metrics logged, not the last pushed: a periodic push
+            # forgets the latter, and would log an unchanged role again.
+            self._log_changes(self._logged, metrics)
+            self._logged = metrics
             self._publish(metrics)
         elif metrics != last:
             self._metrics_dirty = True

@@ -167,7 +167,9 @@ class ClientApi(Engine):
             self._start_transfer(target, token)
 
     def trigger_election(self, token: int) -> None:
-        """``TriggerElection``: campaign now, granted even by voters hearing a leader."""
+        """``TriggerElection``: campaign now, as if the election timer fired (PreVote first
+        when on). Voters that hear from a leader refuse, as always: a forced election
+        would let a leader's lease outlive its leadership (use ``TransferLeadership``)."""
         if self.role is Role.INITIALIZING:
             self.respond(token, error=Unreachable(f"node {self.id} is still starting"))
         elif self.leader is not None:
@@ -175,7 +177,7 @@ class ClientApi(Engine):
         elif not self.may_campaign():
             self.respond(token, error=NotAllowed(f"node {self.id} is not a voter"))
         else:
-            self.become_candidate(transfer=True)
+            self.start_election()
             self.respond(token, None, after_durable=True)
 
     def trigger_snapshot(self, token: int) -> None:

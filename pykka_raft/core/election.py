@@ -84,10 +84,12 @@ class Election:
 def hears_a_leader(node: NodeState) -> bool:
     """Leader stickiness (dissertation §4.2.3): a leader, or a node that heard from a
     current leader within ``election_timeout_min``, believes a leader exists and refuses
-    to help elect another (a transfer aside). Off with ``Config.leader_stickiness``."""
+    to help elect another (a transfer aside). So does a node for ``election_timeout_min``
+    after it restarted: it may have heard a leader just before, and that leader's lease
+    counts on its refusal (§6.4.1). Off with ``Config.leader_stickiness``."""
     if not node.config.leader_stickiness:
         return False
-    if node.role is Role.LEADER:
+    if node.role is Role.LEADER or node.now < node.quiet_until:
         return True
     heard = node.heard_leader_at
     return (

@@ -330,6 +330,8 @@ class Engine(NodeState):
         if self.reads.round_wanted(leader):
             self._start_round(leader)
             leader.read_round = leader.round
+            # With no other voter, the round is acknowledged as it starts.
+            self.reads.confirm(leader)
 
     # --- leadership transfer (dissertation §3.10) --------------------------------------
 
@@ -357,6 +359,8 @@ class Engine(NodeState):
         pr = leader.progress.get(transfer.target)
         if pr is not None and pr.match_index >= self.log.last_index:
             transfer.timeout_sent = True
+            # The target may win without the others' stickiness: no lease from now on.
+            leader.lease_given_up = True
             self.send(TimeoutNowRequest(transfer.target, self.current_term, self.id))
 
     def _transfer_seen_leader(self, leader_id: NodeId) -> None:

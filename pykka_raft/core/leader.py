@@ -66,6 +66,8 @@ class LeaderState:
         round: the current heartbeat round; every AppendEntries carries it (§6.4).
         read_round: the latest round started for reads.
         round_sent_at: the clock when each round that may still matter started.
+        lease_given_up: a TimeoutNow was sent in this term; its target may be elected
+            by voters that still hear from us, so no read is served from the lease.
     """
 
     progress: dict[NodeId, Progress] = attrs.field(factory=dict)
@@ -79,6 +81,7 @@ class LeaderState:
     round: int = 0
     read_round: int = 0
     round_sent_at: dict[int, float] = attrs.field(factory=dict)
+    lease_given_up: bool = False
 
     def sync_progress(self, node: NodeState) -> None:
         """Replicate to every node of the latest configuration.

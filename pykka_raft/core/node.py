@@ -144,6 +144,10 @@ class RaftCore(ClientApi):
         # Applied entries were committed; everything else is learned from a leader.
         self.last_applied = self.commit_index = self.apply_requested = initial.last_applied
         self.become_follower(self.current_term, None)
+        if self.current_term > 0:
+            # It may have acknowledged a leader's round just before it stopped, and that
+            # leader may be serving LEASE reads on the strength of it (§6.4.1).
+            self.quiet_until = self.now + self.config.election_timeout_min
 
     def tick(self, elapsed_ms: int) -> None:
         """Time passed: drive elections, heartbeats, retransmissions and check-quorum."""
@@ -397,6 +401,7 @@ class RaftCore(ClientApi):
         appended, so they are definitely not committed; pending ones are unknown)."""
         leader, self.leader = self.leader, None
         if leader is not None:
+            self.leader_id = None  # a stopped node leads nothing: not where to send them
             self.writes.refuse_all(leader.client_proposals())
             if leader.change is not None:
                 self.respond(leader.change.token, error=LeadershipLost(None))

@@ -58,13 +58,15 @@ def lease_ms(node: NodeState) -> float:
     """How long a lease lasts after the round a majority acknowledged was sent.
 
     A voter refuses to elect another leader for ``election_timeout_min`` after it heard
-    from this one, measured on its own clock. If the clocks' rates differ by at most d
-    (``Config.max_clock_drift``), ``min / (1 + d)`` of real time passes before any such
-    voter can grant a vote, which is at least ``min * (1 - d) / (1 + d)`` on the leader's
-    clock: the lease.
+    from this one, measured on its own clock in ticks, so the refusal may end up to one
+    ``tick_interval`` early: at least ``min - tick`` of the voter's clock. If the clocks'
+    rates are within ``1 ± d`` of real time (``Config.max_clock_drift``), that is at least
+    ``(min - tick) / (1 + d)`` of real time, which is at least
+    ``(min - tick) * (1 - d) / (1 + d)`` on the leader's clock: the lease.
     """
-    drift = node.config.max_clock_drift
-    return node.config.election_timeout_min * (1 - drift) / (1 + drift)
+    config = node.config
+    drift = config.max_clock_drift
+    return (config.election_timeout_min - config.tick_interval) * (1 - drift) / (1 + drift)
 
 
 class Reads:
@@ -150,7 +152,7 @@ class Reads:
     def in_lease(self, leader: LeaderState) -> bool:
         """The leader may read locally now (``LEASE``)."""
         node = self.node
-        if not node.config.leader_stickiness:
+        if not node.config.leader_stickiness or leader.lease_given_up:
             return False
         sent = leader.round_sent_at.get(self.acknowledged_round(leader))
         return sent is not None and node.clock < sent + lease_ms(node)
@@ -234,8 +236,10 @@ class Reads:
         for position, (token, _) in enumerate(reads):
             index = self.querying.pop(token, 0)
             answer = error if error is not None else answers[position]
-            if isinstance(answer, BaseException):
-                self.node.respond(token, error=ApplicationError(answer))
+            if isinstance(answer, ApplicationError):
+                self.node.respond(token, error=answer)  # the state machine's own refusal
+            elif isinstance(answer, BaseException):
+                self.node.respond(token, error=ApplicationError(answer, "query"))
             else:
                 self.node.respond(token, ClientReadResponse(index, answer))
 

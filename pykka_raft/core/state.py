@@ -95,6 +95,9 @@ class NodeState:
         self.now = 0
         self.clock: float = 0.0  # the monotonic clock in ms, for leases only (reads.py)
         self.heard_leader_at: int | None = None  # ``now`` when a leader last reached us
+        # A node that restarts may have acknowledged a leader just before it stopped: it
+        # refuses votes until ``now`` reaches this, as if it still heard that leader.
+        self.quiet_until = 0
         self.counters = Counters()
 
     @property

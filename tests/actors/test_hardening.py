@@ -16,11 +16,14 @@ from pykka_raft import (
     Call,
     ClientPayload,
     Config,
+    ForwardToLeader,
     FutureReply,
     GetInitialState,
     GetMetrics,
     InitWithConfig,
     MemStore,
+    NodeNotLeader,
+    NotAllowed,
     Put,
     Raft,
     RaftRouter,
@@ -30,6 +33,8 @@ from pykka_raft import (
     SqliteStore,
     State,
     StorageError,
+    TransferLeadership,
+    TriggerElection,
     UnknownMessage,
 )
 from pykka_raft.testing import MetricsHub
@@ -49,6 +54,42 @@ def test_init_with_config_sent_right_after_start_waits_for_the_start() -> None:
         node.ask(InitWithConfig([1]), timeout=10)  # no polling of the metrics first
         hub.wait_for(lambda m: m[1].state is State.LEADER, 10, "node 1 to lead")
     finally:
+        for ref in (node, store, router):
+            ref.stop()
+
+
+class _SlowStartStore(MemStore):
+    """Answers ``GetInitialState`` only once ``gate`` is set: the node stays starting."""
+
+    gate = threading.Event()
+
+    def handle(self, message: Any) -> Any:
+        if isinstance(message, GetInitialState):
+            _SlowStartStore.gate.wait(10)
+        return super().handle(message)
+
+
+@pytest.mark.parametrize("call", [TriggerElection(), TransferLeadership()])
+def test_admin_calls_sent_while_starting_wait_for_the_start(call: Any) -> None:
+    """Sent while the storage has not reported its state, they are answered from the
+    started node (not refused as "still starting")."""
+    _SlowStartStore.gate.clear()
+    router, store, hub = RaftRouter.start(), _SlowStartStore.start(), MetricsHub()
+    node = Raft.start(1, FAST, router, store, hub)
+    try:
+        waiting = node.ask(call, block=False)
+        with pytest.raises(ForwardToLeader):  # taken (and refused) while still starting
+            node.ask(ClientPayload.new(Put("k", "v")), timeout=10)
+        with pytest.raises(Exception) as before:
+            waiting.get(timeout=0)
+        assert isinstance(before.value, pykka.Timeout)  # not answered while starting
+        _SlowStartStore.gate.set()
+        with pytest.raises(Exception) as answer:
+            waiting.get(timeout=10)
+        # A pristine node is no voter, and leads nothing: refused by the started node.
+        assert isinstance(answer.value, (NotAllowed, NodeNotLeader)), answer.value
+    finally:
+        _SlowStartStore.gate.set()
         for ref in (node, store, router):
             ref.stop()
 
@@ -292,3 +333,24 @@ def test_role_term_and_membership_changes_are_logged(
     assert any("follower in term" in line for line in lines), lines
     assert any("membership voters [1, 2, 3] committed" in line for line in lines), lines
     assert not any("Put(" in line for line in lines)  # never payloads at INFO
+
+
+def test_an_unchanged_role_is_logged_once_across_periodic_pushes(
+    make_cluster: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The periodic metrics push republishes unchanged metrics; the role line is logged
+    when the role, term or leader changes, not at every push."""
+    config = Config(
+        election_timeout_min=300, election_timeout_max=600, heartbeat_interval=50, metrics_rate=20
+    )
+    with caplog.at_level(logging.INFO, logger="pykka_raft.node"):
+        cluster = make_cluster([1], config=config)
+        cluster.initialize()
+        leader = cluster.leader()
+        pushes = len(cluster.hub.history)
+        cluster.hub.wait_for(
+            lambda m: len(cluster.hub.history) >= pushes + 10 and m, 20, "ten periodic pushes"
+        )
+    lines = [r.getMessage() for r in caplog.records if r.name == "pykka_raft.node"]
+    assert len(cluster.hub.history) >= pushes + 10  # the pushes happened
+    assert len([line for line in lines if f"node {leader}: leader in term" in line]) == 1, lines

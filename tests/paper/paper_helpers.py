@@ -92,8 +92,14 @@ def make_core(
     membership: MembershipConfig | None = None,
     config: Config = CONFIG,
     seed: int = 0,
+    just_restarted: bool = False,
 ) -> RaftCore:
-    """A started core (commands of the start drained) with the given durable state."""
+    """A started core (commands of the start drained) with the given durable state.
+
+    With ``just_restarted`` it is in the quiet period of a node that restarted with a term
+    (it refuses votes for ``election_timeout_min``); otherwise that period is over, as in a
+    node that has been running for a while.
+    """
     entries = tuple(entries)
     if membership is None:
         membership = MembershipConfig(members=tuple(members), non_voters=tuple(non_voters))
@@ -104,6 +110,8 @@ def make_core(
         entries,
     )
     core.take_commands()
+    if not just_restarted:
+        core.quiet_until = 0
     return core
 
 

@@ -449,3 +449,18 @@ def test_leader_refuses_writes_beyond_max_pending_writes_with_busy() -> None:
     cluster.take()
     cluster.core.client_write(payload("later"), 9)
     assert not [r for r in responds(cluster.core.take_commands()) if isinstance(r.error, Busy)]
+
+
+def test_a_stopping_leader_refuses_its_unappended_writes_naming_no_leader() -> None:
+    """Writes a leader took but never appended are definitely not committed when it stops:
+    ForwardToLeader with the payload back, and no leader named (not the stopping node)."""
+    core = make_core(1, term=1, entries=make_entries([1]))
+    elect(core)  # the term's blank entry is being appended: writes queue behind it
+    core.take_commands()
+    write = payload("x")
+    core.client_write(write, token=5)
+    assert responds(core.take_commands()) == []
+    core.stop(RuntimeError("stopping"))
+    (respond,) = responds(core.take_commands(), 5)
+    assert isinstance(respond.error, ForwardToLeader)
+    assert (respond.error.leader_id, respond.error.payload) == (None, write)

@@ -271,16 +271,67 @@ def test_timeout_now_from_anyone_else_is_refused() -> None:
     assert follower.role is Role.FOLLOWER
 
 
+# --- the quiet period after a restart (§6.4.1 leases) --------------------------------
+
+
+@pytest.mark.parametrize("pre_vote", [True, False])
+def test_a_restarted_voter_refuses_votes_for_election_timeout_min(pre_vote: bool) -> None:
+    """A voter that restarts may have acknowledged a leader's round just before it stopped,
+    and that leader may serve LEASE reads counting on its refusal: for
+    ``election_timeout_min`` after it starts it refuses as if it still heard that leader."""
+    voter = sticky_core(2, term=3, just_restarted=True)
+    request = VoteRequest(2, 4, 1, 0, 0, pre_vote=pre_vote)
+    voter.receive_vote(request, token=1)
+    assert answer(voter, 1) == VoteResponse(3, False)
+    assert voter.current_term == 3  # the request's term is not taken up either
+    voter.tick(CONFIG.election_timeout_min)
+    voter.take_commands()
+    voter.receive_vote(request, token=2)
+    granted = answer(voter, 2)
+    assert isinstance(granted, VoteResponse) and granted.vote_granted
+
+
+def test_a_pristine_node_has_no_quiet_period() -> None:
+    """A node with term 0 never acknowledged any leader: nothing to protect."""
+    voter = sticky_core(2, term=0, just_restarted=True)
+    voter.receive_vote(VoteRequest(2, 1, 1, 0, 0, pre_vote=True), token=1)
+    assert answer(voter, 1) == VoteResponse(0, True)
+
+
+def test_a_restarted_voter_grants_a_transfer_election() -> None:
+    voter = sticky_core(2, term=3, just_restarted=True)
+    voter.receive_vote(VoteRequest(2, 4, 1, 0, 0, transfer=True), token=1)
+    granted = answer(voter, 1)
+    assert isinstance(granted, VoteResponse) and granted.vote_granted
+
+
 # --- TriggerElection ------------------------------------------------------------------
 
 
-def test_trigger_election_campaigns_past_a_heard_leader() -> None:
+def test_trigger_election_starts_an_ordinary_election() -> None:
+    """It campaigns as if its timer fired: PreVote first, no transfer flag, so voters that
+    hear from a leader refuse it (a forced election would outlive a leader's lease)."""
     follower = sticky_core(3, term=5)
     heartbeat(follower, leader=2)
     follower.trigger_election(token=1)
     commands = follower.take_commands()
-    assert follower.role is Role.CANDIDATE and follower.current_term == 6
-    assert all(s.request.transfer for s in vote_requests(commands))
+    assert follower.role is Role.PRE_CANDIDATE and follower.current_term == 5
+    requests = [s.request for s in vote_requests(commands)]
+    assert requests and all(r.pre_vote and not r.transfer for r in requests)
+    (respond,) = responds(commands, 1)
+    assert respond.error is None
+    voter = sticky_core(2, term=5)
+    heartbeat(voter, leader=1)
+    voter.receive_vote(requests[0], token=2)
+    assert answer(voter, 2) == VoteResponse(5, False)
+
+
+def test_trigger_election_without_pre_vote_raises_the_term() -> None:
+    core = make_core(3, term=5, config=attrs.evolve(STICKY, pre_vote=False))
+    core.trigger_election(token=1)
+    commands = core.take_commands()
+    assert core.role is Role.CANDIDATE and core.current_term == 6
+    assert not any(s.request.transfer for s in vote_requests(commands))
     (respond,) = responds(commands, 1)
     assert respond.after_durable and respond.error is None
 

@@ -27,6 +27,7 @@ from pykka_raft.messages import (
     ReadIndexRequest,
     ReadIndexResponse,
     ReadPolicy,
+    TimeoutNowRequest,
 )
 
 STICKY = attrs.evolve(CONFIG, leader_stickiness=True)
@@ -162,14 +163,49 @@ def test_lease_expires_and_the_read_takes_a_round() -> None:
 
 
 def test_lease_is_shorter_than_election_timeout_min_by_the_drift_margin() -> None:
-    """With clock rates that differ by at most d, no voter grants a vote within
-    min/(1+d) of real time after hearing the leader; the lease is min*(1-d)/(1+d) on the
-    leader's clock, which is at most that much real time."""
+    """A voter counts its refusal in ticks, so it may end one tick early: it refuses for
+    at least min - tick of its own clock. With clock rates within 1 ± d of real time,
+    that is at least (min - tick)/(1+d) of real time; the lease is
+    (min - tick)(1-d)/(1+d) on the leader's clock, which is at most that much real time."""
     core = make_core(1, config=attrs.evolve(STICKY, max_clock_drift=0.1))
-    assert lease_ms(core) == CONFIG.election_timeout_min * 0.9 / 1.1
+    tick = CONFIG.tick_interval
+    assert tick > 0
+    assert lease_ms(core) == (CONFIG.election_timeout_min - tick) * 0.9 / 1.1
     fastest_leader_real = lease_ms(core) / (1 - 0.1)
-    slowest_voter_real = CONFIG.election_timeout_min / (1 + 0.1)
+    slowest_voter_real = (CONFIG.election_timeout_min - tick) / (1 + 0.1)
     assert fastest_leader_real <= slowest_voter_real + 1e-9
+
+
+def test_no_lease_once_a_timeout_now_was_sent() -> None:
+    """§3.10: the transfer's target campaigns with voters' stickiness set aside, so the
+    old leader cannot count on it any more: lease reads take a round for the rest of the
+    term, even if the transfer is abandoned."""
+    core = leader_with_commit()
+    acknowledged_round_at(core, 1000.0)
+    core.clock = 1000.0 + 1
+    core.transfer_leadership(2, token=5)
+    nows = [
+        c.request
+        for c in core.take_commands()
+        if isinstance(c, Send) and isinstance(c.request, TimeoutNowRequest)
+    ]
+    assert nows == [TimeoutNowRequest(2, core.current_term, 1)]
+    core.client_read(ClientRead("q", ReadPolicy.LEASE), token=7)
+    commands = core.take_commands()
+    assert queries(commands) == [] and heartbeats(commands)
+
+
+def test_a_lone_voter_answers_read_index_at_once() -> None:
+    """With a single voter, its own acknowledgement is the majority: a round confirms as
+    it starts, and the read needs no write to release it."""
+    core = make_core(1, members=(1,), term=1, entries=make_entries([1]), config=STICKY)
+    core.tick(CONFIG.election_timeout_max + CONFIG.tick_interval)
+    core.take_commands()
+    core.log_written(core.log.last_log_id, None, leader=True)
+    core.take_commands()
+    assert core.leader is not None and core.commit_index == core.log.last_index
+    core.client_read(ClientRead("q", ReadPolicy.READ_INDEX), token=7)
+    assert queries(core.take_commands()) == [Query(((7, "q"),))]
 
 
 def test_without_stickiness_a_lease_read_takes_a_round() -> None:
@@ -246,3 +282,15 @@ def test_stale_read_is_local_and_immediate() -> None:
     core.queries_answered(((7, "q"),), (ValueError("not a query"),), None)
     (respond,) = responds(core.take_commands(), 7)
     assert isinstance(respond.error, ApplicationError)
+    assert isinstance(respond.error.error, ValueError)
+    assert "rejected the query" in str(respond.error)
+
+
+def test_a_state_machine_own_application_error_is_not_wrapped_again() -> None:
+    core = follower()
+    core.client_read(ClientRead("q", ReadPolicy.STALE), token=7)
+    core.take_commands()
+    refusal = ApplicationError(KeyError("k"), "query")
+    core.queries_answered(((7, "q"),), (refusal,), None)
+    (respond,) = responds(core.take_commands(), 7)
+    assert respond.error is refusal
