@@ -16,7 +16,7 @@ import attrs
 import pytest
 from scenario_net import CONFIG, Cluster, ReadCall, ScenarioViolation
 
-from pykka_raft.admin import TransferLeadership, TransferLeadershipResponse
+from pykka_raft.admin import TransferLeadership, TransferLeadershipResponse, TriggerElection
 from pykka_raft.core import Role
 from pykka_raft.messages import ReadPolicy
 
@@ -207,6 +207,47 @@ def test_lease_reads_and_a_slow_leader_clock(rate: float, stale: bool) -> None:
     else:
         r = c.read(1, ReadPolicy.LEASE)
         assert r.outcome != "ok"
+
+
+@pytest.mark.parametrize("quiet", [True, False], ids=["quiet-after-restart", "control"])
+def test_a_voter_restarted_within_the_lease_cannot_elect_a_leader_behind_it(quiet: bool) -> None:
+    """§6.4.1 leases: 1 leads 5 nodes; 2 and 3 acknowledge its rounds, 4 and 5 are cut off
+    from 1 and 2. Then 1 and 2 are cut off from everyone, and 3 restarts: it forgot that it
+    heard 1. 4 campaigns at once with 3 and 5. A restarted voter stays quiet for
+    election_timeout_min, so 4 cannot win while 1's lease holds, and 1's lease read is
+    never stale. The control clears that quiet period: 4 wins, commits a write, and the
+    read-oracle catches 1's stale lease read."""
+    c = cluster(5)
+    write_and_commit(c, 1, "before")
+    sides = only((1, 2), (1, 3), (2, 3), (3, 4), (3, 5), (4, 5))
+    run(c, 600, sides)  # 4 and 5 have long stopped hearing from a leader
+    assert c[1].role is Role.LEADER
+    cut = only((3, 4), (3, 5), (4, 5))
+    deliver_along(c, cut)
+    c.crash(3)
+    c.restart(3)
+    if not quiet:
+        c[3].quiet_until = 0
+    c.ask(4, TriggerElection())
+    deliver_along(c, cut)
+    run(c, 2 * STEP, cut)
+    if quiet:
+        assert c[4].role is not Role.LEADER and c[3].quiet_until > 0
+        r = c.read(1, ReadPolicy.LEASE)
+        run(c, 2 * STEP, cut)
+        # Served (1 is cut off, so not after a round: from its lease), and not stale.
+        assert r.outcome == "ok", r
+        return
+    assert c[4].role is Role.LEADER
+    w = c.write(4, "behind the lease")
+    while w.outcome == "pending":
+        run(c, STEP, cut)
+    assert w.outcome == "committed" and c[1].role is Role.LEADER
+    leader = c[1].leader
+    assert leader is not None and c[1].reads.in_lease(leader)  # its last round is recent
+    with pytest.raises(ScenarioViolation) as caught:
+        c.read(1, ReadPolicy.LEASE)
+    assert caught.value.check == "read-oracle"
 
 
 def test_reads_of_every_policy_on_a_healthy_cluster() -> None:
