@@ -1,22 +1,10 @@
-"""``RaftClient``: writes applied exactly once, from any thread of the process.
+"""``RaftClient``'s retry loop: sessions, attempts, leader hints and back-off.
 
-It does what every careful client of a Raft cluster must do, in one place:
-
-* finds the leader and follows ``ForwardToLeader`` hints;
-* backs off while there is no leader (or the leader is ``Busy``);
-* sends each write inside a client session (:mod:`pykka_raft.sessions`) and resends it,
-  under the same sequence, whenever an attempt's outcome is unknown (a timeout, a node
-  that stopped or lost track of it): the state machine applies it at most once and
-  answers every resend from its cache;
-* gives every call one of three results (:class:`Outcome`): **applied** (with the state
-  machine's response), **not applied** (definitely: nothing will ever apply it), or
-  **unknown** once the caller's deadline passed while some attempt's fate is open.
-
-The state machine must understand sessions: ``KeyValueStateMachine`` and
-``SqliteKeyValueStateMachine`` do, any other one does inside
-:class:`~pykka_raft.sessions.SessionStateMachine`. With ``sessions=False`` the client
-works with any state machine but cannot resend safely: the first unknown outcome ends
-the call. See ``docs/clients.md``.
+Every write goes round one loop: take a session, send the write to the node believed to
+lead, classify the answer (answered, refused, rejected, committed with its response gone,
+unknown), and either return a :class:`~pykka_raft.client.outcomes.WriteResult` or try
+again under the same sequence. It is kept apart from the result types because this is
+the part with threads, timing and the cluster's refs in it.
 """
 
 from __future__ import annotations
@@ -31,10 +19,10 @@ from typing import Any
 import attrs
 import pykka
 
+from pykka_raft.client.outcomes import ClientStats, DeadlineExceeded, Outcome, WriteResult
 from pykka_raft.errors import (
     ApplicationError,
     Busy,
-    ClientError,
     ForwardToLeader,
     OutcomeUnknown,
     ResultUnavailable,
@@ -47,80 +35,9 @@ from pykka_raft.sessions import (
     SessionCommand,
     SessionExpired,
 )
-from pykka_raft.types import LogIndex, NodeId
+from pykka_raft.types import NodeId
 
-__all__ = ["DeadlineExceeded", "Outcome", "RaftClient", "WriteResult"]
-
-
-class Outcome(enum.Enum):
-    """What became of a write."""
-
-    APPLIED = "applied"
-    """Applied exactly once; ``WriteResult.response`` is the state machine's answer."""
-    NOT_APPLIED = "not applied"
-    """Definitely not applied, now or later."""
-    UNKNOWN = "unknown"
-    """The deadline passed while an attempt's fate was open: it may be applied (once), or
-    never. Read the state back to know."""
-
-
-class DeadlineExceeded(ClientError):
-    """The caller's deadline passed before any node took the write (no leader was found,
-    or every attempt was refused): it was definitely not applied. ``__cause__`` is the
-    last refusal."""
-
-
-@attrs.frozen
-class WriteResult:
-    """The result of :meth:`RaftClient.write`.
-
-    Attributes:
-        outcome: applied, not applied, or unknown.
-        response: the state machine's response (applied only; ``None`` if it was
-            applied but its response is gone: ``error`` is then ``ResultUnavailable``).
-        index: the log index of the entry that applied it (or answered from the cache).
-        error: why it was not applied (``ApplicationError``: the state machine or the
-            leader refused it; ``DeadlineExceeded``), or why the outcome is unknown
-            (``OutcomeUnknown``, its ``__cause__`` the last unknown answer).
-        client_id: the session the write was sent in (``None`` without sessions).
-        sequence: its sequence in that session.
-        attempts: how many times it was sent.
-    """
-
-    outcome: Outcome
-    response: Any = None
-    index: LogIndex | None = None
-    error: BaseException | None = None
-    client_id: int | None = None
-    sequence: int | None = None
-    attempts: int = 0
-
-    @property
-    def applied(self) -> bool:
-        """True if the write was applied (exactly once)."""
-        return self.outcome is Outcome.APPLIED
-
-    def unwrap(self) -> Any:
-        """The response if applied; otherwise raise :attr:`error`."""
-        if self.outcome is Outcome.APPLIED:
-            return self.response
-        assert self.error is not None
-        raise self.error
-
-
-@attrs.define
-class ClientStats:
-    """What a client did, counted since it was made (read under no lock: approximate
-    while calls run)."""
-
-    writes: int = 0
-    attempts: int = 0
-    """Payloads sent: writes, resends and registrations."""
-    resends: int = 0
-    """Attempts that repeated a sequence after an unknown outcome."""
-    registrations: int = 0
-    expired: int = 0
-    """Sessions found expired (and replaced)."""
+__all__ = ["RaftClient"]
 
 
 class _Kind(enum.Enum):
