@@ -31,7 +31,7 @@ from pykka_raft.kv.errors import (
 )
 from pykka_raft.kv.status import gather
 
-_RETRY_CODES = {"no_leader", "not_leader", "busy", "starting", "shutting_down"}
+_RETRY_CODES = {"no_leader", "not_leader", "busy", "starting", "shutting_down", "read_timeout"}
 
 
 @attrs.frozen

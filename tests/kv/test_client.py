@@ -48,9 +48,9 @@ def test_typed_errors(kv3: LocalCluster) -> None:
     assert failed.value.current == 1 and failed.value.exists is True
     with pytest.raises(CasFailed):
         client.cas("client/cas", new=3)  # expected left out: only if absent
-    with pytest.raises(BadRequest) as lease:
-        client.get("client/cas", consistency="lease")
-    assert lease.value.code == "consistency_unavailable"
+    with pytest.raises(BadRequest) as bogus:
+        client.get("client/cas", consistency="eventual")
+    assert bogus.value.code == "bad_consistency"
     with pytest.raises(Conflict) as not_a_voter:
         client.transfer_leader(9)
     assert not_a_voter.value.code == "transfer_failed"
