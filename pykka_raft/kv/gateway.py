@@ -41,7 +41,9 @@ from pykka_raft import (
     RaftMetrics,
     ReadPolicy,
     ResponseMode,
+    SessionExpired,
     ShuttingDown,
+    StaleSequence,
     State,
 )
 from pykka_raft.kv.node import KvNode
@@ -137,7 +139,7 @@ class RaftGateway:
                 headers=[("Retry-After", "1")],
             ) from None
         except ApplicationError as exc:
-            raise HttpError("bad_request", f"the state machine refused it: {exc.error}") from None
+            raise _refusal(exc.error) from None
         except (ShuttingDown, pykka.ActorDeadError) as exc:
             if is_read:
                 raise HttpError("shutting_down", f"the node is stopping: {exc}") from None
@@ -250,3 +252,20 @@ def _read_timeout(timeout: float) -> HttpError:
         f"no answer within {timeout:g} s for this read (nothing was changed); send it "
         "again, or to another node",
     )
+
+
+def _refusal(error: BaseException) -> HttpError:
+    """The answer to a write the leader or the state machine refused (nothing applied)."""
+    if isinstance(error, StaleSequence):
+        return HttpError(
+            "stale_sequence",
+            str(error),
+            client_id=error.client_id,
+            sequence=error.sequence,
+            latest=error.latest,
+        )
+    if isinstance(error, SessionExpired):
+        return HttpError(
+            "session_expired", str(error), client_id=error.client_id, sequence=error.sequence
+        )
+    return HttpError("bad_request", f"the state machine refused it: {error}")
