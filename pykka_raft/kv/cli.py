@@ -55,6 +55,8 @@ def _run(ctx: click.Context, action: Callable[[Client], T]) -> T:
         _fail(str(exc), exc.exit_code)
     except ValueError as exc:
         _fail(str(exc), EXIT_USAGE)
+    finally:
+        client.close()  # the session a write opened (best effort; it expires otherwise)
 
 
 def _print(value: Any) -> None:
