@@ -165,13 +165,14 @@ class AdminApi:
 
     def backup(self, request: Request) -> tuple[int, Any]:
         """``GET /v1/admin/backup``: every key and value, from the leader, holding at least
-        every write acknowledged before the request (a read through the log first)."""
+        every write acknowledged before the request (a linearizable read first: the state
+        machine has applied at least through its index when the items are copied)."""
         self.gateway.leader_metrics(request)
-        barrier = self.gateway.submit(request, Get(node_key(self.node.node_id)))
+        _, index = self.gateway.read(request, Get(node_key(self.node.node_id)), "linearizable")
         items = self.node.state_machine.export()
         return 200, {
             "node_id": self.node.node_id,
-            "index": barrier.index,
+            "index": index,
             "count": len(items),
             "items": items,
         }

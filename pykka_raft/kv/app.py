@@ -77,6 +77,13 @@ class KvApp:
             ("cluster", get, re.compile(r"/v1/cluster"), self.cluster),
             ("cas", post, re.compile(r"/v1/kv/(?P<key>.+)/cas"), kv.cas),
             ("kv", frozenset({"GET", "PUT", "DELETE"}), re.compile(r"/v1/kv/(?P<key>.+)"), kv.kv),
+            ("sessions", post, re.compile(r"/v1/sessions"), kv.register),
+            (
+                "session",
+                frozenset({"DELETE"}),
+                re.compile(r"/v1/sessions/(?P<client_id>[^/]+)"),
+                kv.close,
+            ),
             ("init", post, re.compile(r"/v1/admin/init"), admin.init),
             ("add_voter", post, re.compile(r"/v1/admin/voters"), admin.add_voter),
             ("add_learner", post, re.compile(r"/v1/admin/learners"), admin.add_learner),

@@ -20,6 +20,7 @@ import click
 from pykka_raft.kv import cli_run
 from pykka_raft.kv.client import Client
 from pykka_raft.kv.errors import EXIT_USAGE, KvError
+from pykka_raft.kv.gateway import CONSISTENCY_LEVELS
 from pykka_raft.kv.status import status_table
 
 T = TypeVar("T")
@@ -54,6 +55,8 @@ def _run(ctx: click.Context, action: Callable[[Client], T]) -> T:
         _fail(str(exc), exc.exit_code)
     except ValueError as exc:
         _fail(str(exc), EXIT_USAGE)
+    finally:
+        client.close()  # the session a write opened (best effort; it expires otherwise)
 
 
 def _print(value: Any) -> None:
@@ -100,10 +103,12 @@ def main(ctx: click.Context, urls: tuple[str, ...], timeout: float, deadline: fl
 @click.argument("key")
 @click.option(
     "--consistency",
+    type=click.Choice(CONSISTENCY_LEVELS),
     default="linearizable",
     show_default=True,
-    help="linearizable (through the leader), stale (this node's data as it is); lease "
-    "arrives with the library's lease reads.",
+    help="linearizable (no log entry; any node serves it after asking the leader for the "
+    "read index), lease (the leader, without a round trip, under a clock assumption), "
+    "stale (the node asked, as it is).",
 )
 @click.pass_context
 def get(ctx: click.Context, key: str, consistency: str) -> None:

@@ -3,8 +3,11 @@
 It takes the base URLs of some nodes, finds the leader (following 307 redirects and the
 ``leader_url`` of 503 answers, trying the other URLs when a node is down or does not
 know the leader), and raises typed exceptions (:mod:`pykka_raft.kv.errors`) for error
-answers. Reads and definite refusals are retried within the deadline; a write whose
-answer was lost is never resent: it raises :class:`~pykka_raft.kv.errors.UnknownOutcome`.
+answers. Reads and definite refusals are retried within the deadline. Writes are sent in
+client sessions (:mod:`pykka_raft.kv.writes`): a write whose answer was lost is resent
+under the same sequence until the deadline and applied exactly once; only when no attempt
+gave a definite answer before the deadline does it raise
+:class:`~pykka_raft.kv.errors.UnknownOutcome`.
 
 Each request uses its own connection, so one ``Client`` can be shared by threads.
 """
@@ -30,8 +33,9 @@ from pykka_raft.kv.errors import (
     error_for,
 )
 from pykka_raft.kv.status import gather
+from pykka_raft.kv.writes import SessionPool, WriteResult
 
-_RETRY_CODES = {"no_leader", "not_leader", "busy", "starting", "shutting_down"}
+_RETRY_CODES = {"no_leader", "not_leader", "busy", "starting", "shutting_down", "read_timeout"}
 
 
 @attrs.frozen
@@ -118,6 +122,8 @@ class Client:
         deadline: seconds one call may spend in total, finding the leader and retrying
             definite refusals (no leader, busy, starting) included.
         max_redirects: redirects followed in a row before giving up.
+        sessions: send writes in client sessions, resent safely until ``deadline``
+            (``False``: a write whose answer was lost raises ``UnknownOutcome`` at once).
 
     Every method raises a :class:`~pykka_raft.kv.errors.KvError` subclass on failure:
     ``KeyNotFound``, ``CasFailed``, ``BadRequest``, ``Conflict``, ``Unavailable`` (no
@@ -131,6 +137,7 @@ class Client:
         timeout: float = 10.0,
         deadline: float = 15.0,
         max_redirects: int = 5,
+        sessions: bool = True,
     ) -> None:
         given = [urls] if isinstance(urls, str) else list(urls)
         self.urls = [_base(u) for u in given]
@@ -140,6 +147,7 @@ class Client:
         self.deadline = deadline
         self.max_redirects = max_redirects
         self.leader_url: str | None = None
+        self.sessions = SessionPool(self) if sessions else None
 
     # --- key-value ----------------------------------------------------------------------
 
@@ -151,12 +159,12 @@ class Client:
     def put(self, key: str, value: Any) -> dict[str, Any]:
         """Set ``key`` to the JSON value ``value``; returns ``{"index", "previous",
         "existed"}``."""
-        result: dict[str, Any] = self.call("PUT", _key_path(key), {"value": value})
+        result: dict[str, Any] = self._write("PUT", _key_path(key), {"value": value})
         return result
 
     def delete(self, key: str) -> dict[str, Any]:
         """Remove ``key``; returns ``{"index", "previous"}`` (raises ``KeyNotFound``)."""
-        result: dict[str, Any] = self.call("DELETE", _key_path(key))
+        result: dict[str, Any] = self._write("DELETE", _key_path(key), {})
         return result
 
     _ABSENT: Any = object()
@@ -167,8 +175,30 @@ class Client:
         body: dict[str, Any] = {"new": new}
         if expected is not Client._ABSENT:
             body["expected"] = expected
-        result: dict[str, Any] = self.call("POST", _key_path(key) + "/cas", body)
+        result: dict[str, Any] = self._write("POST", _key_path(key) + "/cas", body)
         return result
+
+    def write(
+        self, method: str, path: str, body: dict[str, Any], deadline: float | None = None
+    ) -> WriteResult:
+        """Send one write (``PUT``/``DELETE /v1/kv/<key>``, ``POST /v1/kv/<key>/cas``)
+        in a session and say what became of it: applied, not applied, or unknown after
+        ``deadline`` seconds (default: the client's). Never raises for the cluster's
+        answers: the :class:`~pykka_raft.kv.writes.WriteResult` holds them."""
+        if self.sessions is None:
+            raise ValueError("write() needs a client made with sessions=True")
+        until = time.monotonic() + (self.deadline if deadline is None else deadline)
+        return self.sessions.write(method, path, body, until)
+
+    def close(self) -> None:
+        """Close this client's idle sessions (best effort; they expire otherwise)."""
+        if self.sessions is not None:
+            self.sessions.close(min(self.timeout, 2.0))
+
+    def _write(self, method: str, path: str, body: dict[str, Any]) -> Any:
+        if self.sessions is None:
+            return self.call(method, path, body or None)
+        return self.write(method, path, body).unwrap()
 
     # --- admin --------------------------------------------------------------------------
 
@@ -285,6 +315,7 @@ class Client:
         admin: bool = False,
         target: str | None = None,
         follow: bool = True,
+        until: float | None = None,
     ) -> Any:
         """Send a request, following redirects to the leader; return the JSON answer.
 
@@ -293,10 +324,13 @@ class Client:
             admin: a membership change: waits longer for the answer.
             target: the node to ask first (default: the known leader, else the first URL).
             follow: False: ask ``target`` only, whatever it answers.
+            until: the deadline (``time.monotonic()``) instead of ``deadline`` from now.
         """
         payload = None if body is None else json.dumps(body).encode("utf-8")
         timeout = max(self.timeout, 65.0) if admin else self.timeout
         deadline = time.monotonic() + self.deadline + (timeout if admin else 0)
+        if until is not None:
+            deadline = until
         order = [u for u in [target or self.leader_url] if u] + self.urls
         queue = list(dict.fromkeys(order))
         current = queue[0]

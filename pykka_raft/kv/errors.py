@@ -122,6 +122,25 @@ class UnknownOutcome(KvError):
     exit_code = EXIT_UNKNOWN_OUTCOME
 
 
+class ReadTimeout(Unavailable):
+    """504 ``read_timeout``: a read got no answer in time. A read changes nothing, so it
+    can be sent again (the client does, within its deadline)."""
+
+
+class SessionExpired(KvError):
+    """409 ``session_expired``: the write's ``client_id`` has no session (it expired after
+    the session timeout of log time without a write, was closed, or never existed). This
+    request applied nothing; if it was a resend, an earlier copy may have been applied.
+    Register a new session before writing again."""
+
+    exit_code = EXIT_REFUSED
+
+
+class StaleSequence(SessionExpired):
+    """409 ``stale_sequence``: the ``sequence`` is older than the last one the session
+    answered (``latest``); that answer is gone and this request applied nothing."""
+
+
 class ServerError(KvError):
     """500 ``internal``: the node failed unexpectedly (it logged the traceback)."""
 
@@ -140,7 +159,6 @@ CODES: dict[str, tuple[int, type[KvError]]] = {
     "bad_key": (400, BadRequest),
     "reserved_key": (400, BadRequest),
     "bad_consistency": (400, BadRequest),
-    "consistency_unavailable": (400, BadRequest),
     "key_not_found": (404, KeyNotFound),
     "not_found": (404, NotFound),
     "method_not_allowed": (405, MethodNotAllowed),
@@ -153,6 +171,8 @@ CODES: dict[str, tuple[int, type[KvError]]] = {
     "not_a_learner": (409, Conflict),
     "snapshots_unsupported": (409, Conflict),
     "transfer_failed": (409, Conflict),
+    "session_expired": (409, SessionExpired),
+    "stale_sequence": (409, StaleSequence),
     "body_too_large": (413, BodyTooLarge),
     "internal": (500, ServerError),
     "not_leader": (503, Unavailable),
@@ -161,6 +181,7 @@ CODES: dict[str, tuple[int, type[KvError]]] = {
     "starting": (503, Unavailable),
     "shutting_down": (503, Unavailable),
     "outcome_unknown": (504, UnknownOutcome),
+    "read_timeout": (504, ReadTimeout),
 }
 """Every error code: its HTTP status and the client's exception class. ``not_leader`` is
 also sent with 307 (a redirect to the leader) when the leader's address is known."""

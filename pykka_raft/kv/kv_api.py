@@ -3,16 +3,52 @@
 Values are JSON; they are stored as canonical JSON text (:mod:`pykka_raft.kv.store`).
 Writes go through the leader's log and are answered once applied; reads go through
 :meth:`~pykka_raft.kv.gateway.RaftGateway.read` (the ``consistency`` parameter).
+
+A write may carry ``client_id`` and ``sequence`` (a client session, ``POST /v1/sessions``):
+it is then sent as a :class:`~pykka_raft.sessions.SessionCommand`, applied at most once
+however often it is resent, every resend answered with the first answer (Raft
+dissertation §6.3).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from pykka_raft import CasResult, CompareAndSet, Delete, Get, Put
+from pykka_raft import (
+    CasResult,
+    CloseSession,
+    CompareAndSet,
+    Delete,
+    Get,
+    Put,
+    RegisterClient,
+    SessionCommand,
+)
 from pykka_raft.kv.gateway import RaftGateway
 from pykka_raft.kv.store import decode_value
 from pykka_raft.kv.wsgi import HttpError, Request, check_key, json_object, json_value
+
+SESSION_FIELDS = frozenset({"client_id", "sequence"})
+"""The body fields that send a write in a client session."""
+
+
+def in_session(body: dict[str, Any], command: Any) -> Any:
+    """``command``, wrapped in a :class:`SessionCommand` if ``body`` names a session.
+
+    Raises:
+        HttpError: ``bad_request`` for one field without the other, or values that are
+            not positive integers.
+    """
+    given = SESSION_FIELDS & set(body)
+    if not given:
+        return command
+    if given != SESSION_FIELDS:
+        raise HttpError("bad_request", "client_id and sequence go together (or neither)")
+    for field in sorted(SESSION_FIELDS):
+        value = body[field]
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise HttpError("bad_request", f"{field} must be a positive integer, got {value!r}")
+    return SessionCommand(body["client_id"], body["sequence"], command)
 
 
 class KvApi:
@@ -31,16 +67,17 @@ class KvApi:
                 raise HttpError("key_not_found", f"no key {key!r}", key=key)
             return 200, {"key": key, "value": decode_value(data), "index": index}
         if request.method == "PUT":
-            body = json_object(request.json(), {"value"}, {"value"})
+            body = json_object(request.json(), {"value", *SESSION_FIELDS}, {"value"})
             text = json_value(body["value"], "value")
-            response = self.gateway.submit(request, Put(key, text))
+            response = self.gateway.submit(request, in_session(body, Put(key, text)))
             return 200, {
                 "key": key,
                 "index": response.index,
                 "previous": decode_value(response.data),
                 "existed": response.data is not None,
             }
-        response = self.gateway.submit(request, Delete(key))
+        body = json_object(request.optional_json(), set(SESSION_FIELDS), set())
+        response = self.gateway.submit(request, in_session(body, Delete(key)))
         if response.data is None:
             raise HttpError("key_not_found", f"no key {key!r}", key=key, index=response.index)
         return 200, {"key": key, "index": response.index, "previous": decode_value(response.data)}
@@ -49,10 +86,11 @@ class KvApi:
         """``POST /v1/kv/<key>/cas`` with ``{"expected": v, "new": v}``; leaving out
         ``expected`` means "only if the key does not exist"."""
         key = check_key(request.params["key"], writing=True)
-        body = json_object(request.json(), {"expected", "new"}, {"new"})
+        body = json_object(request.json(), {"expected", "new", *SESSION_FIELDS}, {"new"})
         expected = json_value(body["expected"], "expected") if "expected" in body else None
         new = json_value(body["new"], "new")
-        response = self.gateway.submit(request, CompareAndSet(key, expected, new))
+        command = in_session(body, CompareAndSet(key, expected, new))
+        response = self.gateway.submit(request, command)
         result = response.data
         if not isinstance(result, CasResult):
             raise HttpError("internal", f"unexpected state machine answer {result!r}", status=500)
@@ -72,3 +110,18 @@ class KvApi:
             "previous": decode_value(result.previous),
             "existed": result.previous is not None,
         }
+
+    def register(self, request: Request) -> tuple[int, Any]:
+        """``POST /v1/sessions``: open a client session (through the leader's log); its
+        ``client_id`` is the index of the entry that registered it."""
+        json_object(request.optional_json(), set(), set())
+        response = self.gateway.submit(request, RegisterClient())
+        return 200, {"client_id": response.data, "index": response.index}
+
+    def close(self, request: Request) -> tuple[int, Any]:
+        """``DELETE /v1/sessions/<client_id>``: close a session before it expires."""
+        raw = request.params["client_id"]
+        if not raw.isdigit() or int(raw) < 1:
+            raise HttpError("bad_request", f"a client id is a positive integer, got {raw!r}")
+        response = self.gateway.submit(request, CloseSession(int(raw)))
+        return 200, {"client_id": int(raw), "index": response.index}

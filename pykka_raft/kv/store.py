@@ -19,7 +19,15 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from pykka_raft import CompareAndSet, Delete, Entry, EntryNormal, KeyValueStateMachine, Put
+from pykka_raft import (
+    CompareAndSet,
+    Delete,
+    Entry,
+    EntryNormal,
+    KeyValueStateMachine,
+    Put,
+    SessionCommand,
+)
 
 NODE_PREFIX = ".kv/node/"
 """Reserved key prefix: ``.kv/node/<id>`` holds ``{"http": ..., "raft": ...}``."""
@@ -49,6 +57,10 @@ def node_key(node_id: int) -> str:
 class KvStateMachine(KeyValueStateMachine):
     """The key-value state machine, readable from other threads for the node directory.
 
+    Client sessions are built in (``KeyValueStateMachine``'s): a write sent in a session
+    (``SessionCommand``) is applied at most once, and the session table goes into the
+    snapshots with the data (``docs/clients.md``).
+
     The storage's thread applies entries; HTTP threads read the directory (and, later,
     stale reads). A lock makes each apply, restore and read atomic. Nothing here reads a
     clock or the node's identity, so every node computes the same state.
@@ -64,10 +76,11 @@ class KvStateMachine(KeyValueStateMachine):
         with self._lock:
             response = super().apply(entry)
             payload = entry.payload
-            if isinstance(payload, EntryNormal) and isinstance(
-                payload.data, (Put, Delete, CompareAndSet)
-            ):
-                key = payload.data.key
+            data = payload.data if isinstance(payload, EntryNormal) else None
+            if isinstance(data, SessionCommand):
+                data = data.command
+            if isinstance(data, (Put, Delete, CompareAndSet)):
+                key = data.key
                 if key.startswith(NODE_PREFIX):
                     self._reindex(key)
             return response

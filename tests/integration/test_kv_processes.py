@@ -183,7 +183,8 @@ def test_transfer_leader_between_processes(cluster: ProcessCluster) -> None:
 
 def _put_once(url: str, key: str, value: Any) -> Any:
     try:
-        return Client([url], timeout=60.0, deadline=60.0).put(key, value)
+        # No session: the node's own answer to a write it holds when stopped is the point.
+        return Client([url], timeout=60.0, deadline=60.0, sessions=False).put(key, value)
     except Exception as exc:
         return exc
 

@@ -138,3 +138,81 @@ def closed_url() -> str:
     port = sock.getsockname()[1]
     sock.close()
     return f"http://127.0.0.1:{port}"
+
+
+class LosingProxy:
+    """An HTTP proxy on loopback in front of one node that loses answers: it forwards
+    every request, and for the first ``lose`` writes sent in a session (a body with
+    ``sequence``) it closes the connection instead of relaying the node's answer. The
+    node did apply those writes: only their answers are lost, as when a connection
+    breaks after the leader committed.
+
+    Attributes:
+        writes: every session write forwarded, as ``(client_id, sequence)``.
+        lost: the ones whose answer was dropped.
+    """
+
+    def __init__(self, upstream: str, lose: int = 1) -> None:
+        import http.server
+        import threading
+
+        self.upstream = upstream
+        self.lose = lose
+        self.writes: list[tuple[int, int]] = []
+        self.lost: list[tuple[int, int]] = []
+        lock = threading.Lock()
+        proxy = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *args: Any) -> None:  # quiet
+                pass
+
+            def relay(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                data = self.rfile.read(length) if length else None
+                body: Any = json.loads(data) if data else None
+                answer = request(proxy.upstream, self.command, self.path, raw=data)
+                if isinstance(body, dict) and "sequence" in body:
+                    ids = (body["client_id"], body["sequence"])
+                    with lock:
+                        proxy.writes.append(ids)
+                        drop = len(proxy.lost) < proxy.lose
+                        if drop:
+                            proxy.lost.append(ids)
+                    if drop:
+                        self.close_connection = True
+                        return  # the node answered; the client never hears it
+                self.send_response(answer.status)
+                for name, value in answer.headers.items():
+                    if name not in ("content-length", "connection", "transfer-encoding"):
+                        self.send_header(name, value)
+                self.send_header("Content-Length", str(len(answer.data)))
+                self.end_headers()
+                self.wfile.write(answer.data)
+
+            do_GET = do_PUT = do_POST = do_DELETE = relay
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join(5)
+
+
+@pytest.fixture
+def losing_proxy() -> Iterator[Any]:
+    """Make :class:`LosingProxy` instances, closed when the test ends."""
+    made: list[LosingProxy] = []
+
+    def make(upstream: str, lose: int = 1) -> LosingProxy:
+        made.append(LosingProxy(upstream, lose))
+        return made[-1]
+
+    yield make
+    for proxy in made:
+        proxy.close()

@@ -77,9 +77,32 @@ def test_unreachable_exits_3(closed_url: str) -> None:
     assert run([closed_url], "status").exit_code == 3
 
 
-def test_unknown_outcome_exits_5(silent_url: str) -> None:
+def test_a_hung_node_exits_3(silent_url: str) -> None:
+    # No session could be opened: the write was never sent.
     result = CliRunner().invoke(main, [f"--url={silent_url}", "--timeout=0.5", "put", "k", "1"])
+    assert result.exit_code == 3
+
+
+def test_unknown_outcome_exits_5(kv3: LocalCluster, losing_proxy: Any) -> None:
+    proxy = losing_proxy(kv3.url(leader_of(kv3)), lose=1000)
+    result = CliRunner().invoke(
+        main, [f"--url={proxy.url}", "--timeout=2", "--deadline=1.5", "put", "cli/lost", "1"]
+    )
     assert result.exit_code == 5 and "outcome_unknown" in result.stderr
+    assert len(proxy.writes) >= 2 and len({seq for _, seq in proxy.writes}) == 1
+
+
+def test_a_write_whose_answer_was_lost_is_resent_and_applied_once(
+    kv3: LocalCluster, losing_proxy: Any
+) -> None:
+    """cas --new 1 (only if absent) through a proxy that loses the first answer: applied a
+    second time it would exit 4 with cas_failed; the resend is answered from the session."""
+    proxy = losing_proxy(kv3.url(leader_of(kv3)))
+    result = run([proxy.url], "--deadline=20", "cas", "cli/once", "--new", "1")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["swapped"] is True
+    assert len(proxy.lost) == 1 and proxy.writes == proxy.lost * 2
+    assert json.loads(run(kv3.urls, "get", "cli/once").stdout) == 1
 
 
 def test_unavailable_exits_6(cluster_factory: Any) -> None:

@@ -48,9 +48,9 @@ def test_typed_errors(kv3: LocalCluster) -> None:
     assert failed.value.current == 1 and failed.value.exists is True
     with pytest.raises(CasFailed):
         client.cas("client/cas", new=3)  # expected left out: only if absent
-    with pytest.raises(BadRequest) as lease:
-        client.get("client/cas", consistency="lease")
-    assert lease.value.code == "consistency_unavailable"
+    with pytest.raises(BadRequest) as bogus:
+        client.get("client/cas", consistency="eventual")
+    assert bogus.value.code == "bad_consistency"
     with pytest.raises(Conflict) as not_a_voter:
         client.transfer_leader(9)
     assert not_a_voter.value.code == "transfer_failed"
@@ -77,8 +77,12 @@ def test_no_node_reachable(closed_url: str) -> None:
 
 
 def test_a_hung_node(silent_url: str) -> None:
-    client = Client([silent_url], timeout=0.5, deadline=1)
-    # A write whose request went out and got no answer may have been applied.
+    # With sessions, a write is only sent once a session is open: here it never is, so
+    # the write was not sent, and no node answered.
+    with pytest.raises(ClusterUnreachable):
+        Client([silent_url], timeout=0.5, deadline=1).put("k", 1)
+    # Without, a write whose request went out and got no answer may have been applied.
+    client = Client([silent_url], timeout=0.5, deadline=1, sessions=False)
     with pytest.raises(UnknownOutcome) as exc:
         client.put("k", 1)
     assert exc.value.exit_code == EXIT_UNKNOWN_OUTCOME
@@ -110,7 +114,7 @@ def test_an_isolated_leader_answers_outcome_unknown(cluster_factory: Any) -> Non
     leader = leader_of(cluster)
     cluster.network.router.ask(Isolate(leader))
     try:
-        client = Client([cluster.url(leader)], timeout=5, deadline=5)
+        client = Client([cluster.url(leader)], timeout=5, deadline=5, sessions=False)
         with pytest.raises(UnknownOutcome) as exc:
             client.put("cut-off", 1)
         assert exc.value.status == 504 and exc.value.code == "outcome_unknown"

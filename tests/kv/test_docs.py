@@ -30,6 +30,7 @@ def test_the_client_example_runs(kv3: LocalCluster) -> None:
     lines = out.getvalue().splitlines()
     assert lines[:2] == ["counter holds 2", "greeting is gone"]
     assert lines[2] == f"leader: {leader_of(kv3)} [1, 2, 3]"
+    assert lines[3] == "APPLIED True"
 
 
 def test_every_error_code_is_in_the_table() -> None:

@@ -27,8 +27,10 @@ from pykka_raft import (
     NotAllowed,
     OutcomeUnknown,
     RaftMetrics,
+    SessionExpired,
     ShuttingDown,
     SnapshotsUnsupported,
+    StaleSequence,
     State,
     StorageError,
     TransferFailed,
@@ -76,9 +78,11 @@ def make_app(error: BaseException, state: State = State.LEADER) -> KvApp:
 
 def call(app: KvApp, method: str, path: str, body: Any = None) -> tuple[int, dict[str, str], Any]:
     data = b"" if body is None else json.dumps(body).encode()
+    path, _, query = path.partition("?")
     environ: dict[str, Any] = {
         "REQUEST_METHOD": method,
         "PATH_INFO": path,
+        "QUERY_STRING": query,
         "CONTENT_LENGTH": str(len(data)),
         "wsgi.input": io.BytesIO(data),
     }
@@ -99,6 +103,8 @@ WRITE_ERRORS = [
     (ForwardToLeader(None, 7), 503, "not_leader"),  # leader's address unknown
     (Busy(None, 10), 503, "busy"),
     (ApplicationError(ValueError("no")), 400, "bad_request"),
+    (ApplicationError(SessionExpired(5, 3)), 409, "session_expired"),
+    (ApplicationError(StaleSequence(5, 1, 3)), 409, "stale_sequence"),
     (ShuttingDown(), 504, "outcome_unknown"),
     (OutcomeUnknown("replaced by a snapshot"), 504, "outcome_unknown"),
     (InternalError("boom"), 504, "outcome_unknown"),
@@ -117,9 +123,34 @@ def test_write_errors(error: BaseException, status: int, code: str) -> None:
         assert body["error"]["leader_id"] == 2
 
 
-def test_a_read_on_a_stopping_node_is_safe_to_retry() -> None:
-    status, _, body = call(make_app(ShuttingDown()), "GET", "/v1/kv/k")
-    assert (status, body["error"]["code"]) == (503, "shutting_down")
+READ_ERRORS = [
+    (ForwardToLeader(None, None), 503, "no_leader"),
+    (ForwardToLeader(None, 2), 307, "not_leader"),  # the leader did not confirm: go there
+    (ForwardToLeader(None, 7), 503, "not_leader"),
+    (ApplicationError(ValueError("no query")), 500, "internal"),
+    (ShuttingDown(), 503, "shutting_down"),
+    (InternalError("boom"), 503, "shutting_down"),
+    (pykka.Timeout("late"), 504, "read_timeout"),
+]
+
+
+@pytest.mark.parametrize("consistency", ["linearizable", "lease"])
+@pytest.mark.parametrize(("error", "status", "code"), READ_ERRORS)
+def test_read_errors(error: BaseException, status: int, code: str, consistency: str) -> None:
+    """A read changes nothing: every failure is a definite 5xx, none ``outcome_unknown``."""
+    path = f"/v1/kv/k?consistency={consistency}"
+    got, headers, body = call(make_app(error), "GET", path)
+    assert (got, body["error"]["code"]) == (status, code)
+    assert CODES[code][0] == status or (status == 307 and code == "not_leader")
+    if status == 307:
+        assert headers["location"] == "http://127.0.0.1:8002" + path
+
+
+def test_a_lease_read_on_a_follower_redirects_before_asking() -> None:
+    app = make_app(AssertionError("must not be asked"), state=State.FOLLOWER)
+    status, headers, body = call(app, "GET", "/v1/kv/k?consistency=lease")
+    assert (status, body["error"]["code"]) == (307, "not_leader")
+    assert headers["location"] == "http://127.0.0.1:8002/v1/kv/k?consistency=lease"
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,171 @@
+"""Client sessions through the HTTP API: a write resent under the same ``(client_id,
+sequence)`` is applied once and answered with its first answer; stale sequences and unknown
+sessions are clear 409s; writes without a session work as before."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from pykka_raft import Isolate, Restore
+from pykka_raft.kv import Client, HttpSettings, UnknownOutcome
+from pykka_raft.kv.local import LocalCluster
+from pykka_raft.kv.writes import Outcome
+from tests.kv.conftest import follower_of, leader_of, request
+
+
+def register(url: str) -> int:
+    answer = request(url, "POST", "/v1/sessions")
+    assert answer.status == 200, answer.data
+    client_id = answer.json["client_id"]
+    assert isinstance(client_id, int) and client_id == answer.json["index"]
+    return client_id
+
+
+def test_a_resent_write_is_applied_once(kv3: LocalCluster) -> None:
+    url = kv3.url(leader_of(kv3))
+    client_id = register(url)
+    first = {"new": 1, "client_id": client_id, "sequence": 1}
+    created = request(url, "POST", "/v1/kv/sessions/once/cas", first)
+    assert created.status == 200 and created.json["swapped"] and not created.json["existed"]
+    # The answer was "lost": the same write again, same sequence. Applied a second time it
+    # would fail (the key exists now); it is answered from the session's cache instead.
+    again = request(url, "POST", "/v1/kv/sessions/once/cas", first)
+    assert again.status == 200 and again.json["swapped"] and not again.json["existed"]
+    assert again.json["index"] > created.json["index"]  # a new entry, answered from cache
+    # Without a session, the same request is applied again: the check above could fail.
+    plain = request(url, "POST", "/v1/kv/sessions/once/cas", {"new": 1})
+    assert plain.status == 409 and plain.code == "cas_failed"
+    # A put resent: "previous" is the first answer's (null), not the value it wrote.
+    put: dict[str, Any] = {"value": "a", "client_id": client_id, "sequence": 2}
+    assert request(url, "PUT", "/v1/kv/sessions/put", put).json["existed"] is False
+    assert request(url, "PUT", "/v1/kv/sessions/put", put).json["existed"] is False
+    assert request(url, "PUT", "/v1/kv/sessions/put", {"value": "b"}).json["previous"] == "a"
+    # A delete resent: the first answer again (the key existed), not key_not_found.
+    gone: dict[str, Any] = {"client_id": client_id, "sequence": 3}
+    assert request(url, "DELETE", "/v1/kv/sessions/put", gone).json["previous"] == "b"
+    assert request(url, "DELETE", "/v1/kv/sessions/put", gone).json["previous"] == "b"
+    assert request(url, "GET", "/v1/kv/sessions/put").code == "key_not_found"
+
+
+def test_stale_sequences_and_unknown_sessions_are_409(kv3: LocalCluster) -> None:
+    url = kv3.url(leader_of(kv3))
+    client_id = register(url)
+    for sequence in (1, 2):
+        body = {"value": sequence, "client_id": client_id, "sequence": sequence}
+        assert request(url, "PUT", "/v1/kv/sessions/stale", body).status == 200
+    stale = request(
+        url, "PUT", "/v1/kv/sessions/stale", {"value": 9, "client_id": client_id, "sequence": 1}
+    )
+    assert stale.status == 409 and stale.code == "stale_sequence"
+    error = stale.json["error"]
+    assert (error["client_id"], error["sequence"], error["latest"]) == (client_id, 1, 2)
+    assert request(url, "GET", "/v1/kv/sessions/stale").json["value"] == 2  # nothing applied
+    unknown = request(
+        url, "PUT", "/v1/kv/sessions/stale", {"value": 9, "client_id": 10**9, "sequence": 1}
+    )
+    assert unknown.status == 409 and unknown.code == "session_expired"
+    assert unknown.json["error"]["client_id"] == 10**9
+    # A closed session is gone too.
+    assert request(url, "DELETE", f"/v1/sessions/{client_id}").status == 200
+    closed = request(
+        url, "PUT", "/v1/kv/sessions/stale", {"value": 9, "client_id": client_id, "sequence": 3}
+    )
+    assert closed.code == "session_expired"
+    assert request(url, "DELETE", f"/v1/sessions/{client_id}").code == "session_expired"
+    assert request(url, "GET", "/v1/kv/sessions/stale").json["value"] == 2
+
+
+def test_bad_session_fields_are_400(kv3: LocalCluster) -> None:
+    url = kv3.url(leader_of(kv3))
+    for body in (
+        {"value": 1, "client_id": 1},
+        {"value": 1, "sequence": 1},
+        {"value": 1, "client_id": "1", "sequence": 1},
+        {"value": 1, "client_id": 1, "sequence": 0},
+        {"value": 1, "client_id": True, "sequence": 1},
+    ):
+        answer = request(url, "PUT", "/v1/kv/sessions/bad", body)
+        assert answer.status == 400 and answer.code == "bad_request", body
+    assert request(url, "POST", "/v1/sessions", {"x": 1}).code == "bad_request"
+    assert request(url, "DELETE", "/v1/sessions/abc").code == "bad_request"
+    assert request(url, "GET", "/v1/kv/sessions/bad").code == "key_not_found"
+
+
+def test_a_follower_redirects_session_requests(kv3: LocalCluster) -> None:
+    leader, follower = leader_of(kv3), follower_of(kv3)
+    answer = request(kv3.url(follower), "POST", "/v1/sessions")
+    assert answer.status == 307 and answer.json["error"]["leader_id"] == leader
+    assert answer.headers["location"] == kv3.url(leader) + "/v1/sessions"
+
+
+def test_the_client_resends_a_write_whose_answer_was_lost(
+    kv3: LocalCluster, losing_proxy: Any
+) -> None:
+    """The answer to a compare-and-set is lost after the leader applied it: the client
+    resends it under the same sequence and gets the first answer (swapped), not the
+    ``cas_failed`` a second application would give."""
+    proxy = losing_proxy(kv3.url(leader_of(kv3)))
+    client = Client([proxy.url], timeout=5, deadline=20)
+    result = client.write("POST", "/v1/kv/sessions/lost/cas", {"new": 1})
+    assert result.outcome is Outcome.APPLIED, result.error
+    assert result.response["swapped"] is True and result.attempts == 2
+    assert proxy.lost == [(result.client_id, 1)]
+    assert proxy.writes == [(result.client_id, 1), (result.client_id, 1)]  # resent as is
+    assert client.get("sessions/lost") == 1
+    # The next write of the session takes the next sequence, and its answer arrives.
+    assert client.put("sessions/lost", 2)["previous"] == 1
+    assert proxy.writes[-1] == (result.client_id, 2)
+
+
+def test_without_sessions_a_lost_answer_is_unknown(kv3: LocalCluster, losing_proxy: Any) -> None:
+    """The fault the test above survives is real: with the answer lost, a client without
+    sessions cannot tell, and the write was in fact applied."""
+    proxy = losing_proxy(kv3.url(leader_of(kv3)))
+    client_id = register(kv3.url(leader_of(kv3)))
+    plain = Client([proxy.url], timeout=5, deadline=5, sessions=False)
+    # The proxy loses answers to session writes: send one by hand, without resending.
+    with pytest.raises(UnknownOutcome):
+        plain.call(
+            "POST",
+            "/v1/kv/sessions/plain/cas",
+            {"new": 1, "client_id": client_id, "sequence": 1},
+        )
+    assert plain.get("sessions/plain") == 1  # applied although no answer came
+
+
+def test_a_write_whose_answers_are_always_lost_ends_unknown(
+    kv3: LocalCluster, losing_proxy: Any
+) -> None:
+    proxy = losing_proxy(kv3.url(leader_of(kv3)), lose=1000)
+    client = Client([proxy.url], timeout=2, deadline=1.5)
+    result = client.write("PUT", "/v1/kv/sessions/unknown", {"value": 1})
+    assert result.outcome is Outcome.UNKNOWN and result.attempts >= 2
+    assert isinstance(result.error, UnknownOutcome)
+    assert {ids[1] for ids in proxy.writes} == {1}  # every attempt under one sequence
+    with pytest.raises(UnknownOutcome):
+        result.unwrap()
+    # It was applied, once: the value is there and one sequence was used.
+    assert Client(kv3.urls).get("sessions/unknown") == 1
+
+
+def test_writes_are_applied_exactly_once_across_a_leader_change(
+    cluster_factory: Any,
+) -> None:
+    """The leader is cut off while a write waits on it (504 after ``request_timeout``);
+    the client resends it, under the same sequence, until the new leader applies it."""
+    cluster = cluster_factory([1, 2, 3], http=HttpSettings(request_timeout=1.0))
+    leader = leader_of(cluster)
+    urls = [cluster.url(leader)] + [u for u in cluster.urls if u != cluster.url(leader)]
+    client = Client(urls, timeout=5, deadline=30)
+    client.put("change/n", 0)  # the session is open, the leader known
+    cluster.network.router.ask(Isolate(leader))
+    try:
+        result = client.write("POST", "/v1/kv/change/n/cas", {"expected": 0, "new": 1})
+    finally:
+        cluster.network.router.ask(Restore(leader))
+    assert result.outcome is Outcome.APPLIED, result.error
+    assert result.attempts >= 2 and result.response["swapped"] is True
+    assert client.sessions is not None and client.sessions.resends >= 1
+    assert client.get("change/n") == 1
