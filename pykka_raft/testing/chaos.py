@@ -89,10 +89,12 @@ def run_chaos(seed: int, options: ChaosOptions | None = None) -> ChaosReport:
         )
         if report.ok:
             final = converge(cluster, report, through)
-            report.problems += workload.read_back(liveness_bound(cluster))
+            report.problems += workload.read_back(liveness_bound(cluster), final.all_nodes())
         else:
             final = MembershipConfig(tuple(cluster.nodes))
         report.ops = workload.recorder.ops()
+        report.stale_reads = len(workload.stale)
+        report.problems += workload.stale_problems()
         report.timeline += [f"  -> {text}: {outcome_text(result)}" for text, result in outcomes]
         check_safety(cluster, report, outcomes, final)
     except Exception as exc:  # a harness failure is a finding too, with the seed
@@ -121,6 +123,12 @@ def main(argv: list[str] | None = None) -> int:
         "--values", action="store_true", help="write arbitrary nested application values"
     )
     parser.add_argument(
+        "--reads",
+        action=argparse.BooleanOptionalAction,
+        default=False,
+        help="most gets bypass the log as ClientRead (READ_INDEX, LEASE, STALE)",
+    )
+    parser.add_argument(
         "--storage",
         choices=sorted(STORAGES),
         default="memory",
@@ -134,6 +142,7 @@ def main(argv: list[str] | None = None) -> int:
         membership=args.membership,
         tcp=args.tcp,
         values=args.values,
+        reads=args.reads,
     )
     failed: list[ChaosReport] = []
     started = time.monotonic()
