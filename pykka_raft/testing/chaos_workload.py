@@ -66,6 +66,7 @@ class Workload:
         self.lock = threading.Lock()
         self.written: list[Any] = []
         self.stale: list[tuple[str, Any]] = []  # (key, answer) of every STALE read
+        self.wrong_answers: list[str] = []  # reads answered with something else
 
     def start(self) -> None:
         for thread in self.threads:
@@ -147,10 +148,13 @@ class Workload:
         if policy is ReadPolicy.STALE:
             if ref is not None:
                 self._stale_read(ref, key)
+            else:
+                self.stop.wait(0.05)  # no node running (all crashed): do not spin meanwhile
             return target
         handle = self.recorder.invoke(client, "get", key, via=f"{policy.value}@{node}")
         if ref is None:
             self.recorder.complete(handle, "fail")
+            self.stop.wait(0.05)  # no node running (all crashed): do not spin meanwhile
             return target
         try:
             response = ref.ask(ClientRead(Get(key), policy), timeout=self.options.op_timeout)
@@ -164,7 +168,9 @@ class Workload:
             return None if node == target else target
         if not isinstance(response, ClientReadResponse):
             self.recorder.complete(handle, "fail", response)
-            raise TypeError(f"a ClientRead was answered with {response!r}")
+            with self.lock:
+                self.wrong_answers.append(f"a ClientRead was answered with {response!r}")
+            return target
         self.recorder.complete(handle, "ok", response.data)
         return target
 
@@ -174,18 +180,22 @@ class Workload:
         except (pykka.Timeout, pykka.ActorDeadError, RaftError):
             return
         with self.lock:
-            self.stale.append((key, response.data))
+            if isinstance(response, ClientReadResponse):
+                self.stale.append((key, response.data))
+            else:
+                self.wrong_answers.append(f"a STALE ClientRead was answered with {response!r}")
 
-    def stale_problems(self) -> list[str]:
-        """``STALE`` reads promise no recency, but each must return ``None`` or a value
-        that some client wrote to that key."""
+    def read_problems(self) -> list[str]:
+        """Reads answered with something other than a ``ClientReadResponse``, and ``STALE``
+        reads that returned neither ``None`` nor a value some client wrote to that key (they
+        promise no recency, but nothing else either)."""
         written: dict[str, set[Any]] = {}
         for op in self.recorder.ops():
             if op.kind in ("put", "cas"):
                 written.setdefault(op.key, set()).add(canonical(op.value))
         with self.lock:
-            stale = list(self.stale)
-        return [
+            stale, wrong = list(self.stale), list(self.wrong_answers)
+        return wrong + [
             f"a STALE read of {key!r} returned {data!r}, which no client wrote there"
             for key, data in stale
             if data is not None and canonical(data) not in written.get(key, set())
@@ -204,6 +214,7 @@ class Workload:
         ref = self.cluster.nodes.get(target)
         if ref is None:
             self.recorder.complete(handle, "fail")
+            self.stop.wait(0.05)  # no node running (all crashed): do not spin meanwhile
             return None
         try:
             response = ref.ask(
