@@ -7,8 +7,12 @@ A failing run's message holds the seed and the replay command
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
+import re
 from collections import Counter
+from pathlib import Path
 from typing import Any
 
 import attrs
@@ -150,3 +154,17 @@ def test_negative_control_a_node_that_reads_old_state_is_caught() -> None:
     lin = report.linearizability
     assert lin is not None and not lin.ok, report.render()
     assert any(op.via is not None for op in lin.ops), lin.explanation
+
+
+def test_the_reads_example_of_docs_testing_runs() -> None:
+    """The python block of docs/testing.md about reads runs as written."""
+    text = (Path(__file__).resolve().parents[2] / "docs" / "testing.md").read_text()
+    blocks = [b for b in re.findall(r"```python\n(.*?)```", text, re.S) if "reads=True" in b]
+    assert len(blocks) == 1, f"{len(blocks)} python blocks of testing.md run reads"
+    namespace: dict[str, Any] = {"__name__": "docs_testing_reads"}
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        exec(compile(blocks[0], "docs/testing.md", "exec"), namespace)
+    report: ChaosReport = namespace["report"]
+    assert report.ok and "ok reads without the log" in out.getvalue(), report.render()
+    assert _served(report)["lease"] > 0, report.summary()
