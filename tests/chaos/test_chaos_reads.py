@@ -101,7 +101,7 @@ def test_chaos_run_with_reads_is_linearizable_and_a_stale_answer_is_caught(seed:
     report = run_chaos(seed, ChaosOptions(nodes=3, duration=3.0, reads=True))
     assert report.ok, report.render()
     served = _served(report)
-    assert served["lease"] > 20 and served["read_index"] > 20, f"{served}\n{report.summary()}"
+    assert served["lease"] > 10 and served["read_index"] > 10, f"{served}\n{report.summary()}"
     assert served["final"] == 3 * 3, served  # every key on every node, after healing
     assert report.stale_reads > 0, report.summary()
     policies = {(op.via or "").split("@")[0] for op in report.ops if op.via and op.outcome == "ok"}
@@ -121,7 +121,7 @@ def test_chaos_run_with_reads_and_membership_changes_is_linearizable() -> None:
     report = run_chaos(33, ChaosOptions(nodes=3, duration=3.0, reads=True, membership=True))
     assert report.ok, report.render()
     assert report.faults.get("change"), f"no membership change proposed: {report.faults}"
-    assert _served(report)["read_index"] > 20, report.summary()
+    assert _served(report)["read_index"] > 10, report.summary()
 
 
 class _StaleReadsMachine(RecordingKeyValueStateMachine):
