@@ -21,6 +21,10 @@ run). Run many seeds from the command line::
 
     python -m pykka_raft.testing.chaos --seeds 500
     python -m pykka_raft.testing.chaos --seeds 50 --storage sqlite --values
+    python -m pykka_raft.testing.chaos --seeds 50 --no-reads   # every read through the log
+
+The command line reads without the log (``--reads``, :attr:`ChaosOptions.reads`) unless told
+otherwise; ``ChaosOptions`` itself defaults to reads through the log.
 """
 
 from __future__ import annotations
@@ -89,10 +93,12 @@ def run_chaos(seed: int, options: ChaosOptions | None = None) -> ChaosReport:
         )
         if report.ok:
             final = converge(cluster, report, through)
-            report.problems += workload.read_back(liveness_bound(cluster))
+            report.problems += workload.read_back(liveness_bound(cluster), final.all_nodes())
         else:
             final = MembershipConfig(tuple(cluster.nodes))
         report.ops = workload.recorder.ops()
+        report.stale_reads = len(workload.stale)
+        report.problems += workload.read_problems()
         report.timeline += [f"  -> {text}: {outcome_text(result)}" for text, result in outcomes]
         check_safety(cluster, report, outcomes, final)
     except Exception as exc:  # a harness failure is a finding too, with the seed
@@ -121,6 +127,13 @@ def main(argv: list[str] | None = None) -> int:
         "--values", action="store_true", help="write arbitrary nested application values"
     )
     parser.add_argument(
+        "--reads",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="most gets bypass the log as ClientRead (READ_INDEX, LEASE, STALE); on unless "
+        "--no-reads",
+    )
+    parser.add_argument(
         "--storage",
         choices=sorted(STORAGES),
         default="memory",
@@ -134,6 +147,7 @@ def main(argv: list[str] | None = None) -> int:
         membership=args.membership,
         tcp=args.tcp,
         values=args.values,
+        reads=args.reads,
     )
     failed: list[ChaosReport] = []
     started = time.monotonic()

@@ -44,6 +44,14 @@ class ChaosOptions:
             (:func:`~pykka_raft.testing.values.random_value`: bytes, tuples and lists,
             non-string dict keys, big ints, NaN and the infinities, registered classes), and
             the checks compare them with their types (:func:`~pykka_raft.testing.values.same`).
+        reads: most of the clients' gets bypass the log as
+            :class:`~pykka_raft.messages.ClientRead`: ``READ_INDEX`` and ``LEASE`` reads
+            sent to the node the client takes for the leader, ``READ_INDEX`` reads sent to
+            another node, and a few ``STALE`` reads. All but the stale ones go into the
+            history the linearizability check reads; the stale ones are only checked to
+            return a value some client wrote to that key. Since lease reads assume that no
+            voter restarts within a lease (``docs/reads.md``), the nemesis then restarts a
+            node only after it has been down for ``election_timeout_min``.
     """
 
     nodes: int = 3
@@ -59,6 +67,7 @@ class ChaosOptions:
     spares: int = 2
     tcp: bool = False
     values: bool = False
+    reads: bool = False
 
 
 @attrs.define
@@ -80,6 +89,8 @@ class ChaosReport:
     through a snapshot)."""
     storage: str = "memory"
     """The name of the storage the nodes ran on."""
+    stale_reads: int = 0
+    """``STALE`` reads answered (checked only to return a value that was written)."""
 
     @property
     def ok(self) -> bool:
@@ -92,9 +103,16 @@ class ChaosReport:
             o: sum(1 for op in self.ops if op.outcome == o) for o in ("ok", "fail", "unknown")
         }
         verdict = "ok" if self.ok else f"FAILED ({len(self.problems)} problems)"
+        reads = sum(1 for op in self.ops if op.via is not None and op.outcome == "ok")
+        read_text = (
+            f"{reads} ok reads without the log + {self.stale_reads} stale, "
+            if self.options.reads
+            else ""
+        )
         return (
             f"seed {self.seed} ({self.storage}): {verdict}; {len(self.ops)} ops "
             f"({counts['ok']} ok, {counts['fail']} failed, {counts['unknown']} unknown), "
+            f"{read_text}"
             f"{len(self.timeline)} faults, {self.snapshots_installed} snapshot installs, "
             f"{self.elapsed:.1f}s"
         )
@@ -109,6 +127,7 @@ class ChaosReport:
         if o.duration != 4.0:
             flags.append(f"--duration {o.duration:g}")
         flags += [f"--{name}" for name in ("membership", "tcp", "values") if getattr(o, name)]
+        flags.append("--reads" if o.reads else "--no-reads")
         if self.storage != "memory":
             flags.append(f"--storage {self.storage}")
         return "python -m pykka_raft.testing.chaos " + " ".join(flags)

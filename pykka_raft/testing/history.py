@@ -15,6 +15,10 @@ Three outcomes matter, because they constrain the checker differently:
   any time after its invoke (even long after the client gave up), or never. Recording a
   lost call as ``"fail"`` would make the checker report false anomalies, so when in doubt
   record ``"unknown"``.
+
+A read that bypasses the log (a :class:`~pykka_raft.messages.ClientRead`, recorded as a
+``"get"`` with ``via`` saying how it was served) changes nothing, so one that errs or times
+out is recorded as ``"fail"``: whether or not it ran, no other op depends on it.
 """
 
 from __future__ import annotations
@@ -71,6 +75,9 @@ class Op:
             the value for a get, the removed value for a delete, a
             :class:`~pykka_raft.statemachine.CasResult` for a cas. Missing keys read as
             ``None``. Ignored for other outcomes (an error may be stored for display).
+        via: How the op was served, for display only (the checker ignores it): for
+            example ``"lease@2"`` for a get sent to node 2 as a ``LEASE``
+            :class:`~pykka_raft.messages.ClientRead`. ``None`` for ops through the log.
     """
 
     client: int
@@ -82,6 +89,7 @@ class Op:
     ret: float | None
     outcome: str = attrs.field(validator=_check_outcome)
     result: Any = None
+    via: str | None = None
 
     def __attrs_post_init__(self) -> None:
         # Catch recording mistakes here, where the stack trace points at the recorder, not
@@ -106,7 +114,7 @@ class Op:
         """A short one-line description without times or client, e.g.
         ``put(x, 5) -> None`` or ``cas(x, 1 => 2) unknown``."""
         if self.kind == "get":
-            call = f"get({self.key})"
+            call = f"get({self.key})" if self.via is None else f"get({self.key}) [{self.via}]"
         elif self.kind == "put":
             call = f"put({self.key}, {_short(self.value)})"
         elif self.kind == "delete":
@@ -136,6 +144,7 @@ class _Pending:
     value: Any
     expected: Any
     invoke: float
+    via: str | None
 
 
 class HistoryRecorder:
@@ -158,12 +167,20 @@ class HistoryRecorder:
         self._done: dict[int, Op] = {}
 
     def invoke(
-        self, client: int, kind: str, key: str, value: Any = None, expected: Any = None
+        self,
+        client: int,
+        kind: str,
+        key: str,
+        value: Any = None,
+        expected: Any = None,
+        via: str | None = None,
     ) -> OpHandle:
-        """Record the start of an op now; return a handle for :meth:`complete`."""
+        """Record the start of an op now; return a handle for :meth:`complete` (``via``:
+        how it is served, shown in explanations, see :class:`Op`)."""
         _check_kind(None, None, kind)
         with self._lock:
-            self._pending.append(_Pending(client, kind, key, value, expected, self._clock()))
+            pending = _Pending(client, kind, key, value, expected, self._clock(), via)
+            self._pending.append(pending)
             return OpHandle(len(self._pending) - 1)
 
     def complete(self, handle: OpHandle, outcome: str, result: Any = None) -> None:
@@ -197,6 +214,7 @@ class HistoryRecorder:
                 ret=ret,
                 outcome=outcome,
                 result=result,
+                via=p.via,
             )
 
     def ops(self) -> tuple[Op, ...]:
@@ -216,6 +234,7 @@ class HistoryRecorder:
                     invoke=p.invoke,
                     ret=None,
                     outcome="unknown",
+                    via=p.via,
                 )
             ops.append(op)
         return tuple(ops)
