@@ -73,6 +73,8 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import attrs
+
 from pykka_raft.admin import ConfigChangeResponse, ProposeConfigChange
 from pykka_raft.config import Config, SnapshotPolicy
 from pykka_raft.core import RaftCore, Role
@@ -101,14 +103,14 @@ from pykka_raft.messages import (
     EntryConfigChange,
     EntryNormal,
     HardState,
-    InitialState,
     MembershipConfig,
     ReadPolicy,
     ResponseMode,
     VoteRequest,
     VoteResponse,
 )
-from pykka_raft.types import LogId, LogIndex, NodeId, Term
+from pykka_raft.storage.memlog import MemLog
+from pykka_raft.types import LogIndex, NodeId, Term
 
 CONFIG = Config(
     election_timeout_min=150,
@@ -197,13 +199,13 @@ def config_transition_ok(old: MembershipConfig, new: MembershipConfig) -> bool:
 # --- the pieces -------------------------------------------------------------------------
 
 
-@dataclass
-class Durable:
-    """What a node's storage holds; it survives crashes."""
+@attrs.define
+class Durable(MemLog):
+    """What a node's storage holds; it survives crashes: the storage model ``MemStore``
+    keeps (no snapshots here), and the state machine, ``applied``: the entries 1..k it
+    applied. The oracles check each storage command before the model carries it out."""
 
-    hard_state: HardState
-    log: list[Entry] = field(default_factory=list)
-    applied: list[Entry] = field(default_factory=list)  # the state machine: entries 1..k
+    applied: list[Entry] = attrs.field(factory=list)
 
 
 @dataclass(eq=False)
@@ -397,7 +399,7 @@ class Cluster:
             else:
                 assert not log, f"pristine n{nid} has no log"
                 k, hard_state = 0, HardState()
-            durable = Durable(hard_state, log, log[:k])
+            durable = Durable(hard_state=hard_state, log=log, applied=log[:k], last_applied=k)
             core_factory = (factories or {}).get(nid, factory)
             self.nodes[nid] = Node(nid, durable, core_factory)
         with self._step("seed"):
@@ -732,10 +734,9 @@ class Cluster:
         d = node.durable
         value: Any = None
         if isinstance(command, LoadInitialState):
-            last = d.log[-1].log_id if d.log else LogId(0, 0)
-            value = InitialState(last, len(d.applied), d.hard_state)
+            value = d.initial_state()
         elif isinstance(command, LoadLog):
-            value = d.log[command.start - 1 : command.stop - 1]
+            value = d.entries(command.start, command.stop)
         elif isinstance(command, SaveHardState):
             self._store_hard_state(node, command.hard_state)
         elif isinstance(command, DeleteLogsFrom):
@@ -745,15 +746,15 @@ class Cluster:
                     raise self._fail(
                         "committed-deleted", f"n{node.id} deletes committed {describe(entry)}"
                     )
-            del d.log[command.index - 1 :]
+            d.delete_from(command.index)
         elif isinstance(command, WriteLog):
-            for entry in command.entries:
-                if entry.index != len(d.log) + 1:
+            for i, entry in enumerate(command.entries):
+                if entry.index != d.last_index + i + 1:
                     raise self._fail(
                         "storage-contract",
-                        f"n{node.id} writes {describe(entry)} onto a log of {len(d.log)}",
+                        f"n{node.id} writes {describe(entry)} onto a log of {d.last_index + i}",
                     )
-                d.log.append(entry)
+            d.write(command.entries)
             last = command.entries[-1]
             self._trace(
                 f"n{node.id} stores WriteLog({command.entries[0].index}..{last.index} "
@@ -788,7 +789,7 @@ class Cluster:
             raise self._fail(
                 "vote-once", f"n{node.id} persists vote {hs.voted_for} over {old.voted_for}"
             )
-        node.durable.hard_state = hs
+        node.durable.save_hard_state(hs)
 
     def _apply(self, node: Node, entry: Entry) -> Any:
         d = node.durable
@@ -796,7 +797,7 @@ class Cluster:
             raise self._fail(
                 "apply-order", f"n{node.id} applies {entry.index} after {len(d.applied)}"
             )
-        if entry.index > len(d.log) or d.log[entry.index - 1] != entry:
+        if d.entry(entry.index) != entry:
             raise self._fail(
                 "apply-durable", f"n{node.id} applies {describe(entry)} not in its durable log"
             )
@@ -808,6 +809,7 @@ class Cluster:
             )
         self._record_committed(entry, node.c.current_term, f"applied on n{node.id}", node)
         d.applied.append(entry)
+        d.mark_applied(entry.index)
         self._trace(f"n{node.id} applies {describe(entry)}")
         return f"applied {describe(entry)}"
 

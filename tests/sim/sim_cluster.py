@@ -124,7 +124,6 @@ from pykka_raft.messages import (
     EntryConfigChange,
     EntryNormal,
     HardState,
-    InitialState,
     InstallSnapshotRequest,
     InstallSnapshotResponse,
     MembershipConfig,
@@ -136,7 +135,8 @@ from pykka_raft.messages import (
     VoteResponse,
 )
 from pykka_raft.statemachine import Get, KeyValueStateMachine, Put
-from pykka_raft.types import LogId, LogIndex, NodeId, Term
+from pykka_raft.storage.memory import MemStoreData
+from pykka_raft.types import LogIndex, NodeId, Term
 
 CONFIG = Config(
     election_timeout_min=150,
@@ -382,54 +382,17 @@ def decode_state(blob: bytes) -> tuple[dict[str, Any], list[tuple[int, Any]]]:
     return dict(doc["data"]), applied
 
 
-@dataclass
-class Durable:
+@attrs.define
+class Durable(MemStoreData):
     """What a node's storage holds: it survives crashes.
 
-    ``log`` holds the entries after the snapshot point (``snapshot``, whose bytes are
-    ``snapshot_data``); ``receiving`` is a snapshot being received (its meta and the bytes
-    stored so far), kept apart from the current one.
+    The storage model :class:`~pykka_raft.storage.memlog.MemLog` that ``MemStore`` keeps
+    (the log after the snapshot ``snapshot_meta``, whose bytes are ``snapshot_data``; a
+    snapshot being received, kept apart; ``last_applied``), with the simulation's state
+    machine. The oracles check each storage command before the model carries it out.
     """
 
-    hard_state: HardState
-    log: list[Entry] = field(default_factory=list)
-    sm: KeyValueStateMachine = field(default_factory=lambda: SimStateMachine(keep_history=True))
-    snapshot: SnapshotMeta | None = None
-    snapshot_data: bytes = b""
-    receiving: tuple[SnapshotMeta, bytes] | None = None
-
-    @property
-    def last_applied(self) -> LogIndex:
-        return self.sm.applied[-1][0] if self.sm.applied else 0
-
-    @property
-    def offset(self) -> LogIndex:
-        """The index the snapshot covers through (0 without one)."""
-        return self.snapshot.last_included.index if self.snapshot is not None else 0
-
-    @property
-    def offset_term(self) -> Term:
-        return self.snapshot.last_included.term if self.snapshot is not None else 0
-
-    @property
-    def last_index(self) -> LogIndex:
-        return self.offset + len(self.log)
-
-    @property
-    def last_log_id(self) -> LogId:
-        if self.log:
-            return self.log[-1].log_id
-        return self.snapshot.last_included if self.snapshot is not None else LogId(0, 0)
-
-    def entry(self, index: LogIndex) -> Entry | None:
-        """The log entry at ``index``; ``None`` if the log does not hold it (or compacted)."""
-        pos = index - self.offset - 1
-        return self.log[pos] if 0 <= pos < len(self.log) else None
-
-    def holds(self, entry: Entry) -> bool:
-        """The log holds ``entry``, or the snapshot covers its index (committed entries
-        only: checked when the snapshot is made and when it is installed)."""
-        return entry.index <= self.offset or self.entry(entry.index) == entry
+    state_machine: SimStateMachine = attrs.field(factory=lambda: SimStateMachine(keep_history=True))
 
 
 @dataclass(frozen=True)
@@ -689,7 +652,7 @@ class Simulation:
         for nid in range(1, self.pool + 1):
             # Nodes beyond the initial voters start pristine, like a freshly started node.
             hs_membership = self.initial_membership if nid <= nodes else MembershipConfig()
-            self.nodes[nid] = SimNode(nid, Durable(HardState(0, None, hs_membership)))
+            self.nodes[nid] = SimNode(nid, Durable(hard_state=HardState(0, None, hs_membership)))
         for node in self.nodes.values():
             self._boot(node)
 
@@ -871,7 +834,7 @@ class Simulation:
             node.id,
             f"term={d.hard_state.current_term} vote={d.hard_state.voted_for}"
             f" last={last.index} applied={d.last_applied}"
-            + (f" snapshot={d.offset}/t{d.offset_term}" if d.snapshot is not None else ""),
+            + (f" snapshot={d.offset}/t{d.offset_term}" if d.snapshot_meta is not None else ""),
         )
 
     def _on_tick(self, nid: NodeId, incarnation: int) -> None:
@@ -1006,9 +969,9 @@ class Simulation:
         node.done = max(node.done, seq)
         value: Any = None
         if isinstance(command, LoadInitialState):
-            value = InitialState(d.last_log_id, d.last_applied, d.hard_state, d.snapshot)
+            value = d.initial_state()
         elif isinstance(command, LoadLog):
-            value = d.log[command.start - d.offset - 1 : command.stop - d.offset - 1]
+            value = d.entries(command.start, command.stop)
             self._started(node)
         elif isinstance(command, SaveHardState):
             self._store_hard_state(node, command.hard_state)
@@ -1024,20 +987,18 @@ class Simulation:
                     raise self.fail(
                         "committed-deleted", f"n{nid} deletes committed entry {_entry(entry)}"
                     )
-            del d.log[command.index - d.offset - 1 :]
+            d.delete_from(command.index)
         elif isinstance(command, StoreSnapshot):
             value = self._store_snapshot(node, seq, command)
         elif isinstance(command, ReadSnapshotChunk):
-            current = d.snapshot is not None and d.snapshot.snapshot_id == command.snapshot_id
-            chunk = d.snapshot_data[command.offset : command.offset + command.size]
-            self.snapshot_stats["chunks_read" if current else "reads_gone"] += 1
+            value = d.snapshot_chunk(command.snapshot_id, command.offset, command.size)
+            self.snapshot_stats["chunks_read" if value is not None else "reads_gone"] += 1
             self._trace(
                 "store",
                 nid,
                 f"ReadSnapshotChunk({command.snapshot_id} @{command.offset} for "
-                f"n{command.peer}) -> {f'{len(chunk)} bytes' if current else 'gone'}",
+                f"n{command.peer}) -> {'gone' if value is None else f'{len(value)} bytes'}",
             )
-            value = chunk if current else None
         elif isinstance(command, WriteSnapshotChunk):
             self._write_snapshot_chunk(node, command)
         elif isinstance(command, InstallSnapshot):
@@ -1047,7 +1008,7 @@ class Simulation:
         elif isinstance(command, Apply):
             value = tuple(self._apply(node, entry) for entry in command.entries)
         elif isinstance(command, Query):
-            value = tuple(_query(d.sm, query) for _, query in command.reads)
+            value = tuple(_query(d.state_machine, query) for _, query in command.reads)
         node.d.storage_done(seq, value)
 
     def _store_hard_state(self, node: SimNode, hs: HardState) -> None:
@@ -1068,26 +1029,27 @@ class Simulation:
                 f"n{node.id} persists vote {hs.voted_for} over {old.voted_for} "
                 f"in term {hs.current_term}",
             )
-        node.durable.hard_state = hs
+        node.durable.save_hard_state(hs)
 
     def _store_entries(self, node: SimNode, command: WriteLog) -> dict[LogIndex, BaseException]:
         """Write entries like ``RaftStorage``: a leader's refused entries are stored blank."""
         d = node.durable
-        log = d.log
         rejected: dict[LogIndex, BaseException] = {}
+        stored: list[Entry] = []
+        last_index = d.last_index
+        prev_term = d.log[-1].term if d.log else d.offset_term
         for entry in command.entries:
-            if entry.index != d.last_index + 1:
+            if entry.index != last_index + 1:
                 raise self.fail(
                     "storage-contract",
-                    f"n{node.id} writes entry {entry.index} onto a log of {d.last_index} entries"
-                    + (f" (snapshot through {d.offset})" if d.snapshot is not None else ""),
+                    f"n{node.id} writes entry {entry.index} onto a log of {last_index} entries"
+                    + (f" (snapshot through {d.offset})" if d.snapshot_meta is not None else ""),
                 )
             if command.leader and isinstance(entry.payload, EntryNormal):
                 error = self._validate(node, entry)
                 if error is not None:
                     rejected[entry.index] = error
                     entry = Entry(entry.term, entry.index, EntryBlank())
-            prev_term = log[-1].term if log else d.offset_term
             if entry.term < prev_term:
                 raise self.fail(
                     "log-terms", f"n{node.id} writes {_entry(entry)} after a term-{prev_term} entry"
@@ -1101,7 +1063,9 @@ class Simulation:
                     f"n{node.id} stores {_entry(entry)} after term {prev_term}, but another log "
                     f"holds {_entry(known[0])} after term {known[1]}",
                 )
-            log.append(entry)
+            stored.append(entry)
+            last_index, prev_term = entry.index, entry.term
+        d.write(stored)
         first, last = command.entries[0].index, command.entries[-1].index
         self._trace(
             "store",
@@ -1125,7 +1089,7 @@ class Simulation:
     def _validate(self, node: SimNode, entry: Entry) -> BaseException | None:
         """The application's check on the leader: non-Put data always fails, Puts sometimes."""
         try:
-            node.durable.sm.validate(entry)
+            node.durable.state_machine.validate(entry)
         except Exception as exc:
             return exc
         if self.faulty and self.rng.random() < self.profile.reject:
@@ -1153,7 +1117,9 @@ class Simulation:
             )
         assert node.core is not None
         self._record_committed(entry, node.core.current_term, f"applied on n{node.id}")
-        return d.sm.apply(entry)
+        response = d.state_machine.apply(entry)
+        d.mark_applied(entry.index)
+        return response
 
     # --- snapshots: the storage side (as RaftStorage and MemStore do) -----------------
 
@@ -1193,7 +1159,7 @@ class Simulation:
                 f"{_describe(command.membership)}; the one in effect there is "
                 f"{_describe(expected)}",
             )
-        data = d.sm.snapshot()()
+        data = d.state_machine.snapshot()()
         assert self.sprofile is not None, "CreateSnapshot in a run without snapshots"
         build = self.rng.randint(0, self.sprofile.build_ms_max)
         self._trace(
@@ -1217,8 +1183,8 @@ class Simulation:
         last = store.request.last_included
         if node.done > seq:
             self.snapshot_stats["created_late"] += 1  # later commands completed before it
-        current = d.snapshot
-        if current is not None and current.last_included.index >= last.index:
+        current = d.snapshot_covering(last.index)
+        if current is not None:
             self.snapshot_stats["created_superseded"] += 1
             self._trace(
                 "store", node.id, f"StoreSnapshot({last.index}) keeps newer {current.snapshot_id}"
@@ -1235,42 +1201,34 @@ class Simulation:
         sid = f"n{node.id}.{last.index}.{len(self.snapshots) + 1}"
         meta = SnapshotMeta(last, store.request.membership, sid, len(store.data))
         self.snapshots[sid] = (meta, store.data)
-        self._set_snapshot(node, meta, store.data)
+        self._note_dropped_config(node, meta)
+        d.compact(meta, store.data)
         self._trace("store", node.id, f"StoreSnapshot({last.index}/t{last.term}) -> {sid}")
         return meta
 
-    def _set_snapshot(self, node: SimNode, meta: SnapshotMeta, data: bytes) -> bool:
-        """Make ``meta`` current; keep the log after it only if the log holds its last
-        entry with its term. Returns whether the suffix was kept."""
+    def _note_dropped_config(self, node: SimNode, meta: SnapshotMeta) -> None:
+        """Before ``meta`` becomes current: note a configuration entry after its point in a
+        log that does not continue it (the model drops that log, the entry with it)."""
         d = node.durable
         last = meta.last_included
-        kept = d.entry(last.index)
-        keep = kept is not None and kept.term == last.term
-        if keep:
-            del d.log[: last.index - d.offset]
-        else:
-            if any(
-                isinstance(e.payload, EntryConfigChange) for e in d.log[last.index - d.offset :]
-            ):
-                # A configuration entry after the snapshot point goes with the log.
-                self.snapshot_stats["installed_dropping_config"] += 1
-                self._note(
-                    "install-drops-config-entry",
-                    f"n{node.id} installs {meta.snapshot_id} through {last.index}/t{last.term} "
-                    "over a log whose configuration entry after that point goes with it",
-                )
-            d.log.clear()
-        d.snapshot, d.snapshot_data = meta, data
-        return keep
+        if d.continues(last):
+            return
+        if any(isinstance(e.payload, EntryConfigChange) for e in d.log[last.index - d.offset :]):
+            self.snapshot_stats["installed_dropping_config"] += 1
+            self._note(
+                "install-drops-config-entry",
+                f"n{node.id} installs {meta.snapshot_id} through {last.index}/t{last.term} "
+                "over a log whose configuration entry after that point goes with it",
+            )
 
     def _write_snapshot_chunk(self, node: SimNode, command: WriteSnapshotChunk) -> None:
         """Store a received chunk apart; offset 0 starts over, the others must follow on."""
         d = node.durable
         meta = command.meta
-        if command.offset == 0:
-            d.receiving = (meta, b"")
         receiving = d.receiving
-        if receiving is None or receiving[0] != meta or len(receiving[1]) != command.offset:
+        if command.offset != 0 and (
+            receiving is None or receiving[0] != meta or len(receiving[1]) != command.offset
+        ):
             have = (
                 f"{receiving[0].snapshot_id} through byte {len(receiving[1])}"
                 if receiving is not None
@@ -1281,7 +1239,7 @@ class Simulation:
                 f"n{node.id} writes a chunk of {meta.snapshot_id} at {command.offset} but has "
                 f"received {have}: chunks must arrive in order",
             )
-        d.receiving = (meta, receiving[1] + command.data)
+        d.write_chunk(meta, command.offset, command.data)
         self.snapshot_stats["chunks_written"] += 1
         self._trace(
             "store",
@@ -1308,7 +1266,7 @@ class Simulation:
                 f"n{node.id} installs {meta.snapshot_id} through {last.index} over its snapshot "
                 f"through {d.offset} (state machine applied through {d.last_applied})",
             )
-        data = receiving[1]
+        data = d.received(meta)
         original = self.snapshots.get(meta.snapshot_id)
         if original is None or original != (meta, data):
             raise self.fail(
@@ -1317,16 +1275,17 @@ class Simulation:
                 "from the snapshot of that id "
                 + ("(unknown id)" if original is None else f"(meta {original[0] == meta})"),
             )
-        d.sm.restore(data)
+        d.state_machine.restore(data)
         self._check_history(node, "restored from a snapshot")
-        if d.last_applied != last.index:
+        restored = _applied_through(d.state_machine.applied)
+        if restored != last.index:
             raise self.fail(
                 "snapshot-data",
                 f"n{node.id} restored snapshot {meta.snapshot_id} through {last.index} but its "
-                f"state machine has applied through {d.last_applied}",
+                f"state machine has applied through {restored}",
             )
-        kept = self._set_snapshot(node, meta, data)
-        d.receiving = None
+        self._note_dropped_config(node, meta)
+        kept = d.install(meta)
         self.snapshot_stats["installed"] += 1
         self.snapshot_stats["installed_kept_log"] += kept
         self._trace(
@@ -1338,7 +1297,7 @@ class Simulation:
 
     def _check_history(self, node: SimNode, why: str) -> None:
         """The node's applied history is what was applied (anywhere) at each index."""
-        for index, data in node.durable.sm.applied:
+        for index, data in node.durable.state_machine.applied:
             entry = self.applied.get(index)
             if entry is None or getattr(entry.payload, "data", None) != data:
                 raise self.fail(
@@ -1346,8 +1305,8 @@ class Simulation:
                     f"n{node.id}'s state machine ({why}) holds {index}:{data!r} where "
                     f"{_entry(entry)} was applied",
                 )
-        expected = list(range(1, node.durable.last_applied + 1))
-        if [index for index, _ in node.durable.sm.applied] != expected:
+        history = node.durable.state_machine.applied
+        if [index for index, _ in history] != list(range(1, _applied_through(history) + 1)):
             raise self.fail(
                 "state-machine-safety", f"n{node.id}'s state machine ({why}) skips indexes"
             )
@@ -1535,7 +1494,7 @@ class Simulation:
                 raise self.fail("snapshot-oracle", f"TriggerSnapshot failed: {error!r}")
             return
         if meta is None:
-            if applied or node.durable.snapshot is not None:
+            if applied or node.durable.snapshot_meta is not None:
                 raise self.fail(
                     "snapshot-oracle",
                     f"TriggerSnapshot on n{node.id} answered None after applying {applied}",
@@ -2298,7 +2257,7 @@ class Simulation:
     def _durable_log(self, node: SimNode) -> list[Entry]:
         """The node's durable log from index 1: its snapshot part from the committed entries."""
         d = node.durable
-        if d.snapshot is None:
+        if d.snapshot_meta is None:
             return d.log
         missing = [i for i in range(1, d.offset + 1) if i not in self.committed]
         if missing:
@@ -2390,7 +2349,7 @@ class Simulation:
             if write.index is None:
                 continue
             for n in self._members():
-                history = n.durable.sm.applied
+                history = n.durable.state_machine.applied
                 got = history[write.index - 1] if write.index <= len(history) else None
                 if got != (write.index, write.payload.entry.data):
                     raise self.fail(
@@ -2402,8 +2361,8 @@ class Simulation:
             self._check_history(n, "at the end")
         by_applied: dict[LogIndex, dict[str, Any]] = {}
         for n in self.nodes.values():
-            data = by_applied.setdefault(n.durable.last_applied, n.durable.sm.data)
-            if data != n.durable.sm.data:
+            data = by_applied.setdefault(n.durable.last_applied, n.durable.state_machine.data)
+            if data != n.durable.state_machine.data:
                 raise self.fail("state-machine-safety", f"n{n.id} state machine differs")
         for change in self.changes.values():
             node = self.nodes[change.node]
@@ -2468,6 +2427,11 @@ class Simulation:
 
 
 # --- helpers ----------------------------------------------------------------------------
+
+
+def _applied_through(history: list[tuple[LogIndex, Any]]) -> LogIndex:
+    """The index a state machine's history (``keep_history``) ends at (0 if empty)."""
+    return history[-1][0] if history else 0
 
 
 def _config_before(core: RaftCore, index: LogIndex) -> LogIndex:
