@@ -180,13 +180,10 @@ class RaftGateway:
         if consistency == "stale":
             index = self.started().last_applied
             return self.node.state_machine.local_get(query.key), index
-        m = self.leader_metrics(request) if consistency == "lease" else self.started()
-        if m.state is State.LEADER and m.voters == frozenset({self.node.node_id}):
-            # A one-voter leader releases ClientRead reads only at its next commit
-            # (docs/reads.md, known issues): read through the log there, which is as
-            # linearizable and answers at once.
-            response = self.submit(request, query)
-            return response.data, response.index
+        if consistency == "lease":
+            self.leader_metrics(request)  # a follower redirects a lease read to the leader
+        else:
+            self.started()
         policy = ReadPolicy.LEASE if consistency == "lease" else ReadPolicy.READ_INDEX
         return self._client_read(request, query, policy)
 
