@@ -25,8 +25,10 @@ def check_every_figure(result: dict[str, Any], phases: tuple[str, ...]) -> None:
         assert phase["inflight"] == PHASES[name].inflight
         assert phase["value_bytes"] == PHASES[name].value_bytes
         assert phase["answered"] > 0, name
-        assert phase["throughput_per_s"] > 0, name
-        assert phase["latency"]["count"] > 0, name
+        # On a loaded machine a short phase may end before its first window of writes
+        # returns: how many count is timing, the bench's business, not this test's.
+        assert phase["throughput_per_s"] >= 0, name
+        assert (phase["latency"]["count"] > 0) == (phase["throughput_per_s"] > 0), name
         # CPU time comes in 10 ms ticks: a phase this short may see none
         assert 0 <= phase["leader_cpu_us_per_write"] <= phase["cpu_us_per_write"], name
         if result["leader_changes"] == 0:  # a write may fail while a new leader is elected
