@@ -218,8 +218,13 @@ def test_negative_control_values_mode_catches_a_snapshot_that_changes_types() ->
         config=SNAPSHOTS,
         storage=memory_storage(_TupleLosingMachine),
     )
-    report = run_chaos(7, options)
+    # The fault needs a snapshot install, which a loaded machine may not reach within one
+    # run's time: take the first of a few seeds whose run installed one.
+    for seed in (7, 8, 9, 10, 11):
+        report = run_chaos(seed, options)
+        if report.snapshots_installed > 0:
+            break
     assert report.snapshots_installed > 0, f"no follower installed a snapshot\n{report.render()}"
-    assert not report.ok, "a snapshot that turns tuples into lists went unnoticed"
+    assert not report.ok, f"seed {seed}: a snapshot that turns tuples into lists went unnoticed"
     caught = [p for p in report.problems if "state machines" in p or "linearizable" in p]
     assert caught, report.render()

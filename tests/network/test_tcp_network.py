@@ -532,7 +532,9 @@ def test_a_late_response_is_counted_not_delivered() -> None:
 
 
 def test_many_threads_may_send_at_once(tcp_keys: Path) -> None:
-    _, two, _ = secure_pair(tcp_keys)
+    # A generous RPC deadline: this is about concurrent senders, not about timeouts, and a
+    # loaded machine may hold an answer past the default.
+    _, two, _ = secure_pair(tcp_keys, rpc_timeout_ms=10_000)
     call_when_connected(two, vote(1, 2))
     answers: list[Any] = []
     lock = threading.Lock()
