@@ -35,8 +35,12 @@ from pykka_raft.messages import (
     Entry,
     InstallSnapshotRequest,
     InstallSnapshotResponse,
+    ReadIndexRequest,
+    ReadIndexResponse,
     RpcRequest,
     RpcResponse,
+    TimeoutNowRequest,
+    TimeoutNowResponse,
     VoteRequest,
     VoteResponse,
 )
@@ -61,18 +65,16 @@ MALFORMED_MSGPACK = "malformed_msgpack"
 UNKNOWN_TYPE = "unknown_type"
 DECODE_ERROR = "decode_error"
 
-REQUEST_TYPES: dict[str, type] = {
-    cls.__name__: cls for cls in (AppendEntriesRequest, VoteRequest, InstallSnapshotRequest)
-}
-RESPONSE_TYPES: dict[str, type] = {
-    cls.__name__: cls for cls in (AppendEntriesResponse, VoteResponse, InstallSnapshotResponse)
-}
 RESPONSE_FOR: dict[type, type] = {
     AppendEntriesRequest: AppendEntriesResponse,
     VoteRequest: VoteResponse,
     InstallSnapshotRequest: InstallSnapshotResponse,
+    TimeoutNowRequest: TimeoutNowResponse,
+    ReadIndexRequest: ReadIndexResponse,
 }
-"""The response type that answers each request type."""
+"""The response type that answers each request type: every RPC a node sends."""
+REQUEST_TYPES: dict[str, type] = {cls.__name__: cls for cls in RESPONSE_FOR}
+RESPONSE_TYPES: dict[str, type] = {cls.__name__: cls for cls in RESPONSE_FOR.values()}
 
 
 class FrameError(RaftError):

@@ -166,12 +166,6 @@ def test_a_cluster_of_processes_through_its_life(cluster: ProcessCluster) -> Non
     assert cluster.client(members).get("via/2") == 2
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="TcpNetwork does not carry TimeoutNowRequest yet (pykka_raft/network/frames.py "
-    "lists only AppendEntries, Vote and InstallSnapshot): the leader's TimeoutNow never "
-    "reaches the target, so the transfer fails after an election timeout",
-)
 def test_transfer_leader_between_processes(cluster: ProcessCluster) -> None:
     leader = cluster.form([1, 2, 3])
     target = next(n for n in (1, 2, 3) if n != leader)

@@ -19,8 +19,12 @@ from pykka_raft.messages import (
     InstallSnapshotRequest,
     InstallSnapshotResponse,
     MembershipConfig,
+    ReadIndexRequest,
+    ReadIndexResponse,
     RpcRequest,
     SnapshotMeta,
+    TimeoutNowRequest,
+    TimeoutNowResponse,
     VoteRequest,
     VoteResponse,
 )
@@ -51,6 +55,8 @@ def requests(target: int = 2, source: int = 1) -> list[Any]:
             b"\x00\x01snapshot",
             True,
         ),
+        TimeoutNowRequest(target, 3, source),
+        ReadIndexRequest(target, 3, source),
     ]
 
 
@@ -60,6 +66,10 @@ RESPONSES = [
     VoteResponse(4, True),
     VoteResponse(4, False, is_candidate_unknown=True),
     InstallSnapshotResponse(3),
+    InstallSnapshotResponse(3, False, 4096),
+    TimeoutNowResponse(4, True),
+    ReadIndexResponse(3, 17),
+    ReadIndexResponse(3, None),
 ]
 
 _ODD_VALUES: list[Any] = [

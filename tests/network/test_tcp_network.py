@@ -33,7 +33,13 @@ from pykka_raft import (
     VoteResponse,
 )
 from pykka_raft.codec import to_primitive
-from pykka_raft.messages import RpcRequest
+from pykka_raft.messages import (
+    ReadIndexRequest,
+    ReadIndexResponse,
+    RpcRequest,
+    TimeoutNowRequest,
+    TimeoutNowResponse,
+)
 from pykka_raft.net import (
     CurveKeys,
     GetNetworkMetrics,
@@ -79,6 +85,10 @@ def _answer(request: Any) -> Any:
         return VoteResponse(request.term, True)
     if type(request).__name__ == "AppendEntriesRequest":
         return AppendEntriesResponse(request.term, True)
+    if isinstance(request, TimeoutNowRequest):
+        return TimeoutNowResponse(request.term, True)
+    if isinstance(request, ReadIndexRequest):
+        return ReadIndexResponse(request.term, 5)
     return InstallSnapshotResponse(request.term)
 
 
