@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from pykka_raft.client import Outcome
+from pykka_raft.client import Outcome, WriteResult
 from pykka_raft.kv.errors import (
     ClusterUnreachable,
     KvError,
@@ -38,44 +38,10 @@ if TYPE_CHECKING:
     from pykka_raft.kv.client import Client
 
 __all__ = ["Outcome", "SessionPool", "WriteResult"]
+# WriteResult is the library's (pykka_raft.client): for the service, ``response`` is the
+# node's JSON answer, ``error`` a KvError, and ``index`` is not filled in.
 
 _FIRST_PAUSE, _LARGEST_PAUSE = 0.05, 0.5
-
-
-@attrs.frozen
-class WriteResult:
-    """What became of one write (:meth:`pykka_raft.kv.Client.write`).
-
-    Attributes:
-        outcome: applied, not applied, or unknown.
-        response: the node's JSON answer (applied only).
-        error: why it was not applied (the node's refusal: ``CasFailed``,
-            ``KeyNotFound``, ``BadRequest``...; or ``Unavailable``/``ClusterUnreachable``
-            when no node took it before the deadline), or, for unknown, an
-            ``UnknownOutcome`` whose ``__cause__`` is the last unknown answer.
-        client_id: the session it was sent in (``None`` without sessions).
-        sequence: its sequence in that session.
-        attempts: how many times it was sent.
-    """
-
-    outcome: Outcome
-    response: Any = None
-    error: KvError | None = None
-    client_id: int | None = None
-    sequence: int | None = None
-    attempts: int = 0
-
-    @property
-    def applied(self) -> bool:
-        """True if the write was applied (exactly once)."""
-        return self.outcome is Outcome.APPLIED
-
-    def unwrap(self) -> Any:
-        """The answer if applied; otherwise raise :attr:`error`."""
-        if self.outcome is Outcome.APPLIED:
-            return self.response
-        assert self.error is not None
-        raise self.error
 
 
 class _Session:
