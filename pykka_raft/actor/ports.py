@@ -68,7 +68,7 @@ def storage_message(command: cmd.Command) -> Any:
     if isinstance(command, cmd.WriteSnapshotChunk):
         return st.WriteSnapshotChunk(command.meta, command.offset, command.data)
     if isinstance(command, cmd.InstallSnapshot):
-        return st.InstallSnapshot(command.meta)
+        return st.InstallSnapshot(command.meta, command.keep_log)
     if isinstance(command, cmd.Query):
         return st.QueryStateMachine(tuple(query for _, query in command.reads))
     if isinstance(command, cmd.LoadInitialState):

@@ -135,10 +135,12 @@ class Query:
 @attrs.frozen
 class InstallSnapshot:
     """Follower: the received snapshot becomes current, atomically: the state machine is
-    restored from it and the log is reset (or keeps its suffix after a matching
-    ``last_included``)."""
+    restored from it, and the log keeps its entries after the snapshot if ``keep_log``
+    (the log holds ``last_included`` with its term, §7), else it is reset. The core
+    decides ``keep_log``; the storage carries it out."""
 
     meta: SnapshotMeta
+    keep_log: bool
 
 
 Command = Union[

@@ -197,7 +197,7 @@ class Engine(NodeState):
         self.apply_requested = max(self.apply_requested, last.index)
         self.last_applied = max(self.last_applied, last.index)
         self.flushed_index = max(min(self.flushed_index, self.log.last_index), last.index)
-        self.emit(InstallSnapshot(meta))
+        self.emit(InstallSnapshot(meta, keep))
         self.counters.snapshots_installed += 1
         self.reads.applying()
         self._refresh_role()

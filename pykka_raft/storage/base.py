@@ -7,6 +7,8 @@ from __future__ import annotations
 import abc
 import contextlib
 import copy
+import functools
+import inspect
 import itertools
 import logging
 import threading
@@ -185,7 +187,10 @@ class RaftStorage(pykka.ThreadingActor, abc.ABC):
         if isinstance(message, QueryStateMachine):
             return self.query_state_machine(message.queries)
         if isinstance(message, InstallSnapshot):
-            self.install_snapshot(message.meta)
+            if message.keep_log is not None and _takes_keep_log(type(self)):
+                self.install_snapshot(message.meta, keep_log=message.keep_log)
+            else:  # a storage written before the node said; it decides by the same rule
+                self.install_snapshot(message.meta)
             self._applied_seen = message.meta.last_included.index
             return None
         if isinstance(message, CreateSnapshot):  # a plain ask: build right here
@@ -334,6 +339,18 @@ class RaftStorage(pykka.ThreadingActor, abc.ABC):
         """Store a received chunk apart from the current snapshot, durably."""
         raise SnapshotsUnsupported(type(self).__name__)
 
-    def install_snapshot(self, meta: SnapshotMeta) -> None:
-        """Make the received snapshot current (see :class:`InstallSnapshot`), durably."""
+    def install_snapshot(self, meta: SnapshotMeta, keep_log: bool | None = None) -> None:
+        """Make the received snapshot current (see :class:`InstallSnapshot`), durably.
+
+        ``keep_log`` is the node's decision whether the log after the snapshot stays
+        (``None``: decide by the rule of :class:`InstallSnapshot`). An override may leave
+        the parameter out; it then decides by that rule itself.
+        """
         raise SnapshotsUnsupported(type(self).__name__)
+
+
+@functools.cache
+def _takes_keep_log(cls: type[RaftStorage]) -> bool:
+    """Whether ``cls.install_snapshot`` accepts ``keep_log`` (storages written before it
+    existed do not)."""
+    return "keep_log" in inspect.signature(cls.install_snapshot).parameters

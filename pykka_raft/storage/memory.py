@@ -93,10 +93,11 @@ class MemStore(RaftStorage):
         """Append a chunk to the snapshot being received (offset 0 starts over)."""
         self.data.write_chunk(meta, offset, data)
 
-    def install_snapshot(self, meta: SnapshotMeta) -> None:
-        """Restore the state machine from the received snapshot and make it current."""
+    def install_snapshot(self, meta: SnapshotMeta, keep_log: bool | None = None) -> None:
+        """Restore the state machine from the received snapshot and make it current,
+        keeping the log after it as the node decided (``keep_log``)."""
         self.state_machine.restore(self.data.received(meta))
-        self.data.install(meta)
+        self.data.install(meta, keep_log)
 
     def dump_storage(self) -> StorageDump:
         """Answer :class:`DumpStorage` straight from :class:`MemStoreData`."""

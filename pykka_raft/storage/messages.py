@@ -119,12 +119,16 @@ class WriteSnapshotChunk:
 @attrs.frozen
 class InstallSnapshot:
     """Make the fully received snapshot ``meta`` current, atomically: restore the state
-    machine from it, set ``last_applied`` to its last index, and keep only the log after
-    it if the log holds its last entry with the same term (else drop the whole log).
-    Durable before the reply. Replies ``None``.
+    machine from it, set ``last_applied`` to its last index, and keep the log after it if
+    ``keep_log`` (else drop the whole log). Durable before the reply. Replies ``None``.
+
+    The node decides ``keep_log``: true when its log holds the snapshot's last entry with
+    the same term (§7). ``None`` (a sender that does not say) leaves the same rule to the
+    storage.
     """
 
     meta: SnapshotMeta
+    keep_log: bool | None = None
 
 
 @attrs.frozen

@@ -165,15 +165,23 @@ class SqliteSnapshots(SqliteLog):
         return super().handle(message)
 
     def _switch_snapshot(
-        self, meta: SnapshotMeta, name: str, checksum: str, applied: LogIndex | None
+        self,
+        meta: SnapshotMeta,
+        name: str,
+        checksum: str,
+        applied: LogIndex | None,
+        keep_log: bool | None = None,
     ) -> None:
-        """One transaction: the new snapshot, the log it leaves, ``last_applied`` (for an
-        install) and, for a durable state machine, its restored state."""
+        """One transaction: the new snapshot, the log it leaves (the entries after it if
+        ``keep_log``; ``None``: if the log continues the snapshot), ``last_applied`` (for
+        an install) and, for a durable state machine, its restored state."""
         db = self._db
         assert db is not None
         last = meta.last_included
-        row = db.execute("SELECT term FROM log WHERE idx = ?", (last.index,)).fetchone()
-        keeps_suffix = row is not None and row[0] == last.term
+        if keep_log is None:
+            row = db.execute("SELECT term FROM log WHERE idx = ?", (last.index,)).fetchone()
+            keep_log = row is not None and row[0] == last.term
+        keeps_suffix = keep_log
         with self._transaction(sync=True):
             if applied is not None and self.durable_state_machine:
                 machine: SqliteStateMachine = self.state_machine  # type: ignore[assignment]
@@ -239,7 +247,7 @@ class SqliteSnapshots(SqliteLog):
             self._receiving = None
             raise
 
-    def install_snapshot(self, meta: SnapshotMeta) -> None:
+    def install_snapshot(self, meta: SnapshotMeta, keep_log: bool | None = None) -> None:
         """Make the received snapshot current: its file renamed into place, then one
         transaction with the log, ``last_applied`` and a durable machine's state."""
         receiving = self._receiving
@@ -258,4 +266,6 @@ class SqliteSnapshots(SqliteLog):
             # The in-memory machine first: if the commit below fails the node stops, and
             # a restart rebuilds the machine from the snapshot the database points to.
             self.state_machine.restore(self._snapshot_path(name).read_bytes())
-        self._switch_snapshot(meta, name, checksum, applied=meta.last_included.index)
+        self._switch_snapshot(
+            meta, name, checksum, applied=meta.last_included.index, keep_log=keep_log
+        )

@@ -73,7 +73,7 @@ def test_receiver_stores_chunks_in_order_and_installs_at_the_last() -> None:
     follower.receive_install_snapshot(chunk(m, 10, b"y" * 10), token=2)
     follower.receive_install_snapshot(chunk(m, 20, b"z" * 5), token=3)
     commands = follower.take_commands()
-    assert of_type(commands, InstallSnapshot) == [InstallSnapshot(m)]
+    assert of_type(commands, InstallSnapshot) == [InstallSnapshot(m, keep_log=False)]
     assert (follower.log.offset, follower.log.last_index) == (10, 10)
     assert follower.commit_index == follower.last_applied == 10
     assert follower.snapshot == m
@@ -110,8 +110,10 @@ def test_receiver_keeps_the_log_suffix_after_a_matching_snapshot_point() -> None
     follower = make_core(2, term=2, entries=make_entries([1, 1, 1, 2, 2]))
     m = meta(3, term=1, size=4)
     follower.receive_install_snapshot(chunk(m, 0, b"data"), token=1)
-    follower.take_commands()
+    commands = follower.take_commands()
     assert (follower.log.offset, follower.log.last_index, follower.log.term_at(5)) == (3, 5, 2)
+    # The decision travels in the command: the storage keeps the same suffix.
+    assert of_type(commands, InstallSnapshot) == [InstallSnapshot(m, keep_log=True)]
 
 
 def test_receiver_ignores_a_snapshot_it_already_holds() -> None:
@@ -326,7 +328,7 @@ def test_receiver_holding_part_of_the_same_snapshot_says_where_to_resume() -> No
     assert answer(follower, 3).value == InstallSnapshotResponse(3, False, 20)
     follower.receive_install_snapshot(chunk(m, 20, b"z" * 5, term=3), token=4)
     commands = follower.take_commands()
-    assert of_type(commands, InstallSnapshot) == [InstallSnapshot(m)]
+    assert of_type(commands, InstallSnapshot) == [InstallSnapshot(m, keep_log=False)]
     assert responds(commands, 4)[0].value == InstallSnapshotResponse(3, True)
 
 

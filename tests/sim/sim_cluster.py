@@ -1002,7 +1002,7 @@ class Simulation:
         elif isinstance(command, WriteSnapshotChunk):
             self._write_snapshot_chunk(node, command)
         elif isinstance(command, InstallSnapshot):
-            self._install_snapshot(node, command.meta)
+            self._install_snapshot(node, command.meta, command.keep_log)
         elif isinstance(command, WriteLog):
             value = self._store_entries(node, command)
         elif isinstance(command, Apply):
@@ -1247,7 +1247,7 @@ class Simulation:
             f"WriteSnapshotChunk({meta.snapshot_id} @{command.offset} +{len(command.data)})",
         )
 
-    def _install_snapshot(self, node: SimNode, meta: SnapshotMeta) -> None:
+    def _install_snapshot(self, node: SimNode, meta: SnapshotMeta, keep_log: bool) -> None:
         """Restore the state machine from the received snapshot and make it current."""
         d = node.durable
         last = meta.last_included
@@ -1284,8 +1284,14 @@ class Simulation:
                 f"n{node.id} restored snapshot {meta.snapshot_id} through {last.index} but its "
                 f"state machine has applied through {restored}",
             )
+        if keep_log != d.continues(last):
+            raise self.fail(
+                "install-keep",
+                f"n{node.id} is told keep_log={keep_log} installing {meta.snapshot_id} "
+                f"through {last.index}/t{last.term}, but its durable log says otherwise",
+            )
         self._note_dropped_config(node, meta)
-        kept = d.install(meta)
+        kept = d.install(meta, keep_log)
         self.snapshot_stats["installed"] += 1
         self.snapshot_stats["installed_kept_log"] += kept
         self._trace(

@@ -180,3 +180,36 @@ def test_memstore_data_is_a_memlog_with_a_state_machine() -> None:
     assert data.initial_state().hard_state == HardState(2, 1, MEMBERS)
     data.last_applied = 3  # a plain attribute, as tests that rewrite a store's data use it
     assert data.initial_state().last_applied == 3
+
+
+@pytest.mark.parametrize("old_style", [False, True], ids=["keep_log", "old-signature"])
+def test_memstore_follows_the_nodes_keep_log_and_old_storages_still_install(
+    old_style: bool,
+) -> None:
+    """The node decides whether the log after a snapshot stays; MemStore carries it out
+    even where its own rule would decide otherwise, and a storage whose
+    ``install_snapshot`` predates ``keep_log`` is called without it (and decides by the
+    rule: here, keep)."""
+    from pykka_raft.statemachine import KeyValueStateMachine
+    from pykka_raft.storage.base import _takes_keep_log
+    from pykka_raft.storage.memory import MemStore
+    from pykka_raft.storage.messages import InstallSnapshot, WriteSnapshotChunk
+
+    class OldStyle(MemStore):
+        def install_snapshot(self, meta: SnapshotMeta) -> None:  # type: ignore[override]
+            super().install_snapshot(meta)
+
+    cls = OldStyle if old_style else MemStore
+    assert _takes_keep_log(cls) is not old_style
+    data = MemStoreData(KeyValueStateMachine())
+    data.write(log(1, 1, 1, 2))  # continues a snapshot through 2/t1
+    payload = KeyValueStateMachine().snapshot()()
+    snapshot = meta(2, 1, size=len(payload))
+    store = cls.start(data=data)
+    try:
+        store.ask(WriteSnapshotChunk(snapshot, 0, payload))
+        store.ask(InstallSnapshot(snapshot, keep_log=False))
+    finally:
+        store.stop()
+    assert data.offset == 2
+    assert len(data.log) == (2 if old_style else 0)
