@@ -51,6 +51,7 @@ from pykka_raft.testing.chaos_workload import Workload
 from pykka_raft.testing.cluster import Cluster
 from pykka_raft.testing.faultnet import FaultNetwork
 from pykka_raft.testing.plugs import StoragePlug, memory_storage, sqlite_storage
+from pykka_raft.testing.seeds import run_seeds, seed_parser
 
 __all__ = ["DEFAULT_CONFIG", "STORAGES", "ChaosOptions", "ChaosReport", "main", "run_chaos"]
 
@@ -111,12 +112,7 @@ def run_chaos(seed: int, options: ChaosOptions | None = None) -> ChaosReport:
 
 def main(argv: list[str] | None = None) -> int:
     """Command line: run seeds, show progress, print a summary; exit 1 if any failed."""
-    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("--seeds", type=int, default=10, help="how many seeds to run")
-    parser.add_argument("--first", type=int, default=1, help="the first seed")
-    parser.add_argument("--seed", type=int, help="run (replay) just this seed")
-    parser.add_argument("--nodes", type=int, default=3)
-    parser.add_argument("--duration", type=float, default=4.0, help="seconds of faults")
+    parser = seed_parser(__doc__)
     parser.add_argument(
         "--membership", action="store_true", help="also change the membership during the run"
     )
@@ -140,7 +136,6 @@ def main(argv: list[str] | None = None) -> int:
         help="the nodes' storage (sqlite: one temporary directory per node)",
     )
     args = parser.parse_args(argv)
-    seeds = [args.seed] if args.seed is not None else range(args.first, args.first + args.seeds)
     options = ChaosOptions(
         nodes=args.nodes,
         duration=args.duration,
@@ -149,21 +144,11 @@ def main(argv: list[str] | None = None) -> int:
         values=args.values,
         reads=args.reads,
     )
-    failed: list[ChaosReport] = []
-    started = time.monotonic()
-    for count, seed in enumerate(seeds, 1):
-        plug = STORAGES[args.storage]()  # a new plug per run: nothing kept across seeds
-        report = run_chaos(seed, attrs.evolve(options, storage=plug))
-        print(f"[{count}/{len(seeds)}] {report.summary()}", flush=True)
-        if not report.ok:
-            failed.append(report)
-            print(report.render(), flush=True)
-    print(
-        f"\n{len(seeds)} seeds in {time.monotonic() - started:.0f}s: "
-        f"{len(seeds) - len(failed)} passed, {len(failed)} failed"
-        + (f" (seeds {', '.join(str(r.seed) for r in failed)})" if failed else "")
+    # A new storage plug per run: nothing kept across seeds.
+    return run_seeds(
+        args,
+        lambda seed: run_chaos(seed, attrs.evolve(options, storage=STORAGES[args.storage]())),
     )
-    return 1 if failed else 0
 
 
 if __name__ == "__main__":

@@ -34,7 +34,6 @@ This module is the runner and its command line; the parts are
 
 from __future__ import annotations
 
-import argparse
 import random
 import sys
 import time
@@ -53,6 +52,7 @@ from pykka_raft.testing.counters_options import CounterOptions, CounterReport
 from pykka_raft.testing.counters_workload import Counters, Increment, Workers
 from pykka_raft.testing.crash import CrashableMemStore
 from pykka_raft.testing.faultnet import FaultNetwork
+from pykka_raft.testing.seeds import run_seeds, seed_parser
 from pykka_raft.types import NodeId
 
 __all__ = [
@@ -127,12 +127,7 @@ def run_counters(seed: int, options: CounterOptions | None = None) -> CounterRep
 
 def main(argv: list[str] | None = None) -> int:
     """Command line: run seeds, show progress, print a summary; exit 1 if any failed."""
-    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("--seeds", type=int, default=10, help="how many seeds to run")
-    parser.add_argument("--first", type=int, default=1, help="the first seed")
-    parser.add_argument("--seed", type=int, help="run (replay) just this seed")
-    parser.add_argument("--nodes", type=int, default=3)
-    parser.add_argument("--duration", type=float, default=4.0, help="seconds of faults")
+    parser = seed_parser(__doc__)
     parser.add_argument(
         "--op-timeout", type=float, default=1.0, help="each increment's deadline, seconds"
     )
@@ -143,7 +138,6 @@ def main(argv: list[str] | None = None) -> int:
         "--naive", action="store_true", help="resend without sessions (expected to fail)"
     )
     args = parser.parse_args(argv)
-    seeds = [args.seed] if args.seed is not None else range(args.first, args.first + args.seeds)
     options = CounterOptions(
         nodes=args.nodes,
         duration=args.duration,
@@ -151,20 +145,7 @@ def main(argv: list[str] | None = None) -> int:
         attempt_timeout=args.attempt_timeout,
         naive=args.naive,
     )
-    failed: list[CounterReport] = []
-    started = time.monotonic()
-    for count, seed in enumerate(seeds, 1):
-        report = run_counters(seed, options)
-        print(f"[{count}/{len(seeds)}] {report.summary()}", flush=True)
-        if not report.ok:
-            failed.append(report)
-            print(report.render(), flush=True)
-    print(
-        f"\n{len(seeds)} seeds in {time.monotonic() - started:.0f}s: "
-        f"{len(seeds) - len(failed)} passed, {len(failed)} failed"
-        + (f" (seeds {', '.join(str(r.seed) for r in failed)})" if failed else "")
-    )
-    return 1 if failed else 0
+    return run_seeds(args, lambda seed: run_counters(seed, options))
 
 
 if __name__ == "__main__":
