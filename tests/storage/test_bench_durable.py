@@ -25,9 +25,11 @@ def test_fsync_rows_the_floor_and_their_targets(tmp_path: Path) -> None:
     assert result["state_machines"]["identical"] is True
     seq, loaded = result["phases"]["seq"], result["phases"]["w256"]
     for phase in (seq, loaded):
-        assert phase["throughput_per_s"] > 0
+        # How many writes fall in a short window, and how many synced commits hold other
+        # things (hard state, applies) beside entries, is timing: only their presence counts.
+        assert phase["throughput_per_s"] >= 0 and phase["answered"] > 0
         assert phase["leader_synced_commits"] > 0  # fsync mode: commits are synced
-        assert phase["leader_entries_per_commit"] >= 1
+        assert phase["leader_entries_per_commit"] > 0
     batch = loaded["leader_entries_per_commit"]
     floor = run_python("bench.durable", {"batches": [1, batch], "duration": 0.05, "calls": 200})
     assert set(floor["floor_full"]) == {"1", str(max(1, round(batch)))}
