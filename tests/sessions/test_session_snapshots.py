@@ -122,6 +122,9 @@ def test_a_node_that_joins_through_a_snapshot_answers_resends_from_the_cache(
     cluster.nodes[leader].ask(TransferLeadership(4), timeout=30)
     assert cluster.leader(timeout=20) == 4
     check_resends(cluster, client_id)  # answered by node 4's own state machine
+    # The refused resend went through the log too: every node applies it before the tables
+    # are compared (its time is each session's last_active).
+    cluster.wait_applied(cluster.write(Put("after", 1)).index)
     if durable:
         cluster.shutdown()
         tables = {}
