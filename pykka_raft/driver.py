@@ -126,6 +126,9 @@ class NodeDriver:
         self._after_start: list[tuple[Any, Any]] = []
         self._now = 0
         self._last_tick: int | None = None
+        self.before_commands: Callable[[], None] | None = None
+        """Called before each batch of commands is carried out, after the core decided it
+        (the Raft actor's lease view must change before any of the batch happens)."""
 
     # --- events -------------------------------------------------------------------------
 
@@ -360,6 +363,8 @@ class NodeDriver:
         if not commands:
             return
         self.ports.observe(commands)
+        if self.before_commands is not None:
+            self.before_commands()
         for command in commands:
             if isinstance(command, cmd.STORAGE_COMMANDS):
                 self._issued += 1

@@ -25,6 +25,7 @@ import attrs
 import pykka
 
 from pykka_raft._pykka import use_ref_class
+from pykka_raft.actor.lease import LeaseBoard, LeasePublisher
 from pykka_raft.actor.ports import ActorPorts
 from pykka_raft.actor.ref import ClientQueue, RaftRef, WakeForClients, not_accepted
 from pykka_raft.actor.stamp import stamped
@@ -101,7 +102,10 @@ class Raft(pykka.ThreadingActor):
         self.storage = storage
         self.metrics_subscriber = metrics
         self.core = RaftCore(node_id, config, rng)
+        ref.lease = LeaseBoard()
+        self.lease = LeasePublisher(ref.lease, self.core, storage)
         self.driver = NodeDriver(self.core, ActorPorts(self))
+        self.driver.before_commands = self.lease.before
         self._ticker: Ticker | None = None
         self._stray = RateLimited(logger)
         self._published: RaftMetrics | None = None
@@ -166,6 +170,7 @@ class Raft(pykka.ThreadingActor):
         if self._ticker is not None:
             self._ticker.stop()
         first = not self.driver.stopped
+        self.lease.stop()
         self.driver.stop(error)
         self._clients.refuse_all()
         if first and self.core.role is not Role.INITIALIZING:
@@ -266,6 +271,7 @@ class Raft(pykka.ThreadingActor):
         core = self.core
         if core.role is Role.INITIALIZING:
             return
+        self.lease.after()
         self._maybe_publish()
         membership = core.membership
         if membership is not self._told_membership and membership != self._told_membership:

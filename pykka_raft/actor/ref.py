@@ -4,7 +4,8 @@
 apply), not when the message was handled, and the node's thread is never held while a
 caller waits. Client writes skip the actor's inbox: they go into a queue beside it with
 one wake-up message per burst, so a burst costs the node one actor message and its
-entries reach the log as one batch.
+entries reach the log as one batch. A ``LEASE`` read that the leader's published lease
+covers is sent to its storage from the caller's thread (``actor/lease.py``).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import attrs
 import pykka
 
 from pykka_raft._pykka import is_stop_request, put_with_reply_to
+from pykka_raft.actor.lease import LeaseBoard
 from pykka_raft.calls import Call, Reply
 from pykka_raft.errors import ShuttingDown
 from pykka_raft.messages import ClientPayload, ClientRead
@@ -108,6 +110,7 @@ class RaftRef(pykka.ActorRef[Any]):
     """
 
     clients: ClientQueue | None = None
+    lease: LeaseBoard | None = None
 
     def ask(self, message: Any, *, block: bool = True, timeout: float | None = None) -> Any:
         """Send ``message`` and wait for (or, with ``block=False``, return a future of) the
@@ -144,6 +147,9 @@ class RaftRef(pykka.ActorRef[Any]):
             call.reply.set_exception(not_accepted())
 
     def _enqueue(self, payload: ClientPayload | ClientRead, reply: Reply) -> None:
+        lease = self.lease
+        if type(payload) is ClientRead and lease is not None and lease.serve(payload, reply):
+            return  # a LEASE read served on this thread (actor/lease.py)
         clients = self.clients
         assert clients is not None
         clients.items.append((payload, reply))

@@ -69,6 +69,18 @@ def lease_ms(node: NodeState) -> float:
     return (config.election_timeout_min - config.tick_interval) * (1 - drift) / (1 + drift)
 
 
+def read_answer(
+    index: LogIndex, answer: Any
+) -> tuple[ClientReadResponse | None, ApplicationError | None]:
+    """A reader's answer from the state machine's answer to its query: the response, or
+    the refusal (an exception as the answer is a query the state machine refused)."""
+    if isinstance(answer, ApplicationError):
+        return None, answer  # the state machine's own refusal
+    if isinstance(answer, BaseException):
+        return None, ApplicationError(answer, "query")
+    return ClientReadResponse(index, answer), None
+
+
 class Reads:
     """The reads this node holds, from arrival to answer."""
 
@@ -151,11 +163,25 @@ class Reads:
 
     def in_lease(self, leader: LeaderState) -> bool:
         """The leader may read locally now (``LEASE``)."""
+        end = self.lease_end(leader)
+        return end is not None and self.node.clock < end
+
+    def lease_end(self, leader: LeaderState) -> float | None:
+        """When the lease ends on the node's clock (``None``: no lease at all)."""
         node = self.node
         if not node.config.leader_stickiness or leader.lease_given_up:
-            return False
+            return None
         sent = leader.round_sent_at.get(self.acknowledged_round(leader))
-        return sent is not None and node.clock < sent + lease_ms(node)
+        return None if sent is None else sent + lease_ms(node)
+
+    def lease_read_index(self, leader: LeaderState | None) -> tuple[float, LogIndex] | None:
+        """``(lease end, read index)`` while this node leads (``leader``) and a ``LEASE``
+        read may be served at its commit index without a round (the actor serves such
+        reads on the caller's thread, ``actor/lease.py``); ``None`` otherwise."""
+        if leader is None or not self._committed_in_term():
+            return None
+        end = self.lease_end(leader)
+        return None if end is None else (end, self.node.commit_index)
 
     def acknowledged_round(self, leader: LeaderState) -> int:
         """The latest round a majority of every voter set acknowledged (us included)."""
@@ -235,13 +261,8 @@ class Reads:
         refused: the reader's ApplicationError (``error``: the storage refused them all)."""
         for position, (token, _) in enumerate(reads):
             index = self.querying.pop(token, 0)
-            answer = error if error is not None else answers[position]
-            if isinstance(answer, ApplicationError):
-                self.node.respond(token, error=answer)  # the state machine's own refusal
-            elif isinstance(answer, BaseException):
-                self.node.respond(token, error=ApplicationError(answer, "query"))
-            else:
-                self.node.respond(token, ClientReadResponse(index, answer))
+            value, refusal = read_answer(index, error if error is not None else answers[position])
+            self.node.respond(token, value, refusal)
 
     def leader_answered(
         self, request: ReadIndexRequest, response: ReadIndexResponse | None

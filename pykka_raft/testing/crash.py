@@ -66,6 +66,9 @@ class _PoweredPorts(Ports):
         if self.power.on:
             self.inner.reply(handle, value, error)
 
+    def observe(self, commands: list[cmd.Command]) -> None:
+        self.inner.observe(commands)
+
 
 class CrashableRaft(Raft):
     """A Raft node that goes silent the moment its power switch is cut."""
