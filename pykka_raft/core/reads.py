@@ -133,7 +133,7 @@ class Reads:
 
     def _on_leader(self, read: Read, policy: ReadPolicy, leader: LeaderState) -> None:
         node = self.node
-        if self._committed_in_term() and policy is ReadPolicy.LEASE and self.in_lease(leader):
+        if policy is ReadPolicy.LEASE and self._committed_in_term() and self.in_lease(leader):
             read.index = node.commit_index
             self._indexed(read)
             return
