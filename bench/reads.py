@@ -7,7 +7,8 @@ sequential latency are measured ``repeats`` times, interleaved (log, READ_INDEX,
 log, ...). Two baselines, measured in the same runs: the latency of a plain ``ask`` of the
 leader's storage actor answering the same query (``QueryStateMachine``), and the
 throughput of that same call with 256 in flight (the ceiling of this client: one
-hand-off to an actor and one back, no Raft at all). Targets (docs/reads.md): READ_INDEX
+hand-off to an actor and one back, no Raft at all), and of the client alone (each call
+answered at once, on the client's thread: what the client's own work allows). Targets (docs/reads.md): READ_INDEX
 at least 5x the log-read throughput, LEASE p50 at most 2x the storage ask.
 """
 
@@ -93,6 +94,13 @@ def _run_store(store: str, directory: str, quick: bool, repeats: int) -> dict[st
                 latency_summary(sequential(lambda: storage_ref.ask(query), 1000))["p50_ms"]
             )
             figures.setdefault("storage_call_per_s", []).append(throughput(storage_ref, query))
+            figures.setdefault("client_alone_per_s", []).append(
+                Window(256).run(
+                    lambda done: Call(query, workers._Notify(done)).reply.set(None),
+                    warmup,
+                    duration,
+                )
+            )
         medians = {k: statistics.median(v) for k, v in figures.items()}
         ranges = {k: (min(v), max(v)) for k, v in figures.items()}
         return {
@@ -113,6 +121,7 @@ NAMES = {
     "read_index_per_s": "`READ_INDEX`, per second",
     "lease_per_s": "`LEASE`, per second",
     "storage_call_per_s": "the client's ceiling: storage `QueryStateMachine` calls, per second",
+    "client_alone_per_s": "the client alone, each call answered at once on its own thread",
     "log_p50_ms": "p50 through the log, ms",
     "read_index_p50_ms": "p50 `READ_INDEX`, ms",
     "lease_p50_ms": "p50 `LEASE`, ms",
