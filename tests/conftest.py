@@ -1,7 +1,9 @@
-"""Clusters for the session tests, shut down (with every actor) when a test ends."""
+"""Fixtures for multi-node tests with real Pykka actors, MemStore and the router (the
+actor, session and lease tests use them)."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 
 import pykka
@@ -12,14 +14,18 @@ from pykka_raft.testing import Cluster
 
 # Timeouts generous enough for a loaded 2-core machine; every wait has a deadline.
 TEST_CONFIG = Config(election_timeout_min=300, election_timeout_max=600, heartbeat_interval=50)
+SEED = int(os.environ.get("PYKKA_RAFT_SEED", "0"))
 
 
 @pytest.fixture
 def make_cluster() -> Iterator[Callable[..., Cluster]]:
+    """Build clusters that are shut down (with every actor) when the test ends."""
     clusters: list[Cluster] = []
 
-    def make(node_ids: list[int], config: Config = TEST_CONFIG, **kwargs: object) -> Cluster:
-        cluster = Cluster(node_ids, config=config, **kwargs)  # type: ignore[arg-type]
+    def make(
+        node_ids: list[int], config: Config = TEST_CONFIG, seed: int = SEED, **kwargs: object
+    ) -> Cluster:
+        cluster = Cluster(node_ids, config=config, seed=seed, **kwargs)  # type: ignore[arg-type]
         clusters.append(cluster)
         return cluster
 
