@@ -8,8 +8,9 @@ log, ...). Two baselines, measured in the same runs: the latency of a plain ``as
 leader's storage actor answering the same query (``QueryStateMachine``), and the
 throughput of that same call with 256 in flight (the ceiling of this client: one
 hand-off to an actor and one back, no Raft at all), and of the client alone (each call
-answered at once, on the client's thread: what the client's own work allows). Targets (docs/reads.md): READ_INDEX
-at least 5x the log-read throughput, LEASE p50 at most 2x the storage ask.
+answered at once, on the client's thread: what the client's own work allows). Targets
+(docs/reads.md): READ_INDEX at least 5x the log-read throughput, LEASE p50 at most 2x the
+storage ask.
 """
 
 from __future__ import annotations

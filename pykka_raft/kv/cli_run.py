@@ -79,6 +79,11 @@ def write_ready_file(path: str, report: dict[str, Any]) -> None:
 @click.option("--network", type=click.Choice(NETWORKS), help="tcp (default) or local.")
 @click.option("--durability", type=click.Choice(DURABILITIES), help="fsync (default) or os.")
 @click.option(
+    "--session-timeout",
+    type=float,
+    help="Seconds of log time before an idle client session expires (default 3600).",
+)
+@click.option(
     "--insecure",
     is_flag=True,
     default=None,
@@ -98,6 +103,7 @@ def serve(
     storage: str | None,
     network: str | None,
     durability: str | None,
+    session_timeout: float | None,
     insecure: bool | None,
     ready_file: str | None,
     exit_with_parent: bool,
@@ -119,6 +125,7 @@ def serve(
             "storage": storage,
             "network": network,
             "durability": durability,
+            "session_timeout": session_timeout,
             "insecure": insecure,
         }
         doc.update({k: v for k, v in flags.items() if v is not None})

@@ -7,6 +7,7 @@ merged into one validated :class:`NodeConfig`.
 
 from __future__ import annotations
 
+import math
 import sys
 from collections.abc import Mapping
 from pathlib import Path
@@ -15,6 +16,7 @@ from typing import Any
 import attrs
 
 from pykka_raft import Config, ConfigError, NodeId, RaftError, SnapshotPolicy
+from pykka_raft.sessions import DEFAULT_SESSION_TIMEOUT
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -128,6 +130,8 @@ class NodeConfig:
             the machine); ``docs/storage.md`` explains both.
         insecure: run the TCP network without CURVE keys: no authentication and no
             encryption. For experiments on one machine only; logged at WARNING.
+        session_timeout: seconds of log time after which a client session without
+            writes expires (``docs/clients.md``); the same on every node of a cluster.
         raft: the Raft node's settings.
         http: the HTTP layer's settings.
     """
@@ -142,6 +146,7 @@ class NodeConfig:
     network: str = "tcp"
     durability: str = "fsync"
     insecure: bool = False
+    session_timeout: float = DEFAULT_SESSION_TIMEOUT
     raft: Config = attrs.field(factory=Config)
     http: HttpSettings = attrs.field(factory=HttpSettings)
 
@@ -158,6 +163,10 @@ class NodeConfig:
         if self.durability not in DURABILITIES:
             raise KvConfigError(
                 f"durability: one of {', '.join(DURABILITIES)}, got {self.durability!r}"
+            )
+        if not math.isfinite(self.session_timeout) or self.session_timeout <= 0:
+            raise KvConfigError(
+                f"session_timeout: a number of seconds > 0, got {self.session_timeout!r}"
             )
         if self.storage == "sqlite" and not self.data_dir:
             raise KvConfigError(
@@ -248,6 +257,7 @@ _TOP = {
     "network",
     "durability",
     "insecure",
+    "session_timeout",
     "raft",
     "http",
 }
@@ -299,6 +309,9 @@ def build_config(doc: Mapping[str, Any]) -> NodeConfig:
             network=_str(doc.get("network", "tcp"), "network"),
             durability=_str(doc.get("durability", "fsync"), "durability"),
             insecure=_bool(doc.get("insecure", False), "insecure"),
+            session_timeout=_number(
+                doc.get("session_timeout", DEFAULT_SESSION_TIMEOUT), "session_timeout"
+            ),
             raft=raft if isinstance(raft, Config) else _raft_config(raft),
             http=http if isinstance(http, HttpSettings) else HttpSettings(**http),
         )
@@ -331,6 +344,12 @@ def _int(value: Any, field: str) -> int:
             return int(value)
         raise KvConfigError(f"{field}: expected an integer, got {value!r}")
     return value
+
+
+def _number(value: Any, field: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise KvConfigError(f"{field}: expected a number, got {value!r}")
+    return float(value)
 
 
 def _bool(value: Any, field: str) -> bool:

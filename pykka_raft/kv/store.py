@@ -28,6 +28,7 @@ from pykka_raft import (
     Put,
     SessionCommand,
 )
+from pykka_raft.sessions import DEFAULT_SESSION_TIMEOUT
 
 NODE_PREFIX = ".kv/node/"
 """Reserved key prefix: ``.kv/node/<id>`` holds ``{"http": ..., "raft": ...}``."""
@@ -66,8 +67,8 @@ class KvStateMachine(KeyValueStateMachine):
     clock or the node's identity, so every node computes the same state.
     """
 
-    def __init__(self) -> None:
-        super().__init__(keep_history=False)
+    def __init__(self, session_timeout: float = DEFAULT_SESSION_TIMEOUT) -> None:
+        super().__init__(keep_history=False, session_timeout=session_timeout)
         self._lock = threading.Lock()
         self._nodes: dict[int, Any] = {}
 

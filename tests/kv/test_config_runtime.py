@@ -26,6 +26,7 @@ keys_dir = "/etc/pykka-raft-kv/keys"
 storage = "sqlite"
 network = "tcp"
 durability = "os"
+session_timeout = 600
 
 [peers.2]
 http_address = "127.0.0.1:8002"
@@ -51,6 +52,7 @@ def test_a_full_toml_file(tmp_path: Path) -> None:
     config = build_config(load_file(path))
     assert config.node_id == 1 and config.members == (1, 2, 3)
     assert (config.storage, config.network, config.durability) == ("sqlite", "tcp", "os")
+    assert config.session_timeout == 600.0
     assert config.peers == (
         PeerConfig(2, "127.0.0.1:8002", "127.0.0.1:9002"),
         PeerConfig(3, "127.0.0.1:8003", None),
@@ -83,6 +85,10 @@ def test_a_full_toml_file(tmp_path: Path) -> None:
         ({"node_id": 1, "http_address": "h:1", "http": {"threads": 0}}, "threads"),
         ({**LOCAL, "durability": "never"}, "durability"),
         ({**LOCAL, "insecure": "yes"}, "insecure"),
+        ({**LOCAL, "session_timeout": 0}, "session_timeout"),
+        ({**LOCAL, "session_timeout": "1h"}, "session_timeout"),
+        ({**LOCAL, "session_timeout": True}, "session_timeout"),
+        ({**LOCAL, "session_timeout": float("inf")}, "session_timeout"),
         ({**LOCAL, "storage": "sqlite"}, "data_dir: required"),
         ({**LOCAL, "network": "tcp", "insecure": True}, "raft_address: required"),
         ({**LOCAL, "network": "tcp", "raft_address": "h:2"}, "keys_dir: required"),

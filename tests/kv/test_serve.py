@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -173,3 +174,19 @@ def test_a_stopping_node_answers_requests_in_flight(cluster_factory: Any) -> Non
     pending.join(60)
     (answer,) = answers
     assert answer.status == 504 and answer.code == "outcome_unknown"
+
+
+@pytest.mark.parametrize(("flag", "expires"), [(["--session-timeout", "1"], True), ([], False)])
+def test_the_session_timeout_is_a_serve_setting(serve: Any, flag: list[str], expires: bool) -> None:
+    child = serve("--id", "1", "--http", "127.0.0.1:0", *MEMORY, *flag)
+    url = child.url()
+    Client([url]).init()
+    client_id = request(url, "POST", "/v1/sessions").json["client_id"]
+    body = {"value": 1, "client_id": client_id, "sequence": 1}
+    assert request(url, "PUT", "/v1/kv/k", body).status == 200
+    time.sleep(1.5)  # the scenario: the session stays idle for longer than one second
+    later = request(url, "PUT", "/v1/kv/k", {**body, "sequence": 2})
+    if expires:  # its own entry moved the log's clock past the session's timeout
+        assert later.status == 409 and later.code == "session_expired", later.data
+    else:  # the default timeout is an hour
+        assert later.status == 200, later.data
