@@ -31,12 +31,6 @@ class Nemesis:
         self.faults = report.faults
         self.start = time.monotonic()
         self.crashed: set[NodeId] = set()
-        self.crashed_at: dict[NodeId, float] = {}
-        # Lease reads assume that no voter that acknowledged a leader's round restarts
-        # within its lease (a restarted node has forgotten it and votes at once,
-        # docs/reads.md): with reads, a node stays down for election_timeout_min, which
-        # is longer than any lease, on the one monotonic clock every node here shares.
-        self.min_down = cluster.config.election_timeout_min / 1000 if self.options.reads else 0.0
         self.all_ids = sorted(cluster.nodes)
         self.changes: list[tuple[str, Any]] = []  # (description, future of the answer)
 
@@ -111,16 +105,11 @@ class Nemesis:
     def _crash(self, node: NodeId) -> None:
         self.cluster.crash(node)
         self.crashed.add(node)
-        self.crashed_at[node] = time.monotonic()
-
-    def _down_long_enough(self, node: NodeId) -> bool:
-        return time.monotonic() - self.crashed_at.get(node, 0.0) >= self.min_down
 
     def restart(self) -> None:
-        ready = [n for n in sorted(self.crashed) if self._down_long_enough(n)]
-        if not ready:
+        if not self.crashed:
             return
-        node = self.rng.choice(ready)
+        node = self.rng.choice(sorted(self.crashed))
         self.crashed.discard(node)
         self.cluster.start_node(node)
         self.note("restart", f"restart node {node}")
@@ -201,8 +190,6 @@ class Nemesis:
     def heal_all(self) -> None:
         self.heal()
         for node in sorted(self.crashed):
-            # The schedule (see min_down), not synchronization: nothing to wait for.
-            time.sleep(max(0.0, self.crashed_at.get(node, 0.0) + self.min_down - time.monotonic()))
             self.cluster.start_node(node)
             self.note("restart", f"restart node {node}")
         self.crashed.clear()
