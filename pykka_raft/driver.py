@@ -360,8 +360,15 @@ class NodeDriver:
         if not commands:
             return
         self.ports.observe(commands)
+        respond, handles, reply = cmd.Respond, self._handles, self.ports.reply
         for command in commands:
-            if isinstance(command, cmd.STORAGE_COMMANDS):
+            if type(command) is respond and not command.after_durable:
+                # The common command (one per client write), released in line: what
+                # _release does with it, without its dispatch on the command's type.
+                handle = handles.pop(command.token, None)
+                if handle is not None:
+                    reply(handle, command.value, command.error)
+            elif isinstance(command, cmd.STORAGE_COMMANDS):
                 self._issued += 1
                 if not isinstance(command, cmd.NOT_WRITES):  # e.g. applying: nothing durable
                     self._last_write = self._issued

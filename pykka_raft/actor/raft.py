@@ -317,7 +317,7 @@ class Raft(pykka.ThreadingActor):
             core.last_applied,
             core.log.offset,
             id(core.membership),
-            attrs.astuple(core.counters),
+            core.counters.as_tuple(),
         )
         if key == self._metrics_key and self._published is not None:
             return
