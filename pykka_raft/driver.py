@@ -198,7 +198,14 @@ class NodeDriver:
         elif wait_for_start and self.core.role is Role.INITIALIZING:
             self._after_start.extend(items)
         else:
-            method([(message, self._token(handle)) for message, handle in items])
+            # What _token does, in line: one token per item.
+            first, handles = self._next_token, self._handles
+            self._next_token = first + len(items)
+            tokened = []
+            for token, (message, handle) in enumerate(items, first):
+                handles[token] = handle
+                tokened.append((message, token))
+            method(tokened)
             self._run()
 
     def advance(self, now_ms: int) -> None:
