@@ -366,8 +366,8 @@ class NodeDriver:
         commands = self.core.take_commands()
         if not commands:
             return
-        self.ports.observe(commands)
         respond, handles, reply = cmd.Respond, self._handles, self.ports.reply
+        self.ports.observe(commands)
         for command in commands:
             if type(command) is respond and not command.after_durable:
                 # The common command (one per client write), released in line: what
