@@ -322,8 +322,10 @@ class Raft(pykka.ThreadingActor):
         if key == self._metrics_key and self._published is not None:
             return
         self._metrics_key = key
-        metrics = core.metrics()
         last = self._published
+        if self._metrics_dirty and last is not None and core.metrics_headline() == _headline(last):
+            return  # a push of what changed is already due, and nothing is pushed at once
+        metrics = core.metrics()
         if last is None or _headline(metrics) != _headline(last):
             # Against the last metrics logged, not the last pushed: a periodic push
             # forgets the latter, and would log an unchanged role again.
