@@ -238,7 +238,8 @@ class Raft(pykka.ThreadingActor):
         clients = self._clients
         clients.wake_pending = False
         items = clients.items
-        batch = [items.popleft() for _ in range(min(len(items), CLIENT_BATCH))]
+        take = items.popleft
+        batch = [take() for _ in range(min(len(items), CLIENT_BATCH))]
         if items and not clients.wake_pending:
             clients.wake_pending = True
             self.actor_ref.tell(WakeForClients())  # the rest, after what queued meanwhile
