@@ -133,15 +133,11 @@ class ClientWrites:
         if not waiting_at:
             return
         get, term_at, applied_mode = waiting_at.get, log.term_at, _APPLIED
-        # Terms never decrease along a log: if both ends of the range have one term, so
-        # does every entry between them (the usual case, asked for twice, not per index).
-        first_term = term_at(old + 1)
-        uniform = first_term is not None and first_term == term_at(new)
         for i in range(old + 1, new + 1):
             waiting = get(i)
             if waiting is None:
                 continue
-            term = first_term if uniform else term_at(i)
+            term = term_at(i)  # each entry's own term: this decides, so nothing is assumed
             if len(waiting) == 1 and waiting[0].term == term:
                 only = waiting[0]  # the common case: our own write
                 if only.payload.response_mode is not applied_mode:  # not wants_applied
