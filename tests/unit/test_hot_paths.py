@@ -2,8 +2,8 @@
 
 Each test puts a shortcut beside what it stands for: the cheap metrics headline beside
 the headline of the full metrics, the counters' tuple beside ``attrs.astuple``, the log's
-term lookup beside its definition, the commit of a range with one term beside a range of
-several, and the value check's field naming beside the codec's.
+term lookup beside its definition, the commit and apply of a batch deciding each write by
+its own entry, and the value check's field naming beside the codec's.
 """
 
 from __future__ import annotations
