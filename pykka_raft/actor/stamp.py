@@ -25,14 +25,16 @@ def stamped(
         return writes
     now: float | None = None
     out: list[tuple[ClientPayload, Reply]] = []
-    methods: dict[type, Any] = {}  # each type's method (or None), looked up once per batch
+    # Each type's method (or None), looked up once per batch. Keyed by id: a client's type
+    # need not be hashable, and every type here stays alive (its instance is in ``writes``).
+    methods: dict[int, Any] = {}
     for payload, reply in writes:
         data = payload.entry.data
         cls = type(data)
         try:
-            stamp = methods[cls]
+            stamp = methods[id(cls)]
         except KeyError:
-            stamp = methods[cls] = getattr(cls, "with_leader_time", None)
+            stamp = methods[id(cls)] = getattr(cls, "with_leader_time", None)
         if stamp is not None:
             if now is None:
                 now = time.time()

@@ -240,3 +240,45 @@ def test_sizes_of_fields_at_the_string_length_boundaries() -> None:
     for n in (0, 31, 32, 255, 256, 65535, 65536):
         for value in (Triple("s" * n), Triple(None, True, "é" * n), ["s" * n, None, False]):
             assert check_app_value(value) == len(msgpack.packb(to_primitive(value, Any)))
+
+
+# --- the leader's time stamp ------------------------------------------------------------
+
+
+class _Unhashable(type):
+    """A metaclass whose classes cannot be hashed (it defines ``__eq__`` only)."""
+
+    def __eq__(cls, other: object) -> bool:
+        return cls is other
+
+    __hash__ = None  # type: ignore[assignment]
+
+
+class _Stamped(metaclass=_Unhashable):
+    def with_leader_time(self, now: float) -> str:
+        return f"at {now}"
+
+
+class _Plain(metaclass=_Unhashable):
+    pass
+
+
+def test_the_stamp_looks_each_type_up_once_and_takes_unhashable_types() -> None:
+    from pykka_raft.actor.stamp import stamped
+
+    class Reply:
+        def set(self, value: Any = None) -> None:
+            raise AssertionError("not answered here")
+
+        def set_exception(self, error: BaseException) -> None:
+            raise AssertionError("not refused")
+
+    writes = [
+        (ClientPayload.new(data, ResponseMode.COMMITTED), Reply())
+        for data in (_Stamped(), _Plain(), _Stamped(), "text")
+    ]
+    out = stamped(True, writes)  # type: ignore[arg-type]
+    datas = [payload.entry.data for payload, _ in out]
+    assert datas[0].startswith("at ") and datas[2] == datas[0]
+    assert isinstance(datas[1], _Plain) and datas[3] == "text"
+    assert stamped(False, writes) is writes  # type: ignore[arg-type]
