@@ -201,7 +201,14 @@ class NodeDriver:
         elif wait_for_start and self.core.role is Role.INITIALIZING:
             self._after_start.extend(items)
         else:
-            method([(message, self._token(handle)) for message, handle in items])
+            # What _token does, in line: one token per item.
+            first, handles = self._next_token, self._handles
+            self._next_token = first + len(items)
+            tokened = []
+            for token, (message, handle) in enumerate(items, first):
+                handles[token] = handle
+                tokened.append((message, token))
+            method(tokened)
             self._run()
 
     def advance(self, now_ms: int) -> None:
@@ -362,11 +369,18 @@ class NodeDriver:
         commands = self.core.take_commands()
         if not commands:
             return
+        respond, handles, reply = cmd.Respond, self._handles, self.ports.reply
         self.ports.observe(commands)
         if self.before_commands is not None:
             self.before_commands()
         for command in commands:
-            if isinstance(command, cmd.STORAGE_COMMANDS):
+            if type(command) is respond and not command.after_durable:
+                # The common command (one per client write), released in line: what
+                # _release does with it, without its dispatch on the command's type.
+                handle = handles.pop(command.token, None)
+                if handle is not None:
+                    reply(handle, command.value, command.error)
+            elif isinstance(command, cmd.STORAGE_COMMANDS):
                 self._issued += 1
                 if not isinstance(command, cmd.NOT_WRITES):  # e.g. applying: nothing durable
                     self._last_write = self._issued

@@ -243,7 +243,8 @@ class Raft(pykka.ThreadingActor):
         clients = self._clients
         clients.wake_pending = False
         items = clients.items
-        batch = [items.popleft() for _ in range(min(len(items), CLIENT_BATCH))]
+        take = items.popleft
+        batch = [take() for _ in range(min(len(items), CLIENT_BATCH))]
         if items and not clients.wake_pending:
             clients.wake_pending = True
             self.actor_ref.tell(WakeForClients())  # the rest, after what queued meanwhile
@@ -323,13 +324,15 @@ class Raft(pykka.ThreadingActor):
             core.last_applied,
             core.log.offset,
             id(core.membership),
-            attrs.astuple(core.counters),
+            core.counters.as_tuple(),
         )
         if key == self._metrics_key and self._published is not None:
             return
         self._metrics_key = key
-        metrics = core.metrics()
         last = self._published
+        if self._metrics_dirty and last is not None and core.metrics_headline() == _headline(last):
+            return  # a push of what changed is already due, and nothing is pushed at once
+        metrics = core.metrics()
         if last is None or _headline(metrics) != _headline(last):
             # Against the last metrics logged, not the last pushed: a periodic push
             # forgets the latter, and would log an unchanged role again.

@@ -8,6 +8,7 @@ the write reaches the core, so every node applies the same time.
 from __future__ import annotations
 
 import time
+from typing import Any
 
 from pykka_raft.calls import Reply
 from pykka_raft.errors import ApplicationError
@@ -24,9 +25,16 @@ def stamped(
         return writes
     now: float | None = None
     out: list[tuple[ClientPayload, Reply]] = []
+    # Each type's method (or None), looked up once per batch. Keyed by id: a client's type
+    # need not be hashable, and every type here stays alive (its instance is in ``writes``).
+    methods: dict[int, Any] = {}
     for payload, reply in writes:
         data = payload.entry.data
-        stamp = getattr(type(data), "with_leader_time", None)
+        cls = type(data)
+        try:
+            stamp = methods[id(cls)]
+        except KeyError:
+            stamp = methods[id(cls)] = getattr(cls, "with_leader_time", None)
         if stamp is not None:
             if now is None:
                 now = time.time()

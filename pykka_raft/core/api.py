@@ -58,20 +58,22 @@ class ClientApi(Engine):
         # Backpressure: writes queued or awaiting commit (one per waiting index, roughly).
         limit, max_bytes = self.config.max_pending_writes, self.config.max_entry_bytes
         room = limit - len(leader.proposals) - len(accepted)
+        accept, propose = accepted.accept, leader.proposals.append
         for payload, token in writes:
-            accepted.accept(token)
+            accept(token)
             if room <= 0:
                 self.counters.writes_refused_busy += 1
                 accepted.refuse(token, Busy(payload, limit))
                 continue
+            entry = payload.entry
             try:
-                check_app_value(payload.entry.data, max_bytes)
+                check_app_value(entry.data, max_bytes)
             except Exception as exc:  # a value the codec cannot carry: never appended
                 self.counters.writes_refused_application += 1
                 accepted.refuse(token, ApplicationError(exc))
                 continue
             room -= 1
-            leader.proposals.append(Proposal(payload.entry, token, payload))
+            propose(Proposal(entry, token, payload))
         self._flush_proposals(leader)
 
     def init_with_config(

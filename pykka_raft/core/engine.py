@@ -241,7 +241,7 @@ class Engine(NodeState):
         entries: list[Entry] = []
         in_log = 0  # how many of ``entries`` are in self.log already
         term, index, writes = self.current_term, self.log.last_index, self.writes
-        leaving = self._leaving
+        leaving, add, wait_at = self._leaving, entries.append, writes.wait_at
         for proposal in batch:
             client_payload, token = proposal.client_payload, proposal.token
             if client_payload is not None and token is not None:
@@ -251,8 +251,8 @@ class Engine(NodeState):
                     writes.refuse(token, ForwardToLeader(client_payload, None))
                     continue
                 index += 1
-                entries.append(Entry(term, index, proposal.payload))
-                writes.wait_at(index, term, token, client_payload)
+                add(Entry(term, index, proposal.payload))
+                wait_at(index, term, token, client_payload)
                 continue
             index += 1
             entries.append(Entry(term, index, proposal.payload))

@@ -57,13 +57,14 @@ class RaftLog:
 
         Index 0, before the first entry, has term 0 in every log.
         """
-        if index == self.offset:
+        position = index - self.offset - 1
+        if 0 <= position < len(self._entries):  # the common case first: a held entry
+            return self._entries[position].term
+        if position == -1:
             return self.offset_term
         if index == 0:
             return 0
-        if index < self.offset or index > self.last_index:
-            return None
-        return self._entries[index - self.offset - 1].term
+        return None
 
     def get(self, index: LogIndex) -> Entry:
         """The entry at ``index`` (must exist)."""

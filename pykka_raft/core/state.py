@@ -16,6 +16,7 @@ circle.
 from __future__ import annotations
 
 import enum
+import operator
 import random
 from typing import Any
 
@@ -48,6 +49,14 @@ class Counters:
     writes_refused_application: int = 0
     snapshots_sent: int = 0
     snapshots_installed: int = 0
+
+    def as_tuple(self) -> tuple[int, ...]:
+        """Every count, in field order: what ``attrs.astuple`` returns, for a fraction of
+        its cost (the Raft actor compares it on every message to see what changed)."""
+        return _COUNTS(self)
+
+
+_COUNTS = operator.attrgetter(*(field.name for field in attrs.fields(Counters)))
 
 
 class NodeState:

@@ -38,6 +38,8 @@ from pykka_raft.errors import (
 from pykka_raft.messages import ClientPayload, ClientPayloadResponse, Entry, ResponseMode
 from pykka_raft.types import LogId, LogIndex, Term
 
+_APPLIED = ResponseMode.APPLIED
+
 
 @attrs.define
 class Pending:
@@ -79,9 +81,12 @@ class ClientWrites:
         self._answer(token, error=error)
 
     def _answer(self, token: int, value: object = None, error: BaseException | None = None) -> None:
-        if token not in self._open:
-            raise SafetyViolation(f"client write {token} answered twice (or never accepted)")
-        self._open.remove(token)
+        try:
+            self._open.remove(token)
+        except KeyError:
+            raise SafetyViolation(
+                f"client write {token} answered twice (or never accepted)"
+            ) from None
         self.node.commands.append(Respond(token, value, error))
 
     def _committed(self, pending: Pending, index: LogIndex) -> None:
@@ -127,14 +132,15 @@ class ClientWrites:
         waiting_at = self.pending
         if not waiting_at:
             return
+        get, term_at, applied_mode = waiting_at.get, log.term_at, _APPLIED
         for i in range(old + 1, new + 1):
-            waiting = waiting_at.get(i)
+            waiting = get(i)
             if waiting is None:
                 continue
-            term = log.term_at(i)
+            term = term_at(i)  # each entry's own term: this decides, so nothing is assumed
             if len(waiting) == 1 and waiting[0].term == term:
                 only = waiting[0]  # the common case: our own write
-                if not only.wants_applied:
+                if only.payload.response_mode is not applied_mode:  # not wants_applied
                     del waiting_at[i]
                     self._committed(only, i)
                 continue
@@ -169,13 +175,18 @@ class ClientWrites:
         waiting_at = self.pending
         if not waiting_at:
             return
+        get, pop, answer, applied_mode = waiting_at.get, waiting_at.pop, self._answer, _APPLIED
         for entry, response in zip(entries, responses, strict=True):
-            waiting = waiting_at.get(entry.index)
+            index = entry.index
+            waiting = get(index)
             if waiting is None:
                 continue
             if len(waiting) == 1 and waiting[0].term == entry.term:
-                del waiting_at[entry.index]  # the common case: our own APPLIED write
-                self._applied(waiting[0], entry.index, response)
+                pop(index)  # the common case: our own APPLIED write
+                if isinstance(response, ApplicationError):
+                    self._applied(waiting[0], index, response)
+                else:  # what _applied does with a response, one call less per write
+                    answer(waiting[0].token, ClientPayloadResponse(index, applied_mode, response))
                 continue
             for pending in self._take(entry.index, lambda p: p.wants_applied):
                 if pending.term == entry.term:
