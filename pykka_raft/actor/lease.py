@@ -93,7 +93,11 @@ class _Answer:
         self.index = view.sent_through  # the state read is at least this recent
 
     def set(self, answers: Any = None) -> None:
-        self._answer(answers[0])
+        try:
+            answer = answers[0]
+        except (TypeError, IndexError, KeyError) as exc:  # a storage that broke the contract
+            answer = exc
+        self._answer(answer)
 
     def set_exception(self, error: BaseException) -> None:
         self._answer(error)  # as on the node's path: the reader's error, not the node's

@@ -13,6 +13,7 @@ import pykka
 import pytest
 
 from pykka_raft import (
+    ApplicationError,
     Call,
     ClientPayload,
     ClientRead,
@@ -26,7 +27,7 @@ from pykka_raft import (
     TimeoutNowRequest,
     TransferLeadership,
 )
-from pykka_raft.actor.lease import LeasePublisher, LeaseView
+from pykka_raft.actor.lease import LeasePublisher, LeaseView, _Answer
 from pykka_raft.driver import NodeDriver
 from pykka_raft.testing import Cluster
 
@@ -223,3 +224,24 @@ def test_a_stopped_node_publishes_no_view(formed: Cluster) -> None:
     board = formed.nodes[leader].lease
     formed.stop_node(leader)
     assert board is not None and board.view is None
+
+
+def test_a_refused_or_malformed_answer_reaches_the_reader_as_an_error(formed: Cluster) -> None:
+    """The storage's answer to a read served on the caller's thread goes through the same
+    rules as the node's: a query the state machine refuses, or an answer that is not one
+    per query, is the reader's ``ApplicationError``; the node keeps serving."""
+    leader = formed.leader()
+    view = wait_for_view(formed, leader)
+    board = formed.nodes[leader].lease
+    assert board is not None
+    for answers, cause in (((ValueError("no"),), ValueError), ((), IndexError), (None, TypeError)):
+        reply = _Recording(board, [])
+        errors: list[BaseException] = []
+        reply.set_exception = errors.append  # type: ignore[method-assign]
+        _Answer(reply, view).set(answers)
+        assert isinstance(errors[0], ApplicationError)
+        assert isinstance(errors[0].error, cause)
+    refused = formed.nodes[leader].ask(ClientRead("not a Get", LEASE), block=False)
+    with pytest.raises(ApplicationError):
+        refused.get(timeout=10)
+    assert lease_read(formed, leader) is None  # key "k" was never written here
