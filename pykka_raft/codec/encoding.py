@@ -6,9 +6,10 @@ import base64
 import json
 from typing import Any, TypeVar
 
-from pykka_raft.codec.convert import from_primitive, to_primitive
+from pykka_raft.codec.convert import entry_to_primitive, from_primitive, to_primitive
 from pykka_raft.codec.form import _BYTES
 from pykka_raft.errors import DecodeError
+from pykka_raft.messages import Entry
 
 T = TypeVar("T")
 
@@ -28,6 +29,14 @@ def _json_object(obj: dict[str, Any]) -> Any:
     return obj
 
 
+_JSON_ENCODER = json.JSONEncoder(default=_json_default, separators=(",", ":"))
+"""What ``json.dumps(..., default=_json_default, separators=(",", ":"))`` builds on each
+call, built once (an encoder keeps no state between calls: the stdlib shares its own)."""
+
+_JSON_DECODER = json.JSONDecoder(object_hook=_json_object)
+"""What ``json.loads(..., object_hook=_json_object)`` builds on each call, built once."""
+
+
 def encode(message: Any, as_type: Any = None) -> bytes:
     """``message`` as bytes, for storages and snapshots (stdlib JSON; see :func:`decode`).
 
@@ -38,15 +47,23 @@ def encode(message: Any, as_type: Any = None) -> bytes:
     Raises:
         EncodeError: an application value inside holds something the codec refuses.
     """
-    return json.dumps(
-        to_primitive(message, as_type), default=_json_default, separators=(",", ":")
-    ).encode()
+    if as_type is None and type(message) is Entry:  # a log row: skip cattrs' dispatch
+        primitive = entry_to_primitive(message)
+    else:
+        primitive = to_primitive(message, as_type)
+    return _JSON_ENCODER.encode(primitive).encode()
 
 
 def decode(data: bytes, cls: type[T] | Any) -> T:
     """The message ``encode`` turned into ``data``; malformed input raises DecodeError."""
     try:
-        primitive = json.loads(data, object_hook=_json_object)
+        if type(data) is bytes:
+            # json.loads's own steps for bytes, with the decoder built once.
+            primitive = _JSON_DECODER.decode(
+                data.decode(json.detect_encoding(data), "surrogatepass")
+            )
+        else:
+            primitive = json.loads(data, object_hook=_json_object)
     except (ValueError, RecursionError) as exc:
         raise DecodeError(f"cannot decode {getattr(cls, '__name__', cls)}: {exc}") from exc
     result: T = from_primitive(primitive, cls)

@@ -27,7 +27,7 @@ from typing import Any
 import attrs
 import msgpack  # type: ignore[import-untyped]
 
-from pykka_raft.codec import from_primitive, to_primitive
+from pykka_raft.codec import entry_to_primitive, from_primitive, to_primitive
 from pykka_raft.errors import DecodeError, RaftError
 from pykka_raft.messages import (
     AppendEntriesRequest,
@@ -142,13 +142,15 @@ class EntryCache:
     def __init__(self, size: int = 8192) -> None:
         self._size = size
         self._items: dict[int, tuple[Entry, bytes]] = {}
+        # One packer reused: msgpack.packb builds (and allocates a buffer for) one per call.
+        self._pack = msgpack.Packer(use_bin_type=True).pack
 
     def packed(self, entry: Entry) -> bytes:
         """``pack(to_primitive(entry, Entry))``, from the cache when it was done before."""
         hit = self._items.get(id(entry))
         if hit is not None and hit[0] is entry:
             return hit[1]
-        data = pack(to_primitive(entry, Entry))
+        data: bytes = self._pack(entry_to_primitive(entry))
         if len(self._items) >= self._size:
             del self._items[next(iter(self._items))]  # the oldest
         self._items[id(entry)] = (entry, data)
