@@ -29,9 +29,11 @@ def _json_object(obj: dict[str, Any]) -> Any:
     return obj
 
 
-_JSON_ENCODER = json.JSONEncoder(default=_json_default, separators=(",", ":"))
+_JSON_ENCODER = json.JSONEncoder(default=_json_default, separators=(",", ":"), check_circular=False)
 """What ``json.dumps(..., default=_json_default, separators=(",", ":"))`` builds on each
-call, built once (an encoder keeps no state between calls: the stdlib shares its own)."""
+call, built once (an encoder keeps no state between calls: the stdlib shares its own).
+Without the check for cycles, which writes the same text: a primitive form is a tree that
+``to_primitive`` has just built, no deeper than the value walk allows."""
 
 _JSON_DECODER = json.JSONDecoder(object_hook=_json_object)
 """What ``json.loads(..., object_hook=_json_object)`` builds on each call, built once."""

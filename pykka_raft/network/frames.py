@@ -182,17 +182,20 @@ def encode_request(
     the bytes are the same as without one (msgpack of the codec's primitive form).
     """
     header = encode_header(REQUEST, request_id)
-    if cache is None or not isinstance(request, AppendEntriesRequest) or not request.entries:
+    if cache is None:
         return [header, pack(to_primitive(request, RpcRequest))]
+    pack_ = cache._pack  # the cache's thread's packer, for the rest of the request too
+    if not isinstance(request, AppendEntriesRequest) or not request.entries:
+        return [header, pack_(to_primitive(request, RpcRequest))]
     primitive = to_primitive(attrs.evolve(request, entries=()), RpcRequest)
     chunks = [_map_header(len(primitive))]
     for key, value in primitive.items():
-        chunks.append(pack(key))
+        chunks.append(pack_(key))
         if key == "entries":
             chunks.append(_array_header(len(request.entries)))
             chunks.extend(cache.packed(entry) for entry in request.entries)
         else:
-            chunks.append(pack(value))
+            chunks.append(pack_(value))
     return [header, b"".join(chunks)]
 
 
