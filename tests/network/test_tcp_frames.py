@@ -15,7 +15,7 @@ from tcp_samples import RESPONSES, bad_frames, requests
 from pykka_raft.codec import convert, to_primitive
 from pykka_raft.codec.convert import _configure
 from pykka_raft.errors import Unreachable
-from pykka_raft.messages import RpcRequest
+from pykka_raft.messages import Entry, EntryNormal, RpcRequest
 from pykka_raft.network import frames
 from pykka_raft.network.frames import FrameError
 
@@ -58,6 +58,18 @@ def test_the_entry_cache_is_bounded() -> None:
     for entry in entries:
         cache.packed(entry)
     assert len(cache._items) == 2
+
+
+def test_the_entry_cache_drops_its_oldest_entry_first() -> None:
+    cache = frames.EntryCache(size=3)
+    entries = [Entry(1, i, EntryNormal(i)) for i in range(1, 7)]
+    packed = [cache.packed(entry) for entry in entries[:3]]
+    assert cache.packed(entries[0]) is packed[0]  # a hit: not encoded again, not refreshed
+    for entry in entries[3:]:
+        cache.packed(entry)
+    assert [entry for entry, _ in cache._items.values()] == entries[3:]
+    assert cache.packed(entries[0]) == packed[0]  # encoded again, the same bytes
+    assert [entry for entry, _ in cache._items.values()] == [*entries[4:], entries[0]]
 
 
 def _kind(call: Any, *args: Any) -> str:
