@@ -61,23 +61,25 @@ def _fast_entry_hooks(
 
     def structure(prim: Any, cls: Any) -> Entry:
         # Only the exact shape the encoder writes (the generated hook ignores extra keys
-        # and checks each field's type the same way) takes the direct path.
+        # and checks each field's type the same way) takes the direct path; a missing key
+        # or any other failure on the way hands the input to the generated hook, which
+        # raises the error callers expect.
         if type(prim) is dict and len(prim) == 3:
-            term = prim.get("term")
-            index = prim.get("index")
-            payload = prim.get("payload")
-            if (
-                type(term) is int
-                and type(index) is int
-                and type(payload) is dict
-                and len(payload) == 2
-                and "data" in payload
-                and payload.get("type") == "EntryNormal"
-            ):
-                try:
-                    return Entry(term, index, EntryNormal(_decode_value(payload["data"], "data")))
-                except Exception:  # the generated hook below raises the error callers expect
-                    pass
+            try:
+                term = prim["term"]
+                index = prim["index"]
+                payload = prim["payload"]
+                if (
+                    type(term) is int
+                    and type(index) is int
+                    and type(payload) is dict
+                    and len(payload) == 2
+                    and payload["type"] == "EntryNormal"
+                ):
+                    data = _decode_value(payload["data"], "data")
+                    return Entry(term, index, EntryNormal(data))
+            except Exception:  # the generated hook below gives the error
+                pass
         entry: Entry = general_structure(prim, cls)
         return entry
 
