@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import threading
 from typing import Any, TypeVar
 
 from pykka_raft.codec.convert import entry_to_primitive, from_primitive, to_primitive
@@ -35,8 +36,18 @@ call, built once (an encoder keeps no state between calls: the stdlib shares its
 Without the check for cycles, which writes the same text: a primitive form is a tree that
 ``to_primitive`` has just built, no deeper than the value walk allows."""
 
-_JSON_DECODER = json.JSONDecoder(object_hook=_json_object)
-"""What ``json.loads(..., object_hook=_json_object)`` builds on each call, built once."""
+_DECODERS = threading.local()
+"""What ``json.loads(..., object_hook=_json_object)`` builds on each call, built once per
+thread: a decoder's scanner keeps a memo between the calls into the hook, so two threads
+do not share one."""
+
+
+def _json_decoder() -> json.JSONDecoder:
+    try:
+        decoder: json.JSONDecoder = _DECODERS.decoder
+    except AttributeError:
+        decoder = _DECODERS.decoder = json.JSONDecoder(object_hook=_json_object)
+    return decoder
 
 
 def encode(message: Any, as_type: Any = None) -> bytes:
@@ -60,8 +71,8 @@ def decode(data: bytes, cls: type[T] | Any) -> T:
     """The message ``encode`` turned into ``data``; malformed input raises DecodeError."""
     try:
         if type(data) is bytes:
-            # json.loads's own steps for bytes, with the decoder built once.
-            primitive = _JSON_DECODER.decode(
+            # json.loads's own steps for bytes, with this thread's decoder.
+            primitive = _json_decoder().decode(
                 data.decode(json.detect_encoding(data), "surrogatepass")
             )
         else:
