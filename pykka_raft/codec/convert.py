@@ -104,8 +104,9 @@ def _configure(conv: cattrs.Converter, fast_entries: bool = True) -> Callable[[A
         unstructure, structure = _fast_entry_hooks(
             conv.get_unstructure_hook(Entry), conv.get_structure_hook(Entry)
         )
-        conv.register_unstructure_hook(Entry, unstructure)
-        conv.register_structure_hook(Entry, structure)
+        # For Entry itself, not its subclasses (which keep the hooks cattrs makes them).
+        conv.register_unstructure_hook_func(lambda t: t is Entry, unstructure)
+        conv.register_structure_hook_func(lambda t: t is Entry, structure)
     configure_tagged_union(RpcRequest, conv, tag_name="type")
     configure_tagged_union(RpcResponse, conv, tag_name="type")
     return conv.get_unstructure_hook(Entry)

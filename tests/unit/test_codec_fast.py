@@ -227,13 +227,19 @@ def test_any_value_encodes_and_decodes_as_the_general_path(
     check_entry(Entry(term, index, EntryNormal(value)))
 
 
-def test_an_entry_subclass_takes_the_general_path() -> None:
-    @attrs.frozen
-    class Sub(Entry):
-        pass
+@attrs.frozen
+class _SubEntry(Entry):
+    extra: int = 5
 
-    entry = Sub(1, 2, EntryNormal(Put("k", (1,))))
+
+def test_an_entry_subclass_takes_the_general_path() -> None:
+    entry = _SubEntry(1, 2, EntryNormal(Put("k", (1,))), 7)
     assert entry_to_primitive(entry) == REFERENCE.unstructure(entry, Entry)
+    assert to_primitive(entry) == REFERENCE.unstructure(entry)
+    assert "extra" in to_primitive(entry)
+    prim = to_primitive(entry)
+    assert same(from_primitive(prim, _SubEntry), entry)
+    assert same(from_primitive(prim, Entry), REFERENCE.structure(prim, Entry))
 
 
 # --- refusals ----------------------------------------------------------------------------
