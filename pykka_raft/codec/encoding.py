@@ -30,6 +30,13 @@ def _json_object(obj: dict[str, Any]) -> Any:
     return obj
 
 
+def _json_constant(name: str) -> float:
+    # A new float for each NaN: the json module's own hook returns one shared NaN object,
+    # so a dict with two NaN keys (two objects, never equal) would come back with one key
+    # "appearing twice". "Infinity" and "-Infinity" are parsed the same way.
+    return float(name)
+
+
 _JSON_ENCODER = json.JSONEncoder(default=_json_default, separators=(",", ":"), check_circular=False)
 """What ``json.dumps(..., default=_json_default, separators=(",", ":"))`` builds on each
 call, built once (an encoder keeps no state between calls: the stdlib shares its own).
@@ -37,16 +44,18 @@ Without the check for cycles, which writes the same text: a primitive form is a 
 ``to_primitive`` has just built, no deeper than the value walk allows."""
 
 _DECODERS = threading.local()
-"""What ``json.loads(..., object_hook=_json_object)`` builds on each call, built once per
-thread: a decoder's scanner keeps a memo between the calls into the hook, so two threads
-do not share one."""
+"""What ``json.loads(..., object_hook=..., parse_constant=...)`` builds on each call, built
+once per thread: a decoder's scanner keeps a memo between the calls into the hooks, so two
+threads do not share one."""
 
 
 def _json_decoder() -> json.JSONDecoder:
     try:
         decoder: json.JSONDecoder = _DECODERS.decoder
     except AttributeError:
-        decoder = _DECODERS.decoder = json.JSONDecoder(object_hook=_json_object)
+        decoder = _DECODERS.decoder = json.JSONDecoder(
+            object_hook=_json_object, parse_constant=_json_constant
+        )
     return decoder
 
 
@@ -76,7 +85,7 @@ def decode(data: bytes, cls: type[T] | Any) -> T:
                 data.decode(json.detect_encoding(data), "surrogatepass")
             )
         else:
-            primitive = json.loads(data, object_hook=_json_object)
+            primitive = json.loads(data, object_hook=_json_object, parse_constant=_json_constant)
     except (ValueError, RecursionError) as exc:
         raise DecodeError(f"cannot decode {getattr(cls, '__name__', cls)}: {exc}") from exc
     result: T = from_primitive(primitive, cls)
