@@ -32,7 +32,7 @@ The code is split by concept, everything re-exported here (import from
 from __future__ import annotations
 
 from pykka_raft.codec.check import check_app_value, encoded_size
-from pykka_raft.codec.convert import converter, from_primitive, to_primitive
+from pykka_raft.codec.convert import converter, entry_to_primitive, from_primitive, to_primitive
 from pykka_raft.codec.encoding import decode, encode
 from pykka_raft.codec.form import MAX_DEPTH
 from pykka_raft.codec.registry import register_app_type
@@ -44,6 +44,7 @@ __all__ = [
     "decode",
     "encode",
     "encoded_size",
+    "entry_to_primitive",
     "from_primitive",
     "register_app_type",
     "to_primitive",

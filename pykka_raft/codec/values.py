@@ -94,8 +94,22 @@ def _to_prim(value: Any, depth: int) -> Any:
         _not_accepted(value)
     out = {_TYPE: info.name}
     for attribute, key in zip(info.attributes, info.keys, strict=True):
+        item = getattr(value, attribute)
+        kind = type(item)
+        # The scalars that _to_prim returns as they are, without the call (fields of
+        # registered classes are mostly these: a command's key, a small value).
+        if (
+            (kind is str and item.isascii())
+            or kind is bytes
+            or kind is float
+            or kind is bool
+            or item is None
+            or (kind is int and _INT_MIN <= item <= _INT_MAX)
+        ):
+            out[key] = item
+            continue
         try:
-            out[key] = _to_prim(getattr(value, attribute), depth)
+            out[key] = _to_prim(item, depth)
         except _Refused as exc:
             raise exc.at(f".{key}", value) from None
     return out
@@ -202,6 +216,9 @@ def _from_app_type(prim: dict[str, Any], depth: int) -> Any:
     fields: dict[str, Any] = {}
     for key, item in prim.items():
         if key == _TYPE:
+            continue
+        if type(item) in _SCALAR_TYPES:  # what _from_prim returns as it is
+            fields[key] = item
             continue
         try:
             fields[key] = _from_prim(item, depth)

@@ -65,17 +65,22 @@ class SqliteLog(SqliteTransactions):
 
     def _write_rows(self, rows: list[tuple[Entry, bytes]]) -> None:
         snap, last = self._snapshot_index, self._last_log_id
+        last_index = last.index
+        last_entry = None  # the entry that becomes the last one, if any
         kept = []
         for entry, blob in rows:
-            if entry.index <= snap:
+            index = entry.index
+            if index <= snap:
                 continue  # covered by the snapshot: committed, and identical
-            if entry.index > last.index + 1:
-                raise InvalidRequest(f"entry {entry.index} would leave a gap after {last.index}")
-            if entry.index >= last.index:
-                last = entry.log_id
-            kept.append((entry.index, entry.term, blob))
+            if index > last_index + 1:
+                raise InvalidRequest(f"entry {index} would leave a gap after {last_index}")
+            if index >= last_index:
+                last_index, last_entry = index, entry
+            kept.append((index, entry.term, blob))
         if not kept:
             return
+        if last_entry is not None:
+            last = last_entry.log_id
         self._begin(sync=True)
         assert self._db is not None
         self._db.executemany("INSERT OR REPLACE INTO log VALUES (?, ?, ?)", kept)

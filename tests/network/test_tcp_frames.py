@@ -5,15 +5,17 @@ from __future__ import annotations
 import contextlib
 from typing import Any
 
+import cattrs
 import msgpack
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from tcp_samples import RESPONSES, bad_frames, requests
 
-from pykka_raft.codec import to_primitive
+from pykka_raft.codec import convert, to_primitive
+from pykka_raft.codec.convert import _configure
 from pykka_raft.errors import Unreachable
-from pykka_raft.messages import RpcRequest
+from pykka_raft.messages import Entry, EntryNormal, RpcRequest
 from pykka_raft.network import frames
 from pykka_raft.network.frames import FrameError
 
@@ -56,6 +58,18 @@ def test_the_entry_cache_is_bounded() -> None:
     for entry in entries:
         cache.packed(entry)
     assert len(cache._items) == 2
+
+
+def test_the_entry_cache_drops_its_oldest_entry_first() -> None:
+    cache = frames.EntryCache(size=3)
+    entries = [Entry(1, i, EntryNormal(i)) for i in range(1, 7)]
+    packed = [cache.packed(entry) for entry in entries[:3]]
+    assert cache.packed(entries[0]) is packed[0]  # a hit: not encoded again, not refreshed
+    for entry in entries[3:]:
+        cache.packed(entry)
+    assert [entry for entry, _ in cache._items.values()] == entries[3:]
+    assert cache.packed(entries[0]) == packed[0]  # encoded again, the same bytes
+    assert [entry for entry, _ in cache._items.values()] == [*entries[4:], entries[0]]
 
 
 def _kind(call: Any, *args: Any) -> str:
@@ -151,3 +165,31 @@ def test_the_fuzz_stream_only_ever_raises_frame_errors() -> None:
 def test_any_bytes_are_a_request_or_a_frame_error(body: bytes) -> None:
     with contextlib.suppress(FrameError):
         frames.decode_request(body, CAP)
+
+
+def _outcome(body: bytes) -> tuple[str, ...]:
+    try:
+        return ("decoded", repr(frames.decode_request(body, 4096)))
+    except FrameError as exc:
+        return (exc.kind, exc.detail)
+
+
+def test_the_direct_entry_path_answers_the_fuzz_stream_as_the_general_one() -> None:
+    """Decoding with cattrs' generated Entry hook (no direct path) gives the same request,
+    or the same refusal with the same detail, for every generated bad message."""
+    reference = cattrs.Converter()
+    _configure(reference, fast_entries=False)
+    stream = bad_frames(seed=5, target=2, source=1, max_bytes=4096)
+    seen: set[str] = set()
+    for _ in range(1500):
+        parts = next(stream)
+        if len(parts) != 2:
+            continue
+        fast = _outcome(parts[1])
+        saved, convert.converter = convert.converter, reference
+        try:
+            assert _outcome(parts[1]) == fast
+        finally:
+            convert.converter = saved
+        seen.add(fast[0])
+    assert {"decoded", frames.DECODE_ERROR} <= seen, seen
