@@ -16,10 +16,10 @@ from typing import Any
 
 import pytest
 
-from pykka_raft import Config, Isolate
+from pykka_raft import Isolate
 from pykka_raft.kv import Client, HttpSettings
 from pykka_raft.testing import wait_until
-from tests.kv.conftest import leader_of, request
+from tests.kv.conftest import PATIENT, leader_of, request
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -154,11 +154,8 @@ def test_serve_refuses_what_it_cannot_do(serve: Any, args: list[str], message: s
 
 
 def test_a_stopping_node_answers_requests_in_flight(cluster_factory: Any) -> None:
-    # Long election timeouts: the isolated leader must still lead when the write reaches
-    # it (check-quorum makes it step down after one election timeout, and a write that
-    # reaches a follower is redirected at once, never in flight).
-    slow = Config(election_timeout_min=2000, election_timeout_max=3000, heartbeat_interval=50)
-    cluster = cluster_factory([1, 2, 3], raft=slow, http=HttpSettings(request_timeout=30.0))
+    # The isolated leader must still lead when the write reaches it (see PATIENT).
+    cluster = cluster_factory([1, 2, 3], raft=PATIENT, http=HttpSettings(request_timeout=30.0))
     leader = leader_of(cluster, timeout=30)
     server = cluster.servers[leader]
     cluster.network.router.ask(Isolate(leader))  # its writes can no longer commit
