@@ -114,8 +114,11 @@ def test_file_backed_store_example(tmp_path: Path) -> None:
         last = 0
         for i in range(150):
             last = cluster.write(Put(f"k{i % 7}", i)).index
-        # The leader no longer holds the entries the follower lacks ...
-        assert cluster.nodes[leader].ask(GetMetrics(), timeout=10).snapshot_index > behind + 1
+        # The leader no longer holds the entries the follower lacks (snapshots build in the
+        # background: the last write's answer does not mean one is done) ...
+        cluster.hub.wait_for(
+            lambda m: m[leader].snapshot_index > behind + 1, 30, "the leader to compact"
+        )
         cluster.restore(follower)  # ... so it catches up through the leader's snapshot
         cluster.wait_applied(last, timeout=30)
         states = {n: cluster.dump(n).state_machine for n in (1, 2, 3)}

@@ -18,6 +18,10 @@ from pykka_raft.testing import wait_until
 
 # Generous timeouts for a loaded 2-core machine; every wait has a deadline.
 RAFT = Config(election_timeout_min=300, election_timeout_max=600, heartbeat_interval=50)
+# For tests that isolate a leader and then send it a write: check-quorum makes an isolated
+# leader step down after one election timeout, and a write that reaches it after that is
+# redirected at once instead of waiting; seconds leave room for a loaded machine.
+PATIENT = Config(election_timeout_min=2000, election_timeout_max=3000, heartbeat_interval=50)
 
 
 class Answer:

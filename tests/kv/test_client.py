@@ -22,7 +22,7 @@ from pykka_raft.kv import (
 )
 from pykka_raft.kv.errors import EXIT_UNAVAILABLE, EXIT_UNKNOWN_OUTCOME, error_for
 from pykka_raft.kv.local import LocalCluster
-from tests.kv.conftest import follower_of, leader_of, request
+from tests.kv.conftest import PATIENT, follower_of, leader_of, request
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -110,8 +110,9 @@ def test_init_then_use_a_one_node_cluster(cluster_factory: Any) -> None:
 
 
 def test_an_isolated_leader_answers_outcome_unknown(cluster_factory: Any) -> None:
-    cluster = cluster_factory([1, 2, 3], http=HttpSettings(request_timeout=1.0))
-    leader = leader_of(cluster)
+    # The isolated leader must still lead when the write reaches it (see PATIENT).
+    cluster = cluster_factory([1, 2, 3], raft=PATIENT, http=HttpSettings(request_timeout=1.0))
+    leader = leader_of(cluster, timeout=30)
     cluster.network.router.ask(Isolate(leader))
     try:
         client = Client([cluster.url(leader)], timeout=5, deadline=5, sessions=False)
