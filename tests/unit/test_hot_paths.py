@@ -16,7 +16,6 @@ import pytest
 
 from pykka_raft.actor.raft import _headline
 from pykka_raft.codec import check_app_value, register_app_type, to_primitive
-from pykka_raft.config import Config
 from pykka_raft.core import RaftCore, Role
 from pykka_raft.core.commands import Respond, Send
 from pykka_raft.core.log import RaftLog
@@ -27,31 +26,15 @@ from pykka_raft.messages import (
     ClientPayloadResponse,
     Entry,
     EntryNormal,
-    HardState,
-    InitialState,
-    MembershipConfig,
     ResponseMode,
     VoteRequest,
     VoteResponse,
 )
-from pykka_raft.types import LogId
-
-CONFIG = Config(
-    election_timeout_min=150,
-    election_timeout_max=300,
-    heartbeat_interval=30,
-    pre_vote=False,
-    leader_stickiness=False,
-)
+from tests.paper.paper_helpers import CONFIG, make_core
 
 
 def _core(members: tuple[int, ...] = (1, 2, 3), non_voters: tuple[int, ...] = ()) -> RaftCore:
-    core = RaftCore(1, CONFIG, random.Random(0))
-    membership = MembershipConfig(members=members, non_voters=non_voters)
-    core.start(InitialState(LogId(0, 0), 0, HardState(0, None, membership)), ())
-    core.take_commands()
-    core.quiet_until = 0
-    return core
+    return make_core(1, members, non_voters=non_voters)
 
 
 def _tick_until(core: RaftCore, roles: tuple[Role, ...]) -> None:
