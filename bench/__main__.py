@@ -37,7 +37,7 @@ from bench.cluster import PHASES, Setting, failover, measure
 from bench.common import cpu_probe
 
 ROOT = Path(__file__).resolve().parent.parent
-ALL_PHASES = ("seq", "w256", "w4096", "w256_1k", "w4096_1k")
+ALL_PHASES = ("seq", "seq_1k", "w256", "w4096", "w256_1k", "w4096_1k")
 
 
 def _tcp(

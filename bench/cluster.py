@@ -63,6 +63,7 @@ PHASES = {
     p.name: p
     for p in (
         Phase("seq", 1, 10),
+        Phase("seq_1k", 1, 1024),
         Phase("w256", 256, 10),
         Phase("w4096", 4096, 10),
         Phase("w256_1k", 256, 1024),
@@ -71,6 +72,7 @@ PHASES = {
 }
 PHASE_LABELS = {
     "seq": "1 in flight, 10 B",
+    "seq_1k": "1 in flight, 1 KiB",
     "w256": "256 in flight, 10 B",
     "w4096": "4,096 in flight, 10 B",
     "w256_1k": "256 in flight, 1 KiB",

@@ -568,9 +568,10 @@ def markdown(doc: dict[str, Any]) -> str:
             "",
             "| system and setting | class | valid runs | "
             + " | ".join(PHASE_LABELS[p] for p in THROUGHPUT_PHASES)
-            + " | 1 in flight p50 / p99 ms | 256 in flight p50 / p99 ms | "
+            + " | 1 in flight p50 / p99 ms | 1 in flight, 1 KiB p50 / p99 ms | "
+            "256 in flight p50 / p99 ms | "
             "CPU µs/write (4,096, 10 B) | RSS MiB at rest / peak | CPU probe ms |",
-            "|---|---|---:|" + "---:|" * len(THROUGHPUT_PHASES) + "---:|---:|---:|---:|---:|",
+            "|---|---|---:|" + "---:|" * len(THROUGHPUT_PHASES) + "---:|---:|---:|---:|---:|---:|",
         ]
         for s in tcp.values():
 
@@ -582,6 +583,7 @@ def markdown(doc: dict[str, Any]) -> str:
                 f"{s['valid']}/{s['runs']} | "
                 + " | ".join(_cell(g(ph, "throughput_per_s"), 0) for ph in THROUGHPUT_PHASES)
                 + f" | {_cell(g('seq', 'p50_ms'))} / {_cell(g('seq', 'p99_ms'))} | "
+                f"{_cell(g('seq_1k', 'p50_ms'))} / {_cell(g('seq_1k', 'p99_ms'))} | "
                 f"{_cell(g('w256', 'p50_ms'), 1)} / {_cell(g('w256', 'p99_ms'), 1)} | "
                 f"{_cell(g('w4096', 'cpu_us_per_write'), 0)} | "
                 f"{_fmt(s['memory_mib']['at_rest_max']['median'], 0)} / "
