@@ -73,7 +73,12 @@ class Election:
 
     def unknown_by(self, voter: NodeId) -> bool:
         """``voter`` does not know this node; True once a majority of one of our voter sets
-        does not: we were removed and missed the entry saying so."""
+        does not: we were removed and missed the entry saying so.
+
+        "Candidate unknown" answers and going quiet on them depart from the paper: they
+        come from actix-raft's design. The dissertation keeps a removed server from
+        disrupting the cluster with leader stickiness (§4.2.3) and PreVote (§9.6), which
+        this node also has; see docs/differences.md, "Removed nodes"."""
         self.unknown_to.add(voter)
         return any(
             sum(1 for n in voters if n in self.unknown_to) * 2 > len(voters)

@@ -195,6 +195,8 @@ class RaftCore(ClientApi):
             return
         if not self.membership.contains(request.candidate_id):
             # Unknown candidates (e.g. removed nodes) must not disrupt us with their terms.
+            # "Candidate unknown" is actix-raft's, not the paper's (which has §4.2.3
+            # stickiness and §9.6 PreVote for that): docs/differences.md, "Removed nodes".
             # A pristine node knows no cluster at all: it refuses without saying "unknown",
             # so a node forming a cluster in parallel with it does not go quiet.
             known = bool(self.membership.all_nodes())
@@ -231,8 +233,8 @@ class RaftCore(ClientApi):
         if response.is_candidate_unknown:
             # The voter does not know us, so its term says nothing about our cluster. If a
             # majority of one of our voter sets does not know us, we were removed and missed
-            # the entry saying so: go quiet instead of campaigning on and on. A leader that
-            # still counts us makes us a voter again when it reaches us.
+            # the entry saying so: go quiet (actix-raft's rule, not the paper's; see above).
+            # A leader that still counts us makes us a voter again when it reaches us.
             if current and self.election.unknown_by(request.target):
                 self.role = Role.NON_VOTER
                 self.writes.abandon("the cluster no longer knows this node")

@@ -28,8 +28,6 @@ from pykka_raft.errors import (
 from pykka_raft.logs import STORAGE, RateLimited
 from pykka_raft.messages import (
     Entry,
-    EntryBlank,
-    EntryNormal,
     HardState,
     InitialState,
     MembershipConfig,
@@ -52,6 +50,7 @@ from pykka_raft.storage.messages import (
     SaveHardState,
     StorageDump,
     WriteSnapshotChunk,
+    blank_refused,
 )
 from pykka_raft.types import LogId, LogIndex
 
@@ -236,17 +235,8 @@ class RaftStorage(pykka.ThreadingActor, abc.ABC):
 
     def append_entry_to_log(self, entries: tuple[Entry, ...]) -> dict[LogIndex, BaseException]:
         """Validate the leader's entries, blank the refused ones, and write them all."""
-        refused: dict[LogIndex, BaseException] = {}
-        written = []
-        for entry in entries:
-            if isinstance(entry.payload, EntryNormal):
-                try:
-                    self.validate_entry(entry)
-                except Exception as exc:  # the application's refusal
-                    refused[entry.index] = exc
-                    entry = Entry(entry.term, entry.index, EntryBlank())
-            written.append(entry)
-        self.write_log(tuple(written))
+        written, refused = blank_refused(entries, self.validate_entry)
+        self.write_log(written)
         return refused
 
     def validate_entry(self, entry: Entry) -> None:

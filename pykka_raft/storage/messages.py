@@ -3,12 +3,20 @@ contract, :mod:`pykka_raft.storage.contract`), and the dump any storage answers 
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import attrs
 
 from pykka_raft.errors import RaftError
-from pykka_raft.messages import Entry, HardState, MembershipConfig, SnapshotMeta
+from pykka_raft.messages import (
+    Entry,
+    EntryBlank,
+    EntryNormal,
+    HardState,
+    MembershipConfig,
+    SnapshotMeta,
+)
 from pykka_raft.types import LogId, LogIndex
 
 
@@ -40,10 +48,32 @@ class AppendEntryToLog:
     :meth:`RaftStorage.validate_entry` is stored as a blank entry at the same index (so the
     log stays contiguous) and its error goes to the client as
     :class:`~pykka_raft.errors.ApplicationError`. Replies ``{index: error}`` of the
-    refused entries (empty when all were accepted).
+    refused entries (empty when all were accepted). :func:`blank_refused` applies the rule.
     """
 
     entries: tuple[Entry, ...]
+
+
+def blank_refused(
+    entries: Iterable[Entry], check: Callable[[Entry], object]
+) -> tuple[tuple[Entry, ...], dict[LogIndex, BaseException]]:
+    """:class:`AppendEntryToLog`'s rule, the same for every storage: each normal entry
+    that ``check`` refuses (by raising an ``Exception``) becomes a blank entry at the same
+    index and term; other entries are not checked.
+
+    Returns the entries to write, in order, and the refusals by index.
+    """
+    refused: dict[LogIndex, BaseException] = {}
+    written = []
+    for entry in entries:
+        if isinstance(entry.payload, EntryNormal):
+            try:
+                check(entry)
+            except Exception as exc:  # the application's refusal
+                refused[entry.index] = exc
+                entry = Entry(entry.term, entry.index, EntryBlank())
+        written.append(entry)
+    return tuple(written), refused
 
 
 @attrs.frozen

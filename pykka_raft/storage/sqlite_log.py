@@ -7,8 +7,9 @@ from __future__ import annotations
 from typing import Any
 
 from pykka_raft.codec import decode, encode
-from pykka_raft.messages import Entry, EntryBlank, EntryNormal, HardState, InitialState
+from pykka_raft.messages import Entry, HardState, InitialState
 from pykka_raft.storage.contract import InvalidRequest
+from pykka_raft.storage.messages import blank_refused
 from pykka_raft.storage.sqlite_txn import SqliteTransactions
 from pykka_raft.types import LogId, LogIndex
 
@@ -41,22 +42,14 @@ class SqliteLog(SqliteTransactions):
     def append_entry_to_log(self, entries: tuple[Entry, ...]) -> dict[LogIndex, BaseException]:
         """Validate and encode the leader's entries; an entry the state machine refuses,
         or that the codec cannot encode, is stored blank and its error returned."""
-        refused: dict[LogIndex, BaseException] = {}
-        rows = []
-        for entry in entries:
-            stored = entry
-            if isinstance(entry.payload, EntryNormal):
-                try:
-                    self.validate_entry(entry)
-                    blob = encode(entry)
-                except Exception as exc:  # the application's refusal, or unencodable data
-                    refused[entry.index] = exc
-                    stored = Entry(entry.term, entry.index, EntryBlank())
-                    blob = encode(stored)
-            else:
-                blob = encode(entry)
-            rows.append((stored, blob))
-        self._write_rows(rows)
+        blobs: dict[LogIndex, bytes] = {}
+
+        def check(entry: Entry) -> None:
+            self.validate_entry(entry)
+            blobs[entry.index] = encode(entry)  # data the codec cannot encode is refused too
+
+        stored, refused = blank_refused(entries, check)
+        self._write_rows([(e, blobs.get(e.index) or encode(e)) for e in stored])
         return refused
 
     def write_log(self, entries: tuple[Entry, ...]) -> None:

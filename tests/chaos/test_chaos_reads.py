@@ -36,6 +36,14 @@ def _served(report: ChaosReport) -> Counter[str]:
     )
 
 
+def _faults_happened(report: ChaosReport) -> None:
+    """The nemesis partitioned, isolated or crashed a node at least once: the run did not
+    pass without the faults it is about."""
+    assert any(report.faults.get(kind) for kind in ("partition", "isolate", "crash")), (
+        f"the nemesis injected no partition, isolation or crash: {report.faults}"
+    )
+
+
 def _put(value: str, invoke: float, ret: float, previous: str | None) -> Op:
     return Op(
         client=1,
@@ -106,9 +114,7 @@ def test_chaos_run_with_reads_is_linearizable_and_a_stale_answer_is_caught(seed:
     assert report.stale_reads > 0, report.summary()
     policies = {(op.via or "").split("@")[0] for op in report.ops if op.via and op.outcome == "ok"}
     assert {ReadPolicy.LEASE.value, ReadPolicy.READ_INDEX.value} <= policies
-    assert any(report.faults.get(kind) for kind in ("partition", "isolate", "crash")), (
-        f"the nemesis injected no partition, isolation or crash: {report.faults}"
-    )
+    _faults_happened(report)
 
     ops, stale = _inject_stale_read(report.ops)
     result = check_kv(ops)
@@ -168,3 +174,4 @@ def test_the_reads_example_of_docs_testing_runs() -> None:
     report: ChaosReport = namespace["report"]
     assert report.ok and "ok reads without the log" in out.getvalue(), report.render()
     assert _served(report)["lease"] > 0, report.summary()
+    _faults_happened(report)

@@ -18,8 +18,9 @@ driver's ports, in virtual time:
   a crash abandons its driver (held answers are never sent) and all in-memory state;
 * time: a ticker per node calls ``NodeDriver.advance`` every 1 to 12 virtual ms;
 * ``WriteLog(leader=True)`` validates the leader's normal entries like
-  :meth:`pykka_raft.storage.RaftStorage.append_entry_to_log`: refused ones are stored blank
-  and reported to the driver as rejected.
+  :meth:`pykka_raft.storage.RaftStorage.append_entry_to_log`, with the same rule
+  (:func:`pykka_raft.storage.messages.blank_refused`): refused ones are stored blank and
+  reported to the driver as rejected.
 
 The network is modelled on :class:`~pykka_raft.network.router.RaftRouter`: a message to a node cut
 off by a partition fails at once with an error, others may be dropped (silently), duplicated
@@ -120,7 +121,6 @@ from pykka_raft.messages import (
     ClientRead,
     ClientReadResponse,
     Entry,
-    EntryBlank,
     EntryConfigChange,
     EntryNormal,
     HardState,
@@ -136,6 +136,7 @@ from pykka_raft.messages import (
 )
 from pykka_raft.statemachine import Get, KeyValueStateMachine, Put
 from pykka_raft.storage.memory import MemStoreData
+from pykka_raft.storage.messages import blank_refused
 from pykka_raft.types import LogIndex, NodeId, Term
 
 CONFIG = Config(
@@ -1034,22 +1035,20 @@ class Simulation:
     def _store_entries(self, node: SimNode, command: WriteLog) -> dict[LogIndex, BaseException]:
         """Write entries like ``RaftStorage``: a leader's refused entries are stored blank."""
         d = node.durable
+        entries = command.entries
         rejected: dict[LogIndex, BaseException] = {}
+        if command.leader:
+            entries, rejected = blank_refused(entries, lambda entry: self._validate(node, entry))
         stored: list[Entry] = []
         last_index = d.last_index
         prev_term = d.log[-1].term if d.log else d.offset_term
-        for entry in command.entries:
+        for entry in entries:
             if entry.index != last_index + 1:
                 raise self.fail(
                     "storage-contract",
                     f"n{node.id} writes entry {entry.index} onto a log of {last_index} entries"
                     + (f" (snapshot through {d.offset})" if d.snapshot_meta is not None else ""),
                 )
-            if command.leader and isinstance(entry.payload, EntryNormal):
-                error = self._validate(node, entry)
-                if error is not None:
-                    rejected[entry.index] = error
-                    entry = Entry(entry.term, entry.index, EntryBlank())
             if entry.term < prev_term:
                 raise self.fail(
                     "log-terms", f"n{node.id} writes {_entry(entry)} after a term-{prev_term} entry"
@@ -1086,15 +1085,11 @@ class Simulation:
         )
         return rejected
 
-    def _validate(self, node: SimNode, entry: Entry) -> BaseException | None:
+    def _validate(self, node: SimNode, entry: Entry) -> None:
         """The application's check on the leader: non-Put data always fails, Puts sometimes."""
-        try:
-            node.durable.state_machine.validate(entry)
-        except Exception as exc:
-            return exc
+        node.durable.state_machine.validate(entry)
         if self.faulty and self.rng.random() < self.profile.reject:
-            return ValueError("the application refused the write")
-        return None
+            raise ValueError("the application refused the write")
 
     def _apply(self, node: SimNode, entry: Entry) -> Any:
         d = node.durable
