@@ -102,10 +102,15 @@ class InternalError(ClientError):
 
 
 class ShuttingDown(ClientError):
-    """The node is shutting down (or has stopped) and will not answer this call.
+    """The node is shutting down (or has stopped) and did not take this call.
 
-    A pending write may still have committed through the rest of the cluster: read it back
-    or retry it idempotently on another node.
+    For a client write it means *not accepted*: the write was never appended, so it is
+    definitely not committed; send it to another node of the cluster. A write the node had
+    already taken when it stopped is answered otherwise: ``OutcomeUnknown`` once its entry
+    was appended and still undecided (it may commit through the rest of the cluster),
+    ``ForwardToLeader`` while it was still queued (never appended, not committed). Other
+    calls still waiting when the node stops (reads, for instance) get ``ShuttingDown``
+    too: no answer will come from this node.
     """
 
     def __init__(self, detail: str = "the Raft node is shutting down") -> None:

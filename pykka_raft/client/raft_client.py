@@ -78,7 +78,9 @@ class RaftClient:
         attempt_timeout: how long one attempt waits for its answer before it counts as
             unknown and the write is resent (possibly to another node).
         backoff: the first and the largest pause, in seconds, between attempts while no
-            leader is known or the leader is busy (doubling, with jitter).
+            leader is known or the leader is busy (doubling, with jitter); resends after
+            an open outcome are kept at least as far apart, so a node that answers at once
+            with an unknown outcome is not asked in a tight loop.
         sessions: send writes in sessions (the state machine must handle them). Without,
             a write is resent only after definite refusals.
         rng: randomness for the jitter of the pauses.
@@ -142,7 +144,7 @@ class RaftClient:
     def _write_in(self, session: _Session, command: Any, deadline: float) -> WriteResult:
         session.sequence += 1
         maybe_applied = committed = False
-        attempts, refused = 0, 0
+        attempts, refused, resent = 0, 0, 0
         last: BaseException | None = None
         while time.monotonic() < deadline:
             attempts += 1
@@ -150,6 +152,7 @@ class RaftClient:
                 with self._lock:
                     self.stats.resends += 1
             data = SessionCommand(session.client_id, session.sequence, command)
+            started = time.monotonic()
             answer = self._attempt(data, deadline)
             ids: dict[str, Any] = {"client_id": session.client_id, "sequence": session.sequence}
             if answer.kind is _Kind.OK:
@@ -161,10 +164,12 @@ class RaftClient:
             last = answer.error
             if answer.kind is _Kind.UNKNOWN:
                 maybe_applied, refused = True, 0
+                resent = self._pace(started, resent, deadline)
                 continue
             if answer.kind is _Kind.COMMITTED:  # a resend gets the response from the cache
                 maybe_applied = committed = True
                 refused = 0
+                resent = self._pace(started, resent, deadline)
                 continue
             if answer.kind is _Kind.REFUSED:
                 refused = self._pause(answer, refused, deadline)
@@ -246,10 +251,11 @@ class RaftClient:
 
     def _register(self, deadline: float) -> int | WriteResult:
         """A new session's client id, or the result of a write that could not be sent."""
-        attempts, refused = 0, 0
+        attempts, refused, resent = 0, 0, 0
         last: BaseException | None = None
         while time.monotonic() < deadline:
             attempts += 1
+            started = time.monotonic()
             answer = self._attempt(RegisterClient(), deadline)
             if answer.kind is _Kind.OK:
                 assert answer.response is not None
@@ -262,7 +268,8 @@ class RaftClient:
                 return WriteResult(Outcome.NOT_APPLIED, error=last, attempts=0)
             if answer.kind is _Kind.REFUSED:
                 refused = self._pause(answer, refused, deadline)
-            # An unknown registration at worst leaves a session nobody uses: it expires.
+            else:  # unknown: at worst it leaves a session nobody uses, which expires
+                resent = self._pace(started, resent, deadline)
         return self._not_taken(last, 0, {})
 
     def close(self, timeout: float = 2.0) -> None:
@@ -355,9 +362,34 @@ class RaftClient:
             and refused <= 2
         ):
             return refused
+        self._sleep(self._backoff_pause(refused), deadline)
+        return refused
+
+    def _pace(self, started: float, resent: int, deadline: float) -> int:
+        """Before a resend after an open outcome (unknown, or applied with its response
+        gone): keep attempts at least the back-off apart; return the resends so far.
+
+        An attempt that waited out ``attempt_timeout`` has already waited (longer than
+        any pause, with the defaults), so its resend goes at once, as it should (to
+        another node: that one may be cut off). A node that answers at once, though (``InternalError``, ``StorageError``:
+        a node whose disk fails; ``OutcomeUnknown`` over and over), would otherwise be
+        asked again as fast as it answers until the deadline; the pauses double up to
+        the largest, and are not reset by the refusals in between (the other nodes'
+        hints back to that node).
+        """
+        resent += 1
+        pause = self._backoff_pause(resent) - (time.monotonic() - started)
+        self._sleep(pause, deadline)
+        return resent
+
+    def _backoff_pause(self, count: int) -> float:
+        """The ``count``-th pause in a row: doubling from the first, up to the largest,
+        with jitter."""
         first, largest = self.backoff
         with self._lock:
             jitter = self._rng.uniform(0.5, 1.0)
-        pause = min(largest, first * 2 ** min(refused - 1, 30)) * jitter
+        return min(largest, first * 2.0 ** min(count - 1, 30)) * jitter
+
+    @staticmethod
+    def _sleep(pause: float, deadline: float) -> None:
         time.sleep(max(0.0, min(pause, deadline - time.monotonic())))
-        return refused

@@ -265,7 +265,7 @@ class Cluster:
 
         Retries only on definite failures (``ForwardToLeader``: the write was not
         committed), so a write is never applied twice; other errors, such as
-        ``ShuttingDown`` (outcome unknown), are raised.
+        ``OutcomeUnknown`` or ``ShuttingDown`` (not accepted), are raised.
         """
         deadline = time.monotonic() + timeout
         target: NodeId | None = None

@@ -225,6 +225,29 @@ def test_bodies_over_the_limit_are_413_before_being_read(kv3: LocalCluster) -> N
     assert request(url, "PUT", "/v1/kv/big", {"value": "small"}).status == 200  # still serving
 
 
+def test_requests_the_http_server_refuses_itself_are_answered_in_plain_text(
+    kv3: LocalCluster,
+) -> None:
+    # docs/kv-service.md (Errors): waitress answers these before the application sees them.
+    url = leader_url(kv3)
+    limit = kv3.http.max_body_bytes
+    cases = [
+        ({"Content-Length": "twelve"}, 400),
+        ({"Content-Length": str(2 * limit)}, 413),
+        ({"Transfer-Encoding": "gzip"}, 501),
+    ]
+    for headers, status in cases:
+        answer = request(url, "PUT", "/v1/kv/framing", headers=headers)
+        assert answer.status == status, (headers, answer.status, answer.data)
+        assert answer.headers["content-type"].startswith("text/plain"), answer.headers
+    # A body over the limit but under twice it reaches the application: JSON.
+    over = b"x" * (limit + 1)
+    under = request(url, "PUT", "/v1/kv/framing", raw=over)
+    assert under.status == 413 and under.code == "body_too_large"
+    assert request(url, "GET", "/v1/kv/framing").code == "key_not_found"
+    assert request(url, "PUT", "/v1/kv/framing", {"value": 1}).status == 200  # still serving
+
+
 def test_bad_keys(kv3: LocalCluster) -> None:
     url = leader_url(kv3)
     long_key = "k" * 1025

@@ -1,0 +1,141 @@
+"""``make cluster`` (``pykka-raft-kv local-cluster``) as a user runs it: three ``serve``
+processes start and form a cluster, the printed addresses take a write and a read through
+``pykka_raft.kv.Client``, and Ctrl-C (SIGINT to the terminal's process group) stops every
+node. With ``--dir`` the keys, data and logs stay there; without, the temporary directory
+is removed."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+
+from pykka_raft.kv import Client
+from pykka_raft.kv.launcher import wait
+
+pytestmark = [pytest.mark.timeout(240), pytest.mark.slow]
+
+REPO = Path(__file__).resolve().parents[2]
+NODE_LINE = re.compile(r"^\s+node (\d+): (http://\S+)\s+raft \S+\s+pid (\d+)$")
+
+
+def catches_sigterm(pid: int) -> bool:
+    """True once ``pid`` has its own SIGTERM handler (``local-cluster`` installs its
+    SIGTERM and SIGINT handlers together, when it starts waiting for Ctrl-C; before that a
+    SIGINT would be Python's KeyboardInterrupt). Where ``/proc`` is missing: True."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return True
+    match = re.search(r"^SigCgt:\s*([0-9a-f]+)$", status, re.M)
+    return match is None or bool(int(match.group(1), 16) >> (signal.SIGTERM - 1) & 1)
+
+
+def gone(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    return False
+
+
+def group_gone(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return True
+    return False
+
+
+@pytest.mark.parametrize("keep", [True, False], ids=["dir", "temporary"])
+def test_local_cluster_serves_until_ctrl_c(tmp_path: Path, keep: bool) -> None:
+    root = tmp_path / "cluster"
+    temp = tmp_path / "tmp"  # mkdtemp's directory when there is no --dir
+    temp.mkdir()
+    command = [sys.executable, "-m", "pykka_raft.kv", "local-cluster", "--insecure"]
+    command += ["--nodes", "3"] + (["--dir", str(root)] if keep else [])
+    env = dict(os.environ, PYTHONUNBUFFERED="1", TMPDIR=str(temp))
+    proc = subprocess.Popen(
+        command,
+        cwd=REPO,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,  # its own process group, as a terminal's job is
+    )
+    pgid = proc.pid
+    lines: list[str] = []
+
+    def read() -> None:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            lines.append(line.rstrip("\n"))
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+
+    def output() -> str:
+        return "\n".join(lines)
+
+    def started() -> bool:
+        if proc.poll() is not None:
+            raise AssertionError(f"local-cluster exited with {proc.returncode}:\n{output()}")
+        return any(line.startswith("Ctrl-C stops every node") for line in lines)
+
+    try:
+        wait(started, 180, "local-cluster to report its nodes", poll=0.1)
+        text = output()
+        leads = re.search(r"^node (\d+) leads\. Nodes \(logs in (\S+)/node-N\.log\):$", text, re.M)
+        assert leads is not None, text
+        where = Path(leads.group(2))
+        assert (where == root) if keep else (where.parent == temp), (where, text)
+        nodes = {int(m[1]): (m[2], int(m[3])) for m in map(NODE_LINE.match, lines) if m}
+        assert sorted(nodes) == [1, 2, 3], text
+        pids = [pid for _, pid in nodes.values()]
+        assert all(not gone(pid) for pid in pids), text
+        assert f"export PYKKA_RAFT_KV_URL={','.join(u for u, _ in nodes.values())}" in text
+
+        # What the printed instructions tell the user to do, through the Python client.
+        client = Client([url for url, _ in nodes.values()], deadline=60.0)
+        try:
+            assert client.put("greeting", "hello")["existed"] is False
+            assert client.get("greeting") == "hello"
+            view = client.cluster_status()
+            assert [m["id"] for m in view["members"]] == [1, 2, 3]
+            assert view["leader_id"] in nodes
+        finally:
+            client.close()
+
+        # Ctrl-C: the terminal sends SIGINT to the whole foreground group.
+        wait(lambda: catches_sigterm(proc.pid), 30, "local-cluster to wait for Ctrl-C")
+        os.killpg(pgid, signal.SIGINT)
+        assert proc.wait(120) == 0, output()
+        reader.join(10)
+        assert "stopping ..." in output()
+        wait(lambda: all(gone(pid) for pid in pids), 30, "every node process to be gone")
+        wait(lambda: group_gone(pgid), 30, "the whole process group to be gone")
+        if keep:  # --dir: data and logs stay
+            for node_id in (1, 2, 3):
+                assert (root / f"node-{node_id}").is_dir()
+                assert "serving the HTTP API" in (root / f"node-{node_id}.log").read_text()
+            assert not (root / "keys").exists()  # --insecure: no keys were made
+        else:  # the temporary directory is removed
+            assert not where.exists()
+            assert list(temp.iterdir()) == []
+    finally:
+        if proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(pgid, signal.SIGKILL)
+            proc.wait(30)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pgid, signal.SIGKILL)  # any node left behind
+        reader.join(10)
