@@ -371,11 +371,11 @@ class RaftClient:
 
         An attempt that waited out ``attempt_timeout`` has already waited (longer than
         any pause, with the defaults), so its resend goes at once, as it should (to
-        another node: that one may be cut off). A node that answers at once, though (``InternalError``, ``StorageError``:
-        a node whose disk fails; ``OutcomeUnknown`` over and over), would otherwise be
-        asked again as fast as it answers until the deadline; the pauses double up to
-        the largest, and are not reset by the refusals in between (the other nodes'
-        hints back to that node).
+        another node: that one may be cut off). A node that answers at once, though
+        (``InternalError``, ``StorageError``: a node whose disk fails; ``OutcomeUnknown``
+        over and over), would otherwise be asked again as fast as it answers until the
+        deadline; the pauses double up to the largest, and are not reset by the refusals
+        in between (the other nodes' hints back to that node).
         """
         resent += 1
         pause = self._backoff_pause(resent) - (time.monotonic() - started)
