@@ -189,7 +189,7 @@ class Engine(NodeState):
             return  # we already hold everything it covers
         # The snapshot holds committed entries only: our matching suffix stays (§7).
         keep = self.log.term_at(last.index) == last.term
-        self.writes.snapshot_installed(last, self.log if keep else None)
+        self.writes.snapshot_installed(last, self.log, keep)
         self.log.compact(last.index, last.term, meta.membership)
         self.snapshot = meta
         self.commit_index = max(self.commit_index, last.index)

@@ -25,7 +25,13 @@ import attrs
 from pykka_raft.config import Config
 from pykka_raft.core.commands import Command, Respond, SaveHardState, Send
 from pykka_raft.core.log import RaftLog
-from pykka_raft.messages import HardState, MembershipConfig, RpcRequest, SnapshotMeta
+from pykka_raft.messages import (
+    HardState,
+    MembershipConfig,
+    RpcRequest,
+    SnapshotMeta,
+    check_node_id,
+)
 from pykka_raft.types import LogIndex, NodeId, Term
 
 
@@ -86,7 +92,7 @@ class NodeState:
     """
 
     def __init__(self, node_id: NodeId, config: Config, rng: random.Random | None = None) -> None:
-        self.id = node_id
+        self.id = check_node_id(node_id, "node_id")
         self.config = config
         self.rng = rng or random.Random()
         self.commands: list[Command] = []

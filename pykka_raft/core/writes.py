@@ -12,8 +12,9 @@ is answered exactly once, here, in one of these ways:
   lost (``ForwardToLeader``). Truncation alone decides nothing: another node may hold the
   entry and a later leader may commit it;
 * when the node can no longer learn the outcome: ``OutcomeUnknown`` (it was removed from
-  the cluster, or it stopped), or, for a write known committed whose result is gone,
-  ``ResultUnavailable``.
+  the cluster, it stopped, or a snapshot replaced a log that did not hold the committed
+  entry); a write known committed is never answered so: it gets its result or, if a
+  snapshot folded its entry away before it was applied here, ``ResultUnavailable``.
 
 Every answer goes through :meth:`ClientWrites._answer`, which asserts that the write was
 accepted and not answered before.
@@ -203,21 +204,38 @@ class ClientWrites:
                 pending.token, ClientPayloadResponse(index, ResponseMode.APPLIED, response)
             )
 
-    def snapshot_installed(self, last: LogId, kept_log: RaftLog | None) -> None:
-        """A snapshot through ``last`` replaced the log up to it; ``kept_log`` is the log
-        before the install if it held ``last`` (its entries up to ``last`` are the
-        committed ones), else ``None``.
+    def snapshot_installed(self, last: LogId, log: RaftLog, kept: bool) -> None:
+        """A snapshot through ``last`` is about to replace the log up to it. ``log`` is the
+        log before the install; ``kept`` says whether it held ``last`` (then its entries up
+        to ``last`` are the committed ones).
 
-        Writes at indexes the snapshot covers are decided: the committed entry is known
-        where the log matched, so a write there either is it (answered committed, or
-        ``ResultUnavailable`` if it wanted its applied result, which the snapshot folded
-        away) or is lost. Where the log did not match, the outcome is unknown here.
+        Writes at indexes the snapshot covers are decided where this node knows the
+        committed entry: at or below its commit index (its own entry there is committed,
+        whatever the snapshot holds), and up to ``last`` where the log matched. A write
+        there with the entry's term *is* that entry, committed: a ``COMMITTED`` write is
+        answered so; an ``APPLIED`` write whose entry was already sent to the state machine
+        stays pending (the storage applies it before it installs the snapshot, so
+        :meth:`applied` answers it with its real result); one whose entry was not sent
+        never will be on this node, and gets ``ResultUnavailable``. A write of another term
+        is lost. Above the commit index where the log did not match, the outcome is unknown
+        here: ``OutcomeUnknown``.
         """
+        node = self.node
         for index in sorted(i for i in self.pending if i <= last.index):
-            ours = kept_log.term_at(index) if kept_log is not None else None
-            for pending in self._take(index, lambda p: True):
-                if ours is None:
+            if index > node.commit_index and not kept:
+                for pending in self._take(index, lambda p: True):
                     detail = "this node's log was replaced by a snapshot before it knew"
+                    self._answer(pending.token, error=OutcomeUnknown(detail))
+                continue
+            ours = log.term_at(index)
+            if index <= node.apply_requested:
+                # Its apply is queued ahead of the install: applied() answers those.
+                decided = self._take(index, lambda p: not p.wants_applied)
+            else:
+                decided = self._take(index, lambda p: True)
+            for pending in decided:
+                if ours is None:  # compacted already: its own snapshot decided it
+                    detail = "its entry was compacted before this node matched it"
                     self._answer(pending.token, error=OutcomeUnknown(detail))
                 elif pending.term != ours:
                     self._lost(pending)

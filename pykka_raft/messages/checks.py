@@ -114,6 +114,11 @@ def _non_negative_int(instance: Any, attribute: Any, value: Any) -> None:
         raise ValueError(f"{where} must be 0 or more, got {value}")
 
 
+def _node_id(instance: Any, attribute: Any, value: Any) -> None:
+    """An attrs validator: ``value`` is a node id (see :func:`check_node_id`)."""
+    check_node_id(value, f"{type(instance).__name__}.{attribute.name}")
+
+
 def _optional_node_id(instance: Any, attribute: Any, value: Any) -> None:
     if value is not None:
         check_node_id(value, f"{type(instance).__name__}.{attribute.name}")

@@ -23,17 +23,47 @@ import attrs
 from pykka_raft.calls import DEAD_ACTOR_ERRORS, AskAwareRef, Call, Reply
 from pykka_raft.errors import UnknownNode, Unreachable
 from pykka_raft.messages import RpcRequest
+from pykka_raft.messages.checks import _instance_of, _node_id
 from pykka_raft.network.contract import RPC_REQUESTS, RaftNetwork, rpc_source
 from pykka_raft.types import NodeId
 
 logger = logging.getLogger(__name__)
 
 
+def _probability(instance: Any, attribute: Any, value: Any) -> None:
+    where = f"{type(instance).__name__}.{attribute.name}"
+    if type(value) not in (int, float):
+        raise TypeError(f"{where} must be a probability (a float), got {type(value).__name__}")
+    if not 0.0 <= value <= 1.0:
+        raise ValueError(f"{where} must be a probability in [0, 1], got {value!r}")
+
+
+def _delay_range(instance: Any, attribute: Any, value: Any) -> None:
+    where = f"{type(instance).__name__}.{attribute.name}"
+    if (
+        not isinstance(value, tuple)
+        or len(value) != 2
+        or any(type(bound) not in (int, float) for bound in value)
+    ):
+        raise TypeError(f"{where} must be a (low, high) tuple of milliseconds, got {value!r}")
+    low, high = value
+    if not 0 <= low <= high:
+        raise ValueError(f"{where} must be (low, high) with 0 <= low <= high, got {value!r}")
+
+
+def _int(instance: Any, attribute: Any, value: Any) -> None:
+    if type(value) is not int:
+        raise TypeError(
+            f"{type(instance).__name__}.{attribute.name} must be an int, "
+            f"got {type(value).__name__} {value!r}"
+        )
+
+
 @attrs.frozen
 class Register:
     """Route RPCs for ``node_id`` to ``raft`` (a Raft ref); replaces an earlier route."""
 
-    node_id: NodeId
+    node_id: NodeId = attrs.field(validator=_node_id)
     raft: Any
 
 
@@ -41,21 +71,21 @@ class Register:
 class Unregister:
     """Forget the route to ``node_id``: RPCs to it fail with ``UnknownNode``."""
 
-    node_id: NodeId
+    node_id: NodeId = attrs.field(validator=_node_id)
 
 
 @attrs.frozen
 class Isolate:
     """Cut ``node_id`` off from every other node, both ways."""
 
-    node_id: NodeId
+    node_id: NodeId = attrs.field(validator=_node_id)
 
 
 @attrs.frozen
 class Restore:
     """Undo :class:`Isolate` for ``node_id``."""
 
-    node_id: NodeId
+    node_id: NodeId = attrs.field(validator=_node_id)
 
 
 @attrs.frozen
@@ -71,17 +101,17 @@ class LinkFaults:
             depends on thread timing).
     """
 
-    drop: float = 0.0
-    duplicate: float = 0.0
-    delay_ms: tuple[int, int] = (0, 0)
-    seed: int = 0
+    drop: float = attrs.field(default=0.0, validator=_probability)
+    duplicate: float = attrs.field(default=0.0, validator=_probability)
+    delay_ms: tuple[int, int] = attrs.field(default=(0, 0), validator=_delay_range)
+    seed: int = attrs.field(default=0, validator=_int)
 
 
 @attrs.frozen
 class SetLinkFaults:
     """Apply ``faults`` from now on (``LinkFaults()`` turns them off)."""
 
-    faults: LinkFaults
+    faults: LinkFaults = attrs.field(validator=_instance_of(LinkFaults))
 
 
 class _Delayer:

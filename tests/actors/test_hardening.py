@@ -4,6 +4,7 @@ and a node asked to form a cluster the moment it starts (issue: hardening the ed
 from __future__ import annotations
 
 import logging
+import re
 import threading
 from typing import Any
 
@@ -36,8 +37,14 @@ from pykka_raft import (
     TransferLeadership,
     TriggerElection,
     UnknownMessage,
+    Unreachable,
+    VoteRequest,
 )
+from pykka_raft.logs import NODE
+from pykka_raft.statemachine import KeyValueStateMachine
+from pykka_raft.storage.memory import MemStoreData
 from pykka_raft.testing import MetricsHub
+from pykka_raft.testing.faultnet import Direction, FaultNetwork, LinkRule, SetLinkRule
 
 FAST = Config(election_timeout_min=300, election_timeout_max=600, heartbeat_interval=50)
 
@@ -354,3 +361,135 @@ def test_an_unchanged_role_is_logged_once_across_periodic_pushes(
     lines = [r.getMessage() for r in caplog.records if r.name == "pykka_raft.node"]
     assert len(cluster.hub.history) >= pushes + 10  # the pushes happened
     assert len([line for line in lines if f"node {leader}: leader in term" in line]) == 1, lines
+
+
+def test_snapshots_membership_and_a_transfer_are_logged_and_measured(
+    make_cluster: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A node added to a compacted cluster catches up through a snapshot: the creation, the
+    transfer and the install are logged, and so is the joint configuration on the way; the
+    leader's metrics show the follower in a snapshot transfer, then count it as sent."""
+    network = FaultNetwork.start(seed=3)
+    config = Config(
+        election_timeout_min=300,
+        election_timeout_max=600,
+        heartbeat_interval=50,
+        snapshot_policy=SnapshotPolicy.every(20),
+        snapshot_max_chunk_size=256,
+        metrics_rate=20,  # a transfer changes no index: the periodic push shows it
+    )
+    with caplog.at_level(logging.INFO, logger=NODE):
+        cluster = make_cluster([1, 2, 3], config=config, network=network)
+        cluster.initialize()
+        leader = cluster.leader()
+        last = 0
+        for i in range(60):
+            last = cluster.write(Put(f"k{i}", i)).index
+        cluster.hub.wait_for(lambda m: m[leader].snapshot_index >= 20, 20, "a snapshot")
+        # Every chunk to node 4 waits 25 ms: the transfer spans many metrics pushes.
+        slow = LinkRule(delay_ms=(25, 25), direction=Direction.REQUESTS)
+        network.ask(SetLinkRule(leader, 4, slow))
+        cluster.start_node(4)
+        cluster.change_membership(add=[4])
+        cluster.wait_applied(last, nodes=[4], timeout=30)
+        metrics = cluster.hub.wait_for(
+            lambda m: m[leader].snapshots_sent >= 1 and m[4].snapshots_installed >= 1 and m,
+            20,
+            "the transfer to be counted",
+        )
+    assert metrics[leader].snapshots_sent >= 1
+    assert any(
+        m.id == leader and any(r.node_id == 4 and r.snapshotting for r in m.replication)
+        for m in cluster.hub.history
+    ), "the leader's metrics never showed node 4 in a snapshot transfer"
+    lines = [r.getMessage() for r in caplog.records if r.name == NODE]
+
+    def logged(pattern: str) -> None:
+        assert any(re.fullmatch(pattern, line) for line in lines), (pattern, lines)
+
+    logged(rf"node {leader}: snapshot through index \d+ created")
+    logged(r"node 4: snapshot through index \d+ installed")
+    logged(rf"node {leader}: a snapshot transfer to a follower completed")
+    logged(rf"node {leader}: membership is now voters \[1, 2, 3\] joint with \[1, 2, 3, 4\].*")
+    logged(r"node \d: membership voters \[1, 2, 3, 4\] committed at index \d+")
+
+
+class _ExplodingMachine(KeyValueStateMachine):
+    """On the node named in ``broken[0]``, applying ``Put("explode", 1)`` raises a
+    ``RuntimeError`` (a bug, not a refusal); the other nodes apply it."""
+
+    def __init__(self, node_id: int, broken: list[int | None]) -> None:
+        super().__init__()
+        self.node_id, self.broken = node_id, broken
+
+    def apply(self, entry: Any) -> Any:
+        exploding = getattr(entry.payload, "data", None) == Put("explode", 1)
+        if exploding and self.node_id == self.broken[0]:
+            raise RuntimeError("the state machine is broken")
+        return super().apply(entry)
+
+
+def test_a_state_machine_that_fails_stops_its_node_and_the_others_go_on(
+    make_cluster: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Any exception but ApplicationError from ``apply`` is fatal for that node (the storage
+    contract): it stops, logs why at ERROR, and the other two keep committing."""
+    broken: list[int | None] = [None]
+    cluster = make_cluster(
+        [1, 2, 3],
+        storage=lambda n, _: MemStore.start(data=MemStoreData(_ExplodingMachine(n, broken))),
+    )
+    with caplog.at_level(logging.INFO, logger=NODE):
+        cluster.initialize()
+        leader = cluster.leader()
+        failed = broken[0] = next(n for n in (1, 2, 3) if n != leader)
+        cluster.write(Put("explode", 1))
+        cluster.hub.wait_for(
+            lambda m: m[failed].state is State.SHUTDOWN, 20, "the broken node to stop"
+        )
+    stops = [
+        r
+        for r in caplog.records
+        if r.name == NODE and r.getMessage().startswith(f"node {failed} stops:")
+    ]
+    assert stops, [r.getMessage() for r in caplog.records]
+    assert stops[0].levelno == logging.ERROR
+    assert "the state machine is broken" in stops[0].getMessage()
+    others = [n for n in (1, 2, 3) if n != failed]
+    index = cluster.write(Put("after", 2)).index
+    cluster.wait_applied(index, nodes=others, timeout=20)
+    assert all(cluster.hub.get(n).state is not State.SHUTDOWN for n in others)
+
+
+class _GatedRouter(RaftRouter):
+    """Decides every request on its own thread, and holds that thread on a ``_Hold``
+    message until ``gate`` is set."""
+
+    direct_send = False
+    gate = threading.Event()
+    holding = threading.Event()
+
+    def handle_other(self, message: Any) -> Any:
+        if isinstance(message, _Hold):
+            _GatedRouter.holding.set()
+            _GatedRouter.gate.wait(10)
+            return None
+        return super().handle_other(message)
+
+
+def test_a_router_that_stops_answers_the_calls_still_queued() -> None:
+    """A call queued behind the router's stop is answered Unreachable (network.md: every
+    request still waiting is answered), so its node never waits on it."""
+    router = _GatedRouter.start()
+    try:
+        router.tell(_Hold())
+        assert _GatedRouter.holding.wait(10)
+        stopped = router.stop(block=False)
+        future: pykka.ThreadingFuture[Any] = pykka.ThreadingFuture()
+        router.tell(Call(VoteRequest(2, 1, 1, 0, 0), FutureReply(future)))
+        _GatedRouter.gate.set()
+        stopped.get(timeout=10)
+        with pytest.raises(Unreachable, match="stopped"):
+            future.get(timeout=10)
+    finally:
+        _GatedRouter.gate.set()

@@ -26,7 +26,15 @@ from paper_helpers import (
 )
 
 from pykka_raft.core import RaftCore, Role
-from pykka_raft.errors import ApplicationError, Busy, ForwardToLeader, NotAllowed
+from pykka_raft.core.commands import InstallSnapshot
+from pykka_raft.errors import (
+    ApplicationError,
+    Busy,
+    ForwardToLeader,
+    NotAllowed,
+    OutcomeUnknown,
+    ResultUnavailable,
+)
 from pykka_raft.messages import (
     AppendEntriesRequest,
     ClientPayloadResponse,
@@ -34,8 +42,10 @@ from pykka_raft.messages import (
     EntryBlank,
     EntryConfigChange,
     EntryNormal,
+    InstallSnapshotRequest,
     MembershipConfig,
     ResponseMode,
+    SnapshotMeta,
 )
 from pykka_raft.types import LogId
 
@@ -241,6 +251,76 @@ def test_entry_rejected_by_application_answers_error_and_becomes_blank() -> None
     ]
     applied = [e for a in of_type(cluster.commands, Apply) for e in a.entries]
     assert [e.payload for e in applied] == [EntryBlank(), EntryNormal("good")]
+
+
+def _overtaken_by_a_snapshot() -> tuple[_Cluster, tuple[Entry, ...]]:
+    """Leader 1 of term 2: APPLIED write "x" (token 5) committed at 3 and sent to the
+    state machine, not applied yet; APPLIED "y" (6) at 4 and COMMITTED "z" (7) at 5
+    appended, not committed. Returns the cluster and the entries sent to apply."""
+    cluster = _Cluster()
+    cluster.core.client_write(payload("x", ResponseMode.APPLIED), token=5)
+    cluster.write_to_storage(2)
+    cluster.write_to_storage(3)
+    cluster.replicate()
+    cluster.core.client_write(payload("y", ResponseMode.APPLIED), token=6)
+    cluster.write_to_storage(4)
+    cluster.core.client_write(payload("z"), token=7)
+    cluster.write_to_storage(5)
+    assert (cluster.core.commit_index, cluster.core.log.last_index) == (3, 5)
+    applying = tuple(e for a in of_type(cluster.take(), Apply) for e in a.entries)
+    assert [e.index for e in applying] == [2, 3]
+    assert sorted(cluster.core.writes.pending) == [3, 4, 5]
+    return cluster, applying
+
+
+def _install(core: RaftCore, last: LogId) -> list:
+    """Node 2, leader of term 3, installs a snapshot through ``last`` on ``core``."""
+    meta = SnapshotMeta(last, MembershipConfig((1, 2, 3)), "s1", 4)
+    core.receive_install_snapshot(InstallSnapshotRequest(2, 3, 1, meta, 0, b"data", True), 9)
+    commands = core.take_commands()
+    assert of_type(commands, InstallSnapshot), "the snapshot was not installed"
+    assert core.commit_index == last.index
+    return commands
+
+
+def test_committed_write_whose_apply_is_queued_survives_an_install_over_another_log() -> None:
+    """§7 with §8: a snapshot from a newer leader whose last entry this node's log does not
+    hold replaces its whole log. A write at or below the commit index is still known: its
+    own entry there is the committed one. Its apply was sent before the install (the
+    storage is FIFO), so it keeps waiting and gets its real applied result, exactly once.
+    A write above the commit index is unknown here."""
+    cluster, applying = _overtaken_by_a_snapshot()
+    commands = _install(cluster.core, LogId(3, 10))
+    assert responds(commands, 5) == [], "a committed write whose apply is queued was answered"
+    for token in (6, 7):
+        (reply,) = responds(commands, token)
+        assert isinstance(reply.error, OutcomeUnknown)
+    cluster.core.applied(applying, (None, "sm-result"))
+    assert responds(cluster.core.take_commands()) == [
+        Respond(5, ClientPayloadResponse(3, ResponseMode.APPLIED, "sm-result"), None, False)
+    ]
+    assert cluster.core.writes.pending == {}
+
+
+def test_writes_decided_by_an_install_over_a_matching_log() -> None:
+    """§7 with §8: a snapshot through an entry this node holds covers its log up to it,
+    which is then the committed one. The write committed before, whose apply is queued,
+    gets its applied result; an APPLIED write never applied here gets ResultUnavailable
+    (committed: not OutcomeUnknown); a COMMITTED write is answered committed."""
+    cluster, applying = _overtaken_by_a_snapshot()
+    commands = _install(cluster.core, LogId(2, 5))
+    assert responds(commands, 5) == [], "a committed write whose apply is queued was answered"
+    (unavailable,) = responds(commands, 6)
+    assert isinstance(unavailable.error, ResultUnavailable)
+    assert unavailable.error.index == 4
+    assert responds(commands, 7) == [
+        Respond(7, ClientPayloadResponse(5, ResponseMode.COMMITTED), None, False)
+    ]
+    cluster.core.applied(applying, (None, "sm-result"))
+    assert responds(cluster.core.take_commands()) == [
+        Respond(5, ClientPayloadResponse(3, ResponseMode.APPLIED, "sm-result"), None, False)
+    ]
+    assert cluster.core.writes.pending == {}
 
 
 # --- InitWithConfig -------------------------------------------------------------------------

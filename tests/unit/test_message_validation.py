@@ -8,10 +8,22 @@ from __future__ import annotations
 
 from typing import Any
 
+import pykka
 import pytest
 
+from pykka_raft import (
+    Config,
+    Isolate,
+    LinkFaults,
+    Raft,
+    Register,
+    Restore,
+    SetLinkFaults,
+    Unregister,
+)
 from pykka_raft.admin import InitWithConfig, ProposeConfigChange
 from pykka_raft.codec import from_primitive, to_primitive
+from pykka_raft.core import RaftCore
 from pykka_raft.errors import DecodeError
 from pykka_raft.messages import (
     ClientPayload,
@@ -103,6 +115,70 @@ def test_wrong_types_raise_type_error_naming_the_field(build: Any, field: str) -
     with pytest.raises(TypeError) as info:
         build()
     assert field in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("node_id", "error", "words"),
+    [
+        (-1, ValueError, "got -1"),
+        ("1", TypeError, "got str '1'"),
+        (1.0, TypeError, "got float 1.0"),
+        (True, TypeError, "got bool True"),
+    ],
+)
+def test_a_node_is_started_with_a_checked_node_id(node_id: Any, error: type, words: str) -> None:
+    """Raft.start and the core it builds convert nothing: no actor starts with a bad id."""
+    with pytest.raises(error, match=f"node_id must be a node id .*{words}"):
+        RaftCore(node_id, Config())
+    before = len(pykka.ActorRegistry.get_all())
+    with pytest.raises(error, match=f"node_id must be a node id .*{words}"):
+        Raft.start(node_id, Config(), None, None)
+    assert len(pykka.ActorRegistry.get_all()) == before
+
+
+@pytest.mark.parametrize(
+    ("build", "error", "field"),
+    [
+        pytest.param(lambda: Register(-1, None), ValueError, "Register.node_id", id="register"),
+        pytest.param(lambda: Register("2", None), TypeError, "Register.node_id", id="register-str"),
+        pytest.param(lambda: Unregister(-1), ValueError, "Unregister.node_id", id="unregister"),
+        pytest.param(lambda: Unregister(2.0), TypeError, "Unregister.node_id", id="unreg-float"),
+        pytest.param(lambda: Isolate(-1), ValueError, "Isolate.node_id", id="isolate"),
+        pytest.param(lambda: Isolate("1"), TypeError, "Isolate.node_id", id="isolate-str"),
+        pytest.param(lambda: Restore(-3), ValueError, "Restore.node_id", id="restore"),
+        pytest.param(lambda: Restore(None), TypeError, "Restore.node_id", id="restore-none"),
+        pytest.param(lambda: LinkFaults(drop=2.0), ValueError, "LinkFaults.drop", id="drop"),
+        pytest.param(lambda: LinkFaults(drop="0.1"), TypeError, "LinkFaults.drop", id="drop-str"),
+        pytest.param(
+            lambda: LinkFaults(duplicate=-0.1), ValueError, "LinkFaults.duplicate", id="duplicate"
+        ),
+        pytest.param(
+            lambda: LinkFaults(delay_ms=(20, 10)), ValueError, "LinkFaults.delay_ms", id="delay"
+        ),
+        pytest.param(
+            lambda: LinkFaults(delay_ms=(-1, 10)), ValueError, "LinkFaults.delay_ms", id="neg"
+        ),
+        pytest.param(lambda: LinkFaults(delay_ms=5), TypeError, "LinkFaults.delay_ms", id="int"),
+        pytest.param(lambda: LinkFaults(seed=1.5), TypeError, "LinkFaults.seed", id="seed"),
+        pytest.param(
+            lambda: SetLinkFaults(0.5), TypeError, "SetLinkFaults.faults", id="set-faults"
+        ),
+    ],
+)
+def test_router_controls_check_their_fields(build: Any, error: type, field: str) -> None:
+    """The router's control messages are refused when built, naming the field: a bad one
+    never reaches the router, which would otherwise route, cut or fault nothing silently."""
+    with pytest.raises(error) as info:
+        build()
+    assert field in str(info.value)
+
+
+def test_good_router_controls_are_kept_as_given() -> None:
+    assert Isolate(0).node_id == 0
+    assert (Register(3, "ref").node_id, Unregister(2).node_id, Restore(1).node_id) == (3, 2, 1)
+    faults = LinkFaults(drop=1, duplicate=0.5, delay_ms=(0, 2.5), seed=7)
+    assert (faults.drop, faults.duplicate, faults.delay_ms, faults.seed) == (1, 0.5, (0, 2.5), 7)
+    assert SetLinkFaults(faults).faults is faults
 
 
 @pytest.mark.parametrize(
