@@ -297,8 +297,9 @@ class TransferFailed(RaftError):
 
 
 class OutcomeUnknown(ClientError):
-    """This node cannot tell whether the write was applied (e.g. its log was replaced by
-    a snapshot from the leader while the write waited).
+    """This node cannot tell whether the write was applied (e.g. it stopped, was removed,
+    or a snapshot from the leader replaced its log before it knew whether the write
+    committed; a write it knew committed is never answered so).
 
     Read the value back, or retry the write idempotently.
     """
