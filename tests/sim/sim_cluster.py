@@ -111,6 +111,7 @@ from pykka_raft.errors import (
     NodeNotLeader,
     Noop,
     OutcomeUnknown,
+    ResultUnavailable,
     Unreachable,
 )
 from pykka_raft.messages import (
@@ -198,6 +199,8 @@ NOTES = {
     "another term, dropping a configuration entry after the snapshot's point",
     "removed-node-answers-unknown": "a node that is no member of the latest committed "
     "configuration answers a client write OutcomeUnknown",
+    "result-unavailable": "a node answers a committed APPLIED write ResultUnavailable: a "
+    "snapshot folded its entry away before the node applied it",
 }
 """Situations a run may go through, counted in ``Simulation.notes`` (the first occurrence
 of each is described in ``Simulation.first_note``)."""
@@ -1630,6 +1633,14 @@ class Simulation:
                         f"w{write.wid} OutcomeUnknown",
                     )
                 return
+            elif isinstance(error, ResultUnavailable):
+                # Committed and applied, its result folded into a snapshot before this
+                # node applied it: an acknowledgement at error.index, without a result.
+                self._note("result-unavailable", f"n{node.id} answers w{write.wid} {error!r}")
+                self._acknowledged(write, error.index)
+                if write.payload.response_mode is not ResponseMode.APPLIED:
+                    raise self.fail("client-oracle", f"COMMITTED w{write.wid} got {error!r}")
+                return
             else:
                 raise self.fail("client-oracle", f"w{write.wid} failed with {error!r}")
             at = self.committed_value_at.get(data.value) if isinstance(data, Put) else None
@@ -1648,16 +1659,7 @@ class Simulation:
             raise self.fail("client-oracle", f"w{write.wid} answered in mode {value}")
         if not isinstance(data, Put):
             raise self.fail("client-oracle", f"refused w{write.wid} acknowledged at {value.index}")
-        write.outcome = value.response_mode.value
-        write.index = value.index
-        self.acked_index = max(self.acked_index, value.index)
-        committed = self.committed.get(value.index)
-        if committed is None or committed.payload != write.payload.entry:
-            raise self.fail(
-                "client-oracle",
-                f"w{write.wid} acknowledged at {value.index}, where the committed entry is "
-                f"{_entry(committed)}",
-            )
+        self._acknowledged(write, value.index)
         if value.response_mode is ResponseMode.APPLIED:
             previous = None
             for i in range(value.index - 1, 0, -1):
@@ -1672,6 +1674,19 @@ class Simulation:
                 )
         elif value.data is not None:
             raise self.fail("client-oracle", f"committed w{write.wid} carries data {value.data!r}")
+
+    def _acknowledged(self, write: Write, index: LogIndex) -> None:
+        """``write`` was answered as committed at ``index``: that must be its entry."""
+        write.outcome = write.payload.response_mode.value
+        write.index = index
+        self.acked_index = max(self.acked_index, index)
+        committed = self.committed.get(index)
+        if committed is None or committed.payload != write.payload.entry:
+            raise self.fail(
+                "client-oracle",
+                f"w{write.wid} acknowledged at {index}, where the committed entry is "
+                f"{_entry(committed)}",
+            )
 
     # --- membership changes -----------------------------------------------------------
 

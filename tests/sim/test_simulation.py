@@ -513,6 +513,20 @@ def test_regression_forward_to_leader_only_once_another_entry_commits(
     )
 
 
+def test_regression_a_committed_write_whose_entry_a_snapshot_folded_is_result_unavailable() -> None:
+    """A node that knows a write committed but had not applied its entry when a snapshot
+    replaced it answers the APPLIED write ``ResultUnavailable``: acknowledged at the
+    committed index, without its result (first seen with seed 3517083163, n5 with
+    snapshots and 20 s of faults, which the harness then took for a failure)."""
+    sim = run_simulation(3517083163, 5, fault_ms=20000, snapshots=True)
+    _pinned(
+        "result-unavailable/n5/3517083163",
+        sim,
+        "result-unavailable",
+        "--kind n5 --snapshots --fault-ms 20000",
+    )
+
+
 @pytest.mark.parametrize(
     ("seed", "nodes", "profile"),
     [(93, 3, None), (5, 5, FORWARD_BUG_RUNS[1].values[2])],  # that n5 run's fault profile
