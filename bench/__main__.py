@@ -333,10 +333,7 @@ def main(argv: list[str] | None = None) -> int:
     document = report.build(info, runs, timing.__dict__, repeats)
     document["extra"] = extra
     document["elapsed_s"] = time.monotonic() - started
-    text = report.markdown(document)
-    for name, _, table in EXTRA_GROUPS:
-        if name in extra:
-            text += f"\n\n{table(extra[name])}"
+    text = render(document)
     out = Path(args.out)
     report.write(document, text, out, out / "benchmarks.png")
     print()
@@ -350,13 +347,22 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def render(document: dict[str, Any]) -> str:
+    """The markdown of a run: the report, then the table of each extra group it ran."""
+    text = report.markdown(document)
+    for name, _, table in EXTRA_GROUPS:
+        if name in document["extra"]:
+            text += f"\n\n{table(document['extra'][name])}"
+    return text
+
+
 def rerender(source: Path, out: Path, publish: bool) -> int:
     """The report of the runs saved in ``source``, written again (and published)."""
     saved = json.loads(source.read_text())
     document = report.build(saved["machine"], saved["runs"], saved["timing"], saved["repeats"])
     document["extra"] = saved.get("extra", {})
     document["elapsed_s"] = saved.get("elapsed_s", 0)
-    text = report.markdown(document)
+    text = render(document)
     report.write(document, text, out, out / "benchmarks.png")
     if publish:
         report.write(document, text, ROOT / "bench" / "results", ROOT / "docs" / "benchmarks.png")

@@ -141,7 +141,8 @@ def table(result: dict[str, Any]) -> str:
         if key not in figures["median"]:
             return ""
         low, high = figures["range"][key]
-        return f"{figures['median'][key]:,.3f} ({low:,.3f} to {high:,.3f})"
+        spec = ",.3f" if key.endswith("_ms") else ",.0f"  # latencies in ms, rates per second
+        return f"{figures['median'][key]:{spec}} ({low:{spec}} to {high:{spec}})"
 
     for key, name in NAMES.items():
         rows.append(f"| {name} | " + " | ".join(cell(f, key) for f in stores.values()) + " |")
