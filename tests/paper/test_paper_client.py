@@ -34,10 +34,12 @@ from pykka_raft.errors import (
     NotAllowed,
     OutcomeUnknown,
     ResultUnavailable,
+    Unreachable,
 )
 from pykka_raft.messages import (
     AppendEntriesRequest,
     ClientPayloadResponse,
+    ClientRead,
     Entry,
     EntryBlank,
     EntryConfigChange,
@@ -47,6 +49,7 @@ from pykka_raft.messages import (
     ResponseMode,
     SnapshotMeta,
 )
+from pykka_raft.statemachine import Get
 from pykka_raft.types import LogId
 
 # --- client writes --------------------------------------------------------------------------
@@ -363,6 +366,19 @@ def test_init_with_config_refused_while_starting() -> None:
     error = responds(core.take_commands(), 3)[0].error
     assert isinstance(error, NotAllowed)
     assert "still starting" in str(error)
+
+
+def test_admin_calls_and_reads_refused_while_starting() -> None:
+    """TriggerSnapshot, TriggerElection and ClientRead before the storage reported the
+    initial state: Unreachable, "still starting" (the caller retries)."""
+    core = RaftCore(1, CONFIG, random.Random(0))
+    core.trigger_snapshot(token=4)
+    core.trigger_election(token=5)
+    core.client_reads([(ClientRead(Get("k")), 6)])
+    commands = core.take_commands()
+    for token in (4, 5, 6):
+        error = responds(commands, token)[0].error
+        assert isinstance(error, Unreachable) and "still starting" in str(error)
 
 
 def test_init_with_single_member_becomes_leader_at_once() -> None:

@@ -220,6 +220,17 @@ def test_transfer_answered_once_the_target_leads() -> None:
     assert core.transfer is None
 
 
+def test_transfer_fails_when_another_node_leads() -> None:
+    core = leader_of()
+    core.transfer_leadership(3, token=7)
+    core.take_commands()
+    term = core.current_term + 1
+    core.receive_append_entries(AppendEntriesRequest(1, term, 2, 0, 0, (), 0), 2)
+    error = answer(core, 7)
+    assert isinstance(error, TransferFailed) and "node 2 leads instead of node 3" in str(error)
+    assert core.transfer is None and core.role is Role.FOLLOWER
+
+
 def test_transfer_times_out_and_the_leader_takes_writes_again() -> None:
     core = leader_of()
     core.transfer_leadership(2, token=7)
