@@ -74,7 +74,8 @@ class Config:
         max_inflight: the most AppendEntries with entries in flight to one follower at a
             time (pipelining), once that follower's log is known to match.
         metrics_rate: the interval of the periodic :class:`~pykka_raft.metrics.RaftMetrics`
-            push (changes of state, term, leader or membership are pushed at once).
+            push (changes of state, term, leader or membership, and a snapshot transfer
+            to a peer starting or ending, are pushed at once).
         snapshot_policy: when to compact the log (see :class:`SnapshotPolicy`).
         snapshot_max_chunk_size: the most bytes of snapshot data per InstallSnapshot chunk.
         snapshot_dir: where a file-backed storage may keep snapshots; created if missing.

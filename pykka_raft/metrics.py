@@ -39,7 +39,8 @@ class ReplicationMetrics:
         node_id: the follower.
         matched: the highest log index known replicated on it.
         lag: how many entries of the leader's log it lacks (``last_log_index - matched``).
-        snapshotting: a snapshot transfer to it is in progress.
+        snapshotting: a snapshot transfer to it is in progress (pushed at once when a
+            transfer starts or ends).
     """
 
     node_id: NodeId
@@ -52,8 +53,10 @@ class ReplicationMetrics:
 class RaftMetrics:
     """A snapshot of a node's state, pushed to the metrics subscriber.
 
-    Pushed at once on every change of state, term, leader or membership, after index
-    changes (coalesced to at most one push per tick), and every ``Config.metrics_rate``.
+    Pushed at once on every change of state, term, leader, membership, snapshot point or
+    snapshot counters, and when a snapshot transfer to a peer starts or ends
+    (``ReplicationMetrics.snapshotting``); after index changes (coalesced to at most one
+    push per tick); and every ``Config.metrics_rate``.
     """
 
     id: NodeId

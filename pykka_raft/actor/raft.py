@@ -114,6 +114,7 @@ class Raft(pykka.ThreadingActor):
         self._since_metrics = 0
         self._last_push_check = _now_ms()
         self._metrics_key: tuple[Any, ...] = ()
+        self._snapshot_transfers = 0  # core.snapshot_transfer_changes at the last push
         self._told_membership: MembershipConfig | None = None
         self._committed_config = 0
 
@@ -313,6 +314,11 @@ class Raft(pykka.ThreadingActor):
                 self._published = None  # periodic push, changed or not
             if self._metrics_dirty:
                 self._published = None
+        if core.snapshot_transfer_changes != self._snapshot_transfers:
+            # A snapshot transfer to a peer started or ended: its ``snapshotting`` flag is
+            # pushed at once, like a headline change (the rest of ``replication`` waits).
+            self._snapshot_transfers = core.snapshot_transfer_changes
+            self._published = None
         # Cheap change detection first: building metrics on every message would cost more
         # than the protocol work of a client write.
         key = (

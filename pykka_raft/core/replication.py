@@ -84,6 +84,7 @@ def send_append(node: NodeState, leader: LeaderState, peer: NodeId) -> None:
         if node.snapshot is None:
             raise SafetyViolation(f"log compacted through {node.log.offset} without a snapshot")
         pr.become_snapshot(node.snapshot)
+        node.snapshot_transfer_changes += 1
     transfer = pr.snapshot
     if transfer is not None:
         if transfer.sent_at is None:
@@ -233,6 +234,7 @@ def on_install_result(
         index = transfer.meta.last_included.index
         pr.snapshot_done(index)
         node.counters.snapshots_sent += 1
+        node.snapshot_transfer_changes += 1
         if leader.forget_if_departed(request.target, index):
             return Outcome.DEPARTED
         return Outcome.MATCHED

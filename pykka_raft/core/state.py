@@ -89,6 +89,9 @@ class NodeState:
             less than real time; timers use it).
         clock: the driver's monotonic clock in ms, read for leases only.
         counters: event counts for the metrics.
+        snapshot_transfer_changes: how many times a leader's snapshot transfer to a peer
+            started or ended (``ReplicationMetrics.snapshotting``): the driver pushes the
+            metrics at once when it moves, without comparing them on every message.
     """
 
     def __init__(self, node_id: NodeId, config: Config, rng: random.Random | None = None) -> None:
@@ -114,6 +117,7 @@ class NodeState:
         # refuses votes until ``now`` reaches this, as if it still heard that leader.
         self.quiet_until = 0
         self.counters = Counters()
+        self.snapshot_transfer_changes = 0
 
     @property
     def membership(self) -> MembershipConfig:

@@ -30,9 +30,11 @@ from pykka_raft.types import NodeId
 T = TypeVar("T")
 
 
-def wait_until(predicate: Callable[[], T], timeout: float, what: str, interval: float = 0.01) -> T:
-    """Poll ``predicate`` until it returns something truthy; raise ``TimeoutError`` naming
-    ``what`` when ``timeout`` seconds pass first."""
+def wait_until(
+    predicate: Callable[[], T | None], timeout: float, what: str, interval: float = 0.01
+) -> T:
+    """Poll ``predicate`` until it returns something truthy, and return that (so never
+    ``None``); raise ``TimeoutError`` naming ``what`` when ``timeout`` seconds pass first."""
     deadline = time.monotonic() + timeout
     while True:
         value = predicate()

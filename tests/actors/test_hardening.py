@@ -376,7 +376,6 @@ def test_snapshots_membership_and_a_transfer_are_logged_and_measured(
         heartbeat_interval=50,
         snapshot_policy=SnapshotPolicy.every(20),
         snapshot_max_chunk_size=256,
-        metrics_rate=20,  # a transfer changes no index: the periodic push shows it
     )
     with caplog.at_level(logging.INFO, logger=NODE):
         cluster = make_cluster([1, 2, 3], config=config, network=network)

@@ -306,3 +306,36 @@ def test_state_machine_without_snapshots_keeps_the_cluster_running(make_cluster)
     with pytest.raises(SnapshotsUnsupported, match="_PlainStateMachine"):
         cluster.nodes[leader].ask(TriggerSnapshot(), timeout=10)
     assert all(cluster.nodes[n].is_alive() for n in (1, 2, 3))
+
+
+def test_a_snapshot_transfer_starting_and_ending_is_pushed_at_once(make_cluster):
+    """``ReplicationMetrics.snapshotting`` is pushed when a transfer starts and when it
+    ends, not at the next periodic push: with the periodic push out of reach, nothing else
+    changes when the transfer to an isolated follower starts (after the compaction)."""
+    config = attrs.evolve(BASE, metrics_rate=10**9)  # no periodic push during the test
+    cluster = make_cluster([1, 2, 3], config=config)
+    cluster.initialize()
+    leader = cluster.leader()
+    follower = next(n for n in cluster.nodes if n != leader)
+    cluster.isolate(follower)
+    last = write_many(cluster, 30)
+    cluster.wait_applied(last, nodes=[n for n in cluster.nodes if n != follower])
+    meta = cluster.nodes[leader].ask(TriggerSnapshot(), timeout=10)
+    assert isinstance(meta, SnapshotMeta) and meta.last_included.index >= last
+
+    def snapshotting(m: dict[int, RaftMetrics]) -> bool:
+        return any(r.node_id == follower and r.snapshotting for r in m[leader].replication)
+
+    # The compaction is pushed at once (the snapshot point); the transfer to the follower
+    # starts on a later heartbeat, and is pushed on its own.
+    started = cluster.hub.wait_for(
+        lambda m: snapshotting(m) and m[leader], 10, "the transfer start to be pushed"
+    )
+    assert started.snapshots_sent == 0 and started.snapshot_index == meta.last_included.index
+    cluster.restore(follower)
+    ended = cluster.hub.wait_for(
+        lambda m: not snapshotting(m) and m[leader].snapshots_sent >= 1 and m[leader],
+        20,
+        "the transfer end to be pushed",
+    )
+    assert any(r.node_id == follower and r.matched >= last for r in ended.replication)

@@ -289,11 +289,10 @@ def test_status_of_each_node(kv3: LocalCluster) -> None:
     leader = leader_of(kv3)
     for node_id, server in kv3.servers.items():
         # A follower learns the commit index with the leader's next heartbeat.
-        wait_until(
-            lambda u=server.url: request(u, "GET", "/v1/status").json["commit_index"] >= 1,
-            10,
-            f"node {node_id} to know the commit index",
-        )
+        def knows_commit(url: str = server.url) -> bool:
+            return bool(request(url, "GET", "/v1/status").json["commit_index"] >= 1)
+
+        wait_until(knows_commit, 10, f"node {node_id} to know the commit index")
         status = request(server.url, "GET", "/v1/status").json
         assert status["node_id"] == node_id
         assert status["url"] == server.url
