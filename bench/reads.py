@@ -4,8 +4,9 @@
 in turn, one on ``MemStore`` and one on ``SqliteStore(durability="fsync")`` (the store a
 deployment uses), each policy's throughput (256 reads in flight, on the leader) and
 sequential latency are measured ``repeats`` times, interleaved (log, READ_INDEX, LEASE,
-log, ...). Two baselines, measured in the same runs: the latency of a plain ``ask`` of the
-leader's storage actor answering the same query (``QueryStateMachine``), and the
+log, ...), each read a ``Get`` of one of 1,000 keys written first, in turn. Two
+baselines, measured in the same runs: the latency of a plain ``ask`` of the leader's
+storage actor answering the same queries (``QueryStateMachine``), and the
 throughput of that same call with 256 in flight (the ceiling of this client: one
 hand-off to an actor and one back, no Raft at all), and of the client alone (each call
 answered at once, on the client's thread: what the client's own work allows). Targets
@@ -16,6 +17,7 @@ storage ask.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import statistics
 import tempfile
@@ -25,6 +27,7 @@ from typing import Any
 from bench.workers import Window, latency_summary, sequential
 
 STORES = ("memory", "sqlite_fsync")
+KEYS = 1000
 
 
 def run(quick: bool, repeats: int) -> dict[str, Any]:
@@ -68,36 +71,47 @@ def _run_store(store: str, directory: str, quick: bool, repeats: int) -> dict[st
     try:
         cluster.initialize()
         leader = cluster.leader()
-        cluster.write(Put("k", "v"))
         ref, storage_ref = cluster.nodes[leader], cluster.storages[leader]
-        messages: dict[str, Any] = {
-            "log": ClientPayload.new(Get("k"), ResponseMode.APPLIED),
-            "read_index": ClientRead(Get("k"), ReadPolicy.READ_INDEX),
-            "lease": ClientRead(Get("k"), ReadPolicy.LEASE),
+        # Reads cycle through KEYS keys, all written first (built before the runs: the
+        # client's cost per read is the same on every path).
+        keys = [f"key{i}" for i in range(KEYS)]
+        written = [ref.ask(ClientPayload.new(Put(k, "0123456789")), block=False) for k in keys]
+        for future in written:
+            future.get(timeout=30)
+        messages: dict[str, list[Any]] = {
+            "log": [ClientPayload.new(Get(k), ResponseMode.APPLIED) for k in keys],
+            "read_index": [ClientRead(Get(k), ReadPolicy.READ_INDEX) for k in keys],
+            "lease": [ClientRead(Get(k), ReadPolicy.LEASE) for k in keys],
         }
-        query = QueryStateMachine((Get("k"),))
+        queries = [QueryStateMachine((Get(k),)) for k in keys]
         figures: dict[str, list[float]] = {}
 
-        def throughput(target: Any, message: Any) -> float:
+        def throughput(target: Any, cycle: list[Any]) -> float:
+            following = itertools.cycle(cycle).__next__
+
             def submit(done: Callable[[], None]) -> None:
-                target.tell(Call(message, workers._Notify(done)))
+                target.tell(Call(following(), workers._Notify(done)))
 
             return Window(256).run(submit, warmup, duration)
 
+        def p50(target: Any, cycle: list[Any], count: int) -> float:
+            following = itertools.cycle(cycle).__next__
+            ms: float = latency_summary(
+                sequential(lambda: target.ask(following(), timeout=10), count)
+            )["p50_ms"]
+            return ms
+
         for _ in range(repeats):
-            for name, message in messages.items():
-                figures.setdefault(f"{name}_per_s", []).append(throughput(ref, message))
-                p50 = latency_summary(
-                    sequential(lambda m=message: ref.ask(m, timeout=10), 300 if quick else 1000)
-                )["p50_ms"]
-                figures.setdefault(f"{name}_p50_ms", []).append(p50)
-            figures.setdefault("storage_ask_p50_ms", []).append(
-                latency_summary(sequential(lambda: storage_ref.ask(query), 1000))["p50_ms"]
-            )
-            figures.setdefault("storage_call_per_s", []).append(throughput(storage_ref, query))
+            for name, cycle in messages.items():
+                figures.setdefault(f"{name}_per_s", []).append(throughput(ref, cycle))
+                figures.setdefault(f"{name}_p50_ms", []).append(
+                    p50(ref, cycle, 300 if quick else 1000)
+                )
+            figures.setdefault("storage_ask_p50_ms", []).append(p50(storage_ref, queries, 1000))
+            figures.setdefault("storage_call_per_s", []).append(throughput(storage_ref, queries))
             figures.setdefault("client_alone_per_s", []).append(
                 Window(256).run(
-                    lambda done: Call(query, workers._Notify(done)).reply.set(None),
+                    lambda done: Call(queries[0], workers._Notify(done)).reply.set(None),
                     warmup,
                     duration,
                 )

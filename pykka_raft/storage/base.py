@@ -244,8 +244,17 @@ class RaftStorage(pykka.ThreadingActor, abc.ABC):
         self.state_machine.validate(entry)
 
     def query_state_machine(self, queries: tuple[Any, ...]) -> tuple[Any, ...]:
-        """Answer read-only queries through the state machine's ``query``; a refused query
-        answers its exception."""
+        """Answer read-only queries through the state machine's ``query_many`` if it has
+        one, else its ``query`` for each; a refused query answers its exception."""
+        many = getattr(self.state_machine, "query_many", None)
+        if callable(many):
+            batch = tuple(many(queries))
+            if len(batch) != len(queries):
+                raise StorageError(
+                    f"{type(self.state_machine).__name__}.query_many answered "
+                    f"{len(batch)} of {len(queries)} queries"
+                )
+            return batch
         method = getattr(self.state_machine, "query", None)
         answers: list[Any] = []
         for query in queries:

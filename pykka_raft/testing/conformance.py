@@ -36,6 +36,7 @@ from pykka_raft.storage.contract import (
     DeleteLogsFrom,
     GetInitialState,
     GetLogEntries,
+    QueryStateMachine,
     ReplicateToLog,
     SaveHardState,
     StorageDump,
@@ -248,6 +249,29 @@ class StorageConformance(SnapshotConformance):
         store.ask(ApplyToStateMachine(entries[applied:]))  # what a node would apply again
         assert store.dump().state_machine == model_state(entries)
         assert store.initial().last_applied == 40
+
+    def test_queries_are_answered_in_order_from_the_applied_state(self) -> None:
+        """``QueryStateMachine`` answers one answer per query, in order, from the state
+        every apply sent before it left (a repeated key, a missing one); a query the state
+        machine refuses answers its exception and the others are answered."""
+        store = self.store()
+        entries = (
+            normal(1, 1, Put("a", 1)),
+            normal(1, 2, Put("b", {"nested": (1, b"x")})),
+            normal(1, 3, Put("c", "text")),
+            normal(1, 4, Delete("c")),
+        )
+        store.ask(ReplicateToLog(entries))
+        applied = store.call(ApplyToStateMachine(entries))  # not waited for
+        queries: tuple[Any, ...] = (Get("a"), Get("b"), Get("missing"), ("not", "a Get"))
+        queries += (Get("a"), Get("c"))
+        answers = store.ask(QueryStateMachine(queries))
+        assert len(answers) == len(queries)
+        assert answers[:3] == (1, {"nested": (1, b"x")}, None)
+        assert isinstance(answers[3], Exception)
+        assert answers[4:] == (1, None)
+        assert store.ask(QueryStateMachine(())) == ()
+        assert applied.get(timeout=self.timeout) == (None, None, None, "text")
 
     # --- ordering and restarts ---------------------------------------------------------
 

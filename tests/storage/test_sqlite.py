@@ -24,6 +24,7 @@ from pykka_raft import (
     DumpStorage,
     Entry,
     EntryNormal,
+    Get,
     GetInitialState,
     GetLogEntries,
     InstallSnapshot,
@@ -44,6 +45,7 @@ from pykka_raft import (
 from pykka_raft.calls import Call
 from pykka_raft.storage import ApplyToStateMachine, SaveHardState
 from pykka_raft.storage.sqlite import DATABASE, MARKER, SNAPSHOTS
+from pykka_raft.storage.sqlite_kv import QUERY_CHUNK
 from pykka_raft.testing import Cluster
 from pykka_raft.testing.conformance import puts
 from pykka_raft.types import LogId
@@ -302,6 +304,54 @@ def test_a_durable_machine_replays_nothing_at_restart(tmp_path: Path) -> None:
     assert CountingSqliteKeyValueStateMachine.applies == 0
     assert store.ask(DumpStorage()).state_machine == state
     assert store.ask(GetInitialState()).last_applied == 14
+
+
+# --- reads -------------------------------------------------------------------------------
+
+
+def test_a_batch_of_queries_answers_as_one_query_at_a_time(tmp_path: Path) -> None:
+    """``query_many`` (one SELECT per chunk of distinct keys) gives what ``query`` gives
+    for each, in order, across several chunks, with repeated and missing keys, values of
+    every storage class and a refused query; a mutable value is a copy per reader."""
+    machine = SqliteKeyValueStateMachine()
+    store = start(tmp_path / "n1", state_machine=machine)
+    count = 2 * QUERY_CHUNK + 7
+    values: list[Any] = ["text", 7, 2.5, b"raw", [1, {"x": (2, 3)}], None]
+    puts_ = [Put(f"k{i}", values[i % len(values)]) for i in range(count)]
+    written = [put for put in puts_ if put.value is not None]  # the others stay missing
+    entries = tuple(Entry(1, n, EntryNormal(put)) for n, put in enumerate(written, 1))
+    store.ask(ReplicateToLog(entries))
+    store.ask(ApplyToStateMachine(entries))
+    queries: list[Any] = [Get(f"k{i}") for i in range(count)]
+    queries += [Get("k4"), Get("absent"), ("not", "a Get"), Get("k4"), Get("k0")]
+    with sqlite3.connect(tmp_path / "n1" / DATABASE) as reader:
+        statements: list[str] = []
+        reader.set_trace_callback(statements.append)
+        machine.db, saved = reader, machine.db  # the store is idle: read on this thread
+        try:
+            batch = machine.query_many(tuple(queries))
+            alone = machine.query_many((Get("k4"),)), machine.query_many((("not", "a Get"),))
+            one_by_one: list[Any] = []
+            for query in queries:
+                try:
+                    one_by_one.append(machine.query(query))
+                except Exception as exc:  # compared below
+                    one_by_one.append(exc)
+        finally:
+            machine.db = saved
+    selects = [s for s in statements if s.startswith("SELECT key, value FROM kv WHERE key IN")]
+    assert len(selects) == 3  # count distinct keys in chunks of QUERY_CHUNK
+    assert len(batch) == len(queries)
+    for got, expected in zip(batch, one_by_one, strict=True):
+        if isinstance(expected, Exception):
+            assert (type(got), str(got)) == (type(expected), str(expected))
+        else:
+            assert got == expected and type(got) is type(expected)
+    assert batch[4] == [1, {"x": (2, 3)}]
+    assert batch[count] == batch[4] and batch[count] is not batch[count + 3]
+    assert batch[count + 1] is None
+    assert alone[0] == [[1, {"x": (2, 3)}]]  # a lone query takes query()'s path
+    assert len(alone[1]) == 1 and str(alone[1][0]) == str(batch[count + 2])
 
 
 # --- group commit and durability modes ---------------------------------------------------
