@@ -195,12 +195,15 @@ class SqliteKeyValueStateMachine(SqliteStateMachine):
         if len(keys) == 1 and distinct:  # a lone read (LEASE): the plain lookup is cheaper
             return [self._get(distinct[0])]
         found: dict[Any, Any] = {}
-        for start in range(0, len(distinct), QUERY_CHUNK):
-            chunk = distinct[start : start + QUERY_CHUNK]
-            marks = ",".join("?" * len(chunk))
-            found.update(
-                self.db.execute(f"SELECT key, value FROM kv WHERE key IN ({marks})", chunk)
-            )
+        try:
+            for start in range(0, len(distinct), QUERY_CHUNK):
+                chunk = distinct[start : start + QUERY_CHUNK]
+                marks = ",".join("?" * len(chunk))
+                found.update(
+                    self.db.execute(f"SELECT key, value FROM kv WHERE key IN ({marks})", chunk)
+                )
+        except Exception as exc:  # as query() would fail: each reader's error, not the store's
+            return [key if isinstance(key, Exception) else exc for key in keys]
         # Each reader decodes its own answer, as with query(): no two share an object.
         return [
             key if isinstance(key, Exception) else _loaded(found[key]) if key in found else None

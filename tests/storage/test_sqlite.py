@@ -3,6 +3,7 @@ commit, durability modes, snapshot files, and I/O failures while running."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import sqlite3
@@ -43,6 +44,7 @@ from pykka_raft import (
     WriteSnapshotChunk,
 )
 from pykka_raft.calls import Call
+from pykka_raft.statemachine import InvalidCommand
 from pykka_raft.storage import ApplyToStateMachine, SaveHardState
 from pykka_raft.storage.sqlite import DATABASE, MARKER, SNAPSHOTS
 from pykka_raft.storage.sqlite_kv import QUERY_CHUNK
@@ -324,7 +326,7 @@ def test_a_batch_of_queries_answers_as_one_query_at_a_time(tmp_path: Path) -> No
     store.ask(ApplyToStateMachine(entries))
     queries: list[Any] = [Get(f"k{i}") for i in range(count)]
     queries += [Get("k4"), Get("absent"), ("not", "a Get"), Get("k4"), Get("k0")]
-    with sqlite3.connect(tmp_path / "n1" / DATABASE) as reader:
+    with contextlib.closing(sqlite3.connect(tmp_path / "n1" / DATABASE)) as reader:
         statements: list[str] = []
         reader.set_trace_callback(statements.append)
         machine.db, saved = reader, machine.db  # the store is idle: read on this thread
@@ -337,6 +339,10 @@ def test_a_batch_of_queries_answers_as_one_query_at_a_time(tmp_path: Path) -> No
                     one_by_one.append(machine.query(query))
                 except Exception as exc:  # compared below
                     one_by_one.append(exc)
+            reader.close()  # a failing SELECT: each Get answers the error query() raises
+            failing = machine.query_many((Get("k1"), ("not", "a Get"), Get("k2")))
+            with pytest.raises(sqlite3.ProgrammingError) as raised:
+                machine.query(Get("k1"))
         finally:
             machine.db = saved
     selects = [s for s in statements if s.startswith("SELECT key, value FROM kv WHERE key IN")]
@@ -351,6 +357,8 @@ def test_a_batch_of_queries_answers_as_one_query_at_a_time(tmp_path: Path) -> No
     assert batch[count] == batch[4] and batch[count] is not batch[count + 3]
     assert batch[count + 1] is None
     assert alone[0] == [[1, {"x": (2, 3)}]]  # a lone query takes query()'s path
+    assert [type(a) for a in failing] == [type(raised.value), InvalidCommand, type(raised.value)]
+    assert str(failing[0]) == str(raised.value)
     assert len(alone[1]) == 1 and str(alone[1][0]) == str(batch[count + 2])
 
 
