@@ -88,7 +88,7 @@ def send_append(node: NodeState, leader: LeaderState, peer: NodeId) -> None:
     transfer = pr.snapshot
     if transfer is not None:
         if transfer.sent_at is None:
-            transfer.sent_at = node.now
+            transfer.sent_at = node.snapshot_chunk_sent_at = node.now
             node.emit(
                 ReadSnapshotChunk(
                     peer,
@@ -235,6 +235,7 @@ def on_install_result(
         pr.snapshot_done(index)
         node.counters.snapshots_sent += 1
         node.snapshot_transfer_changes += 1
+        node.snapshot_chunk_sent_at = None  # nothing half sent to protect (Snapshots.due)
         if leader.forget_if_departed(request.target, index):
             return Outcome.DEPARTED
         return Outcome.MATCHED

@@ -42,15 +42,21 @@ class Snapshots:
 
         A leader sending its snapshot (``sending``) keeps it a while longer: a new one
         replaces it and the transfer starts over at offset 0, which never ends under a
-        write load that compacts faster than one transfer takes. Bounded (four policy
-        intervals), so a transfer to a node that is down cannot grow the log without limit.
+        write load that compacts faster than one transfer takes. So does a node that sent
+        a chunk within two ``election_timeout_max``, leader or not: when leadership flaps
+        during a transfer (each new term appends an entry), the same node leading again
+        resumes the transfer of the same snapshot where the receiver stopped, instead of
+        starting a new one. Bounded (four policy intervals), so a transfer to a node that
+        is down cannot grow the log without limit.
         """
         node = self.node
         since = node.config.snapshot_policy.logs_since_last
         if since is None or self.unsupported is not None:
             return False
         grown = node.apply_requested - node.log.offset
-        return grown >= since and not (sending and grown < 4 * since)
+        sent_at = node.snapshot_chunk_sent_at
+        recently = sent_at is not None and node.now - sent_at < 2 * node.config.election_timeout_max
+        return grown >= since and not ((sending or recently) and grown < 4 * since)
 
     def create(self) -> None:
         """Ask the storage for a snapshot at ``apply_requested``: the storage is FIFO, so its

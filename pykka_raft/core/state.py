@@ -92,6 +92,9 @@ class NodeState:
         snapshot_transfer_changes: how many times a leader's snapshot transfer to a peer
             started or ended (``ReplicationMetrics.snapshotting``): the driver pushes the
             metrics at once when it moves, without comparing them on every message.
+        snapshot_chunk_sent_at: ``now`` when this node, as leader, last sent a snapshot
+            chunk (``None``: never); compaction waits a while after it
+            (``Snapshots.due``), also across a change of leadership.
     """
 
     def __init__(self, node_id: NodeId, config: Config, rng: random.Random | None = None) -> None:
@@ -118,6 +121,7 @@ class NodeState:
         self.quiet_until = 0
         self.counters = Counters()
         self.snapshot_transfer_changes = 0
+        self.snapshot_chunk_sent_at: int | None = None
 
     @property
     def membership(self) -> MembershipConfig:

@@ -307,7 +307,53 @@ def test_leader_sending_a_snapshot_puts_off_its_own_compaction() -> None:
     core.apply_requested = 18  # four policy intervals past it: no longer put off
     assert core.snapshots.due(sending=core.leader.sending_snapshot())
     core.apply_requested = 13
-    core.leader.progress[2].snapshot = None  # the transfer finished
+    finish_transfer(core, 2)
+    core.applied(core.log.slice(13, 14), (None,))
+    assert of_type(core.take_commands(), CreateSnapshot) == [CreateSnapshot(LogId(2, 13), MEMBERS)]
+
+
+def finish_transfer(core: RaftCore, peer: int) -> None:
+    """The storage reads the whole snapshot for ``peer`` and ``peer`` installs it."""
+    transfer = core.leader.progress[peer].snapshot
+    assert transfer is not None
+    m = transfer.meta
+    core.snapshot_chunk_read(
+        peer, m.snapshot_id, transfer.offset, b"x" * (m.size - transfer.offset)
+    )
+    (request,) = [c.request for c in of_type(core.take_commands(), Send)]
+    assert isinstance(request, InstallSnapshotRequest) and request.done
+    core.install_snapshot_result(request, InstallSnapshotResponse(core.current_term, True))
+    assert core.leader.progress[peer].snapshot is None
+
+
+def test_a_node_that_was_sending_a_snapshot_puts_off_compaction_across_a_lost_term() -> None:
+    """Leadership flaps during a transfer (a disruptive node, each new term appending an
+    entry): the node that sent chunks keeps its snapshot for two maximal election timeouts
+    after its last chunk, leader or not, so leading again it resumes the same snapshot
+    where the receiver stopped; a new snapshot would restart it at offset 0 (seen as a
+    livelock of the simulation, membership seed 2116659264 with the paper's elections).
+    Bounded like the leader's own wait: four policy intervals."""
+    config = attrs.evolve(CONFIG, snapshot_policy=SnapshotPolicy.every(2))
+    core = RaftCore(1, config, random.Random(0))
+    core.start(
+        InitialState(LogId(1, 12), 10, HardState(1, None, MEMBERS), meta(10)),
+        make_entries([1, 1], start=11),
+    )
+    core.take_commands()
+    elect(core)
+    core.take_commands()
+    core.leader.progress[2].next_index = 5
+    replication.send_append(core, core.leader, 2)  # a chunk goes out
+    core.take_commands()
+    core.become_follower(core.current_term + 1, None)  # a higher term: no longer leader
+    assert core.leader is None
+    core.commit_index = core.apply_requested = 13  # 3 entries past the snapshot point
+    core.applied(core.log.slice(11, 14), (None,) * 3)
+    assert of_type(core.take_commands(), CreateSnapshot) == []  # put off, not leading
+    core.apply_requested = 18  # four policy intervals past it: no longer put off
+    assert core.snapshots.due(sending=False)
+    core.apply_requested = 13
+    core.now += 2 * config.election_timeout_max  # long after the last chunk
     core.applied(core.log.slice(13, 14), (None,))
     assert of_type(core.take_commands(), CreateSnapshot) == [CreateSnapshot(LogId(2, 13), MEMBERS)]
 

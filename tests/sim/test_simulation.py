@@ -967,6 +967,21 @@ def test_regression_snapshot_transfer_outlasts_a_disruptive_removed_node(pre_vot
         assert sim.snapshot_stats["resume_offered"] >= 1, sim.summary()
 
 
+@pytest.mark.parametrize("pre_vote", [False, True], ids=["paper-elections", "prevote"])
+def test_regression_a_flapping_leader_keeps_the_snapshot_it_was_sending(pre_vote: bool) -> None:
+    """Membership seed 2116659264 with snapshots and 20 s of faults, after them: the only
+    voter (node 4) sends a 5 KB snapshot in 25-byte chunks to a lagging node that still
+    counts a removed node as a voter; that node takes up the removed node's terms and
+    campaigns, so node 4 loses and regains leadership every few hundred ms. Each new term
+    appended a blank entry, and every twentieth compacted the log into a new snapshot,
+    which restarted the transfer at offset 0: no write reached every node within 74 s
+    (liveness). A node that sent a chunk within two maximal election timeouts now keeps
+    its snapshot (``Snapshots.due``), so leading again it resumes the same one."""
+    sim = run_membership_simulation(2116659264, fault_ms=20000, snapshots=True, pre_vote=pre_vote)
+    if not pre_vote:
+        assert sim.snapshot_stats["resume_offered"] >= 1, sim.summary()
+
+
 PREVOTE_SEEDS = {"n3": range(40), "n5": range(25), "membership": range(40)}
 
 
