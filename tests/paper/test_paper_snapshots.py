@@ -285,9 +285,9 @@ def answer_of(core: RaftCore, token: int) -> object:
     return respond.value
 
 
-def test_leader_sending_a_snapshot_puts_off_its_own_compaction() -> None:
-    """A new snapshot would restart a transfer at offset 0, and under a steady write load a
-    transfer could then never finish: the leader waits, up to four policy intervals."""
+def leader_sending_its_snapshot() -> RaftCore:
+    """Node 1 leads term 2 with a snapshot at 10 (policy: every 2 entries), entries 11-13,
+    and has sent node 2 the first chunk of its snapshot."""
     config = attrs.evolve(CONFIG, snapshot_policy=SnapshotPolicy.every(2))
     core = RaftCore(1, config, random.Random(0))
     core.start(
@@ -300,6 +300,13 @@ def test_leader_sending_a_snapshot_puts_off_its_own_compaction() -> None:
     core.leader.progress[2].next_index = 5
     replication.send_append(core, core.leader, 2)  # a transfer to node 2 starts
     core.take_commands()
+    return core
+
+
+def test_leader_sending_a_snapshot_puts_off_its_own_compaction() -> None:
+    """A new snapshot would restart a transfer at offset 0, and under a steady write load a
+    transfer could then never finish: the leader waits, up to four policy intervals."""
+    core = leader_sending_its_snapshot()
     core.commit_index = core.apply_requested = 13  # 3 entries past the snapshot point
     core.applied(core.log.slice(11, 14), (None,) * 3)
     assert of_type(core.take_commands(), CreateSnapshot) == []  # put off
@@ -333,18 +340,8 @@ def test_a_node_that_was_sending_a_snapshot_puts_off_compaction_across_a_lost_te
     where the receiver stopped; a new snapshot would restart it at offset 0 (seen as a
     livelock of the simulation, membership seed 2116659264 with the paper's elections).
     Bounded like the leader's own wait: four policy intervals."""
-    config = attrs.evolve(CONFIG, snapshot_policy=SnapshotPolicy.every(2))
-    core = RaftCore(1, config, random.Random(0))
-    core.start(
-        InitialState(LogId(1, 12), 10, HardState(1, None, MEMBERS), meta(10)),
-        make_entries([1, 1], start=11),
-    )
-    core.take_commands()
-    elect(core)
-    core.take_commands()
-    core.leader.progress[2].next_index = 5
-    replication.send_append(core, core.leader, 2)  # a chunk goes out
-    core.take_commands()
+    core = leader_sending_its_snapshot()
+    config = core.config
     core.become_follower(core.current_term + 1, None)  # a higher term: no longer leader
     assert core.leader is None
     core.commit_index = core.apply_requested = 13  # 3 entries past the snapshot point
