@@ -7,7 +7,8 @@ futures), the seeded simulation and the scripted scenarios (ports that model sto
 network in virtual time). It owns:
 
 * **tokens and replies**: each call gets a token; the core answers tokens, the driver
-  hands each answer to the caller's handle through :meth:`Ports.reply`, at most once;
+  hands each answer to the caller's handle through :meth:`Ports.reply`, at most once
+  (ports with :attr:`Ports.answers_reads` answer a ``Query``'s readers themselves);
 * **storage sequence numbers and the durable barrier**: storage commands go out in order,
   numbered; an answer that depends on durable state (``after_durable``: votes, append
   acknowledgements, a candidate's vote requests) is held until every storage *write*
@@ -64,6 +65,7 @@ from pykka_raft.messages import (
     VoteRequest,
     VoteResponse,
 )
+from pykka_raft.read_answers import ReadAnswers
 from pykka_raft.types import LogId
 
 logger = logging.getLogger(NODE)
@@ -80,12 +82,16 @@ _AFTER_START = (
 
 
 class Ports:
-    """Where a driver's I/O goes. Subclass and implement the three methods; none may block.
+    """Where a driver's I/O goes. Subclass, implement ``storage``, ``send`` and ``reply``
+    (and ``query``, with :attr:`answers_reads`); none may block.
 
     Answers come back through the driver: :meth:`NodeDriver.storage_done` for storage
     commands (in issue order, except ``CreateSnapshot``, which may complete later), and
     :meth:`NodeDriver.rpc_done` for RPCs.
     """
+
+    answers_reads = False
+    """``Query`` commands go to :meth:`query` with their readers, not to :meth:`storage`."""
 
     def storage(self, seq: int, command: cmd.Command) -> None:
         """Carry out storage command number ``seq``."""
@@ -99,6 +105,11 @@ class Ports:
         """Answer the caller behind ``handle``."""
         raise NotImplementedError
 
+    def query(self, seq: int, command: cmd.Query, readers: ReadAnswers) -> None:
+        """Carry out ``Query`` number ``seq`` with ``readers`` as its reply (it answers the
+        readers), then complete ``seq`` (e.g. set ``readers.done`` to a reply that does)."""
+        raise NotImplementedError
+
     def observe(self, commands: list[cmd.Command]) -> None:
         """See every batch of commands before it is carried out (for checkers)."""
 
@@ -108,9 +119,8 @@ class NodeDriver:
 
     def __init__(self, core: RaftCore, ports: Ports, *, pauses: bool = True) -> None:
         """``pauses``: whether a long gap between two :meth:`advance` calls may be a pause
-        of the node (a real process: it counts as at most three tick intervals), or is
-        time the node spent listening (a harness in virtual time that advances a node
-        only when it means to: the whole gap is fed to the core at once)."""
+        of the node (a real process: it counts as at most three tick intervals), or time
+        it spent listening (virtual time, advanced only when meant to: it all counts)."""
         self.core = core
         self.ports = ports
         self.pauses = pauses
@@ -123,6 +133,7 @@ class NodeDriver:
         self._deferred: collections.deque[tuple[int, cmd.Command]] = collections.deque()
         # Storage commands not yet completed: (command, issued at ms).
         self._outstanding: dict[int, tuple[cmd.Command, int]] = {}
+        self._reading: dict[int, ReadAnswers] = {}  # Query seq -> readers the ports answer
         self._after_start: list[tuple[Any, Any]] = []
         self._now = 0
         self._last_tick: int | None = None
@@ -212,8 +223,7 @@ class NodeDriver:
             self._run()
 
     def advance(self, now_ms: int) -> None:
-        """Time is ``now_ms``: feed the core the time passed, at most one tick's worth at a
-        time, and check the storage deadline.
+        """Time is ``now_ms``: feed the core the time passed, and check the storage deadline.
 
         A node that was paused (a long handler, a garbage-collection pause) counts at most
         three tick intervals for the pause: it was not listening, so it must not conclude
@@ -246,7 +256,8 @@ class NodeDriver:
         if isinstance(command, cmd.Query):
             # Reads' queries: a refused query is its reader's error, never the node's.
             self._done = max(self._done, seq)
-            core.queries_answered(command.reads, value, error)
+            if self._reading.pop(seq, None) is None:  # else the ports answered the readers
+                core.queries_answered(command, value, error)
             self._release_durable()
             self._run()
             return
@@ -322,6 +333,8 @@ class NodeDriver:
         for command in self.core.take_commands():
             if isinstance(command, cmd.Respond):
                 self._release(command)
+        for readers in self._reading.values():
+            readers.refuse(error)  # whichever answers first, the storage or this, answers
         handles, self._handles = self._handles, {}
         waiting, self._after_start = self._after_start, []
         for handle in [*handles.values(), *(handle for _, handle in waiting)]:
@@ -385,7 +398,12 @@ class NodeDriver:
                 if not isinstance(command, cmd.NOT_WRITES):  # e.g. applying: nothing durable
                     self._last_write = self._issued
                 self._outstanding[self._issued] = (command, self._now)
-                self.ports.storage(self._issued, command)
+                if type(command) is cmd.Query and self.ports.answers_reads:
+                    readers = [handles.pop(token, None) for token, _ in command.reads]
+                    self._reading[self._issued] = ReadAnswers(readers, command.index, reply)
+                    self.ports.query(self._issued, command, self._reading[self._issued])
+                else:
+                    self.ports.storage(self._issued, command)
             elif getattr(command, "after_durable", False) and (
                 self._done < self._last_write or self._deferred
             ):

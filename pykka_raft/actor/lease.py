@@ -35,8 +35,8 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from pykka_raft.calls import DEAD_ACTOR_ERRORS, Call, Reply
-from pykka_raft.core.reads import read_answer
 from pykka_raft.messages import ClientRead, ReadPolicy
+from pykka_raft.read_answers import ReadAnswers, settle
 from pykka_raft.storage.messages import QueryStateMachine
 from pykka_raft.types import LogIndex
 
@@ -77,37 +77,12 @@ class LeaseBoard:
         if view.sent_through < view.read_index or time.monotonic() * 1000 >= view.until:
             return False
         try:
-            view.storage.tell(Call(QueryStateMachine((read.query,)), _Answer(reply, view)))
+            # The state read is at least as recent as sent_through.
+            answers = ReadAnswers([reply], view.sent_through, settle)
+            view.storage.tell(Call(QueryStateMachine((read.query,)), answers))
         except DEAD_ACTOR_ERRORS:
             return False  # the node finds out and answers
         return True
-
-
-class _Answer:
-    """The storage's answer to one lease read's query, turned into the reader's answer."""
-
-    __slots__ = ("index", "reply")
-
-    def __init__(self, reply: Reply, view: LeaseView) -> None:
-        self.reply = reply
-        self.index = view.sent_through  # the state read is at least this recent
-
-    def set(self, answers: Any = None) -> None:
-        try:
-            answer = answers[0]
-        except (TypeError, IndexError, KeyError) as exc:  # a storage that broke the contract
-            answer = exc
-        self._answer(answer)
-
-    def set_exception(self, error: BaseException) -> None:
-        self._answer(error)  # as on the node's path: the reader's error, not the node's
-
-    def _answer(self, answer: Any) -> None:
-        value, refusal = read_answer(self.index, answer)
-        if refusal is not None:
-            self.reply.set_exception(refusal)
-        else:
-            self.reply.set(value)
 
 
 class LeasePublisher:

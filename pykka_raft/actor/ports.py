@@ -11,6 +11,7 @@ from pykka_raft.driver import Ports
 from pykka_raft.errors import InternalError, StorageError
 from pykka_raft.logs import NODE
 from pykka_raft.messages import RpcRequest
+from pykka_raft.read_answers import ReadAnswers, settle
 from pykka_raft.storage import contract as st
 
 if TYPE_CHECKING:
@@ -20,15 +21,25 @@ logger = logging.getLogger(NODE)
 
 
 class ActorPorts(Ports):
-    """The driver's I/O as actor messages."""
+    """The driver's I/O as actor messages. Reads' callers are answered on the storage's
+    thread, straight from its answers to their queries: the node's thread only hears that
+    the query completed, once per batch."""
+
+    answers_reads = True
 
     def __init__(self, raft: Raft) -> None:
         self.raft = raft
 
     def storage(self, seq: int, command: cmd.Command) -> None:
-        raft = self.raft
+        self._tell_storage(storage_message(command), ActorReply(self.raft.actor_ref, seq))
+
+    def query(self, seq: int, command: cmd.Query, readers: ReadAnswers) -> None:
+        readers.done = ActorReply(self.raft.actor_ref, seq)
+        self._tell_storage(storage_message(command), readers)
+
+    def _tell_storage(self, message: Any, reply: Any) -> None:
         try:
-            raft.storage.tell(Call(storage_message(command), ActorReply(raft.actor_ref, seq)))
+            self.raft.storage.tell(Call(message, reply))
         except DEAD_ACTOR_ERRORS as exc:
             raise StorageError("the storage actor has stopped") from exc
 
@@ -41,10 +52,7 @@ class ActorPorts(Ports):
 
     def reply(self, handle: Any, value: Any, error: BaseException | None) -> None:
         try:
-            if error is not None:
-                handle.set_exception(error)
-            else:
-                handle.set(value)
+            settle(handle, value, error)
         except Exception:  # a broken or already-answered reply must not stop the node
             logger.warning("node %s: a reply failed", self.raft.node_id, exc_info=True)
 

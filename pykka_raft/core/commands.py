@@ -127,9 +127,13 @@ class WriteSnapshotChunk:
 class Query:
     """Answer reads: ``reads`` holds (token, query) pairs, answered with the state
     machine's answers (FIFO with the applies, so they see every entry applied before).
-    Completion: :meth:`RaftCore.queries_answered`."""
+    Every ``Apply`` through ``index`` was issued before this command: the state the
+    queries read is at least that recent (each answer's ``ClientReadResponse.index``).
+    Completion: :meth:`RaftCore.queries_answered`, or, for a driver whose ports answer
+    the readers themselves, nothing (the core keeps no state for a query it sent)."""
 
     reads: tuple[tuple[int, Any], ...]
+    index: LogIndex
 
 
 @attrs.frozen

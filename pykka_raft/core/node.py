@@ -31,7 +31,7 @@ import attrs
 
 from pykka_raft.core import replication
 from pykka_raft.core.api import ClientApi
-from pykka_raft.core.commands import LoadInitialState, LoadLog, WriteLog
+from pykka_raft.core.commands import LoadInitialState, LoadLog, Query, WriteLog
 from pykka_raft.core.election import grants_pre_vote, hears_a_leader, may_vote_for
 from pykka_raft.core.follower import plan_append
 from pykka_raft.core.leader import LeaderState
@@ -261,11 +261,9 @@ class RaftCore(ClientApi):
             self.become_follower(response.term, None)
         self.reads.leader_answered(request, response)
 
-    def queries_answered(
-        self, reads: tuple[tuple[int, object], ...], answers: object, error: BaseException | None
-    ) -> None:
-        """The state machine answered reads' queries (``error``: the storage refused all)."""
-        self.reads.answered(reads, answers, error)
+    def queries_answered(self, query: Query, answers: object, error: BaseException | None) -> None:
+        """The state machine answered ``query`` (``error``: the storage refused it all)."""
+        self.reads.answered(query, answers, error)
 
     def receive_timeout_now(self, request: TimeoutNowRequest, token: int) -> None:
         """Our leader hands leadership over to us (§3.10): campaign at once."""

@@ -1,8 +1,11 @@
-"""Linearizable reads without the log (dissertation §6.4): the only place a read is answered.
+"""Linearizable reads without the log (dissertation §6.4): where a read's answer is decided.
 
 A :class:`~pykka_raft.messages.ClientRead` becomes a read at an index: once the node's
 state machine has been sent every entry through that index, a ``Query`` command (FIFO with
-the applies) runs the query, and :meth:`Reads.answered` answers the caller.
+the applies) runs the query, and :meth:`Reads.answered` answers the caller. A driver whose
+ports answer readers themselves (the Raft actor: on the storage's thread, see
+:class:`~pykka_raft.read_answers.ReadAnswers`) builds the same answers with :func:`zip_answers`
+and :func:`read_answer`, and the core hears nothing back.
 
 Where the index comes from, by policy:
 
@@ -24,7 +27,8 @@ Where the index comes from, by policy:
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Iterator, Sequence
+from typing import Any, TypeVar
 
 import attrs
 
@@ -40,6 +44,8 @@ from pykka_raft.messages import (
     ReadPolicy,
 )
 from pykka_raft.types import LogIndex, NodeId
+
+T = TypeVar("T")
 
 
 @attrs.define
@@ -81,6 +87,22 @@ def read_answer(
     return ClientReadResponse(index, answer), None
 
 
+def zip_answers(
+    readers: Sequence[T], answers: Any, error: BaseException | None
+) -> Iterator[tuple[T, Any]]:
+    """Each of ``readers`` with its answer among ``answers``: ``error`` for all of them if
+    the storage failed the whole query, and an error for those a storage that broke the
+    contract (too few answers, or not a sequence) left without one."""
+    for position, reader in enumerate(readers):
+        if error is not None:
+            yield reader, error
+            continue
+        try:
+            yield reader, answers[position]
+        except (TypeError, IndexError, KeyError) as exc:
+            yield reader, exc
+
+
 class Reads:
     """The reads this node holds, from arrival to answer."""
 
@@ -89,7 +111,6 @@ class Reads:
         # Leader: reads waiting for a round (or for the term's first commit), by round.
         self.unconfirmed: dict[int, list[Read]] = {}
         self.ready: list[Read] = []  # waiting until their index is sent to the state machine
-        self.querying: dict[int, LogIndex] = {}  # token -> index, Query issued
         self._batch: list[Read] = []  # queries of this step, sent as one Query
         self._to_ask: list[Read] = []  # follower: reads of this step, asked together
         # Follower: reads whose index was asked of the leader, with the time of asking.
@@ -239,9 +260,6 @@ class Reads:
         self.flush()
 
     def _query(self, read: Read) -> None:
-        # The storage runs the query after every Apply issued so far (it is FIFO): the
-        # state it reads is the one through apply_requested, at or after the read index.
-        self.querying[read.token] = self.node.apply_requested
         self._batch.append(read)
 
     def flush(self) -> None:
@@ -251,17 +269,19 @@ class Reads:
             reads, self._to_ask = self._to_ask, []
             self._ask_leader(reads)
         if self._batch:
+            # The storage runs the queries after every Apply issued so far (it is FIFO): the
+            # state they read is the one through apply_requested, at or after each read's
+            # index (apply_requested moves only together with the Apply it sends).
             batch, self._batch = self._batch, []
-            self.node.emit(Query(tuple((r.token, r.query) for r in batch)))
+            pairs = tuple((r.token, r.query) for r in batch)
+            self.node.emit(Query(pairs, self.node.apply_requested))
 
-    def answered(
-        self, reads: tuple[tuple[int, Any], ...], answers: Any, error: BaseException | None
-    ) -> None:
-        """The state machine answered queries; an answer that is an exception is a query it
-        refused: the reader's ApplicationError (``error``: the storage refused them all)."""
-        for position, (token, _) in enumerate(reads):
-            index = self.querying.pop(token, 0)
-            value, refusal = read_answer(index, error if error is not None else answers[position])
+    def answered(self, query: Query, answers: Any, error: BaseException | None) -> None:
+        """The state machine answered ``query``'s queries; an answer that is an exception
+        is a query it refused: the reader's ApplicationError (``error``: the storage refused
+        them all)."""
+        for (token, _), answer in zip_answers(query.reads, answers, error):
+            value, refusal = read_answer(query.index, answer)
             self.node.respond(token, value, refusal)
 
     def leader_answered(

@@ -23,6 +23,7 @@ from pykka_raft.core import commands as cmd
 from pykka_raft.driver import Ports
 from pykka_raft.errors import ShuttingDown
 from pykka_raft.messages import HardState, RpcRequest
+from pykka_raft.read_answers import ReadAnswers
 from pykka_raft.statemachine import StateMachine
 from pykka_raft.storage.memory import MemStore, MemStoreData
 from pykka_raft.storage.sqlite import SqliteStore
@@ -53,10 +54,15 @@ class _PoweredPorts(Ports):
 
     def __init__(self, inner: Ports, power: PowerSwitch) -> None:
         self.inner, self.power = inner, power
+        self.answers_reads = inner.answers_reads
 
     def storage(self, seq: int, command: cmd.Command) -> None:
         if self.power.on:
             self.inner.storage(seq, command)
+
+    def query(self, seq: int, command: cmd.Query, readers: ReadAnswers) -> None:
+        if self.power.on:
+            self.inner.query(seq, command, readers)
 
     def send(self, request: RpcRequest) -> None:
         if self.power.on:

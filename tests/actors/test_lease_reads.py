@@ -27,8 +27,9 @@ from pykka_raft import (
     TimeoutNowRequest,
     TransferLeadership,
 )
-from pykka_raft.actor.lease import LeasePublisher, LeaseView, _Answer
+from pykka_raft.actor.lease import LeasePublisher, LeaseView
 from pykka_raft.driver import NodeDriver
+from pykka_raft.read_answers import ReadAnswers, settle
 from pykka_raft.testing import Cluster
 
 LEASE = ReadPolicy.LEASE
@@ -238,7 +239,7 @@ def test_a_refused_or_malformed_answer_reaches_the_reader_as_an_error(formed: Cl
         reply = _Recording(board, [])
         errors: list[BaseException] = []
         reply.set_exception = errors.append  # type: ignore[method-assign]
-        _Answer(reply, view).set(answers)
+        ReadAnswers([reply], view.sent_through, settle).set(answers)
         assert isinstance(errors[0], ApplicationError)
         assert isinstance(errors[0].error, cause)
     refused = formed.nodes[leader].ask(ClientRead("not a Get", LEASE), block=False)

@@ -81,8 +81,9 @@ def test_read_index_waits_for_a_round_a_majority_acknowledged() -> None:
     assert {b.target for b in beats} == {2, 3} and queries(commands) == []
     ack(core, beats[0])  # one follower plus the leader: a majority of three
     commands = core.take_commands()
-    assert queries(commands) == [Query(((7, "q"),))]
-    core.queries_answered(((7, "q"),), ("answer",), None)
+    (query,) = queries(commands)
+    assert query == Query(((7, "q"),), 2)  # the state through the commit index
+    core.queries_answered(query, ("answer",), None)
     assert responds(core.take_commands(), 7) == [
         Respond(7, ClientReadResponse(2, "answer"), None, False)
     ]
@@ -98,11 +99,11 @@ def test_an_older_round_does_not_confirm_a_newer_read() -> None:
     assert heartbeats(core.take_commands()) == []  # one read round at a time
     ack(core, first[0])
     commands = core.take_commands()
-    assert queries(commands) == [Query(((7, "first"),))]
+    assert queries(commands) == [Query(((7, "first"),), 2)]
     second = heartbeats(commands)  # the waiting read starts the next round
     assert second and second[0].round > first[0].round
     ack(core, second[0])
-    assert queries(core.take_commands()) == [Query(((8, "second"),))]
+    assert queries(core.take_commands()) == [Query(((8, "second"),), 2)]
 
 
 def test_read_waits_for_the_leaders_first_commit_in_its_term() -> None:
@@ -150,7 +151,7 @@ def test_lease_read_is_served_at_once_within_the_lease() -> None:
     core.clock = 1000.0 + lease_ms(core) - 1
     core.client_read(ClientRead("q", ReadPolicy.LEASE), token=7)
     commands = core.take_commands()
-    assert queries(commands) == [Query(((7, "q"),))] and heartbeats(commands) == []
+    assert queries(commands) == [Query(((7, "q"),), 2)] and heartbeats(commands) == []
 
 
 def test_lease_expires_and_the_read_takes_a_round() -> None:
@@ -205,7 +206,7 @@ def test_a_lone_voter_answers_read_index_at_once() -> None:
     core.take_commands()
     assert core.leader is not None and core.commit_index == core.log.last_index
     core.client_read(ClientRead("q", ReadPolicy.READ_INDEX), token=7)
-    assert queries(core.take_commands()) == [Query(((7, "q"),))]
+    assert queries(core.take_commands()) == [Query(((7, "q"),), 2)]
 
 
 def test_without_stickiness_a_lease_read_takes_a_round() -> None:
@@ -234,7 +235,7 @@ def test_follower_asks_the_leader_and_reads_once_applied_that_far() -> None:
     core.read_index_result(send.request, ReadIndexResponse(2, 2))
     assert queries(core.take_commands()) == []  # it has applied through 1 only
     core.receive_append_entries(AppendEntriesRequest(2, 2, 1, 2, 2, (), 2), token=98)
-    assert queries(core.take_commands()) == [Query(((7, "q"),))]
+    assert queries(core.take_commands()) == [Query(((7, "q"),), 2)]
 
 
 def test_follower_read_fails_retryably_when_the_leader_cannot_answer() -> None:
@@ -278,8 +279,8 @@ def test_a_non_leader_refuses_a_read_index() -> None:
 def test_stale_read_is_local_and_immediate() -> None:
     core = follower()
     core.client_read(ClientRead("q", ReadPolicy.STALE), token=7)
-    assert queries(core.take_commands()) == [Query(((7, "q"),))]
-    core.queries_answered(((7, "q"),), (ValueError("not a query"),), None)
+    assert queries(core.take_commands()) == [Query(((7, "q"),), 1)]
+    core.queries_answered(Query(((7, "q"),), 1), (ValueError("not a query"),), None)
     (respond,) = responds(core.take_commands(), 7)
     assert isinstance(respond.error, ApplicationError)
     assert isinstance(respond.error.error, ValueError)
@@ -291,6 +292,6 @@ def test_a_state_machine_own_application_error_is_not_wrapped_again() -> None:
     core.client_read(ClientRead("q", ReadPolicy.STALE), token=7)
     core.take_commands()
     refusal = ApplicationError(KeyError("k"), "query")
-    core.queries_answered(((7, "q"),), (refusal,), None)
+    core.queries_answered(Query(((7, "q"),), 1), (refusal,), None)
     (respond,) = responds(core.take_commands(), 7)
     assert respond.error is refusal
