@@ -16,6 +16,7 @@ from collections.abc import Callable
 from typing import Any
 
 from pykka_raft.core.reads import read_answer, zip_answers
+from pykka_raft.errors import StorageError
 
 
 def settle(reply: Any, value: Any, error: BaseException | None) -> None:
@@ -35,11 +36,16 @@ class ReadAnswers:
     :meth:`~pykka_raft.driver.Ports.reply`) by the rules ``RaftCore.queries_answered``
     follows, then tells ``done`` (if set) that the query completed. The storage is FIFO,
     so every write issued before the query is durable when it answers: no reader hears
-    before what its answer depends on. :meth:`refuse` (a stopping node) answers each reader
-    with an error instead; whichever comes first answers, the other does nothing.
+    before what its answer depends on, and every apply issued before it has run, unless
+    one failed: ``guard`` (if set) is an object whose ``storage_failure`` the ports set, on
+    the storage's thread, when a storage command fails (a failure that stops the node), so
+    the readers of a later query get a :class:`~pykka_raft.errors.StorageError` instead of
+    an answer read from a state that missed it. :meth:`refuse` (a stopping node) answers
+    each reader with an error instead; whichever comes first answers, the other does
+    nothing.
     """
 
-    __slots__ = ("_lock", "done", "index", "readers", "reply")
+    __slots__ = ("_lock", "done", "guard", "index", "readers", "reply")
 
     def __init__(
         self,
@@ -51,6 +57,7 @@ class ReadAnswers:
         self.index = index
         self.reply = reply
         self.done: Any = None
+        self.guard: Any = None
         self._lock = threading.Lock()
 
     def set(self, value: Any = None) -> None:
@@ -68,12 +75,25 @@ class ReadAnswers:
                 self.reply(reader, None, error)
 
     def _answer(self, answers: Any, error: BaseException | None) -> None:
-        for reader, answer in zip_answers(self._claim() or (), answers, error):
-            if reader is not None:  # None: a token the node had answered already
-                value, refusal = read_answer(self.index, answer)
-                self.reply(reader, value, refusal)
-        if self.done is not None:
-            self.done.set(None)
+        readers = self._claim() or []
+        try:
+            failure = getattr(self.guard, "storage_failure", None)
+            if failure is not None:
+                stopped = StorageError(
+                    f"the storage failed a command issued before this read's query "
+                    f"({failure!r}); the node stops"
+                )
+                for reader in readers:
+                    if reader is not None:
+                        self.reply(reader, None, stopped)
+                return
+            for reader, answer in zip_answers(readers, answers, error):
+                if reader is not None:  # None: a token the node had answered already
+                    value, refusal = read_answer(self.index, answer)
+                    self.reply(reader, value, refusal)
+        finally:
+            if self.done is not None:
+                self.done.set(None)
 
     def _claim(self) -> list[Any] | None:
         with self._lock:

@@ -5,7 +5,7 @@ A leader in lease answers ``ClientRead(query, LEASE)`` at its commit index with 
 node's thread adds nothing to that but three facts it checks, so the node publishes them
 in a :class:`LeaseView` on a board its ref shares, and the ref, on the caller's thread,
 sends the query to the storage itself with a reply that answers the caller: two thread
-hand-offs (caller to storage, storage to caller) instead of four. A read the view cannot
+hand-offs (caller to storage, storage to caller) instead of three. A read the view cannot
 serve (no view, lease over, applies not yet sent) takes the node's path as before.
 
 Why a read served from the view is as safe as one served by the node (``docs/reads.md``):
@@ -57,13 +57,16 @@ class LeaseView:
 
 
 class LeaseBoard:
-    """Shared by a node and its ref: the published view, and whether a caller wants one."""
+    """Shared by a node and its ref: the published view, whether a caller wants one, and
+    the node's ports (``guard``: a storage failure they saw refuses the read, as on the
+    node's path)."""
 
-    __slots__ = ("view", "wanted")
+    __slots__ = ("guard", "view", "wanted")
 
-    def __init__(self) -> None:
+    def __init__(self, guard: Any = None) -> None:
         self.view: LeaseView | None = None
         self.wanted = False
+        self.guard = guard
 
     def serve(self, read: ClientRead, reply: Reply) -> bool:
         """Serve ``read`` from the view if it can (on the caller's thread); ``False``: the
@@ -79,6 +82,7 @@ class LeaseBoard:
         try:
             # The state read is at least as recent as sent_through.
             answers = ReadAnswers([reply], view.sent_through, settle)
+            answers.guard = self.guard
             view.storage.tell(Call(QueryStateMachine((read.query,)), answers))
         except DEAD_ACTOR_ERRORS:
             return False  # the node finds out and answers

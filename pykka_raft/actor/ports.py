@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 from pykka_raft.calls import DEAD_ACTOR_ERRORS, ActorReply, Call
 from pykka_raft.core import commands as cmd
 from pykka_raft.driver import Ports
-from pykka_raft.errors import InternalError, StorageError
+from pykka_raft.errors import InternalError, SnapshotsUnsupported, StorageError
 from pykka_raft.logs import NODE
 from pykka_raft.messages import RpcRequest
 from pykka_raft.read_answers import ReadAnswers, settle
@@ -23,18 +23,28 @@ logger = logging.getLogger(NODE)
 class ActorPorts(Ports):
     """The driver's I/O as actor messages. Reads' callers are answered on the storage's
     thread, straight from its answers to their queries: the node's thread only hears that
-    the query completed, once per batch."""
+    the query completed, once per batch.
+
+    ``storage_failure`` is the first error a storage command other than a query failed
+    with (``SnapshotsUnsupported`` aside: not a failure), set on the thread that answered
+    it, before the node hears. Queries run after the commands issued before them (FIFO),
+    so a query whose readers would read a state that missed a failed apply sees it set,
+    and its readers get ``StorageError`` (:class:`ReadAnswers`) while the node stops.
+    """
 
     answers_reads = True
 
     def __init__(self, raft: Raft) -> None:
         self.raft = raft
+        self.storage_failure: BaseException | None = None
 
     def storage(self, seq: int, command: cmd.Command) -> None:
-        self._tell_storage(storage_message(command), ActorReply(self.raft.actor_ref, seq))
+        reply = _StorageReply(ActorReply(self.raft.actor_ref, seq), self)
+        self._tell_storage(storage_message(command), reply)
 
     def query(self, seq: int, command: cmd.Query, readers: ReadAnswers) -> None:
         readers.done = ActorReply(self.raft.actor_ref, seq)
+        readers.guard = self
         self._tell_storage(storage_message(command), readers)
 
     def _tell_storage(self, message: Any, reply: Any) -> None:
@@ -55,6 +65,23 @@ class ActorPorts(Ports):
             settle(handle, value, error)
         except Exception:  # a broken or already-answered reply must not stop the node
             logger.warning("node %s: a reply failed", self.raft.node_id, exc_info=True)
+
+
+class _StorageReply:
+    """A storage command's reply that notes a failure on the ports before telling it."""
+
+    __slots__ = ("inner", "ports")
+
+    def __init__(self, inner: ActorReply, ports: ActorPorts) -> None:
+        self.inner, self.ports = inner, ports
+
+    def set(self, value: Any = None) -> None:
+        self.inner.set(value)
+
+    def set_exception(self, error: BaseException) -> None:
+        if not isinstance(error, SnapshotsUnsupported) and self.ports.storage_failure is None:
+            self.ports.storage_failure = error
+        self.inner.set_exception(error)
 
 
 def storage_message(command: cmd.Command) -> Any:

@@ -102,9 +102,10 @@ class Raft(pykka.ThreadingActor):
         self.storage = storage
         self.metrics_subscriber = metrics
         self.core = RaftCore(node_id, config, rng)
-        ref.lease = LeaseBoard()
+        ports = ActorPorts(self)
+        ref.lease = LeaseBoard(guard=ports)
         self.lease = LeasePublisher(ref.lease, self.core, storage)
-        self.driver = NodeDriver(self.core, ActorPorts(self))
+        self.driver = NodeDriver(self.core, ports)
         self.driver.before_commands = self.lease.before
         self._ticker: Ticker | None = None
         self._stray = RateLimited(logger)

@@ -98,9 +98,10 @@ def zip_answers(
             yield reader, error
             continue
         try:
-            yield reader, answers[position]
-        except (TypeError, IndexError, KeyError) as exc:
-            yield reader, exc
+            answer = answers[position]
+        except Exception as exc:  # not a sequence, too short, or broken: the reader's error
+            answer = exc
+        yield reader, answer
 
 
 class Reads:

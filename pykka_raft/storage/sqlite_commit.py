@@ -50,6 +50,11 @@ class SqliteGroupCommit(SqliteOpening):
         for reply, value in deferred:
             _deliver(reply, value)
 
+    def _flushed(self) -> bool:
+        """:meth:`_flush`; whether the store is still sound after it."""
+        self._flush()
+        return self._failed is None
+
     # --- messages --------------------------------------------------------------------
 
     def receive(self, message: Any) -> Any:
@@ -79,7 +84,8 @@ class SqliteGroupCommit(SqliteOpening):
         if isinstance(message, Call) and isinstance(message.message, GROUPABLE):
             self._grouped(message.message, message.reply)
             return None
-        self._flush()
+        if not self._flushed():  # the commit just failed: refuse this message too
+            return self.receive(message)
         if isinstance(message, _SnapshotFileBuilt):
             self._snapshot_file_built(message)
             return None

@@ -9,7 +9,9 @@ import pykka
 import pytest
 
 from pykka_raft import (
+    ApplyToStateMachine,
     Call,
+    ClientPayload,
     ClientRead,
     ClientReadResponse,
     Get,
@@ -17,8 +19,12 @@ from pykka_raft import (
     Put,
     QueryStateMachine,
     ReadPolicy,
+    ResponseMode,
     ShuttingDown,
+    State,
+    StorageError,
 )
+from pykka_raft.testing import wait_until
 
 
 class _Probe:
@@ -38,6 +44,14 @@ class _QueryStore(MemStore):
         self.probe = probe
 
     def receive(self, message: Any) -> Any:
+        inner = message.message if isinstance(message, Call) else None
+        if isinstance(inner, ApplyToStateMachine) and any(_is_boom(e) for e in inner.entries):
+            # A failed apply (a disk that went away): held until released, then failed
+            # without applying.
+            self.probe.held.set()
+            self.probe.release.wait(10)
+            message.reply.set_exception(OSError(5, "Input/output error"))
+            return None
         if isinstance(message, Call) and isinstance(message.message, QueryStateMachine):
             probe = self.probe
             probe.query_threads.append(threading.current_thread().name)
@@ -45,6 +59,10 @@ class _QueryStore(MemStore):
                 probe.held.set()
                 probe.release.wait(10)
         return super().receive(message)
+
+
+def _is_boom(entry: Any) -> bool:
+    return getattr(entry.payload, "data", None) == Put("boom", 1)
 
 
 class _ThreadReply:
@@ -99,3 +117,32 @@ def test_a_node_that_stops_answers_readers_whose_query_is_held(make_cluster: Any
             future.get(timeout=10)
     finally:
         store.release.set()
+
+
+@pytest.mark.parametrize("policy", [ReadPolicy.READ_INDEX, ReadPolicy.LEASE])
+def test_a_read_behind_a_failed_apply_is_refused_not_answered(
+    make_cluster: Any, policy: Any
+) -> None:
+    """The storage fails an apply, then runs a read's query queued behind it: the reader
+    gets ``StorageError`` (the node stops), never a value read from a state that missed
+    the entry its read index covers. ``LEASE``: served from the lease view, on the
+    caller's thread, once a first lease read asked for the view."""
+    cluster, probe = one_node(make_cluster)
+    board = cluster.nodes[1].lease
+    try:
+        cluster.nodes[1].ask(ClientRead(Get("k"), policy), timeout=10)
+        if policy is ReadPolicy.LEASE:
+            wait_until(lambda: board.view is not None, 10, "the lease view")
+        cluster.nodes[1].ask(ClientPayload.new(Put("boom", 1), ResponseMode.COMMITTED), block=False)
+        assert probe.held.wait(10)  # the apply of "boom" is on the storage's thread
+        reply = _ThreadReply()
+        cluster.nodes[1].tell(Call(ClientRead(Get("boom"), policy), reply))
+        inbox = cluster.storages[1].actor_inbox
+        wait_until(lambda: inbox.qsize() >= 1, 10, "the read's query queued behind the apply")
+        probe.release.set()
+        assert reply.answered.wait(10)
+        ((_, answer),) = reply.answers
+        assert isinstance(answer, StorageError), answer
+        cluster.hub.wait_for(lambda m: m[1].state is State.SHUTDOWN, 20, "the node to stop")
+    finally:
+        probe.release.set()

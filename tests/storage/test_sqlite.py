@@ -10,6 +10,7 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
+import threading
 import tracemalloc
 from collections.abc import Iterator
 from pathlib import Path
@@ -43,9 +44,10 @@ from pykka_raft import (
     StorageError,
     WriteSnapshotChunk,
 )
-from pykka_raft.calls import Call
+from pykka_raft.calls import Call, FutureReply
 from pykka_raft.statemachine import InvalidCommand
 from pykka_raft.storage import ApplyToStateMachine, SaveHardState
+from pykka_raft.storage.messages import QueryStateMachine
 from pykka_raft.storage.sqlite import DATABASE, MARKER, SNAPSHOTS
 from pykka_raft.storage.sqlite_kv import QUERY_CHUNK
 from pykka_raft.testing import Cluster
@@ -512,6 +514,65 @@ def test_a_full_disk_fails_the_write_and_everything_after_it(tmp_path: Path) -> 
     store.stop()
     store = start(tmp_path / "n1")
     assert [e.index for e in store.ask(GetLogEntries(1, 10_000))] == acknowledged
+
+
+class _Hold:
+    """Holds a :class:`FailingCommitStore`'s thread until its control's ``gate`` is set."""
+
+
+class _CommitControl:
+    def __init__(self) -> None:
+        self.fail_commit = False  # armed: the next COMMIT fails
+        self.gate = threading.Event()
+        self.holding = threading.Event()
+
+
+class FailingCommitStore(SqliteStore):
+    """A store whose next COMMIT fails once armed: an I/O error at commit time, after the
+    transaction's statements went through."""
+
+    def __init__(self, *args: Any, control: _CommitControl, **kwargs: Any) -> None:
+        self.control = control  # before the store opens: opening commits
+        super().__init__(*args, **kwargs)
+
+    def handle_other(self, message: Any) -> Any:
+        if isinstance(message, _Hold):
+            self.control.holding.set()
+            self.control.gate.wait(10)
+            return None
+        return super().handle_other(message)
+
+    def _commit_transaction(self) -> None:
+        if self.control.fail_commit and self._txn is not None:
+            self.control.fail_commit = False
+            raise sqlite3.OperationalError("disk I/O error")
+        super()._commit_transaction()
+
+
+def test_a_commit_that_fails_under_a_query_fails_the_query_too(tmp_path: Path) -> None:
+    """An apply grouped into a transaction whose COMMIT fails when a query arrives: the
+    query must not be answered from the rolled-back state (its reader would miss the
+    apply), but refused like every message after a failure."""
+    control = _CommitControl()
+    store = FailingCommitStore.start(tmp_path / "n1", 1, control=control)
+    try:
+        store.ask(ApplyToStateMachine(puts(1, 1, 1)))
+        store.tell(_Hold())
+        assert control.holding.wait(10)
+        control.fail_commit = True
+        applied: pykka.ThreadingFuture[Any] = pykka.ThreadingFuture()
+        queried: pykka.ThreadingFuture[Any] = pykka.ThreadingFuture()
+        store.tell(Call(ApplyToStateMachine(puts(1, 2, 2)), FutureReply(applied)))
+        store.tell(Call(QueryStateMachine((Get("k2"),)), FutureReply(queried)))
+        control.gate.set()
+        with pytest.raises(StorageError, match="disk I/O error"):
+            applied.get(timeout=10)
+        assert not control.fail_commit  # the commit did fail
+        with pytest.raises(StorageError, match="failed earlier"):
+            queried.get(timeout=10)
+    finally:
+        control.gate.set()
+        store.stop()
 
 
 def test_a_failing_fsync_fails_the_install(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
