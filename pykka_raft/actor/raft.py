@@ -117,7 +117,8 @@ class Raft(pykka.ThreadingActor):
         self._metrics_key: tuple[Any, ...] = ()
         self._snapshot_transfers = 0  # core.snapshot_transfer_changes at the last push
         self._told_membership: MembershipConfig | None = None
-        self._committed_config = 0
+        self._committed_membership: MembershipConfig | None = None  # as last logged
+        self._seen_commit = -1  # the commit index _after last looked at
 
     @classmethod
     def start(
@@ -279,15 +280,19 @@ class Raft(pykka.ThreadingActor):
         membership = core.membership
         if membership is not self._told_membership and membership != self._told_membership:
             self._membership_changed(membership)
-        config_index = core.log.config_index
-        if self._committed_config < config_index <= core.commit_index:
-            self._committed_config = config_index
-            logger.info(
-                "node %s: membership %s committed at index %s",
-                self.node_id,
-                describe(membership),
-                config_index,
-            )
+        if core.commit_index != self._seen_commit:
+            self._seen_commit = core.commit_index
+            # Every committed configuration is logged once: a joint one too, even when the
+            # leader proposed the final one in the step that committed it.
+            index, committed = core.log.config_through(core.commit_index)
+            if committed is not None and committed != self._committed_membership:
+                self._committed_membership = committed
+                logger.info(
+                    "node %s: membership %s committed at index %s",
+                    self.node_id,
+                    describe(committed),
+                    index,
+                )
 
     def _membership_changed(self, membership: MembershipConfig) -> None:
         """Tell the network (a network between processes learns addresses from it) and log."""

@@ -116,12 +116,18 @@ class RaftLog:
     def membership_at(self, index: LogIndex) -> MembershipConfig | None:
         """The configuration in effect at ``index``: the latest configuration entry at or
         before it, else the snapshot's (``None`` if neither exists)."""
+        return self.config_through(index)[1]
+
+    def config_through(self, index: LogIndex) -> tuple[LogIndex, MembershipConfig | None]:
+        """The latest configuration entry at or before ``index``: its index and membership;
+        else the snapshot point and the snapshot's membership (``None`` if neither)."""
         pos = bisect.bisect_right(self._config_indexes, index)
         if pos:
-            payload = self.get(self._config_indexes[pos - 1]).payload
+            at = self._config_indexes[pos - 1]
+            payload = self.get(at).payload
             assert isinstance(payload, EntryConfigChange)
-            return payload.membership
-        return self.snapshot_membership
+            return at, payload.membership
+        return self.offset, self.snapshot_membership
 
     @property
     def config_index(self) -> LogIndex:

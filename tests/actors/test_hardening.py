@@ -418,6 +418,11 @@ def test_snapshots_membership_and_a_transfer_are_logged_and_measured(
     logged(r"node 4: snapshot through index \d+ installed")
     logged(rf"node {leader}: a snapshot transfer to a follower completed")
     logged(rf"node {leader}: membership is now voters \[1, 2, 3\] joint with \[1, 2, 3, 4\].*")
+    # Each committed configuration once, the joint one included (the leader proposes the
+    # final one in the step that commits it); compacting does not log the same one again.
+    logged(rf"node {leader}: membership voters \[1, 2, 3\] joint with \[1, 2, 3, 4\] committed.*")
+    first = f"node {leader}: membership voters [1, 2, 3] committed at index"
+    assert len([line for line in lines if line.startswith(first)]) == 1, lines
 
 
 class _ExplodingMachine(KeyValueStateMachine):
