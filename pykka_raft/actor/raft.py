@@ -285,7 +285,8 @@ class Raft(pykka.ThreadingActor):
             # Every committed configuration is logged once: a joint one too, even when the
             # leader proposed the final one in the step that committed it.
             index, committed = core.log.config_through(core.commit_index)
-            if committed is not None and committed != self._committed_membership:
+            last = self._committed_membership
+            if committed is not None and committed is not last and committed != last:
                 self._committed_membership = committed
                 logger.info(
                     "node %s: membership %s committed at index %s",
