@@ -156,7 +156,8 @@ class TransferLeadershipResponse:
 class TriggerElection:
     """Make this node (a voter) start an election now, as if its election timer fired
     (with PreVote first when ``Config.pre_vote`` is on). Voters that still hear from a
-    leader refuse it (leader stickiness), so it moves leadership only when the leader is
+    leader refuse it (leader stickiness), and this node does not count its own vote while
+    it hears from one, so it moves leadership only when the leader is
     gone or cut off; to move it away from a healthy leader, use :class:`TransferLeadership`.
     A leader ignores it. Replies ``None`` once the election started (and the node's vote
     for itself, if it became a candidate, is durable).

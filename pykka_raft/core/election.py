@@ -51,9 +51,12 @@ class Election:
         A pre-vote asks about the next term without raising ours. A node that votes only
         in the previous configuration (§4.2.2) has no vote of its own in the latest one,
         so it is not counted there; ``has_quorum`` only counts members of each voter set.
+        A node that hears from a leader (:func:`hears_a_leader`: it campaigns because of
+        ``TriggerElection``) does not count its own vote either, as it would refuse anyone
+        else's request: that leader's lease counts on it. A transfer counts it.
         """
         node = self.node
-        self.votes_granted = {node.id}
+        self.votes_granted = set() if not transfer and hears_a_leader(node) else {node.id}
         self.unknown_to = set()
         last = node.log.last_log_id
         term = node.current_term + 1 if pre_vote else node.current_term
@@ -91,17 +94,17 @@ def hears_a_leader(node: NodeState) -> bool:
     current leader within ``election_timeout_min``, believes a leader exists and refuses
     to help elect another (a transfer aside). So does a node for ``election_timeout_min``
     after it restarted: it may have heard a leader just before, and that leader's lease
-    counts on its refusal (§6.4.1). Off with ``Config.leader_stickiness``."""
+    counts on its refusal (§6.4.1). Off with ``Config.leader_stickiness``.
+
+    Only the time counts, not whether the node still names a leader: a higher term taken
+    from a late answer (a vote, AppendEntries or read-index response of an earlier round)
+    clears ``leader_id``, but the leader it heard still holds its lease."""
     if not node.config.leader_stickiness:
         return False
     if node.role is Role.LEADER or node.now < node.quiet_until:
         return True
     heard = node.heard_leader_at
-    return (
-        node.leader_id is not None
-        and heard is not None
-        and node.now - heard < node.config.election_timeout_min
-    )
+    return heard is not None and node.now - heard < node.config.election_timeout_min
 
 
 def grants_pre_vote(node: NodeState, request: VoteRequest) -> bool:

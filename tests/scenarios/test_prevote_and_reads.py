@@ -10,15 +10,15 @@ answer misses a write acknowledged before the read was sent.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 
 import attrs
 import pytest
-from scenario_net import CONFIG, Cluster, ReadCall, ScenarioViolation
+from scenario_net import CONFIG, Cluster, Msg, ReadCall, ScenarioViolation
 
 from pykka_raft.admin import TransferLeadership, TransferLeadershipResponse, TriggerElection
 from pykka_raft.core import Role
-from pykka_raft.messages import ReadPolicy
+from pykka_raft.messages import ReadPolicy, VoteRequest
 
 STICKY = attrs.evolve(CONFIG, pre_vote=True, leader_stickiness=True)
 STEP = 10  # ms per step
@@ -48,8 +48,10 @@ def run(
     links: Links = everyone,
     rates: dict[int, float] | None = None,
     each: Callable[[], None] | None = None,
+    held: Collection[Msg] = (),
 ) -> None:
-    """``ms`` of time on every node that is up, messages delivered along ``links``."""
+    """``ms`` of time on every node that is up, messages delivered along ``links`` (but
+    those ``held`` in the network)."""
     rates = rates or {}
     carry = {n: 0.0 for n in c.ids}
     for _ in range(ms // STEP):
@@ -60,17 +62,17 @@ def run(
                 if whole:
                     carry[n] -= whole
                     c.tick(n, whole)
-        deliver_along(c, links)
+        deliver_along(c, links, held)
         if each is not None:
             each()
 
 
-def deliver_along(c: Cluster, links: Links) -> None:
+def deliver_along(c: Cluster, links: Links, held: Collection[Msg] = ()) -> None:
     """Deliver, oldest first, every message allowed by ``links`` (and those they cause);
-    drop the others."""
+    drop the others. Messages ``held`` stay in flight."""
     while True:
-        c.drop_where(where=lambda m: not links(m.src, m.dst))
-        ready = [m for m in c.pool if c.nodes[m.dst].up]
+        c.drop_where(where=lambda m: m not in held and not links(m.src, m.dst))
+        ready = [m for m in c.pool if m not in held and c.nodes[m.dst].up]
         if not ready:
             return
         c.deliver(ready[0])
@@ -245,6 +247,98 @@ def test_a_voter_restarted_within_the_lease_cannot_elect_a_leader_behind_it(quie
     assert w.outcome == "committed" and c[1].role is Role.LEADER
     leader = c[1].leader
     assert leader is not None and c[1].reads.in_lease(leader)  # its last round is recent
+    with pytest.raises(ScenarioViolation) as caught:
+        c.read(1, ReadPolicy.LEASE)
+    assert caught.value.check == "read-oracle"
+
+
+@pytest.mark.parametrize("sticky", [True, False], ids=["sticky", "control"])
+def test_a_triggered_voter_that_hears_the_leader_does_not_count_its_own_vote(sticky: bool) -> None:
+    """1 leads 3 nodes; 3 is cut off from 1, 2 hears 1 and acknowledges its rounds, so 1's
+    lease counts on 2 helping elect no one, itself included. TriggerElection on 2 starts
+    an election that 2 does not count its own vote in: 3's vote is not enough, and 1's
+    lease read is served, not stale. The control turns stickiness off on 2: the same
+    request makes 2 leader with 3's vote, 2 commits a write, and the read-oracle catches
+    1's stale lease read."""
+    c = cluster(3)
+    write_and_commit(c, 1, "before")
+    run(c, 600, only((1, 2), (2, 3)))  # 3 has long stopped hearing from a leader
+    assert c[1].role is Role.LEADER and c[3].leader_id is None
+    cut = only((2, 3))
+    if not sticky:
+        c[2].config = attrs.evolve(STICKY, leader_stickiness=False)
+    trigger = c.ask(2, TriggerElection())
+    deliver_along(c, cut)
+    granted = set(c[2].election.votes_granted)
+    run(c, 2 * STEP, cut)
+    leader = c[1].leader
+    assert leader is not None and c[1].reads.in_lease(leader)
+    assert trigger.outcome == "ok", trigger  # the election started
+    if sticky:
+        assert c[2].role is not Role.LEADER and c[2].current_term == c[1].current_term
+        assert granted == {3}  # 3 granted 2's pre-vote; without 2's own, not enough
+        r = c.read(1, ReadPolicy.LEASE)
+        run(c, STEP, cut)
+        assert r.outcome == "ok", r  # from the lease (1 is cut off), and not stale
+        return
+    assert c[2].role is Role.LEADER
+    w = c.write(2, "behind the lease")
+    while w.outcome == "pending":
+        run(c, STEP, cut)
+    assert w.outcome == "committed" and c[1].reads.in_lease(leader)
+    with pytest.raises(ScenarioViolation) as caught:
+        c.read(1, ReadPolicy.LEASE)
+    assert caught.value.check == "read-oracle"
+
+
+@pytest.mark.parametrize("sticky", [True, False], ids=["sticky", "control"])
+def test_a_late_answer_with_a_higher_term_leaves_a_follower_sticky(sticky: bool) -> None:
+    """Stickiness counts the time since a node heard a leader, not whether it still names
+    one. Classic elections (PreVote off): 2 campaigns in term 1 and its VoteRequest to 3
+    is held in the network; 1 wins. 3 is cut off from 1 and keeps raising its term,
+    refused by 2, which hears 1 and acknowledges its rounds. The held request then reaches
+    3, whose answer carries 3's higher term: 2 takes that term and names no leader. When
+    3 campaigns again, 2 still refuses (it heard 1 within election_timeout_min) and 1's
+    lease read is not stale. The control forgets when 2 heard 1: 2 votes for 3, 3 commits
+    a write, and the read-oracle catches 1's stale lease read."""
+    paper = attrs.evolve(CONFIG, pre_vote=False, leader_stickiness=True)
+    c = Cluster(3, config=CONFIG)
+    c.timeout(2)
+    held = [m for m in c.msgs(VoteRequest, src=2) if m.dst == 3]
+    c.drop_where(VoteRequest, src=2, dst=1)
+    c.elect(1, voters=[3])
+    for node in c.ids:
+        c[node].config = paper
+    first = c.write(1, "before")
+    run(c, 200, held=held)
+    assert first.outcome == "committed" and c[2].leader_id == 1
+    cut3 = only((1, 2), (2, 3))
+    run(c, 800, cut3, held=held)
+    assert c[1].role is Role.LEADER and c[3].current_term > c[2].current_term
+    while c[3].election.timeout - c[3].election.elapsed > 2 * STEP:  # 3 campaigns soon
+        run(c, STEP, cut3, held=held)
+    cut = only((2, 3))
+    (late,) = held
+    c.deliver(late)
+    (answer,) = c.answers_to(late)
+    c.deliver(answer)
+    assert c[2].current_term == c[3].current_term and c[2].leader_id is None  # the fault
+    if not sticky:
+        c[2].heard_leader_at = None
+    run(c, 6 * STEP, cut)
+    leader = c[1].leader
+    assert leader is not None and c[1].reads.in_lease(leader)
+    if sticky:
+        assert c[3].role is not Role.LEADER
+        r = c.read(1, ReadPolicy.LEASE)
+        run(c, STEP, cut)
+        assert r.outcome == "ok", r  # from the lease, and not stale
+        return
+    assert c[3].role is Role.LEADER
+    w = c.write(3, "behind the lease")
+    while w.outcome == "pending":
+        run(c, STEP, cut)
+    assert w.outcome == "committed" and c[1].reads.in_lease(leader)
     with pytest.raises(ScenarioViolation) as caught:
         c.read(1, ReadPolicy.LEASE)
     assert caught.value.check == "read-oracle"
