@@ -182,7 +182,9 @@ class SqliteSnapshots(SqliteLog):
             row = db.execute("SELECT term FROM log WHERE idx = ?", (last.index,)).fetchone()
             keep_log = row is not None and row[0] == last.term
         keeps_suffix = keep_log
-        with self._transaction(sync=True):
+        # Fsynced in "os" mode too: the old snapshot's file is removed right after, and a
+        # switch lost to a power cut would leave the database naming that removed file.
+        with self._transaction(sync=True, always=True):
             if applied is not None and self.durable_state_machine:
                 machine: SqliteStateMachine = self.state_machine  # type: ignore[assignment]
                 with open(self._snapshot_path(name), "rb") as source:

@@ -120,14 +120,15 @@ class SqliteTransactions(RaftStorage):
             self._db.execute(f"PRAGMA synchronous={level}")
             self._sync = level
 
-    def _begin(self, sync: bool) -> None:
-        """Make sure a transaction is open; ``sync`` if its commit must be fsynced.
+    def _begin(self, sync: bool, always: bool = False) -> None:
+        """Make sure a transaction is open; ``sync`` if its commit must be fsynced (in
+        ``fsync`` mode), ``always`` if in ``os`` mode too.
 
         Applying entries needs no fsync (a lost apply is replayed from the log, which was
         durable before the entries were applied), so a transaction of applies only commits
         with ``synchronous=NORMAL``; a durable write that joins it starts a new one.
         """
-        level = "FULL" if sync and self.durability == "fsync" else "NORMAL"
+        level = "FULL" if always or (sync and self.durability == "fsync") else "NORMAL"
         if self._txn is not None:
             if self._txn == level or self._txn == "FULL":
                 return
@@ -148,9 +149,10 @@ class SqliteTransactions(RaftStorage):
         self._txn = None
 
     @contextlib.contextmanager
-    def _transaction(self, sync: bool) -> Any:
-        """One transaction for a block (committed at its end, rolled back on error)."""
-        self._begin(sync)
+    def _transaction(self, sync: bool, always: bool = False) -> Any:
+        """One transaction for a block (committed at its end, rolled back on error);
+        ``sync`` and ``always`` as for :meth:`_begin`."""
+        self._begin(sync, always)
         try:
             yield
         except BaseException:

@@ -427,6 +427,23 @@ def test_os_mode_never_fsyncs_a_commit(tmp_path: Path) -> None:
     assert stats.commits >= 2 and stats.synced_commits == 0
 
 
+def test_os_mode_fsyncs_the_switch_to_a_new_snapshot(tmp_path: Path) -> None:
+    """The old snapshot's file is removed once the new one is current: that switch must
+    survive a power cut in "os" mode too, or the database could name a removed file."""
+    store = start(tmp_path / "n1", durability="os")
+    entries = puts(1, 1, 20)
+    store.ask(ReplicateToLog(entries))
+    store.ask(ApplyToStateMachine(entries[:10]))
+    store.ask(CreateSnapshot(LogId(1, 10), MEMBERS))
+    before = store.proxy().commit_stats().get(timeout=TIMEOUT)
+    store.ask(ApplyToStateMachine(entries[10:]))
+    store.ask(CreateSnapshot(LogId(1, 20), MEMBERS))  # replaces the first one's file
+    after = store.proxy().commit_stats().get(timeout=TIMEOUT)
+    assert before.synced_commits == 1  # the first switch, and nothing else
+    assert after.synced_commits == 2
+    assert len(list((tmp_path / "n1" / SNAPSHOTS).iterdir())) == 1
+
+
 # --- snapshot files ------------------------------------------------------------------------
 
 
