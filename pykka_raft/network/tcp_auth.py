@@ -69,7 +69,10 @@ class IoAuth(IoBase):
                     if owner is None and self._reload_keys():
                         owner = self.key_owners.get(credentials[0])
                     if owner is not None:
-                        status, text, user = b"200", b"OK", str(owner).encode()
+                        # The key goes with the id: a request on this connection is
+                        # refused once the key is replaced (IoRequests._recv_requests).
+                        key = z85.encode(credentials[0])
+                        status, text, user = b"200", b"OK", b"%d:%s" % (owner, key)
                         logger.info(
                             "node %s accepted a connection from node %s (%s)",
                             self.node_id,

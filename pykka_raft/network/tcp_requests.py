@@ -23,6 +23,7 @@ from pykka_raft.network.frames import FrameError
 from pykka_raft.network.tcp_base import IoBase, _Pending
 from pykka_raft.network.tcp_links import IoLinks
 from pykka_raft.network.tcp_messages import (
+    AUTH_REFUSED,
     DROPPED_ISOLATED,
     DUPLICATE_RESPONSE,
     ENCODE_ERROR,
@@ -225,8 +226,18 @@ class IoRequests(IoLinks):
             who = "a peer"
             if secure:
                 with contextlib.suppress(zmq.ZMQError, ValueError):
-                    sender = int(parts[0].get("User-Id"))
+                    node, _, key = parts[0].get("User-Id").partition(":")
+                    sender = int(node)
                     who = f"node {sender}"
+                    if self.peer_keys.get(sender) != key.encode():
+                        # Accepted with a key that TrustKey or the key directory replaced.
+                        self.refuse(
+                            AUTH_REFUSED,
+                            who,
+                            "a request on a connection made with "
+                            "a key that has been replaced since",
+                        )
+                        continue
             data = [p.bytes for p in parts]
             size = sum(len(p) for p in data[1:])
             self.frames_received += 1

@@ -292,6 +292,30 @@ def test_trust_key_accepts_a_new_node(tmp_path: Path) -> None:
     assert call_when_connected(two, vote(1, 2)) == VoteResponse(1, True)
 
 
+def test_a_replaced_key_is_refused_on_the_connection_it_opened(tmp_path: Path) -> None:
+    """TrustKey replacing node 2's key ends the old key's access at once, also on the
+    connection it had already opened (the handshake is not the only check)."""
+    for node_id in (1, 2):
+        generate_keypair(tmp_path, node_id)
+    generate_keypair(tmp_path / "new", 2)
+    one, old_two, echo = secure_pair(tmp_path, rpc_timeout_ms=FAST)
+    assert call_when_connected(old_two, vote(1, 2)) == VoteResponse(1, True)
+    public2, secret2 = load_keypair(tmp_path / "new" / "node-2.key_secret")
+    one.ask(TrustKey(2, public2))
+    refused = metrics(one).error_count("auth_refused")
+    with pytest.raises(Unreachable):  # the same connection, the old key: no answer
+        call(old_two, vote(1, 2, term=2))
+    assert metrics(one).error_count("auth_refused") == refused + 1
+    assert vote(1, 2, term=2) not in echo.ask("calls")
+    new_two = TcpNetwork.start(
+        2,
+        config=CONFIG,
+        addresses={1: one.address},
+        keys=CurveKeys(public2, secret2, CurveKeys.from_dir(tmp_path, 2).peers),
+    )
+    assert call_when_connected(new_two, vote(1, 2, term=3)) == VoteResponse(3, True)
+
+
 def test_a_server_with_another_key_than_expected_is_refused(tmp_path: Path) -> None:
     for node_id in (1, 2, 9):
         generate_keypair(tmp_path, node_id)
