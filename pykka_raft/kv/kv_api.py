@@ -27,6 +27,7 @@ from pykka_raft import (
 from pykka_raft.kv.gateway import RaftGateway
 from pykka_raft.kv.store import decode_value
 from pykka_raft.kv.wsgi import HttpError, Request, check_key, json_object, json_value
+from pykka_raft.sessions import MAX_SESSION_NUMBER
 
 SESSION_FIELDS = frozenset({"client_id", "sequence"})
 """The body fields that send a write in a client session."""
@@ -46,8 +47,10 @@ def in_session(body: dict[str, Any], command: Any) -> Any:
         raise HttpError("bad_request", "client_id and sequence go together (or neither)")
     for field in sorted(SESSION_FIELDS):
         value = body[field]
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise HttpError("bad_request", f"{field} must be a positive integer, got {value!r}")
+        if type(value) is not int or not 1 <= value <= MAX_SESSION_NUMBER:
+            raise HttpError(
+                "bad_request", f"{field} must be an integer from 1 to 2**63 - 1, got {value!r}"
+            )
     return SessionCommand(body["client_id"], body["sequence"], command)
 
 
@@ -121,7 +124,9 @@ class KvApi:
     def close(self, request: Request) -> tuple[int, Any]:
         """``DELETE /v1/sessions/<client_id>``: close a session before it expires."""
         raw = request.params["client_id"]
-        if not raw.isdigit() or int(raw) < 1:
-            raise HttpError("bad_request", f"a client id is a positive integer, got {raw!r}")
+        if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= MAX_SESSION_NUMBER:
+            raise HttpError(
+                "bad_request", f"a client id is an integer from 1 to 2**63 - 1, got {raw!r}"
+            )
         response = self.gateway.submit(request, CloseSession(int(raw)))
         return 200, {"client_id": int(raw), "index": response.index}

@@ -45,14 +45,16 @@ the entries (:mod:`~pykka_raft.sessions.entries`), the table and its backends
 
 from __future__ import annotations
 
-# SESSION_TYPES is for the state machines with sessions built in, not part of __all__.
-from pykka_raft.sessions.entries import SESSION_TYPES as SESSION_TYPES
 from pykka_raft.sessions.entries import (
+    MAX_SESSION_NUMBER,
     CloseSession,
     RegisterClient,
     Rejected,
     SessionCommand,
 )
+
+# SESSION_TYPES is for the state machines with sessions built in, not part of __all__.
+from pykka_raft.sessions.entries import SESSION_TYPES as SESSION_TYPES
 from pykka_raft.sessions.errors import (
     CommandRejected,
     SessionError,
@@ -70,6 +72,7 @@ from pykka_raft.sessions.wrapper import SessionStateMachine
 
 __all__ = [
     "DEFAULT_SESSION_TIMEOUT",
+    "MAX_SESSION_NUMBER",
     "CloseSession",
     "CommandRejected",
     "MemorySessions",

@@ -19,7 +19,14 @@ import attrs
 
 from pykka_raft.codec import register_app_type
 
-__all__ = ["SESSION_TYPES", "CloseSession", "RegisterClient", "Rejected", "SessionCommand"]
+__all__ = [
+    "MAX_SESSION_NUMBER",
+    "SESSION_TYPES",
+    "CloseSession",
+    "RegisterClient",
+    "Rejected",
+    "SessionCommand",
+]
 
 
 def _leader_time(instance: Any, attribute: Any, value: Any) -> None:
@@ -32,10 +39,17 @@ def _leader_time(instance: Any, attribute: Any, value: Any) -> None:
         )
 
 
+MAX_SESSION_NUMBER = 2**63 - 1
+"""The largest client id or sequence: a signed 64-bit integer, which every store keeps as
+it is (SQLite's ``INTEGER``). Larger ones are refused before they reach the log: a
+committed entry that a store could not apply would stop every node that applies it."""
+
+
 def _positive_int(instance: Any, attribute: Any, value: Any) -> None:
-    if type(value) is not int or value < 1:
+    if type(value) is not int or not 1 <= value <= MAX_SESSION_NUMBER:
         raise ValueError(
-            f"{type(instance).__name__}.{attribute.name} must be an int >= 1, got {value!r}"
+            f"{type(instance).__name__}.{attribute.name} must be an int from 1 to 2**63 - 1, "
+            f"got {value!r}"
         )
 
 

@@ -85,11 +85,14 @@ def test_bad_session_fields_are_400(kv3: LocalCluster) -> None:
         {"value": 1, "client_id": "1", "sequence": 1},
         {"value": 1, "client_id": 1, "sequence": 0},
         {"value": 1, "client_id": True, "sequence": 1},
+        {"value": 1, "client_id": 2**63, "sequence": 1},  # more than a store keeps
+        {"value": 1, "client_id": 1, "sequence": 2**64},
     ):
         answer = request(url, "PUT", "/v1/kv/sessions/bad", body)
         assert answer.status == 400 and answer.code == "bad_request", body
     assert request(url, "POST", "/v1/sessions", {"x": 1}).code == "bad_request"
-    assert request(url, "DELETE", "/v1/sessions/abc").code == "bad_request"
+    for raw in ("abc", "%C2%B2", "%D9%A6", str(2**63)):  # "²" and an Arabic-Indic 6
+        assert request(url, "DELETE", f"/v1/sessions/{raw}").code == "bad_request", raw
     assert request(url, "GET", "/v1/kv/sessions/bad").code == "key_not_found"
 
 

@@ -11,9 +11,18 @@ from typing import Any
 
 import pytest
 
-from pykka_raft import ApplicationError, CasResult, CompareAndSet, Entry, EntryNormal, Put
+from pykka_raft import (
+    ApplicationError,
+    CasResult,
+    CompareAndSet,
+    DecodeError,
+    Entry,
+    EntryNormal,
+    Put,
+)
 from pykka_raft.codec import decode, encode, from_primitive, to_primitive
 from pykka_raft.sessions import (
+    MAX_SESSION_NUMBER,
     CloseSession,
     RegisterClient,
     Session,
@@ -233,6 +242,9 @@ def test_validate_looks_inside_session_commands(m: Machine) -> None:
         lambda: SessionCommand(0, 1, Put("k", 1)),
         lambda: SessionCommand(1, 0, Put("k", 1)),
         lambda: SessionCommand(True, 1, Put("k", 1)),
+        lambda: SessionCommand(2**63, 1, Put("k", 1)),  # more than SQLite's INTEGER holds
+        lambda: SessionCommand(1, 2**64, Put("k", 1)),
+        lambda: CloseSession(2**63),
         lambda: SessionCommand(1, 1, Put("k", 1), math.nan),
         lambda: SessionCommand(1, 1, Put("k", 1), -1.0),
         lambda: RegisterClient(math.inf),
@@ -243,6 +255,15 @@ def test_validate_looks_inside_session_commands(m: Machine) -> None:
 def test_bad_fields_are_refused_when_an_entry_is_built(build: Callable[[], Any]) -> None:
     with pytest.raises(ValueError, match="must be"):
         build()
+
+
+def test_a_session_number_beyond_the_limit_does_not_decode() -> None:
+    """A peer or a client cannot get one into the log through the codec either."""
+    limit = to_primitive(SessionCommand(MAX_SESSION_NUMBER, 1, Put("k", 1)), Any)
+    assert from_primitive(limit, Any).client_id == 2**63 - 1
+    beyond = {**limit, "client_id": 2**63}
+    with pytest.raises(DecodeError, match="must be an int from 1 to 2\\*\\*63 - 1"):
+        from_primitive(beyond, Any)
 
 
 def test_a_session_command_cannot_carry_another_session_entry() -> None:

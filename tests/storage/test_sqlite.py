@@ -20,7 +20,9 @@ import pykka
 import pytest
 
 from pykka_raft import (
+    ApplicationError,
     ClientPayload,
+    CloseSession,
     Config,
     CreateSnapshot,
     DumpStorage,
@@ -35,8 +37,10 @@ from pykka_raft import (
     OutcomeUnknown,
     Put,
     ReadSnapshotChunk,
+    RegisterClient,
     ReplicateToLog,
     ResponseMode,
+    SessionCommand,
     SnapshotPolicy,
     SqliteKeyValueStateMachine,
     SqliteStore,
@@ -45,6 +49,7 @@ from pykka_raft import (
     WriteSnapshotChunk,
 )
 from pykka_raft.calls import Call, FutureReply
+from pykka_raft.sessions import MAX_SESSION_NUMBER
 from pykka_raft.statemachine import InvalidCommand
 from pykka_raft.storage import ApplyToStateMachine, SaveHardState
 from pykka_raft.storage.messages import QueryStateMachine
@@ -404,6 +409,25 @@ def test_each_write_is_answered_only_after_its_commit(tmp_path: Path, group_comm
         assert stats.commits < 200  # writes queued together shared transactions
     else:
         assert stats.commits == 200
+
+
+def test_the_largest_client_id_and_sequence_fit_the_session_table(tmp_path: Path) -> None:
+    """Client ids and sequences go up to 2**63 - 1, which SQLite keeps as they are: the
+    session table answers for them and the store keeps running (a larger one is refused
+    when the entry is built, tests/sessions/test_session_rules.py)."""
+    store = start(tmp_path / "n1", state_machine=SqliteKeyValueStateMachine())
+    entries = (
+        Entry(1, 1, EntryNormal(RegisterClient(1.0))),
+        Entry(1, 2, EntryNormal(SessionCommand(MAX_SESSION_NUMBER, 1, Put("k", 1), 2.0))),
+        Entry(1, 3, EntryNormal(SessionCommand(1, MAX_SESSION_NUMBER, Put("k", 2), 3.0))),
+        Entry(1, 4, EntryNormal(CloseSession(MAX_SESSION_NUMBER, 4.0))),
+    )
+    store.ask(ReplicateToLog(entries))
+    responses = store.ask(ApplyToStateMachine(entries))
+    assert responses[0] == 1 and responses[2] is None  # registered; "k" had no value
+    for refused in (responses[1], responses[3]):
+        assert isinstance(refused, ApplicationError) and "has no session" in str(refused)
+    assert store.is_alive() and store.ask(QueryStateMachine((Get("k"),))) == (2,)
 
 
 def test_fsync_mode_syncs_writes_and_not_applies(tmp_path: Path) -> None:
