@@ -51,13 +51,16 @@ class AdminApi:
         """
         self.gateway.started()
         body = json_object(request.optional_json(), {"members", "nodes"}, set())
-        for node_id, record in _records(body.get("nodes")).items():
-            self.node.directory.set_static(node_id, record.get("http"), record.get("raft"))
-        members = body.get("members", list(self.node.directory.configured()))
+        directory = self.node.directory
+        records = _records(body.get("nodes"))
+        members = body.get("members", sorted({*directory.configured(), *records}))
         if not isinstance(members, list) or not members:
             raise HttpError("bad_request", "members must be a non-empty list of node ids")
         ids = sorted({node_id_field(n, "members[]") for n in members})
-        known = self.node.directory.known()
+        known = directory.known()
+        for node_id, record in records.items():  # as set_static will record them
+            given = {k: v for k, v in record.items() if v is not None}
+            known[node_id] = {**known.get(node_id, {}), **given}
         addresses = {n: known[n]["raft"] for n in ids if n in known and known[n].get("raft")}
         missing = [n for n in ids if n not in addresses]
         if self.node.config.network == "tcp" and missing:
@@ -67,10 +70,15 @@ class AdminApi:
                 '"nodes" ({"<id>": {"raft": "host:port", "http": "host:port"}}) or as a '
                 "peer in this node's configuration",
             )
+        # The records are kept once the node may have formed the cluster with them (a
+        # refused init changes nothing).
         try:
             self.node.raft.ask(
                 InitWithConfig(ids, addresses), timeout=self.settings.request_timeout
             )
+        except pykka.Timeout:
+            self._keep(records)
+            raise HttpError("outcome_unknown", "no answer to InitWithConfig in time") from None
         except InitWithConfigError:
             raise HttpError(
                 "not_pristine",
@@ -79,9 +87,12 @@ class AdminApi:
             ) from None
         except (ShuttingDown, pykka.ActorDeadError) as exc:
             raise HttpError("shutting_down", f"the node is stopping: {exc}") from None
-        except pykka.Timeout:
-            raise HttpError("outcome_unknown", "no answer to InitWithConfig in time") from None
+        self._keep(records)
         return 200, {"node_id": self.node.node_id, "members": ids}
+
+    def _keep(self, records: dict[int, dict[str, str | None]]) -> None:
+        for node_id, record in records.items():
+            self.node.directory.set_static(node_id, record.get("http"), record.get("raft"))
 
     def _add(self, request: Request, learner: bool) -> tuple[int, Any]:
         body = json_object(
@@ -215,7 +226,7 @@ def _records(nodes: Any) -> dict[int, dict[str, str | None]]:
         raise HttpError("bad_request", 'nodes must be an object {"<id>": {"raft", "http"}}')
     out: dict[int, dict[str, str | None]] = {}
     for key, record in nodes.items():
-        if not str(key).isdigit() or int(key) < 1:
+        if not (str(key).isascii() and str(key).isdigit()) or int(key) < 1:
             raise HttpError("bad_request", f"nodes: {key!r} is not a node id")
         record = json_object(record, {"raft", "http"}, set())
         out[int(key)] = {

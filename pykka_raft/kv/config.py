@@ -46,7 +46,7 @@ def parse_address(value: str, what: str) -> tuple[str, int]:
             text = text[len(prefix) :]
     text = text.rstrip("/")
     host, sep, port = text.rpartition(":")
-    if not sep or not host or not port.isdigit() or int(port) > 65535:
+    if not sep or not host or not _digits(port) or int(port) > 65535:
         raise KvConfigError(f"{what}: expected host:port, got {value!r}")
     return host.strip("[]"), int(port)
 
@@ -229,7 +229,7 @@ def parse_peer(text: str) -> PeerConfig:
     without a Raft address)."""
     node, sep, rest = text.partition("=")
     raft, comma, http = rest.partition(",")
-    if not sep or not comma or not node.strip().isdigit():
+    if not sep or not comma or not _digits(node.strip()):
         raise KvConfigError(f"--peer: expected ID=RAFT_ADDRESS,HTTP_ADDRESS, got {text!r}")
     return PeerConfig(int(node), http.strip(), raft.strip() or None)
 
@@ -283,7 +283,7 @@ def build_config(doc: Mapping[str, Any]) -> NodeConfig:
             if isinstance(value, PeerConfig):
                 peers.append(value)
                 continue
-            if not str(key).isdigit() or not isinstance(value, Mapping):
+            if not _digits(str(key)) or not isinstance(value, Mapping):
                 raise KvConfigError(f"peers.{key}: expected a table under a numeric node id")
             extra = set(value) - {"http_address", "raft_address"}
             if extra or not isinstance(value.get("http_address"), str):
@@ -338,9 +338,15 @@ def _raft_config(table: Mapping[str, Any]) -> Config:
     return Config(**fields)
 
 
+def _digits(text: str) -> bool:
+    """ASCII digits only: ``str.isdigit`` also takes "²" (which ``int`` refuses) and other
+    scripts' digits."""
+    return text.isascii() and text.isdigit()
+
+
 def _int(value: Any, field: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
-        if isinstance(value, str) and value.isdigit():
+        if isinstance(value, str) and _digits(value):
             return int(value)
         raise KvConfigError(f"{field}: expected an integer, got {value!r}")
     return value

@@ -173,6 +173,7 @@ CODES: dict[str, tuple[int, type[KvError]]] = {
     "transfer_failed": (409, Conflict),
     "session_expired": (409, SessionExpired),
     "stale_sequence": (409, StaleSequence),
+    "sequence_reused": (409, Conflict),
     "body_too_large": (413, BodyTooLarge),
     "internal": (500, ServerError),
     "not_leader": (503, Unavailable),

@@ -54,6 +54,35 @@ def in_session(body: dict[str, Any], command: Any) -> Any:
     return SessionCommand(body["client_id"], body["sequence"], command)
 
 
+def _check_answer(body: dict[str, Any], data: Any, fits: bool, operation: str) -> Any:
+    """``data``, the state machine's answer to a write, if it ``fits`` the operation.
+
+    One that does not is the cached answer of another operation sent earlier with the
+    same ``client_id`` and ``sequence`` (a client's mistake): 409 ``sequence_reused``.
+    Without a session it would be a bug: 500 ``internal``.
+
+    Raises:
+        HttpError: the answer is not one of this operation.
+    """
+    if fits:
+        return data
+    if set(body) >= SESSION_FIELDS:
+        raise HttpError(
+            "sequence_reused",
+            f"client {body['client_id']} used sequence {body['sequence']} for another "
+            f"operation, whose answer it holds; this {operation} applied nothing: send it "
+            "with the next sequence",
+            client_id=body["client_id"],
+            sequence=body["sequence"],
+        )
+    raise HttpError("internal", f"unexpected state machine answer {data!r}", status=500)
+
+
+def _previous(body: dict[str, Any], data: Any, operation: str) -> Any:
+    """A put's or a delete's answer: the text the key held (``None``: none)."""
+    return _check_answer(body, data, data is None or isinstance(data, str), operation)
+
+
 class KvApi:
     """The key-value handlers of one node."""
 
@@ -73,17 +102,19 @@ class KvApi:
             body = json_object(request.json(), {"value", *SESSION_FIELDS}, {"value"})
             text = json_value(body["value"], "value")
             response = self.gateway.submit(request, in_session(body, Put(key, text)))
+            previous = _previous(body, response.data, "put")
             return 200, {
                 "key": key,
                 "index": response.index,
-                "previous": decode_value(response.data),
-                "existed": response.data is not None,
+                "previous": decode_value(previous),
+                "existed": previous is not None,
             }
         body = json_object(request.optional_json(), set(SESSION_FIELDS), set())
         response = self.gateway.submit(request, in_session(body, Delete(key)))
-        if response.data is None:
+        previous = _previous(body, response.data, "delete")
+        if previous is None:
             raise HttpError("key_not_found", f"no key {key!r}", key=key, index=response.index)
-        return 200, {"key": key, "index": response.index, "previous": decode_value(response.data)}
+        return 200, {"key": key, "index": response.index, "previous": decode_value(previous)}
 
     def cas(self, request: Request) -> tuple[int, Any]:
         """``POST /v1/kv/<key>/cas`` with ``{"expected": v, "new": v}``; leaving out
@@ -95,8 +126,7 @@ class KvApi:
         command = in_session(body, CompareAndSet(key, expected, new))
         response = self.gateway.submit(request, command)
         result = response.data
-        if not isinstance(result, CasResult):
-            raise HttpError("internal", f"unexpected state machine answer {result!r}", status=500)
+        _check_answer(body, result, isinstance(result, CasResult), "compare-and-set")
         if not result.swapped:
             raise HttpError(
                 "cas_failed",

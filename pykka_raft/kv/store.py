@@ -102,7 +102,7 @@ class KvStateMachine(KeyValueStateMachine):
 
     def _reindex(self, key: str) -> None:
         suffix = key[len(NODE_PREFIX) :]
-        if not suffix.isdigit():
+        if not (suffix.isascii() and suffix.isdigit()):
             return
         text = self.data.get(key)
         if text is None:

@@ -73,7 +73,7 @@ class Request:
         length_text = self.environ.get("CONTENT_LENGTH") or ""
         stream = self.environ["wsgi.input"]
         if length_text:
-            if not length_text.isdigit():
+            if not (length_text.isascii() and length_text.isdigit()):
                 raise HttpError("bad_request", "Content-Length is not a number")
             length = int(length_text)
             if length > self.max_body:

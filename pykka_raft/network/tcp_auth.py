@@ -71,8 +71,8 @@ class IoAuth(IoBase):
                     if owner is not None:
                         # The key goes with the id: a request on this connection is
                         # refused once the key is replaced (IoRequests._recv_requests).
-                        key = z85.encode(credentials[0])
-                        status, text, user = b"200", b"OK", b"%d:%s" % (owner, key)
+                        accepted = z85.encode(credentials[0])
+                        status, text, user = b"200", b"OK", b"%d:%s" % (owner, accepted)
                         logger.info(
                             "node %s accepted a connection from node %s (%s)",
                             self.node_id,

@@ -39,6 +39,7 @@ class IoLinks(IoAuth):
                 )
                 return Unreachable(f"no CURVE public key is known for node {peer.node_id}")
         sock = self.ctx.socket(zmq.DEALER)
+        monitor: zmq.Socket[bytes] | None = None
         try:
             self._socket_options(sock)
             sock.setsockopt(zmq.IMMEDIATE, 1)  # no queue for a peer that is not connected
@@ -63,6 +64,9 @@ class IoLinks(IoAuth):
             )
             sock.connect(_endpoint(address))
         except (zmq.ZMQError, ValueError) as exc:
+            if monitor is not None:  # its pipe's file descriptors, now, not at collection
+                sock.disable_monitor()
+                monitor.close(linger=0)
             sock.close(linger=0)
             self.refuse(
                 BAD_ADDRESS, f"node {peer.node_id}", f"cannot connect to {address!r}: {exc}"

@@ -56,7 +56,7 @@ def _percentile(ordered: list[float], q: float) -> float:
 def _endpoint(address: str) -> str:
     """``tcp://host:port`` for a ``host:port`` address (port 0: one the OS picks)."""
     host, sep, port = address.rpartition(":")
-    if not sep or not host or not port.isdigit():
+    if not sep or not host or not (port.isascii() and port.isdigit()):
         raise ValueError(f"an address is 'host:port', got {address!r}")
     return f"tcp://{host}:{'*' if int(port) == 0 else port}"
 

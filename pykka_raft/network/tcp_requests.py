@@ -226,7 +226,7 @@ class IoRequests(IoLinks):
             who = "a peer"
             if secure:
                 with contextlib.suppress(zmq.ZMQError, ValueError):
-                    node, _, key = parts[0].get("User-Id").partition(":")
+                    node, _, key = str(parts[0].get("User-Id")).partition(":")
                     sender = int(node)
                     who = f"node {sender}"
                     if self.peer_keys.get(sender) != key.encode():

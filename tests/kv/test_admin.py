@@ -35,6 +35,33 @@ def test_init_forms_a_cluster_and_refuses_a_second_time(cluster_factory: Any) ->
     assert membership(cluster, 1)["voters"] == [1, 2, 3]
 
 
+def test_a_refused_init_records_no_address(cluster_factory: Any) -> None:
+    """The ``nodes`` of an init refused 400 (bad members, an id in other digits) or 409
+    (the node is formed already) are not recorded: nothing changed. Those of an init that
+    forms the cluster are."""
+    cluster = cluster_factory([1, 2], init=False)
+    directory = cluster.servers[1].node.directory
+    before = directory.static()
+    seven = {"http": "192.0.2.7:80", "raft": "192.0.2.7:81"}
+    for body in (
+        {"nodes": {"7": seven}, "members": "x"},
+        {"nodes": {"\u0667": seven}, "members": [1, 2]},  # an Arabic-Indic 7
+    ):
+        answer = request(cluster.url(1), "POST", "/v1/admin/init", body)
+        assert answer.status == 400 and answer.code == "bad_request", answer.data
+        assert directory.static() == before
+    body = {"nodes": {"7": seven}, "members": [1, 2]}
+    assert request(cluster.url(1), "POST", "/v1/admin/init", body).status == 200
+    assert request(cluster.url(2), "POST", "/v1/admin/init").status == 200
+    formed = directory.static()
+    assert formed == {**before, 7: seven}
+    leader_of(cluster)
+    again = {"nodes": {"8": {"http": "192.0.2.8:80", "raft": "192.0.2.8:81"}}}
+    answer = request(cluster.url(1), "POST", "/v1/admin/init", again)
+    assert answer.status == 409 and answer.code == "not_pristine"
+    assert directory.static() == formed
+
+
 def test_init_without_a_body_uses_the_configured_members(cluster_factory: Any) -> None:
     cluster = cluster_factory([1, 2], init=False)
     for node_id in (1, 2):

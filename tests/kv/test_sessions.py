@@ -77,6 +77,26 @@ def test_stale_sequences_and_unknown_sessions_are_409(kv3: LocalCluster) -> None
     assert request(url, "GET", "/v1/kv/sessions/stale").json["value"] == 2
 
 
+def test_a_sequence_reused_for_another_operation_is_409(kv3: LocalCluster) -> None:
+    """The cached answer of a cas does not fit a put or a delete sent with its sequence,
+    nor a put's a cas: each is refused (it was a 500 when the answer did not encode)."""
+    url = kv3.url(leader_of(kv3))
+    client_id = register(url)
+    cas = {"new": 1, "client_id": client_id, "sequence": 1}
+    assert request(url, "POST", "/v1/kv/sessions/reused/cas", cas).status == 200
+    for method, body in (("PUT", {"value": 2, **cas}), ("DELETE", {**cas})):
+        del body["new"]
+        answer = request(url, method, "/v1/kv/sessions/reused", body)
+        assert answer.status == 409 and answer.code == "sequence_reused", answer.data
+        assert answer.json["error"]["sequence"] == 1
+    put = {"value": 3, "client_id": client_id, "sequence": 2}
+    assert request(url, "PUT", "/v1/kv/sessions/reused", put).status == 200
+    reuse = {"new": 4, "client_id": client_id, "sequence": 2}
+    answer = request(url, "POST", "/v1/kv/sessions/reused/cas", reuse)
+    assert answer.status == 409 and answer.code == "sequence_reused", answer.data
+    assert request(url, "GET", "/v1/kv/sessions/reused").json["value"] == 3  # nothing applied
+
+
 def test_bad_session_fields_are_400(kv3: LocalCluster) -> None:
     url = kv3.url(leader_of(kv3))
     for body in (
