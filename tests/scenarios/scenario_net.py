@@ -262,8 +262,9 @@ class AdminCall:
 class ReadCall:
     """A ``ClientRead`` sent to a node and what it answered. The scripted state machine
     answers every query with the data of the client entries it applied, in order;
-    ``required`` is the data of the writes acknowledged before the read was sent, which a
-    linearizable answer must hold (``read-oracle``)."""
+    ``required`` is the data of the writes acknowledged, or seen by a linearizable read
+    answered, before the read was sent, which a linearizable answer must hold
+    (``read-oracle``)."""
 
     rid: int
     node: NodeId
@@ -605,7 +606,17 @@ class Cluster:
     def read(self, nid: NodeId, policy: ReadPolicy = ReadPolicy.READ_INDEX) -> ReadCall:
         """A client sends a ``ClientRead`` to node ``nid``."""
         node = self.nodes[nid]
-        required = frozenset(w.data for w in self.writes if w.outcome in ("committed", "applied"))
+        # Real-time order: every write acknowledged, and every write a linearizable read
+        # saw, before this read was sent.
+        required = frozenset(
+            w.data for w in self.writes if w.outcome in ("committed", "applied")
+        ).union(
+            *(
+                r.value or ()
+                for r in self.reads
+                if r.outcome == "ok" and r.policy is not ReadPolicy.STALE
+            )
+        )
         call = ReadCall(len(self.reads) + 1, nid, policy, required)
         self.reads.append(call)
         with self._step(f"client r{call.rid} {policy.value} -> n{nid}"):

@@ -344,6 +344,22 @@ def test_a_late_answer_with_a_higher_term_leaves_a_follower_sticky(sticky: bool)
     assert caught.value.check == "read-oracle"
 
 
+def test_the_read_oracle_holds_a_read_to_what_an_earlier_read_saw() -> None:
+    """Real-time order covers reads: a read sent after a linearizable read was answered
+    must hold what that read saw, acknowledged or not (a STALE read promises nothing).
+    Here the earlier read "saw" a write no node holds, so the new read's answer fails."""
+    c = cluster(3)
+    write_and_commit(c, 1, "x")
+    saw = ReadCall(0, 1, ReadPolicy.READ_INDEX, frozenset(), "ok", ("x", "unacknowledged"))
+    stale = ReadCall(0, 1, ReadPolicy.STALE, frozenset(), "ok", ("x", "stale-only"))
+    c.reads.extend([saw, stale])
+    r = c.read(1, ReadPolicy.READ_INDEX)
+    assert r.required == {"x", "unacknowledged"}
+    with pytest.raises(ScenarioViolation, match="unacknowledged") as caught:
+        run(c, 100)
+    assert caught.value.check == "read-oracle"
+
+
 def test_reads_of_every_policy_on_a_healthy_cluster() -> None:
     c = cluster(3)
     write_and_commit(c, 1, "x")

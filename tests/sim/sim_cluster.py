@@ -488,7 +488,7 @@ class Write:
 @dataclass
 class Read:
     """One ``ClientRead`` and what the cluster answered (``required``: the highest index
-    of a write acknowledged before the read was sent)."""
+    of a write acknowledged, or of a linearizable read answered, before it was sent)."""
 
     rid: int
     node: NodeId
@@ -600,6 +600,7 @@ class Simulation:
         self.read_share = 0.3 if pre_vote else 0.0
         self.reads: dict[int, Read] = {}
         self.acked_index = 0  # the highest index of an acknowledged write
+        self.read_index = 0  # the highest index a linearizable read was answered at
         self._oracle: tuple[LogIndex, KeyValueStateMachine] = (0, KeyValueStateMachine())
         if pre_vote:
             self.config = attrs.evolve(self.config, pre_vote=True, leader_stickiness=True)
@@ -1546,7 +1547,8 @@ class Simulation:
             else ReadPolicy.READ_INDEX
         )
         read = Read(len(self.reads) + 1, node.id, policy, f"k{self.rng.randrange(4)}", 0)
-        read.required = self.acked_index
+        # Real-time order: no older than a write acknowledged, or a read answered, before.
+        read.required = max(self.acked_index, self.read_index)
         self.reads[read.rid] = read
         self._trace("client", node.id, f"r{read.rid} {policy.value} {read.key}")
         self.touched.add(node.id)
@@ -1565,12 +1567,15 @@ class Simulation:
         if not isinstance(value, ClientReadResponse):
             raise self.fail("read-oracle", f"r{read.rid} answered {value!r}")
         self._trace("answer", node.id, f"r{read.rid} at {value.index}: {value.data!r}")
-        if read.policy is not ReadPolicy.STALE and value.index < read.required:
-            raise self.fail(
-                "read-oracle",
-                f"r{read.rid} ({read.policy.value} on n{node.id}) read at index {value.index}, "
-                f"before write index {read.required} acknowledged earlier: a stale read",
-            )
+        if read.policy is not ReadPolicy.STALE:
+            if value.index < read.required:
+                raise self.fail(
+                    "read-oracle",
+                    f"r{read.rid} ({read.policy.value} on n{node.id}) read at index "
+                    f"{value.index}, before index {read.required} that a write acknowledged "
+                    "or a read answered before it was sent had: a stale read",
+                )
+            self.read_index = max(self.read_index, value.index)
         expected = self._value_at(read.key, value.index)
         if expected is not _UNKNOWN and expected != value.data:
             raise self.fail(
@@ -1585,9 +1590,9 @@ class Simulation:
         if index < done:
             done, machine = 0, KeyValueStateMachine()
         for i in range(done + 1, index + 1):
-            entry = self.applied.get(i)
+            entry = self.applied.get(i) or self.committed.get(i)
             if entry is None:
-                return _UNKNOWN  # not seen applied anywhere: nothing to compare with
+                return _UNKNOWN  # not seen committed anywhere: nothing to compare with
             machine.apply(entry)
             done = i
         self._oracle = (done, machine)

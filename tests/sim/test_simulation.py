@@ -65,12 +65,17 @@ from pykka_raft.core.snapshots import Snapshots
 from pykka_raft.messages import (
     AppendEntriesRequest,
     ClientPayload,
+    ClientReadResponse,
+    Entry,
+    EntryNormal,
     InstallSnapshotRequest,
     MembershipConfig,
+    ReadPolicy,
     ResponseMode,
     VoteRequest,
     VoteResponse,
 )
+from pykka_raft.statemachine import Put
 
 # The fixed seeds of `make test` (about 30 s of CPU in all); more on demand with
 # PYKKA_RAFT_SIM_SEEDS (see test_extra_random_seeds and docs/testing.md).
@@ -1193,3 +1198,59 @@ def test_prevote_runs_exercise_reads() -> None:
         totals.update({k: v for k, v in summary.items() if k.startswith("reads_")})
     for policy in ("read_index", "lease", "stale"):
         assert totals[f"reads_{policy}_ok"] >= 5, dict(totals)
+
+
+# --- the read-oracle itself -------------------------------------------------------------
+
+
+def _two_puts(sim: Simulation, applied: bool) -> None:
+    """Entries 1 (k0=v1) and 2 (k0=v2) committed; applied somewhere, or not yet."""
+    for index in (1, 2):
+        entry = Entry(1, index, EntryNormal(Put("k0", f"v{index}")))
+        sim.committed[index] = entry
+        if applied:
+            sim.applied[index] = entry
+
+
+def _answer_read(sim: Simulation, rid: int, index: int, data: str) -> None:
+    read = sim.reads[rid]
+    sim._read_answer(sim.nodes[read.node], read, ClientReadResponse(index, data), None)
+
+
+def _send_read(sim: Simulation) -> int:
+    sim.rng.seed(1)  # the same policy (LEASE) and key (k0) for every read sent here
+    sim._read(sim.nodes[1])
+    read = sim.reads[len(sim.reads)]
+    assert read.policy is ReadPolicy.LEASE and read.key == "k0"
+    return read.rid
+
+
+@pytest.mark.parametrize("earlier_read", [True, False], ids=["after-a-read", "control"])
+def test_the_read_oracle_orders_a_read_after_an_earlier_read(earlier_read: bool) -> None:
+    """A read sent after another read was answered at index 2 may not be answered at
+    index 1, even though no write at 2 was acknowledged. The control: without the
+    earlier read, an answer at index 1 is linearizable."""
+    sim = Simulation(seed=1)
+    _two_puts(sim, applied=True)
+    sim.acked_index = 1
+    if earlier_read:
+        _answer_read(sim, _send_read(sim), 2, "v2")
+    late = _send_read(sim)
+    if not earlier_read:
+        _answer_read(sim, late, 1, "v1")
+        return
+    with pytest.raises(SimulationFailure, match="a stale read") as caught:
+        _answer_read(sim, late, 1, "v1")
+    assert caught.value.check == "read-oracle"
+
+
+@pytest.mark.parametrize("applied", [False, True], ids=["committed-only", "applied"])
+def test_the_read_oracle_checks_values_of_entries_committed_but_not_applied(
+    applied: bool,
+) -> None:
+    """The value a read answers at an index is checked against the committed entries,
+    whether or not a node has applied them yet."""
+    sim = Simulation(seed=1)
+    _two_puts(sim, applied)
+    with pytest.raises(SimulationFailure, match="where the committed log gives 'v2'"):
+        _answer_read(sim, _send_read(sim), 2, "v1")
