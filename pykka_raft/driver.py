@@ -86,8 +86,7 @@ class Ports:
     (and ``query``, with :attr:`answers_reads`); none may block.
 
     Answers come back through the driver: :meth:`NodeDriver.storage_done` for storage
-    commands (in issue order, except ``CreateSnapshot``, which may complete later), and
-    :meth:`NodeDriver.rpc_done` for RPCs.
+    commands (in issue order, but ``CreateSnapshot``), :meth:`NodeDriver.rpc_done` for RPCs.
     """
 
     answers_reads = False
@@ -286,8 +285,9 @@ class NodeDriver:
         elif isinstance(command, cmd.LoadLog):
             core.log_loaded(value)
             self._run()
-            waiting, self._after_start = self._after_start, []
-            for message, handle in waiting:
+            waiting = self._after_start  # the node has left INITIALIZING: none waits again
+            for i, (message, handle) in enumerate(waiting):
+                self._after_start = waiting[i + 1 :]  # if a call fails, stop answers these
                 self.call(message, handle)
         self._release_durable()
         self._run()

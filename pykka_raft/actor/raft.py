@@ -181,8 +181,10 @@ class Raft(pykka.ThreadingActor):
 
     def _fatal(self, error: BaseException) -> None:
         logger.error("node %s stops: %s", self.node_id, error)
-        self._shutdown(error)
-        self.stop()
+        try:
+            self._shutdown(error)
+        finally:
+            self.stop()  # whatever happened there: a node that is not running stops
 
     def _guarded(self, step: Any) -> None:
         """Run one step; any failure takes the one fatal path."""
@@ -202,11 +204,12 @@ class Raft(pykka.ThreadingActor):
             if isinstance(message, Call):
                 message.reply.set_exception(not_accepted())
             elif isinstance(message, WakeForClients):
+                self._clients.wake_pending = False  # so that a later write wakes it again
                 self._clients.refuse_all()
             return DEFERRED_REPLY
         self._guarded(lambda: self._handle(message))
         if not self.driver.stopped:
-            self._after()
+            self._guarded(self._after)
         return DEFERRED_REPLY
 
     def _handle(self, message: Any) -> None:
@@ -258,8 +261,13 @@ class Raft(pykka.ThreadingActor):
                 writes.append((message, reply))
             else:
                 reads.append((message, reply))
-        if writes:
-            self.driver.client_writes(stamped(self.core.role is Role.LEADER, writes))
+        try:
+            if writes:
+                self.driver.client_writes(stamped(self.core.role is Role.LEADER, writes))
+        except BaseException:
+            for _, reply in reads:  # taken from the queue, never given to the driver
+                reply.set_exception(not_accepted())
+            raise
         if reads:
             self.driver.client_reads(reads)
 
@@ -338,6 +346,8 @@ class Raft(pykka.ThreadingActor):
             core.log.offset,
             id(core.membership),
             core.counters.as_tuple(),
+            # A follower catching up without moving the commit index (``replication``).
+            sum(p.match_index for p in core.leader.progress.values()) if core.leader else 0,
         )
         if key == self._metrics_key and self._published is not None:
             return
@@ -385,6 +395,14 @@ class Raft(pykka.ThreadingActor):
                 self.metrics_subscriber.tell(metrics)
             except DEAD_ACTOR_ERRORS:
                 self.metrics_subscriber = None
+            except Exception as exc:  # the subscriber's failure, not the node's
+                self._stray.log(
+                    logging.WARNING,
+                    "metrics_subscriber",
+                    "node %s: its metrics subscriber failed on a push: %r",
+                    self.node_id,
+                    exc,
+                )
 
 
 def _headline(m: RaftMetrics) -> tuple[Any, ...]:
