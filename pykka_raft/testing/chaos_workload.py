@@ -191,7 +191,7 @@ class Workload:
         promise no recency, but nothing else either)."""
         written: dict[str, set[Any]] = {}
         for op in self.recorder.ops():
-            if op.kind in ("put", "cas"):
+            if op.kind in ("put", "cas") and op.outcome != "fail":  # "fail": not committed
                 written.setdefault(op.key, set()).add(canonical(op.value))
         with self.lock:
             stale, wrong = list(self.stale), list(self.wrong_answers)
