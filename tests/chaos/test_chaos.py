@@ -20,10 +20,14 @@ import attrs
 import pytest
 
 from pykka_raft.config import Config, SnapshotPolicy
+from pykka_raft.messages import HardState
 from pykka_raft.statemachine import KeyValueStateMachine
 from pykka_raft.storage.memory import MemStoreData
+from pykka_raft.storage.messages import StorageDump
 from pykka_raft.testing.chaos import DEFAULT_CONFIG, ChaosOptions, ChaosReport, run_chaos
+from pykka_raft.testing.chaos_checks import acknowledged_writes_survive
 from pykka_raft.testing.crash import CrashableMemStore
+from pykka_raft.testing.history import Op
 from pykka_raft.testing.plugs import (
     RecordingKeyValueStateMachine,
     StoragePlug,
@@ -228,3 +232,17 @@ def test_negative_control_values_mode_catches_a_snapshot_that_changes_types() ->
     assert not report.ok, f"seed {seed}: a snapshot that turns tuples into lists went unnoticed"
     caught = [p for p in report.problems if "state machines" in p or "linearizable" in p]
     assert caught, report.render()
+
+
+@pytest.mark.parametrize("lost", [True, False], ids=["lost", "control"])
+def test_a_key_written_once_is_checked_in_a_dictionary_dump(lost: bool) -> None:
+    """A storage whose state machine dumps a dictionary (not an applied history) is
+    checked for the keys written once: an acknowledged one missing is reported."""
+    ops = (
+        Op(client=1, kind="put", key="once-c1-1", value="a", invoke=0, ret=1, outcome="ok"),
+        Op(client=1, kind="put", key="once-c1-2", value="b", invoke=1, ret=None, outcome="unknown"),
+    )
+    data = {} if lost else {"once-c1-1": "a"}
+    dumps = {n: StorageDump(HardState(1, 1), (), 2, dict(data)) for n in (1, 2, 3)}
+    problems = acknowledged_writes_survive(ops, dumps, (1, 2, 3))
+    assert len(problems) == (3 if lost else 0), problems
