@@ -396,13 +396,8 @@ class Raft(pykka.ThreadingActor):
             except DEAD_ACTOR_ERRORS:
                 self.metrics_subscriber = None
             except Exception as exc:  # the subscriber's failure, not the node's
-                self._stray.log(
-                    logging.WARNING,
-                    "metrics_subscriber",
-                    "node %s: its metrics subscriber failed on a push: %r",
-                    self.node_id,
-                    exc,
-                )
+                why = "node %s: its metrics subscriber failed on a push: %r"
+                self._stray.log(logging.WARNING, "subscriber", why, self.node_id, exc)
 
 
 def _headline(m: RaftMetrics) -> tuple[Any, ...]:
