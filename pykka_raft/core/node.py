@@ -193,10 +193,12 @@ class RaftCore(ClientApi):
         if self.role is Role.INITIALIZING:
             self.respond(token, error=Unreachable(f"node {self.id} is still starting"))
             return
-        if not self.membership.contains(request.candidate_id):
-            # Unknown candidates (e.g. removed nodes) must not disrupt us with their terms.
-            # "Candidate unknown" is actix-raft's, not the paper's (which has §4.2.3
-            # stickiness and §9.6 PreVote for that): docs/differences.md, "Removed nodes".
+        newer = LogId(request.last_log_term, request.last_log_index) > self.log.last_log_id
+        if not self.membership.contains(request.candidate_id) and not newer:
+            # Unknown candidates (e.g. removed nodes) must not disrupt us with their terms:
+            # actix-raft's rule, not the paper's (docs/differences.md, "Removed nodes").
+            # One with a newer log may hold a configuration that added it: it gets the
+            # ordinary rules, or a lagging voter could keep a live majority leaderless.
             # A pristine node knows no cluster at all: it refuses without saying "unknown",
             # so a node forming a cluster in parallel with it does not go quiet.
             known = bool(self.membership.all_nodes())

@@ -1218,3 +1218,33 @@ def test_removed_deposed_leader_answers_its_committed_applied_write() -> None:
     assert call.value.membership == M([2, 3])
     assert w.outcome == "applied" and w.index == 2
     c.check_final()
+
+
+@pytest.mark.parametrize("lagging", [True, False], ids=["lagging-voter", "control"])
+def test_a_voter_that_missed_a_change_votes_for_a_node_it_added(lagging: bool) -> None:
+    """1 adds 4 and 5 to {1, 2, 3} while 3 is cut off, so 3 still holds {1, 2, 3}. Then 1
+    and 2 crash for good: 3, 4 and 5 are a majority of five. 3 does not know 4 and 5, but
+    their logs are newer than its own, so it does not refuse them as "candidate unknown"
+    (it would for ever, and no leader could be elected) and one of them leads. The
+    control: 3 got the change too."""
+    c = formed(3, pristine=2)
+    call = c.propose(1, add=[4, 5])
+    for _ in range(10):
+        c.heartbeat(1)
+        if lagging:
+            c.drop_where(where=lambda m: 3 in (m.src, m.dst))
+        c.flush((1, 2, 4, 5) if lagging else None)
+    assert call.outcome == "ok", call
+    assert c[3].membership.contains(4) is not lagging  # 3 missed the change, or not
+    c.crash(1)
+    c.crash(2)
+    live = (3, 4, 5)
+    for _ in range(60):
+        for n in live:
+            c.tick(n, 50)
+        c.drop_where(where=lambda m: m.dst in (1, 2))
+        c.flush(live)
+        if any(c[n].role is Role.LEADER for n in live):
+            break
+    leader = next(n for n in live if c[n].role is Role.LEADER)
+    assert c[leader].membership.voters() == {1, 2, 3, 4, 5}
