@@ -22,7 +22,14 @@ from typing import Any
 import pykka
 
 from pykka_raft.actor import RaftRef
-from pykka_raft.errors import ClientError, ForwardToLeader, RaftError, ShuttingDown
+from pykka_raft.errors import (
+    ApplicationError,
+    Busy,
+    ClientError,
+    ForwardToLeader,
+    RaftError,
+    ShuttingDown,
+)
 from pykka_raft.messages import (
     ClientPayload,
     ClientRead,
@@ -225,7 +232,10 @@ class Workload:
             if exc.leader_id is None:
                 self.stop.wait(0.05)  # the pause before retrying is the client's policy
             return exc.leader_id
-        except (pykka.Timeout, ShuttingDown, ClientError):
+        except (ShuttingDown, Busy, ApplicationError):
+            self.recorder.complete(handle, "fail")  # not accepted, refused: no effect
+            return None
+        except (pykka.Timeout, ClientError):
             self.recorder.complete(handle, "unknown")
             return None
         self.recorder.complete(handle, "ok", response.data)

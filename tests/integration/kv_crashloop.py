@@ -148,6 +148,18 @@ def run(
         workload.finish()
         if workload.errors:
             raise KvCrashCheckFailed("workload errors: " + "; ".join(workload.errors[:5]))
+        # Every node catches up with a last write, then stops cleanly.
+        marker = cluster.client(IDS, deadline=30.0).put("final-marker", seed)
+        cluster.wait_applied(marker["index"], IDS)
+        report.final_terms = {n: s["term"] for n, s in cluster.statuses(IDS).items()}
+        for node_id in IDS:
+            report.stop_statuses[node_id] = cluster.kill(node_id, signal.SIGTERM)
+        if set(report.stop_statuses.values()) != {0}:
+            raise KvCrashCheckFailed(f"a node did not stop cleanly: {report.stop_statuses}")
+        data = check_directories(cluster, workload.acknowledged_unique(), report)
+        for key in workload.shared:  # what the replicas (identical) hold at the end: a read
+            handle = workload.recorder.invoke(0, "get", key)
+            workload.recorder.complete(handle, "ok", decode_value(data.get(key)))
         ops = workload.ops()
         report.ops = len(ops)
         report.acknowledged = sum(o.outcome == "ok" and o.kind != "get" for o in ops)
@@ -159,15 +171,6 @@ def run(
             raise KvCrashCheckFailed(
                 f"seed {seed}: not linearizable: {result.explanation}\n{render(failing[-40:])}"
             )
-        # Every node catches up with a last write, then stops cleanly.
-        marker = cluster.client(IDS, deadline=30.0).put("final-marker", seed)
-        cluster.wait_applied(marker["index"], IDS)
-        report.final_terms = {n: s["term"] for n, s in cluster.statuses(IDS).items()}
-        for node_id in IDS:
-            report.stop_statuses[node_id] = cluster.kill(node_id, signal.SIGTERM)
-        if set(report.stop_statuses.values()) != {0}:
-            raise KvCrashCheckFailed(f"a node did not stop cleanly: {report.stop_statuses}")
-        check_directories(cluster, workload.acknowledged_unique(), report)
         report.elapsed = time.monotonic() - started
         say(report.render())
         return report
@@ -176,8 +179,11 @@ def run(
         cluster.close()
 
 
-def check_directories(cluster: ProcessCluster, acked: dict[str, Any], report: Report) -> None:
-    """Every acknowledged unique write on every node's disk; identical replicas."""
+def check_directories(
+    cluster: ProcessCluster, acked: dict[str, Any], report: Report
+) -> dict[str, Any]:
+    """Every acknowledged unique write on every node's disk; identical replicas (whose
+    data this returns)."""
     data = {n: read_directory(cluster, n) for n in IDS}
     for node_id, values in data.items():
         missing = [k for k, v in acked.items() if decode_value(values.get(k)) != v]
@@ -192,6 +198,7 @@ def check_directories(cluster: ProcessCluster, acked: dict[str, Any], report: Re
         }
         raise KvCrashCheckFailed(f"seed {report.seed}: the replicas differ on {sorted(diff)[:10]}")
     report.keys_checked = len(acked)
+    return data[1]
 
 
 def main(argv: list[str] | None = None) -> int:
