@@ -132,9 +132,9 @@ class Engine(NodeState):
         self.leader_id = self.id
         if self.transfer is not None:
             self._end_transfer(TransferFailed("this node was elected leader again", self.id))
-        # Every entry was durable before our VoteRequests went out (after_durable), and a
-        # candidate writes no entries, so our whole log is durable now.
-        self.flushed_index = self.log.last_index
+        # flushed_index stays as the storage confirmed it: a lone voter wins with no
+        # VoteRequest (no durable barrier), and an append of its last term still under
+        # way may blank a refused entry: nothing after flushed_index is sent before.
         leader = self.leader = LeaderState()
         leader.sync_progress(self)
         # §8: commit an entry of our own term at once; a leader forming a new cluster

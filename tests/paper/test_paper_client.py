@@ -48,6 +48,7 @@ from pykka_raft.messages import (
     MembershipConfig,
     ResponseMode,
     SnapshotMeta,
+    VoteRequest,
 )
 from pykka_raft.statemachine import Get
 from pykka_raft.types import LogId
@@ -560,3 +561,29 @@ def test_a_stopping_leader_refuses_its_unappended_writes_naming_no_leader() -> N
     (respond,) = responds(core.take_commands(), 5)
     assert isinstance(respond.error, ForwardToLeader)
     assert (respond.error.leader_id, respond.error.payload) == (None, write)
+
+
+def test_a_lone_voter_elected_again_sends_nothing_its_pending_append_may_blank() -> None:
+    """Node 1 is the only voter (2 is a non-voter). As leader of term 2 it appends "bad";
+    before its storage answers, a higher term deposes it, and it wins again at once (no
+    VoteRequest, so no durable barrier). Its storage then refuses "bad" and stores a
+    blank: the new leader must not have sent the entry as it was, or 2 would hold "bad"
+    where 1 holds a blank at the same index and term (a simulation seed found it)."""
+    core = make_core(1, (1,), term=1, entries=make_entries([1]), non_voters=(2,))
+    elect(core)
+    core.log_written(core.log.last_log_id, leader=True)  # the §8 blank of term 2
+    core.take_commands()
+    core.client_write(payload("bad"), token=5)
+    (write,) = of_type(core.take_commands(), WriteLog)
+    (bad,) = write.entries
+    core.receive_vote(VoteRequest(1, 3, 2, 0, 0), token=6)  # a higher term: step down
+    assert core.role is not Role.LEADER
+    commands = elect(core)
+    assert core.current_term == 4 and core.log.get(bad.index) == bad  # not durable yet
+    sent = [e for s in append_requests(commands, 2) for e in s.request.entries]
+    assert bad not in sent
+    assert core.flushed_index < bad.index
+    core.log_written(bad.log_id, rejected={bad.index: ValueError("bad")}, leader=True)
+    sent = [e for s in append_requests(core.take_commands(), 2) for e in s.request.entries]
+    assert bad not in sent and core.log.get(bad.index) == Entry(bad.term, bad.index, EntryBlank())
+    assert core.flushed_index == bad.index  # from now on, what goes out is the blank
