@@ -46,6 +46,10 @@ Handler = Callable[[Request], tuple[int, Any]]
 _WRITE_OPS = {("kv", "PUT"): "put", ("kv", "DELETE"): "delete", ("cas", "POST"): "cas"}
 
 
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"})
+"""Request methods the request counter names; any other is counted as ``other``."""
+
+
 class KvApp:
     """The WSGI application of one node.
 
@@ -142,7 +146,9 @@ class KvApp:
             with self._idle:
                 self._inflight -= 1
                 self._idle.notify_all()
-        self.metrics.requests.labels(environ.get("REQUEST_METHOD", "?"), route_name, status).inc()
+        method = environ.get("REQUEST_METHOD", "?")
+        method = method if method in _METHODS else "other"  # a client cannot add series
+        self.metrics.requests.labels(method, route_name, status).inc()
         headers += [("Content-Length", str(len(payload))), ("Cache-Control", "no-store")]
         start_response(f"{status} {http.client.responses.get(status, '')}", headers)
         return [payload]

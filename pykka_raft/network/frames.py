@@ -137,11 +137,15 @@ def decode_header(frame: Any) -> tuple[int, int]:
 class EntryCache:
     """The msgpack bytes of recently sent entries, so that an entry sent to several
     followers (or sent again) is encoded once. Holds the entries it caches, so an
-    entry's ``id`` cannot be reused while it is cached. Not thread-safe: one per I/O
+    entry's ``id`` cannot be reused while it is cached: at most ``size`` entries and
+    ``max_bytes`` of encoded bytes (the entries' own memory is of that order), so that
+    large values cannot keep much more than the log alive. Not thread-safe: one per I/O
     thread."""
 
-    def __init__(self, size: int = 8192) -> None:
+    def __init__(self, size: int = 8192, max_bytes: int = 16 << 20) -> None:
         self._size = size
+        self._max_bytes = max_bytes
+        self._bytes = 0
         # An OrderedDict drops its oldest item in constant time; a dict's next(iter(...))
         # walks over the slots of every item dropped before, microseconds per entry here.
         self._items: collections.OrderedDict[int, tuple[Entry, bytes]] = collections.OrderedDict()
@@ -154,9 +158,15 @@ class EntryCache:
         if hit is not None and hit[0] is entry:
             return hit[1]
         data: bytes = self._pack(entry_to_primitive(entry))
-        if len(self._items) >= self._size:
-            self._items.popitem(last=False)  # the oldest
-        self._items[id(entry)] = (entry, data)
+        items = self._items
+        if len(data) > self._max_bytes:
+            return data  # never cached
+        while items and (len(items) >= self._size or self._bytes + len(data) > self._max_bytes):
+            self._bytes -= len(items.popitem(last=False)[1][1])  # the oldest
+        if id(entry) in items:  # an entry of the same id, no longer alive: replaced
+            self._bytes -= len(items.pop(id(entry))[1])
+        items[id(entry)] = (entry, data)
+        self._bytes += len(data)
         return data
 
 

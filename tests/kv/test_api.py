@@ -346,6 +346,12 @@ def test_metrics_in_prometheus_format(kv3: LocalCluster) -> None:
     assert after[count] == before.get(count, 0) + 1
     ok = ("pykka_raft_kv_requests_total", (("method", "PUT"), ("route", "kv"), ("status", "200")))
     assert after[ok] >= 1
+    # Methods a client makes up are counted under one label: they cannot add series.
+    for i in range(5):
+        assert request(url, f"MADEUP{i}", "/v1/status").status == 405
+    series = [k for k in _samples(url) if k[0] == "pykka_raft_kv_requests_total"]
+    assert not any(("method", f"MADEUP{i}") in labels for _, labels in series for i in range(5))
+    assert any(("method", "other") in labels for _, labels in series)
 
 
 def test_status_page_is_served(kv3: LocalCluster) -> None:

@@ -60,6 +60,22 @@ def test_the_entry_cache_is_bounded() -> None:
     assert len(cache._items) == 2
 
 
+def test_the_entry_cache_is_bounded_in_bytes_too() -> None:
+    """Large values: the cache keeps what fits in ``max_bytes`` (and no more than the log
+    would), the oldest going first; an entry larger than that is never cached."""
+    cache = frames.EntryCache(max_bytes=10_000)
+    entries = [Entry(1, i, EntryNormal("x" * 3000)) for i in range(1, 9)]
+    for entry in entries:
+        cache.packed(entry)
+    held = [entry for entry, _ in cache._items.values()]
+    assert held == entries[-3:] and cache._bytes == sum(len(p) for _, p in cache._items.values())
+    assert cache._bytes <= 10_000
+    huge = Entry(1, 9, EntryNormal("y" * 20_000))
+    assert cache.packed(huge) == cache.packed(huge) and huge not in [
+        entry for entry, _ in cache._items.values()
+    ]
+
+
 def test_the_entry_cache_drops_its_oldest_entry_first() -> None:
     cache = frames.EntryCache(size=3)
     entries = [Entry(1, i, EntryNormal(i)) for i in range(1, 7)]
