@@ -95,7 +95,8 @@ class Raft(pykka.ThreadingActor):
     ) -> None:
         super().__init__()
         ref = use_ref_class(self, RaftRef)
-        self._clients = ref.clients = ClientQueue()
+        self._clients = ref.clients = ClientQueue(max(config.max_pending_writes, CLIENT_BATCH))
+        self._queue_refusals = 0  # those of self._clients already counted
         self.node_id = node_id
         self.config = config
         self.network = network
@@ -248,6 +249,8 @@ class Raft(pykka.ThreadingActor):
         """Take the waiting client writes (a bounded batch, so RPCs are not starved)."""
         clients = self._clients
         clients.wake_pending = False
+        seen, self._queue_refusals = self._queue_refusals, clients.refused  # on callers' threads
+        self.core.counters.writes_refused_busy += self._queue_refusals - seen
         items = clients.items
         take = items.popleft
         batch = [take() for _ in range(min(len(items), CLIENT_BATCH))]

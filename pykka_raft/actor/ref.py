@@ -21,7 +21,7 @@ import pykka
 from pykka_raft._pykka import is_stop_request, put_with_reply_to
 from pykka_raft.actor.lease import LeaseBoard
 from pykka_raft.calls import Call, Reply
-from pykka_raft.errors import ShuttingDown
+from pykka_raft.errors import Busy, ShuttingDown
 from pykka_raft.messages import ClientPayload, ClientRead
 
 _FAST = (ClientPayload, ClientRead)
@@ -74,14 +74,18 @@ class _NotAcceptedIfDropped:
 
 
 class ClientQueue:
-    """Client writes waiting for the node, outside the actor's inbox."""
+    """Client writes and reads waiting for the node, outside the actor's inbox: at most
+    ``limit``; more are refused ``Busy`` at once, on the caller's thread (counted in
+    ``refused``), so that callers that do not wait cannot grow it without bound."""
 
-    __slots__ = ("items", "wake_pending")
+    __slots__ = ("items", "limit", "refused", "wake_pending")
 
-    def __init__(self) -> None:
+    def __init__(self, limit: int) -> None:
         self.items: collections.deque[tuple[ClientPayload | ClientRead, Reply]] = (
             collections.deque()
         )
+        self.limit = limit
+        self.refused = 0
         self.wake_pending = False
 
     def refuse_all(self) -> None:
@@ -152,6 +156,12 @@ class RaftRef(pykka.ActorRef[Any]):
             return  # a LEASE read served on this thread (actor/lease.py)
         clients = self.clients
         assert clients is not None
+        if len(clients.items) >= clients.limit:
+            write = payload if type(payload) is ClientPayload else None
+            why = f"{clients.limit} calls wait for the node already (Config.max_pending_writes)"
+            clients.refused += 1
+            reply.set_exception(Busy(write, clients.limit, why))
+            return
         clients.items.append((payload, reply))
         if not clients.wake_pending:
             clients.wake_pending = True

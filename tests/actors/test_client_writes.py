@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections import Counter
+from typing import Any
 
-from pykka_raft import ClientPayload, Put, ResponseMode
+import pykka
+import pytest
+
+from pykka_raft import Busy, ClientPayload, Config, GetMetrics, Put, ResponseMode
+from pykka_raft.actor.ref import WakeForClients
+from pykka_raft.testing import wait_until
 
 
 def test_concurrent_writes_survive_leader_isolation_exactly_once(formed):
@@ -80,3 +87,36 @@ def test_a_burst_of_writes_does_not_starve_heartbeats(formed):
     assert len(set(indexes)) == len(indexes)
     later = {t: ids for t, ids in formed.hub.leaders_by_term().items() if t >= term}
     assert later == {term: {leader}}
+
+
+def test_callers_that_do_not_wait_cannot_grow_the_client_queue_without_bound(
+    make_cluster: Any,
+) -> None:
+    """1,500 writes sent without waiting while the node is not taking its queue up (its
+    wake-up held back, as when it is busy): 1,000 wait, the other 500 are refused Busy at
+    once on the caller's thread, and the leader counts them in writes_refused_busy."""
+    config = Config(
+        election_timeout_min=300,
+        election_timeout_max=600,
+        heartbeat_interval=50,
+        max_pending_writes=10,  # the queue holds 1,000 (one batch) all the same
+    )
+    cluster = make_cluster([1], config=config)
+    cluster.initialize()
+    cluster.leader()
+    ref = cluster.nodes[1]
+    ref.clients.wake_pending = True  # the node does not hear of the queued writes yet
+    futures = [ref.ask(ClientPayload.new(Put("k", i)), block=False) for i in range(1500)]
+    assert len(ref.clients.items) == ref.clients.limit == 1000  # max_pending_writes < 1000
+    for future in futures[1000:]:
+        with pytest.raises(Busy, match="wait for the node already"):
+            future.get(timeout=0)  # answered already
+    assert ref.clients.refused == 500
+    pykka.ActorRef.tell(ref, WakeForClients())
+    answered = 0
+    for future in futures[:1000]:  # taken up now: committed, or Busy beyond the 10
+        with contextlib.suppress(Busy):
+            future.get(timeout=10)
+        answered += 1
+    assert answered == 1000
+    wait_until(lambda: ref.ask(GetMetrics()).writes_refused_busy >= 500, 10, "the refusals counted")
