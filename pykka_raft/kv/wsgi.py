@@ -116,12 +116,15 @@ def _too_large(limit: int) -> HttpError:
 
 def request_path(environ: dict[str, Any]) -> str:
     """The request's path as text (WSGI hands it percent-decoded as latin-1; keys are
-    UTF-8)."""
+    UTF-8). A path that is not UTF-8 is ``400 bad_key``: read as latin-1 instead, ``%FF``
+    and ``%C3%BF`` would name one key."""
     raw: str = environ.get("PATH_INFO", "") or "/"
     try:
         return raw.encode("latin-1").decode("utf-8")
     except (UnicodeEncodeError, UnicodeDecodeError):
-        return raw
+        raise HttpError(
+            "bad_key", "the path is not UTF-8 once percent-decoded (keys are UTF-8 text)"
+        ) from None
 
 
 def json_object(body: Any, allowed: set[str], required: set[str]) -> dict[str, Any]:

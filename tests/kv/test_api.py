@@ -253,6 +253,11 @@ def test_bad_keys(kv3: LocalCluster) -> None:
     long_key = "k" * 1025
     assert request(url, "PUT", f"/v1/kv/{long_key}", {"value": 1}).code == "bad_key"
     assert request(url, "GET", f"/v1/kv/{long_key}").code == "bad_key"
+    # Not UTF-8: refused, not read as latin-1 (where %FF would be the key %C3%BF names).
+    assert request(url, "PUT", "/v1/kv/%C3%BF", {"value": 1}).status == 200
+    for method, body in (("GET", None), ("PUT", {"value": 2}), ("DELETE", None)):
+        assert request(url, method, "/v1/kv/%FF", body).code == "bad_key", method
+    assert request(url, "GET", "/v1/kv/%C3%BF").json["value"] == 1
     reserved = request(url, "PUT", "/v1/kv/.kv/node/1", {"value": {"http": "evil:1"}})
     assert reserved.status == 400 and reserved.code == "reserved_key"
     assert request(url, "DELETE", "/v1/kv/.kv/node/1").code == "reserved_key"
