@@ -7,6 +7,7 @@ merged into one validated :class:`NodeConfig`.
 
 from __future__ import annotations
 
+import difflib
 import math
 import sys
 from collections.abc import Mapping
@@ -99,13 +100,18 @@ class HttpSettings:
     shutdown_grace: float = 5.0
 
     def __attrs_post_init__(self) -> None:
-        if self.threads < 1:
-            raise KvConfigError("threads: must be at least 1")
-        if self.max_body_bytes < 64:
-            raise KvConfigError("max_body_bytes: must be at least 64")
+        for name, least in (("threads", 1), ("max_body_bytes", 64)):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool):
+                raise KvConfigError(f"http.{name}: must be an int, got {value!r}")
+            if value < least:
+                raise KvConfigError(f"http.{name}: must be at least {least}")
         for name in ("request_timeout", "admin_timeout", "shutdown_grace"):
-            if getattr(self, name) <= 0:
-                raise KvConfigError(f"{name}: must be positive")
+            value = getattr(self, name)
+            if not isinstance(value, (int, float)) or isinstance(value, bool):
+                raise KvConfigError(f"http.{name}: must be a number of seconds, got {value!r}")
+            if not 0 < value < math.inf:
+                raise KvConfigError(f"http.{name}: must be positive and finite")
 
 
 @attrs.frozen
@@ -298,6 +304,8 @@ def build_config(doc: Mapping[str, Any]) -> NodeConfig:
         http = doc.get("http") or {}
         if not isinstance(raft, (Mapping, Config)) or not isinstance(http, (Mapping, HttpSettings)):
             raise KvConfigError("raft and http: expected tables")
+        _known_keys("raft", raft, Config, "docs/configuration.md")
+        _known_keys("http", http, HttpSettings, "docs/kv-service.md")
         return NodeConfig(
             node_id=_int(doc["node_id"], "node_id"),
             http_address=_str(doc["http_address"], "http_address"),
@@ -317,8 +325,18 @@ def build_config(doc: Mapping[str, Any]) -> NodeConfig:
         )
     except ConfigError as exc:
         raise KvConfigError(f"raft.{exc.field}: {exc.rule}") from exc
-    except TypeError as exc:  # an unknown field in [raft] or [http]
-        raise KvConfigError(f"[raft] or [http]: {exc}") from exc
+
+
+def _known_keys(section: str, table: Any, settings: type, docs: str) -> None:
+    """Every key of the ``[section]`` table names a field of ``settings``."""
+    if not isinstance(table, Mapping):
+        return  # already the settings object
+    names = [field.alias for field in attrs.fields(settings)]
+    for key in table:
+        if key not in names:
+            close = difflib.get_close_matches(str(key), names, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise KvConfigError(f"{section}.{key}: no such setting{hint}; see {docs}")
 
 
 def _raft_config(table: Mapping[str, Any]) -> Config:

@@ -33,16 +33,22 @@ class HttpServer:
 
     def __init__(self, app: Any, host: str, port: int, threads: int, max_body: int) -> None:
         self._map: dict[Any, Any] = {}
-        self.server = create_server(
-            app,
-            map=self._map,
-            host=host,
-            port=port,
-            threads=threads,
-            max_request_body_size=2 * max_body,
-            ident="pykka-raft-kv",
-            clear_untrusted_proxy_headers=True,
-        )
+        try:
+            self.server = create_server(
+                app,
+                map=self._map,
+                host=host,
+                port=port,
+                threads=threads,
+                max_request_body_size=2 * max_body,
+                ident="pykka-raft-kv",
+                clear_untrusted_proxy_headers=True,
+            )
+        except OSError as exc:  # a port in use, an address not of this machine
+            where = format_address(host, port)
+            error = OSError(f"http_address: cannot listen on {where}: {exc.strerror or exc}")
+            error.errno = exc.errno
+            raise error from exc
         self.host = host
         self.port: int = self.server.effective_port
         self._stop = threading.Event()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import socket
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +13,7 @@ from pykka_raft import SnapshotPolicy, StorageError
 from pykka_raft.kv import KvConfigError, NodeConfig, PeerConfig, RuntimeUnavailable
 from pykka_raft.kv.config import build_config, load_file, parse_address, parse_peer
 from pykka_raft.kv.runtime import LocalNetwork, open_network, open_storage
+from pykka_raft.kv.server import HttpServer
 from pykka_raft.kv.store import KvStateMachine
 from pykka_raft.net import generate_keypair
 
@@ -80,9 +82,27 @@ def test_a_full_toml_file(tmp_path: Path) -> None:
         ({"node_id": 1, "http_address": "h:1", "peers": {"2": {"raft": "a"}}}, "peers.2"),
         ({"node_id": 1, "http_address": "h:1", "peers": [1]}, "peers"),
         ({"node_id": 1, "http_address": "h:1", "raft": {"heartbeat_interval": 0}}, "raft."),
-        ({"node_id": 1, "http_address": "h:1", "raft": {"no_such": 1}}, "[raft]"),
+        ({"node_id": 1, "http_address": "h:1", "raft": {"no_such": 1}}, "raft.no_such: no such"),
+        (
+            {"node_id": 1, "http_address": "h:1", "raft": {"election_timout_min": 9}},
+            "did you mean 'election_timeout_min'",
+        ),
+        ({"node_id": 1, "http_address": "h:1", "http": {"threadz": 2}}, "http.threadz: no such"),
+        (
+            {"node_id": 1, "http_address": "h:1", "http": {"threads": "8"}},
+            "http.threads: must be an int",
+        ),
+        (
+            {"node_id": 1, "http_address": "h:1", "http": {"threads": True}},
+            "http.threads: must be an int",
+        ),
+        ({**LOCAL, "http": {"request_timeout": "5s"}}, "http.request_timeout: must be a number"),
+        (
+            {**LOCAL, "http": {"admin_timeout": float("inf")}},
+            "http.admin_timeout: must be positive",
+        ),
         ({"node_id": 1, "http_address": "h:1", "raft": {"snapshot_policy": -1}}, "snapshot"),
-        ({"node_id": 1, "http_address": "h:1", "http": {"threads": 0}}, "threads"),
+        ({"node_id": 1, "http_address": "h:1", "http": {"threads": 0}}, "http.threads"),
         ({**LOCAL, "durability": "never"}, "durability"),
         ({**LOCAL, "insecure": "yes"}, "insecure"),
         ({**LOCAL, "session_timeout": 0}, "session_timeout"),
@@ -191,3 +211,12 @@ def test_a_shared_local_network_is_not_closed_by_one_node() -> None:
     private = open_network(local())
     private.close()
     assert not private.ref.is_alive()
+
+
+def test_an_http_port_in_use_is_named_in_the_error() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with pytest.raises(OSError, match=f"http_address: cannot listen on 127.0.0.1:{port}: "):
+            HttpServer(lambda environ, start: [], "127.0.0.1", port, 1, 1024)
