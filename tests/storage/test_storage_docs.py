@@ -13,6 +13,7 @@ import pykka
 import pytest
 
 from pykka_raft import SqliteStore
+from pykka_raft.testing.conformance import StorageConformance, key_value_machine
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -54,3 +55,29 @@ class MyStore(SqliteStore):
 _docs: dict[str, Any] = {"MyStore": MyStore}
 exec(compile(block("docs/storage.md", "class TestMyStore"), "docs/storage.md", "exec"), _docs)
 TestMyStoreFromTheDocs = _docs["TestMyStore"]
+
+
+# The example stores of docs/storage.md and docs/snapshots.md keep the storage contract: the
+# suite runs on them as written (the docs say so).
+_examples: dict[str, Any] = {}
+exec(compile(block("docs/storage.md", "class SqliteStore"), "docs/storage.md", "exec"), _examples)
+exec(
+    compile(block("docs/snapshots.md", "class SnapshotSqliteStore"), "docs/snapshots.md", "exec"),
+    _examples,
+)
+
+
+class TestTheExampleStoreOfStorageMd(StorageConformance):
+    supports_snapshots = False
+
+    def start_storage(self, place: Path, rejecting: bool = False) -> Any:
+        store = _examples["SqliteStore"]
+        return store.start(str(place / "node.sqlite"), key_value_machine(rejecting))
+
+
+class TestTheFileBackedStoreOfSnapshotsMd(StorageConformance):
+    def start_storage(self, place: Path, rejecting: bool = False) -> Any:
+        store = _examples["SnapshotSqliteStore"]
+        return store.start(
+            str(place / "node.sqlite"), str(place / "snapshots"), key_value_machine(rejecting)
+        )
