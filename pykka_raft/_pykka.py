@@ -9,6 +9,8 @@ caller's future), but a ``tell`` is silently dropped. Our actors receive request
   ``ask``, extended to our calls);
 * a stopping storage or network actor takes what is left in its inbox and answers every
   call in it;
+* a message put just as the actor stopped, after its teardown emptied the inbox, would
+  never be taken: the refs check again after putting and answer what was left behind;
 * a ``RaftRef`` that answers ``ask`` itself must still let Pykka's stop request through,
   and ``start()`` must return that ref (Pykka keeps an actor's ref in a private
   attribute). These uses are isolated here, tested by
@@ -38,16 +40,33 @@ def is_pykka_message(message: Any) -> bool:
     return type(message).__module__ == _messages.__name__
 
 
-def drain_inbox(actor: pykka.Actor) -> Iterator[Any]:
-    """Take every message still queued for ``actor`` (call it from the actor's own
-    ``on_stop``), yielding each one."""
+def drain_inbox(actor: pykka.Actor | pykka.ActorRef[Any]) -> Iterator[Any]:
+    """Take every message still queued for a stopped actor (from its own ``on_stop``, or
+    from :func:`left_behind`), yielding each one for the caller to answer what it carries.
+    An envelope's ``reply_to`` (an ``ask``) is answered first, as Pykka's teardown
+    answers it: ``ActorDeadError`` (``None`` for a stop request)."""
     inbox = actor.actor_inbox
     while True:
         try:
             envelope = inbox.get_nowait()  # type: ignore[attr-defined]
         except queue.Empty:
             return
+        if envelope.reply_to is not None and is_stop_request(envelope.message):
+            envelope.reply_to.set(None)
+        elif envelope.reply_to is not None:
+            dead = pykka.ActorDeadError(f"{actor} stopped before handling the message")
+            envelope.reply_to.set_exception(exc_info=(pykka.ActorDeadError, dead, None))
         yield envelope.message
+
+
+def left_behind(ref: pykka.ActorRef[Any]) -> Iterator[Any]:
+    """Call after putting a message in ``ref``'s inbox. If the actor stopped meanwhile,
+    its teardown may have emptied the inbox before the message arrived, and nobody would
+    ever take it: take what is left, as :func:`drain_inbox` does (each envelope goes to
+    exactly one of the threads that drain). Nothing if the actor still runs."""
+    if ref.is_alive():
+        return iter(())
+    return drain_inbox(ref)
 
 
 R = TypeVar("R", bound=pykka.ActorRef[Any])

@@ -17,7 +17,7 @@ from typing import Any, Protocol
 import attrs
 import pykka
 
-from pykka_raft._pykka import is_pykka_message
+from pykka_raft._pykka import is_pykka_message, left_behind
 from pykka_raft.errors import ShuttingDown
 
 logger = logging.getLogger(__name__)
@@ -111,13 +111,38 @@ class Asked:
 
 
 class AskAwareRef(pykka.ActorRef[Any]):
-    """A ref whose ``ask`` marks the message as asked (see :class:`Asked`)."""
+    """A ref whose ``ask`` marks the message as asked (see :class:`Asked`), and that
+    answers what it put in the inbox of an actor that stopped meanwhile (see
+    :func:`~pykka_raft._pykka.left_behind`): an ask with ``ActorDeadError``, a
+    :class:`Call` with the actor class's ``stopped_error()``."""
 
     def ask(self, message: Any, *, block: bool = True, timeout: float | None = None) -> Any:
         """Ask the actor; the handler sees an :class:`Asked` wrapper."""
         if not is_pykka_message(message):  # stop requests and proxy calls go through as is
             message = Asked(message)
-        return super().ask(message, block=block, timeout=timeout)
+        future = super().ask(message, block=False)
+        self.answer_left_behind()
+        return future.get(timeout=timeout) if block else future
+
+    def tell(self, message: Any) -> None:
+        """Tell the actor ``message``."""
+        super().tell(message)
+        self.answer_left_behind()
+
+    def answer_left_behind(self) -> None:
+        """If the actor stopped meanwhile, answer what is left in its inbox."""
+        stopped_error = getattr(self.actor_class, "stopped_error", None)
+        for message in left_behind(self):
+            if stopped_error is not None:
+                answer_dropped(message, stopped_error())
+
+
+def answer_dropped(message: Any, error: BaseException) -> None:
+    """Answer ``error`` to a :class:`Call` (or an asked one) taken from the inbox of a
+    stopped actor; other messages need no answer."""
+    call, _ = unwrap(message)
+    if isinstance(call, Call):
+        _deliver(call.reply.set_exception, error)
 
 
 def unwrap(message: Any) -> tuple[Any, bool]:

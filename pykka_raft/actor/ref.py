@@ -18,7 +18,7 @@ from typing import Any
 import attrs
 import pykka
 
-from pykka_raft._pykka import is_stop_request, put_with_reply_to
+from pykka_raft._pykka import is_stop_request, left_behind, put_with_reply_to
 from pykka_raft.actor.lease import LeaseBoard
 from pykka_raft.calls import Call, Reply
 from pykka_raft.errors import Busy, ShuttingDown
@@ -149,6 +149,9 @@ class RaftRef(pykka.ActorRef[Any]):
             put_with_reply_to(self, call, _NotAcceptedIfDropped(call.reply))
         except pykka.ActorDeadError:
             call.reply.set_exception(not_accepted())
+            return
+        for _ in left_behind(self):  # stopped meanwhile: calls answered, the rest dropped
+            pass
 
     def _enqueue(self, payload: ClientPayload | ClientRead, reply: Reply) -> None:
         lease = self.lease

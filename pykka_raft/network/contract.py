@@ -29,7 +29,7 @@ import attrs
 import pykka
 
 from pykka_raft._pykka import drain_inbox, use_ref_class
-from pykka_raft.calls import AskAwareRef, Call, Reply, unwrap
+from pykka_raft.calls import AskAwareRef, Call, Reply, answer_dropped, unwrap
 from pykka_raft.errors import UnknownMessage, Unreachable
 from pykka_raft.logs import NETWORK, RateLimited
 from pykka_raft.messages import (
@@ -117,12 +117,15 @@ class RaftNetwork(pykka.ThreadingActor, abc.ABC):
             error,
         )
 
+    @classmethod
+    def stopped_error(cls) -> Unreachable:
+        """What a call gets that this network can no longer handle."""
+        return Unreachable(f"the network {cls.__name__} stopped")
+
     def on_stop(self) -> None:
         """Answer every RPC call still queued: the network is gone."""
         for message in drain_inbox(self):  # a subclass that overrides on_stop calls this
-            call, _ = unwrap(message)
-            if isinstance(call, Call):
-                call.reply.set_exception(Unreachable(f"the network {type(self).__name__} stopped"))
+            answer_dropped(message, self.stopped_error())
 
     def membership_changed(self, node_id: NodeId, membership: MembershipConfig) -> None:
         """Node ``node_id`` has this membership now; the default ignores it."""

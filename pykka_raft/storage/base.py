@@ -18,7 +18,7 @@ import attrs
 import pykka
 
 from pykka_raft._pykka import drain_inbox, use_ref_class
-from pykka_raft.calls import AskAwareRef, Call, answer, unwrap
+from pykka_raft.calls import AskAwareRef, Call, answer, answer_dropped, unwrap
 from pykka_raft.errors import (
     ApplicationError,
     SnapshotsUnsupported,
@@ -100,12 +100,15 @@ class RaftStorage(pykka.ThreadingActor, abc.ABC):
             )
             return None
 
+    @classmethod
+    def stopped_error(cls) -> StorageError:
+        """What a call gets that this storage can no longer handle."""
+        return StorageError(f"{cls.__name__} has stopped")
+
     def on_stop(self) -> None:
         """Answer every call still queued: the storage is gone (the node stops on it)."""
         for message in drain_inbox(self):
-            call, _ = unwrap(message)
-            if isinstance(call, Call):
-                call.reply.set_exception(StorageError(f"{type(self).__name__} has stopped"))
+            answer_dropped(message, self.stopped_error())
 
     def receive(self, message: Any) -> Any:
         """Answer a call through its reply, or a plain ``ask`` directly (subclasses that

@@ -504,3 +504,57 @@ def test_a_router_that_stops_answers_the_calls_still_queued() -> None:
             future.get(timeout=10)
     finally:
         _GatedRouter.gate.set()
+
+
+class _AliveOnce:
+    """Stands in for a stopped actor's ``is_alive``: says True once, then the truth. The
+    sender's check passes, and its message lands after the actor's teardown emptied the
+    inbox: the interleaving of a send racing a stop, made certain."""
+
+    def __init__(self, ref: Any) -> None:
+        self.real, self.lied = ref.is_alive, False
+
+    def __call__(self) -> bool:
+        if not self.lied:
+            self.lied = True
+            return True
+        return bool(self.real())
+
+
+def _sent_as_it_stopped(ref: Any, send: Any) -> pykka.ThreadingFuture[Any]:
+    ref.stop(timeout=10)
+    assert not ref.is_alive() and ref.actor_inbox.empty()  # stopped, teardown done
+    ref.is_alive = _AliveOnce(ref)
+    future: pykka.ThreadingFuture[Any] = pykka.ThreadingFuture()
+    send(FutureReply(future))
+    assert ref.is_alive.lied, "the send did not pass the liveness check"
+    return future
+
+
+def test_a_call_sent_as_the_node_stops_is_answered_not_accepted() -> None:
+    router, store = RaftRouter.start(), MemStore.start()
+    node = Raft.start(1, FAST, router, store)
+    try:
+        future = _sent_as_it_stopped(node, lambda reply: node.tell(Call(GetMetrics(), reply)))
+        with pytest.raises(ShuttingDown, match="did not accept"):
+            future.get(timeout=10)
+    finally:
+        for ref in (store, router):
+            ref.stop()
+
+
+def test_calls_sent_as_a_storage_or_network_stops_are_answered() -> None:
+    """Told or asked: nothing put in the inbox after the teardown drained it waits forever."""
+    store = MemStore.start()
+    future = _sent_as_it_stopped(store, lambda reply: store.tell(Call(GetInitialState(), reply)))
+    with pytest.raises(StorageError, match="has stopped"):
+        future.get(timeout=10)
+    store = MemStore.start()
+    asked: list[Any] = []
+    _sent_as_it_stopped(store, lambda _: asked.append(store.ask(GetInitialState(), block=False)))
+    with pytest.raises(pykka.ActorDeadError):
+        asked[0].get(timeout=10)
+    router = RaftRouter.start()
+    future = _sent_as_it_stopped(router, lambda reply: router.tell(Call(Register(5, None), reply)))
+    with pytest.raises(Unreachable, match="stopped"):
+        future.get(timeout=10)

@@ -6,6 +6,7 @@ import threading
 from typing import Any
 
 import pykka
+import pytest
 
 from pykka_raft._pykka import drain_inbox, is_stop_request, put_with_reply_to, use_ref_class
 
@@ -33,9 +34,12 @@ def test_drain_inbox_returns_the_messages_queued_behind_a_stop() -> None:
     stopped = ref.stop(block=False)
     ref.tell("first")
     ref.tell({"second": 2})
+    asked = ref.ask("third", block=False)
     gate.set()
     stopped.get(timeout=10)
-    assert left == ["first", {"second": 2}]
+    assert left == ["first", {"second": 2}, "third"]
+    with pytest.raises(pykka.ActorDeadError):  # answered as Pykka's teardown answers it
+        asked.get(timeout=10)
 
 
 class _SeeingRef(pykka.ActorRef[Any]):
