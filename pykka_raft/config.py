@@ -70,7 +70,8 @@ class Config:
             that one lost heartbeat does not start an election (§5.6:
             broadcastTime << electionTimeout).
         max_payload_entries: the most entries one AppendEntries (and one storage append)
-            carries; bounds batch sizes and catch-up steps.
+            carries; bounds batch sizes and catch-up steps (a follower that does not answer
+            a batch within ``rpc_timeout`` gets smaller ones until it does).
         max_inflight: the most AppendEntries with entries in flight to one follower at a
             time (pipelining), once that follower's log is known to match.
         metrics_rate: the interval of the periodic :class:`~pykka_raft.metrics.RaftMetrics`

@@ -12,6 +12,12 @@ States (the names etcd-raft uses for the same idea):
 
 A rejection, a lost request or a timeout in ``REPLICATE`` falls back to ``PROBE``. In
 ``SNAPSHOT`` the same events only reset the window: the transfer goes on.
+
+A lost AppendEntries that carried entries also halves how many entries each request to that
+follower carries (``batch``), and every answered one doubles it again, up to
+``Config.max_payload_entries``: a follower behind a slow link gets requests small enough to
+be answered within ``Config.rpc_timeout``, instead of the same full batch over and over
+(each one delivered too late to count, and queued behind the last).
 """
 
 from __future__ import annotations
@@ -53,21 +59,25 @@ class Progress:
         next_index: the next entry to send.
         match_index: the highest entry known replicated on the follower.
         state: see :class:`ProgressState`.
-        inflight: AppendEntries in flight with entries: (last index, sent at), oldest first.
+        inflight: AppendEntries in flight with entries: (last index, sent at, number of
+            entries), oldest first.
         retry_at: nothing is sent before this time (after a failed request).
         last_heard: when the follower last answered (for the leader's quorum check).
         snapshot: the transfer in progress, in state ``SNAPSHOT``.
         acked_round: the latest heartbeat round the follower answered (``reads.py``).
+        batch: the most entries one AppendEntries carries since one was lost (0: no limit
+            but ``Config.max_payload_entries``).
     """
 
     next_index: LogIndex
     match_index: LogIndex = 0
     state: ProgressState = ProgressState.PROBE
-    inflight: list[tuple[LogIndex, int]] = attrs.field(factory=list)
+    inflight: list[tuple[LogIndex, int, int]] = attrs.field(factory=list)
     retry_at: int = 0
     last_heard: int = 0
     snapshot: SnapshotTransfer | None = None
     acked_round: int = 0
+    batch: int = 0
 
     @property
     def probing(self) -> bool:
@@ -106,11 +116,27 @@ class Progress:
             return not self.inflight
         return len(self.inflight) < max_inflight and self.next_index <= flushed
 
-    def sent(self, last_index: LogIndex, now: int) -> None:
-        """An AppendEntries through ``last_index`` went out."""
-        self.inflight.append((last_index, now))
+    def batch_size(self, most: int) -> int:
+        """How many entries the next AppendEntries may carry (``most``: the configured cap)."""
+        return min(self.batch, most) if self.batch else most
+
+    def sent(self, last_index: LogIndex, now: int, entries: int) -> None:
+        """An AppendEntries through ``last_index``, carrying ``entries``, went out."""
+        self.inflight.append((last_index, now, entries))
         if self.state is ProgressState.REPLICATE:
             self.next_index = last_index + 1
+
+    def lost(self, entries: int) -> None:
+        """An AppendEntries carrying ``entries`` got no answer: send at most half as many
+        (an older, larger request lost late never raises the limit)."""
+        if entries:
+            half = max(1, entries // 2)
+            self.batch = min(self.batch, half) if self.batch else half
+
+    def answered(self, entries: int, most: int) -> None:
+        """An AppendEntries carrying ``entries`` was answered: send up to twice as many."""
+        if self.batch and entries:
+            self.batch = 0 if self.batch * 2 >= most else self.batch * 2
 
     def acknowledged(self, last_index: LogIndex) -> None:
         """The follower holds everything through ``last_index``."""

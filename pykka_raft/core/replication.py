@@ -100,10 +100,12 @@ def send_append(node: NodeState, leader: LeaderState, peer: NodeId) -> None:
         return
     config = node.config
     while pr.can_send(config.max_inflight, node.flushed_index):
-        stop = min(node.flushed_index + 1, pr.next_index + config.max_payload_entries)
+        stop = min(
+            node.flushed_index + 1, pr.next_index + pr.batch_size(config.max_payload_entries)
+        )
         entries = node.log.slice(pr.next_index, stop)
         request = append_request(node, peer, pr.next_index - 1, entries, leader.round)
-        pr.sent(request.last_index, node.now)
+        pr.sent(request.last_index, node.now, len(entries))
         node.send(request)
         if pr.probing:
             return
@@ -119,6 +121,7 @@ def resend_timed_out(node: NodeState, leader: LeaderState) -> None:
             transfer.sent_at = None  # no answer in time: send the chunk again
             send_append(node, leader, peer)
         if pr.timed_out(node.now, timeout):
+            pr.lost(pr.inflight[0][2])  # a smaller batch may get through in time
             pr.become_probe()  # find the match again
             send_append(node, leader, peer)
 
@@ -147,12 +150,14 @@ def on_append_result(
 ) -> Outcome:
     """A follower answered our AppendEntries (``None``: the request failed)."""
     if response is None:
+        pr.lost(len(request.entries))
         if request.entries or pr.state is not ProgressState.REPLICATE:
             pr.become_probe()
             pr.retry_at = node.now + node.config.heartbeat_interval
         return Outcome.NOTHING
     pr.last_heard = node.now
     pr.acked_round = max(pr.acked_round, request.round)  # it answered us, as leader
+    pr.answered(len(request.entries), node.config.max_payload_entries)
     if response.success:
         pr.acknowledged(request.last_index)
         committed = min(request.leader_commit, request.last_index)

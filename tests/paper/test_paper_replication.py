@@ -294,6 +294,41 @@ def test_leader_resends_after_rpc_timeout() -> None:
     assert [(r.prev_log_index, [e.index for e in r.entries]) for r in resent] == [(1, [2])]
 
 
+def test_leader_sends_smaller_batches_to_a_follower_that_does_not_answer_in_time() -> None:
+    """§5.3's retries must make progress on a slow link: a full batch that cannot cross it
+    within rpc_timeout would be sent again and again, each copy arriving too late to count.
+    Every lost batch halves the next one, and every answered one doubles it back to
+    max_payload_entries."""
+    config = attrs.evolve(CONFIG, max_payload_entries=16, max_inflight=1)
+    core = make_core(1, term=1, entries=make_entries([1] * 40), config=config)
+    probe = _send_to(elect(core, granting=[2]), 3)
+    core.append_entries_result(probe, AppendEntriesResponse(2, False, ConflictOpt(0, 0)))
+    first = _batch_to(core, 3)
+    core.tick(CONFIG.rpc_timeout)  # no answer in time
+    second = _batch_to(core, 3)
+    core.append_entries_result(second, None)  # the network gave up on it
+    core.tick(CONFIG.heartbeat_interval)
+    retry: AppendEntriesRequest | None = _batch_to(core, 3)
+    assert retry is not None
+    sizes = [len(r.entries) for r in (first, second, retry)]
+    assert sizes == [16, 8, 4], "each batch that got no answer halves the next"
+    assert retry.prev_log_index == 0, "from the known match"
+    answered = []
+    while retry is not None:
+        answered.append([e.index for e in retry.entries])
+        core.append_entries_result(retry, ack(retry))
+        retry = _batch_to(core, 3, required=False)
+    assert [len(b) for b in answered] == [4, 8, 16, 12], "answers double it back to the cap"
+    assert answered[-1][-1] == core.leader.progress[3].match_index == 40  # 41: not flushed
+
+
+def _batch_to(core: RaftCore, target: int, required: bool = True) -> AppendEntriesRequest | None:
+    """The one AppendEntries with entries just sent to ``target`` (heartbeats aside)."""
+    sent = [s.request for s in append_requests(core.take_commands(), target) if s.request.entries]
+    assert len(sent) == (1 if required else len(sent[:1])), sent
+    return sent[0] if sent else None
+
+
 def test_leader_sends_heartbeats_during_idle_periods_with_its_commit_index() -> None:
     """Figure 2 Leaders: "send initial empty AppendEntries RPCs (heartbeat) to each server;
     repeat during idle periods to prevent election timeouts"; each carries leaderCommit so

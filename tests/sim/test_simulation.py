@@ -416,8 +416,11 @@ def _pinned(name: str, sim: Simulation, note: str, find: str) -> None:
         )
 
 
-def test_a_regression_whose_situation_is_gone_or_moved_fails_and_says_what_to_do() -> None:
+def test_a_regression_whose_situation_is_gone_or_moved_fails_and_says_what_to_do(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     """The pin bites: a run without the situation, or with it elsewhere, fails the test."""
+    monkeypatch.delenv("PYKKA_RAFT_SIM_REPIN", raising=False)  # a re-pin run must not pin this
     sim = Simulation(68, 3)  # not run: it went through nothing
     with pytest.raises(AssertionError, match="no longer goes through") as gone:
         _pinned("forward-to-leader/n3/68", sim, "truncated-write-committed", "--kind n3")
@@ -455,10 +458,11 @@ def _locked_fingerprints() -> Any:
 # truncation and then committed by a later leader (another node, or the old leader after a
 # crash lost its deletion, still held the entry); first seen with seeds 73 (n3) and 259
 # (n5). A pending write is now answered only when its index commits. The seeds are pinned
-# to runs in which a truncated write's entry does commit later.
+# to runs in which a truncated write's entry does commit later (68 and 8 until the leader
+# adapted its batches to slow links).
 FORWARD_BUG_RUNS = [
     pytest.param(
-        68,
+        862,
         3,
         FaultProfile(
             fault_ms=20000,
@@ -479,7 +483,7 @@ FORWARD_BUG_RUNS = [
         id="n3-crash-loses-truncation",
     ),
     pytest.param(
-        8,
+        47,
         5,
         FaultProfile(
             fault_ms=20000,
@@ -522,10 +526,11 @@ def test_regression_a_committed_write_whose_entry_a_snapshot_folded_is_result_un
     """A node that knows a write committed but had not applied its entry when a snapshot
     replaced it answers the APPLIED write ``ResultUnavailable``: acknowledged at the
     committed index, without its result (first seen with seed 3517083163, n5 with
-    snapshots and 20 s of faults, which the harness then took for a failure)."""
-    sim = run_simulation(3517083163, 5, fault_ms=20000, snapshots=True)
+    snapshots and 20 s of faults, which the harness then took for a failure; pinned to 690
+    since the leader adapts its batches to slow links)."""
+    sim = run_simulation(690, 5, fault_ms=20000, snapshots=True)
     _pinned(
-        "result-unavailable/n5/3517083163",
+        "result-unavailable/n5/690",
         sim,
         "result-unavailable",
         "--kind n5 --snapshots --fault-ms 20000",
@@ -534,7 +539,7 @@ def test_regression_a_committed_write_whose_entry_a_snapshot_folded_is_result_un
 
 @pytest.mark.parametrize(
     ("seed", "nodes", "profile"),
-    [(93, 3, None), (5, 5, FORWARD_BUG_RUNS[1].values[2])],  # that n5 run's fault profile
+    [(141, 3, None), (5, 5, FORWARD_BUG_RUNS[1].values[2])],  # that n5 run's fault profile
     ids=["n3", "n5"],
 )
 def test_regression_two_writes_waiting_on_one_index_are_both_answered(
@@ -592,7 +597,7 @@ def test_membership(seed: int) -> None:
 
 @pytest.mark.parametrize(
     ("seed", "fault_ms"),
-    [(232, None), (30, None), (38, None), (41, None)]
+    [(232, None), (30, None), (102, None), (41, None)]
     + [(seed, 20000) for seed in (5005, 5010, 5011, 5024, 5027)],
 )
 def test_regression_membership_removed_voter_still_campaigns(
@@ -632,7 +637,7 @@ def test_regression_membership_demoting_the_leader(seed: int) -> None:
     )
 
 
-@pytest.mark.parametrize("seed", [41, 244])
+@pytest.mark.parametrize("seed", [351, 393])
 def test_regression_removed_node_answers_its_writes(seed: int) -> None:
     """First seen with seed 2 (before the harness ran on NodeDriver): leader n4 appends w5
     and is cut off; the others remove it. It never learns whether w5's index committed; w5
@@ -909,13 +914,15 @@ def test_snapshot_runs(kind: str, seed: int) -> None:
     _expect_check(f"{kind}+snapshots", seed, functools.partial(_run_snapshots, kind, seed))
 
 
-SWEEP_SEED = 1145
+SWEEP_SEED = 1008
 """An n3 seed with snapshots whose run installs a snapshot over an undecided write that can
-no longer commit (1027 before the harness ran on NodeDriver)."""
+no longer commit (1027 before the harness ran on NodeDriver, then 1145 until the leader
+adapted its batches to slow links)."""
 
-DROP_CONFIG_SEED = 50781
+DROP_CONFIG_SEED = 51039
 """A membership seed with snapshots whose run installs a snapshot dropping a configuration
-entry with the log (50078 before the harness ran on NodeDriver)."""
+entry with the log (50078 before the harness ran on NodeDriver, then 50781 until the leader
+adapted its batches to slow links)."""
 
 
 def test_regression_install_answers_writes_that_can_no_longer_commit() -> None:
@@ -1161,7 +1168,7 @@ def test_broken_snapshot_core_is_caught(
 ) -> None:
     failure = None
     others = []  # failures of other checks (e.g. a known bug of the core it breaks)
-    for seed in range(10):
+    for seed in range(30):
         try:
             if hostile:
                 run_simulation(
@@ -1180,7 +1187,7 @@ def test_broken_snapshot_core_is_caught(
                 break
             others.append(f"seed {seed}: [{exc.check}]")
     assert failure is not None, (
-        f"{core.__name__} survived 10 seeds: the checkers do not bite (other failures: {others})"
+        f"{core.__name__} survived 30 seeds: the checkers do not bite (other failures: {others})"
     )
     message = str(failure)
     assert f"core={core.__name__}" in message

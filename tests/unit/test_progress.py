@@ -42,8 +42,8 @@ def test_a_new_progress_probes() -> None:
 def test_an_accepted_probe_moves_probe_to_replicate() -> None:
     pr = Progress(next_index=11)
     assert pr.can_send(max_inflight=4, flushed=20)
-    pr.sent(15, now=100)  # a probe: next_index stays until the answer
-    assert (pr.state, pr.next_index, pr.inflight) == (PROBE, 11, [(15, 100)])
+    pr.sent(15, now=100, entries=1)  # a probe: next_index stays until the answer
+    assert (pr.state, pr.next_index, pr.inflight) == (PROBE, 11, [(15, 100, 1)])
     pr.acknowledged(15)
     assert pr.state is REPLICATE and not pr.probing
     assert (pr.match_index, pr.next_index, pr.inflight) == (15, 16, [])
@@ -58,7 +58,7 @@ def test_an_acknowledgement_below_the_probe_point_keeps_probing() -> None:
 
 def test_a_probe_has_one_request_in_flight() -> None:
     pr = Progress(next_index=11)
-    pr.sent(15, now=0)
+    pr.sent(15, now=0, entries=1)
     assert not pr.can_send(max_inflight=4, flushed=20)
     pr.acknowledged(15)
     assert pr.can_send(max_inflight=4, flushed=20)
@@ -68,11 +68,11 @@ def test_replicate_fills_the_window_to_max_inflight_and_frees_it_on_acks() -> No
     pr = _replicating(next_index=6, match=5)
     for last in (7, 9, 11):
         assert pr.can_send(max_inflight=3, flushed=20)
-        pr.sent(last, now=last)
+        pr.sent(last, now=last, entries=1)
     assert pr.next_index == 12  # advanced optimistically with each send
     assert not pr.can_send(max_inflight=3, flushed=20), "the window is full"
     pr.acknowledged(7)  # frees the oldest slot
-    assert pr.inflight == [(9, 9), (11, 11)]
+    assert pr.inflight == [(9, 9, 1), (11, 11, 1)]
     assert pr.can_send(max_inflight=3, flushed=20)
     pr.acknowledged(11)  # frees everything up to 11
     assert (pr.inflight, pr.match_index, pr.state) == ([], 11, REPLICATE)
@@ -81,15 +81,15 @@ def test_replicate_fills_the_window_to_max_inflight_and_frees_it_on_acks() -> No
 def test_replicate_sends_nothing_past_what_the_leader_flushed() -> None:
     pr = _replicating(next_index=6, match=5)
     assert pr.can_send(max_inflight=3, flushed=6)
-    pr.sent(6, now=0)
+    pr.sent(6, now=0, entries=1)
     assert not pr.can_send(max_inflight=3, flushed=6), "entry 7 is not durable on the leader"
     assert pr.can_send(max_inflight=3, flushed=7)
 
 
 def test_rejection_or_timeout_moves_replicate_back_to_probe() -> None:
     pr = _replicating(next_index=6, match=5)
-    pr.sent(8, now=0)
-    pr.sent(10, now=10)
+    pr.sent(8, now=0, entries=1)
+    pr.sent(10, now=10, entries=1)
     assert not pr.timed_out(now=149, timeout=150)
     assert pr.timed_out(now=150, timeout=150), "the oldest request got no answer in time"
     pr.become_probe()
@@ -97,9 +97,31 @@ def test_rejection_or_timeout_moves_replicate_back_to_probe() -> None:
     assert (pr.inflight, pr.next_index, pr.match_index) == ([], 6, 5)  # from the known match
 
 
+def test_a_lost_batch_halves_the_batch_and_answers_double_it_back_to_the_cap() -> None:
+    """A follower behind a slow link gets smaller requests until they are answered in time."""
+    pr = _replicating(next_index=6, match=5)
+    assert pr.batch_size(300) == 300
+    pr.lost(300)
+    assert pr.batch_size(300) == 150
+    pr.lost(0)  # a lost heartbeat says nothing about the batch
+    assert pr.batch_size(300) == 150
+    for _ in range(10):
+        pr.lost(pr.batch_size(300))
+    assert pr.batch_size(300) == 1, "never below one entry"
+    pr.lost(300)  # an older full batch lost late does not raise the limit again
+    assert pr.batch_size(300) == 1
+    pr.answered(0, 300)  # an answered heartbeat does not grow it either
+    assert pr.batch_size(300) == 1
+    sizes = []
+    while pr.batch:
+        pr.answered(pr.batch_size(300), 300)
+        sizes.append(pr.batch_size(300))
+    assert sizes == [2, 4, 8, 16, 32, 64, 128, 256, 300]
+
+
 def test_next_index_in_the_snapshot_moves_to_snapshot_and_done_probes_after_it() -> None:
     pr = _replicating(next_index=6, match=5)
-    pr.sent(8, now=0)
+    pr.sent(8, now=0, entries=1)
     pr.become_snapshot(META)
     assert pr.state is SNAPSHOT and pr.snapshot is not None
     assert (pr.snapshot.meta, pr.snapshot.offset, pr.inflight) == (META, 0, [])
@@ -176,7 +198,7 @@ def test_the_leader_pipelines_after_an_accepted_probe_and_probes_after_a_rejecti
     core, pr = _replicating_leader()
     (send,) = append_requests(core.take_commands(), 2)
     assert (send.request.prev_log_index, send.request.last_index) == (14, 15)
-    assert pr.inflight == [(15, core.now)] and pr.next_index == 16
+    assert pr.inflight == [(15, core.now, 1)] and pr.next_index == 16
     core.append_entries_result(send.request, AppendEntriesResponse(2, False))
     assert pr.state is PROBE
     assert pr.next_index == 15  # just after the known match
