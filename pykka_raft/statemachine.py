@@ -12,6 +12,7 @@ from pykka_raft.codec import decode, encode, register_app_type
 from pykka_raft.errors import DecodeError
 from pykka_raft.messages import Entry, EntryNormal
 from pykka_raft.sessions import (
+    DEFAULT_MAX_SESSIONS,
     DEFAULT_SESSION_TIMEOUT,
     SESSION_TYPES,
     SessionCommand,
@@ -201,7 +202,8 @@ class KeyValueStateMachine:
     Client sessions are built in (``docs/clients.md``): a command wrapped in a
     :class:`~pykka_raft.sessions.SessionCommand` is applied at most once, resends are
     answered from :attr:`sessions`, and sessions idle for ``session_timeout`` seconds of
-    log time expire. ``session_timeout`` must be the same on every node.
+    log time expire; beyond ``max_sessions`` a registration ends the least recently
+    active one. Both must be the same on every node.
 
     Snapshots hold the dictionary, the session table (and the history) in the codec's
     ``encode`` form, so a node restored from one holds equal values of the same types
@@ -209,12 +211,15 @@ class KeyValueStateMachine:
     """
 
     def __init__(
-        self, keep_history: bool = False, session_timeout: float = DEFAULT_SESSION_TIMEOUT
+        self,
+        keep_history: bool = False,
+        session_timeout: float = DEFAULT_SESSION_TIMEOUT,
+        max_sessions: int = DEFAULT_MAX_SESSIONS,
     ) -> None:
         self.data: dict[str, Any] = {}
         self.keep_history = keep_history
         self.applied: list[tuple[int, Any]] = []
-        self.sessions = SessionTable(session_timeout)
+        self.sessions = SessionTable(session_timeout, max_sessions=max_sessions)
 
     def snapshot(self) -> Callable[[], bytes]:
         """Copy the dictionary, the sessions (and the history) now; encode the copy later."""

@@ -84,6 +84,11 @@ def write_ready_file(path: str, report: dict[str, Any]) -> None:
     help="Seconds of log time before an idle client session expires (default 3600).",
 )
 @click.option(
+    "--max-sessions",
+    type=int,
+    help="The most client sessions kept; one more ends the idlest (default 10000).",
+)
+@click.option(
     "--insecure",
     is_flag=True,
     default=None,
@@ -104,6 +109,7 @@ def serve(
     network: str | None,
     durability: str | None,
     session_timeout: float | None,
+    max_sessions: int | None,
     insecure: bool | None,
     ready_file: str | None,
     exit_with_parent: bool,
@@ -126,6 +132,7 @@ def serve(
             "network": network,
             "durability": durability,
             "session_timeout": session_timeout,
+            "max_sessions": max_sessions,
             "insecure": insecure,
         }
         doc.update({k: v for k, v in flags.items() if v is not None})

@@ -17,7 +17,7 @@ from typing import Any
 import attrs
 
 from pykka_raft import Config, ConfigError, NodeId, RaftError, SnapshotPolicy
-from pykka_raft.sessions import DEFAULT_SESSION_TIMEOUT
+from pykka_raft.sessions import DEFAULT_MAX_SESSIONS, DEFAULT_SESSION_TIMEOUT
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -138,6 +138,8 @@ class NodeConfig:
             encryption. For experiments on one machine only; logged at WARNING.
         session_timeout: seconds of log time after which a client session without
             writes expires (``docs/clients.md``); the same on every node of a cluster.
+        max_sessions: the most client sessions the cluster keeps; registering one more
+            ends the least recently active (``docs/clients.md``); the same on every node.
         raft: the Raft node's settings.
         http: the HTTP layer's settings.
     """
@@ -153,6 +155,7 @@ class NodeConfig:
     durability: str = "fsync"
     insecure: bool = False
     session_timeout: float = DEFAULT_SESSION_TIMEOUT
+    max_sessions: int = DEFAULT_MAX_SESSIONS
     raft: Config = attrs.field(factory=Config)
     http: HttpSettings = attrs.field(factory=HttpSettings)
 
@@ -174,6 +177,8 @@ class NodeConfig:
             raise KvConfigError(
                 f"session_timeout: a number of seconds > 0, got {self.session_timeout!r}"
             )
+        if self.max_sessions < 1:
+            raise KvConfigError(f"max_sessions: at least 1, got {self.max_sessions}")
         if self.storage == "sqlite" and not self.data_dir:
             raise KvConfigError(
                 "data_dir: required with storage = 'sqlite' (flag --data-dir); "
@@ -264,6 +269,7 @@ _TOP = {
     "durability",
     "insecure",
     "session_timeout",
+    "max_sessions",
     "raft",
     "http",
 }
@@ -320,6 +326,7 @@ def build_config(doc: Mapping[str, Any]) -> NodeConfig:
             session_timeout=_number(
                 doc.get("session_timeout", DEFAULT_SESSION_TIMEOUT), "session_timeout"
             ),
+            max_sessions=_int(doc.get("max_sessions", DEFAULT_MAX_SESSIONS), "max_sessions"),
             raft=raft if isinstance(raft, Config) else _raft_config(raft),
             http=http if isinstance(http, HttpSettings) else HttpSettings(**http),
         )

@@ -189,7 +189,7 @@ class KvNode:
         self.node_id = config.node_id
         self.http_address = config.http_address
         self.raft_address = config.raft_address
-        self.state_machine = KvStateMachine(config.session_timeout)
+        self.state_machine = KvStateMachine(config.session_timeout, config.max_sessions)
         self.view = MetricsView(config.node_id)
         self.directory = NodeDirectory(config, self.state_machine)
         self._local = local

@@ -28,7 +28,7 @@ from pykka_raft import (
     Put,
     SessionCommand,
 )
-from pykka_raft.sessions import DEFAULT_SESSION_TIMEOUT
+from pykka_raft.sessions import DEFAULT_MAX_SESSIONS, DEFAULT_SESSION_TIMEOUT
 
 NODE_PREFIX = ".kv/node/"
 """Reserved key prefix: ``.kv/node/<id>`` holds ``{"http": ..., "raft": ...}``."""
@@ -67,8 +67,12 @@ class KvStateMachine(KeyValueStateMachine):
     clock or the node's identity, so every node computes the same state.
     """
 
-    def __init__(self, session_timeout: float = DEFAULT_SESSION_TIMEOUT) -> None:
-        super().__init__(keep_history=False, session_timeout=session_timeout)
+    def __init__(
+        self,
+        session_timeout: float = DEFAULT_SESSION_TIMEOUT,
+        max_sessions: int = DEFAULT_MAX_SESSIONS,
+    ) -> None:
+        super().__init__(False, session_timeout, max_sessions)
         self._lock = threading.Lock()
         self._nodes: dict[int, Any] = {}
 

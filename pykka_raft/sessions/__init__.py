@@ -62,6 +62,7 @@ from pykka_raft.sessions.errors import (
     StaleSequence,
 )
 from pykka_raft.sessions.table import (
+    DEFAULT_MAX_SESSIONS,
     DEFAULT_SESSION_TIMEOUT,
     MemorySessions,
     Session,
@@ -71,6 +72,7 @@ from pykka_raft.sessions.table import (
 from pykka_raft.sessions.wrapper import SessionStateMachine
 
 __all__ = [
+    "DEFAULT_MAX_SESSIONS",
     "DEFAULT_SESSION_TIMEOUT",
     "MAX_SESSION_NUMBER",
     "CloseSession",

@@ -11,6 +11,7 @@ answers a resend the same way.
 from __future__ import annotations
 
 import collections
+import itertools
 import math
 from collections.abc import Callable, Iterator
 from typing import Any, Protocol
@@ -22,6 +23,7 @@ from pykka_raft.sessions.entries import CloseSession, RegisterClient, Rejected, 
 from pykka_raft.sessions.errors import CommandRejected, SessionExpired, StaleSequence
 
 __all__ = [
+    "DEFAULT_MAX_SESSIONS",
     "DEFAULT_SESSION_TIMEOUT",
     "MemorySessions",
     "Session",
@@ -31,6 +33,10 @@ __all__ = [
 
 DEFAULT_SESSION_TIMEOUT = 3600.0
 """Seconds of log time without activity after which a session expires (one hour)."""
+
+DEFAULT_MAX_SESSIONS = 10_000
+"""The most sessions a table holds: registering one more ends the least recently active
+(dissertation §6.3: a bound on the table, and the same eviction on every node)."""
 
 
 @attrs.frozen
@@ -75,6 +81,13 @@ class SessionBackend(Protocol):
 
     def expire(self, before: float) -> None:
         """Delete every row whose ``last_active`` is older than ``before``."""
+
+    def count(self) -> int:
+        """How many rows there are."""
+
+    def oldest(self) -> int:
+        """The client id of the least recently active row (there is one); of several
+        equally old, the smallest id, so that every backend picks the same."""
 
     def rows(self) -> Iterator[tuple[int, Session]]:
         """Every row, by last activity, oldest first."""
@@ -123,6 +136,15 @@ class MemorySessions:
                 return
             del rows[client_id]
 
+    def count(self) -> int:
+        return len(self._rows)
+
+    def oldest(self) -> int:
+        rows = iter(self._rows.items())
+        first, row = next(rows)
+        ties = itertools.takewhile(lambda item: item[1].last_active == row.last_active, rows)
+        return min([first, *(client_id for client_id, _ in ties)])
+
     def rows(self) -> Iterator[tuple[int, Session]]:
         return iter(list(self._rows.items()))
 
@@ -138,19 +160,31 @@ def _check_timeout(timeout: float) -> float:
     return float(timeout)
 
 
+def _check_max_sessions(max_sessions: int) -> int:
+    if type(max_sessions) is not int or max_sessions < 1:
+        raise ValueError(f"max_sessions must be an int >= 1: {max_sessions!r}")
+    return max_sessions
+
+
 class SessionTable:
     """The rules of §6.3 over a backend: register, apply once, answer from the cache,
     expire on the log's clock. Deterministic: the same entries give the same table and
     the same answers on every node.
 
-    ``timeout`` must be the same on every node of a cluster (it decides which sessions
-    the entries expire).
+    ``timeout`` and ``max_sessions`` must be the same on every node of a cluster (they
+    decide which sessions the entries expire). A registration that finds ``max_sessions``
+    sessions ends the least recently active one first: its client's next write is
+    answered :class:`~pykka_raft.sessions.SessionExpired`, as after a timeout.
     """
 
     def __init__(
-        self, timeout: float = DEFAULT_SESSION_TIMEOUT, backend: SessionBackend | None = None
+        self,
+        timeout: float = DEFAULT_SESSION_TIMEOUT,
+        backend: SessionBackend | None = None,
+        max_sessions: int = DEFAULT_MAX_SESSIONS,
     ) -> None:
         self.timeout = _check_timeout(timeout)
+        self.max_sessions = _check_max_sessions(max_sessions)
         self.backend: SessionBackend = backend if backend is not None else MemorySessions()
 
     @property
@@ -159,7 +193,7 @@ class SessionTable:
         return self.backend.clock()
 
     def __len__(self) -> int:
-        return sum(1 for _ in self.backend.rows())
+        return self.backend.count()
 
     def get(self, client_id: int) -> Session | None:
         """The row of ``client_id`` (even if it would expire at the next entry)."""
@@ -179,6 +213,8 @@ class SessionTable:
             now = float(data.time)
         if isinstance(data, RegisterClient):
             self._advance(clock, now)
+            while backend.count() >= self.max_sessions:  # the bound: end the idlest
+                backend.remove(backend.oldest())
             backend.put(index, Session(0, None, now))
             return index
         if isinstance(data, CloseSession):

@@ -19,7 +19,7 @@ from pykka_raft.errors import ApplicationError, DecodeError
 from pykka_raft.messages import Entry, EntryNormal
 from pykka_raft.sessions.entries import SESSION_TYPES, RegisterClient, SessionCommand
 from pykka_raft.sessions.errors import SessionExpired, StaleSequence
-from pykka_raft.sessions.table import DEFAULT_SESSION_TIMEOUT, SessionTable
+from pykka_raft.sessions.table import DEFAULT_MAX_SESSIONS, DEFAULT_SESSION_TIMEOUT, SessionTable
 
 if TYPE_CHECKING:
     from pykka_raft.statemachine import StateMachine
@@ -55,9 +55,10 @@ class SessionStateMachine:
         inner: StateMachine,
         timeout: float = DEFAULT_SESSION_TIMEOUT,
         keep_history: bool = False,
+        max_sessions: int = DEFAULT_MAX_SESSIONS,
     ) -> None:
         self.inner = inner
-        self.sessions = SessionTable(timeout)
+        self.sessions = SessionTable(timeout, max_sessions=max_sessions)
         self.keep_history = keep_history
         self.applied: list[tuple[int, Any]] = []
         self.history: list[tuple[int, int, int, str]] = []

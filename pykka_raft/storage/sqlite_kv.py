@@ -17,6 +17,7 @@ from pykka_raft.codec import decode, encode
 from pykka_raft.errors import StorageError
 from pykka_raft.messages import Entry, EntryNormal
 from pykka_raft.sessions import (
+    DEFAULT_MAX_SESSIONS,
     DEFAULT_SESSION_TIMEOUT,
     SESSION_TYPES,
     Session,
@@ -143,7 +144,7 @@ class SqliteKeyValueStateMachine(SqliteStateMachine):
     Client sessions are built in, as in ``KeyValueStateMachine``: :attr:`sessions` keeps
     its rows in the table ``sessions`` and the log's clock in ``session_clock``, written in
     the same transaction as the commands, so a write and its session row commit together.
-    ``session_timeout`` must be the same on every node.
+    ``session_timeout`` and ``max_sessions`` must be the same on every node.
 
     Snapshot format: the line ``pykka_raft kv snapshot 2``; the session clock, then the
     number of sessions as a 4-byte big-endian integer and, for each session, two records:
@@ -153,14 +154,18 @@ class SqliteKeyValueStateMachine(SqliteStateMachine):
     the data. A version 1 snapshot (no sessions) restores with an empty session table.
     """
 
-    def __init__(self, session_timeout: float = DEFAULT_SESSION_TIMEOUT) -> None:
-        self.session_timeout = session_timeout
-        self.sessions = SessionTable(session_timeout)  # in memory until attached
+    def __init__(
+        self,
+        session_timeout: float = DEFAULT_SESSION_TIMEOUT,
+        max_sessions: int = DEFAULT_MAX_SESSIONS,
+    ) -> None:
+        self.sessions = SessionTable(session_timeout, max_sessions=max_sessions)  # until attached
 
     def attach(self, db: sqlite3.Connection) -> None:
         """Use ``db``, create the tables if missing, keep the sessions there."""
         super().attach(db)
-        self.sessions = SessionTable(self.session_timeout, SqliteSessions(db))
+        table = self.sessions
+        self.sessions = SessionTable(table.timeout, SqliteSessions(db), table.max_sessions)
 
     def schema(self) -> tuple[str, ...]:
         """The key-value table, keyed by the stored key, and the session tables."""
@@ -353,6 +358,15 @@ class SqliteSessions:
 
     def expire(self, before: float) -> None:
         self.db.execute("DELETE FROM sessions WHERE last_active < ?", (before,))
+
+    def count(self) -> int:
+        return int(self.db.execute("SELECT COUNT(*) FROM sessions").fetchone()[0])
+
+    def oldest(self) -> int:
+        row = self.db.execute(
+            "SELECT client_id FROM sessions ORDER BY last_active, client_id LIMIT 1"
+        ).fetchone()
+        return int(row[0])
 
     def rows(self) -> Iterator[tuple[int, Session]]:
         rows = self.db.execute(_SESSION_ROWS).fetchall()

@@ -29,6 +29,7 @@ storage = "sqlite"
 network = "tcp"
 durability = "os"
 session_timeout = 600
+max_sessions = 500
 
 [peers.2]
 http_address = "127.0.0.1:8002"
@@ -54,7 +55,7 @@ def test_a_full_toml_file(tmp_path: Path) -> None:
     config = build_config(load_file(path))
     assert config.node_id == 1 and config.members == (1, 2, 3)
     assert (config.storage, config.network, config.durability) == ("sqlite", "tcp", "os")
-    assert config.session_timeout == 600.0
+    assert config.session_timeout == 600.0 and config.max_sessions == 500
     assert config.peers == (
         PeerConfig(2, "127.0.0.1:8002", "127.0.0.1:9002"),
         PeerConfig(3, "127.0.0.1:8003", None),
@@ -106,6 +107,8 @@ def test_a_full_toml_file(tmp_path: Path) -> None:
         ({**LOCAL, "durability": "never"}, "durability"),
         ({**LOCAL, "insecure": "yes"}, "insecure"),
         ({**LOCAL, "session_timeout": 0}, "session_timeout"),
+        ({**LOCAL, "max_sessions": 0}, "max_sessions: at least 1"),
+        ({**LOCAL, "max_sessions": "many"}, "max_sessions: expected an integer"),
         ({**LOCAL, "session_timeout": "1h"}, "session_timeout"),
         ({**LOCAL, "session_timeout": True}, "session_timeout"),
         ({**LOCAL, "session_timeout": float("inf")}, "session_timeout"),

@@ -194,3 +194,18 @@ def test_the_session_timeout_is_a_serve_setting(serve: Any, flag: list[str], exp
         assert later.status == 409 and later.code == "session_expired", later.data
     else:  # the default timeout is an hour
         assert later.status == 200, later.data
+
+
+def test_max_sessions_is_a_serve_setting(serve: Any) -> None:
+    child = serve("--id", "1", "--http", "127.0.0.1:0", *MEMORY, "--max-sessions", "2")
+    url = child.url()
+    Client([url]).init()
+    first, second, third = (
+        request(url, "POST", "/v1/sessions").json["client_id"] for _ in range(3)
+    )  # the third ends the first, the least recently active
+    body = {"value": 1, "client_id": first, "sequence": 1}
+    ended = request(url, "PUT", "/v1/kv/k", body)
+    assert ended.status == 409 and ended.code == "session_expired", ended.data
+    for client_id in (second, third):
+        body = {"value": 1, "client_id": client_id, "sequence": 1}
+        assert request(url, "PUT", "/v1/kv/k", body).status == 200

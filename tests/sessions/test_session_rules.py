@@ -22,6 +22,7 @@ from pykka_raft import (
 )
 from pykka_raft.codec import decode, encode, from_primitive, to_primitive
 from pykka_raft.sessions import (
+    DEFAULT_MAX_SESSIONS,
     MAX_SESSION_NUMBER,
     CloseSession,
     RegisterClient,
@@ -64,21 +65,27 @@ class Machine:
         return client_id
 
 
-def wrapper() -> Machine:
+def wrapper(max_sessions: int = DEFAULT_MAX_SESSIONS) -> Machine:
     inner = KeyValueStateMachine()
-    return Machine(SessionStateMachine(inner, timeout=TIMEOUT), lambda: inner.data)
+    machine = SessionStateMachine(inner, timeout=TIMEOUT, max_sessions=max_sessions)
+    return Machine(machine, lambda: inner.data)
 
 
-def in_memory() -> Machine:
-    machine = KeyValueStateMachine(session_timeout=TIMEOUT)
+def in_memory(max_sessions: int = DEFAULT_MAX_SESSIONS) -> Machine:
+    machine = KeyValueStateMachine(session_timeout=TIMEOUT, max_sessions=max_sessions)
     return Machine(machine, lambda: machine.data)
 
 
-def durable() -> Machine:
+def durable(max_sessions: int = DEFAULT_MAX_SESSIONS) -> Machine:
     db = sqlite3.connect(":memory:", isolation_level=None)
-    machine = SqliteKeyValueStateMachine(session_timeout=TIMEOUT)
+    machine = SqliteKeyValueStateMachine(session_timeout=TIMEOUT, max_sessions=max_sessions)
     machine.attach(db)
     return Machine(machine, machine.dump)
+
+
+MACHINES = pytest.mark.parametrize(
+    "make", [wrapper, in_memory, durable], ids=["wrapper", "kv", "sqlite-kv"]
+)
 
 
 @pytest.fixture(params=[wrapper, in_memory, durable], ids=["wrapper", "kv", "sqlite-kv"])
@@ -159,6 +166,42 @@ def test_plain_commands_still_work_beside_sessions(m: Machine) -> None:
     assert m.apply(Put("k", 1)) is None
     assert m.apply(SessionCommand(client, 1, Put("k", 2))) == 1
     assert m.apply(Put("k", 3)) == 2
+
+
+# --- the bound on the table ----------------------------------------------------------------
+
+
+@MACHINES
+def test_a_registration_beyond_max_sessions_ends_the_least_recently_active(
+    make: Callable[[int], Machine],
+) -> None:
+    m = make(3)
+    first, second, third = m.register(1.0), m.register(2.0), m.register(3.0)
+    assert m.apply(SessionCommand(first, 1, Put("k", 1), 4.0)) is None  # first is busy
+    fourth = m.register(5.0)  # a fourth session: second, idle longest, ends
+    assert sorted(m.sessions.dump()) == [first, third, fourth] and len(m.sessions) == 3
+    assert type(m.refused(SessionCommand(second, 1, Put("k", 2), 6.0))) is SessionExpired
+    assert m.apply(SessionCommand(first, 2, Put("k", 3), 6.0)) == 1  # the others go on
+    assert m.state() == {"k": 3}
+
+
+@MACHINES
+def test_of_equally_idle_sessions_the_bound_ends_the_smallest_id(
+    make: Callable[[int], Machine],
+) -> None:
+    """Every node, whatever its storage, ends the same session."""
+    m = make(3)
+    first, second, third = m.register(1.0), m.register(1.0), m.register(1.0)
+    m.apply(SessionCommand(first, 1, Put("k", 1), 1.0))  # same time: first is now last in line
+    m.register(1.0)
+    assert sorted(m.sessions.dump())[:2] == [second, third]
+
+
+@pytest.mark.parametrize("bad", [0, -1, True, 1.5, "10"])
+def test_max_sessions_must_be_a_positive_int(bad: Any) -> None:
+    for make in (wrapper, in_memory, durable):
+        with pytest.raises(ValueError, match="max_sessions"):
+            make(bad)
 
 
 # --- the log's clock and expiry ------------------------------------------------------------
