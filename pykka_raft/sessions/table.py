@@ -4,7 +4,7 @@ the log's clock) over a small storage backend.
 The rules are kept apart from where the rows live, so that the same table runs in memory
 (:class:`MemorySessions`, for ``KeyValueStateMachine`` and :class:`SessionStateMachine`)
 and in the store's SQLite database (``SqliteSessions`` of
-:mod:`pykka_raft.storage.sqlite_kv`), and so that every state machine with sessions
+:mod:`pykka_raft.storage.sqlite_sessions`), and so that every state machine with sessions
 answers a resend the same way.
 """
 
