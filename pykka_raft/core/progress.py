@@ -13,7 +13,7 @@ States (the names etcd-raft uses for the same idea):
 A rejection, a lost request or a timeout in ``REPLICATE`` falls back to ``PROBE``. In
 ``SNAPSHOT`` the same events only reset the window: the transfer goes on.
 
-A lost AppendEntries that carried entries also halves how many entries each request to that
+A lost AppendEntries that carried several entries also halves how many entries each request to that
 follower carries (``batch``), and every answered one doubles it again, up to
 ``Config.max_payload_entries``: a follower behind a slow link gets requests small enough to
 be answered within ``Config.rpc_timeout``, instead of the same full batch over and over
@@ -128,9 +128,10 @@ class Progress:
 
     def lost(self, entries: int) -> None:
         """An AppendEntries carrying ``entries`` got no answer: send at most half as many
-        (an older, larger request lost late never raises the limit)."""
-        if entries:
-            half = max(1, entries // 2)
+        (an older, larger request lost late never raises the limit). A lost request of one
+        entry says nothing about the size: the link is down, or the follower is."""
+        if entries > 1:
+            half = entries // 2
             self.batch = min(self.batch, half) if self.batch else half
 
     def answered(self, entries: int, most: int) -> None:

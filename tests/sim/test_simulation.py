@@ -348,15 +348,20 @@ def test_checking_only_steps_that_changed_a_node_finds_the_same() -> None:
         changed = Simulation(seed, 3, membership=membership).run()
         assert every.summary() == changed.summary()
         assert changed.checked_steps < every.checked_steps == every.steps
-    caught = []
-    for every_step in (True, False):
-        sim = Simulation(
-            0, 3, core_factory=DoubleVoter, snapshots=False, check_every_step=every_step
-        )
-        with pytest.raises(SimulationFailure) as failure:
-            sim.run()
-        caught.append((failure.value.check, sim.steps))
-    assert caught[0] == caught[1] and caught[0][0] == "vote-once", caught
+    caught: dict[bool, tuple[str, int]] = {}
+    for seed in range(20):  # the first seed whose run the broken core breaks
+        for every_step in (False, True):
+            sim = Simulation(
+                seed, 3, core_factory=DoubleVoter, snapshots=False, check_every_step=every_step
+            )
+            try:
+                sim.run()
+            except SimulationFailure as failure:
+                caught[every_step] = (failure.check, sim.steps)
+        if caught:
+            break
+    assert caught, "DoubleVoter survived 20 seeds: the checkers do not bite"
+    assert caught.get(True) == caught.get(False) and caught[True][0] == "vote-once", caught
 
 
 def test_failure_message_names_replay_command() -> None:
@@ -483,7 +488,7 @@ FORWARD_BUG_RUNS = [
         id="n3-crash-loses-truncation",
     ),
     pytest.param(
-        47,
+        79,
         5,
         FaultProfile(
             fault_ms=20000,
@@ -526,11 +531,11 @@ def test_regression_a_committed_write_whose_entry_a_snapshot_folded_is_result_un
     """A node that knows a write committed but had not applied its entry when a snapshot
     replaced it answers the APPLIED write ``ResultUnavailable``: acknowledged at the
     committed index, without its result (first seen with seed 3517083163, n5 with
-    snapshots and 20 s of faults, which the harness then took for a failure; pinned to 690
+    snapshots and 20 s of faults, which the harness then took for a failure; pinned to 752
     since the leader adapts its batches to slow links)."""
-    sim = run_simulation(690, 5, fault_ms=20000, snapshots=True)
+    sim = run_simulation(752, 5, fault_ms=20000, snapshots=True)
     _pinned(
-        "result-unavailable/n5/690",
+        "result-unavailable/n5/752",
         sim,
         "result-unavailable",
         "--kind n5 --snapshots --fault-ms 20000",
@@ -539,7 +544,7 @@ def test_regression_a_committed_write_whose_entry_a_snapshot_folded_is_result_un
 
 @pytest.mark.parametrize(
     ("seed", "nodes", "profile"),
-    [(141, 3, None), (5, 5, FORWARD_BUG_RUNS[1].values[2])],  # that n5 run's fault profile
+    [(141, 3, None), (49, 5, FORWARD_BUG_RUNS[1].values[2])],  # that n5 run's fault profile
     ids=["n3", "n5"],
 )
 def test_regression_two_writes_waiting_on_one_index_are_both_answered(
@@ -598,7 +603,7 @@ def test_membership(seed: int) -> None:
 @pytest.mark.parametrize(
     ("seed", "fault_ms"),
     [(232, None), (30, None), (102, None), (41, None)]
-    + [(seed, 20000) for seed in (5005, 5010, 5011, 5024, 5027)],
+    + [(seed, 20000) for seed in (5005, 5010, 5024, 5028, 5029)],
 )
 def test_regression_membership_removed_voter_still_campaigns(
     seed: int, fault_ms: int | None
@@ -621,7 +626,7 @@ def test_regression_membership_removed_voter_still_campaigns(
     )
 
 
-@pytest.mark.parametrize("seed", [38, 50, 82, 84])
+@pytest.mark.parametrize("seed", [427, 50, 82, 84])
 def test_regression_membership_demoting_the_leader(seed: int) -> None:
     """Runs like those that caught a demoted voter dropped from C_new (``add_non_voters``
     naming a voter; seeds 72, 76, 329 and 828 before the harness ran on NodeDriver): a
@@ -637,7 +642,7 @@ def test_regression_membership_demoting_the_leader(seed: int) -> None:
     )
 
 
-@pytest.mark.parametrize("seed", [351, 393])
+@pytest.mark.parametrize("seed", [894, 393])
 def test_regression_removed_node_answers_its_writes(seed: int) -> None:
     """First seen with seed 2 (before the harness ran on NodeDriver): leader n4 appends w5
     and is cut off; the others remove it. It never learns whether w5's index committed; w5
@@ -919,7 +924,7 @@ SWEEP_SEED = 1008
 no longer commit (1027 before the harness ran on NodeDriver, then 1145 until the leader
 adapted its batches to slow links)."""
 
-DROP_CONFIG_SEED = 51039
+DROP_CONFIG_SEED = 51689
 """A membership seed with snapshots whose run installs a snapshot dropping a configuration
 entry with the log (50078 before the harness ran on NodeDriver, then 50781 until the leader
 adapted its batches to slow links)."""

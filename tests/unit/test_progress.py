@@ -104,6 +104,7 @@ def test_a_lost_batch_halves_the_batch_and_answers_double_it_back_to_the_cap() -
     pr.lost(300)
     assert pr.batch_size(300) == 150
     pr.lost(0)  # a lost heartbeat says nothing about the batch
+    pr.lost(1)  # nor does a lost single entry
     assert pr.batch_size(300) == 150
     for _ in range(10):
         pr.lost(pr.batch_size(300))
