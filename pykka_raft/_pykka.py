@@ -59,14 +59,29 @@ def drain_inbox(actor: pykka.Actor | pykka.ActorRef[Any]) -> Iterator[Any]:
         yield envelope.message
 
 
+_WAKE = object()
+"""Put back by :func:`left_behind` for Pykka's teardown: no reply, nothing to do."""
+
+
 def left_behind(ref: pykka.ActorRef[Any]) -> Iterator[Any]:
-    """Call after putting a message in ``ref``'s inbox. If the actor stopped meanwhile,
-    its teardown may have emptied the inbox before the message arrived, and nobody would
-    ever take it: take what is left, as :func:`drain_inbox` does (each envelope goes to
-    exactly one of the threads that drain). Nothing if the actor still runs."""
+    """Call after putting a message in ``ref``'s inbox, and consume it whole. If the
+    actor stopped meanwhile, its teardown may have emptied the inbox before the message
+    arrived, and nobody would ever take it: take what is left, as :func:`drain_inbox`
+    does (each envelope goes to exactly one of the threads that drain). Nothing if the
+    actor still runs.
+
+    Pykka's teardown checks ``empty()`` and then waits in ``get()``: a drain that took the
+    last message in between would leave the actor's thread waiting forever (and the
+    process unable to exit), so a drain that took anything puts a no-op message back."""
     if ref.is_alive():
-        return iter(())
-    return drain_inbox(ref)
+        return
+    took = False
+    for message in drain_inbox(ref):
+        took = True
+        if message is not _WAKE:
+            yield message
+    if took:
+        ref.actor_inbox.put(Envelope(_WAKE))
 
 
 R = TypeVar("R", bound=pykka.ActorRef[Any])

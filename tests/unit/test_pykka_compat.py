@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
+import queue
 import threading
 from typing import Any
 
 import pykka
 import pytest
+from pykka._envelope import Envelope
 
-from pykka_raft._pykka import drain_inbox, is_stop_request, put_with_reply_to, use_ref_class
+from pykka_raft._pykka import (
+    drain_inbox,
+    is_stop_request,
+    left_behind,
+    put_with_reply_to,
+    use_ref_class,
+)
+from pykka_raft.calls import AskAwareRef
+from pykka_raft.testing import wait_until
 
 
 class _Blocked(pykka.ThreadingActor):
@@ -108,3 +118,62 @@ def test_proxy_calls_are_pykka_messages() -> None:
 
     assert is_pykka_message(ProxyCall(attr_path=("x",), args=(), kwargs={}))
     assert not is_pykka_message("x")
+
+
+class _PausingInbox(queue.Queue):  # type: ignore[type-arg]
+    """An inbox whose ``empty()``, called by the stopped actor's own thread (Pykka's
+    teardown), pauses right after answering "not empty" until ``resume`` is set: the
+    thread switch that lets another thread take the last message first, made certain."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.actor: pykka.Actor | None = None
+        self.paused, self.resume = threading.Event(), threading.Event()
+
+    def empty(self) -> bool:
+        answer = super().empty()
+        actor = self.actor
+        in_teardown = actor is not None and actor.actor_stopped.is_set()
+        if not answer and in_teardown and threading.current_thread() is actor.thread:
+            self.paused.set()
+            self.resume.wait(10)
+        return answer
+
+
+class _TornDown(pykka.ThreadingActor):
+    use_daemon_thread = True  # a failing run must not keep the test process alive
+
+    def __init__(self, stopping: threading.Event) -> None:
+        super().__init__()
+        use_ref_class(self, AskAwareRef)
+        self.stopping = stopping
+        self.actor_inbox.actor = self  # type: ignore[attr-defined]
+
+    @staticmethod
+    def _create_actor_inbox() -> Any:
+        return _PausingInbox()
+
+    def on_start(self) -> None:
+        self.thread = threading.current_thread()
+
+    def on_stop(self) -> None:
+        self.stopping.wait(10)  # the late message lands before the teardown starts
+
+
+def test_a_drain_racing_the_teardown_never_leaves_the_actor_thread_waiting() -> None:
+    """The sender's drain takes the last message between the teardown's ``empty()`` and
+    its blocking ``get()``; the no-op message it puts back lets the teardown finish."""
+    stopping = threading.Event()
+    ref = _TornDown.start(stopping)
+    actor = ref._actor_weakref()  # type: ignore[attr-defined]
+    inbox, thread = actor.actor_inbox, actor.thread
+    ref.stop(block=False)
+    wait_until(lambda: not ref.is_alive(), 10, "the actor to stop")
+    inbox.put(Envelope("late"))  # a sender whose liveness check passed before the stop
+    stopping.set()
+    assert inbox.paused.wait(10), "the teardown did not see the late message"
+    taken = list(left_behind(ref))  # the sender looks again and takes it
+    inbox.resume.set()
+    assert taken == ["late"]
+    thread.join(10)
+    assert not thread.is_alive(), "the actor's thread waits forever in its teardown"
