@@ -26,7 +26,7 @@ import pykka
 import pytest
 
 import pykka_raft  # noqa: F401  (registers the key-value command types with the codec)
-from pykka_raft.calls import Call
+from pykka_raft.calls import DEAD_ACTOR_ERRORS, Call
 from pykka_raft.errors import ApplicationError, UnknownMessage
 from pykka_raft.messages import EntryConfigChange, HardState, InitialState
 from pykka_raft.statemachine import CasResult, CompareAndSet, Delete, Get, InvalidCommand, Put
@@ -307,6 +307,28 @@ class StorageConformance(SnapshotConformance):
         assert results[31] == puts(1, 1, 30)
         final: InitialState = results[-1]
         assert final == InitialState(LogId(2, 26), 10, HardState(2, None, MEMBERS), None)
+
+    def test_calls_queued_behind_a_stop_are_answered(self) -> None:
+        """A storage that stops answers every call it holds (an error is an answer): a node
+        waiting on one would wait forever. An ``on_stop`` of its own calls
+        ``super().on_stop()``."""
+        store = self.store()
+        futures = [store.call(GetInitialState()) for _ in range(200)]
+        store.ref.stop(block=False)
+        for _ in range(200):  # most land behind the stop
+            try:
+                futures.append(store.call(GetInitialState()))
+            except DEAD_ACTOR_ERRORS:
+                break  # refused at once: the storage has stopped
+        for number, future in enumerate(futures):
+            try:
+                future.get(timeout=self.timeout)
+            except pykka.Timeout:
+                raise AssertionError(
+                    f"call {number} of {len(futures)} was never answered"
+                ) from None
+            except Exception:  # refused because the storage stopped: an answer too
+                continue
 
     def test_acknowledged_writes_survive_a_restart(self) -> None:
         """Everything answered before the storage stopped is there after a restart:
