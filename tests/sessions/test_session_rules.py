@@ -197,6 +197,23 @@ def test_of_equally_idle_sessions_the_bound_ends_the_smallest_id(
     assert sorted(m.sessions.dump())[:2] == [second, third]
 
 
+@MACHINES
+def test_the_bound_ends_the_same_session_after_a_snapshot_restore(
+    make: Callable[[int], Machine],
+) -> None:
+    """A node restored from another node's snapshot (another storage, maybe) goes on
+    ending the same sessions: the order of equally idle rows does not travel."""
+    source = durable(3)
+    first, second, third = source.register(1.0), source.register(1.0), source.register(1.0)
+    source.apply(SessionCommand(first, 1, Put("k", 1), 1.0))
+    restored = make(3)
+    restored.sessions.load(source.sessions.capture())
+    restored.index = source.index
+    assert restored.register(1.0) == source.register(1.0) == 5
+    assert sorted(restored.sessions.dump()) == sorted(source.sessions.dump()) == [2, 3, 5]
+    assert [second, third] == [2, 3] and first == 1
+
+
 @pytest.mark.parametrize("bad", [0, -1, True, 1.5, "10"])
 def test_max_sessions_must_be_a_positive_int(bad: Any) -> None:
     for make in (wrapper, in_memory, durable):
