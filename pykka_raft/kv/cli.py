@@ -82,11 +82,18 @@ def _value(text: str, as_string: bool, what: str) -> Any:
     metavar="URL",
     help=f"A node's HTTP API (repeat for several; default: ${URL_ENV}, comma-separated).",
 )
-@click.option("--timeout", default=10.0, show_default=True, help="Seconds to wait for a node.")
+@click.option(
+    "--timeout",
+    default=10.0,
+    show_default=True,
+    type=click.FloatRange(min=0, min_open=True, max=86400),
+    help="Seconds to wait for a node.",
+)
 @click.option(
     "--deadline",
     default=15.0,
     show_default=True,
+    type=click.FloatRange(min=0, min_open=True, max=86400),
     help="Seconds a command may spend finding the leader and retrying.",
 )
 @click.pass_context

@@ -96,7 +96,12 @@ def write_ready_file(path: str, report: dict[str, Any]) -> None:
 )
 @click.option("--ready-file", type=click.Path(dir_okay=False), help="Write the addresses here.")
 @click.option("--exit-with-parent", is_flag=True, hidden=True)
-@click.option("--log-level", default="INFO", show_default=True)
+@click.option(
+    "--log-level",
+    default="INFO",
+    show_default=True,
+    type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False),
+)
 def serve(
     config_file: str | None,
     node_id: int | None,
@@ -142,7 +147,7 @@ def serve(
         server = KvServer(config)
     except (KvConfigError, OSError) as exc:
         fail(str(exc), EXIT_USAGE)
-    log_to_stderr(server.node.view, getattr(logging, log_level.upper(), logging.INFO))
+    log_to_stderr(server.node.view, getattr(logging, log_level.upper()))
     try:
         server.begin()
     except (RaftError, OSError) as exc:  # a bad key directory, a locked or damaged data dir
@@ -209,9 +214,15 @@ def local_cluster(nodes: int, workdir: str | None, insecure: bool) -> None:
 
     root = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="pykka-raft-kv-"))
     cluster = ProcessCluster(root, secure=not insecure)
+    earlier = cluster.earlier_nodes()
     try:
-        click.echo(f"starting {nodes} nodes in {root} ...")
-        leader = cluster.form(list(range(1, nodes + 1)))
+        if earlier:  # --dir of an earlier run: the same cluster again, where it was
+            listed = ", ".join(map(str, earlier))
+            click.echo(f"starting nodes {listed} again in {root}, on their addresses ...")
+            leader = cluster.resume(earlier)
+        else:
+            click.echo(f"starting {nodes} nodes in {root} ...")
+            leader = cluster.form(list(range(1, nodes + 1)))
         urls = ",".join(cluster.urls())
         click.echo(f"node {leader} leads. Nodes (logs in {root}/node-N.log):")
         for node_id in cluster.running():
@@ -225,7 +236,12 @@ def local_cluster(nodes: int, workdir: str | None, insecure: bool) -> None:
             "  .venv/bin/pykka-raft-kv status\n"
             f"  kill -9 {cluster.nodes[leader].pid}    # the leader; watch `status`\n"
             f"Status page: {cluster.nodes[leader].url}/\n"
-            "Ctrl-C stops every node and removes the directory."
+            + (
+                "Ctrl-C stops every node and removes the directory."
+                if workdir is None
+                else f"Ctrl-C stops every node; {root} keeps their data, and the same "
+                "command starts them again."
+            )
         )
         sys.stdout.flush()
         wait_for_signal()

@@ -257,22 +257,24 @@ def load_file(path: str | Path) -> dict[str, Any]:
         raise KvConfigError(f"{path} is not valid TOML: {exc}") from exc
 
 
-_TOP = {
-    "node_id",
-    "http_address",
-    "raft_address",
-    "data_dir",
-    "keys_dir",
-    "peers",
-    "storage",
-    "network",
-    "durability",
-    "insecure",
-    "session_timeout",
-    "max_sessions",
-    "raft",
-    "http",
-}
+_TOP = frozenset(
+    {
+        "node_id",
+        "http_address",
+        "raft_address",
+        "data_dir",
+        "keys_dir",
+        "peers",
+        "storage",
+        "network",
+        "durability",
+        "insecure",
+        "session_timeout",
+        "max_sessions",
+        "raft",
+        "http",
+    }
+)
 
 
 def build_config(doc: Mapping[str, Any]) -> NodeConfig:
@@ -282,9 +284,7 @@ def build_config(doc: Mapping[str, Any]) -> NodeConfig:
     Raises:
         KvConfigError: an unknown or missing field, or a value of the wrong type.
     """
-    unknown = sorted(set(doc) - _TOP)
-    if unknown:
-        raise KvConfigError(f"unknown configuration field(s): {', '.join(unknown)}")
+    _refuse_unknown("", doc, _TOP, "docs/kv-service.md")
     for field, flag in (("node_id", "--id"), ("http_address", "--http")):
         if doc.get(field) is None:
             raise KvConfigError(f"{field}: required (flag {flag} or the file)")
@@ -297,8 +297,8 @@ def build_config(doc: Mapping[str, Any]) -> NodeConfig:
                 continue
             if not _digits(str(key)) or not isinstance(value, Mapping):
                 raise KvConfigError(f"peers.{key}: expected a table under a numeric node id")
-            extra = set(value) - {"http_address", "raft_address"}
-            if extra or not isinstance(value.get("http_address"), str):
+            _refuse_unknown(f"peers.{key}.", value, _PEER, "docs/kv-service.md")
+            if not isinstance(value.get("http_address"), str):
                 raise KvConfigError(
                     f"peers.{key}: needs http_address (and optionally raft_address) only"
                 )
@@ -310,8 +310,10 @@ def build_config(doc: Mapping[str, Any]) -> NodeConfig:
         http = doc.get("http") or {}
         if not isinstance(raft, (Mapping, Config)) or not isinstance(http, (Mapping, HttpSettings)):
             raise KvConfigError("raft and http: expected tables")
-        _known_keys("raft", raft, Config, "docs/configuration.md")
-        _known_keys("http", http, HttpSettings, "docs/kv-service.md")
+        if isinstance(raft, Mapping):
+            _refuse_unknown("raft.", raft, _fields(Config), "docs/configuration.md")
+        if isinstance(http, Mapping):
+            _refuse_unknown("http.", http, _fields(HttpSettings), "docs/kv-service.md")
         return NodeConfig(
             node_id=_int(doc["node_id"], "node_id"),
             http_address=_str(doc["http_address"], "http_address"),
@@ -334,16 +336,22 @@ def build_config(doc: Mapping[str, Any]) -> NodeConfig:
         raise KvConfigError(f"raft.{exc.field}: {exc.rule}") from exc
 
 
-def _known_keys(section: str, table: Any, settings: type, docs: str) -> None:
-    """Every key of the ``[section]`` table names a field of ``settings``."""
-    if not isinstance(table, Mapping):
-        return  # already the settings object
-    names = [field.alias for field in attrs.fields(settings)]
-    for key in table:
-        if key not in names:
-            close = difflib.get_close_matches(str(key), names, n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
-            raise KvConfigError(f"{section}.{key}: no such setting{hint}; see {docs}")
+_PEER = frozenset({"http_address", "raft_address"})
+
+
+def _fields(settings: type) -> frozenset[str]:
+    return frozenset(field.alias for field in attrs.fields(settings))
+
+
+def _refuse_unknown(
+    prefix: str, table: Mapping[str, Any], names: frozenset[str], docs: str
+) -> None:
+    """Every key of ``table`` is one of ``names``; the error names the first that is not
+    (``prefix`` and the key: ``raft.election_timout_min``) and the closest known one."""
+    for key in sorted(set(map(str, table)) - names):
+        close = difflib.get_close_matches(key, sorted(names), n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise KvConfigError(f"{prefix}{key}: no such setting{hint}; see {docs}")
 
 
 def _raft_config(table: Mapping[str, Any]) -> Config:

@@ -237,13 +237,44 @@ class ProcessCluster:
             if self.http:
                 text += toml_table("http", self.http)
             config.write_text(text)
-            self.nodes[node_id] = NodeProcess(
+            node = NodeProcess(
                 node_id,
                 config,
                 self.root / f"node-{node_id}.ready",
                 self.root / f"node-{node_id}.log",
             )
+            node.http, node.raft = self.recorded(node_id) or (None, None)
+            self.nodes[node_id] = node
         return self.nodes[node_id]
+
+    def recorded(self, node_id: int) -> tuple[str, str] | None:
+        """The HTTP and Raft addresses node ``node_id`` last served on in this directory
+        (from its ready file), if it holds its data: a restart must use them, since its
+        peers know it by them."""
+        try:
+            report = json.loads((self.root / f"node-{node_id}.ready").read_text())
+            addresses = (str(report["http"]), str(report["raft"]))
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+        return addresses if self.data_dir(node_id).is_dir() else None
+
+    def earlier_nodes(self) -> list[int]:
+        """The nodes of a cluster an earlier run left in this directory (data and
+        addresses), by id."""
+        ids = []
+        for path in self.root.glob("node-*.ready"):
+            number = path.name[len("node-") : -len(".ready")]
+            if number.isdigit() and self.recorded(int(number)) is not None:
+                ids.append(int(number))
+        return sorted(ids)
+
+    def resume(self, ids: Iterable[int], timeout: float = 60.0) -> int:
+        """Start again the nodes ``ids`` an earlier run left here, on their addresses
+        (no ``init``: their data holds the cluster), and return the leader's id."""
+        members = sorted(ids)
+        for node_id in members:
+            self.start(node_id)
+        return self.leader(members, timeout)
 
     def start(self, node_id: int, timeout: float = 60.0) -> NodeProcess:
         """Start node ``node_id`` (pristine the first time; from its directory after)."""

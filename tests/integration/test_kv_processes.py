@@ -187,3 +187,24 @@ def _inflight_writes(url: str) -> float:
     """Entries the leader appended but could not commit yet: the write waiting on it."""
     status = Client([url], timeout=5.0, deadline=5.0).status()
     return float(status["last_log_index"] - status["commit_index"])
+
+
+def test_a_cluster_left_in_a_directory_starts_again_on_its_addresses(
+    cluster: ProcessCluster, tmp_path: Path
+) -> None:
+    """What ``local-cluster --dir D`` does on a directory an earlier run left: the same
+    nodes start again on their addresses (their peers know them by those), no ``init``."""
+    assert cluster.earlier_nodes() == []
+    cluster.form([1, 2, 3])
+    cluster.client().put("kept", 1)
+    addresses = {n: (node.http, node.raft) for n, node in cluster.nodes.items()}
+    for node_id in (1, 2, 3):
+        assert cluster.kill(node_id, signal.SIGTERM) == 0
+    again = ProcessCluster(tmp_path, secure=True, raft=RAFT, http=HTTP, durability="fsync")
+    try:
+        assert again.earlier_nodes() == [1, 2, 3]
+        again.resume([1, 2, 3])
+        assert {n: (node.http, node.raft) for n, node in again.nodes.items()} == addresses
+        assert again.client().get("kept") == 1
+    finally:
+        again.close()
