@@ -28,15 +28,16 @@ def _not_leader(leader_id: NodeId | None) -> str:
 
 
 class ConfigError(RaftError, ValueError):
-    """A :class:`~pykka_raft.config.Config` field or combination of fields is invalid.
+    """A :class:`~pykka_raft.config.Config` field or combination of fields is invalid (or
+    an argument of another settings holder, ``owner``, such as ``TcpNetwork``).
 
     The message names the field and the rule it broke.
     """
 
-    def __init__(self, field: str, rule: str) -> None:
+    def __init__(self, field: str, rule: str, owner: str = "Config") -> None:
         self.field = field
         self.rule = rule
-        super().__init__(f"invalid Config.{field}: {rule}")
+        super().__init__(f"invalid {owner}.{field}: {rule}")
 
 
 class ClientError(RaftError):

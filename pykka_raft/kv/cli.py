@@ -265,11 +265,16 @@ def restore(ctx: click.Context, file: str) -> None:
     try:
         with click.open_file(file, encoding="utf-8") as fh:
             document = json.load(fh)
-        items = document["items"]
-        if not isinstance(items, dict):
-            raise TypeError("items is not an object")
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        _fail(f"{file} is not a backup made by the backup command: {exc}", EXIT_USAGE)
+    except OSError as exc:
+        _fail(f"cannot read {file}: {exc.strerror or exc}", EXIT_USAGE)
+    except ValueError as exc:
+        _fail(f"{file} is not a backup made by the backup command: not JSON ({exc})", EXIT_USAGE)
+    items = document.get("items") if isinstance(document, dict) else None
+    if not isinstance(items, dict):
+        _fail(
+            f'{file} is not a backup made by the backup command: no "items" object',
+            EXIT_USAGE,
+        )
     count = _run(ctx, lambda c: c.restore(items))
     click.echo(f"{count} keys restored")
 

@@ -140,13 +140,15 @@ class TcpNetwork(RaftNetwork):
                 "keys",
                 "a TcpNetwork needs CURVE keys (CurveKeys.from_dir(directory, node_id)); "
                 "pass insecure=True only for local experiments",
+                "TcpNetwork",
             )
         if keys is not None and insecure:
-            raise ConfigError("keys", "give keys or insecure=True, not both")
+            raise ConfigError("keys", "give keys or insecure=True, not both", "TcpNetwork")
         if max_frame_bytes is None:
             max_frame_bytes = config.snapshot_max_chunk_size + HEADROOM
         if max_frame_bytes <= 0:
-            raise ConfigError("max_frame_bytes", f"must be greater than 0, got {max_frame_bytes}")
+            rule = f"must be greater than 0, got {max_frame_bytes}"
+            raise ConfigError("max_frame_bytes", rule, "TcpNetwork")
         book = dict(addresses.items() if isinstance(addresses, Mapping) else addresses)
         self.node_id = node_id
         self._io = IoLoop(

@@ -275,8 +275,9 @@ class SqliteOpening(SqliteSnapshots):
                     self.state_machine.apply(entry)
         if self._last_applied >= start:
             logger.info(
-                "node %s: state machine rebuilt from the snapshot and entries %s-%s",
+                "node %s: state machine rebuilt from %sentries %s-%s",
                 self.node_id,
+                "the snapshot and " if self._snapshot_index else "",
                 start,
                 self._last_applied,
             )

@@ -153,8 +153,10 @@ def secure_pair(keys: Path, **options: Any) -> tuple[TcpNetworkRef, TcpNetworkRe
 
 
 def test_keys_are_required_unless_insecure() -> None:
-    with pytest.raises(ConfigError, match="CURVE keys"):
+    with pytest.raises(ConfigError, match=r"^invalid TcpNetwork\.keys: .*CURVE keys"):
         TcpNetwork.start(1)
+    with pytest.raises(ConfigError, match=r"^invalid TcpNetwork\.max_frame_bytes: "):
+        TcpNetwork.start(1, insecure=True, max_frame_bytes=0)
 
 
 def test_a_taken_port_fails_the_start(tcp_keys: Path) -> None:
