@@ -30,22 +30,14 @@ class NodeContextFilter(logging.Filter):
         return True
 
 
-ROLE_LINE = "node %s: %s in term %s%s"
-"""The library's role line (``pykka_raft.node``): this service logs role changes itself
-(``pykka_raft.kv``: ``role leader in term 2``), once per change, while the library repeats
-its line with some metrics pushes; :class:`QuietFilter` drops it."""
-
-
 class QuietFilter(logging.Filter):
-    """Drops what repeats without telling anything new: the library's role line (see
-    :data:`ROLE_LINE`) and waitress's "Task queue depth" warning, which fires whenever a
-    request waits for a worker thread (normal under load: every request waiting for Raft
-    holds one; ``pykka_raft_kv_write_seconds`` shows the cost)."""
+    """Drops what repeats without telling anything new: waitress's "Task queue depth"
+    warning, which fires whenever a request waits for a worker thread (normal under load:
+    every request waiting for Raft holds one; ``pykka_raft_kv_write_seconds`` shows the
+    cost). Role changes come from the library (``pykka_raft.node``), once per change."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         """False for the records to drop."""
-        if record.name == "pykka_raft.node" and record.msg == ROLE_LINE:
-            return False
         return not (record.name == "waitress.queue" and record.levelno < logging.ERROR)
 
 

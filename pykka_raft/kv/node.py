@@ -70,7 +70,6 @@ class MetricsView:
     def tell(self, metrics: RaftMetrics) -> None:
         """Record one push from the Raft node."""
         with self._cond:
-            previous = self._latest
             self._latest = metrics
             leader = metrics.current_leader
             last = self._changes[-1] if self._changes else None
@@ -80,8 +79,6 @@ class MetricsView:
                 self._changes.append(LeaderChange(time.time(), metrics.current_term, leader))
                 self.leader_changes_total += 1
             self._cond.notify_all()
-        if previous is None or previous.state is not metrics.state:
-            logger.info("role %s in term %d", metrics.state.value, metrics.current_term)
 
     def latest(self) -> RaftMetrics | None:
         """The latest metrics (``None`` while the node is starting)."""
