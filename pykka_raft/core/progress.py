@@ -126,6 +126,12 @@ class Progress:
         if self.state is ProgressState.REPLICATE:
             self.next_index = last_index + 1
 
+    def in_flight(self, last_index: LogIndex, entries: int) -> bool:
+        """Whether an AppendEntries through ``last_index`` carrying ``entries`` is still in
+        the window (not acknowledged, not given up on): only such a request's answer or
+        failure tells how large a batch gets through in time."""
+        return any(f[0] == last_index and f[2] == entries for f in self.inflight)
+
     def lost(self, entries: int) -> None:
         """An AppendEntries carrying ``entries`` got no answer: send at most half as many
         (an older, larger request lost late never raises the limit). A lost request of one

@@ -149,15 +149,19 @@ def on_append_result(
     response: AppendEntriesResponse | None,
 ) -> Outcome:
     """A follower answered our AppendEntries (``None``: the request failed)."""
+    entries = len(request.entries)
+    current = pr.in_flight(request.last_index, entries)  # a late answer tells nothing
     if response is None:
-        pr.lost(len(request.entries))
+        if current:
+            pr.lost(entries)
         if request.entries or pr.state is not ProgressState.REPLICATE:
             pr.become_probe()
             pr.retry_at = node.now + node.config.heartbeat_interval
         return Outcome.NOTHING
     pr.last_heard = node.now
     pr.acked_round = max(pr.acked_round, request.round)  # it answered us, as leader
-    pr.answered(len(request.entries), node.config.max_payload_entries)
+    if current:
+        pr.answered(entries, node.config.max_payload_entries)
     if response.success:
         pr.acknowledged(request.last_index)
         committed = min(request.leader_commit, request.last_index)

@@ -322,6 +322,23 @@ def test_leader_sends_smaller_batches_to_a_follower_that_does_not_answer_in_time
     assert answered[-1][-1] == core.leader.progress[3].match_index == 40  # 41: not flushed
 
 
+def test_a_late_answer_to_a_batch_given_up_on_does_not_restore_its_size() -> None:
+    """The answer to a batch that already timed out arrives late: it acknowledges its
+    entries, but it came too late to show that such a batch gets through in time."""
+    config = attrs.evolve(CONFIG, max_payload_entries=16, max_inflight=1)
+    core = make_core(1, term=1, entries=make_entries([1] * 40), config=config)
+    probe = _send_to(elect(core, granting=[2]), 3)
+    core.append_entries_result(probe, AppendEntriesResponse(2, False, ConflictOpt(0, 0)))
+    first = _batch_to(core, 3)
+    core.tick(CONFIG.rpc_timeout)  # no answer in time: the next batch is halved
+    second = _batch_to(core, 3)
+    assert (len(first.entries), len(second.entries)) == (16, 8)
+    core.append_entries_result(first, ack(first))  # late
+    assert core.leader.progress[3].match_index == 16
+    after = _batch_to(core, 3)
+    assert after.prev_log_index == 16 and len(after.entries) == 8, "still halved"
+
+
 def _batch_to(core: RaftCore, target: int, required: bool = True) -> AppendEntriesRequest | None:
     """The one AppendEntries with entries just sent to ``target`` (heartbeats aside)."""
     sent = [s.request for s in append_requests(core.take_commands(), target) if s.request.entries]

@@ -488,7 +488,7 @@ FORWARD_BUG_RUNS = [
         id="n3-crash-loses-truncation",
     ),
     pytest.param(
-        79,
+        89,
         5,
         FaultProfile(
             fault_ms=20000,
@@ -531,11 +531,11 @@ def test_regression_a_committed_write_whose_entry_a_snapshot_folded_is_result_un
     """A node that knows a write committed but had not applied its entry when a snapshot
     replaced it answers the APPLIED write ``ResultUnavailable``: acknowledged at the
     committed index, without its result (first seen with seed 3517083163, n5 with
-    snapshots and 20 s of faults, which the harness then took for a failure; pinned to 752
+    snapshots and 20 s of faults, which the harness then took for a failure; pinned to 2403
     since the leader adapts its batches to slow links)."""
-    sim = run_simulation(752, 5, fault_ms=20000, snapshots=True)
+    sim = run_simulation(2403, 5, fault_ms=20000, snapshots=True)
     _pinned(
-        "result-unavailable/n5/752",
+        "result-unavailable/n5/2403",
         sim,
         "result-unavailable",
         "--kind n5 --snapshots --fault-ms 20000",
@@ -544,7 +544,7 @@ def test_regression_a_committed_write_whose_entry_a_snapshot_folded_is_result_un
 
 @pytest.mark.parametrize(
     ("seed", "nodes", "profile"),
-    [(141, 3, None), (49, 5, FORWARD_BUG_RUNS[1].values[2])],  # that n5 run's fault profile
+    [(141, 3, None), (80, 5, FORWARD_BUG_RUNS[1].values[2])],  # that n5 run's fault profile
     ids=["n3", "n5"],
 )
 def test_regression_two_writes_waiting_on_one_index_are_both_answered(
