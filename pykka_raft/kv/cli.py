@@ -28,6 +28,10 @@ T = TypeVar("T")
 URL_ENV = "PYKKA_RAFT_KV_URL"
 
 
+SECONDS = click.FloatRange(min=0, min_open=True, max=86400)
+"""A positive number of seconds, at most a day."""
+
+
 def _fail(message: str, code: int) -> NoReturn:
     click.echo(f"error: {message}", err=True)
     sys.exit(code)
@@ -83,17 +87,13 @@ def _value(text: str, as_string: bool, what: str) -> Any:
     help=f"A node's HTTP API (repeat for several; default: ${URL_ENV}, comma-separated).",
 )
 @click.option(
-    "--timeout",
-    default=10.0,
-    show_default=True,
-    type=click.FloatRange(min=0, min_open=True, max=86400),
-    help="Seconds to wait for a node.",
+    "--timeout", default=10.0, show_default=True, type=SECONDS, help="Seconds to wait for a node."
 )
 @click.option(
     "--deadline",
     default=15.0,
     show_default=True,
-    type=click.FloatRange(min=0, min_open=True, max=86400),
+    type=SECONDS,
     help="Seconds a command may spend finding the leader and retrying.",
 )
 @click.pass_context
