@@ -8,9 +8,12 @@ situation it was written for, its test fails and names this tool::
         --note install-sweeps-dead-write --first 1000 --count 500
 
 prints every seed of the range whose run goes through the situation (with the first
-occurrence), so that the test can pin one of them. ``--fails CHECK`` looks for runs that
-fail with a check instead (e.g. ``liveness`` for a known bug); ``--stat KEY`` for a
-positive ``Simulation.summary()`` entry. ``--fault-ms`` lengthens the faulty phase.
+occurrence), so that the test can pin one of them. Several ``--note`` look for each in the
+same runs (a seed for each: one search for several regressions of the same kind);
+``--stat KEY`` for a positive ``Simulation.summary()`` entry, alone or required besides
+the notes; ``--fails CHECK`` looks for runs that fail with a check instead (e.g.
+``liveness`` for a known bug). ``--fault-ms`` lengthens the faulty phase, and ``--profile
+NAME`` runs one of ``sim_cluster.NAMED_PROFILES`` instead of the seed's own fault mix.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 
 from sim_cluster import (
+    NAMED_PROFILES,
     NOTES,
     Simulation,
     SimulationFailure,
@@ -30,11 +34,15 @@ from sim_cluster import (
 )
 
 
-def run(kind: str, seed: int, snapshots: bool | None, fault_ms: int | None) -> Simulation:
+def run(
+    kind: str, seed: int, snapshots: bool | None, fault_ms: int | None, profile: str | None
+) -> Simulation:
     """One run of ``kind`` (``n3``, ``n5`` or ``membership``)."""
     if kind == "membership":
         return run_membership_simulation(seed, snapshots=snapshots, fault_ms=fault_ms)
-    return run_simulation(seed, int(kind[1:]), snapshots=snapshots, fault_ms=fault_ms)
+    faults = NAMED_PROFILES[profile] if profile else None
+    nodes = int(kind[1:])
+    return run_simulation(seed, nodes, profile=faults, snapshots=snapshots, fault_ms=fault_ms)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -42,35 +50,51 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--kind", choices=("n3", "n5", "membership"), default="n3")
     parser.add_argument("--snapshots", action="store_true", help="force snapshots on")
     parser.add_argument("--no-snapshots", action="store_true", help="force snapshots off")
-    parser.add_argument("--note", choices=sorted(NOTES), help="a situation of NOTES")
+    parser.add_argument(
+        "--note", action="append", choices=sorted(NOTES), help="a situation of NOTES (repeat)"
+    )
     parser.add_argument("--stat", help="a Simulation.summary() key that must be positive")
     parser.add_argument("--fails", help="the check a failing run must fail with")
     parser.add_argument("--first", type=int, default=0)
     parser.add_argument("--count", type=int, default=200)
     parser.add_argument("--fault-ms", type=int)
-    parser.add_argument("--stop-after", type=int, default=5, help="stop after N seeds found")
+    parser.add_argument("--profile", choices=sorted(NAMED_PROFILES), help="a named fault mix")
+    parser.add_argument(
+        "--stop-after", type=int, default=5, help="stop after N seeds found (for each note)"
+    )
     args = parser.parse_args(argv)
     snapshots = True if args.snapshots else False if args.no_snapshots else None
-    found = 0
+    wanted = args.note or ([None] if args.stat else [])
+    found = dict.fromkeys(wanted, 0)
+    failed = 0
     for seed in range(args.first, args.first + args.count):
         try:
-            sim = run(args.kind, seed, snapshots, args.fault_ms)
+            sim = run(args.kind, seed, snapshots, args.fault_ms, args.profile)
         except SimulationFailure as exc:
             if args.fails and exc.check == args.fails:
                 print(f"seed {seed}: fails [{exc.check}]", flush=True)
-                found += 1
+                failed += 1
             elif not args.fails:
                 print(f"seed {seed}: fails [{exc.check}] (not searched for)", flush=True)
-        else:
-            if args.note and sim.notes[args.note]:
-                print(f"seed {seed}: {sim.first_note[args.note]}", flush=True)
-                found += 1
-            elif args.stat and sim.summary().get(args.stat, 0) > 0:
-                print(f"seed {seed}: {args.stat}={sim.summary()[args.stat]}", flush=True)
-                found += 1
-        if found >= args.stop_after:
+            if args.fails and failed >= args.stop_after:
+                break
+            continue
+        stat = sim.summary().get(args.stat, 0) if args.stat else None
+        if stat is not None and stat <= 0:
+            continue
+        for note in wanted:
+            if found[note] >= args.stop_after or (note is not None and not sim.notes[note]):
+                continue
+            found[note] += 1
+            also = f"{args.stat}={stat}" if stat else ""
+            if note is None:
+                print(f"seed {seed}: {also}", flush=True)
+            else:
+                extra = f" ({also})" if also else ""
+                print(f"seed {seed}: {note}: {sim.first_note[note]}{extra}", flush=True)
+        if wanted and all(count >= args.stop_after for count in found.values()):
             break
-    return 0 if found else 1
+    return 0 if failed or any(found.values()) else 1
 
 
 if __name__ == "__main__":

@@ -281,6 +281,46 @@ class FaultProfile:
         return ", ".join(f"{k}={v}" for k, v in vars(self).items())
 
 
+NAMED_PROFILES = {
+    # The fault mix of n3 seed 73, which once caught a truncated write answered
+    # ForwardToLeader and later committed: crashes that lose a deletion, duplicates.
+    "n3-crash-loses-truncation": FaultProfile(
+        fault_ms=20000,
+        drop=0.0,
+        duplicate=0.05,
+        delay_max=9,
+        long_delay=0.1,
+        long_delay_max=259,
+        storage_delay_max=60,
+        slow_storage=0.01,
+        partition_gap=300,
+        partition_ms=512,
+        crash_gap=600,
+        downtime_ms=1141,
+        reject=0.0,
+        write_gap=5,
+    ),
+    # The fault mix of n5 seed 259, the same bug with the entry's copy on another node.
+    "n5-copy-on-another-node": FaultProfile(
+        fault_ms=20000,
+        drop=0.3,
+        duplicate=0.01,
+        delay_max=16,
+        long_delay=0.02,
+        long_delay_max=148,
+        storage_delay_max=1,
+        slow_storage=0.05,
+        partition_gap=800,
+        partition_ms=986,
+        crash_gap=None,
+        downtime_ms=1083,
+        reject=0.0,
+        write_gap=19,
+    ),
+}
+"""Fault profiles that regressions pin by name (``find_seeds.py --profile NAME``)."""
+
+
 @dataclass(frozen=True)
 class MembershipProfile:
     """The membership side of a membership run, drawn from the seed after the faults."""

@@ -47,6 +47,7 @@ from typing import Any
 import attrs
 import pytest
 from sim_cluster import (
+    NAMED_PROFILES,
     NOTES,
     SNAPSHOT_SHARE,
     FaultProfile,
@@ -466,64 +467,24 @@ def _locked_fingerprints() -> Any:
 # to runs in which a truncated write's entry does commit later (68 and 8 until the leader
 # adapted its batches to slow links).
 FORWARD_BUG_RUNS = [
-    pytest.param(
-        862,
-        3,
-        FaultProfile(
-            fault_ms=20000,
-            drop=0.0,
-            duplicate=0.05,
-            delay_max=9,
-            long_delay=0.1,
-            long_delay_max=259,
-            storage_delay_max=60,
-            slow_storage=0.01,
-            partition_gap=300,
-            partition_ms=512,
-            crash_gap=600,
-            downtime_ms=1141,
-            reject=0.0,
-            write_gap=5,
-        ),
-        id="n3-crash-loses-truncation",
-    ),
-    pytest.param(
-        89,
-        5,
-        FaultProfile(
-            fault_ms=20000,
-            drop=0.3,
-            duplicate=0.01,
-            delay_max=16,
-            long_delay=0.02,
-            long_delay_max=148,
-            storage_delay_max=1,
-            slow_storage=0.05,
-            partition_gap=800,
-            partition_ms=986,
-            crash_gap=None,
-            downtime_ms=1083,
-            reject=0.0,
-            write_gap=19,
-        ),
-        id="n5-copy-on-another-node",
-    ),
+    pytest.param(862, 3, "n3-crash-loses-truncation", id="n3-crash-loses-truncation"),
+    pytest.param(89, 5, "n5-copy-on-another-node", id="n5-copy-on-another-node"),
 ]
 
 
 @pytest.mark.parametrize(("seed", "nodes", "profile"), FORWARD_BUG_RUNS)
 def test_regression_forward_to_leader_only_once_another_entry_commits(
-    seed: int, nodes: int, profile: FaultProfile
+    seed: int, nodes: int, profile: str
 ) -> None:
     """A write is answered ForwardToLeader only when a different entry commits at its
     index, never at truncation alone. The run truncates a pending write's entry from the
     log of the node holding it, and that entry commits later all the same."""
-    sim = run_simulation(seed, nodes, profile=profile, snapshots=False)
+    sim = run_simulation(seed, nodes, profile=NAMED_PROFILES[profile], snapshots=False)
     _pinned(
         f"forward-to-leader/n{nodes}/{seed}",
         sim,
         "truncated-write-committed",
-        f"--kind n{nodes} --no-snapshots --fault-ms 20000",
+        f"--kind n{nodes} --no-snapshots --profile {profile}",
     )
 
 
@@ -544,22 +505,24 @@ def test_regression_a_committed_write_whose_entry_a_snapshot_folded_is_result_un
 
 @pytest.mark.parametrize(
     ("seed", "nodes", "profile"),
-    [(141, 3, None), (80, 5, FORWARD_BUG_RUNS[1].values[2])],  # that n5 run's fault profile
+    [(141, 3, None), (80, 5, "n5-copy-on-another-node")],
     ids=["n3", "n5"],
 )
 def test_regression_two_writes_waiting_on_one_index_are_both_answered(
-    seed: int, nodes: int, profile: FaultProfile | None
+    seed: int, nodes: int, profile: str | None
 ) -> None:
     """A deposed leader's undecided write and a newer write it appended at the same index
     after leading again both get answers (the newer once overwrote the older's waiter;
     first seen with seeds 1834768377 and 3443602170, before the harness ran on
     NodeDriver)."""
-    sim = run_simulation(seed, nodes, profile=profile, fault_ms=20000, snapshots=False)
+    faults = NAMED_PROFILES[profile] if profile else None
+    sim = run_simulation(seed, nodes, profile=faults, fault_ms=20000, snapshots=False)
+    named = f" --profile {profile}" if profile else ""
     _pinned(
         f"two-writes-one-index/n{nodes}/{seed}",
         sim,
         "two-writes-one-index",
-        f"--kind n{nodes} --no-snapshots --fault-ms 20000",
+        f"--kind n{nodes} --no-snapshots --fault-ms 20000{named}",
     )
 
 
@@ -965,7 +928,7 @@ def test_regression_install_drops_configuration_entries_with_the_log() -> None:
         f"install-drops-config-entry/{DROP_CONFIG_SEED}",
         sim,
         "install-drops-config-entry",
-        "--kind membership --snapshots",
+        "--kind membership --snapshots --stat snapshots_installed_dropping_config",
     )
 
 
