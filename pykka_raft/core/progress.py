@@ -13,11 +13,13 @@ States (the names etcd-raft uses for the same idea):
 A rejection, a lost request or a timeout in ``REPLICATE`` falls back to ``PROBE``. In
 ``SNAPSHOT`` the same events only reset the window: the transfer goes on.
 
-A lost AppendEntries that carried several entries also halves how many entries each request to that
-follower carries (``batch``), and every answered one doubles it again, up to
-``Config.max_payload_entries``: a follower behind a slow link gets requests small enough to
-be answered within ``Config.rpc_timeout``, instead of the same full batch over and over
-(each one delivered too late to count, and queued behind the last).
+A lost AppendEntries that carried several entries, to a follower that answered something
+since it went out, also halves how many entries each request to that follower carries
+(``batch``), and every answered one doubles it again, up to ``Config.max_payload_entries``:
+a follower behind a slow link gets requests small enough to be answered within
+``Config.rpc_timeout``, instead of the same full batch over and over (each one delivered
+too late to count, and queued behind the last). Only requests still in the window count,
+so a late answer changes nothing; a follower that answers nothing is down, not slow.
 """
 
 from __future__ import annotations
@@ -126,17 +128,19 @@ class Progress:
         if self.state is ProgressState.REPLICATE:
             self.next_index = last_index + 1
 
-    def in_flight(self, last_index: LogIndex, entries: int) -> bool:
-        """Whether an AppendEntries through ``last_index`` carrying ``entries`` is still in
-        the window (not acknowledged, not given up on): only such a request's answer or
-        failure tells how large a batch gets through in time."""
-        return any(f[0] == last_index and f[2] == entries for f in self.inflight)
+    def sent_at(self, last_index: LogIndex, entries: int) -> int | None:
+        """When the AppendEntries through ``last_index`` carrying ``entries`` went out, if
+        it is still in the window (not acknowledged, not given up on): only such a
+        request's answer or failure tells how large a batch gets through in time."""
+        return next((f[1] for f in self.inflight if f[0] == last_index and f[2] == entries), None)
 
-    def lost(self, entries: int) -> None:
-        """An AppendEntries carrying ``entries`` got no answer: send at most half as many
-        (an older, larger request lost late never raises the limit). A lost request of one
-        entry says nothing about the size: the link is down, or the follower is."""
-        if entries > 1:
+    def lost(self, entries: int, sent_at: int) -> None:
+        """An AppendEntries carrying ``entries``, sent at ``sent_at``, got no answer: send
+        at most half as many (an older, larger request lost late never raises the limit).
+        Only if the follower answered something since it went out: a follower that answers
+        nothing is down or cut off, and its batches are not the reason. Nor does a lost
+        request of one entry say anything about the size."""
+        if entries > 1 and self.last_heard >= sent_at:
             half = entries // 2
             self.batch = min(self.batch, half) if self.batch else half
 

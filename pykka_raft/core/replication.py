@@ -121,7 +121,8 @@ def resend_timed_out(node: NodeState, leader: LeaderState) -> None:
             transfer.sent_at = None  # no answer in time: send the chunk again
             send_append(node, leader, peer)
         if pr.timed_out(node.now, timeout):
-            pr.lost(pr.inflight[0][2])  # a smaller batch may get through in time
+            _, sent_at, entries = pr.inflight[0]
+            pr.lost(entries, sent_at)  # a smaller batch may get through in time
             pr.become_probe()  # find the match again
             send_append(node, leader, peer)
 
@@ -150,17 +151,17 @@ def on_append_result(
 ) -> Outcome:
     """A follower answered our AppendEntries (``None``: the request failed)."""
     entries = len(request.entries)
-    current = pr.in_flight(request.last_index, entries)  # a late answer tells nothing
+    sent_at = pr.sent_at(request.last_index, entries)  # None: a late answer tells nothing
     if response is None:
-        if current:
-            pr.lost(entries)
+        if sent_at is not None:
+            pr.lost(entries, sent_at)
         if request.entries or pr.state is not ProgressState.REPLICATE:
             pr.become_probe()
             pr.retry_at = node.now + node.config.heartbeat_interval
         return Outcome.NOTHING
     pr.last_heard = node.now
     pr.acked_round = max(pr.acked_round, request.round)  # it answered us, as leader
-    if current:
+    if sent_at is not None:
         pr.answered(entries, node.config.max_payload_entries)
     if response.success:
         pr.acknowledged(request.last_index)

@@ -297,8 +297,8 @@ def test_leader_resends_after_rpc_timeout() -> None:
 def test_leader_sends_smaller_batches_to_a_follower_that_does_not_answer_in_time() -> None:
     """§5.3's retries must make progress on a slow link: a full batch that cannot cross it
     within rpc_timeout would be sent again and again, each copy arriving too late to count.
-    Every lost batch halves the next one, and every answered one doubles it back to
-    max_payload_entries."""
+    Every lost batch halves the next one (while the follower answers something, so it is
+    alive), and every answered one doubles it back to max_payload_entries."""
     config = attrs.evolve(CONFIG, max_payload_entries=16, max_inflight=1)
     core = make_core(1, term=1, entries=make_entries([1] * 40), config=config)
     probe = _send_to(elect(core, granting=[2]), 3)
@@ -306,6 +306,8 @@ def test_leader_sends_smaller_batches_to_a_follower_that_does_not_answer_in_time
     first = _batch_to(core, 3)
     core.tick(CONFIG.rpc_timeout)  # no answer in time
     second = _batch_to(core, 3)
+    core.tick(1)
+    core.leader.progress[3].last_heard = core.now  # an answer got through meanwhile: alive
     core.append_entries_result(second, None)  # the network gave up on it
     core.tick(CONFIG.heartbeat_interval)
     retry: AppendEntriesRequest | None = _batch_to(core, 3)

@@ -100,16 +100,17 @@ def test_rejection_or_timeout_moves_replicate_back_to_probe() -> None:
 def test_a_lost_batch_halves_the_batch_and_answers_double_it_back_to_the_cap() -> None:
     """A follower behind a slow link gets smaller requests until they are answered in time."""
     pr = _replicating(next_index=6, match=5)
+    pr.last_heard = 10  # it answered something at 10: alive
     assert pr.batch_size(300) == 300
-    pr.lost(300)
+    pr.lost(300, sent_at=10)
     assert pr.batch_size(300) == 150
-    pr.lost(0)  # a lost heartbeat says nothing about the batch
-    pr.lost(1)  # nor does a lost single entry
+    pr.lost(0, sent_at=10)  # a lost heartbeat says nothing about the batch
+    pr.lost(1, sent_at=10)  # nor does a lost single entry
     assert pr.batch_size(300) == 150
     for _ in range(10):
-        pr.lost(pr.batch_size(300))
+        pr.lost(pr.batch_size(300), sent_at=10)
     assert pr.batch_size(300) == 1, "never below one entry"
-    pr.lost(300)  # an older full batch lost late does not raise the limit again
+    pr.lost(300, sent_at=10)  # an older full batch lost late does not raise the limit again
     assert pr.batch_size(300) == 1
     pr.answered(0, 300)  # an answered heartbeat does not grow it either
     assert pr.batch_size(300) == 1
@@ -118,6 +119,19 @@ def test_a_lost_batch_halves_the_batch_and_answers_double_it_back_to_the_cap() -
         pr.answered(pr.batch_size(300), 300)
         sizes.append(pr.batch_size(300))
     assert sizes == [2, 4, 8, 16, 32, 64, 128, 256, 300]
+
+
+def test_a_follower_that_answers_nothing_keeps_its_batch_size() -> None:
+    """Batches lost to a follower that has not answered anything since they went out (down,
+    or cut off) are not too large: after it returns it catches up at full size."""
+    pr = _replicating(next_index=6, match=5)
+    pr.last_heard = 10
+    for sent_at in (20, 120, 220):  # nothing heard since 10
+        pr.lost(300, sent_at=sent_at)
+    assert pr.batch_size(300) == 300
+    pr.last_heard = 250  # it answers again (a heartbeat), while batches still go unanswered
+    pr.lost(300, sent_at=240)
+    assert pr.batch_size(300) == 150
 
 
 def test_next_index_in_the_snapshot_moves_to_snapshot_and_done_probes_after_it() -> None:
