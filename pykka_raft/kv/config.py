@@ -137,9 +137,12 @@ class NodeConfig:
         insecure: run the TCP network without CURVE keys: no authentication and no
             encryption. For experiments on one machine only; logged at WARNING.
         session_timeout: seconds of log time after which a client session without
-            writes expires (``docs/clients.md``); the same on every node of a cluster.
+            writes expires (``docs/clients.md``). Give every node the same: the cluster
+            applies the value of the latest leader whose value differed
+            (``docs/kv-service.md``).
         max_sessions: the most client sessions the cluster keeps; registering one more
-            ends the least recently active (``docs/clients.md``); the same on every node.
+            ends the least recently active (``docs/clients.md``); the cluster's, as
+            ``session_timeout``.
         raft: the Raft node's settings.
         http: the HTTP layer's settings.
     """

@@ -8,7 +8,8 @@ deployment: everything is lost when the process ends.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 from pykka_raft import Config, NodeId
 from pykka_raft.kv.client import Client
@@ -28,6 +29,8 @@ class LocalCluster:
         ports: the HTTP port of each node (default: 0, the system picks).
         share_addresses: give every node the others' HTTP addresses as configured peers
             (False: nodes learn them only from the replicated directory).
+        node_options: per node id, other :class:`NodeConfig` fields for that node (for
+            example ``{"max_sessions": 10}``).
     """
 
     def __init__(
@@ -38,6 +41,7 @@ class LocalCluster:
         host: str = "127.0.0.1",
         ports: dict[NodeId, int] | None = None,
         share_addresses: bool = True,
+        node_options: Mapping[NodeId, Mapping[str, Any]] | None = None,
     ) -> None:
         self.raft = raft or Config()
         self.http = http or HttpSettings()
@@ -45,6 +49,7 @@ class LocalCluster:
         self.network = LocalNetwork()
         self.servers: dict[NodeId, KvServer] = {}
         self.share_addresses = share_addresses
+        self.node_options = dict(node_options or {})
         try:
             for node_id in node_ids:
                 self.add_node(node_id, (ports or {}).get(node_id, 0))
@@ -71,6 +76,7 @@ class LocalCluster:
             network="local",
             raft=self.raft,
             http=self.http,
+            **self.node_options.get(node_id, {}),
         )
         server = KvServer.start(config, self.network)
         if self.share_addresses:

@@ -15,7 +15,9 @@ import pykka
 
 from pykka_raft import (
     ClientPayload,
+    ClientRead,
     ForwardToLeader,
+    Get,
     NodeId,
     Put,
     Raft,
@@ -33,7 +35,13 @@ from pykka_raft.kv.runtime import (
     open_network,
     open_storage,
 )
-from pykka_raft.kv.store import KvStateMachine, encode_value, node_key
+from pykka_raft.kv.store import (
+    SETTINGS_KEY,
+    KvStateMachine,
+    encode_value,
+    node_key,
+    settings_record,
+)
 
 logger = logging.getLogger("pykka_raft.kv")
 
@@ -276,35 +284,65 @@ class KvNode:
             if self._stopping.is_set() or not isinstance(metrics, RaftMetrics):
                 return
             done_term = metrics.current_term
-            for node_id, record in self._records_to_write(metrics).items():
-                if not self._write_record(node_id, record):
+            if not self._caught_up():
+                continue  # no longer leader, or stopping
+            for key, (record, what) in self._records_to_write(metrics).items():
+                if not self._write_record(key, record, what):
                     break
 
-    def _records_to_write(self, metrics: RaftMetrics) -> dict[NodeId, str]:
-        """This node's own record if the directory holds another one, and the records of
-        members the directory lacks but this node was given (at ``init``)."""
-        out: dict[NodeId, str] = {}
+    def _caught_up(self) -> bool:
+        """Wait until this node has applied every entry committed before it asked (a
+        ``READ_INDEX`` read): what it then reads locally is the cluster's current
+        directory and settings, not an earlier one."""
+        try:
+            self.raft.ask(ClientRead(Get(SETTINGS_KEY)), timeout=self._request_timeout)
+            return True
+        except (RaftError, pykka.Timeout, pykka.ActorDeadError) as exc:
+            if not self._stopping.is_set() and not isinstance(exc, ForwardToLeader):
+                logger.warning("could not catch up before recording the directory: %s", exc)
+            return False
+
+    def _records_to_write(self, metrics: RaftMetrics) -> dict[str, tuple[str, str]]:
+        """Key -> ``(record, what it is)`` of what this new leader writes: its own
+        addresses if the directory holds others, those of members the directory lacks but
+        this node was given (at ``init``), and its session settings if the cluster's
+        differ."""
+        out: dict[str, tuple[str, str]] = {}
         own = encode_value({"http": self.http_address, "raft": self.raft_address})
         if self.state_machine.local_get(node_key(self.node_id)) != own:
-            out[self.node_id] = own
+            out[node_key(self.node_id)] = (own, f"the addresses of node {self.node_id}")
         members = metrics.voters | metrics.non_voters
         replicated = self.state_machine.node_records()
         for node_id, record in sorted(self.directory.static().items()):
             if node_id in members and node_id not in replicated and record.get("http"):
-                out.setdefault(node_id, encode_value(record))
+                out.setdefault(
+                    node_key(node_id), (encode_value(record), f"the addresses of node {node_id}")
+                )
+        settings = settings_record(self.config.session_timeout, self.config.max_sessions)
+        recorded = self.state_machine.local_get(SETTINGS_KEY)
+        if recorded != settings:
+            if recorded is not None:
+                logger.warning(
+                    "the cluster's session settings are %s, this node's configuration says "
+                    "%s: this node leads now and records its own; give every node the same "
+                    "session_timeout and max_sessions",
+                    recorded,
+                    settings,
+                )
+            out[SETTINGS_KEY] = (settings, "the cluster's session settings")
         return out
 
-    def _write_record(self, node_id: NodeId, record: str) -> bool:
+    def _write_record(self, key: str, record: str, what: str) -> bool:
         try:
             self.raft.ask(
-                ClientPayload.new(Put(node_key(node_id), record), ResponseMode.APPLIED),
+                ClientPayload.new(Put(key, record), ResponseMode.APPLIED),
                 timeout=self._request_timeout,
             )
-            logger.info("recorded the addresses of node %s in the directory", node_id)
+            logger.info("recorded %s: %s", what, record)
             return True
         except ForwardToLeader:
             return False  # no longer leader; the next leader records itself
         except (RaftError, pykka.Timeout, pykka.ActorDeadError) as exc:
             if not self._stopping.is_set():
-                logger.warning("could not record the addresses of node %s: %s", node_id, exc)
+                logger.warning("could not record %s: %s", what, exc)
             return False

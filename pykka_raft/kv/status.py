@@ -18,6 +18,19 @@ def _iso(ts: float) -> str:
     )
 
 
+def _session_settings(node: KvNode) -> dict[str, Any]:
+    """The session settings this node applies (the cluster's), and its configuration's."""
+    timeout, most = node.state_machine.session_settings()
+    return {
+        "session_timeout": timeout,
+        "max_sessions": most,
+        "configured": {
+            "session_timeout": node.config.session_timeout,
+            "max_sessions": node.config.max_sessions,
+        },
+    }
+
+
 def node_status(node: KvNode) -> dict[str, Any]:
     """This node's own view: role, term, indexes, membership, directory, leader changes."""
     m = node.view.latest()
@@ -33,6 +46,7 @@ def node_status(node: KvNode) -> dict[str, Any]:
             {"at": _iso(c.at), "term": c.term, "leader_id": c.leader_id}
             for c in node.view.leader_changes()
         ],
+        "sessions": _session_settings(node),
     }
     if m is None:
         out.update(state="starting", term=None, leader_id=None, leader_url=None)

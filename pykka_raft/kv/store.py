@@ -8,8 +8,10 @@ keeps what crosses the network and goes into snapshots plain strings.
 
 Keys under :data:`NODE_PREFIX` hold the node directory: where each node's HTTP API and
 Raft endpoint are, written through the log so every node learns them (a new node's
-addresses when it is added, a leader's own addresses when it is elected). The HTTP API
-refuses writes to those keys.
+addresses when it is added, a leader's own addresses when it is elected). The key
+:data:`SETTINGS_KEY` holds the cluster's session settings, written the same way by each
+new leader whose own differ, so that every node expires and ends the same sessions even
+when their configurations disagree. The HTTP API refuses writes to those keys.
 """
 
 from __future__ import annotations
@@ -28,10 +30,14 @@ from pykka_raft import (
     Put,
     SessionCommand,
 )
-from pykka_raft.sessions import DEFAULT_MAX_SESSIONS, DEFAULT_SESSION_TIMEOUT
+from pykka_raft.sessions import DEFAULT_MAX_SESSIONS, DEFAULT_SESSION_TIMEOUT, SessionTable
 
 NODE_PREFIX = ".kv/node/"
 """Reserved key prefix: ``.kv/node/<id>`` holds ``{"http": ..., "raft": ...}``."""
+
+SETTINGS_KEY = ".kv/settings"
+"""Reserved key: the cluster's session settings, ``{"max_sessions": n, "session_timeout":
+s}``; while the log has none, each node applies its own configuration's."""
 
 RESERVED_PREFIX = ".kv/"
 """Keys starting with this are the service's own; the API refuses writes to them."""
@@ -55,12 +61,33 @@ def node_key(node_id: int) -> str:
     return f"{NODE_PREFIX}{node_id}"
 
 
+def settings_record(session_timeout: float, max_sessions: int) -> str:
+    """The text of a :data:`SETTINGS_KEY` record."""
+    return encode_value({"max_sessions": max_sessions, "session_timeout": float(session_timeout)})
+
+
+def _settings_of(text: Any) -> tuple[float, int] | None:
+    """The settings a :data:`SETTINGS_KEY` record holds, if it is a valid one."""
+    try:
+        record = decode_value(text)
+        timeout, most = record["session_timeout"], record["max_sessions"]
+        SessionTable(timeout, max_sessions=most)  # the table's own checks
+    except (ValueError, TypeError, KeyError):
+        return None
+    return float(timeout), most
+
+
 class KvStateMachine(KeyValueStateMachine):
     """The key-value state machine, readable from other threads for the node directory.
 
     Client sessions are built in (``KeyValueStateMachine``'s): a write sent in a session
     (``SessionCommand``) is applied at most once, and the session table goes into the
     snapshots with the data (``docs/clients.md``).
+
+    ``session_timeout`` and ``max_sessions`` apply until the state holds a
+    :data:`SETTINGS_KEY` record; from the entry that writes one, its values do (a record
+    that is not valid settings is ignored), so nodes configured differently still apply
+    the entries alike.
 
     The storage's thread applies entries; HTTP threads read the directory (and, later,
     stale reads). A lock makes each apply, restore and read atomic. Nothing here reads a
@@ -73,6 +100,7 @@ class KvStateMachine(KeyValueStateMachine):
         max_sessions: int = DEFAULT_MAX_SESSIONS,
     ) -> None:
         super().__init__(False, session_timeout, max_sessions)
+        self._configured = (self.sessions.timeout, self.sessions.max_sessions)
         self._lock = threading.Lock()
         self._nodes: dict[int, Any] = {}
 
@@ -88,6 +116,8 @@ class KvStateMachine(KeyValueStateMachine):
                 key = data.key
                 if key.startswith(NODE_PREFIX):
                     self._reindex(key)
+                elif key == SETTINGS_KEY:
+                    self._use_settings()
             return response
 
     def snapshot(self) -> Callable[[], bytes]:
@@ -103,6 +133,18 @@ class KvStateMachine(KeyValueStateMachine):
             for key in list(self.data):
                 if key.startswith(NODE_PREFIX):
                     self._reindex(key)
+            self._use_settings()
+
+    def _use_settings(self) -> None:
+        """Apply the session settings of the :data:`SETTINGS_KEY` record (the configured
+        ones without a valid record)."""
+        timeout, most = _settings_of(self.data.get(SETTINGS_KEY)) or self._configured
+        self.sessions.timeout, self.sessions.max_sessions = timeout, most
+
+    def session_settings(self) -> tuple[float, int]:
+        """``(session_timeout, max_sessions)`` as this node applies them now."""
+        with self._lock:
+            return self.sessions.timeout, self.sessions.max_sessions
 
     def _reindex(self, key: str) -> None:
         suffix = key[len(NODE_PREFIX) :]
