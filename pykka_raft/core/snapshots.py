@@ -21,8 +21,10 @@ class Snapshots:
             (``None``: none is being built; one build at a time).
         unsupported: the storage's ``SnapshotsUnsupported`` once it said so; the node then
             runs on without compaction.
-        receiving: the snapshot being received: (id, offset of the last chunk stored,
-            offset of the next one).
+        receiving: the snapshot being received: (its meta, offset of the last chunk
+            stored, offset of the next one). A chunk continues it only if its meta is
+            equal in every field, not just in ``snapshot_id``: two stores that reuse ids
+            (a counter per process) never get their bytes spliced together.
         received: the ``receiving`` entry was completed (the snapshot installed): only
             its last chunk is acknowledged again; anything else starts a new reception.
     """
@@ -31,7 +33,7 @@ class Snapshots:
         self.node = node
         self.waiters: list[int] | None = None
         self.unsupported: BaseException | None = None
-        self.receiving: tuple[str, int, int] | None = None
+        self.receiving: tuple[SnapshotMeta, int, int] | None = None
         self.received = False
 
     # --- creating -----------------------------------------------------------------------
@@ -121,7 +123,7 @@ class Snapshots:
         meta = request.meta
         end = request.offset + len(request.data)
         receiving = self.receiving
-        same = receiving is not None and receiving[0] == meta.snapshot_id
+        same = receiving is not None and receiving[0] == meta
         if same and receiving is not None:
             if request.offset > 0 and (receiving[1], receiving[2]) == (request.offset, end):
                 return True, False, None
@@ -132,6 +134,6 @@ class Snapshots:
         if not same and request.offset != 0:
             return False, False, None
         self.node.emit(WriteSnapshotChunk(meta, request.offset, request.data))
-        self.receiving = (meta.snapshot_id, request.offset, end)
+        self.receiving = (meta, request.offset, end)
         self.received = request.done
         return True, True, None

@@ -114,11 +114,7 @@ class MemLog:
     def received(self, meta: SnapshotMeta) -> bytes:
         """The bytes of snapshot ``meta``, fully received; else :class:`InvalidRequest`."""
         receiving = self.receiving
-        if (
-            receiving is None
-            or receiving[0].snapshot_id != meta.snapshot_id
-            or len(receiving[1]) != meta.size
-        ):
+        if receiving is None or receiving[0] != meta or len(receiving[1]) != meta.size:
             raise InvalidRequest(f"snapshot {meta.snapshot_id!r} was not fully received")
         return bytes(receiving[1])
 
@@ -178,11 +174,7 @@ class MemLog:
         of the same snapshot, else :class:`InvalidRequest`.
         """
         receiving = (meta, bytearray()) if offset == 0 else self.receiving
-        if (
-            receiving is None
-            or receiving[0].snapshot_id != meta.snapshot_id
-            or len(receiving[1]) != offset
-        ):
+        if receiving is None or receiving[0] != meta or len(receiving[1]) != offset:
             raise InvalidRequest(
                 f"chunk at offset {offset} of {meta.snapshot_id!r} is out of order"
             )

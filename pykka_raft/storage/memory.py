@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import itertools
+import uuid
 
 import attrs
 
@@ -46,8 +46,6 @@ class MemStore(RaftStorage):
         super().__init__(data.state_machine)
         self.data = data
 
-    _ids = itertools.count(1)
-
     def get_initial_state(self) -> InitialState:
         """Report the last log id, the hard state, the last applied index and snapshot."""
         return self.data.initial_state()
@@ -80,7 +78,12 @@ class MemStore(RaftStorage):
         if current is not None:
             return current
         meta = SnapshotMeta(
-            last_included, membership, f"{last_included.index}-{next(self._ids)}", len(data)
+            # Unique across processes too: a receiver resumes a transfer by the meta, and
+            # a counter per process would give two nodes the same ids.
+            last_included,
+            membership,
+            f"{last_included.index}-{uuid.uuid4().hex}",
+            len(data),
         )
         self.data.compact(meta, data)
         return meta

@@ -375,6 +375,29 @@ def test_receiver_holding_part_of_the_same_snapshot_says_where_to_resume() -> No
     assert responds(commands, 4)[0].value == InstallSnapshotResponse(3, True)
 
 
+@pytest.mark.parametrize(
+    "other",
+    [meta(10, size=30), meta(11, size=25), meta(10, term=2, size=25)],
+    ids=["other size", "other index", "other term"],
+)
+def test_a_snapshot_with_the_same_id_but_another_meta_starts_over(other: SnapshotMeta) -> None:
+    """Two stores can give different snapshots the same id (``MemStore`` once numbered
+    them per process): a chunk continues a reception only if its whole meta matches, so
+    the bytes of two snapshots are never spliced into one."""
+    follower = make_core(2, term=2, entries=make_entries([1, 1]))
+    held = meta(10, size=25)
+    follower.receive_install_snapshot(chunk(held, 0, b"x" * 10), token=1)
+    follower.take_commands()
+    follower.receive_install_snapshot(chunk(other, 10, b"y" * 10, term=3), token=2)
+    commands = follower.take_commands()
+    assert of_type(commands, WriteSnapshotChunk) == []
+    assert responds(commands, 2)[0].value == InstallSnapshotResponse(3, False, None)
+    follower.receive_install_snapshot(chunk(other, 0, b"z" * 10, term=3), token=3)
+    assert of_type(follower.take_commands(), WriteSnapshotChunk) == [
+        WriteSnapshotChunk(other, 0, b"z" * 10)
+    ]
+
+
 def test_after_an_install_the_same_snapshot_starts_a_new_reception() -> None:
     """The storage holds no partial copy of an installed snapshot: offset 0 of it again is
     stored afresh (only its last chunk, repeated, is acknowledged again)."""
