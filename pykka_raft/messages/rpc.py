@@ -72,9 +72,10 @@ class VoteRequest:
     only a candidate that a majority would elect starts a real election, so a node that
     was cut off cannot disrupt the cluster with a higher term when it comes back.
 
-    ``transfer``: the election was asked for (``TimeoutNow`` of a leadership transfer, or
-    ``TriggerElection``): voters grant it even while they hear from a leader (leader
-    stickiness, §4.2.3, would refuse it otherwise).
+    ``transfer``: the election was asked for by the leader (``TimeoutNow`` of a leadership
+    transfer): voters grant it even while they hear from a leader (leader stickiness,
+    §4.2.3, would refuse it otherwise). ``TriggerElection`` does not set it: a forced
+    election could let a leader's lease outlive its leadership.
     """
 
     target: NodeId
@@ -107,8 +108,8 @@ class SnapshotMeta:
         last_included: the index and term of the last entry the snapshot includes.
         membership: the latest configuration at or before that entry (§7: the snapshot
             keeps it, since the configuration entries it replaces are gone).
-        snapshot_id: names this snapshot's data, unique per storage; a transfer in
-            progress is tied to it.
+        snapshot_id: names this snapshot's data, never reused by any node of the cluster;
+            a transfer in progress is tied to it (and to the other fields).
         size: the length of the snapshot's data in bytes.
     """
 
@@ -142,7 +143,7 @@ class InstallSnapshotResponse:
 
     ``success`` is ``False`` when the chunk's offset is not the one the receiver expects.
     ``next_offset`` then says where it can resume: it holds the bytes before that offset
-    of the same snapshot (the same ``snapshot_id``), e.g. from a transfer an earlier
+    of the same snapshot (an equal ``meta``), e.g. from a transfer an earlier
     leader started, so the sender goes on from there. ``None``: start over from 0.
     """
 
