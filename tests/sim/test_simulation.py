@@ -1078,7 +1078,7 @@ class IgnoresChunkOffsets(RaftCore):
             receiving is not None
             and request.offset > 0
             and request.term >= self.current_term
-            and receiving[0] == request.meta.snapshot_id
+            and receiving[0] == request.meta
         ):
             self.snapshots.receiving = (receiving[0], -1, request.offset)
         super().receive_install_snapshot(request, token)
