@@ -142,7 +142,7 @@ def answer_dropped(message: Any, error: BaseException) -> None:
     stopped actor; other messages need no answer."""
     call, _ = unwrap(message)
     if isinstance(call, Call):
-        _deliver(call.reply.set_exception, error)
+        deliver_error(call.reply, error)
 
 
 def unwrap(message: Any) -> tuple[Any, bool]:
@@ -157,14 +157,23 @@ def answer(reply: Reply, handler: Any, message: Any) -> None:
     try:
         value = handler(message)
     except Exception as exc:  # every failure goes back to the caller
-        _deliver(reply.set_exception, exc)
+        deliver_error(reply, exc)
     else:
-        _deliver(reply.set, value)
+        deliver(reply, value)
 
 
-def _deliver(method: Any, outcome: Any) -> None:
-    """Answer through a reply; a broken reply must not stop the actor that answers."""
+def deliver(reply: Reply, value: Any = None) -> None:
+    """``reply.set(value)``, guarded: a broken reply (one that raises, or is not a reply at
+    all, as in ``Call(message, None)``) is logged and must not stop the actor answering."""
     try:
-        method(outcome)
+        reply.set(value)
     except Exception:
-        logger.warning("an answer could not be delivered", exc_info=True)
+        logger.warning("an answer could not be delivered through %r", reply, exc_info=True)
+
+
+def deliver_error(reply: Reply, error: BaseException) -> None:
+    """``reply.set_exception(error)``, guarded like :func:`deliver`."""
+    try:
+        reply.set_exception(error)
+    except Exception:
+        logger.warning("an answer could not be delivered through %r", reply, exc_info=True)

@@ -25,6 +25,20 @@ DEFAULT_MAX_ENTRY_BYTES = 4 * 1024 * 1024
 DEFAULT_STORAGE_TIMEOUT = 30_000
 DEFAULT_MAX_CLOCK_DRIFT = 0.05
 
+MAX_DURATION = 86_400_000
+"""The longest duration a :class:`Config` takes, in milliseconds (a day): longer ones are
+mistakes, and overflow the clocks the node's timers are built on."""
+
+_DURATIONS = frozenset(
+    {
+        "election_timeout_min",
+        "election_timeout_max",
+        "heartbeat_interval",
+        "catch_up_timeout",
+        "storage_timeout",
+    }
+)
+
 
 @attrs.frozen
 class SnapshotPolicy:
@@ -36,6 +50,17 @@ class SnapshotPolicy:
     """
 
     logs_since_last: int | None = DEFAULT_LOGS_SINCE_LAST
+
+    def __attrs_post_init__(self) -> None:
+        since = self.logs_since_last
+        if since is not None and (
+            isinstance(since, bool) or not isinstance(since, int) or since <= 0
+        ):
+            raise ConfigError(
+                "logs_since_last",
+                f"must be a positive int or None (disabled), got {since!r}",
+                owner="SnapshotPolicy",
+            )
 
     @classmethod
     def disabled(cls) -> SnapshotPolicy:
@@ -158,6 +183,8 @@ class Config:
             if value < 0 or (value == 0 and name != "catch_up_lag"):
                 bound = "0 or more" if name == "catch_up_lag" else "greater than 0"
                 raise ConfigError(name, f"must be {bound}, got {value}")
+            if name in _DURATIONS and value > MAX_DURATION:
+                raise ConfigError(name, f"must be at most {MAX_DURATION} ms (a day), got {value}")
         for flag in ("pre_vote", "leader_stickiness"):
             if not isinstance(getattr(self, flag), bool):
                 raise ConfigError(flag, f"must be a bool, got {getattr(self, flag)!r}")
@@ -179,15 +206,11 @@ class Config:
             )
         if not isinstance(self.snapshot_policy, SnapshotPolicy):
             raise ConfigError("snapshot_policy", "must be a SnapshotPolicy")
-        since = self.snapshot_policy.logs_since_last
-        if since is not None and (
-            isinstance(since, bool) or not isinstance(since, int) or since <= 0
-        ):
-            raise ConfigError(
-                "snapshot_policy",
-                f"logs_since_last must be a positive int or None (disabled), got {since!r}",
-            )
         if self.snapshot_dir is not None:
+            if not isinstance(self.snapshot_dir, str):
+                raise ConfigError(
+                    "snapshot_dir", f"must be a str path or None, got {self.snapshot_dir!r}"
+                )
             _check_dir(self.snapshot_dir)
 
     @property

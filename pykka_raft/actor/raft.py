@@ -25,12 +25,13 @@ import attrs
 import pykka
 
 from pykka_raft._pykka import use_ref_class
+from pykka_raft.actor.arguments import check_arguments
 from pykka_raft.actor.lease import LeaseBoard, LeasePublisher
 from pykka_raft.actor.ports import ActorPorts
 from pykka_raft.actor.ref import ClientQueue, RaftRef, WakeForClients, not_accepted
 from pykka_raft.actor.stamp import stamped
 from pykka_raft.actor.ticker import Tick, Ticker
-from pykka_raft.calls import DEAD_ACTOR_ERRORS, Call, Completed, Reply
+from pykka_raft.calls import DEAD_ACTOR_ERRORS, Call, Completed, Reply, deliver_error
 from pykka_raft.config import Config
 from pykka_raft.core.membership import describe
 from pykka_raft.core.node import RaftCore
@@ -43,11 +44,7 @@ from pykka_raft.errors import (
     StorageError,
 )
 from pykka_raft.logs import NODE, RateLimited
-from pykka_raft.messages import (
-    ClientPayload,
-    ClientRead,
-    MembershipConfig,
-)
+from pykka_raft.messages import ClientPayload, ClientRead, MembershipConfig
 from pykka_raft.metrics import RaftMetrics, State
 from pykka_raft.network.contract import MembershipChanged
 from pykka_raft.types import NodeId
@@ -93,6 +90,7 @@ class Raft(pykka.ThreadingActor):
         metrics: Any | None = None,
         rng: random.Random | None = None,
     ) -> None:
+        check_arguments(node_id, config, network, storage, metrics, rng)
         super().__init__()
         ref = use_ref_class(self, RaftRef)
         self._clients = ref.clients = ClientQueue(max(config.max_pending_writes, CLIENT_BATCH))
@@ -203,7 +201,7 @@ class Raft(pykka.ThreadingActor):
         """Translate one message into driver events, then publish what changed."""
         if self.driver.stopped:
             if isinstance(message, Call):
-                message.reply.set_exception(not_accepted())
+                deliver_error(message.reply, not_accepted())
             elif isinstance(message, WakeForClients):
                 self._clients.wake_pending = False  # so that a later write wakes it again
                 self._clients.refuse_all()
@@ -269,7 +267,7 @@ class Raft(pykka.ThreadingActor):
                 self.driver.client_writes(stamped(self.core.role is Role.LEADER, writes))
         except BaseException:
             for _, reply in reads:  # taken from the queue, never given to the driver
-                reply.set_exception(not_accepted())
+                deliver_error(reply, not_accepted())
             raise
         if reads:
             self.driver.client_reads(reads)

@@ -20,7 +20,7 @@ import pykka
 
 from pykka_raft._pykka import is_stop_request, left_behind, put_with_reply_to
 from pykka_raft.actor.lease import LeaseBoard
-from pykka_raft.calls import Call, Reply
+from pykka_raft.calls import Call, Reply, deliver_error
 from pykka_raft.errors import Busy, ShuttingDown
 from pykka_raft.messages import ClientPayload, ClientRead
 
@@ -70,7 +70,7 @@ class _NotAcceptedIfDropped:
         pass
 
     def set_exception(self, exc_info: Any = None) -> None:
-        self.reply.set_exception(not_accepted())
+        deliver_error(self.reply, not_accepted())
 
 
 class ClientQueue:
@@ -95,7 +95,7 @@ class ClientQueue:
                 _, reply = self.items.popleft()
             except IndexError:  # taken by a concurrent refusal
                 return
-            reply.set_exception(not_accepted())
+            deliver_error(reply, not_accepted())
 
 
 @attrs.frozen
@@ -148,7 +148,7 @@ class RaftRef(pykka.ActorRef[Any]):
         try:
             put_with_reply_to(self, call, _NotAcceptedIfDropped(call.reply))
         except pykka.ActorDeadError:
-            call.reply.set_exception(not_accepted())
+            deliver_error(call.reply, not_accepted())
             return
         for _ in left_behind(self):  # stopped meanwhile: calls answered, the rest dropped
             pass
@@ -163,7 +163,7 @@ class RaftRef(pykka.ActorRef[Any]):
             write = payload if type(payload) is ClientPayload else None
             why = f"{clients.limit} calls wait for the node already (Config.max_pending_writes)"
             clients.refused += 1
-            reply.set_exception(Busy(write, clients.limit, why))
+            deliver_error(reply, Busy(write, clients.limit, why))
             return
         clients.items.append((payload, reply))
         if not clients.wake_pending:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from pykka_raft.calls import Reply
+from pykka_raft.calls import Reply, deliver_error
 from pykka_raft.errors import ApplicationError
 from pykka_raft.messages import ClientPayload, EntryNormal
 
@@ -41,7 +41,7 @@ def stamped(
             try:
                 payload = ClientPayload(EntryNormal(stamp(data, now)), payload.response_mode)
             except Exception as exc:  # the application's method: refuse this write only
-                reply.set_exception(ApplicationError(exc))
+                deliver_error(reply, ApplicationError(exc))
                 continue
         out.append((payload, reply))
     return out

@@ -29,7 +29,7 @@ import attrs
 import pykka
 
 from pykka_raft._pykka import drain_inbox, use_ref_class
-from pykka_raft.calls import AskAwareRef, Call, Reply, answer_dropped, unwrap
+from pykka_raft.calls import AskAwareRef, Call, Reply, answer_dropped, deliver_error, unwrap
 from pykka_raft.errors import UnknownMessage, Unreachable
 from pykka_raft.logs import NETWORK, RateLimited
 from pykka_raft.messages import (
@@ -103,6 +103,8 @@ class RaftNetwork(pykka.ThreadingActor, abc.ABC):
         except Exception as exc:
             if asked:
                 raise  # Pykka hands it to the caller; the actor lives on
+            if isinstance(message, Call):  # a call is answered, even one it cannot handle
+                deliver_error(message.reply, exc)
             self.on_stray(message, exc)  # raising here would stop the network
             return None
 

@@ -20,7 +20,7 @@ from typing import Any, ClassVar
 
 import attrs
 
-from pykka_raft.calls import DEAD_ACTOR_ERRORS, AskAwareRef, Call, Reply
+from pykka_raft.calls import DEAD_ACTOR_ERRORS, AskAwareRef, Call, Reply, deliver_error
 from pykka_raft.errors import UnknownNode, Unreachable
 from pykka_raft.messages import RpcRequest
 from pykka_raft.messages.checks import _instance_of, _node_id
@@ -59,12 +59,20 @@ def _int(instance: Any, attribute: Any, value: Any) -> None:
         )
 
 
+def _a_ref(instance: Any, attribute: Any, value: Any) -> None:
+    if not callable(getattr(value, "tell", None)):
+        raise TypeError(
+            f"{type(instance).__name__}.{attribute.name} must be a Raft actor ref (with a "
+            f"tell method), got {type(value).__name__} {value!r}"
+        )
+
+
 @attrs.frozen
 class Register:
     """Route RPCs for ``node_id`` to ``raft`` (a Raft ref); replaces an earlier route."""
 
     node_id: NodeId = attrs.field(validator=_node_id)
-    raft: Any
+    raft: Any = attrs.field(validator=_a_ref)
 
 
 @attrs.frozen
@@ -180,8 +188,8 @@ class _DirectRef(AskAwareRef):
                 try:
                     router.send(message.message, message.reply)
                 except Exception as exc:  # a failing route answers the call, as the actor would
-                    logger.exception("routing %s failed", type(message.message).__name__)
-                    message.reply.set_exception(exc)
+                    router.routing_failed(message.message, exc)
+                    deliver_error(message.reply, exc)
                 return
         super().tell(message)
 
@@ -248,6 +256,12 @@ class RaftRouter(RaftNetwork):
             return super().handle_other(message)
         return None
 
+    def routing_failed(self, request: RpcRequest, error: BaseException) -> None:
+        """Routing ``request`` raised: logged at most once per interval (a broken route is
+        used at every heartbeat)."""
+        kind = type(request).__name__
+        self._stray.log(logging.ERROR, f"routing {kind}", "routing %s failed: %r", kind, error)
+
     def _start_delayer(self) -> None:
         """Start the timer thread if it is not running (call on the actor's thread)."""
         if self._delayer is None:
@@ -288,10 +302,10 @@ class RaftRouter(RaftNetwork):
         src, dst = rpc_source(request), request.target
         target = self._routes.get(dst)
         if target is None:
-            reply.set_exception(UnknownNode(dst))
+            deliver_error(reply, UnknownNode(dst))
             return
         if self._cut(src, dst):
-            reply.set_exception(Unreachable(f"node {dst} is unreachable from node {src}"))
+            deliver_error(reply, Unreachable(f"node {dst} is unreachable from node {src}"))
             return
         drop, dup, delay = self._fate()
         if drop:

@@ -18,7 +18,7 @@ import attrs
 import pykka
 
 from pykka_raft._pykka import drain_inbox, use_ref_class
-from pykka_raft.calls import AskAwareRef, Call, answer, answer_dropped, unwrap
+from pykka_raft.calls import AskAwareRef, Call, answer, answer_dropped, deliver_error, unwrap
 from pykka_raft.errors import (
     ApplicationError,
     SnapshotsUnsupported,
@@ -129,12 +129,12 @@ class RaftStorage(pykka.ThreadingActor, abc.ABC):
         if not callable(getattr(self.state_machine, "snapshot", None)):
             # A state machine written before snapshots existed: run on without them, as
             # for a storage that does not implement them (not a fatal storage error).
-            reply.set_exception(SnapshotsUnsupported(type(self.state_machine).__name__))
+            deliver_error(reply, SnapshotsUnsupported(type(self.state_machine).__name__))
             return
         try:
             build = self.state_machine.snapshot()
         except Exception as exc:
-            reply.set_exception(exc)
+            deliver_error(reply, exc)
             return
 
         def run() -> None:
@@ -153,7 +153,7 @@ class RaftStorage(pykka.ThreadingActor, abc.ABC):
 
     def _snapshot_built(self, built: SnapshotBuilt) -> None:
         if built.error is not None or built.data is None:
-            built.reply.set_exception(built.error or ValueError("the snapshot produced no data"))
+            deliver_error(built.reply, built.error or ValueError("the snapshot produced no data"))
             return
         request, data = built.request, built.data
         answer(

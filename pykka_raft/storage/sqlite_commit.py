@@ -9,7 +9,7 @@ from typing import Any
 
 import attrs
 
-from pykka_raft.calls import Call, Reply, answer
+from pykka_raft.calls import Call, Reply, answer, deliver, deliver_error
 from pykka_raft.errors import StorageError
 from pykka_raft.storage.contract import (
     AppendEntryToLog,
@@ -21,7 +21,7 @@ from pykka_raft.storage.contract import (
 )
 from pykka_raft.storage.sqlite_open import SqliteOpening
 from pykka_raft.storage.sqlite_snapshots import _SnapshotFileBuilt
-from pykka_raft.storage.sqlite_txn import _deliver, _deliver_error, _is_request_error
+from pykka_raft.storage.sqlite_txn import _is_request_error
 
 GROUPABLE = (SaveHardState, AppendEntryToLog, ReplicateToLog, DeleteLogsFrom, ApplyToStateMachine)
 """Calls whose transactions may share one commit (group commit)."""
@@ -48,7 +48,7 @@ class SqliteGroupCommit(SqliteOpening):
             return
         self.stats.messages += messages
         for reply, value in deferred:
-            _deliver(reply, value)
+            deliver(reply, value)
 
     def _flushed(self) -> bool:
         """:meth:`_flush`; whether the store is still sound after it."""
@@ -66,13 +66,13 @@ class SqliteGroupCommit(SqliteOpening):
                 "accepts nothing more; restart the node"
             )
             if isinstance(message, Call):
-                _deliver_error(message.reply, refusal)
+                deliver_error(message.reply, refusal)
                 return None
             if isinstance(message, _Flush):
                 self._flush_told = False
                 return None
             if isinstance(message, _SnapshotFileBuilt):
-                _deliver_error(message.reply, refusal)
+                deliver_error(message.reply, refusal)
                 with contextlib.suppress(OSError):
                     message.path.unlink()
                 return None
@@ -105,7 +105,7 @@ class SqliteGroupCommit(SqliteOpening):
                 self._fail(exc, [(reply, None)])
                 return
             self._flush()  # the calls before it are answered first, in order
-            _deliver_error(reply, exc)
+            deliver_error(reply, exc)
             return
         self._deferred.append((reply, value))
         self._in_batch += 1

@@ -14,7 +14,7 @@ from typing import IO, Any
 
 import attrs
 
-from pykka_raft.calls import Reply
+from pykka_raft.calls import Reply, deliver, deliver_error
 from pykka_raft.codec import encode
 from pykka_raft.errors import SnapshotsUnsupported
 from pykka_raft.messages import MembershipConfig, SnapshotMeta
@@ -22,7 +22,6 @@ from pykka_raft.storage.contract import CreateSnapshot, InvalidRequest
 from pykka_raft.storage.files import Reception, SnapshotWriter, sync_dir
 from pykka_raft.storage.sqlite_kv import SqliteStateMachine
 from pykka_raft.storage.sqlite_log import SqliteLog
-from pykka_raft.storage.sqlite_txn import _deliver, _deliver_error
 from pykka_raft.types import LogId, LogIndex
 
 RECEIVING = "receiving.part"
@@ -59,12 +58,12 @@ class SqliteSnapshots(SqliteLog):
         """Capture the state now; write the file on a background thread."""
         current = self._snapshot
         if current is not None and current.last_included.index >= request.last_included.index:
-            _deliver(reply, current)
+            deliver(reply, current)
             return
         try:
             sink = self._capture()
         except Exception as exc:
-            _deliver_error(reply, exc)
+            deliver_error(reply, exc)
             return
         path = self.snapshot_dir / f"{uuid.uuid4().hex}.tmp"
         closing = self._closing
@@ -103,7 +102,7 @@ class SqliteSnapshots(SqliteLog):
 
     def _snapshot_file_built(self, built: _SnapshotFileBuilt) -> None:
         if built.error is not None:
-            _deliver_error(built.reply, built.error)
+            deliver_error(built.reply, built.error)
             return
         try:
             meta = self._store_snapshot_file(
@@ -115,9 +114,9 @@ class SqliteSnapshots(SqliteLog):
             )
         except Exception as exc:
             self._fail(exc)
-            _deliver_error(built.reply, self._failure(exc))
+            deliver_error(built.reply, self._failure(exc))
             return
-        _deliver(built.reply, meta)
+        deliver(built.reply, meta)
 
     def _store_snapshot_file(
         self, last: LogId, membership: MembershipConfig, path: Path, size: int, checksum: str

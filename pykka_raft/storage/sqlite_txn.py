@@ -16,7 +16,7 @@ from typing import Any
 
 import attrs
 
-from pykka_raft.calls import Reply
+from pykka_raft.calls import Reply, deliver_error
 from pykka_raft.errors import SnapshotsUnsupported, StorageError, UnknownMessage
 from pykka_raft.messages import HardState, SnapshotMeta
 from pykka_raft.statemachine import StateMachine
@@ -173,7 +173,7 @@ class SqliteTransactions(RaftStorage):
             self._failed = error
         self._rollback()
         for reply, _ in [*self._deferred, *(waiting or ())]:
-            _deliver_error(reply, self._failure(error))
+            deliver_error(reply, self._failure(error))
         self._deferred = []
 
     def _failure(self, error: BaseException | None = None) -> StorageError:
@@ -187,17 +187,3 @@ def _is_request_error(error: BaseException) -> bool:
     """A request the store refused before changing anything (e.g. a gap in the log), as
     opposed to a failure while writing or applying, which leaves the store failed."""
     return isinstance(error, (InvalidRequest, UnknownMessage, SnapshotsUnsupported))
-
-
-def _deliver(reply: Reply, value: Any) -> None:
-    try:
-        reply.set(value)
-    except Exception:
-        logger.warning("an answer could not be delivered", exc_info=True)
-
-
-def _deliver_error(reply: Reply, error: BaseException) -> None:
-    try:
-        reply.set_exception(error)
-    except Exception:
-        logger.warning("an answer could not be delivered", exc_info=True)

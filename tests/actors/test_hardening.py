@@ -555,6 +555,8 @@ def test_calls_sent_as_a_storage_or_network_stops_are_answered() -> None:
     with pytest.raises(pykka.ActorDeadError):
         asked[0].get(timeout=10)
     router = RaftRouter.start()
-    future = _sent_as_it_stopped(router, lambda reply: router.tell(Call(Register(5, None), reply)))
+    future = _sent_as_it_stopped(
+        router, lambda reply: router.tell(Call(Register(5, router), reply))
+    )
     with pytest.raises(Unreachable, match="stopped"):
         future.get(timeout=10)

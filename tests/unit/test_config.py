@@ -10,6 +10,7 @@ import attrs
 import pytest
 
 from pykka_raft.config import (
+    _DURATIONS,
     DEFAULT_ELECTION_TIMEOUT_MAX,
     DEFAULT_ELECTION_TIMEOUT_MIN,
     DEFAULT_HEARTBEAT_INTERVAL,
@@ -18,6 +19,7 @@ from pykka_raft.config import (
     DEFAULT_MAX_PAYLOAD_ENTRIES,
     DEFAULT_METRICS_RATE,
     DEFAULT_SNAPSHOT_CHUNKSIZE,
+    MAX_DURATION,
     Config,
     SnapshotPolicy,
 )
@@ -125,23 +127,36 @@ def test_heartbeat_exactly_a_third_of_election_min_is_valid() -> None:
 
 
 @pytest.mark.parametrize(
-    "policy",
+    "build",
     [
-        pytest.param(SnapshotPolicy(0), id="zero"),
-        pytest.param(SnapshotPolicy(-5), id="negative"),
-        pytest.param(SnapshotPolicy.every(0), id="every-zero"),
-        pytest.param(SnapshotPolicy(True), id="bool"),
-        pytest.param(SnapshotPolicy("10"), id="str"),  # type: ignore[arg-type]
-        pytest.param(SnapshotPolicy(2.5), id="float"),  # type: ignore[arg-type]
+        pytest.param(lambda: SnapshotPolicy(0), id="zero"),
+        pytest.param(lambda: SnapshotPolicy(-5), id="negative"),
+        pytest.param(lambda: SnapshotPolicy.every(0), id="every-zero"),
+        pytest.param(lambda: SnapshotPolicy(True), id="bool"),
+        pytest.param(lambda: SnapshotPolicy("10"), id="str"),
+        pytest.param(lambda: SnapshotPolicy(2.5), id="float"),
     ],
 )
-def test_snapshot_policy_needs_positive_logs_since_last(policy: SnapshotPolicy) -> None:
-    error = raises_config_error(
-        "snapshot_policy",
-        "logs_since_last must be a positive int or None",
-        snapshot_policy=policy,
-    )
-    assert repr(policy.logs_since_last) in error.rule
+def test_snapshot_policy_needs_positive_logs_since_last(build: Any) -> None:
+    with pytest.raises(ConfigError) as info:
+        build()
+    assert info.value.field == "logs_since_last"
+    assert str(info.value).startswith("invalid SnapshotPolicy.logs_since_last: must be a positive")
+
+
+@pytest.mark.parametrize("field", sorted(_DURATIONS))
+def test_durations_are_at_most_a_day(field: str) -> None:
+    # Longer ones overflowed the ticker's clock at start: a node with no timers at all.
+    day = MAX_DURATION
+    Config(election_timeout_min=day - 1, election_timeout_max=day, storage_timeout=day)
+    with pytest.raises(ConfigError, match="at most 86400000 ms") as info:
+        Config(**{field: day + 1})
+    assert info.value.field == field
+
+
+@pytest.mark.parametrize("path", [123, b"/tmp", ["/tmp"]], ids=["int", "bytes", "list"])
+def test_snapshot_dir_must_be_a_str(path: Any) -> None:
+    raises_config_error("snapshot_dir", "must be a str path or None", snapshot_dir=path)
 
 
 @pytest.mark.parametrize("policy", [None, 5000, "disabled"], ids=["none", "int", "str"])
@@ -200,7 +215,7 @@ def test_evolve_revalidates() -> None:
         attrs.evolve(config, election_timeout_max=DEFAULT_ELECTION_TIMEOUT_MIN)
     assert info.value.field == "election_timeout_min"
     with pytest.raises(ConfigError) as info:
-        attrs.evolve(config, snapshot_policy=SnapshotPolicy(0))
+        attrs.evolve(config, snapshot_policy="every 10")
     assert info.value.field == "snapshot_policy"
 
 

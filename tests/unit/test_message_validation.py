@@ -141,6 +141,7 @@ def test_a_node_is_started_with_a_checked_node_id(node_id: Any, error: type, wor
     [
         pytest.param(lambda: Register(-1, None), ValueError, "Register.node_id", id="register"),
         pytest.param(lambda: Register("2", None), TypeError, "Register.node_id", id="register-str"),
+        pytest.param(lambda: Register(2, "ref"), TypeError, "Register.raft", id="register-no-ref"),
         pytest.param(lambda: Unregister(-1), ValueError, "Unregister.node_id", id="unregister"),
         pytest.param(lambda: Unregister(2.0), TypeError, "Unregister.node_id", id="unreg-float"),
         pytest.param(lambda: Isolate(-1), ValueError, "Isolate.node_id", id="isolate"),
@@ -173,9 +174,16 @@ def test_router_controls_check_their_fields(build: Any, error: type, field: str)
     assert field in str(info.value)
 
 
+class _Ref:
+    """Anything with ``tell`` is a route."""
+
+    def tell(self, message: Any) -> None:
+        pass
+
+
 def test_good_router_controls_are_kept_as_given() -> None:
     assert Isolate(0).node_id == 0
-    assert (Register(3, "ref").node_id, Unregister(2).node_id, Restore(1).node_id) == (3, 2, 1)
+    assert (Register(3, _Ref()).node_id, Unregister(2).node_id, Restore(1).node_id) == (3, 2, 1)
     faults = LinkFaults(drop=1, duplicate=0.5, delay_ms=(0, 2.5), seed=7)
     assert (faults.drop, faults.duplicate, faults.delay_ms, faults.seed) == (1, 0.5, (0, 2.5), 7)
     assert SetLinkFaults(faults).faults is faults

@@ -1,0 +1,166 @@
+"""Calls whose reply is broken, or that an actor cannot handle, and components that are not
+actors: each is refused or logged, and every other caller is still answered."""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+from typing import Any
+
+import pykka
+import pytest
+
+from pykka_raft import (
+    Call,
+    Config,
+    FutureReply,
+    GetInitialState,
+    GetMetrics,
+    MemStore,
+    Raft,
+    RaftRouter,
+    Register,
+    ShuttingDown,
+    SqliteStore,
+    UnknownMessage,
+)
+from pykka_raft.network.router import _DirectRef
+
+
+class _RaisingReply:
+    """A reply whose every answer raises."""
+
+    def set(self, value: Any = None) -> None:
+        raise RuntimeError("set broke")
+
+    def set_exception(self, error: BaseException) -> None:
+        raise RuntimeError("set_exception broke")
+
+
+BROKEN = [None, "not a reply", _RaisingReply()]
+
+
+def _node() -> tuple[Any, Any, Any]:
+    router, store = RaftRouter.start(), MemStore.start()
+    node = Raft.start(1, Config(), router, store)
+    router.ask(Register(1, node))
+    node.ask(GetMetrics(), timeout=10)
+    return router, store, node
+
+
+class _GatedRaft(Raft):
+    """Holds its thread on a ``_Hold`` message until ``gate`` is set, so that what is told
+    meanwhile queues up behind a stop."""
+
+    gate = threading.Event()
+    holding = threading.Event()
+
+    def on_receive(self, message: Any) -> Any:
+        if isinstance(message, _Hold):
+            _GatedRaft.holding.set()
+            _GatedRaft.gate.wait(10)
+        return super().on_receive(message)
+
+
+class _Hold:
+    pass
+
+
+@pytest.mark.parametrize("reply", BROKEN, ids=["none", "str", "raising"])
+def test_a_broken_reply_queued_behind_a_stop_leaves_no_caller_unanswered(reply: Any) -> None:
+    _GatedRaft.gate.clear()
+    _GatedRaft.holding.clear()
+    router, store = RaftRouter.start(), MemStore.start()
+    node = _GatedRaft.start(1, Config(), router, store)
+    try:
+        node.tell(_Hold())
+        assert _GatedRaft.holding.wait(10)
+        stopped = node.stop(block=False)
+        node.tell(Call(GetMetrics(), reply))  # the teardown answers it: it must not die
+        asked = [node.ask(GetMetrics(), block=False) for _ in range(3)]
+        _GatedRaft.gate.set()
+        stopped.get(timeout=10)
+        for future in asked:  # before the fix: pykka.Timeout, the teardown had died
+            with pytest.raises((ShuttingDown, pykka.ActorDeadError)):
+                future.get(timeout=10)
+    finally:
+        _GatedRaft.gate.set()
+        pykka.ActorRegistry.stop_all()
+
+
+@pytest.mark.parametrize("reply", BROKEN, ids=["none", "str", "raising"])
+@pytest.mark.parametrize("kind", ["memory", "sqlite"])
+def test_a_broken_reply_does_not_stop_a_storage(
+    reply: Any, kind: str, tmp_path: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    store = MemStore.start() if kind == "memory" else SqliteStore.start(str(tmp_path), 1)
+    try:
+        store.tell(Call(GetInitialState(), reply))
+        store.ask(GetInitialState(), timeout=10)  # answered after it: still running
+        assert store.is_alive()
+        assert any("could not be delivered" in r.getMessage() for r in caplog.records)
+    finally:
+        store.stop()
+
+
+def test_a_broken_reply_does_not_stop_the_node_of_a_storage() -> None:
+    _, store, node = _node()
+    try:
+        store.tell(Call(GetInitialState(), None))
+        store.ask(GetInitialState(), timeout=10)
+        assert node.ask(GetMetrics(), timeout=10).current_term >= 0  # the node still runs
+    finally:
+        pykka.ActorRegistry.stop_all()
+
+
+def test_a_network_answers_a_call_it_cannot_handle() -> None:
+    router = RaftRouter.start()
+    try:
+        future = pykka.ThreadingFuture[Any]()
+        router.tell(Call("junk", FutureReply(future)))
+        with pytest.raises(UnknownMessage):  # before: logged and dropped, never answered
+            future.get(timeout=10)
+        assert router.is_alive()
+    finally:
+        router.stop()
+
+
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        pytest.param((Config(), None, "store"), "network must be an actor ref", id="network"),
+        pytest.param((Config(), "router", None), "storage must be an actor ref", id="storage"),
+        pytest.param(({}, "router", "store"), "config must be a Config", id="config"),
+    ],
+)
+def test_raft_start_refuses_what_it_cannot_run_with(args: tuple[Any, ...], words: str) -> None:
+    router, store = RaftRouter.start(), MemStore.start()
+    refs = {"router": router, "store": store}
+    config, network, storage = (refs.get(a, a) if isinstance(a, str) else a for a in args)
+    before = len(pykka.ActorRegistry.get_all())
+    try:
+        with pytest.raises(TypeError, match=words):
+            Raft.start(1, config, network, storage)
+        with pytest.raises(TypeError, match=r"rng must be a random\.Random"):
+            Raft.start(1, Config(), router, store, None, "seed")  # type: ignore[arg-type]
+        with pytest.raises(TypeError, match="metrics must be an actor ref"):
+            Raft.start(1, Config(), router, store, object())
+        assert len(pykka.ActorRegistry.get_all()) == before  # no node was started
+        Raft.start(1, Config(), router, store, None, random.Random(1)).stop()
+    finally:
+        router.stop()
+        store.stop()
+
+
+def test_a_failing_route_is_logged_once_per_interval(caplog: pytest.LogCaptureFixture) -> None:
+    router = RaftRouter.start()
+    try:
+        ref = router
+        assert isinstance(ref, _DirectRef)
+        for _ in range(50):
+            ref.router.routing_failed(GetMetrics(), RuntimeError("route broke"))  # type: ignore[arg-type]
+        lines = [r for r in caplog.records if "routing GetMetrics failed" in r.getMessage()]
+        assert len(lines) == 1 and lines[0].levelno == logging.ERROR
+    finally:
+        router.stop()
