@@ -54,7 +54,13 @@ from pykka_raft.types import NodeId
 logger = logging.getLogger("pykka_raft.net")
 
 HEADROOM = 1024 * 1024
-"""Bytes allowed on top of ``Config.snapshot_max_chunk_size`` in one frame by default."""
+"""Bytes allowed in one frame by default on top of the larger of
+``Config.snapshot_max_chunk_size`` and ``Config.max_entry_bytes``."""
+
+ENTRY_ENVELOPE = 4096
+"""Bytes an AppendEntries with one entry of ``Config.max_entry_bytes`` may need besides
+the value (its fields, the entry's, the command's): a smaller ``max_frame_bytes`` is
+refused, since a write the leader accepts could then never be sent."""
 
 
 # --- the actor --------------------------------------------------------------------------
@@ -113,8 +119,10 @@ class TcpNetwork(RaftNetwork):
             ``insecure``.
         insecure: no authentication and no encryption: anyone who reaches the port can
             take part in the cluster. For local experiments only; logged at WARNING.
-        max_frame_bytes: the largest frame body accepted or sent; by default
-            ``snapshot_max_chunk_size`` plus 1 MiB of headroom.
+        max_frame_bytes: the largest frame body accepted or sent; by default the larger
+            of ``snapshot_max_chunk_size`` and ``max_entry_bytes``, plus 1 MiB. At least
+            ``max_entry_bytes`` plus 4 KiB: one entry of the largest size the leader
+            accepts must fit in a frame, or it could never be replicated.
         rpc_timeout_ms: how long a request waits for its answer; by default
             ``config.rpc_timeout``.
     """
@@ -145,9 +153,15 @@ class TcpNetwork(RaftNetwork):
         if keys is not None and insecure:
             raise ConfigError("keys", "give keys or insecure=True, not both", "TcpNetwork")
         if max_frame_bytes is None:
-            max_frame_bytes = config.snapshot_max_chunk_size + HEADROOM
-        if max_frame_bytes <= 0:
-            rule = f"must be greater than 0, got {max_frame_bytes}"
+            max_frame_bytes = max(config.snapshot_max_chunk_size, config.max_entry_bytes)
+            max_frame_bytes += HEADROOM
+        least = config.max_entry_bytes + ENTRY_ENVELOPE
+        if type(max_frame_bytes) is not int or max_frame_bytes < least:
+            rule = (
+                f"must be an int of at least Config.max_entry_bytes + 4 KiB ({least}), so "
+                f"that the largest write a leader accepts fits in a frame; got "
+                f"{max_frame_bytes!r}"
+            )
             raise ConfigError("max_frame_bytes", rule, "TcpNetwork")
         book = dict(addresses.items() if isinstance(addresses, Mapping) else addresses)
         self.node_id = node_id

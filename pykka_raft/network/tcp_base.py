@@ -222,6 +222,14 @@ class IoBase:
             level, kind, "node %s refused input from %s [%s]: %s", self.node_id, who, kind, detail
         )
 
+    def not_sent(self, kind: str, dst: NodeId, detail: str, level: int = logging.WARNING) -> None:
+        """Count one request to ``dst`` this node could not send, of ``kind``, and log it
+        (rate-limited)."""
+        self.errors[kind] += 1
+        self.limiter.log(
+            level, kind, "node %s did not send to node %s [%s]: %s", self.node_id, dst, kind, detail
+        )
+
     def _remember(self, request_id: int, outcome: str) -> None:
         self.completed[request_id] = outcome
         if len(self.completed) > REMEMBERED_IDS:

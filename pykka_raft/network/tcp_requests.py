@@ -104,19 +104,17 @@ class IoRequests(IoLinks):
         try:
             parts = frames.encode_request(request_id, request, self.entry_cache)
         except Exception as exc:
-            self.refuse(
-                ENCODE_ERROR, "this node", f"cannot encode {type(request).__name__}: {exc!r}"
-            )
+            self.not_sent(ENCODE_ERROR, dst, f"cannot encode {type(request).__name__}: {exc!r}")
             self._fail(reply, peer, RpcError(f"cannot encode {type(request).__name__}: {exc}"))
             return
         size = len(parts[0]) + len(parts[1])
         if len(parts[1]) > self.max_frame_bytes:
-            self.refuse(
+            self.not_sent(
                 REQUEST_TOO_LARGE,
-                "this node",
+                dst,
                 f"a {type(request).__name__} of {len(parts[1])} bytes exceeds max_frame_bytes "
-                f"({self.max_frame_bytes}); raise it or lower Config.max_payload_entries",
-                logging.ERROR,
+                f"({self.max_frame_bytes}); the leader sends this node fewer entries at a time "
+                "(raise max_frame_bytes or lower Config.max_payload_entries to avoid it)",
             )
             self._fail(reply, peer, RpcError(f"request of {len(parts[1])} bytes is too large"))
             return

@@ -12,19 +12,24 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import attrs
 import pykka
 import pytest
 import zmq
 from tcp_samples import requests
 
 from pykka_raft import (
+    AppendEntriesRequest,
     AppendEntriesResponse,
     Call,
     Config,
     ConfigError,
+    Entry,
+    EntryNormal,
     FutureReply,
     InstallSnapshotResponse,
     MembershipConfig,
+    Put,
     RpcError,
     UnknownMessage,
     UnknownNode,
@@ -32,7 +37,7 @@ from pykka_raft import (
     VoteRequest,
     VoteResponse,
 )
-from pykka_raft.codec import to_primitive
+from pykka_raft.codec import check_app_value, to_primitive
 from pykka_raft.messages import (
     ReadIndexRequest,
     ReadIndexResponse,
@@ -59,6 +64,7 @@ from pykka_raft.network.contract import MembershipChanged
 from pykka_raft.testing import wait_until
 
 CONFIG = Config(election_timeout_min=300, election_timeout_max=600, heartbeat_interval=50)
+SMALL_ENTRIES = attrs.evolve(CONFIG, max_entry_bytes=512)  # for small frame caps
 FAST = 200  # ms: the rpc timeout of these tests
 
 
@@ -136,10 +142,11 @@ def tcp_keys(tmp_path: Path) -> Path:
 
 def secure_pair(keys: Path, **options: Any) -> tuple[TcpNetworkRef, TcpNetworkRef, Any]:
     """Node 1 (serving an Echo) and node 2 (knowing node 1's address), with CURVE."""
-    one = TcpNetwork.start(1, config=CONFIG, keys=CurveKeys.from_dir(keys, 1), **options)
+    config = options.pop("config", CONFIG)
+    one = TcpNetwork.start(1, config=config, keys=CurveKeys.from_dir(keys, 1), **options)
     two = TcpNetwork.start(
         2,
-        config=CONFIG,
+        config=config,
         addresses={1: one.address},
         keys=CurveKeys.from_dir(keys, 2),
         **options,
@@ -157,6 +164,29 @@ def test_keys_are_required_unless_insecure() -> None:
         TcpNetwork.start(1)
     with pytest.raises(ConfigError, match=r"^invalid TcpNetwork\.max_frame_bytes: "):
         TcpNetwork.start(1, insecure=True, max_frame_bytes=0)
+
+
+def test_the_largest_accepted_write_always_fits_in_a_frame() -> None:
+    # A cap below one entry of max_entry_bytes: a write the leader accepts could never be
+    # sent, and every later write would wait behind it.
+    config = Config(max_entry_bytes=100_000)
+    with pytest.raises(ConfigError, match=r"at least Config\.max_entry_bytes \+ 4 KiB \(104096\)"):
+        TcpNetwork.start(1, insecure=True, config=config, max_frame_bytes=100_000)
+    TcpNetwork.start(1, insecure=True, config=config, max_frame_bytes=104_096).stop()
+
+
+def test_an_entry_of_the_largest_accepted_size_is_sent_with_the_default_cap(
+    tcp_keys: Path,
+) -> None:
+    # The default cap was the snapshot chunk plus 1 MiB (4 MiB), and so was max_entry_bytes:
+    # the AppendEntries carrying the largest write a leader accepts did not fit.
+    config = CONFIG
+    value = "x" * (config.max_entry_bytes - 64)
+    assert check_app_value(Put("k", value), config.max_entry_bytes) <= config.max_entry_bytes
+    entry = Entry(1, 1, EntryNormal(Put("k", value)))
+    request = AppendEntriesRequest(1, 1, 2, 0, 0, (entry,), 0)
+    _, two, _ = secure_pair(tcp_keys)
+    assert call_when_connected(two, request, timeout=20) == AppendEntriesResponse(1, True)
 
 
 def test_a_taken_port_fails_the_start(tcp_keys: Path) -> None:
@@ -237,9 +267,9 @@ def test_stopping_answers_every_waiting_request(tcp_keys: Path) -> None:
 
 
 def test_a_request_over_the_size_cap_is_refused_at_once(tcp_keys: Path) -> None:
-    _, two, _ = secure_pair(tcp_keys, max_frame_bytes=1000)
+    _, two, _ = secure_pair(tcp_keys, config=SMALL_ENTRIES, max_frame_bytes=5000)
     big = requests(target=1, source=2)[3]
-    big = type(big)(1, 3, 2, big.meta, 0, b"x" * 2000, True)
+    big = type(big)(1, 3, 2, big.meta, 0, b"x" * 6000, True)
     with pytest.raises(RpcError, match="too large"):
         call(two, big)
     assert metrics(two).error_count("request_too_large") == 1
@@ -379,7 +409,7 @@ def test_unknown_messages_raise_on_ask_and_are_dropped_on_tell(
     with caplog.at_level(logging.WARNING, logger="pykka_raft.net"):
         for _ in range(3):
             net.tell("stray")
-        net.tell(Register(2, None))
+        net.tell(Register(2, Echo.start()))
         assert net.ask(GetNetworkMetrics()).error_count("stray_message") == 4
     assert net.is_alive()
     lines = [r for r in caplog.records if "sent with tell" in r.getMessage()]
@@ -418,7 +448,7 @@ def request_frames(request: Any, rid: int = 1) -> list[bytes]:
 def test_each_kind_of_bad_request_is_dropped_counted_and_logged_once(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    net = TcpNetwork.start(2, insecure=True, max_frame_bytes=4096)
+    net = TcpNetwork.start(2, insecure=True, config=SMALL_ENTRIES, max_frame_bytes=5000)
     echo = Echo.start()
     net.ask(Register(2, echo))
     good_header, good_body = request_frames(vote(2, 1))
@@ -427,7 +457,7 @@ def test_each_kind_of_bad_request_is_dropped_counted_and_logged_once(
         "malformed_frame": [good_header],
         "bad_version": [b"\x07" + good_header[1:], good_body],
         "unknown_kind": [good_header[:1] + b"\x09" + good_header[2:], good_body],
-        "oversized": [good_header, b"\x00" * 5000],
+        "oversized": [good_header, b"\x00" * 6000],
         "malformed_msgpack": [good_header, good_body[:-2]],
         "unknown_type": [good_header, frames.pack({**primitive, "type": "Reboot"})],
         "decode_error": [good_header, frames.pack({**primitive, "term": "one"})],
