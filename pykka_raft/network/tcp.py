@@ -57,10 +57,11 @@ HEADROOM = 1024 * 1024
 """Bytes allowed in one frame by default on top of the larger of
 ``Config.snapshot_max_chunk_size`` and ``Config.max_entry_bytes``."""
 
-ENTRY_ENVELOPE = 4096
-"""Bytes an AppendEntries with one entry of ``Config.max_entry_bytes`` may need besides
-the value (its fields, the entry's, the command's): a smaller ``max_frame_bytes`` is
-refused, since a write the leader accepts could then never be sent."""
+ENVELOPE = 4096
+"""Bytes a request may need besides its one largest part (an entry of
+``Config.max_entry_bytes``, a snapshot chunk of ``Config.snapshot_max_chunk_size``): a
+smaller ``max_frame_bytes`` is refused, since a write the leader accepts, or a snapshot
+chunk, could then never be sent."""
 
 
 # --- the actor --------------------------------------------------------------------------
@@ -121,8 +122,8 @@ class TcpNetwork(RaftNetwork):
             take part in the cluster. For local experiments only; logged at WARNING.
         max_frame_bytes: the largest frame body accepted or sent; by default the larger
             of ``snapshot_max_chunk_size`` and ``max_entry_bytes``, plus 1 MiB. At least
-            ``max_entry_bytes`` plus 4 KiB: one entry of the largest size the leader
-            accepts must fit in a frame, or it could never be replicated.
+            that larger one plus 4 KiB: one entry of the largest size the leader accepts,
+            and one snapshot chunk, must fit in a frame, or they could never be sent.
         rpc_timeout_ms: how long a request waits for its answer; by default
             ``config.rpc_timeout``.
     """
@@ -155,11 +156,12 @@ class TcpNetwork(RaftNetwork):
         if max_frame_bytes is None:
             max_frame_bytes = max(config.snapshot_max_chunk_size, config.max_entry_bytes)
             max_frame_bytes += HEADROOM
-        least = config.max_entry_bytes + ENTRY_ENVELOPE
+        least = max(config.max_entry_bytes, config.snapshot_max_chunk_size) + ENVELOPE
         if type(max_frame_bytes) is not int or max_frame_bytes < least:
             rule = (
-                f"must be an int of at least Config.max_entry_bytes + 4 KiB ({least}), so "
-                f"that the largest write a leader accepts fits in a frame; got "
+                f"must be an int of at least the larger of Config.max_entry_bytes and "
+                f"Config.snapshot_max_chunk_size, plus 4 KiB ({least}), so that the largest "
+                f"write a leader accepts and a snapshot chunk fit in a frame; got "
                 f"{max_frame_bytes!r}"
             )
             raise ConfigError("max_frame_bytes", rule, "TcpNetwork")

@@ -64,7 +64,7 @@ from pykka_raft.network.contract import MembershipChanged
 from pykka_raft.testing import wait_until
 
 CONFIG = Config(election_timeout_min=300, election_timeout_max=600, heartbeat_interval=50)
-SMALL_ENTRIES = attrs.evolve(CONFIG, max_entry_bytes=512)  # for small frame caps
+SMALL_ENTRIES = attrs.evolve(CONFIG, max_entry_bytes=512, snapshot_max_chunk_size=512)
 FAST = 200  # ms: the rpc timeout of these tests
 
 
@@ -169,10 +169,13 @@ def test_keys_are_required_unless_insecure() -> None:
 def test_the_largest_accepted_write_always_fits_in_a_frame() -> None:
     # A cap below one entry of max_entry_bytes: a write the leader accepts could never be
     # sent, and every later write would wait behind it.
-    config = Config(max_entry_bytes=100_000)
-    with pytest.raises(ConfigError, match=r"at least Config\.max_entry_bytes \+ 4 KiB \(104096\)"):
+    config = Config(max_entry_bytes=100_000, snapshot_max_chunk_size=50_000)
+    with pytest.raises(ConfigError, match=r"plus 4 KiB \(104096\)"):
         TcpNetwork.start(1, insecure=True, config=config, max_frame_bytes=100_000)
     TcpNetwork.start(1, insecure=True, config=config, max_frame_bytes=104_096).stop()
+    chunks = Config(max_entry_bytes=1000, snapshot_max_chunk_size=50_000)
+    with pytest.raises(ConfigError, match=r"plus 4 KiB \(54096\)"):  # a chunk must fit too
+        TcpNetwork.start(1, insecure=True, config=chunks, max_frame_bytes=10_000)
 
 
 def test_an_entry_of_the_largest_accepted_size_is_sent_with_the_default_cap(
