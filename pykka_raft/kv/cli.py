@@ -22,6 +22,10 @@ from pykka_raft.kv.client import Client
 from pykka_raft.kv.errors import EXIT_USAGE, KvError
 from pykka_raft.kv.gateway import CONSISTENCY_LEVELS
 from pykka_raft.kv.status import status_table
+from pykka_raft.messages import MAX_NODE_ID
+
+NODE_ID = click.IntRange(min=1, max=MAX_NODE_ID)
+"""A node id argument: 1 to 2**63 - 1."""
 
 T = TypeVar("T")
 
@@ -186,7 +190,7 @@ def init(ctx: click.Context, members: str | None) -> None:
 
 
 @main.command("add-voter")
-@click.argument("node_id", type=click.IntRange(min=1))
+@click.argument("node_id", type=NODE_ID)
 @click.option("--http-address", required=True, help="The new node's HTTP API, host:port.")
 @click.option("--raft-address", help="The new node's Raft address (TCP network), host:port.")
 @click.pass_context
@@ -198,7 +202,7 @@ def add_voter(
 
 
 @main.command("add-learner")
-@click.argument("node_id", type=click.IntRange(min=1))
+@click.argument("node_id", type=NODE_ID)
 @click.option("--http-address", required=True, help="The new node's HTTP API, host:port.")
 @click.option("--raft-address", help="The new node's Raft address (TCP network), host:port.")
 @click.pass_context
@@ -210,7 +214,7 @@ def add_learner(
 
 
 @main.command()
-@click.argument("node_id", type=click.IntRange(min=1))
+@click.argument("node_id", type=NODE_ID)
 @click.pass_context
 def promote(ctx: click.Context, node_id: int) -> None:
     """Make learner NODE_ID a voter."""
@@ -218,7 +222,7 @@ def promote(ctx: click.Context, node_id: int) -> None:
 
 
 @main.command()
-@click.argument("node_ids", nargs=-1, required=True, type=click.IntRange(min=1))
+@click.argument("node_ids", nargs=-1, required=True, type=NODE_ID)
 @click.pass_context
 def remove(ctx: click.Context, node_ids: tuple[int, ...]) -> None:
     """Remove NODE_IDS from the cluster (then stop those nodes)."""
@@ -283,7 +287,7 @@ def restore(ctx: click.Context, file: str) -> None:
 @click.option(
     "--to",
     "node_id",
-    type=click.IntRange(min=1),
+    type=NODE_ID,
     help="The voter to hand over to (default: the most up-to-date one).",
 )
 @click.pass_context

@@ -17,6 +17,7 @@ from typing import Any
 import attrs
 
 from pykka_raft import Config, ConfigError, NodeId, RaftError, SnapshotPolicy
+from pykka_raft.messages import MAX_NODE_ID
 from pykka_raft.sessions import DEFAULT_MAX_SESSIONS, DEFAULT_SESSION_TIMEOUT
 
 if sys.version_info >= (3, 11):
@@ -163,8 +164,10 @@ class NodeConfig:
     http: HttpSettings = attrs.field(factory=HttpSettings)
 
     def __attrs_post_init__(self) -> None:
-        if self.node_id < 1:
-            raise KvConfigError(f"node_id: must be a positive integer, got {self.node_id}")
+        if not 1 <= self.node_id <= MAX_NODE_ID:
+            raise KvConfigError(
+                f"node_id: must be an integer from 1 to 2**63 - 1, got {self.node_id}"
+            )
         _reachable(self.http_address, "http_address")
         if self.raft_address is not None:
             _reachable(self.raft_address, "raft_address")

@@ -16,6 +16,7 @@ from urllib.parse import parse_qs, quote
 from pykka_raft.kv.config import parse_address
 from pykka_raft.kv.errors import CODES
 from pykka_raft.kv.store import RESERVED_PREFIX, encode_value
+from pykka_raft.messages import MAX_NODE_ID
 
 MAX_KEY_BYTES = 1024
 
@@ -142,9 +143,11 @@ def json_object(body: Any, allowed: set[str], required: set[str]) -> dict[str, A
 
 
 def node_id_field(value: Any, field: str = "id") -> int:
-    """A node id (a positive JSON integer)."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise HttpError("bad_request", f"{field} must be a positive integer, got {value!r}")
+    """A node id (a JSON integer from 1 to 2**63 - 1)."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_NODE_ID:
+        raise HttpError(
+            "bad_request", f"{field} must be an integer from 1 to 2**63 - 1, got {value!r}"
+        )
     return value
 
 

@@ -18,6 +18,7 @@ import to use):
 from __future__ import annotations
 
 from pykka_raft.messages.checks import (
+    MAX_NODE_ID,
     _address_pairs,
     _instance_of,
     _node_set,
@@ -65,6 +66,7 @@ from pykka_raft.messages.rpc import (
 from pykka_raft.messages.state import HardState, InitialState
 
 __all__ = [
+    "MAX_NODE_ID",
     "AppendEntriesRequest",
     "AppendEntriesResponse",
     "ClientPayload",

@@ -12,14 +12,20 @@ from typing import Any
 
 from pykka_raft.types import NodeId
 
+MAX_NODE_ID = 2**63 - 1
+"""The largest node id: a signed 64-bit integer, which every codec and store carries as it
+is. A larger one is refused when a message is built: a configuration entry naming it could
+not be sent to any peer, and a leader would stall on it."""
+
 
 def check_node_id(value: Any, field: str) -> NodeId:
-    """``value`` if it is a node id (a non-negative ``int``, not a ``bool``); else raise.
+    """``value`` if it is a node id (an ``int`` from 0 to :data:`MAX_NODE_ID`, not a
+    ``bool``); else raise.
 
     Raises:
         TypeError: ``value`` is not an ``int`` (a ``str``, ``float`` or ``bool`` is never
             converted), naming ``field``.
-        ValueError: ``value`` is negative, naming ``field``.
+        ValueError: ``value`` is negative or over :data:`MAX_NODE_ID`, naming ``field``.
     """
     if type(value) is not int:
         raise TypeError(
@@ -27,6 +33,8 @@ def check_node_id(value: Any, field: str) -> NodeId:
         )
     if value < 0:
         raise ValueError(f"{field} must be a node id (a non-negative int), got {value}")
+    if value > MAX_NODE_ID:
+        raise ValueError(f"{field} must be a node id of at most 2**63 - 1, got {value}")
     return value
 
 

@@ -124,6 +124,23 @@ def test_removing_every_member_is_refused_and_nothing_changes(cluster_factory: A
     assert request(url, "GET", "/v1/kv/still").json["value"] == "serving"
 
 
+def test_a_node_id_over_64_bits_is_refused_and_the_leader_stays(cluster_factory: Any) -> None:
+    # It was accepted: the configuration entry naming it could not be encoded for any peer,
+    # and the leader lost its leadership.
+    cluster = cluster_factory([1, 2, 3])
+    leader = leader_of(cluster)
+    url = cluster.url(leader)
+    term = request(url, "GET", "/v1/status").json["term"]
+    for path in ("/v1/admin/voters", "/v1/admin/learners"):
+        body = {"id": 2**63, "http_address": "127.0.0.1:9"}
+        answer = request(url, "POST", path, body)
+        assert answer.status == 400 and answer.code == "bad_request", answer.data
+        assert "2**63 - 1" in answer.json["error"]["message"]
+    after = request(url, "GET", "/v1/status").json
+    assert (after["state"], after["term"]) == ("leader", term)
+    assert membership(cluster, leader)["learners"] == []
+
+
 def test_admin_changes_on_a_follower_are_redirected(cluster_factory: Any) -> None:
     cluster = cluster_factory([1, 2, 3])
     leader = leader_of(cluster)

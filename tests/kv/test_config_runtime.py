@@ -72,7 +72,7 @@ def test_a_full_toml_file(tmp_path: Path) -> None:
     [
         ({"http_address": "127.0.0.1:1"}, "node_id: required"),
         ({"node_id": 1}, "http_address: required"),
-        ({"node_id": 0, "http_address": "h:1"}, "positive"),
+        ({"node_id": 0, "http_address": "h:1"}, "an integer from 1 to"),
         ({"node_id": "x", "http_address": "h:1"}, "integer"),
         ({"node_id": 1, "http_address": "nowhere"}, "host:port"),
         ({"node_id": 1, "http_address": "h:99999"}, "host:port"),

@@ -124,6 +124,7 @@ def test_wrong_types_raise_type_error_naming_the_field(build: Any, field: str) -
         ("1", TypeError, "got str '1'"),
         (1.0, TypeError, "got float 1.0"),
         (True, TypeError, "got bool True"),
+        (2**63, ValueError, "at most 2\\*\\*63 - 1, got 9223372036854775808"),
     ],
 )
 def test_a_node_is_started_with_a_checked_node_id(node_id: Any, error: type, words: str) -> None:
