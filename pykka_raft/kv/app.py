@@ -22,7 +22,7 @@ from typing import Any
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from pykka_raft.kv.admin_api import AdminApi
-from pykka_raft.kv.config import http_url
+from pykka_raft.kv.config import SESSION_FIELDS_BYTES, http_url
 from pykka_raft.kv.gateway import CONSISTENCY_LEVELS, RaftGateway
 from pykka_raft.kv.kv_api import KvApi
 from pykka_raft.kv.metrics import make_registry
@@ -120,7 +120,8 @@ class KvApp:
                     "this node is shutting down; send the request to another node",
                 )
             route_name, handler, params = self._route(environ)
-            request = Request(environ, params, self.settings.max_body_bytes)
+            limit = self.settings.max_body_bytes + SESSION_FIELDS_BYTES
+            request = Request(environ, params, limit)
             status, body = handler(request)
             if isinstance(body, RawBody):
                 payload, headers = body.data, [("Content-Type", body.content_type)]

@@ -27,6 +27,7 @@ import attrs
 from pykka_raft.kv.errors import (
     ClusterUnreachable,
     KvError,
+    RestoreIncomplete,
     ServerError,
     Unavailable,
     UnknownOutcome,
@@ -267,18 +268,22 @@ class Client:
 
     def restore(self, items: dict[str, Any], threads: int = 8) -> int:
         """Write every ``key: value`` of a backup's ``items`` (existing keys are
-        overwritten); the number written. Raises the first error, once the other writes
-        were tried."""
+        overwritten); the number written. Every key is tried: if some fail,
+        :class:`RestoreIncomplete` names each with its error."""
         keys = sorted(items)
         if any(not isinstance(k, str) or not k for k in keys):
             raise ValueError("a backup's keys are non-empty strings")
-
-        def write(key: str) -> None:
-            self.put(key, items[key])
-
+        failed: dict[str, KvError] = {}
         with concurrent.futures.ThreadPoolExecutor(max(1, threads)) as pool:
-            for _ in pool.map(write, keys):
-                pass
+            writes = {pool.submit(self.put, key, items[key]): key for key in keys}
+            for done in concurrent.futures.as_completed(writes):
+                error = done.exception()
+                if isinstance(error, KvError):
+                    failed[writes[done]] = error
+                elif error is not None:
+                    raise error
+        if failed:
+            raise RestoreIncomplete(failed, len(keys))
         return len(keys)
 
     def status(self, url: str | None = None) -> Any:
@@ -326,7 +331,7 @@ class Client:
             follow: False: ask ``target`` only, whatever it answers.
             until: the deadline (``time.monotonic()``) instead of ``deadline`` from now.
         """
-        payload = None if body is None else json.dumps(body).encode("utf-8")
+        payload = None if body is None else _compact(body)
         timeout = max(self.timeout, 65.0) if admin else self.timeout
         deadline = time.monotonic() + self.deadline + (timeout if admin else 0)
         if until is not None:
@@ -404,6 +409,12 @@ class Client:
             if isinstance(error, ServerError) and not error.code:
                 raise ServerError("internal", error.message, response.status, error.details)
             raise error
+
+
+def _compact(body: Any) -> bytes:
+    """A request body as the service stores values: no spaces, UTF-8 as it is (so a value
+    read back fits in a body as small as the one it was written with)."""
+    return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
 
 
 def _key_path(key: str) -> str:

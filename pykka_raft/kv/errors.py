@@ -153,6 +153,30 @@ class ClusterUnreachable(KvError):
     exit_code = EXIT_UNREACHABLE
 
 
+class RestoreIncomplete(KvError):
+    """Client-side: some keys of a restore were not written (``failed``: key -> the error of
+    each, ``"code: message"``); every other key was. Its exit code is the first failure's
+    (by key): 5 when a write's outcome is unknown (read back before retrying)."""
+
+    def __init__(self, failed: dict[str, KvError], total: int) -> None:
+        keys = sorted(failed)
+        said = {key: _one_line(failed[key]) for key in keys}
+        shown = ", ".join(f"{key!r} ({said[key]})" for key in keys[:5])
+        more = f" and {len(keys) - 5} more" if len(keys) > 5 else ""
+        super().__init__(
+            "restore_incomplete",
+            f"{len(keys)} of {total} keys were not restored: {shown}{more}; every other key "
+            "was written",
+            details={"failed": said},
+        )
+        self.exit_code = failed[keys[0]].exit_code
+
+
+def _one_line(error: KvError) -> str:
+    """``code: message`` of an error on one line (the class name when it has no code)."""
+    return f"{error.code or type(error).__name__}: {' '.join(error.message.split())}"
+
+
 CODES: dict[str, tuple[int, type[KvError]]] = {
     "bad_json": (400, BadRequest),
     "bad_request": (400, BadRequest),

@@ -10,6 +10,7 @@ from urllib.parse import quote, urlsplit
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from pykka_raft.kv.config import SESSION_FIELDS_BYTES
 from pykka_raft.kv.local import LocalCluster
 from pykka_raft.testing import wait_until
 from tests.kv.conftest import follower_of, leader_of, request
@@ -203,7 +204,7 @@ def test_malformed_json_on_every_post_endpoint(kv3: LocalCluster, path: str) -> 
 
 def test_bodies_over_the_limit_are_413_before_being_read(kv3: LocalCluster) -> None:
     url = leader_url(kv3)
-    limit = kv3.http.max_body_bytes
+    limit = kv3.http.max_body_bytes + SESSION_FIELDS_BYTES  # room for a session's fields
     big = {"value": "x" * limit}
     answer = request(url, "PUT", "/v1/kv/big", big)
     assert answer.status == 413 and answer.code == "body_too_large"
@@ -241,7 +242,7 @@ def test_requests_the_http_server_refuses_itself_are_answered_in_plain_text(
         assert answer.status == status, (headers, answer.status, answer.data)
         assert answer.headers["content-type"].startswith("text/plain"), answer.headers
     # A body over the limit but under twice it reaches the application: JSON.
-    over = b"x" * (limit + 1)
+    over = b"x" * (limit + SESSION_FIELDS_BYTES + 1)
     under = request(url, "PUT", "/v1/kv/framing", raw=over)
     assert under.status == 413 and under.code == "body_too_large"
     assert request(url, "GET", "/v1/kv/framing").code == "key_not_found"

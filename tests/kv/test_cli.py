@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner, Result
 
+from pykka_raft.kv import HttpSettings
 from pykka_raft.kv.cli import main
 from pykka_raft.kv.local import LocalCluster
 from tests.kv.conftest import follower_of, leader_of
@@ -248,6 +249,25 @@ def test_backup_then_restore_into_a_new_cluster(cluster_factory: Any, tmp_path: 
     assert {key: again.get(key) for key in values} == values
     to_stdout = run(new.urls, "backup", "-")
     assert json.loads(to_stdout.stdout)["items"] == values
+
+
+def test_a_restore_tries_every_key_and_names_those_that_failed(
+    cluster_factory: Any, tmp_path: Any
+) -> None:
+    # It stopped at the first failure: the keys after it were never written.
+    cluster = cluster_factory([1, 2, 3], http=HttpSettings(max_body_bytes=2048))
+    items: dict[str, Any] = {f"a{i:03d}": i for i in range(30)}
+    items["b"] = "x" * 3000  # over the cluster's body limit: refused
+    items.update({f"c{i:03d}": i for i in range(60)})
+    path = tmp_path / "backup.json"
+    path.write_text(json.dumps({"node_id": 1, "index": 1, "count": len(items), "items": items}))
+    result = run(cluster.urls, "restore", str(path))
+    assert result.exit_code == 4, result.output  # the failure's own code: refused
+    assert "restore_incomplete: 1 of 91 keys were not restored: 'b' (body_too_large" in (
+        result.stderr
+    )
+    client = cluster.client()
+    assert all(client.get(key) == value for key, value in items.items() if key != "b")
 
 
 def test_restore_refuses_what_is_not_a_backup(closed_url: str, tmp_path: Any) -> None:
