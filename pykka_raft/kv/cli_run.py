@@ -173,7 +173,13 @@ def serve(
 @click.command("dev-cluster")
 @click.option("--nodes", default=3, show_default=True, type=click.IntRange(1, 9))
 @click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--base-port", default=0, show_default=True, help="Node N gets base+N-1 (0: any).")
+@click.option(
+    "--base-port",
+    default=0,
+    show_default=True,
+    type=click.IntRange(0, 65535),
+    help="Node N gets base+N-1 (0: any).",
+)
 def dev_cluster(nodes: int, host: str, base_port: int) -> None:
     """Run NODES nodes in this one process (in memory, in-process network), formed into a
     cluster, until Ctrl-C. For trying the API and the CLI; not a deployment."""
@@ -187,6 +193,8 @@ def dev_cluster(nodes: int, host: str, base_port: int) -> None:
         )
     except OSError as exc:
         fail(f"cannot bind: {exc}", EXIT_USAGE)
+    except (KvConfigError, ValueError) as exc:  # an address the nodes cannot serve on
+        fail(f"cannot start the nodes: {exc}", EXIT_USAGE)
     try:
         cluster.init()
         for node_id, server in sorted(cluster.servers.items()):

@@ -212,6 +212,10 @@ def test_every_command_against_a_node_that_is_down_exits_3(
         ["serve", "--storage", "tape"],
         ["local-cluster", "--nodes", "0"],
         ["dev-cluster", "--nodes", "99"],
+        ["dev-cluster", "--base-port", "65535"],  # node 2 would get port 65536
+        ["dev-cluster", "--base-port", "70000"],
+        ["dev-cluster", "--host", "0.0.0.0"],
+        ["add-voter", str(2**63), "--http-address", "127.0.0.1:1"],
         ["demo", "--clients", "0"],
     ],
     ids=lambda a: " ".join(a),
