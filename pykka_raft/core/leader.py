@@ -57,8 +57,9 @@ class LeaderState:
         proposals: payloads waiting for an index, flushed one storage append at a time.
         appends_in_flight: the leader's own storage appends not yet durable.
         departing: nodes removed by the latest configuration, still sent to until they
-            hold the entry removing them (and know it committed), so they go quiet; the
-            value is that entry's index.
+            hold the entry removing them (and know it committed), so they go quiet, or
+            until they stay silent for ``DEPARTED_SILENCE`` election timeouts after it
+            committed; the value is that entry's index.
         change: the membership change being carried out.
         config_queued: the next configuration entry is queued in ``proposals``.
         heartbeat_elapsed: milliseconds since the last heartbeat round.
@@ -141,6 +142,19 @@ class LeaderState:
             del self.progress[peer]
             return True
         return False
+
+    def forget_silent_departed(self, node: NodeState, silence: int) -> None:
+        """Stop sending to removed nodes that have not answered for ``silence`` ms once the
+        configuration removing them committed: down for good, or never started (a node
+        added, then removed after it failed to catch up). Otherwise they would be sent to,
+        and reported as lagging, for as long as this leader leads. One that comes back
+        without knowing its removal cannot disrupt the cluster: voters refuse the votes of
+        nodes outside their configuration."""
+        for peer, index in list(self.departing.items()):
+            pr = self.progress.get(peer)
+            if index <= node.commit_index and (pr is None or node.now - pr.last_heard >= silence):
+                del self.departing[peer]
+                self.progress.pop(peer, None)
 
     def drop_departed(self, peer: NodeId) -> bool:
         """A removed node answered with a newer term: it campaigned on its own, and its term

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 from paper_helpers import (
+    CONFIG,
     Apply,
     WriteLog,
     ack,
@@ -16,7 +17,9 @@ from paper_helpers import (
     vote_requests,
 )
 
+from pykka_raft.admin import ProposeConfigChange
 from pykka_raft.core import RaftCore, Role
+from pykka_raft.core.node import DEPARTED_SILENCE
 from pykka_raft.messages import (
     AppendEntriesRequest,
     AppendEntriesResponse,
@@ -199,3 +202,61 @@ def test_joint_consensus_commit_needs_majority_of_both_configurations() -> None:
     replicate(5)  # C_new: {4, 5}
     assert core.commit_index == 2
     assert of_type(core.take_commands(), Apply) == [Apply((Entry(2, 2, EntryBlank()),))]
+
+
+def _serve(core: RaftCore, answering: set[int], commands: list[object]) -> list[object]:
+    """Carry out the leader's commands: its writes complete, and the AppendEntries to the
+    ``answering`` nodes succeed; return the AppendEntries sent to the others."""
+    unanswered: list[object] = []
+    for _ in range(50):
+        for write in of_type(commands, WriteLog):
+            core.log_written(write.entries[-1].log_id, leader=write.leader)
+        for send in append_requests(commands):
+            if send.request.target in answering:
+                core.append_entries_result(send.request, ack(send.request))
+            else:
+                unanswered.append(send.request)
+        commands = core.take_commands()
+        if not commands:
+            break
+    return unanswered
+
+
+def test_a_removed_node_that_never_answers_is_forgotten() -> None:
+    """A node removed while down (or added, never started, then removed) is sent to until
+    it learns its removal: if it stays silent for DEPARTED_SILENCE election timeouts after
+    the removal committed, the leader stops sending to it and stops reporting it."""
+    core = make_core(1, members=(1, 2, 3, 4))
+    commands = elect(core, granting=[2, 3])
+    _serve(core, {2, 3}, commands)
+    core.propose_config_change(ProposeConfigChange(remove_members=[4]), token=5)
+    _serve(core, {2, 3}, core.take_commands())
+    assert core.membership.members == (1, 2, 3) and not core.membership.is_in_joint_consensus
+    assert 4 in core.leader.progress  # still sent to, so it may learn its removal
+    window = CONFIG.election_timeout_max
+    for _ in range(DEPARTED_SILENCE - 1):
+        core.tick(window)
+        _serve(core, {2, 3}, core.take_commands())
+    assert 4 in core.leader.progress  # silent, but not for long enough yet
+    core.tick(window)
+    _serve(core, {2, 3}, core.take_commands())
+    assert 4 not in core.leader.progress and 4 not in core.leader.departing
+    core.tick(window)
+    assert append_requests(core.take_commands(), 4) == []
+    assert core.role is Role.LEADER
+
+
+def test_a_removed_node_that_answers_is_not_forgotten_before_it_learns() -> None:
+    core = make_core(1, members=(1, 2, 3, 4))
+    commands = elect(core, granting=[2, 3])
+    _serve(core, {2, 3, 4}, commands)
+    core.propose_config_change(ProposeConfigChange(remove_members=[4]), token=5)
+    unanswered = _serve(core, {2, 3}, core.take_commands())  # 4 is slow, not silent
+    assert core.membership.members == (1, 2, 3) and 4 in core.leader.progress
+    for _ in range(2 * DEPARTED_SILENCE):
+        core.tick(CONFIG.election_timeout_max // 2)
+        unanswered += _serve(core, {2, 3}, core.take_commands())
+        heartbeat = next(r for r in reversed(unanswered) if r.target == 4)
+        core.append_entries_result(heartbeat, AppendEntriesResponse(core.current_term, False))
+        core.take_commands()
+    assert 4 in core.leader.progress  # it answers: it is sent to until it learns
