@@ -30,6 +30,7 @@ from pykka_raft.network.keys import (
     load_keypair,
     load_public_keys,
     public_key_path,
+    read_public_keys,
     secret_key_path,
 )
 from pykka_raft.network.router import Isolate, Register, Restore, Unregister
@@ -60,6 +61,7 @@ __all__ = [
     "load_public_keys",
     "main",
     "public_key_path",
+    "read_public_keys",
     "secret_key_path",
 ]
 

@@ -18,6 +18,7 @@ directory.
 from __future__ import annotations
 
 import datetime
+import logging
 import os
 import re
 from collections.abc import Iterable, Mapping
@@ -30,6 +31,8 @@ from zmq.utils import z85
 
 from pykka_raft.errors import RaftError
 from pykka_raft.types import NodeId
+
+logger = logging.getLogger("pykka_raft.net")
 
 _PUBLIC = re.compile(r"^node-(\d+)\.key$")
 
@@ -141,13 +144,18 @@ def load_keypair(path: str | os.PathLike[str]) -> tuple[bytes, bytes]:
     )
 
 
-def load_public_keys(directory: str | os.PathLike[str]) -> dict[NodeId, bytes]:
-    """Every ``node-<id>.key`` public key in ``directory``, by node id.
+def read_public_keys(
+    directory: str | os.PathLike[str],
+) -> tuple[dict[NodeId, bytes], dict[NodeId, str]]:
+    """Every ``node-<id>.key`` public key in ``directory``, by node id, and the node ids
+    whose file cannot be read or holds a malformed key, each with the reason (naming the
+    file): one bad file (a half-copied key) must not hide the others.
 
-    Other files are ignored; a ``node-<id>.key`` that cannot be read or holds a
-    malformed key raises :class:`CurveKeyError` naming the file.
+    Raises:
+        CurveKeyError: ``directory`` is not a directory.
     """
     keys: dict[NodeId, bytes] = {}
+    bad: dict[NodeId, str] = {}
     directory = Path(directory)
     if not directory.is_dir():
         raise CurveKeyError(f"the key directory {directory} does not exist")
@@ -155,11 +163,25 @@ def load_public_keys(directory: str | os.PathLike[str]) -> dict[NodeId, bytes]:
         match = _PUBLIC.match(entry.name)
         if match is None:
             continue
+        node_id = int(match.group(1))
         try:
             public, _ = zmq.auth.load_certificate(os.fspath(entry))
-        except (OSError, ValueError) as exc:
-            raise CurveKeyError(f"cannot read the public key in {entry}: {exc}") from exc
-        keys[int(match.group(1))] = check_key(public, f"the public key in {entry}")
+            keys[node_id] = check_key(public, f"the public key in {entry}")
+        except (OSError, ValueError, CurveKeyError) as exc:
+            bad[node_id] = f"cannot read the public key in {entry}: {exc}"
+    return keys, bad
+
+
+def load_public_keys(directory: str | os.PathLike[str]) -> dict[NodeId, bytes]:
+    """Every ``node-<id>.key`` public key in ``directory``, by node id.
+
+    Other files are ignored; a ``node-<id>.key`` that cannot be read or holds a
+    malformed key is left out, with a WARNING on the ``pykka_raft.net`` logger naming the
+    file (that node is not accepted until the file is fixed).
+    """
+    keys, bad = read_public_keys(directory)
+    for reason in bad.values():
+        logger.warning("%s: node left out until the file is fixed", reason)
     return keys
 
 

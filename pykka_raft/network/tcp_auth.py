@@ -13,7 +13,7 @@ import zmq
 import zmq.utils.monitor
 from zmq.utils import z85
 
-from pykka_raft.network.keys import CurveKeyError, load_public_keys
+from pykka_raft.network.keys import CurveKeyError, read_public_keys
 from pykka_raft.network.tcp_base import IoBase
 from pykka_raft.network.tcp_messages import AUTH_REFUSED
 from pykka_raft.network.tcp_peers import BATCH, KEY_RELOAD_INTERVAL, logger
@@ -31,10 +31,12 @@ class IoAuth(IoBase):
             return False
         self.last_key_reload = now
         try:
-            found = load_public_keys(keys.key_dir)
+            found, bad = read_public_keys(keys.key_dir)
         except CurveKeyError as exc:
             self.limiter.log(logging.WARNING, "key_dir", "cannot read the key directory: %s", exc)
             return False
+        for node_id, reason in bad.items():
+            self.limiter.log(logging.WARNING, f"key_file {node_id}", "%s", reason)
         changed = {n: k for n, k in found.items() if self.peer_keys.get(n) != k}
         if not changed:
             return False

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import stat
 from pathlib import Path
 
@@ -14,6 +15,7 @@ from pykka_raft.net import (
     load_keypair,
     load_public_keys,
     main,
+    read_public_keys,
 )
 
 
@@ -66,7 +68,20 @@ def test_malformed_keys_are_refused(tmp_path: Path) -> None:
     with pytest.raises(CurveKeyError, match="no secret key"):
         load_keypair(tmp_path / "node-1.key")
     (tmp_path / "node-7.key").write_text("garbage")
-    with pytest.raises(CurveKeyError, match=r"node-7\.key"):
-        load_public_keys(tmp_path)
+    keys, bad = read_public_keys(tmp_path)
+    assert set(keys) == {1} and "node-7.key" in bad[7]
+
+
+def test_one_bad_public_key_file_leaves_only_that_node_out(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A half-copied node-8.key stopped every node from starting, and from learning keys.
+    for node_id in (1, 2):
+        generate_keypair(tmp_path, node_id)
+    (tmp_path / "node-8.key").write_text("garbage")
+    with caplog.at_level(logging.WARNING, logger="pykka_raft.net"):
+        keys = CurveKeys.from_dir(tmp_path, 1)
+    assert set(keys.peer_book()) == {1, 2}
+    assert any("node-8.key" in r.getMessage() for r in caplog.records)
     with pytest.raises(CurveKeyError, match="does not exist"):
         load_public_keys(tmp_path / "missing")
