@@ -108,6 +108,14 @@ class AdminApi:
         m = self.gateway.leader_metrics(request)
         if node_id in m.voters or (learner and node_id in m.non_voters):
             raise HttpError("noop", f"node {node_id} is a member already; nothing changed")
+        members = (m.voters | m.non_voters) - {node_id}
+        for other, known in self.node.directory.known().items():
+            taken = [a for a in (http, raft) if a is not None and a in known.values()]
+            if other in members and taken:  # a removed node's may be reused
+                raise HttpError(
+                    "bad_request",
+                    f"{taken[0]} is an address of member {other}; give node {node_id}'s own",
+                )
         record = encode_value({"http": http, "raft": raft})
         if self.node.state_machine.local_get(node_key(node_id)) != record:
             self.gateway.submit(request, Put(node_key(node_id), record))

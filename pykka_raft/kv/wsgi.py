@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from typing import Any
 from urllib.parse import parse_qs, quote
 
-from pykka_raft.kv.config import parse_address
+from pykka_raft.kv.config import UNSPECIFIED_HOSTS, parse_address
 from pykka_raft.kv.errors import CODES
 from pykka_raft.kv.store import RESERVED_PREFIX, encode_value
 from pykka_raft.messages import MAX_NODE_ID
@@ -156,11 +156,17 @@ def address_field(value: Any, field: str) -> str:
     if not isinstance(value, str):
         raise HttpError("bad_request", f"{field} must be a string host:port")
     try:
-        _host, port = parse_address(value, field)
+        host, port = parse_address(value, field)
     except ValueError as exc:
         raise HttpError("bad_request", str(exc)) from None
     if port == 0:
         raise HttpError("bad_request", f"{field} needs a real port, not 0")
+    if host in UNSPECIFIED_HOSTS:
+        raise HttpError(
+            "bad_request",
+            f"{field} {value!r} is not an address other nodes and clients can reach; give "
+            "the node's own address",
+        )
     return value.strip()
 
 

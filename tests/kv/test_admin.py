@@ -196,3 +196,20 @@ def test_followers_learn_the_leaders_address_from_the_replicated_directory(
     answer = wait_until(redirect, 10, "the follower to learn the leader's address")
     assert answer.status == 307
     assert answer.headers["location"] == cluster.url(leader) + "/v1/kv/k"
+
+
+def test_an_added_node_needs_its_own_reachable_addresses(cluster_factory: Any) -> None:
+    # Both were accepted, leaving a learner nobody could reach and a directory entry
+    # pointing at another member.
+    cluster = cluster_factory([1, 2, 3])
+    leader = leader_of(cluster)
+    url = cluster.url(leader)
+    own = cluster.servers[2].http.address
+    for body, words in (
+        ({"id": 7, "http_address": "0.0.0.0:1"}, "not an address"),
+        ({"id": 7, "http_address": own}, "is an address of member 2"),
+    ):
+        answer = request(url, "POST", "/v1/admin/learners", body)
+        assert answer.status == 400 and answer.code == "bad_request", answer.data
+        assert words in answer.json["error"]["message"]
+    assert membership(cluster, leader)["learners"] == []
