@@ -212,6 +212,10 @@ class NodeConfig:
                 )
         seen = {self.node_id}
         for peer in self.peers:
+            if peer.node_id == self.node_id:
+                raise KvConfigError(
+                    f"peers: node {peer.node_id} is this node (node_id); list the other nodes"
+                )
             if peer.node_id in seen:
                 raise KvConfigError(f"peers: node {peer.node_id} is listed twice")
             seen.add(peer.node_id)

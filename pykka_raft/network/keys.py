@@ -118,8 +118,8 @@ def generate_keypair(
         for path in (public_path, secret_path):
             if path.exists():
                 raise FileExistsError(
-                    f"{path} exists: a node keeps its key (replace it with overwrite=True, "
-                    "or keygen --force)"
+                    f"{path} exists: a node keeps its key (replace it with keygen --force, "
+                    "or generate_keypair(..., overwrite=True))"
                 )
     public, secret = zmq.curve_keypair()
     flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC

@@ -161,8 +161,11 @@ class SqliteOpening(SqliteSnapshots):
                 found = json.loads(marker.read_bytes())
             except ValueError:
                 found = None
-            if not isinstance(found, dict) or found.get("node_id") != self.node_id:
-                raise self._damaged(marker, f"the marker does not match the database ({found})")
+            if not isinstance(found, dict):
+                raise self._damaged(marker, "the marker is not JSON with this node's id")
+            if found.get("node_id") != self.node_id:
+                why = f"the marker names node {found.get('node_id')!r}, the database node "
+                raise self._damaged(marker, f"{why}{self.node_id}")
         if not marker.exists() or marker.read_bytes() != text:
             write_atomically(marker, text)  # also after a crash during the creation
 

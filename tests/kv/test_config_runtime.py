@@ -153,6 +153,8 @@ def test_peer_flags() -> None:
             parse_peer(bad)
     with pytest.raises(KvConfigError, match="listed twice"):
         local(peers=(PeerConfig(2, "h:2"), PeerConfig(2, "h:3")))
+    with pytest.raises(KvConfigError, match="node 1 is this node"):
+        local(peers=(PeerConfig(1, "h:2"),))
 
 
 def test_addresses() -> None:

@@ -194,6 +194,19 @@ def test_an_emptied_database_is_refused_not_started_empty(tmp_path: Path) -> Non
     _refused(tmp_path / "n1", "missing, empty or truncated", MARKER)
 
 
+@pytest.mark.parametrize(
+    ("text", "words"),
+    [
+        ("garbage", "the marker is not JSON with this node's id"),
+        ('{"node_id": 2, "cluster_id": null}', "the marker names node 2, the database node 1"),
+    ],
+)
+def test_a_damaged_marker_is_refused_and_named(tmp_path: Path, text: str, words: str) -> None:
+    filled(tmp_path / "n1")
+    (tmp_path / "n1" / MARKER).write_text(text)
+    _refused(tmp_path / "n1", MARKER, words)
+
+
 def test_a_deleted_database_is_refused(tmp_path: Path) -> None:
     filled(tmp_path / "n1", snapshot_at=5)
     (tmp_path / "n1" / DATABASE).unlink()
