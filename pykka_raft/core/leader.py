@@ -17,6 +17,10 @@ from pykka_raft.core.state import NodeState
 from pykka_raft.messages import ClientPayload, EntryPayload, MembershipConfig
 from pykka_raft.types import LogIndex, NodeId
 
+DEPARTED_SILENCE = 10
+"""A removed node that has not answered for this many ``election_timeout_max`` once its
+removal committed is no longer sent to (:meth:`LeaderState.forget_silent_departed`)."""
+
 
 @attrs.define
 class Proposal:
@@ -143,13 +147,15 @@ class LeaderState:
             return True
         return False
 
-    def forget_silent_departed(self, node: NodeState, silence: int) -> None:
-        """Stop sending to removed nodes that have not answered for ``silence`` ms once the
-        configuration removing them committed: down for good, or never started (a node
+    def forget_silent_departed(self, node: NodeState, window: int) -> None:
+        """Stop sending to removed nodes that have not answered for ``DEPARTED_SILENCE``
+        times ``window`` ms (an election timeout) once the configuration removing them
+        committed: down for good, or never started (a node
         added, then removed after it failed to catch up). Otherwise they would be sent to,
         and reported as lagging, for as long as this leader leads. One that comes back
         without knowing its removal cannot disrupt the cluster: voters refuse the votes of
         nodes outside their configuration."""
+        silence = DEPARTED_SILENCE * window
         for peer, index in list(self.departing.items()):
             pr = self.progress.get(peer)
             if index <= node.commit_index and (pr is None or node.now - pr.last_heard >= silence):

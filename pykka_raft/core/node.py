@@ -64,10 +64,6 @@ from pykka_raft.types import LogId, LogIndex, NodeId
 
 _CAMPAIGNERS = (Role.FOLLOWER, Role.PRE_CANDIDATE, Role.CANDIDATE)
 
-DEPARTED_SILENCE = 10
-"""A removed node that has not answered for this many ``election_timeout_max`` once its
-removal committed is no longer sent to (``LeaderState.forget_silent_departed``)."""
-
 _ROLE_STATE = {
     Role.PRE_CANDIDATE: State.PRE_CANDIDATE,
     Role.NON_VOTER: State.NON_VOTER,
@@ -190,7 +186,7 @@ class RaftCore(ClientApi):
                 self.become_follower(self.current_term, None)
                 return
             if leader.departing:
-                leader.forget_silent_departed(self, DEPARTED_SILENCE * window)
+                leader.forget_silent_departed(self, window)
         if leader.change is not None:
             self._drive_membership()  # catch-up may have timed out
 

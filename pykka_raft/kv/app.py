@@ -22,7 +22,7 @@ from typing import Any
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from pykka_raft.kv.admin_api import AdminApi
-from pykka_raft.kv.config import SESSION_FIELDS_BYTES, http_url
+from pykka_raft.kv.config import http_url
 from pykka_raft.kv.gateway import CONSISTENCY_LEVELS, RaftGateway
 from pykka_raft.kv.kv_api import KvApi
 from pykka_raft.kv.metrics import make_registry
@@ -30,6 +30,7 @@ from pykka_raft.kv.node import KvNode
 from pykka_raft.kv.status import gather, node_status
 from pykka_raft.kv.wsgi import (
     MAX_KEY_BYTES,
+    SESSION_FIELDS_BYTES,
     HttpError,
     RawBody,
     Request,
@@ -211,7 +212,7 @@ class KvApp:
 
 def _fetch_status(url: str, timeout: float = 1.0) -> dict[str, Any]:
     """GET ``url``/v1/status (for ``/v1/cluster``)."""
-    from pykka_raft.kv.client import fetch_json
+    from pykka_raft.kv.transport import fetch_json
 
     result: dict[str, Any] = fetch_json(http_url(url) + "/v1/status", timeout)
     return result

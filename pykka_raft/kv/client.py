@@ -15,14 +15,10 @@ Each request uses its own connection, so one ``Client`` can be shared by threads
 from __future__ import annotations
 
 import concurrent.futures
-import http.client
-import json
 import time
 from collections.abc import Iterable, Sequence
 from typing import Any
-from urllib.parse import quote, urlsplit
-
-import attrs
+from urllib.parse import quote
 
 from pykka_raft.kv.errors import (
     ClusterUnreachable,
@@ -31,86 +27,12 @@ from pykka_raft.kv.errors import (
     ServerError,
     Unavailable,
     UnknownOutcome,
-    error_for,
 )
 from pykka_raft.kv.status import gather
+from pykka_raft.kv.transport import base_url, compact, error_of, fetch_json, send
 from pykka_raft.kv.writes import SessionPool, WriteResult
 
 _RETRY_CODES = {"no_leader", "not_leader", "busy", "starting", "shutting_down", "read_timeout"}
-
-
-@attrs.frozen
-class Response:
-    """One HTTP answer: status, headers (lower-case names) and the parsed JSON body."""
-
-    status: int
-    headers: dict[str, str]
-    body: Any
-
-
-def _base(url: str) -> str:
-    url = url.strip().rstrip("/")
-    if "://" not in url:
-        url = "http://" + url
-    parts = urlsplit(url)
-    if parts.scheme != "http" or not parts.hostname:
-        raise ValueError(f"not an http URL: {url!r}")
-    return f"{parts.scheme}://{parts.netloc}"
-
-
-def _send(
-    base: str, method: str, path: str, body: bytes | None, timeout: float
-) -> tuple[Response, bool]:
-    """Send one request. Returns the answer, or raises ``OSError`` with ``.sent`` telling
-    whether the request may have reached the node."""
-    parts = urlsplit(base)
-    conn = http.client.HTTPConnection(parts.hostname or "", parts.port or 80, timeout=timeout)
-    sent = False
-    try:
-        conn.connect()
-        headers = {"Accept": "application/json", "Connection": "close"}
-        if body is not None:
-            headers["Content-Type"] = "application/json"
-        sent = True
-        conn.request(method, path, body=body, headers=headers)
-        raw = conn.getresponse()
-        data = raw.read()
-        hdrs = {k.lower(): v for k, v in raw.getheaders()}
-    except (OSError, http.client.HTTPException) as exc:
-        err = exc if isinstance(exc, OSError) else OSError(str(exc))
-        err.sent = sent  # type: ignore[attr-defined]
-        raise err from exc
-    finally:
-        conn.close()
-    parsed: Any = None
-    if data:
-        try:
-            parsed = json.loads(data.decode("utf-8"))
-        except ValueError:
-            parsed = {"error": {"code": "", "message": data.decode("utf-8", "replace")[:500]}}
-    return Response(raw.status, hdrs, parsed), sent
-
-
-def fetch_json(url: str, timeout: float) -> Any:
-    """GET a JSON document from a full URL; raises ``OSError`` or :class:`KvError`."""
-    parts = urlsplit(url)
-    path = parts.path + (f"?{parts.query}" if parts.query else "")
-    response, _ = _send(f"{parts.scheme}://{parts.netloc}", "GET", path, None, timeout)
-    if response.status != 200:
-        raise _error(response)
-    return response.body
-
-
-def _error(response: Response) -> KvError:
-    body: dict[str, Any] = response.body if isinstance(response.body, dict) else {}
-    found = body.get("error")
-    error: dict[str, Any] = found if isinstance(found, dict) else {}
-    code = str(error.get("code") or "")
-    message = str(error.get("message") or f"HTTP {response.status}")
-    details = {k: v for k, v in error.items() if k not in ("code", "message")}
-    if response.status == 307 and not code:
-        code = "not_leader"
-    return error_for(response.status, code, message, details)
 
 
 class Client:
@@ -141,7 +63,7 @@ class Client:
         sessions: bool = True,
     ) -> None:
         given = [urls] if isinstance(urls, str) else list(urls)
-        self.urls = [_base(u) for u in given]
+        self.urls = [base_url(u) for u in given]
         if not self.urls:
             raise ValueError("Client needs at least one node URL")
         self.timeout = timeout
@@ -247,7 +169,7 @@ class Client:
     def snapshot(self, url: str | None = None) -> Any:
         """Compact one node's log now (default: the first URL)."""
         return self.call(
-            "POST", "/v1/admin/snapshot", None, target=_base(url or self.urls[0]), follow=False
+            "POST", "/v1/admin/snapshot", None, target=base_url(url or self.urls[0]), follow=False
         )
 
     def transfer_leader(self, node_id: int | None = None) -> Any:
@@ -257,7 +179,7 @@ class Client:
         body = {} if node_id is None else {"id": node_id}
         result = self.call("POST", "/v1/admin/transfer-leader", body, admin=True)
         if isinstance(result, dict) and result.get("leader_url"):
-            self.leader_url = _base(result["leader_url"])
+            self.leader_url = base_url(result["leader_url"])
         return result
 
     def backup(self) -> dict[str, Any]:
@@ -288,7 +210,7 @@ class Client:
 
     def status(self, url: str | None = None) -> Any:
         """One node's own view (``GET /v1/status``; default: the first URL)."""
-        return self.call("GET", "/v1/status", target=_base(url or self.urls[0]), follow=False)
+        return self.call("GET", "/v1/status", target=base_url(url or self.urls[0]), follow=False)
 
     def cluster_status(self) -> dict[str, Any]:
         """The whole cluster's view, gathered from every node this client can find: the
@@ -331,7 +253,7 @@ class Client:
             follow: False: ask ``target`` only, whatever it answers.
             until: the deadline (``time.monotonic()``) instead of ``deadline`` from now.
         """
-        payload = None if body is None else _compact(body)
+        payload = None if body is None else compact(body)
         timeout = max(self.timeout, 65.0) if admin else self.timeout
         deadline = time.monotonic() + self.deadline + (timeout if admin else 0)
         if until is not None:
@@ -345,7 +267,7 @@ class Client:
         pause = 0.05
         while True:
             try:
-                response, _ = _send(current, method, path, payload, timeout)
+                response, _ = send(current, method, path, payload, timeout)
             except OSError as exc:
                 if getattr(exc, "sent", False) and not idempotent and method != "GET":
                     raise UnknownOutcome(
@@ -376,7 +298,7 @@ class Client:
                 if follow and not path.startswith("/v1/admin/snapshot"):
                     self.leader_url = current
                 return response.body
-            error = _error(response)
+            error = error_of(response)
             if not follow:
                 if error.code == "starting" and time.monotonic() < deadline:
                     time.sleep(pause)  # the node is loading its state: ask it again
@@ -389,7 +311,7 @@ class Client:
                     raise Unavailable(
                         "not_leader", f"more than {self.max_redirects} redirects in a row", 503
                     )
-                current = _base(response.headers["location"])
+                current = base_url(response.headers["location"])
                 self.leader_url = current
                 continue
             if isinstance(error, Unavailable) and error.code in _RETRY_CODES:
@@ -397,8 +319,8 @@ class Client:
                 if time.monotonic() >= deadline:
                     raise error
                 redirects = 0
-                if error.leader_url and _base(error.leader_url) != current:
-                    current = _base(error.leader_url)
+                if error.leader_url and base_url(error.leader_url) != current:
+                    current = base_url(error.leader_url)
                     continue
                 # No usable leader hint: ask the next node after a short pause.
                 idx = self.urls.index(current) if current in self.urls else -1
@@ -409,12 +331,6 @@ class Client:
             if isinstance(error, ServerError) and not error.code:
                 raise ServerError("internal", error.message, response.status, error.details)
             raise error
-
-
-def _compact(body: Any) -> bytes:
-    """A request body as the service stores values: no spaces, UTF-8 as it is (so a value
-    read back fits in a body as small as the one it was written with)."""
-    return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
 
 
 def _key_path(key: str) -> str:

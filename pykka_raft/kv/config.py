@@ -80,20 +80,15 @@ class PeerConfig:
     raft_address: str | None = None
 
 
-SESSION_FIELDS_BYTES = 128
-"""What the ``client_id`` and ``sequence`` of a write in a session may add to a body (two
-numbers of up to 19 digits, their names and separators, with room for spaces)."""
-
-
 @attrs.frozen
 class HttpSettings:
     """How the HTTP layer behaves.
 
     Attributes:
         threads: waitress worker threads; each request waiting on Raft holds one.
-        max_body_bytes: the largest request body taken, plus :data:`SESSION_FIELDS_BYTES`
-            for the ``client_id`` and ``sequence`` of a write in a session (so a value
-            taken without a session is taken in one); larger ones get 413.
+        max_body_bytes: the largest request body taken, plus 128 bytes for the
+            ``client_id`` and ``sequence`` of a write in a session (so a value taken
+            without one is taken in one); larger ones get 413.
         request_timeout: seconds a key-value request waits for Raft before 504.
         admin_timeout: seconds a membership change waits (longer than
             ``Config.catch_up_timeout``, as a new voter has to catch up first).

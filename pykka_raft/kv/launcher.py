@@ -23,8 +23,9 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import IO, Any, TypeVar
 
-from pykka_raft.kv.client import Client, fetch_json
+from pykka_raft.kv.client import Client
 from pykka_raft.kv.errors import KvError
+from pykka_raft.kv.transport import fetch_json
 
 T = TypeVar("T")
 

@@ -18,6 +18,11 @@ from pykka_raft.kv.errors import CODES
 from pykka_raft.kv.store import RESERVED_PREFIX, encode_value
 from pykka_raft.messages import MAX_NODE_ID
 
+SESSION_FIELDS_BYTES = 128
+"""What the ``client_id`` and ``sequence`` of a write in a session may add to a body (two
+numbers of up to 19 digits, their names and separators, with room for spaces): a body may
+be this much over ``HttpSettings.max_body_bytes``."""
+
 MAX_KEY_BYTES = 1024
 
 

@@ -10,8 +10,8 @@ from urllib.parse import quote, urlsplit
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from pykka_raft.kv.config import SESSION_FIELDS_BYTES
 from pykka_raft.kv.local import LocalCluster
+from pykka_raft.kv.wsgi import SESSION_FIELDS_BYTES
 from pykka_raft.testing import wait_until
 from tests.kv.conftest import follower_of, leader_of, request
 

@@ -19,7 +19,7 @@ from paper_helpers import (
 
 from pykka_raft.admin import ProposeConfigChange
 from pykka_raft.core import RaftCore, Role
-from pykka_raft.core.node import DEPARTED_SILENCE
+from pykka_raft.core.leader import DEPARTED_SILENCE
 from pykka_raft.messages import (
     AppendEntriesRequest,
     AppendEntriesResponse,
