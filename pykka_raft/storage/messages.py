@@ -17,7 +17,26 @@ from pykka_raft.messages import (
     MembershipConfig,
     SnapshotMeta,
 )
+from pykka_raft.messages.checks import _instance_of, _non_negative_int
 from pykka_raft.types import LogId, LogIndex
+
+
+def _entries(instance: Any, attribute: Any, value: Any) -> None:
+    """A tuple of :class:`Entry` (what the node sends; checked so that a storage addressed
+    directly refuses anything else when the message is built)."""
+    if type(value) is not tuple or not all(type(e) is Entry for e in value):
+        raise TypeError(
+            f"{type(instance).__name__}.{attribute.name} must be a tuple of Entry, got "
+            f"{type(value).__name__} {value!r:.80}"
+        )
+
+
+def _optional_bool(instance: Any, attribute: Any, value: Any) -> None:
+    if value is not None and type(value) is not bool:
+        raise TypeError(
+            f"{type(instance).__name__}.{attribute.name} must be True, False or None, got "
+            f"{type(value).__name__} {value!r}"
+        )
 
 
 @attrs.frozen
@@ -29,15 +48,15 @@ class GetInitialState:
 class SaveHardState:
     """Persist term, vote and initial membership durably. Replies ``None``."""
 
-    hard_state: HardState
+    hard_state: HardState = attrs.field(validator=_instance_of(HardState))
 
 
 @attrs.frozen
 class GetLogEntries:
     """Read the entries in the half-open range ``[start, stop)``. Replies a tuple."""
 
-    start: LogIndex
-    stop: LogIndex
+    start: LogIndex = attrs.field(validator=_non_negative_int)
+    stop: LogIndex = attrs.field(validator=_non_negative_int)
 
 
 @attrs.frozen
@@ -51,7 +70,7 @@ class AppendEntryToLog:
     refused entries (empty when all were accepted). :func:`blank_refused` applies the rule.
     """
 
-    entries: tuple[Entry, ...]
+    entries: tuple[Entry, ...] = attrs.field(validator=_entries)
 
 
 def blank_refused(
@@ -80,7 +99,7 @@ def blank_refused(
 class ReplicateToLog:
     """Entries from the leader, each written at its index. Must not fail. Replies ``None``."""
 
-    entries: tuple[Entry, ...]
+    entries: tuple[Entry, ...] = attrs.field(validator=_entries)
 
 
 @attrs.frozen
@@ -91,7 +110,7 @@ class DeleteLogsFrom:
     survive (D6); Raft sends it before it writes the replacing entries.
     """
 
-    index: LogIndex
+    index: LogIndex = attrs.field(validator=_non_negative_int)
 
 
 @attrs.frozen
@@ -104,7 +123,7 @@ class ApplyToStateMachine:
     passed too; the state machine answers ``None`` for them.
     """
 
-    entries: tuple[Entry, ...]
+    entries: tuple[Entry, ...] = attrs.field(validator=_entries)
 
 
 @attrs.frozen
@@ -117,8 +136,8 @@ class CreateSnapshot:
     installed meanwhile wins). The answer may come after later messages' answers.
     """
 
-    last_included: LogId
-    membership: MembershipConfig
+    last_included: LogId = attrs.field(validator=_instance_of(LogId))
+    membership: MembershipConfig = attrs.field(validator=_instance_of(MembershipConfig))
 
 
 @attrs.frozen
@@ -128,9 +147,9 @@ class ReadSnapshotChunk:
     Replies ``bytes``, or ``None`` if that snapshot is no longer the current one.
     """
 
-    snapshot_id: str
-    offset: int
-    size: int
+    snapshot_id: str = attrs.field(validator=_instance_of(str))
+    offset: int = attrs.field(validator=_non_negative_int)
+    size: int = attrs.field(validator=_non_negative_int)
 
 
 @attrs.frozen
@@ -141,9 +160,9 @@ class WriteSnapshotChunk:
     order. Durable before the reply. Replies ``None``.
     """
 
-    meta: SnapshotMeta
-    offset: int
-    data: bytes
+    meta: SnapshotMeta = attrs.field(validator=_instance_of(SnapshotMeta))
+    offset: int = attrs.field(validator=_non_negative_int)
+    data: bytes = attrs.field(validator=_instance_of(bytes))
 
 
 @attrs.frozen
@@ -157,8 +176,8 @@ class InstallSnapshot:
     storage.
     """
 
-    meta: SnapshotMeta
-    keep_log: bool | None = None
+    meta: SnapshotMeta = attrs.field(validator=_instance_of(SnapshotMeta))
+    keep_log: bool | None = attrs.field(default=None, validator=_optional_bool)
 
 
 @attrs.frozen

@@ -12,7 +12,6 @@ from typing import Any
 import pykka
 import pytest
 
-from pykka_raft import SqliteStore
 from pykka_raft.testing.conformance import StorageConformance, key_value_machine
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -44,19 +43,6 @@ def test_readme_durable_cluster_survives_its_restart() -> None:
     assert re.search(r"after the restart node \d leads and reads 'hello'", out), out
 
 
-class MyStore(SqliteStore):
-    """The user's storage of the docs example: here, SqliteStore with its place."""
-
-    def __init__(self, place: Path, machine: Any) -> None:
-        super().__init__(place, 1, machine)
-
-
-# The suite subclass exactly as docs/storage.md writes it; pytest collects its tests here.
-_docs: dict[str, Any] = {"MyStore": MyStore}
-exec(compile(block("docs/storage.md", "class TestMyStore"), "docs/storage.md", "exec"), _docs)
-TestMyStoreFromTheDocs = _docs["TestMyStore"]
-
-
 # The example stores of docs/storage.md and docs/snapshots.md keep the storage contract: the
 # suite runs on them as written (the docs say so).
 _examples: dict[str, Any] = {}
@@ -66,13 +52,11 @@ exec(
     _examples,
 )
 
-
-class TestTheExampleStoreOfStorageMd(StorageConformance):
-    supports_snapshots = False
-
-    def start_storage(self, place: Path, rejecting: bool = False) -> Any:
-        store = _examples["SqliteStore"]
-        return store.start(str(place / "node.sqlite"), key_value_machine(rejecting))
+# The suite subclass exactly as docs/storage.md writes it, run on that page's example store
+# (its MyStore); pytest collects its tests here.
+_docs: dict[str, Any] = {"MyStore": _examples["SqliteStore"]}
+exec(compile(block("docs/storage.md", "class TestMyStore"), "docs/storage.md", "exec"), _docs)
+TestTheExampleStoreOfStorageMd = _docs["TestMyStore"]
 
 
 class TestTheFileBackedStoreOfSnapshotsMd(StorageConformance):

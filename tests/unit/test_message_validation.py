@@ -6,6 +6,7 @@ decoding runs the same checks, so a malformed message on the wire is a ``DecodeE
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pykka
@@ -32,8 +33,22 @@ from pykka_raft.messages import (
     HardState,
     MembershipConfig,
     ResponseMode,
+    SnapshotMeta,
 )
 from pykka_raft.statemachine import Put
+from pykka_raft.storage.messages import (
+    AppendEntryToLog,
+    ApplyToStateMachine,
+    CreateSnapshot,
+    DeleteLogsFrom,
+    GetLogEntries,
+    InstallSnapshot,
+    ReadSnapshotChunk,
+    ReplicateToLog,
+    SaveHardState,
+    WriteSnapshotChunk,
+)
+from pykka_raft.types import LogId
 
 
 def test_a_string_response_mode_raises_instead_of_meaning_committed() -> None:
@@ -264,3 +279,30 @@ def test_decoding_runs_the_same_checks(cls: Any, primitive: Any, field: str) -> 
 )
 def test_valid_messages_still_round_trip(message: Any) -> None:
     assert from_primitive(to_primitive(message), type(message)) == message
+
+
+@pytest.mark.parametrize(
+    ("build", "field"),
+    [
+        pytest.param(lambda: SaveHardState("hs"), "SaveHardState.hard_state", id="hard-state"),
+        pytest.param(lambda: GetLogEntries("a", None), "GetLogEntries.start", id="range"),
+        pytest.param(lambda: ReplicateToLog("entries"), "ReplicateToLog.entries", id="str"),
+        pytest.param(lambda: AppendEntryToLog([]), "AppendEntryToLog.entries", id="list"),
+        pytest.param(lambda: ApplyToStateMachine((1,)), "ApplyToStateMachine.entries", id="ints"),
+        pytest.param(lambda: DeleteLogsFrom(1.5), "DeleteLogsFrom.index", id="float"),
+        pytest.param(lambda: CreateSnapshot(None, None), "CreateSnapshot.last_included", id="c"),
+        pytest.param(lambda: ReadSnapshotChunk(1, 0, 1), "ReadSnapshotChunk.snapshot_id", id="r"),
+        pytest.param(lambda: WriteSnapshotChunk(None, 0, b""), "WriteSnapshotChunk.meta", id="w"),
+        pytest.param(lambda: InstallSnapshot(None, True), "InstallSnapshot.meta", id="install"),
+        pytest.param(
+            lambda: InstallSnapshot(SnapshotMeta(LogId(1, 1), MembershipConfig((1,)), "s", 1), 1),
+            "InstallSnapshot.keep_log",
+            id="keep-log",
+        ),
+    ],
+)
+def test_storage_messages_check_their_fields(build: Any, field: str) -> None:
+    """Sent straight to a storage, a wrong field is a TypeError when the message is built,
+    not a Python error inside the storage (or a value stored for the node to trip on)."""
+    with pytest.raises(TypeError, match=re.escape(field)):
+        build()
