@@ -238,7 +238,8 @@ class Raft(pykka.ThreadingActor):
             self._stray.log(
                 logging.WARNING,
                 type(message).__name__,
-                "node %s dropped a stray %s sent with tell (ask for an UnknownMessage answer)",
+                "node %s dropped a %s sent with tell: a plain tell gets no answer (ask it, or "
+                "tell a Call(message, reply)); one the node does not handle is UnknownMessage",
                 self.node_id,
                 type(message).__name__,
             )

@@ -63,6 +63,15 @@ class _Session:
         self.sequence = 0
 
 
+def _check_seconds(value: Any, name: str) -> float:
+    """``value`` if it is a number of seconds > 0; else ``TypeError`` or ``ValueError``."""
+    if type(value) not in (int, float):
+        raise TypeError(f"{name} must be a number of seconds, got {type(value).__name__} {value!r}")
+    if not value > 0:  # also NaN
+        raise ValueError(f"{name} must be > 0 seconds, got {value!r}")
+    return float(value)
+
+
 class RaftClient:
     """A client of the cluster whose Raft refs are ``nodes`` (node id -> ref).
 
@@ -96,11 +105,16 @@ class RaftClient:
         sessions: bool = True,
         rng: random.Random | None = None,
     ) -> None:
-        if timeout <= 0 or attempt_timeout <= 0:
-            raise ValueError("timeout and attempt_timeout must be > 0 seconds")
-        if not 0 < backoff[0] <= backoff[1]:
+        _check_seconds(timeout, "timeout")
+        _check_seconds(attempt_timeout, "attempt_timeout")
+        if (
+            not isinstance(backoff, tuple)
+            or len(backoff) != 2
+            or any(type(b) not in (int, float) for b in backoff)
+            or not 0 < backoff[0] <= backoff[1]
+        ):
             raise ValueError(
-                f"backoff must be (first, largest) with 0 < first <= largest: {backoff}"
+                f"backoff must be (first, largest) with 0 < first <= largest: {backoff!r}"
             )
         self.nodes = nodes
         self.timeout = timeout
@@ -128,7 +142,9 @@ class RaftClient:
         ``None``). Never raises for a refusal or a failure of the cluster: the
         :class:`WriteResult` says what happened.
         """
-        deadline = time.monotonic() + (self.timeout if timeout is None else timeout)
+        deadline = time.monotonic() + (
+            self.timeout if timeout is None else _check_seconds(timeout, "timeout")
+        )
         with self._lock:
             self.stats.writes += 1
         if not self.sessions:

@@ -75,6 +75,11 @@ class RaftStorage(pykka.ThreadingActor, abc.ABC):
     """
 
     def __init__(self, state_machine: StateMachine) -> None:
+        if not callable(getattr(state_machine, "apply", None)):
+            raise TypeError(
+                "state_machine must be a state machine (with an apply(entry) method), got "
+                f"{type(state_machine).__name__} {state_machine!r:.80}"
+            )
         super().__init__()
         use_ref_class(self, AskAwareRef)
         self._stray = RateLimited(logging.getLogger(STORAGE))

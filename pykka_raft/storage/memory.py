@@ -43,6 +43,8 @@ class MemStore(RaftStorage):
     ) -> None:
         if data is None:
             data = MemStoreData(state_machine or KeyValueStateMachine())
+        elif not isinstance(data, MemStoreData):
+            raise TypeError(f"data must be a MemStoreData, got {type(data).__name__} {data!r:.80}")
         super().__init__(data.state_machine)
         self.data = data
 

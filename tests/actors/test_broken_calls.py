@@ -18,7 +18,9 @@ from pykka_raft import (
     GetInitialState,
     GetMetrics,
     MemStore,
+    Put,
     Raft,
+    RaftClient,
     RaftRouter,
     Register,
     ShuttingDown,
@@ -164,3 +166,41 @@ def test_a_failing_route_is_logged_once_per_interval(caplog: pytest.LogCaptureFi
         assert len(lines) == 1 and lines[0].levelno == logging.ERROR
     finally:
         router.stop()
+
+
+@pytest.mark.parametrize(
+    ("start", "words"),
+    [
+        pytest.param(lambda _: MemStore.start("notsm"), "state_machine must be", id="mem-machine"),
+        pytest.param(lambda _: MemStore.start(data=5), "data must be a MemStoreData", id="data"),
+        pytest.param(
+            lambda tmp: SqliteStore.start(str(tmp), 9, state_machine="x"),
+            "state_machine must be",
+            id="sqlite-machine",
+        ),
+    ],
+)
+def test_a_storage_refuses_what_is_not_a_state_machine(
+    start: Any, words: str, tmp_path: Any
+) -> None:
+    # It started, and failed at the first apply (or at once with an AttributeError).
+    before = len(pykka.ActorRegistry.get_all())
+    with pytest.raises(TypeError, match=words):
+        start(tmp_path)
+    assert len(pykka.ActorRegistry.get_all()) == before
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error"),
+    [
+        ({"backoff": (1,)}, ValueError),
+        ({"backoff": ("a", "b")}, ValueError),
+        ({"timeout": "x"}, TypeError),
+        ({"attempt_timeout": float("nan")}, ValueError),
+    ],
+)
+def test_a_raft_client_refuses_bad_settings(kwargs: dict[str, Any], error: type) -> None:
+    with pytest.raises(error):
+        RaftClient({}, **kwargs)
+    with pytest.raises(TypeError, match="timeout must be a number"):
+        RaftClient({}).write(Put("k", 1), timeout="x")  # type: ignore[arg-type]
