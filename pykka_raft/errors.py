@@ -18,11 +18,11 @@ class RaftError(Exception):
     """Root of every error raised by pykka_raft."""
 
 
-def _not_leader(leader_id: NodeId | None) -> str:
+def _not_leader(leader_id: NodeId | None, why: str | None = None) -> str:
     hint = (
         f"send it to node {leader_id}"
         if leader_id is not None
-        else "no leader is known yet: retry after an election timeout"
+        else why or "no leader is known yet: retry after an election timeout"
     )
     return f"this node is not the leader; {hint}"
 
@@ -50,13 +50,16 @@ class ForwardToLeader(ClientError):
     The write was definitely not committed through this node. The original payload is
     handed back so the application can forward it, buffer it until a leader is known, or
     fail its own client. ``leader_id`` is ``None`` while no leader is known (an election is
-    under way): retry after a short pause.
+    under way): retry after a short pause. ``why`` replaces that advice when the node knows
+    better (it was removed from the cluster: ask a member instead).
     """
 
-    def __init__(self, payload: ClientPayload | None, leader_id: NodeId | None) -> None:
+    def __init__(
+        self, payload: ClientPayload | None, leader_id: NodeId | None, why: str | None = None
+    ) -> None:
         self.payload = payload
         self.leader_id = leader_id
-        super().__init__(_not_leader(leader_id))
+        super().__init__(_not_leader(leader_id, why))
 
 
 class ApplicationError(ClientError):

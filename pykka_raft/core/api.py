@@ -51,9 +51,12 @@ class ClientApi(Engine):
             # A leader on its way out (removed by the committing configuration) knows no
             # leader to point to yet.
             hint = self.leader_id if leader is None else None
+            why = None
+            if hint is None and not self.membership.contains(self.id) and self.log.last_index:
+                why = f"node {self.id} is not a member of the cluster (removed): ask a member"
             for payload, token in writes:
                 accepted.accept(token)
-                accepted.refuse(token, ForwardToLeader(payload, hint))
+                accepted.refuse(token, ForwardToLeader(payload, hint, why))
             return
         # Backpressure: writes queued or awaiting commit (one per waiting index, roughly).
         limit, max_bytes = self.config.max_pending_writes, self.config.max_entry_bytes

@@ -85,6 +85,19 @@ def test_candidate_forwards_client_write_without_leader() -> None:
     assert error.leader_id is None
 
 
+def test_a_removed_node_says_so_instead_of_asking_to_retry() -> None:
+    """A node no longer in the cluster knows no leader, and never will: its refusal says to
+    ask a member, where "no leader is known yet: retry" had clients retry it forever."""
+    core = make_core(4, members=(1, 2, 3), term=1, entries=make_entries([1]))
+    core.client_write(payload("x"), token=2)
+    error = responds(core.take_commands())[0].error
+    assert isinstance(error, ForwardToLeader) and error.leader_id is None
+    assert "node 4 is not a member of the cluster (removed): ask a member" in str(error)
+    pristine = make_core(1, members=())
+    pristine.client_write(payload("x"), token=3)
+    assert "no leader is known yet" in str(responds(pristine.take_commands())[0].error)
+
+
 class _Cluster:
     """Leader 1 of (1, 2, 3) in term 2 whose follower 2 is matched and acknowledges."""
 
