@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+from typing import Any
 
 import attrs
 
@@ -78,6 +79,12 @@ class SnapshotPolicy:
         return self.logs_since_last is None
 
 
+def _fspath(value: Any) -> Any:
+    """A path-like object as its ``str`` (``pathlib.Path`` included); anything else as it
+    is, for the check that refuses it."""
+    return os.fspath(value) if isinstance(value, os.PathLike) else value
+
+
 @attrs.frozen
 class Config:
     """The configuration of one Raft node. All durations are in milliseconds.
@@ -150,7 +157,7 @@ class Config:
     metrics_rate: int = DEFAULT_METRICS_RATE
     snapshot_policy: SnapshotPolicy = attrs.field(factory=SnapshotPolicy)
     snapshot_max_chunk_size: int = DEFAULT_SNAPSHOT_CHUNKSIZE
-    snapshot_dir: str | None = None
+    snapshot_dir: str | None = attrs.field(default=None, converter=_fspath)
     catch_up_lag: int = DEFAULT_CATCH_UP_LAG
     catch_up_timeout: int = DEFAULT_CATCH_UP_TIMEOUT
     min_voters: int = DEFAULT_MIN_VOTERS
@@ -209,7 +216,8 @@ class Config:
         if self.snapshot_dir is not None:
             if not isinstance(self.snapshot_dir, str):
                 raise ConfigError(
-                    "snapshot_dir", f"must be a str path or None, got {self.snapshot_dir!r}"
+                    "snapshot_dir",
+                    f"must be a path (str or os.PathLike) or None, got {self.snapshot_dir!r}",
                 )
             _check_dir(self.snapshot_dir)
 

@@ -107,6 +107,8 @@ class RaftClient:
     ) -> None:
         _check_seconds(timeout, "timeout")
         _check_seconds(attempt_timeout, "attempt_timeout")
+        if isinstance(backoff, (list, tuple)):
+            backoff = (backoff[0], backoff[1]) if len(backoff) == 2 else tuple(backoff)
         if (
             not isinstance(backoff, tuple)
             or len(backoff) != 2

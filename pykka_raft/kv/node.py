@@ -45,6 +45,10 @@ from pykka_raft.kv.store import (
 
 logger = logging.getLogger("pykka_raft.kv")
 
+RETRY_PAUSE = 1.0
+"""Seconds a new leader waits before it tries again to record the directory and the
+session settings, after a write of them failed while it still led."""
+
 T = TypeVar("T")
 
 
@@ -283,12 +287,13 @@ class KvNode:
             metrics = self.view.wait_for(leading, timeout=None)
             if self._stopping.is_set() or not isinstance(metrics, RaftMetrics):
                 return
-            done_term = metrics.current_term
-            if not self._caught_up():
-                continue  # no longer leader, or stopping
-            for key, (record, what) in self._records_to_write(metrics).items():
-                if not self._write_record(key, record, what):
-                    break
+            if self._caught_up() and all(
+                self._write_record(key, record, what)
+                for key, (record, what) in self._records_to_write(metrics).items()
+            ):
+                done_term = metrics.current_term
+            else:  # then again while it leads this term (else in the next term it leads)
+                self._stopping.wait(RETRY_PAUSE)
 
     def _caught_up(self) -> bool:
         """Wait until this node has applied every entry committed before it asked (a
@@ -308,6 +313,18 @@ class KvNode:
         this node was given (at ``init``), and its session settings if the cluster's
         differ."""
         out: dict[str, tuple[str, str]] = {}
+        settings = settings_record(self.config.session_timeout, self.config.max_sessions)
+        recorded = self.state_machine.local_get(SETTINGS_KEY)
+        if recorded != settings:  # first: the others can wait, entries may not
+            if recorded is not None:
+                logger.warning(
+                    "the cluster's session settings are %s, this node's configuration says "
+                    "%s: this node leads now and records its own; give every node the same "
+                    "session_timeout and max_sessions",
+                    recorded,
+                    settings,
+                )
+            out[SETTINGS_KEY] = (settings, "the cluster's session settings")
         own = encode_value({"http": self.http_address, "raft": self.raft_address})
         if self.state_machine.local_get(node_key(self.node_id)) != own:
             out[node_key(self.node_id)] = (own, f"the addresses of node {self.node_id}")
@@ -318,18 +335,6 @@ class KvNode:
                 out.setdefault(
                     node_key(node_id), (encode_value(record), f"the addresses of node {node_id}")
                 )
-        settings = settings_record(self.config.session_timeout, self.config.max_sessions)
-        recorded = self.state_machine.local_get(SETTINGS_KEY)
-        if recorded != settings:
-            if recorded is not None:
-                logger.warning(
-                    "the cluster's session settings are %s, this node's configuration says "
-                    "%s: this node leads now and records its own; give every node the same "
-                    "session_timeout and max_sessions",
-                    recorded,
-                    settings,
-                )
-            out[SETTINGS_KEY] = (settings, "the cluster's session settings")
         return out
 
     def _write_record(self, key: str, record: str, what: str) -> bool:

@@ -72,7 +72,7 @@ def _settings_of(text: Any) -> tuple[float, int] | None:
         record = decode_value(text)
         timeout, most = record["session_timeout"], record["max_sessions"]
         SessionTable(timeout, max_sessions=most)  # the table's own checks
-    except (ValueError, TypeError, KeyError):
+    except (ValueError, TypeError, KeyError, ArithmeticError):  # 10**400: OverflowError
         return None
     return float(timeout), most
 

@@ -92,4 +92,7 @@ def error_of(response: Response) -> KvError:
 def compact(body: Any) -> bytes:
     """A request body as the service stores values: no spaces, UTF-8 as it is (so a value
     read back fits in a body as small as the one it was written with)."""
-    return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    try:
+        return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate: escaped, the node answers 400 for it
+        return json.dumps(body, separators=(",", ":")).encode("ascii")

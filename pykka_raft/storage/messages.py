@@ -21,10 +21,21 @@ from pykka_raft.messages.checks import _instance_of, _non_negative_int
 from pykka_raft.types import LogId, LogIndex
 
 
+def _as_tuple(value: Any) -> Any:
+    """A list of entries as a tuple (a network may deliver a request's entries as a list);
+    anything else as it is, for :func:`_entries` to check."""
+    return tuple(value) if type(value) is list else value
+
+
+def _as_bytes(value: Any) -> Any:
+    """A ``bytearray`` or ``memoryview`` as ``bytes``; anything else as it is."""
+    return bytes(value) if isinstance(value, (bytearray, memoryview)) else value
+
+
 def _entries(instance: Any, attribute: Any, value: Any) -> None:
     """A tuple of :class:`Entry` (what the node sends; checked so that a storage addressed
     directly refuses anything else when the message is built)."""
-    if type(value) is not tuple or not all(type(e) is Entry for e in value):
+    if type(value) is not tuple or not all(isinstance(e, Entry) for e in value):
         raise TypeError(
             f"{type(instance).__name__}.{attribute.name} must be a tuple of Entry, got "
             f"{type(value).__name__} {value!r:.80}"
@@ -70,7 +81,7 @@ class AppendEntryToLog:
     refused entries (empty when all were accepted). :func:`blank_refused` applies the rule.
     """
 
-    entries: tuple[Entry, ...] = attrs.field(validator=_entries)
+    entries: tuple[Entry, ...] = attrs.field(converter=_as_tuple, validator=_entries)
 
 
 def blank_refused(
@@ -99,7 +110,7 @@ def blank_refused(
 class ReplicateToLog:
     """Entries from the leader, each written at its index. Must not fail. Replies ``None``."""
 
-    entries: tuple[Entry, ...] = attrs.field(validator=_entries)
+    entries: tuple[Entry, ...] = attrs.field(converter=_as_tuple, validator=_entries)
 
 
 @attrs.frozen
@@ -123,7 +134,7 @@ class ApplyToStateMachine:
     passed too; the state machine answers ``None`` for them.
     """
 
-    entries: tuple[Entry, ...] = attrs.field(validator=_entries)
+    entries: tuple[Entry, ...] = attrs.field(converter=_as_tuple, validator=_entries)
 
 
 @attrs.frozen
@@ -162,7 +173,7 @@ class WriteSnapshotChunk:
 
     meta: SnapshotMeta = attrs.field(validator=_instance_of(SnapshotMeta))
     offset: int = attrs.field(validator=_non_negative_int)
-    data: bytes = attrs.field(validator=_instance_of(bytes))
+    data: bytes = attrs.field(converter=_as_bytes, validator=_instance_of(bytes))
 
 
 @attrs.frozen

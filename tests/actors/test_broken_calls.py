@@ -26,8 +26,8 @@ from pykka_raft import (
     ShuttingDown,
     SqliteStore,
     UnknownMessage,
+    VoteRequest,
 )
-from pykka_raft.network.router import _DirectRef
 
 
 class _RaisingReply:
@@ -155,14 +155,26 @@ def test_raft_start_refuses_what_it_cannot_run_with(args: tuple[Any, ...], words
         store.stop()
 
 
+class _BrokenRoute:
+    """A route whose every delivery raises."""
+
+    def tell(self, message: Any) -> None:
+        raise RuntimeError("route broke")
+
+
 def test_a_failing_route_is_logged_once_per_interval(caplog: pytest.LogCaptureFixture) -> None:
     router = RaftRouter.start()
     try:
-        ref = router
-        assert isinstance(ref, _DirectRef)
-        for _ in range(50):
-            ref.router.routing_failed(GetMetrics(), RuntimeError("route broke"))  # type: ignore[arg-type]
-        lines = [r for r in caplog.records if "routing GetMetrics failed" in r.getMessage()]
+        router.ask(Register(5, _BrokenRoute()))
+        futures = []
+        for _ in range(50):  # routed in this thread (the router's direct send)
+            future = pykka.ThreadingFuture[Any]()
+            router.tell(Call(VoteRequest(5, 1, 1, 0, 0), FutureReply(future)))
+            futures.append(future)
+        for future in futures:  # every caller is answered with the route's error
+            with pytest.raises(RuntimeError, match="route broke"):
+                future.get(timeout=10)
+        lines = [r for r in caplog.records if "routing VoteRequest failed" in r.getMessage()]
         assert len(lines) == 1 and lines[0].levelno == logging.ERROR
     finally:
         router.stop()

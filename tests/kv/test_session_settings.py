@@ -72,6 +72,7 @@ def test_the_session_timeout_follows_the_record() -> None:
         '{"max_sessions":5}',
         "[1,2]",
         "not json",
+        '{"max_sessions":5,"session_timeout":1' + "0" * 400 + "}",  # OverflowError
     ],
 )
 def test_a_record_that_is_not_valid_settings_is_ignored(record: str) -> None:

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from pykka_raft import Isolate, Restore
-from pykka_raft.kv import Client, HttpSettings, UnknownOutcome
+from pykka_raft.kv import BadRequest, Client, HttpSettings, UnknownOutcome
 from pykka_raft.kv.local import LocalCluster
 from pykka_raft.kv.writes import Outcome
 from tests.kv.conftest import follower_of, leader_of, request
@@ -210,3 +210,10 @@ def test_a_value_taken_without_a_session_is_taken_in_one(kv3: LocalCluster) -> N
     assert client.get("sessions/big2") == value
     over = request(url, "PUT", "/v1/kv/sessions/big", raw=body.encode() + b" " * 200)
     assert over.status == 413 and over.code == "body_too_large"
+
+
+def test_a_value_the_body_cannot_carry_as_utf8_is_a_bad_request(kv3: LocalCluster) -> None:
+    # A lone surrogate cannot be UTF-8: the client sends it escaped and the node refuses
+    # it (the client raised UnicodeEncodeError before sending, aborting a restore).
+    with pytest.raises(BadRequest):
+        Client([kv3.url(leader_of(kv3))]).put("sessions/surrogate", "\ud800")

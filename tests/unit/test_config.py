@@ -155,8 +155,12 @@ def test_durations_are_at_most_a_day(field: str) -> None:
 
 
 @pytest.mark.parametrize("path", [123, b"/tmp", ["/tmp"]], ids=["int", "bytes", "list"])
-def test_snapshot_dir_must_be_a_str(path: Any) -> None:
-    raises_config_error("snapshot_dir", "must be a str path or None", snapshot_dir=path)
+def test_snapshot_dir_must_be_a_path(path: Any) -> None:
+    raises_config_error("snapshot_dir", "must be a path (str or os.PathLike)", snapshot_dir=path)
+
+
+def test_a_snapshot_dir_given_as_a_path_object_is_kept_as_a_str(tmp_path: Path) -> None:
+    assert Config(snapshot_dir=tmp_path).snapshot_dir == str(tmp_path)
 
 
 @pytest.mark.parametrize("policy", [None, 5000, "disabled"], ids=["none", "int", "str"])

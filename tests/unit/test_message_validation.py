@@ -29,6 +29,7 @@ from pykka_raft.errors import DecodeError
 from pykka_raft.messages import (
     ClientPayload,
     ClientPayloadResponse,
+    Entry,
     EntryNormal,
     HardState,
     MembershipConfig,
@@ -287,7 +288,7 @@ def test_valid_messages_still_round_trip(message: Any) -> None:
         pytest.param(lambda: SaveHardState("hs"), "SaveHardState.hard_state", id="hard-state"),
         pytest.param(lambda: GetLogEntries("a", None), "GetLogEntries.start", id="range"),
         pytest.param(lambda: ReplicateToLog("entries"), "ReplicateToLog.entries", id="str"),
-        pytest.param(lambda: AppendEntryToLog([]), "AppendEntryToLog.entries", id="list"),
+        pytest.param(lambda: AppendEntryToLog({}), "AppendEntryToLog.entries", id="dict"),
         pytest.param(lambda: ApplyToStateMachine((1,)), "ApplyToStateMachine.entries", id="ints"),
         pytest.param(lambda: DeleteLogsFrom(1.5), "DeleteLogsFrom.index", id="float"),
         pytest.param(lambda: CreateSnapshot(None, None), "CreateSnapshot.last_included", id="c"),
@@ -306,3 +307,11 @@ def test_storage_messages_check_their_fields(build: Any, field: str) -> None:
     not a Python error inside the storage (or a value stored for the node to trip on)."""
     with pytest.raises(TypeError, match=re.escape(field)):
         build()
+
+
+def test_storage_messages_take_lists_of_entries_and_bytes_like_data() -> None:
+    """What a network may deliver: a request's entries as a list, a chunk as a bytearray."""
+    entry = Entry(1, 1, EntryNormal(Put("k", 1)))
+    assert ReplicateToLog([entry]).entries == (entry,)
+    meta = SnapshotMeta(LogId(1, 1), MembershipConfig((1,)), "s", 1)
+    assert WriteSnapshotChunk(meta, 0, bytearray(b"x")).data == b"x"
