@@ -59,6 +59,7 @@ class ForwardToLeader(ClientError):
     ) -> None:
         self.payload = payload
         self.leader_id = leader_id
+        self.why = why
         super().__init__(_not_leader(leader_id, why))
 
 

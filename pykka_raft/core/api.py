@@ -53,7 +53,8 @@ class ClientApi(Engine):
             hint = self.leader_id if leader is None else None
             why = None
             if hint is None and not self.membership.contains(self.id) and self.log.last_index:
-                why = f"node {self.id} is not a member of the cluster (removed): ask a member"
+                why = f"node {self.id} is not in the configuration it knows (removed, or not "
+                why += "added yet): ask a member"
             for payload, token in writes:
                 accepted.accept(token)
                 accepted.refuse(token, ForwardToLeader(payload, hint, why))

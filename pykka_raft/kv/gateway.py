@@ -64,12 +64,15 @@ class RaftGateway:
         self.node = node
         self.settings = node.config.http
 
-    def redirect(self, request: Request, leader_id: int | None) -> HttpError:
-        """The answer for a request this node cannot serve because ``leader_id`` leads."""
+    def redirect(
+        self, request: Request, leader_id: int | None, why: str | None = None
+    ) -> HttpError:
+        """The answer for a request this node cannot serve because ``leader_id`` leads
+        (``why``: the node's own reason when it knows no leader)."""
         if leader_id is None:
             return HttpError(
                 "no_leader",
-                "no leader is known (an election is under way); retry shortly",
+                why or "no leader is known (an election is under way); retry shortly",
                 headers=[("Retry-After", "1")],
                 leader_id=None,
                 leader_url=None,
@@ -130,7 +133,7 @@ class RaftGateway:
             )
             return response
         except ForwardToLeader as exc:
-            raise self.redirect(request, exc.leader_id) from None
+            raise self.redirect(request, exc.leader_id, exc.why) from None
         except Busy:
             raise HttpError(
                 "busy",
@@ -201,7 +204,7 @@ class RaftGateway:
                 ClientRead(query, policy), timeout=timeout
             )
         except ForwardToLeader as exc:
-            raise self.redirect(request, exc.leader_id) from None
+            raise self.redirect(request, exc.leader_id, exc.why) from None
         except ApplicationError as exc:
             raise HttpError(
                 "internal", f"the state machine could not answer the read: {exc.error}", status=500

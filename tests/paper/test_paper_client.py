@@ -92,7 +92,7 @@ def test_a_removed_node_says_so_instead_of_asking_to_retry() -> None:
     core.client_write(payload("x"), token=2)
     error = responds(core.take_commands())[0].error
     assert isinstance(error, ForwardToLeader) and error.leader_id is None
-    assert "node 4 is not a member of the cluster (removed): ask a member" in str(error)
+    assert "node 4 is not in the configuration it knows (removed, or not added yet)" in str(error)
     pristine = make_core(1, members=())
     pristine.client_write(payload("x"), token=3)
     assert "no leader is known yet" in str(responds(pristine.take_commands())[0].error)
