@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from pykka_raft.errors import StorageError
+from pykka_raft.messages import SnapshotMeta
 
 CHECKSUM = "sha256"
 """The digest recorded for every snapshot file (hex), checked when a store opens."""
@@ -141,10 +142,10 @@ class Reception:
     the data on disk, and :meth:`finish` syncs it then.
     """
 
-    def __init__(self, path: Path, snapshot_id: str, size: int) -> None:
+    def __init__(self, path: Path, meta: SnapshotMeta) -> None:
         self.path = path
-        self.snapshot_id = snapshot_id
-        self.size = size
+        self.meta = meta  # a chunk continues it only if its meta is equal in every field
+        self.size = meta.size
         self.written = 0
         self._digest = hashlib.new(CHECKSUM)
         self._fd: int | None = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)

@@ -227,13 +227,9 @@ class SqliteSnapshots(SqliteLog):
             if self._receiving is not None:
                 self._receiving.discard()
                 self._receiving = None
-            self._receiving = Reception(self.snapshot_dir / RECEIVING, meta.snapshot_id, meta.size)
+            self._receiving = Reception(self.snapshot_dir / RECEIVING, meta)
         receiving = self._receiving
-        if (
-            receiving is None
-            or receiving.snapshot_id != meta.snapshot_id
-            or receiving.written != offset
-        ):
+        if receiving is None or receiving.meta != meta or receiving.written != offset:
             raise InvalidRequest(
                 f"chunk at offset {offset} of {meta.snapshot_id!r} is out of order"
             )
@@ -252,11 +248,7 @@ class SqliteSnapshots(SqliteLog):
         """Make the received snapshot current: its file renamed into place, then one
         transaction with the log, ``last_applied`` and a durable machine's state."""
         receiving = self._receiving
-        if (
-            receiving is None
-            or receiving.snapshot_id != meta.snapshot_id
-            or receiving.written != meta.size
-        ):
+        if receiving is None or receiving.meta != meta or receiving.written != meta.size:
             raise InvalidRequest(f"snapshot {meta.snapshot_id!r} was not fully received")
         self._receiving = None
         checksum = receiving.finish()

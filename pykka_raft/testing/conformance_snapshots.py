@@ -164,6 +164,17 @@ class SnapshotConformance(ConformanceHarness):
         assert target.log() == ()
         assert target.initial().last_log_id == LogId(1, 6)
 
+    def test_two_stores_never_name_their_snapshots_alike(self) -> None:
+        """Snapshot ids are unique across the nodes of a cluster, not just in one store: a
+        receiver resumes a transfer from another leader by the snapshot's meta, and ids
+        every node derives alike (from the index and term, or a counter in each process)
+        would give equal metas to different bytes. Two stores snapshot the same entries
+        here; give each id a random part."""
+        self._need_snapshots()
+        first, second = self._compacted(self.store()), self._compacted(self.store())
+        assert first.last_included == second.last_included
+        assert first.snapshot_id != second.snapshot_id
+
     def test_snapshot_requests_that_make_no_sense_are_refused(self) -> None:
         """A chunk out of order, an install of a snapshot not fully received (or never
         received) raise, and change nothing; offset 0 starts a reception over."""
