@@ -61,19 +61,18 @@ class Engine(NodeState):
         Its term may have moved: a leader of the cluster being formed may reach it before
         its own ``InitWithConfig`` does.
         """
-        return (
-            self.role is Role.NON_VOTER
-            and self.log.last_index == 0
-            and not self.membership.all_nodes()
-        )
+        m = self.membership
+        return self.role is Role.NON_VOTER and self.log.last_index == 0 and not m.all_nodes()
 
-    def become_follower(self, term: Term, leader_id: NodeId | None) -> None:
-        """Follow ``leader_id`` (if known) in ``term``; a leader drops its LeaderState."""
+    def become_follower(self, term: Term, leader_id: NodeId | None, reset: bool = True) -> None:
+        """Follow ``leader_id`` (if known) in ``term``; a leader drops its LeaderState.
+        Without ``reset`` the election timer runs on (a vote refused: Figure 2)."""
         self.set_term(term)
         self.leader_id = leader_id
         self.role = Role.FOLLOWER if self.may_campaign() else Role.NON_VOTER
         self.election.votes_granted = set()
-        self.election.reset_timer()
+        if reset:
+            self.election.reset_timer()
         leader, self.leader = self.leader, None
         if leader is not None:
             if leader.change is not None:

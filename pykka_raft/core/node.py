@@ -215,8 +215,8 @@ class RaftCore(ClientApi):
             # §4.2.3: we hear from a leader: refuse, and do not take up the newer term.
             self.respond(token, VoteResponse(self.current_term, False))
             return
-        if request.term > self.current_term:
-            self.become_follower(request.term, None)  # D11: step down on any newer term
+        if request.term > self.current_term:  # D11; the timer runs on unless we grant
+            self.become_follower(request.term, None, reset=False)
         granted = may_vote_for(self, request)
         if granted:
             if self.voted_for is None:

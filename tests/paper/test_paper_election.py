@@ -257,6 +257,21 @@ def test_refusing_a_vote_in_the_same_term_does_not_reset_the_timer() -> None:
     assert core.role is Role.CANDIDATE
 
 
+def test_refusing_a_vote_of_a_newer_term_does_not_reset_the_timer() -> None:
+    """Figure 2 Followers, for a candidate of a newer term: the node takes up the term but
+    its timer runs on. When it reset, candidates whose logs are behind kept the one node
+    that could win from ever timing out (a livelock of the membership simulation, seed
+    2710568772: two removed nodes and a lagging voter outran the up-to-date voter)."""
+    timeout = _timeout_of_fresh_voter(seed=6)
+    core = _voter(seed=6, entries=make_entries([1, 1]))
+    core.tick(timeout - 1)
+    core.receive_vote(VoteRequest(1, 5, 2, 1, 1), token=1)  # newer term, shorter log
+    assert responds(core.take_commands())[0].value == VoteResponse(5, False)
+    assert core.current_term == 5
+    core.tick(1)
+    assert core.role is Role.CANDIDATE and core.current_term == 6
+
+
 # --- §5.4.1 election restriction ---------------------------------------------------------
 
 # The voter's log has terms [1, 2, 2]: last entry (term 2, index 3).

@@ -1031,14 +1031,14 @@ class StayingLeader(RaftCore):
         if token is not None:
             super()._start_transfer(target, token)
 
-    def become_follower(self, term: int, leader_id: int | None) -> None:
+    def become_follower(self, term: int, leader_id: int | None, reset: bool = True) -> None:
         if (
             self.role is Role.LEADER
             and term == self.current_term
             and not self.membership.is_voter(self.id)
         ):
             return
-        super().become_follower(term, leader_id)
+        super().become_follower(term, leader_id, reset)
 
 
 class UnknownIgnoringCandidate(RaftCore):

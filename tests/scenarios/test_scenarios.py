@@ -945,13 +945,13 @@ class CountingLeader(RaftCore):
 class StepDownFailsWrites(RaftCore):
     """Answers ForwardToLeader to its pending writes as soon as it stops leading."""
 
-    def become_follower(self, term: int, leader_id: int | None) -> None:
+    def become_follower(self, term: int, leader_id: int | None, reset: bool = True) -> None:
         if self.role is Role.LEADER:
             for index in sorted(self.writes.pending):
                 for pending in self.writes._take(index, lambda p: True):
                     error = ForwardToLeader(pending.payload, leader_id)
                     self.writes._answer(pending.token, error=error)
-        super().become_follower(term, leader_id)
+        super().become_follower(term, leader_id, reset)
 
 
 class TruncationFailsWrites(RaftCore):
