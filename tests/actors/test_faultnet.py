@@ -517,7 +517,9 @@ def test_held_follower_link_released_shuffled_catches_up(raft_cluster):
         cluster.net.ask(SetLinkRule(n, slow, LinkRule(hold=True)))
         cluster.net.ask(SetLinkRule(slow, n, LinkRule(hold=True)))
     indexes = [cluster.write(Put("k", i), among=tuple(others)) for i in range(10)]
-    assert len(cluster.net.ask(GetHeld())) > 0
+    # The writes may commit before the leader sends the slow node anything new (a request
+    # of its still in flight); its next heartbeat or resend is held.
+    wait_until(lambda: len(cluster.net.ask(GetHeld())) > 0, WAIT, "a held message")
     assert cluster.hub.get(slow).last_applied < indexes[-1]
     for n in others:
         cluster.net.ask(ClearLinkRule(n, slow))
