@@ -130,6 +130,39 @@ class _Hold:
     pass
 
 
+class _RaisingReply:
+    """A reply whose every answer raises."""
+
+    def set(self, *answer: Any) -> None:
+        raise RuntimeError("the reply broke")
+
+    set_exception = set
+
+
+@pytest.mark.parametrize(
+    "reply", [None, "not a reply", _RaisingReply()], ids=["none", "str", "raising"]
+)
+def test_a_broken_reply_queued_behind_a_stop_leaves_no_caller_unanswered(reply: Any) -> None:
+    _GatedRaft.gate.clear()
+    _GatedRaft.holding.clear()
+    router, store = RaftRouter.start(), MemStore.start()
+    node = _GatedRaft.start(1, FAST, router, store)
+    try:
+        node.tell(_Hold())
+        assert _GatedRaft.holding.wait(10)
+        stopped = node.stop(block=False)
+        node.tell(Call(GetMetrics(), reply))  # the teardown answers it: it must not die
+        asked = [node.ask(GetMetrics(), block=False) for _ in range(3)]
+        _GatedRaft.gate.set()
+        stopped.get(timeout=10)
+        for future in asked:  # before the fix: pykka.Timeout, the teardown had died
+            with pytest.raises((ShuttingDown, pykka.ActorDeadError)):
+                future.get(timeout=10)
+    finally:
+        _GatedRaft.gate.set()
+        pykka.ActorRegistry.stop_all()
+
+
 def test_a_call_told_to_a_stopping_node_is_answered_not_accepted() -> None:
     router, store = RaftRouter.start(), MemStore.start()
     node = _GatedRaft.start(1, FAST, router, store)
