@@ -19,7 +19,7 @@ import click
 
 from pykka_raft.kv import cli_run
 from pykka_raft.kv.client import Client
-from pykka_raft.kv.errors import EXIT_USAGE, KvError
+from pykka_raft.kv.errors import EXIT_UNAVAILABLE, EXIT_USAGE, KvError
 from pykka_raft.kv.gateway import CONSISTENCY_LEVELS
 from pykka_raft.kv.status import status_table
 from pykka_raft.messages import MAX_NODE_ID
@@ -301,9 +301,12 @@ def transfer_leader(ctx: click.Context, node_id: int | None) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the gathered view as JSON.")
 @click.pass_context
 def status(ctx: click.Context, as_json: bool) -> None:
-    """Print every member's role, term, indexes and lag, asking each node."""
+    """Print every member's role, term, indexes and lag, asking each node (exit 6 when no
+    node knows a leader)."""
     view = _run(ctx, lambda c: c.cluster_status())
     click.echo(json.dumps(view, indent=2, sort_keys=True) if as_json else status_table(view))
+    if view.get("leader_id") is None:
+        sys.exit(EXIT_UNAVAILABLE)  # printed, but the cluster cannot serve writes now
 
 
 for _command in cli_run.COMMANDS:
