@@ -216,7 +216,7 @@ class RaftCore(ClientApi):
             self.respond(token, VoteResponse(self.current_term, False))
             return
         if request.term > self.current_term:  # D11; the timer runs on unless we grant
-            self.become_follower(request.term, None, reset=False)
+            self.become_follower(request.term, None, reset=self.leader is not None)
         granted = may_vote_for(self, request)
         if granted:
             if self.voted_for is None:

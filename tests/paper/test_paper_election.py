@@ -272,6 +272,25 @@ def test_refusing_a_vote_of_a_newer_term_does_not_reset_the_timer() -> None:
     assert core.role is Role.CANDIDATE and core.current_term == 6
 
 
+def test_a_leader_refusing_a_vote_of_a_newer_term_waits_a_fresh_timeout() -> None:
+    """A leader's election clock stands still while it leads: stepping down on a refused
+    vote request of a newer term, it draws a fresh timeout instead of resuming the one it
+    had as a candidate. It won one ms before that one ran out, so it campaigned a ms after
+    stepping down, before the new leader's first AppendEntries could reach it, and (with
+    the paper's elections) deposed that leader though its vote could not be won."""
+    core = make_core(1, (1, 2, 3), term=1, entries=make_entries([1]))
+    tick_until(core, lambda: core.role is Role.CANDIDATE)
+    requests = {s.request.target: s.request for s in vote_requests(core.take_commands())}
+    core.tick(core.election.timeout - core.election.elapsed - 1)
+    core.vote_result(requests[2], VoteResponse(2, True))
+    assert core.role is Role.LEADER and core.current_term == 2
+    core.take_commands()
+    core.receive_vote(VoteRequest(1, 3, 3, 1, 1), token=7)  # newer term, shorter log
+    assert responds(core.take_commands())[0].value == VoteResponse(3, False)
+    core.tick(CONFIG.election_timeout_min - 1)
+    assert core.role is Role.FOLLOWER and core.current_term == 3
+
+
 # --- §5.4.1 election restriction ---------------------------------------------------------
 
 # The voter's log has terms [1, 2, 2]: last entry (term 2, index 3).
