@@ -50,6 +50,17 @@ _WRITE_OPS = {("kv", "PUT"): "put", ("kv", "DELETE"): "delete", ("cas", "POST"):
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"})
 """Request methods the request counter names; any other is counted as ``other``."""
 
+ALWAYS_SERVED = frozenset({"page", "metrics", "status"})
+"""Routes that never wait on Raft or on other nodes. With ``HttpSettings.threads`` above 1
+at most ``threads - 1`` other requests are handled at once, so one thread stays free for
+these: a node whose writes hang (its cluster lost its quorum) still answers its health
+checks and metrics at once."""
+
+SLOT_PATIENCE = 0.2
+"""Seconds a request waits for one of the ``threads - 1`` slots before ``503 busy``; it is
+refused at once when every slot has been held that long already (the requests holding
+them are stuck, not just busy)."""
+
 
 class KvApp:
     """The WSGI application of one node.
@@ -71,6 +82,9 @@ class KvApp:
         self._page = resources.files("pykka_raft.kv").joinpath("static/status.html").read_bytes()
         self._inflight = 0
         self._idle = threading.Condition()
+        self._slots = threading.BoundedSemaphore(max(1, self.settings.threads - 1))
+        self._slot_holders: dict[int, float] = {}  # thread id -> when it took its slot
+        self._holders_lock = threading.Lock()
         self.draining = False
         kv, admin = KvApi(self.gateway), AdminApi(self.gateway)
         post = frozenset({"POST"})
@@ -123,7 +137,7 @@ class KvApp:
             route_name, handler, params = self._route(environ)
             limit = self.settings.max_body_bytes + SESSION_FIELDS_BYTES
             request = Request(environ, params, limit)
-            status, body = handler(request)
+            status, body = self._handle(route_name, handler, request)
             if isinstance(body, RawBody):
                 payload, headers = body.data, [("Content-Type", body.content_type)]
             else:
@@ -154,6 +168,39 @@ class KvApp:
         headers += [("Content-Length", str(len(payload))), ("Cache-Control", "no-store")]
         start_response(f"{status} {http.client.responses.get(status, '')}", headers)
         return [payload]
+
+    def _handle(self, route_name: str, handler: Handler, request: Request) -> tuple[int, Any]:
+        """Run ``handler``; a request that may wait first takes one of the waiting slots."""
+        if route_name in ALWAYS_SERVED:
+            return handler(request)
+        if not self._take_slot():
+            raise HttpError(
+                "busy",
+                f"this node's other {self.settings.threads - 1} request threads are all "
+                "waiting on the cluster (the last one is kept for status and metrics); "
+                "retry shortly",
+                headers=[("Retry-After", "1")],
+            )
+        me = threading.get_ident()
+        with self._holders_lock:
+            self._slot_holders[me] = time.monotonic()
+        try:
+            return handler(request)
+        finally:
+            with self._holders_lock:
+                del self._slot_holders[me]
+            self._slots.release()
+
+    def _take_slot(self) -> bool:
+        """One of the slots of requests that may wait: at once, or within
+        :data:`SLOT_PATIENCE` unless every holder has already held its slot that long."""
+        if self._slots.acquire(blocking=False):
+            return True
+        with self._holders_lock:
+            youngest = max(self._slot_holders.values(), default=None)
+        if youngest is not None and time.monotonic() - youngest >= SLOT_PATIENCE:
+            return False
+        return self._slots.acquire(timeout=SLOT_PATIENCE)
 
     def _route(self, environ: dict[str, Any]) -> tuple[str, Handler, dict[str, str]]:
         path = request_path(environ)

@@ -18,6 +18,7 @@ import pytest
 
 from pykka_raft import Isolate
 from pykka_raft.kv import Client, HttpSettings
+from pykka_raft.kv import app as app_module
 from pykka_raft.testing import wait_until
 from tests.kv.conftest import PATIENT, leader_of, request
 
@@ -178,6 +179,58 @@ def test_a_stopping_node_answers_requests_in_flight(cluster_factory: Any) -> Non
     pending.join(60)
     (answer,) = answers
     assert answer.status == 504 and answer.code == "outcome_unknown"
+
+
+def test_health_checks_are_answered_while_every_write_hangs(cluster_factory: Any) -> None:
+    # Two request threads: one may wait on the cluster, the other stays free for status.
+    http = HttpSettings(request_timeout=30.0, threads=2, shutdown_grace=0.5)
+    cluster = cluster_factory([1, 2, 3], raft=PATIENT, http=http)
+    leader = leader_of(cluster, timeout=30)
+    server = cluster.servers[leader]
+    cluster.network.router.ask(Isolate(leader))  # its writes can no longer commit
+    answers: list[Any] = []
+    stuck = threading.Thread(
+        target=lambda: answers.append(request(server.url, "PUT", "/v1/kv/k", {"value": 1}))
+    )
+    stuck.start()
+    # Polled: neither the slot table nor its age is a metric anyone is woken on.
+    wait_until(
+        lambda: any(
+            time.monotonic() - since >= app_module.SLOT_PATIENCE
+            for since in list(server.app._slot_holders.values())
+        ),
+        10,
+        "the write to hold its slot for longer than the patience",
+    )
+    refused = request(server.url, "PUT", "/v1/kv/other", {"value": 2}, timeout=5)
+    assert refused.status == 503 and refused.code == "busy", refused.data
+    assert refused.headers["retry-after"] == "1"
+    for path in ("/v1/status", "/metrics", "/"):
+        assert request(server.url, "GET", path, timeout=5).status == 200, path
+    assert stuck.is_alive() and not answers  # the first write still hangs meanwhile
+
+
+def test_requests_wait_their_turn_for_a_thread_while_the_cluster_answers(
+    cluster_factory: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A healthy cluster busy with more requests than threads queues them, refusing none
+    # (patience raised so that a loaded machine's slow commit cannot refuse one).
+    monkeypatch.setattr(app_module, "SLOT_PATIENCE", 30.0)
+    cluster = cluster_factory([1, 2, 3], http=HttpSettings(threads=2))
+    leader = leader_of(cluster, timeout=30)
+    url = cluster.servers[leader].url
+    statuses: list[int] = []
+
+    def writer(n: int) -> None:
+        for i in range(10):
+            statuses.append(request(url, "PUT", f"/v1/kv/w{n}-{i}", {"value": i}).status)
+
+    writers = [threading.Thread(target=writer, args=(n,)) for n in range(6)]
+    for thread in writers:
+        thread.start()
+    for thread in writers:
+        thread.join(60)
+    assert statuses == [200] * 60
 
 
 @pytest.mark.parametrize(("flag", "expires"), [(["--session-timeout", "1"], True), ([], False)])
