@@ -85,10 +85,8 @@ class HttpSettings:
     """How the HTTP layer behaves.
 
     Attributes:
-        threads: waitress worker threads; each request waiting on Raft holds one, and
-            (with more than one) one is kept for ``GET /``, ``/metrics`` and
-            ``/v1/status``: a request finding the others all taken waits briefly, then
-            gets ``503 busy`` (docs/kv-service.md, "Busy threads").
+        threads: waitress worker threads; each request waiting on Raft holds one, and one
+            is kept for status and metrics (docs/kv-service.md, "Busy threads").
         max_body_bytes: the largest request body taken, plus 128 bytes for the
             ``client_id`` and ``sequence`` of a write in a session (so a value taken
             without one is taken in one); larger ones get 413.
