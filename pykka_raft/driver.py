@@ -43,6 +43,7 @@ from pykka_raft.core import commands as cmd
 from pykka_raft.core.node import RaftCore
 from pykka_raft.core.state import Role
 from pykka_raft.errors import (
+    RequestTooLarge,
     ShuttingDown,
     SnapshotsUnsupported,
     StorageError,
@@ -50,20 +51,16 @@ from pykka_raft.errors import (
 )
 from pykka_raft.logs import NODE
 from pykka_raft.messages import (
+    RESPONSE_FOR,
     AppendEntriesRequest,
-    AppendEntriesResponse,
     ClientPayload,
     ClientRead,
     GetMetrics,
     InstallSnapshotRequest,
-    InstallSnapshotResponse,
     ReadIndexRequest,
-    ReadIndexResponse,
     RpcRequest,
     TimeoutNowRequest,
-    TimeoutNowResponse,
     VoteRequest,
-    VoteResponse,
 )
 from pykka_raft.read_answers import ReadAnswers
 from pykka_raft.types import LogId
@@ -304,21 +301,18 @@ class NodeDriver:
         if error is not None:
             logger.debug("node %s: %s failed: %r", core.id, type(request).__name__, error)
             value = None
+        answer: Any = value if isinstance(value, RESPONSE_FOR.get(type(request), ())) else None
         if isinstance(request, AppendEntriesRequest):
-            ok = value if isinstance(value, AppendEntriesResponse) else None
-            core.append_entries_result(request, ok)
+            fits = error.fits if isinstance(error, RequestTooLarge) else None
+            core.append_entries_result(request, answer, fits)
         elif isinstance(request, VoteRequest):
-            core.vote_result(request, value if isinstance(value, VoteResponse) else None)
+            core.vote_result(request, answer)
         elif isinstance(request, InstallSnapshotRequest):
-            ack = value if isinstance(value, InstallSnapshotResponse) else None
-            core.install_snapshot_result(request, ack)
+            core.install_snapshot_result(request, answer)
         elif isinstance(request, TimeoutNowRequest):
-            core.timeout_now_result(
-                request, value if isinstance(value, TimeoutNowResponse) else None
-            )
+            core.timeout_now_result(request, answer)
         elif isinstance(request, ReadIndexRequest):
-            index = value if isinstance(value, ReadIndexResponse) else None
-            core.read_index_result(request, index)
+            core.read_index_result(request, answer)
         self._run()
 
     def stop(self, error: BaseException) -> None:

@@ -161,6 +161,29 @@ class Unreachable(RpcError):
     """The target node is partitioned away or stopped."""
 
 
+class RequestTooLarge(RpcError):
+    """The network cannot carry this request whole: it encodes to more than ``limit``
+    bytes. Nothing was sent.
+
+    Attributes:
+        size: the bytes counted when the network gave up (at least ``limit + 1``; it stops
+            encoding there).
+        limit: the largest request body the network sends.
+        fits: how many of an AppendEntries' entries fit under ``limit`` (0 when not even
+            the first one does); the leader sends that follower at most that many (at
+            least one) per request from then on, growing again as they are answered.
+    """
+
+    def __init__(self, size: int, limit: int, fits: int) -> None:
+        self.size = size
+        self.limit = limit
+        self.fits = fits
+        super().__init__(
+            f"request too large: it encodes to more than {limit:,} bytes ({size:,} counted); "
+            f"{fits} of its entries fit"
+        )
+
+
 class StorageError(InternalError):
     """The storage failed an operation; the node stopped to protect safety.
 

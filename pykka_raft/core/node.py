@@ -37,11 +37,7 @@ from pykka_raft.core.follower import plan_append
 from pykka_raft.core.leader import LeaderState
 from pykka_raft.core.log import RaftLog
 from pykka_raft.core.state import Role
-from pykka_raft.errors import (
-    LeadershipLost,
-    SafetyViolation,
-    Unreachable,
-)
+from pykka_raft.errors import LeadershipLost, SafetyViolation, Unreachable
 from pykka_raft.messages import (
     AppendEntriesRequest,
     AppendEntriesResponse,
@@ -332,12 +328,16 @@ class RaftCore(ClientApi):
         self.respond(token, answer, after_durable=True)
 
     def append_entries_result(
-        self, request: AppendEntriesRequest, response: AppendEntriesResponse | None
+        self,
+        request: AppendEntriesRequest,
+        response: AppendEntriesResponse | None,
+        fits: int | None = None,
     ) -> None:
-        """The outcome of an AppendEntries we sent (``None``: the network failed)."""
+        """Our AppendEntries' outcome (``None``: it failed; ``fits``: too large, that many fit)."""
         pr = self._answered(request.target, request.term, response.term if response else None)
         if pr is not None:
-            outcome = replication.on_append_result(self, self._lead(), pr, request, response)
+            lead = self._lead()
+            outcome = replication.on_append_result(self, lead, pr, request, response, fits)
             self._after_answer(request.target, outcome)
             if self.leader is not None and response is not None:
                 self._confirm_reads(self.leader)

@@ -13,6 +13,9 @@ States (the names etcd-raft uses for the same idea):
 A rejection, a lost request or a timeout in ``REPLICATE`` falls back to ``PROBE``. In
 ``SNAPSHOT`` the same events only reset the window: the transfer goes on.
 
+A request the network cannot carry whole (it says how many of its entries fit) caps the
+entries per request to that follower at that many (``fits``) until it has caught up.
+
 A lost AppendEntries that carried several entries, to a follower that answered something
 since it went out, also halves how many entries each request to that follower carries
 (``batch``), and every answered one doubles it again, up to ``Config.max_payload_entries``:
@@ -69,6 +72,9 @@ class Progress:
         acked_round: the latest heartbeat round the follower answered (``reads.py``).
         batch: the most entries one AppendEntries carries since one was lost (0: no limit
             but ``Config.max_payload_entries``).
+        fits: the most entries one AppendEntries carries since the network could not carry
+            a larger one (:class:`~pykka_raft.errors.RequestTooLarge`), until the follower
+            has caught up (0: no such limit).
     """
 
     next_index: LogIndex
@@ -80,6 +86,7 @@ class Progress:
     snapshot: SnapshotTransfer | None = None
     acked_round: int = 0
     batch: int = 0
+    fits: int = 0
 
     @property
     def probing(self) -> bool:
@@ -120,7 +127,13 @@ class Progress:
 
     def batch_size(self, most: int) -> int:
         """How many entries the next AppendEntries may carry (``most``: the configured cap)."""
-        return min(self.batch, most) if self.batch else most
+        size = min(self.batch, most) if self.batch else most
+        return min(self.fits, size) if self.fits else size
+
+    def too_large(self, entries: int, fits: int) -> None:
+        """An AppendEntries carrying ``entries`` was too large to send; ``fits`` of them
+        fit: send at most that many (at least one, fewer than before)."""
+        self.fits = max(1, min(fits, entries - 1))
 
     def sent(self, last_index: LogIndex, now: int, entries: int) -> None:
         """An AppendEntries through ``last_index``, carrying ``entries``, went out."""

@@ -148,12 +148,16 @@ def on_append_result(
     pr: Progress,
     request: AppendEntriesRequest,
     response: AppendEntriesResponse | None,
+    fits: int | None = None,
 ) -> Outcome:
-    """A follower answered our AppendEntries (``None``: the request failed)."""
+    """A follower answered our AppendEntries (``None``: the request failed; ``fits``: it
+    was too large to send, and that many of its entries fit)."""
     entries = len(request.entries)
     sent_at = pr.sent_at(request.last_index, entries)  # None: a late answer tells nothing
     if response is None:
-        if sent_at is not None:
+        if fits is not None and entries > 1:
+            pr.too_large(entries, fits)
+        elif sent_at is not None:
             pr.lost(entries, sent_at)
         if request.entries or pr.state is not ProgressState.REPLICATE:
             pr.become_probe()
@@ -165,6 +169,8 @@ def on_append_result(
         pr.answered(entries, node.config.max_payload_entries)
     if response.success:
         pr.acknowledged(request.last_index)
+        if pr.fits and pr.match_index >= node.log.last_index:
+            pr.fits = 0  # caught up: later writes need not be as large
         committed = min(request.leader_commit, request.last_index)
         if leader.forget_if_departed(request.target, committed):
             return Outcome.DEPARTED

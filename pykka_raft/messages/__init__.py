@@ -48,6 +48,7 @@ from pykka_raft.messages.entries import (
 )
 from pykka_raft.messages.membership import MembershipConfig
 from pykka_raft.messages.rpc import (
+    RESPONSE_FOR,
     AppendEntriesRequest,
     AppendEntriesResponse,
     ConflictOpt,
@@ -67,6 +68,7 @@ from pykka_raft.messages.state import HardState, InitialState
 
 __all__ = [
     "MAX_NODE_ID",
+    "RESPONSE_FOR",
     "AppendEntriesRequest",
     "AppendEntriesResponse",
     "ClientPayload",

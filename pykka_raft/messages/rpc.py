@@ -200,3 +200,12 @@ RpcResponse = Union[
     TimeoutNowResponse,
     ReadIndexResponse,
 ]
+
+RESPONSE_FOR: dict[type, type] = {
+    AppendEntriesRequest: AppendEntriesResponse,
+    VoteRequest: VoteResponse,
+    InstallSnapshotRequest: InstallSnapshotResponse,
+    TimeoutNowRequest: TimeoutNowResponse,
+    ReadIndexRequest: ReadIndexResponse,
+}
+"""The response type that answers each request type: every RPC a node sends."""

@@ -29,21 +29,13 @@ import attrs
 import msgpack  # type: ignore[import-untyped]
 
 from pykka_raft.codec import entry_to_primitive, from_primitive, to_primitive
-from pykka_raft.errors import DecodeError, RaftError
+from pykka_raft.errors import DecodeError, RaftError, RequestTooLarge
 from pykka_raft.messages import (
+    RESPONSE_FOR,
     AppendEntriesRequest,
-    AppendEntriesResponse,
     Entry,
-    InstallSnapshotRequest,
-    InstallSnapshotResponse,
-    ReadIndexRequest,
-    ReadIndexResponse,
     RpcRequest,
     RpcResponse,
-    TimeoutNowRequest,
-    TimeoutNowResponse,
-    VoteRequest,
-    VoteResponse,
 )
 
 VERSION = 1
@@ -66,14 +58,6 @@ MALFORMED_MSGPACK = "malformed_msgpack"
 UNKNOWN_TYPE = "unknown_type"
 DECODE_ERROR = "decode_error"
 
-RESPONSE_FOR: dict[type, type] = {
-    AppendEntriesRequest: AppendEntriesResponse,
-    VoteRequest: VoteResponse,
-    InstallSnapshotRequest: InstallSnapshotResponse,
-    TimeoutNowRequest: TimeoutNowResponse,
-    ReadIndexRequest: ReadIndexResponse,
-}
-"""The response type that answers each request type: every RPC a node sends."""
 REQUEST_TYPES: dict[str, type] = {cls.__name__: cls for cls in RESPONSE_FOR}
 RESPONSE_TYPES: dict[str, type] = {cls.__name__: cls for cls in RESPONSE_FOR.values()}
 
@@ -187,12 +171,21 @@ def _array_header(size: int) -> bytes:
 
 
 def encode_request(
-    request_id: int, request: RpcRequest, cache: EntryCache | None = None
+    request_id: int,
+    request: RpcRequest,
+    cache: EntryCache | None = None,
+    max_bytes: int | None = None,
 ) -> list[bytes]:
     """The two frames of a request.
 
     With a ``cache``, the entries of an AppendEntries are taken from (and added to) it:
-    the bytes are the same as without one (msgpack of the codec's primitive form).
+    the bytes are the same as without one (msgpack of the codec's primitive form). With
+    ``max_bytes`` too, encoding stops as soon as the body would be larger.
+
+    Raises:
+        RequestTooLarge: the body is over ``max_bytes`` (checked with a ``cache`` only:
+            the caller checks a request without entries itself); ``fits`` counts the
+            entries that fit.
     """
     header = encode_header(REQUEST, request_id)
     if cache is None:
@@ -202,14 +195,35 @@ def encode_request(
         return [header, pack_(to_primitive(request, RpcRequest))]
     primitive = to_primitive(attrs.evolve(request, entries=()), RpcRequest)
     chunks = [_map_header(len(primitive))]
+    after = 0  # where the entries go: after their array's header
     for key, value in primitive.items():
         chunks.append(pack_(key))
         if key == "entries":
             chunks.append(_array_header(len(request.entries)))
-            chunks.extend(cache.packed(entry) for entry in request.entries)
+            after = len(chunks)
         else:
             chunks.append(pack_(value))
+    if max_bytes is None:
+        entries = [cache.packed(entry) for entry in request.entries]
+    else:
+        entries = _entries_within(request.entries, cache, sum(map(len, chunks)), max_bytes)
+    chunks[after:after] = entries
     return [header, b"".join(chunks)]
+
+
+def _entries_within(
+    entries: tuple[Entry, ...], cache: EntryCache, size: int, max_bytes: int
+) -> list[bytes]:
+    """The encoded ``entries`` of a body whose other parts take ``size`` bytes, or
+    :class:`RequestTooLarge` as soon as the body would pass ``max_bytes``."""
+    out: list[bytes] = []
+    for entry in entries:
+        data = cache.packed(entry)
+        size += len(data)
+        if size > max_bytes:
+            raise RequestTooLarge(size, max_bytes, len(out))
+        out.append(data)
+    return out
 
 
 def encode_response(request_id: int, response: Any) -> list[bytes]:

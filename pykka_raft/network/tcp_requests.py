@@ -15,8 +15,8 @@ import zmq
 import zmq.utils.monitor
 
 from pykka_raft.calls import DEAD_ACTOR_ERRORS, Call, Reply
-from pykka_raft.errors import RpcError, UnknownNode, Unreachable
-from pykka_raft.messages import RpcRequest
+from pykka_raft.errors import RequestTooLarge, RpcError, UnknownNode, Unreachable
+from pykka_raft.messages import RESPONSE_FOR, RpcRequest
 from pykka_raft.network import frames
 from pykka_raft.network.contract import rpc_source
 from pykka_raft.network.frames import FrameError
@@ -101,23 +101,27 @@ class IoRequests(IoLinks):
         sock = peer.socket
         assert sock is not None
         request_id = next(self.ids)
+        cap = self.max_frame_bytes
         try:
-            parts = frames.encode_request(request_id, request, self.entry_cache)
+            parts = frames.encode_request(request_id, request, self.entry_cache, cap)
+            if len(parts[1]) > cap:  # a request without entries: checked whole
+                raise RequestTooLarge(len(parts[1]), cap, 0)
+        except RequestTooLarge as exc:
+            self.not_sent(
+                REQUEST_TOO_LARGE,
+                dst,
+                f"a {type(request).__name__} would exceed max_frame_bytes ({cap}) "
+                f"({exc.size} bytes counted); {exc.fits} of its entries fit, and the leader "
+                "sends this node at most that many at a time (raise max_frame_bytes or "
+                "lower Config.max_payload_entries to avoid it)",
+            )
+            self._fail(reply, peer, exc)
+            return
         except Exception as exc:
             self.not_sent(ENCODE_ERROR, dst, f"cannot encode {type(request).__name__}: {exc!r}")
             self._fail(reply, peer, RpcError(f"cannot encode {type(request).__name__}: {exc}"))
             return
         size = len(parts[0]) + len(parts[1])
-        if len(parts[1]) > self.max_frame_bytes:
-            self.not_sent(
-                REQUEST_TOO_LARGE,
-                dst,
-                f"a {type(request).__name__} of {len(parts[1])} bytes exceeds max_frame_bytes "
-                f"({self.max_frame_bytes}); the leader sends this node fewer entries at a time "
-                "(raise max_frame_bytes or lower Config.max_payload_entries to avoid it)",
-            )
-            self._fail(reply, peer, RpcError(f"request of {len(parts[1])} bytes is too large"))
-            return
         try:
             sock.send_multipart(parts, zmq.NOBLOCK)
         except zmq.Again:
@@ -127,7 +131,7 @@ class IoRequests(IoLinks):
             return
         now = time.monotonic()
         deadline = now + self.rpc_timeout
-        response_type = frames.RESPONSE_FOR[type(request)]
+        response_type = RESPONSE_FOR[type(request)]
         self.pending[request_id] = _Pending(reply, dst, response_type, now, deadline)
         self.deadlines.append((deadline, request_id))
         peer.requests_sent += 1

@@ -30,6 +30,7 @@ from pykka_raft import (
     InstallSnapshotResponse,
     MembershipConfig,
     Put,
+    RequestTooLarge,
     RpcError,
     UnknownMessage,
     UnknownNode,
@@ -276,6 +277,22 @@ def test_a_request_over_the_size_cap_is_refused_at_once(tcp_keys: Path) -> None:
     with pytest.raises(RpcError, match="too large"):
         call(two, big)
     assert metrics(two).error_count("request_too_large") == 1
+
+
+def test_an_append_over_the_size_cap_says_how_many_of_its_entries_fit(tcp_keys: Path) -> None:
+    _, two, _ = secure_pair(tcp_keys, config=SMALL_ENTRIES, max_frame_bytes=5000)
+    entries = tuple(Entry(i, 1, EntryNormal(b"x" * 1000)) for i in range(1, 11))
+    append = AppendEntriesRequest(1, 1, 2, 0, 0, entries, 0)
+    with pytest.raises(RequestTooLarge) as caught:
+        call(two, append)
+    # Each entry takes a little over 1000 bytes: four fit in 5000, the fifth does not.
+    assert (caught.value.fits, caught.value.limit) == (4, 5000)
+    assert 5000 < caught.value.size < 6000  # it stopped at the fifth, not after all ten
+    assert metrics(two).error_count("request_too_large") == 1
+    within = frames.encode_request(
+        7, attrs.evolve(append, entries=entries[:4]), frames.EntryCache(), 5000
+    )
+    assert within == frames.encode_request(7, attrs.evolve(append, entries=entries[:4]))
 
 
 # --- membership, keys, isolation --------------------------------------------------------

@@ -324,6 +324,35 @@ def test_leader_sends_smaller_batches_to_a_follower_that_does_not_answer_in_time
     assert answered[-1][-1] == core.leader.progress[3].match_index == 40  # 41: not flushed
 
 
+def test_a_batch_the_network_cannot_carry_is_cut_to_what_fits_until_the_follower_caught_up() -> (
+    None
+):
+    """A network that cannot carry an AppendEntries whole says how many of its entries fit
+    (``RequestTooLarge.fits``): the leader sends that many at a time from then on, at
+    once, rather than halving a batch again and again, and lifts the limit once the
+    follower has caught up."""
+    config = attrs.evolve(CONFIG, max_payload_entries=16, max_inflight=1)
+    core = make_core(1, term=1, entries=make_entries([1] * 40), config=config)
+    probe = _send_to(elect(core, granting=[2]), 3)
+    core.append_entries_result(probe, AppendEntriesResponse(2, False, ConflictOpt(0, 0)))
+    first = _batch_to(core, 3)
+    assert len(first.entries) == 16
+    core.append_entries_result(first, None, fits=3)
+    core.tick(CONFIG.heartbeat_interval)
+    sizes = []
+    retry = _batch_to(core, 3, required=False)
+    while retry is not None:
+        sizes.append(len(retry.entries))
+        core.append_entries_result(retry, ack(retry))
+        retry = _batch_to(core, 3, required=False)
+    assert sizes == [3] * 13 + [1], "three at a time, from the known match"
+    assert core.leader.progress[3].fits == 3, "41, the leader's blank entry, is not sent yet"
+    core.log_written(LogId(2, 41), leader=True)
+    last = _batch_to(core, 3)
+    core.append_entries_result(last, ack(last))
+    assert core.leader.progress[3].match_index == 41 and core.leader.progress[3].fits == 0
+
+
 def test_a_late_answer_to_a_batch_given_up_on_does_not_restore_its_size() -> None:
     """The answer to a batch that already timed out arrives late: it acknowledges its
     entries, but it came too late to show that such a batch gets through in time."""
