@@ -95,10 +95,9 @@ class RaftNetwork(pykka.ThreadingActor, abc.ABC):
         if isinstance(message, Call) and isinstance(message.message, RPC_REQUESTS):
             self.send(message.message, message.reply)
             return None
-        if isinstance(message, MembershipChanged):
-            self.membership_changed(message.node_id, message.membership)
-            return None
         try:
+            if isinstance(message, MembershipChanged):
+                return self.membership_changed(message.node_id, message.membership)
             return self.handle_other(message)
         except Exception as exc:
             if asked:

@@ -219,8 +219,10 @@ class TcpNetwork(RaftNetwork):
         self._io.submit(("req", request, reply))
 
     def membership_changed(self, node_id: NodeId, membership: MembershipConfig) -> None:
-        """Learn the addresses the membership carries."""
-        self._io.call(lambda: self._io.learn_addresses(membership.addresses, "the membership"))
+        """Learn the addresses and members the membership carries (a failure, such as an
+        I/O thread too busy to answer, is logged and the network goes on)."""
+        io = self._io
+        io.call(lambda: io.membership_changed(membership))
 
     def handle_other(self, message: Any) -> Any:
         """Control messages."""

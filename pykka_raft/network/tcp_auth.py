@@ -32,7 +32,7 @@ class IoAuth(IoBase):
         self.last_key_reload = now
         try:
             found, bad = read_public_keys(keys.key_dir)
-        except CurveKeyError as exc:
+        except (CurveKeyError, OSError) as exc:
             self.limiter.log(logging.WARNING, "key_dir", "cannot read the key directory: %s", exc)
             return False
         for node_id, reason in bad.items():

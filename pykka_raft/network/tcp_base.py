@@ -73,6 +73,8 @@ class IoBase:
         self.max_frame_bytes = max_frame_bytes
         self.rpc_timeout = rpc_timeout_ms / 1000
         self.addresses: dict[NodeId, str] = dict(addresses)
+        self.members: frozenset[NodeId] | None = None  # None until a membership is known
+        self.next_sweep = 0.0  # when to look for idle connections to non-members
         self.peer_keys: dict[NodeId, bytes] = keys.peer_book() if keys else {}
         self.key_owners: dict[bytes, NodeId] = {}
         self._rebuild_owners()
@@ -95,6 +97,10 @@ class IoBase:
         self.inbox: collections.deque[tuple[Any, ...]] = collections.deque()
         self.wake_pending = False
         self.closed = False
+        # Held while writing to the wake pipe and while closing it: once closed, its
+        # descriptor numbers may name another file of this process.
+        self._wake_lock = threading.Lock()
+        self._wake_closed = False
         self.stopping = False
         self.by_socket: dict[Any, _Peer] = {}
         self.by_monitor: dict[Any, _Peer] = {}
@@ -154,10 +160,16 @@ class IoBase:
         self.inbox.append(item)
         if not self.wake_pending:
             self.wake_pending = True
-            with contextlib.suppress(BlockingIOError, OSError):
-                os.write(self.wake_w, b"\0")
+            self.wake()
         if self.closed:  # closed (maybe meanwhile): nothing may be left unanswered
             self._drain_closed()
+
+    def wake(self) -> None:
+        """Wake the I/O thread (any thread; nothing once the network has closed)."""
+        with self._wake_lock:
+            if not self._wake_closed:
+                with contextlib.suppress(BlockingIOError, OSError):
+                    os.write(self.wake_w, b"\0")
 
     def call(self, fn: Callable[[], Any], timeout: float = 10.0) -> Any:
         """Run ``fn`` on the I/O thread and return its result (control messages only)."""
@@ -209,9 +221,11 @@ class IoBase:
                         sock.disable_monitor()
                     sock.close(linger=0)
         self.ctx.term()
-        for fd in (self.wake_r, self.wake_w):
-            with contextlib.suppress(OSError):
-                os.close(fd)
+        with self._wake_lock:
+            self._wake_closed = True
+            for fd in (self.wake_r, self.wake_w):
+                with contextlib.suppress(OSError):
+                    os.close(fd)
 
     # --- refusals, waiting requests and closing peers ----------------------------------
 
@@ -235,12 +249,13 @@ class IoBase:
         if len(self.completed) > REMEMBERED_IDS:
             self.completed.popitem(last=False)
 
-    def _fail_pending(self, peer: _Peer, why: str) -> None:
-        """Answer every request waiting on ``peer`` with ``Unreachable`` now."""
+    def _fail_pending(self, peer: _Peer, why: str, error: Unreachable | None = None) -> None:
+        """Answer every request waiting on ``peer`` with ``error`` (by default
+        ``Unreachable`` naming ``why``) now; each counts as timed out."""
         waiting = [rid for rid, p in self.pending.items() if p.peer == peer.node_id]
         if not waiting:
             return
-        error = Unreachable(f"node {peer.node_id}: {why}")
+        error = error or Unreachable(f"node {peer.node_id}: {why}")
         for rid in waiting:
             pending = self.pending.pop(rid)
             self._remember(rid, "timed_out")
@@ -250,6 +265,8 @@ class IoBase:
     def _close_peer_socket(self, peer: _Peer) -> None:
         sock, monitor = peer.socket, peer.monitor
         peer.socket = peer.monitor = None
+        if sock is not None and peer.state != "refused":
+            peer.state = "idle"  # a new connection is opened on the next request
         if sock is not None:
             self.by_socket.pop(sock, None)
             with contextlib.suppress(KeyError):

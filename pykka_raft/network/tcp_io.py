@@ -26,6 +26,8 @@ from typing import Any
 import zmq
 import zmq.utils.monitor
 
+from pykka_raft.calls import deliver_error
+from pykka_raft.errors import RpcError
 from pykka_raft.network.keys import CurveKeys
 from pykka_raft.network.tcp_base import _CallResult
 from pykka_raft.network.tcp_messages import INTERNAL_ERROR, NetworkMetrics
@@ -63,8 +65,7 @@ class IoLoop(IoRequests):
     def stop(self) -> None:
         """Stop the I/O thread; every request still waiting is answered ``Unreachable``."""
         self.stopping = True
-        with contextlib.suppress(OSError):
-            os.write(self.wake_w, b"\0")
+        self.wake()
         if self.thread.is_alive() and threading.current_thread() is not self.thread:
             self.thread.join(10)
         elif not self.thread.is_alive() and not self.closed:
@@ -98,15 +99,14 @@ class IoLoop(IoRequests):
         try:
             fn(*args)
         except Exception as exc:
-            self.errors[INTERNAL_ERROR] += 1
-            self.limiter.log(
-                logging.ERROR,
-                INTERNAL_ERROR,
-                "node %s: network I/O step failed: %r",
-                self.node_id,
-                exc,
-            )
-            logger.debug("network I/O step failed", exc_info=True)
+            self._internal_error(exc)
+
+    def _internal_error(self, exc: Exception) -> None:
+        self.errors[INTERNAL_ERROR] += 1
+        self.limiter.log(
+            logging.ERROR, INTERNAL_ERROR, "node %s: network I/O step failed: %r", self.node_id, exc
+        )
+        logger.debug("network I/O step failed", exc_info=exc)
 
     def _step(self, events: dict[Any, int]) -> None:
         if self.wake_r in events:
@@ -131,7 +131,11 @@ class IoLoop(IoRequests):
             self._router_events()
         if self.zap is not None and self.zap in events:
             self._handle_zap()
-        self._expire(time.monotonic())
+        now = time.monotonic()
+        self._expire(now)
+        if now >= self.next_sweep:
+            self.next_sweep = now + 1.0
+            self.close_idle_outsiders(now)
 
     def _process_inbox(self) -> None:
         inbox = self.inbox
@@ -139,7 +143,13 @@ class IoLoop(IoRequests):
             item = inbox.popleft()
             kind = item[0]
             if kind == "req":
-                self._guard(self._send_request, item[1], item[2])
+                try:
+                    self._send_request(item[1], item[2])
+                except Exception as exc:  # a bug or the system's limits: still answered
+                    self._internal_error(exc)
+                    if all(p.reply is not item[2] for p in self.pending.values()):
+                        error = RpcError(f"the network could not send it: {exc!r}")
+                        deliver_error(item[2], error)
             elif kind == "resp":
                 self._guard(self._send_response, item[1], item[2], item[3])
             elif kind == "call":

@@ -12,6 +12,8 @@ import zmq
 import zmq.utils.monitor
 
 from pykka_raft.errors import RpcError, Unreachable
+from pykka_raft.messages import MembershipConfig
+from pykka_raft.network import tcp_peers
 from pykka_raft.network.tcp_auth import IoAuth
 from pykka_raft.network.tcp_messages import BAD_ADDRESS, HANDSHAKE_FAILED, NO_KEY
 from pykka_raft.network.tcp_peers import BATCH, REFUSED_RETRY, _endpoint, _event_text, _Peer, logger
@@ -38,7 +40,11 @@ class IoLinks(IoAuth):
                     f"{peer.node_id}.key to the key directory or send TrustKey",
                 )
                 return Unreachable(f"no CURVE public key is known for node {peer.node_id}")
-        sock = self.ctx.socket(zmq.DEALER)
+        try:
+            sock = self.ctx.socket(zmq.DEALER)
+        except zmq.ZMQError as exc:  # e.g. too many open files
+            self.refuse(BAD_ADDRESS, f"node {peer.node_id}", f"cannot open a socket: {exc}")
+            return Unreachable(f"cannot open a socket to node {peer.node_id}: {exc}")
         monitor: zmq.Socket[bytes] | None = None
         try:
             self._socket_options(sock)
@@ -165,3 +171,24 @@ class IoLinks(IoAuth):
                 peer.address = address
                 if peer.socket is not None:
                     self._close_peer_socket(peer)  # reconnect to the new address
+
+    def membership_changed(self, membership: MembershipConfig) -> None:
+        """Learn the addresses ``membership`` carries and which nodes are members."""
+        self.learn_addresses(membership.addresses, "the membership")
+        self.members = membership.all_nodes()
+
+    def close_idle_outsiders(self, now: float) -> None:
+        """Close the connections to nodes outside the membership that no request used for
+        :data:`OUTSIDER_IDLE` seconds (a leader still talks to a removed node for a while,
+        to tell it of its removal; a later request opens a new connection)."""
+        if self.members is None:
+            return
+        busy = {p.peer for p in self.pending.values()}
+        for peer in self.peers.values():
+            if (
+                peer.socket is not None
+                and peer.node_id not in self.members
+                and peer.node_id not in busy
+                and now - peer.last_sent >= tcp_peers.OUTSIDER_IDLE
+            ):
+                self._close_peer_socket(peer)

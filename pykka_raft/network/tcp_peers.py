@@ -25,6 +25,7 @@ KEY_RELOAD_INTERVAL = 1.0  # seconds between two reads of the key directory
 RTT_SAMPLES = 1024
 MAX_PEERS = 1024  # peers with metrics of their own
 REFUSED_RETRY = 1.0  # seconds before connecting again to a peer that refused the handshake
+OUTSIDER_IDLE = 30.0  # seconds after which an unused connection to a non-member is closed
 REMEMBERED_IDS = 4096  # answered or timed-out request ids kept to tell late from bogus
 
 
@@ -80,6 +81,7 @@ class _Peer:
         self.failures = 0
         self.rtt_ms: collections.deque[float] = collections.deque(maxlen=RTT_SAMPLES)
         self.retry_at = 0.0  # after a refused handshake: no new connection before this
+        self.last_sent = 0.0  # when a request last went to it (time.monotonic)
 
     def metrics(self) -> PeerMetrics:
         ordered = sorted(self.rtt_ms)

@@ -136,6 +136,7 @@ class IoRequests(IoLinks):
         self.deadlines.append((deadline, request_id))
         peer.requests_sent += 1
         peer.bytes_sent += size
+        peer.last_sent = now
 
     def _expire(self, now: float) -> None:
         deadlines = self.deadlines
@@ -226,6 +227,10 @@ class IoRequests(IoLinks):
                 return
             sender: NodeId | None = None
             who = "a peer"
+            data = [p.bytes for p in parts]
+            size = sum(len(p) for p in data[1:])
+            self.frames_received += 1
+            self.bytes_received += size
             if secure:
                 with contextlib.suppress(zmq.ZMQError, ValueError):
                     node, _, key = str(parts[0].get("User-Id")).partition(":")
@@ -240,10 +245,6 @@ class IoRequests(IoLinks):
                             "a key that has been replaced since",
                         )
                         continue
-            data = [p.bytes for p in parts]
-            size = sum(len(p) for p in data[1:])
-            self.frames_received += 1
-            self.bytes_received += size
             if sender is not None:
                 self._peer_of(sender).bytes_received += size
             try:
@@ -339,10 +340,7 @@ class IoRequests(IoLinks):
             targets = [p for p in self.peers.values() if p.node_id == node_id]
         if isolated:  # answers in flight would cross the cut: they are lost, fail them now
             for peer in targets:
-                for rid in [r for r, p in self.pending.items() if p.peer == peer.node_id]:
-                    pending = self.pending.pop(rid)
-                    self._remember(rid, "timed_out")
-                    pending.reply.set_exception(error)
+                self._fail_pending(peer, "cut off", error)
         logger.warning(
             "node %s: %s %s",
             self.node_id,

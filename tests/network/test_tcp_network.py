@@ -6,6 +6,7 @@ Peers are other TcpNetworks, or raw ZeroMQ sockets playing a misbehaving peer.
 from __future__ import annotations
 
 import logging
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -355,9 +356,11 @@ def test_a_replaced_key_is_refused_on_the_connection_it_opened(tmp_path: Path) -
     public2, secret2 = load_keypair(tmp_path / "new" / "node-2.key_secret")
     one.ask(TrustKey(2, public2))
     refused = metrics(one).error_count("auth_refused")
+    frames_before = metrics(one).frames_received
     with pytest.raises(Unreachable):  # the same connection, the old key: no answer
         call(old_two, vote(1, 2, term=2))
     assert metrics(one).error_count("auth_refused") == refused + 1
+    assert metrics(one).frames_received == frames_before + 1  # counted like any other
     assert vote(1, 2, term=2) not in echo.ask("calls")
     new_two = TcpNetwork.start(
         2,
@@ -641,3 +644,105 @@ def test_many_threads_may_send_at_once(tcp_keys: Path) -> None:
     assert sorted(a.term for a in answers) == sorted(
         t for i in range(4) for t in range(i * 100, i * 100 + 50)
     )
+
+
+# --- the I/O thread's own failures, closing, and what the metrics say ---------------------
+
+
+def test_an_answer_after_stop_writes_nothing_to_a_reused_descriptor() -> None:
+    from pykka_raft.network.tcp_requests import _WireReply
+
+    net = TcpNetwork.start(1, insecure=True)
+    io = net._io
+    reply = _WireReply(io, b"rid", 1, 2)  # an incoming request's reply, held by the node
+    net.stop()
+    files = []
+    try:
+        while not files or files[-1].fileno() < io.wake_w:  # the lowest free one comes first
+            files.append(tempfile.TemporaryFile())  # noqa: SIM115 (closed below)
+        reused = next(f for f in files if f.fileno() == io.wake_w)
+        reply.set(VoteResponse(1, True))  # the node answers late, as it does when it stops
+        reused.seek(0)
+        assert reused.read() == b""
+    finally:
+        for f in files:
+            f.close()
+
+
+def test_a_request_the_io_thread_fails_to_send_is_still_answered(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from pykka_raft.network import tcp_io
+
+    def no_sockets_left(*args: Any) -> None:
+        raise zmq.ZMQError(24, "Too many open files")
+
+    net = TcpNetwork.start(2, insecure=True, addresses={1: "127.0.0.1:1"}, config=CONFIG)
+    monkeypatch.setattr(tcp_io.IoLoop, "_send_request", no_sockets_left)
+    with pytest.raises(RpcError, match=r"could not send it: .*Too many open files"):
+        call(net, vote(1, 2))
+    assert metrics(net).error_count("internal_error") == 1
+
+
+def test_an_unreadable_key_directory_refuses_the_request_instead_of_losing_it(
+    tcp_keys: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pykka_raft.network import tcp_auth
+
+    def unreadable(directory: Any) -> Any:
+        raise PermissionError(13, "Permission denied", str(directory))
+
+    net = TcpNetwork.start(
+        2, config=CONFIG, keys=CurveKeys.from_dir(tcp_keys, 2), addresses={9: "127.0.0.1:1"}
+    )
+    monkeypatch.setattr(tcp_auth, "read_public_keys", unreadable)
+    with pytest.raises(Unreachable, match="no CURVE public key is known for node 9"):
+        call(net, vote(9, 2))
+
+
+def test_idle_connections_to_nodes_outside_the_membership_are_closed(
+    tcp_keys: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pykka_raft.network import tcp_peers
+
+    monkeypatch.setattr(tcp_peers, "OUTSIDER_IDLE", 0.0)  # unused for 0 s: closed
+    _, two, _ = secure_pair(tcp_keys)
+    call_when_connected(two, vote(1, 2))
+    assert metrics(two).peer(1).state == "connected"
+    two.ask(MembershipChanged(2, MembershipConfig((1, 2))))
+    assert two._io.peers[1].socket is not None  # a member: kept
+    two.ask(MembershipChanged(2, MembershipConfig((2,), addresses={2: two.address})))
+    wait_until(lambda: two._io.peers[1].socket is None, 5, "node 1's connection to close")
+    assert metrics(two).peer(1).state == "idle"
+    assert call_when_connected(two, vote(1, 2, term=2)) == VoteResponse(2, True)  # reopened
+
+
+def test_a_request_failed_by_isolation_counts_as_timed_out() -> None:
+    one = TcpNetwork.start(1, insecure=True, config=CONFIG)
+    one.ask(Register(1, Echo.start()))
+    two = TcpNetwork.start(2, insecure=True, addresses={1: one.address}, config=CONFIG)
+    call_when_connected(two, vote(1, 2))
+    one.ask(Register(1, Echo.start(silent=True)))  # from now on nothing is answered
+    future: pykka.ThreadingFuture[Any] = pykka.ThreadingFuture()
+    two.tell(Call(vote(1, 2, term=2), FutureReply(future)))
+    wait_until(lambda: metrics(two).pending == 1, 5, "the request to wait for its answer")
+    two.ask(Isolate(1))
+    with pytest.raises(Unreachable, match="cut off"):
+        future.get(timeout=5)
+    assert metrics(two).peer(1).timeouts == 1
+
+
+def test_a_membership_the_network_cannot_take_is_logged_and_it_goes_on(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from pykka_raft.network import tcp_io
+
+    def busy(*args: Any) -> None:
+        raise TimeoutError("the network's I/O thread did not answer")
+
+    net = TcpNetwork.start(2, insecure=True, config=CONFIG)
+    monkeypatch.setattr(tcp_io.IoLoop, "membership_changed", busy)
+    with caplog.at_level(logging.WARNING):
+        net.tell(MembershipChanged(2, MembershipConfig((1, 2), addresses={1: "127.0.0.1:1"})))
+        assert metrics(net).node_id == 2  # still answering: it did not stop
+    assert "dropped a MembershipChanged sent with tell: the network's I/O thread" in caplog.text
