@@ -5,7 +5,6 @@ the durability contract of :mod:`pykka_raft.storage.contract`."""
 from __future__ import annotations
 
 import abc
-import contextlib
 import copy
 import functools
 import inspect
@@ -110,10 +109,25 @@ class RaftStorage(pykka.ThreadingActor, abc.ABC):
         """What a call gets that this storage can no longer handle."""
         return StorageError(f"{cls.__name__} has stopped")
 
+    build_results: tuple[type, ...] = (SnapshotBuilt,)
+    """Internal messages a background snapshot build sends back; each has a ``reply``."""
+
     def on_stop(self) -> None:
-        """Answer every call still queued: the storage is gone (the node stops on it)."""
+        """Answer every call still queued, and every snapshot build whose result is: the
+        storage is gone (the node stops on it)."""
         for message in drain_inbox(self):
-            answer_dropped(message, self.stopped_error())
+            if isinstance(message, self.build_results):
+                deliver_error(message.reply, self.stopped_error())  # type: ignore[attr-defined]
+            else:
+                answer_dropped(message, self.stopped_error())
+
+    def built(self, result: Any) -> None:
+        """Hand a background build's result to this actor (on the build's thread); if the
+        actor has stopped, answer its caller here instead."""
+        try:
+            self.actor_ref.tell(result)
+        except pykka.ActorDeadError:
+            deliver_error(result.reply, self.stopped_error())
 
     def receive(self, message: Any) -> Any:
         """Answer a call through its reply, or a plain ``ask`` directly (subclasses that
@@ -149,9 +163,7 @@ class RaftStorage(pykka.ThreadingActor, abc.ABC):
                 data = build()
             except Exception as exc:
                 error = exc
-            # If the storage stopped meanwhile, the node is gone too: nobody to answer.
-            with contextlib.suppress(pykka.ActorDeadError):
-                self.actor_ref.tell(SnapshotBuilt(request, reply, data, error))
+            self.built(SnapshotBuilt(request, reply, data, error))
 
         name = f"{type(self).__name__}-snapshot-{next(self._builds)}"
         threading.Thread(target=run, name=name, daemon=True).start()

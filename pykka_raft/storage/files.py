@@ -84,9 +84,13 @@ class DirectoryLock:
                 "serves one node in one process at a time; stop the other store, or give "
                 "this one its own directory"
             ) from None
+        try:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        except BaseException:
+            os.close(fd)  # releases the lock: a failed open must not keep it
+            raise
         self._fd: int | None = fd
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
 
     def release(self) -> None:
         """Unlock (closing the file releases the ``flock``). Safe to call twice."""

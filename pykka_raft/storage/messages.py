@@ -168,7 +168,8 @@ class WriteSnapshotChunk:
     """Store a chunk of a snapshot being received, apart from the current snapshot.
 
     Offset 0 starts a new one (discarding any half-received one); later chunks follow in
-    order. Durable before the reply. Replies ``None``.
+    order. Need not be durable before the reply: a node that restarts starts a reception
+    over. Replies ``None``.
     """
 
     meta: SnapshotMeta = attrs.field(validator=_instance_of(SnapshotMeta))

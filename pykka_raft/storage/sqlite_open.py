@@ -84,7 +84,9 @@ class SqliteOpening(SqliteSnapshots):
         try:
             self._check_identity(marker)
             self._load()
-        except sqlite3.OperationalError:
+        except sqlite3.OperationalError as exc:
+            if "no such table" in str(exc) or "no such column" in str(exc):
+                raise self._damaged(self.db_path, f"unexpected schema ({exc})") from exc
             raise
         except sqlite3.DatabaseError as exc:
             raise self._damaged(self.db_path, f"the database is corrupt ({exc})") from exc
@@ -95,7 +97,8 @@ class SqliteOpening(SqliteSnapshots):
         """A new directory: the schema and the identity, then the marker file."""
         db = self._db
         assert db is not None
-        with self._transaction(sync=True):
+        # Fsynced in "os" mode too: the marker written next is, and must not outlive it.
+        with self._transaction(sync=True, always=True):
             for statement in _SCHEMA:
                 db.execute(statement)
             db.executemany(
@@ -145,7 +148,7 @@ class SqliteOpening(SqliteSnapshots):
         recorded = meta.get("cluster_id")
         if self.cluster_id is not None:
             if recorded is None:
-                with self._transaction(sync=True):
+                with self._transaction(sync=True, always=True):  # the marker names it next
                     db.execute(
                         "UPDATE meta SET value = ? WHERE key = 'cluster_id'", (self.cluster_id,)
                     )
@@ -223,11 +226,41 @@ class SqliteOpening(SqliteSnapshots):
         if self._snapshot is not None:
             self._check_snapshot_file()
         if self.durable_state_machine:
-            machine: SqliteStateMachine = self.state_machine  # type: ignore[assignment]
-            with self._transaction(sync=True):
-                machine.attach(db)
+            self._attach_machine()
         else:
             self._rebuild_state_machine()
+
+    def _attach_machine(self) -> None:
+        """Attach the durable state machine; its tables recorded at an earlier open must
+        all be there (an attach would create a missing one empty, with ``last_applied``
+        claiming what it held was applied). Tables it adds are recorded."""
+        db = self._db
+        assert db is not None
+        tables = self._machine_tables()
+        row = db.execute("SELECT value FROM meta WHERE key = 'machine_tables'").fetchone()
+        recorded = set(json.loads(row[0])) if row is not None else set()
+        if recorded - tables:
+            missing = ", ".join(sorted(recorded - tables))
+            raise self._damaged(self.db_path, f"the state machine's tables are missing: {missing}")
+        machine: SqliteStateMachine = self.state_machine  # type: ignore[assignment]
+        with self._transaction(sync=True):
+            machine.attach(db)
+            now = self._machine_tables()
+            if now != recorded:
+                db.execute(
+                    "INSERT OR REPLACE INTO meta VALUES ('machine_tables', ?)",
+                    (json.dumps(sorted(now)),),
+                )
+
+    def _machine_tables(self) -> set[str]:
+        """The tables in the database besides the store's own."""
+        assert self._db is not None
+        rows = self._db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+        return {name for (name,) in rows if not name.startswith("sqlite_")} - {
+            "meta",
+            "state",
+            "log",
+        }
 
     def _clean_snapshot_dir(self) -> None:
         """Remove what a crash left behind: unfinished builds and receptions, and files

@@ -42,6 +42,8 @@ class _SnapshotFileBuilt:
 class SqliteSnapshots(SqliteLog):
     """The snapshot methods."""
 
+    build_results = (_SnapshotFileBuilt,)
+
     def _snapshot_path(self, name: str | None = None) -> Path:
         name = name or self._snapshot_file
         assert name is not None
@@ -79,8 +81,7 @@ class SqliteSnapshots(SqliteLog):
                 error = exc
                 if writer is not None:
                     writer.abort()
-            with contextlib.suppress(Exception):
-                self.actor_ref.tell(_SnapshotFileBuilt(request, reply, path, size, checksum, error))
+            self.built(_SnapshotFileBuilt(request, reply, path, size, checksum, error))
 
         name = f"SqliteStore-{self.node_id}-snapshot-{next(self._names)}"
         self._builder = threading.Thread(target=run, name=name, daemon=True)
@@ -177,10 +178,10 @@ class SqliteSnapshots(SqliteLog):
         db = self._db
         assert db is not None
         last = meta.last_included
-        if keep_log is None:
-            row = db.execute("SELECT term FROM log WHERE idx = ?", (last.index,)).fetchone()
-            keep_log = row is not None and row[0] == last.term
-        keeps_suffix = keep_log
+        # The suffix is kept only if the log holds the snapshot's last entry (whatever the
+        # caller says: a log that does not continue the snapshot would leave a gap).
+        row = db.execute("SELECT term FROM log WHERE idx = ?", (last.index,)).fetchone()
+        keeps_suffix = keep_log is not False and row is not None and row[0] == last.term
         # Fsynced in "os" mode too: the old snapshot's file is removed right after, and a
         # switch lost to a power cut would leave the database naming that removed file.
         with self._transaction(sync=True, always=True):
@@ -204,9 +205,11 @@ class SqliteSnapshots(SqliteLog):
         self._last_log_id = last_log
         if applied is not None:
             self._last_applied = applied
-        if self._snapshot_fd is not None:
-            os.close(self._snapshot_fd)
-        self._snapshot_fd = os.open(self._snapshot_path(name), os.O_RDONLY)
+        # Open the new file first: a failure leaves no closed descriptor number behind,
+        # which _close would close again after another file of the process took it.
+        fd, self._snapshot_fd = self._snapshot_fd, os.open(self._snapshot_path(name), os.O_RDONLY)
+        if fd is not None:
+            os.close(fd)
         if old is not None and old != name:
             with contextlib.suppress(FileNotFoundError):
                 self._snapshot_path(old).unlink()

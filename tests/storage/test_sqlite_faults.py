@@ -1,0 +1,167 @@
+"""SqliteStore under faults a review found: a failure in the middle of switching snapshots
+or of taking the directory's lock, a store stopped while it builds a snapshot, an install
+that claims a log the store does not hold, tables gone from the database, a database of
+another schema, and what "os" mode fsyncs when a directory is created."""
+
+from __future__ import annotations
+
+import errno
+import os
+import sqlite3
+import tempfile
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pykka
+import pytest
+
+from pykka_raft import (
+    CreateSnapshot,
+    GetInitialState,
+    InstallSnapshot,
+    MembershipConfig,
+    ReadSnapshotChunk,
+    ReplicateToLog,
+    SqliteStore,
+    StorageError,
+    WriteSnapshotChunk,
+)
+from pykka_raft.calls import Call, FutureReply
+from pykka_raft.storage import ApplyToStateMachine, files, sqlite_open, sqlite_snapshots, sqlite_txn
+from pykka_raft.storage.sqlite import DATABASE
+from pykka_raft.testing.conformance import puts
+from pykka_raft.types import LogId
+
+ONE = MembershipConfig((1,))
+
+
+@pytest.fixture(autouse=True)
+def stop_actors() -> Iterator[None]:
+    yield
+    pykka.ActorRegistry.stop_all()
+
+
+def filled(directory: Path, count: int = 20, applied: int | None = None) -> Any:
+    store = SqliteStore.start(directory, 1)
+    entries = puts(1, 1, count)
+    store.ask(ReplicateToLog(entries))
+    store.ask(ApplyToStateMachine(entries[: applied or count]))
+    return store
+
+
+def test_a_snapshot_switch_that_cannot_open_the_new_file_leaves_no_stale_descriptor(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = filled(tmp_path / "n1", applied=10)
+    store.ask(CreateSnapshot(LogId(1, 5), ONE))
+    real_open = os.open
+
+    def no_descriptors_left(path: Any, flags: int, *args: Any) -> int:
+        if str(path).endswith(".snap"):
+            raise OSError(errno.EMFILE, "Too many open files")
+        return real_open(path, flags, *args)
+
+    monkeypatch.setattr(sqlite_snapshots.os, "open", no_descriptors_left)
+    with pytest.raises(StorageError, match="Too many open files"):
+        store.ask(CreateSnapshot(LogId(1, 10), ONE))
+    monkeypatch.setattr(sqlite_snapshots.os, "open", real_open)
+    with tempfile.TemporaryFile() as bystander:  # takes the lowest free descriptor
+        store.stop()
+        bystander.write(b"still mine")  # EBADF if the store closed its descriptor again
+        bystander.seek(0)
+        assert bystander.read() == b"still mine"
+
+
+def test_a_failed_open_releases_the_directory_lock(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def disk_full(*args: Any) -> int:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(files.os, "pwrite", disk_full)
+    with pytest.raises(StorageError, match="No space left on device"):
+        SqliteStore.start(tmp_path / "n1", 1)
+    monkeypatch.undo()
+    SqliteStore.start(tmp_path / "n1", 1).stop()  # not "in use: another process holds..."
+
+
+def test_a_snapshot_being_built_when_the_store_stops_is_answered(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    writing = threading.Event()
+    real_write = files.SnapshotWriter.write
+
+    def slow_write(self: Any, data: bytes) -> Any:
+        writing.set()
+        self._cancelled.wait(10)  # until the store stops
+        return real_write(self, data)
+
+    monkeypatch.setattr(files.SnapshotWriter, "write", slow_write)
+    store = filled(tmp_path / "n1")
+    future: pykka.ThreadingFuture[Any] = pykka.ThreadingFuture()
+    store.tell(Call(CreateSnapshot(LogId(1, 20), ONE), FutureReply(future)))
+    assert writing.wait(10), "the build did not start"
+    store.stop()
+    with pytest.raises(StorageError):
+        future.get(timeout=10)
+
+
+def test_an_install_that_claims_a_log_the_store_lacks_drops_the_log(tmp_path: Path) -> None:
+    source = filled(tmp_path / "a", applied=20)
+    members = MembershipConfig((1, 2))
+    meta = source.ask(CreateSnapshot(LogId(1, 20), members))
+    data = source.ask(ReadSnapshotChunk(meta.snapshot_id, 0, meta.size))
+    target = SqliteStore.start(tmp_path / "b", 2)
+    target.ask(ReplicateToLog(puts(1, 1, 5)))  # the log ends at 5, the snapshot at 20
+    target.ask(WriteSnapshotChunk(meta, 0, data))
+    target.ask(InstallSnapshot(meta, True))
+    assert target.ask(GetInitialState()).last_log_id == LogId(1, 20)
+    target.stop()
+    reopened = SqliteStore.start(tmp_path / "b", 2)
+    assert reopened.ask(GetInitialState()).last_log_id == LogId(1, 20)
+
+
+def test_a_state_machine_table_gone_from_the_database_is_refused(tmp_path: Path) -> None:
+    filled(tmp_path / "n1", count=10).stop()
+    db = sqlite3.connect(tmp_path / "n1" / DATABASE)
+    db.execute("DROP TABLE kv")
+    db.commit()
+    db.close()
+    with pytest.raises(StorageError, match=r"the state machine's tables are missing: kv"):
+        SqliteStore.start(tmp_path / "n1", 1)
+
+
+def test_a_database_of_another_schema_is_reported_as_damaged_data(tmp_path: Path) -> None:
+    filled(tmp_path / "n1", count=3).stop()
+    db = sqlite3.connect(tmp_path / "n1" / DATABASE)
+    db.execute("DROP TABLE log")
+    db.commit()
+    db.close()
+    with pytest.raises(StorageError, match=r"raft\.sqlite3: unexpected schema \(no such table"):
+        SqliteStore.start(tmp_path / "n1", 1)
+
+
+def test_creating_a_directory_in_os_mode_fsyncs_it_before_the_marker(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The marker file says the directory holds a node's data: it is fsynced, so the
+    database it vouches for must be too, or a power cut right after a first start leaves a
+    marker over an empty database, which is then refused as damaged."""
+    events: list[str] = []
+    real_commit = sqlite_txn.SqliteTransactions._commit_transaction
+    real_marker = sqlite_open.write_atomically
+
+    def commit(self: Any) -> None:
+        events.append(f"commit {self._txn}")
+        real_commit(self)
+
+    def marker(path: Path, data: bytes) -> None:
+        events.append("marker")
+        real_marker(path, data)
+
+    monkeypatch.setattr(sqlite_txn.SqliteTransactions, "_commit_transaction", commit)
+    monkeypatch.setattr(sqlite_open, "write_atomically", marker)
+    SqliteStore.start(tmp_path / "n1", 1, durability="os").stop()
+    assert events[: events.index("marker")] == ["commit FULL"]
