@@ -198,7 +198,10 @@ class SqliteKeyValueStateMachine(SqliteStateMachine):
         keys = [_read_key(query) for query in queries]
         distinct = [key for key in dict.fromkeys(keys) if not isinstance(key, Exception)]
         if len(keys) == 1 and distinct:  # a lone read (LEASE): the plain lookup is cheaper
-            return [self._get(distinct[0])]
+            try:
+                return [self._get(distinct[0])]
+            except Exception as exc:  # as below: the reader's error, not the store's
+                return [exc]
         found: dict[Any, Any] = {}
         try:
             for start in range(0, len(distinct), QUERY_CHUNK):

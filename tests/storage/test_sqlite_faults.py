@@ -29,8 +29,11 @@ from pykka_raft import (
     WriteSnapshotChunk,
 )
 from pykka_raft.calls import Call, FutureReply
+from pykka_raft.statemachine import Get
 from pykka_raft.storage import ApplyToStateMachine, files, sqlite_open, sqlite_snapshots, sqlite_txn
+from pykka_raft.storage.messages import QueryStateMachine
 from pykka_raft.storage.sqlite import DATABASE
+from pykka_raft.storage.sqlite_kv import SqliteKeyValueStateMachine
 from pykka_raft.testing.conformance import puts
 from pykka_raft.types import LogId
 
@@ -165,3 +168,31 @@ def test_creating_a_directory_in_os_mode_fsyncs_it_before_the_marker(
     monkeypatch.setattr(sqlite_open, "write_atomically", marker)
     SqliteStore.start(tmp_path / "n1", 1, durability="os").stop()
     assert events[: events.index("marker")] == ["commit FULL"]
+
+
+class _FailingReads(SqliteKeyValueStateMachine):
+    """Its reads hit a database error (as a failing disk gives)."""
+
+    def attach(self, db: sqlite3.Connection) -> None:
+        super().attach(db)
+        self.db = _ReadsFail(db)  # type: ignore[assignment]
+
+
+class _ReadsFail:
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self._db = db
+
+    def execute(self, sql: str, *args: Any) -> Any:
+        if sql.startswith("SELECT") and "FROM kv" in sql:
+            raise sqlite3.OperationalError("disk I/O error")
+        return self._db.execute(sql, *args)
+
+
+@pytest.mark.parametrize("count", [1, 2])
+def test_a_database_error_in_a_read_is_the_readers_alone(tmp_path: Path, count: int) -> None:
+    """A lone read (LEASE) and a batch answer the same: each reader gets the error, and
+    the store goes on (a read changes nothing; a failing disk fails the next write)."""
+    store = SqliteStore.start(tmp_path / "n1", 1, state_machine=_FailingReads())
+    answers = store.ask(QueryStateMachine(tuple(Get(f"k{i}") for i in range(count))))
+    assert [str(a) for a in answers] == ["disk I/O error"] * count
+    assert store.ask(GetInitialState()).last_log_id == LogId(0, 0)
