@@ -79,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         public_path, secret_path = generate_keypair(args.directory, args.node, args.force)
-    except FileExistsError as exc:
+    except (FileExistsError, CurveKeyError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     public, _ = load_keypair(secret_path)

@@ -30,6 +30,7 @@ import zmq.auth
 from zmq.utils import z85
 
 from pykka_raft.errors import RaftError
+from pykka_raft.messages import check_node_id
 from pykka_raft.types import NodeId
 
 logger = logging.getLogger("pykka_raft.net")
@@ -108,6 +109,10 @@ def generate_keypair(
     Returns:
         ``(public key file, secret key file)``.
     """
+    try:
+        check_node_id(node_id, "node_id")
+    except (TypeError, ValueError) as exc:
+        raise CurveKeyError(str(exc)) from None
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     public_path, secret_path = (
@@ -133,6 +138,11 @@ def generate_keypair(
 
 def load_keypair(path: str | os.PathLike[str]) -> tuple[bytes, bytes]:
     """``(public, secret)`` Z85 keys from a ``.key_secret`` file."""
+    if not os.path.isfile(path):
+        raise CurveKeyError(
+            f"no key pair at {path}: write one with `python -m pykka_raft.net keygen "
+            "DIR --node ID` (or generate_keypair), or give the directory that holds it"
+        )
     try:
         public, secret = zmq.auth.load_certificate(os.fspath(path))
     except (OSError, ValueError) as exc:

@@ -35,7 +35,7 @@ import pykka
 
 from pykka_raft.calls import AskAwareRef, Call, Reply
 from pykka_raft.config import Config
-from pykka_raft.errors import ConfigError, UnknownMessage
+from pykka_raft.errors import UnknownMessage
 from pykka_raft.logs import RateLimited
 from pykka_raft.messages import MembershipConfig, RpcRequest
 from pykka_raft.network.contract import RPC_REQUESTS, RaftNetwork
@@ -49,20 +49,10 @@ from pykka_raft.network.tcp_messages import (
     PeerMetrics,
     TrustKey,
 )
+from pykka_raft.network.tcp_options import check_options
 from pykka_raft.types import NodeId
 
 logger = logging.getLogger("pykka_raft.net")
-
-HEADROOM = 1024 * 1024
-"""Bytes allowed in one frame by default on top of the larger of
-``Config.snapshot_max_chunk_size`` and ``Config.max_entry_bytes``."""
-
-ENVELOPE = 4096
-"""Bytes a request may need besides its one largest part (an entry of
-``Config.max_entry_bytes``, a snapshot chunk of ``Config.snapshot_max_chunk_size``): a
-smaller ``max_frame_bytes`` is refused, since a write the leader accepts, or a snapshot
-chunk, could then never be sent."""
-
 
 # --- the actor --------------------------------------------------------------------------
 
@@ -143,29 +133,9 @@ class TcpNetwork(RaftNetwork):
         rpc_timeout_ms: int | None = None,
     ) -> None:
         super().__init__()
-        config = config or Config()
-        if keys is None and not insecure:
-            raise ConfigError(
-                "keys",
-                "a TcpNetwork needs CURVE keys (CurveKeys.from_dir(directory, node_id)); "
-                "pass insecure=True only for local experiments",
-                "TcpNetwork",
-            )
-        if keys is not None and insecure:
-            raise ConfigError("keys", "give keys or insecure=True, not both", "TcpNetwork")
-        if max_frame_bytes is None:
-            max_frame_bytes = max(config.snapshot_max_chunk_size, config.max_entry_bytes)
-            max_frame_bytes += HEADROOM
-        least = max(config.max_entry_bytes, config.snapshot_max_chunk_size) + ENVELOPE
-        if type(max_frame_bytes) is not int or max_frame_bytes < least:
-            rule = (
-                f"must be an int of at least the larger of Config.max_entry_bytes and "
-                f"Config.snapshot_max_chunk_size, plus 4 KiB ({least}), so that the largest "
-                f"write a leader accepts and a snapshot chunk fit in a frame; got "
-                f"{max_frame_bytes!r}"
-            )
-            raise ConfigError("max_frame_bytes", rule, "TcpNetwork")
-        book = dict(addresses.items() if isinstance(addresses, Mapping) else addresses)
+        config, book, keys, max_frame_bytes, rpc_timeout_ms = check_options(
+            node_id, bind, config, addresses, keys, insecure, max_frame_bytes, rpc_timeout_ms
+        )
         self.node_id = node_id
         self._io = IoLoop(
             node_id,
@@ -173,7 +143,7 @@ class TcpNetwork(RaftNetwork):
             book,
             keys,
             max_frame_bytes,
-            rpc_timeout_ms if rpc_timeout_ms is not None else config.rpc_timeout,
+            rpc_timeout_ms,
         )
         self.address = self._io.address
         self._stray = RateLimited(logger)  # under pykka_raft.net, like the rest

@@ -33,9 +33,9 @@ class IoLinks(IoAuth):
             if server_key is None and self._reload_keys():
                 server_key = self.peer_keys.get(peer.node_id)
             if server_key is None:
-                self.refuse(
+                self.not_sent(
                     NO_KEY,
-                    f"node {peer.node_id}",
+                    peer.node_id,
                     "no CURVE public key is known for it: add node-"
                     f"{peer.node_id}.key to the key directory or send TrustKey",
                 )
@@ -43,7 +43,7 @@ class IoLinks(IoAuth):
         try:
             sock = self.ctx.socket(zmq.DEALER)
         except zmq.ZMQError as exc:  # e.g. too many open files
-            self.refuse(BAD_ADDRESS, f"node {peer.node_id}", f"cannot open a socket: {exc}")
+            self.not_sent(BAD_ADDRESS, peer.node_id, f"cannot open a socket: {exc}")
             return Unreachable(f"cannot open a socket to node {peer.node_id}: {exc}")
         monitor: zmq.Socket[bytes] | None = None
         try:
@@ -74,9 +74,7 @@ class IoLinks(IoAuth):
                 sock.disable_monitor()
                 monitor.close(linger=0)
             sock.close(linger=0)
-            self.refuse(
-                BAD_ADDRESS, f"node {peer.node_id}", f"cannot connect to {address!r}: {exc}"
-            )
+            self.not_sent(BAD_ADDRESS, peer.node_id, f"cannot connect to {address!r}: {exc}")
             return Unreachable(f"cannot connect to node {peer.node_id} at {address!r}: {exc}")
         peer.socket, peer.monitor = sock, monitor
         peer.state = "connecting"

@@ -32,7 +32,7 @@ from pykka_raft.net import (
     load_public_keys,
 )
 from pykka_raft.network import frames
-from pykka_raft.network.tcp import HEADROOM
+from pykka_raft.network.tcp_options import HEADROOM
 from pykka_raft.testing import Cluster
 from pykka_raft.testing.monitors import check_cluster_data
 

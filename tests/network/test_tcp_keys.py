@@ -47,6 +47,22 @@ def test_the_keygen_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
     assert "exists" in capsys.readouterr().err
 
 
+def test_keygen_refuses_what_it_cannot_do(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["keygen", str(tmp_path), "--node", "-1"]) == 1  # not node--1.key
+    assert "node_id must be a node id (a non-negative int), got -1" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
+    (tmp_path / "file").write_text("")
+    assert main(["keygen", str(tmp_path / "file" / "keys"), "--node", "1"]) == 1
+    assert "error: " in capsys.readouterr().err  # a message, not a traceback
+
+
+def test_a_missing_key_pair_says_how_to_make_one(tmp_path: Path) -> None:
+    with pytest.raises(CurveKeyError, match=r"no key pair at .*node-1\.key_secret: write one"):
+        CurveKeys.from_dir(tmp_path, 1)
+
+
 def test_curve_keys_from_a_directory(tmp_path: Path) -> None:
     for node_id in (1, 2, 3):
         generate_keypair(tmp_path, node_id)

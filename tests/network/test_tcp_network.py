@@ -168,6 +168,38 @@ def test_keys_are_required_unless_insecure() -> None:
         TcpNetwork.start(1, insecure=True, max_frame_bytes=0)
 
 
+@pytest.mark.parametrize(
+    ("options", "field", "says"),
+    [
+        ({"node_id": "1"}, "node_id", "got str '1'"),
+        ({"node_id": -1}, "node_id", "non-negative"),
+        ({"bind": "127.0.0.1:99999"}, "bind", "outside 0 to 65535"),
+        ({"bind": "tcp://127.0.0.1:0"}, "bind", "must be 'host:port'"),
+        ({"bind": 7001}, "bind", "got int 7001"),
+        ({"addresses": {2: "nonsense"}}, "addresses", "'host:port'"),
+        ({"addresses": {2: "127.0.0.1:0"}}, "addresses", "outside 1 to 65535"),
+        ({"addresses": {"2": "127.0.0.1:7002"}}, "addresses", "node id"),
+        ({"config": {}}, "config", "must be a Config"),
+        ({"rpc_timeout_ms": 0}, "rpc_timeout_ms", "positive int"),
+        ({"rpc_timeout_ms": 0.5}, "rpc_timeout_ms", "positive int"),
+        ({"rpc_timeout_ms": "x"}, "rpc_timeout_ms", "positive int"),
+        ({"max_frame_bytes": 2**63}, "max_frame_bytes", r"at most 2\*\*40"),
+        ({"insecure": "yes"}, "insecure", "must be a bool"),
+    ],
+)
+def test_each_bad_argument_is_refused_by_name(options: Any, field: str, says: str) -> None:
+    arguments = {"node_id": 1, "insecure": True, **options}
+    with pytest.raises(ConfigError, match=rf"^invalid TcpNetwork\.{field}: .*{says}"):
+        TcpNetwork.start(**arguments)
+
+
+def test_another_nodes_key_pair_is_refused(tcp_keys: Path) -> None:
+    with pytest.raises(ConfigError, match=r"keys: this key pair is node 1's, not node 2's"):
+        TcpNetwork.start(2, keys=CurveKeys.from_dir(tcp_keys, 1))
+    with pytest.raises(ConfigError, match=r"keys: must be CurveKeys"):
+        TcpNetwork.start(2, keys=str(tcp_keys))
+
+
 def test_the_largest_accepted_write_always_fits_in_a_frame() -> None:
     # A cap below one entry of max_entry_bytes: a write the leader accepts could never be
     # sent, and every later write would wait behind it.
@@ -377,9 +409,8 @@ def test_a_server_with_another_key_than_expected_is_refused(tmp_path: Path) -> N
     public1, _ = load_keypair(tmp_path / "node-1.key_secret")
     public9, secret9 = load_keypair(tmp_path / "node-9.key_secret")
     # An impostor listens where node 1 should be, with a key node 2 does not expect.
-    impostor = TcpNetwork.start(
-        1, config=CONFIG, keys=CurveKeys(public9, secret9, CurveKeys.from_dir(tmp_path, 2).peers)
-    )
+    others = [(n, key) for n, key in CurveKeys.from_dir(tmp_path, 2).peers if n != 9]
+    impostor = TcpNetwork.start(1, config=CONFIG, keys=CurveKeys(public9, secret9, others))
     impostor.ask(Register(1, Echo.start()))
     two = TcpNetwork.start(
         2, config=CONFIG, addresses={1: impostor.address}, keys=CurveKeys.from_dir(tmp_path, 2)
