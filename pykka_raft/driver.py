@@ -303,8 +303,10 @@ class NodeDriver:
             value = None
         answer: Any = value if isinstance(value, RESPONSE_FOR.get(type(request), ())) else None
         if isinstance(request, AppendEntriesRequest):
-            fits = error.fits if isinstance(error, RequestTooLarge) else None
-            core.append_entries_result(request, answer, fits)
+            if isinstance(error, RequestTooLarge):
+                core.append_entries_result(request, None, fits=error.fits)
+            else:
+                core.append_entries_result(request, answer)
         elif isinstance(request, VoteRequest):
             core.vote_result(request, answer)
         elif isinstance(request, InstallSnapshotRequest):
