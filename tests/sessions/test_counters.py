@@ -12,14 +12,21 @@ from pykka_raft.testing.counters import CounterOptions, main, run_counters
 SLICE = CounterOptions(duration=3.0, attempt_timeout=0.2)
 
 
-@pytest.mark.parametrize("seed", [1, 2, 3])
-def test_increments_resent_under_faults_are_applied_exactly_once(seed: int) -> None:
-    report = run_counters(seed, SLICE)
-    assert report.ok, report.render()  # the report names the seed and how to replay it
-    assert report.count(Outcome.APPLIED) > 100
-    assert report.timeline, "the nemesis injected no fault"
-    assert report.resends > 0, f"seed {seed}: no answer was lost, nothing was resent"
-    assert sum(report.finals.values()) >= report.count(Outcome.APPLIED)
+def test_increments_resent_under_faults_are_applied_exactly_once() -> None:
+    # Whether a fault costs an answer depends on thread timing too: runs go on until two
+    # of them really resent something (most do), each checked whatever it did.
+    resent = []
+    for seed in range(1, 9):
+        report = run_counters(seed, SLICE)
+        assert report.ok, report.render()  # the report names the seed and how to replay it
+        assert report.count(Outcome.APPLIED) > 100
+        assert report.timeline, "the nemesis injected no fault"
+        assert sum(report.finals.values()) >= report.count(Outcome.APPLIED)
+        if report.resends > 0:
+            resent.append(seed)
+            if len(resent) == 2:
+                return
+    pytest.fail(f"only seeds {resent} of 1-8 lost an answer and resent it")
 
 
 def test_resending_without_sessions_is_caught_applying_increments_twice() -> None:
