@@ -352,15 +352,20 @@ class SnapshotsUnsupported(RaftError, NotImplementedError):
 
 
 class ResultUnavailable(ClientError):
-    """The write committed (at ``index``) and is applied on every node, but this node can
-    no longer produce its result: a snapshot folded the entry away before it was applied
-    here. Read the value back if you need it; do not retry the write.
+    """The write committed (at ``index``): it is in the log of a majority and will be
+    applied on every node, but this node cannot tell its result. The state machine either
+    applied it or refused it (``ApplicationError``), the same on every node; which, and
+    its response, are gone here: a snapshot folded the entry away before this node
+    applied it, or the node stopped while it was being applied (``why`` says which).
+    Read the state back if you need to know; a resend in the write's client session gets
+    the cached answer; a resend without one may apply it twice.
     """
 
-    def __init__(self, index: LogIndex) -> None:
+    def __init__(self, index: LogIndex, why: str | None = None) -> None:
         self.index = index
+        self.why = why or "its result was folded into a snapshot before this node applied it"
         super().__init__(
-            f"the write committed at index {index} and is applied, but its result was folded "
-            "into a snapshot before this node applied it; read the value back instead of "
+            f"the write committed at index {index}, but whether the state machine applied "
+            f"or refused it is gone here: {self.why}; read the state back instead of "
             "retrying the write"
         )

@@ -28,7 +28,9 @@ class Outcome(enum.Enum):
     """Definitely not applied, now or later."""
     UNKNOWN = "unknown"
     """The deadline passed while an attempt's fate was open: it may be applied (once), or
-    never. Read the state back to know."""
+    never. Or a copy committed but its result could not be had again (``error`` is then
+    ``ResultUnavailable``): the state machine applied it, or refused it, on every node
+    alike. Read the state back to know."""
 
 
 class DeadlineExceeded(ClientError):
@@ -43,12 +45,12 @@ class WriteResult:
 
     Attributes:
         outcome: applied, not applied, or unknown.
-        response: the state machine's response (applied only; ``None`` if it was
-            applied but its response is gone: ``error`` is then ``ResultUnavailable``).
+        response: the state machine's response (applied only).
         index: the log index of the entry that applied it (or answered from the cache).
         error: why it was not applied (``ApplicationError``: the state machine or the
             leader refused it; ``DeadlineExceeded``), or why the outcome is unknown
-            (``OutcomeUnknown``, its ``__cause__`` the last unknown answer).
+            (``OutcomeUnknown``, its ``__cause__`` the last unknown answer; or
+            ``ResultUnavailable``: it committed, its result is gone).
         client_id: the session the write was sent in (``None`` without sessions).
         sequence: its sequence in that session.
         attempts: how many times it was sent.

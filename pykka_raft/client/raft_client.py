@@ -44,7 +44,7 @@ class _Kind(enum.Enum):
     OK = 1  # answered
     REFUSED = 2  # this attempt definitely changed nothing; try again
     REJECTED = 3  # ApplicationError: the leader or the state machine refused it
-    COMMITTED = 4  # ResultUnavailable: applied, response gone
+    COMMITTED = 4  # ResultUnavailable: committed; applied or refused is gone there
     UNKNOWN = 5  # may have been applied
 
 
@@ -161,7 +161,8 @@ class RaftClient:
 
     def _write_in(self, session: _Session, command: Any, deadline: float) -> WriteResult:
         session.sequence += 1
-        maybe_applied = committed = False
+        maybe_applied = False
+        committed: ResultUnavailable | None = None  # a copy committed: its result is gone
         attempts, refused, resent = 0, 0, 0
         last: BaseException | None = None
         while time.monotonic() < deadline:
@@ -184,8 +185,9 @@ class RaftClient:
                 maybe_applied, refused = True, 0
                 resent = self._pace(started, resent, deadline)
                 continue
-            if answer.kind is _Kind.COMMITTED:  # a resend gets the response from the cache
-                maybe_applied = committed = True
+            if answer.kind is _Kind.COMMITTED:  # a resend gets the session's cached answer
+                assert isinstance(answer.error, ResultUnavailable)
+                maybe_applied, committed = True, answer.error
                 refused = 0
                 resent = self._pace(started, resent, deadline)
                 continue
@@ -213,11 +215,13 @@ class RaftClient:
 
     @staticmethod
     def _open(
-        committed: bool, last: BaseException | None, attempts: int, ids: dict[str, Any]
+        committed: ResultUnavailable | None,
+        last: BaseException | None,
+        attempts: int,
+        ids: dict[str, Any],
     ) -> WriteResult:
-        if committed:  # applied for sure; its response could not be had again
-            error = last if isinstance(last, ResultUnavailable) else None
-            return WriteResult(Outcome.APPLIED, error=error, attempts=attempts, **ids)
+        if committed is not None:  # committed; applied or refused by the state machine
+            return WriteResult(Outcome.UNKNOWN, error=committed, attempts=attempts, **ids)
         unknown = OutcomeUnknown(f"no attempt gave a definite answer ({last!r})")
         unknown.__cause__ = last
         return WriteResult(Outcome.UNKNOWN, error=unknown, attempts=attempts, **ids)
@@ -249,8 +253,9 @@ class RaftClient:
                 continue
             if answer.kind is _Kind.REJECTED:
                 return WriteResult(Outcome.NOT_APPLIED, error=last, attempts=attempts)
-            # Unknown, or applied with its response gone: resending could apply it twice.
-            return self._open(answer.kind is _Kind.COMMITTED, last, attempts, {})
+            # Unknown, or committed with its result gone: resending could apply it twice.
+            committed = last if isinstance(last, ResultUnavailable) else None
+            return self._open(committed, last, attempts, {})
         return self._not_taken(last, attempts, {})
 
     # --- sessions ----------------------------------------------------------------------

@@ -14,7 +14,8 @@ is answered exactly once, here, in one of these ways:
 * when the node can no longer learn the outcome: ``OutcomeUnknown`` (it was removed from
   the cluster, it stopped, or a snapshot replaced a log that did not hold the committed
   entry); a write known committed is never answered so: it gets its result or, if a
-  snapshot folded its entry away before it was applied here, ``ResultUnavailable``.
+  snapshot folded its entry away before it was applied here or the node stopped while it
+  was applied, ``ResultUnavailable`` (committed; applied or refused is not known here).
 
 Every answer goes through :meth:`ClientWrites._answer`, which asserts that the write was
 accepted and not answered before.
@@ -31,6 +32,7 @@ from pykka_raft.core.log import RaftLog
 from pykka_raft.core.state import NodeState
 from pykka_raft.errors import (
     ApplicationError,
+    ClientError,
     ForwardToLeader,
     OutcomeUnknown,
     ResultUnavailable,
@@ -262,13 +264,18 @@ class ClientWrites:
             self.refuse(token, ForwardToLeader(payload, self.node.leader_id))
 
     def stop(self, cause: BaseException) -> None:
-        """The node stops (because of ``cause``): every write still waiting has an unknown
-        outcome."""
+        """The node stops (because of ``cause``): a write still waiting has an unknown
+        outcome, or, if it committed (its apply was under way), an unknown result."""
         for index in sorted(self.pending):
             for pending in self._take(index, lambda p: True):
-                detail = (
-                    f"the node stopped ({cause}) while its entry at index {index} was undecided"
-                )
-                error = OutcomeUnknown(detail)
+                error: ClientError
+                if index <= self.node.commit_index:  # only APPLIED writes wait there
+                    why = f"the node stopped ({cause}) while it applied the entry"
+                    error = ResultUnavailable(index, why)
+                else:
+                    detail = (
+                        f"the node stopped ({cause}) while its entry at index {index} was undecided"
+                    )
+                    error = OutcomeUnknown(detail)
                 error.__cause__ = cause
                 self._answer(pending.token, error=error)

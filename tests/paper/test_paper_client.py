@@ -576,6 +576,21 @@ def test_a_stopping_leader_refuses_its_unappended_writes_naming_no_leader() -> N
     assert (respond.error.leader_id, respond.error.payload) == (None, write)
 
 
+def test_a_node_stopping_while_it_applies_a_committed_write_says_it_committed() -> None:
+    """A write known committed is never answered OutcomeUnknown: one whose apply is under
+    way when the node stops gets ResultUnavailable (committed; the state machine may have
+    applied or refused it, as on every node). Writes above the commit index are unknown."""
+    cluster, _ = _overtaken_by_a_snapshot()  # "x" committed at 3, applying; 4, 5 are not
+    cluster.core.stop(RuntimeError("stopping"))
+    commands = cluster.core.take_commands()
+    (committed,) = responds(commands, 5)
+    assert isinstance(committed.error, ResultUnavailable)
+    assert committed.error.index == 3 and "stopped" in committed.error.why
+    for token in (6, 7):
+        (reply,) = responds(commands, token)
+        assert isinstance(reply.error, OutcomeUnknown)
+
+
 def test_a_lone_voter_elected_again_sends_nothing_its_pending_append_may_blank() -> None:
     """Node 1 is the only voter (2 is a non-voter). As leader of term 2 it appends "bad";
     before its storage answers, a higher term deposes it, and it wins again at once (no
