@@ -284,7 +284,13 @@ class RaftClient:
                 assert answer.response is not None
                 with self._lock:
                     self.stats.registrations += 1
-                client_id: int = answer.response.data
+                client_id = answer.response.data
+                if type(client_id) is not int or client_id < 1:
+                    raise TypeError(
+                        f"the state machine answered RegisterClient with {client_id!r}, not a "
+                        "client id: it does not keep client sessions (docs/clients.md); "
+                        "make the client with sessions=False"
+                    )
                 return client_id
             last = answer.error
             if answer.kind is _Kind.REJECTED:

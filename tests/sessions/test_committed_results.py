@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 import pykka
+import pytest
 
 from pykka_raft import (
     ApplicationError,
@@ -72,3 +73,12 @@ def test_a_committed_write_whose_session_expired_since_is_unknown() -> None:
 def test_a_committed_write_whose_resend_is_never_answered_is_unknown() -> None:
     result = write(ScriptedRef(COMMITTED))
     assert result.outcome is Outcome.UNKNOWN and result.error is COMMITTED
+
+
+def test_a_state_machine_without_sessions_is_named_when_a_session_is_opened() -> None:
+    class NoSessions(ScriptedRef):
+        def ask(self, message: Any, timeout: float | None = None) -> ClientPayloadResponse:
+            return ClientPayloadResponse(1, ResponseMode.APPLIED, None)  # applied, no id
+
+    with pytest.raises(TypeError, match=r"answered RegisterClient with None.*sessions=False"):
+        write(NoSessions())
