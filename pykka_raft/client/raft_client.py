@@ -214,16 +214,10 @@ class RaftClient:
         return self._not_taken(last, attempts, ids)
 
     @staticmethod
-    def _open(
-        committed: ResultUnavailable | None,
-        last: BaseException | None,
-        attempts: int,
-        ids: dict[str, Any],
-    ) -> WriteResult:
-        if committed is not None:  # committed; applied or refused by the state machine
-            return WriteResult(Outcome.UNKNOWN, error=committed, attempts=attempts, **ids)
-        unknown = OutcomeUnknown(f"no attempt gave a definite answer ({last!r})")
-        unknown.__cause__ = last
+    def _open(committed: Any, last: Any, attempts: int, ids: dict[str, Any]) -> WriteResult:
+        """Unknown: ``committed`` (a ``ResultUnavailable``: applied or refused), or not."""
+        unknown = committed or OutcomeUnknown(f"no attempt gave a definite answer ({last!r})")
+        unknown.__cause__ = unknown.__cause__ or last
         return WriteResult(Outcome.UNKNOWN, error=unknown, attempts=attempts, **ids)
 
     @staticmethod
@@ -286,11 +280,8 @@ class RaftClient:
                     self.stats.registrations += 1
                 client_id = answer.response.data
                 if type(client_id) is not int or client_id < 1:
-                    raise TypeError(
-                        f"the state machine answered RegisterClient with {client_id!r}, not a "
-                        "client id: it does not keep client sessions (docs/clients.md); "
-                        "make the client with sessions=False"
-                    )
+                    why = f"answered RegisterClient with {client_id!r}, not a client id"
+                    raise TypeError(f"the state machine {why}: use sessions=False")
                 return client_id
             last = answer.error
             if answer.kind is _Kind.REJECTED:
