@@ -29,7 +29,7 @@ import pykka_raft  # noqa: F401  (registers the key-value command types with the
 from pykka_raft.calls import DEAD_ACTOR_ERRORS, Call
 from pykka_raft.errors import ApplicationError, UnknownMessage
 from pykka_raft.messages import EntryConfigChange, HardState, InitialState
-from pykka_raft.statemachine import CasResult, CompareAndSet, Delete, Get, InvalidCommand, Put
+from pykka_raft.statemachine import CasResult, CompareAndSet, Delete, Get, Put
 from pykka_raft.storage.contract import (
     AppendEntryToLog,
     ApplyToStateMachine,
@@ -56,6 +56,7 @@ from pykka_raft.testing.conformance_kit import (
     normal,
     puts,
 )
+from pykka_raft.testing.conformance_log import LogConformance
 from pykka_raft.testing.conformance_snapshots import SnapshotConformance
 from pykka_raft.types import LogId
 
@@ -79,7 +80,7 @@ __all__ = [
 ]
 
 
-class StorageConformance(SnapshotConformance):
+class StorageConformance(LogConformance, SnapshotConformance):
     """The storage contract as tests. Subclass it as ``Test<YourStore>`` and implement
     :meth:`start_storage`.
 
@@ -109,75 +110,18 @@ class StorageConformance(SnapshotConformance):
         assert store.initial().hard_state == last
         assert store.initial().hard_state.membership.address_of(4) == "[::1]:7004"
 
-    # --- the log ---------------------------------------------------------------------
-
-    def test_append_and_read_half_open_ranges(self) -> None:
-        """Entries are read back by half-open ranges ``[start, stop)``."""
+    def test_a_hard_state_that_changes_only_the_vote_is_saved(self) -> None:
+        """A vote in the term the node already has (and the membership ``InitWithConfig``
+        records at term 0) is durable too: a node that forgot its vote could vote twice in
+        one term and let two leaders be elected."""
         store = self.store()
-        entries = (blank(1, 1), *puts(1, 2, 6))
-        assert store.ask(AppendEntryToLog(entries)) == {}
-        assert store.ask(GetLogEntries(1, 7)) == entries
-        assert store.ask(GetLogEntries(2, 4)) == entries[1:3]
-        assert store.ask(GetLogEntries(5, 100)) == entries[4:]
-        assert store.ask(GetLogEntries(7, 9)) == ()
-        assert store.ask(GetLogEntries(3, 3)) == ()
-        assert store.initial().last_log_id == LogId(1, 6)
-
-    def test_replicated_entries_continue_the_log(self) -> None:
-        """``ReplicateToLog`` writes each entry at its index, batch after batch."""
-        store = self.store()
-        store.ask(ReplicateToLog(puts(1, 1, 3)))
-        store.ask(ReplicateToLog(puts(2, 4, 5)))
-        assert store.log() == (*puts(1, 1, 3), *puts(2, 4, 5))
-        assert store.initial().last_log_id == LogId(2, 5)
-
-    def test_a_write_at_an_existing_index_replaces_that_entry(self) -> None:
-        """An entry written at an index the log holds replaces the entry there."""
-        store = self.store()
-        store.ask(ReplicateToLog(puts(1, 1, 3)))
-        replacement = normal(2, 3, Put("other", "x"))
-        store.ask(ReplicateToLog((replacement,)))
-        assert store.log() == (*puts(1, 1, 2), replacement)
-        assert store.initial().last_log_id == LogId(2, 3)
-
-    def test_delete_logs_from_then_rewrite(self) -> None:
-        """``DeleteLogsFrom`` removes a conflicting suffix; new entries take its place,
-        and a restart sees the result."""
-        store = self.store()
-        store.ask(ReplicateToLog(puts(1, 1, 6)))
-        store.ask(DeleteLogsFrom(4))
-        assert store.initial().last_log_id == LogId(1, 3)
-        assert store.ask(GetLogEntries(1, 10)) == puts(1, 1, 3)
-        store.ask(ReplicateToLog(puts(3, 4, 5, prefix="new")))
+        store.ask(SaveHardState(HardState(0, None, MEMBERS)))
         store.restart()
-        assert store.log() == (*puts(1, 1, 3), *puts(3, 4, 5, prefix="new"))
-        assert store.initial().last_log_id == LogId(3, 5)
-        store.ask(DeleteLogsFrom(1))
-        assert store.initial().last_log_id == LogId(0, 0)
-        assert store.log() == ()
-
-    def test_an_entry_that_would_leave_a_gap_is_refused(self) -> None:
-        """A request that makes no sense raises, changes nothing, and the storage goes
-        on answering (through ``ask`` and through a ``Call``)."""
-        store = self.store()
-        store.ask(ReplicateToLog(puts(1, 1, 2)))
-        with pytest.raises(ValueError):
-            store.ask(ReplicateToLog((normal(1, 4, Put("a", 1)),)))
-        with pytest.raises(ValueError):
-            store.call(AppendEntryToLog((normal(1, 5, Put("a", 1)),))).get(timeout=self.timeout)
-        assert store.log() == puts(1, 1, 2)
-        store.ask(ReplicateToLog(puts(1, 3, 3)))
-        assert store.initial().last_log_id == LogId(1, 3)
-
-    def test_append_entry_to_log_blanks_refused_entries(self) -> None:
-        """The application refuses a client entry on the leader: it is stored blank at
-        its index and its error returned, the others are stored as they are."""
-        store = self.store()
-        entries = (blank(2, 1), normal(2, 2, Put("a", 1)), normal(2, 3, "not a command"))
-        refused = store.ask(AppendEntryToLog((*entries, normal(2, 4, Get("a")))))
-        assert set(refused) == {3}
-        assert isinstance(refused[3], InvalidCommand)
-        assert store.log() == (entries[0], entries[1], blank(2, 3), normal(2, 4, Get("a")))
+        assert store.initial().hard_state == HardState(0, None, MEMBERS)
+        store.ask(SaveHardState(HardState(3, None, MEMBERS)))
+        store.ask(SaveHardState(HardState(3, 2, MEMBERS)))
+        store.restart()
+        assert store.initial().hard_state == HardState(3, 2, MEMBERS)
 
     # --- applying ----------------------------------------------------------------------
 
@@ -249,6 +193,26 @@ class StorageConformance(SnapshotConformance):
         store.ask(ApplyToStateMachine(entries[applied:]))  # what a node would apply again
         assert store.dump().state_machine == model_state(entries)
         assert store.initial().last_applied == 40
+
+    def test_an_entry_is_applied_once_also_across_a_restart(self) -> None:
+        """Entries whose state shows a second apply (``CompareAndSet("a", 5, 6)`` fails on
+        an empty key, then ``CompareAndSet("a", None, 5)`` sets it: once more, ``a`` would
+        be 6): applied once, they leave ``a == 5``; a restart replays at most what its
+        ``last_applied`` says was not applied."""
+        store = self.store()
+        entries = (
+            normal(1, 1, CompareAndSet("a", 5, 6)),
+            normal(1, 2, CompareAndSet("a", None, 5)),
+            normal(1, 3, Put("b", 1)),
+        )
+        store.ask(ReplicateToLog(entries))
+        store.ask(ApplyToStateMachine(entries))
+        assert store.dump().state_machine == {"a": 5, "b": 1}
+        store.restart()
+        applied = store.initial().last_applied
+        assert store.dump().state_machine == model_state(entries[:applied])
+        store.ask(ApplyToStateMachine(entries[applied:]))
+        assert store.dump().state_machine == {"a": 5, "b": 1}
 
     def test_queries_are_answered_in_order_from_the_applied_state(self) -> None:
         """``QueryStateMachine`` answers one answer per query, in order, from the state
@@ -357,7 +321,10 @@ class StorageConformance(SnapshotConformance):
             store.ask("nonsense")
         with pytest.raises(UnknownMessage):
             store.call(object()).get(timeout=self.timeout)
+        store.ref.tell("nonsense")  # told, nobody to answer: dropped (and logged)
+        store.ref.tell(object())
         assert store.initial().last_log_id == LogId(0, 0)
+        assert store.ref.is_alive()
 
     def test_dump_storage_reports_the_contents(self) -> None:
         """``DumpStorage`` answers with the hard state, the log, ``last_applied`` and the

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 import pykka_raft  # noqa: F401  (registers the key-value command types with the codec)
-from pykka_raft.messages import HardState, InitialState, SnapshotMeta
+from pykka_raft.messages import Entry, HardState, InitialState, SnapshotMeta
 from pykka_raft.storage.contract import (
     ApplyToStateMachine,
     CreateSnapshot,
@@ -163,6 +163,60 @@ class SnapshotConformance(ConformanceHarness):
         target.ask(InstallSnapshot(meta))
         assert target.log() == ()
         assert target.initial().last_log_id == LogId(1, 6)
+
+    def _received_over(self, log: tuple[Entry, ...]) -> tuple[SnapshotMeta, Store]:
+        """A snapshot through (1, 6), received by a new store whose log is ``log``."""
+        source = self.store()
+        meta = self._compacted(source)
+        target = self.store()
+        target.ask(ReplicateToLog(log))
+        target.receive(meta, source.snapshot_bytes(meta))
+        return meta, target
+
+    def test_install_follows_the_node_s_keep_log(self) -> None:
+        """The node says whether the log stays (``InstallSnapshot(meta, keep_log)``):
+        ``False`` drops the whole log (the node saw another term at the snapshot's index),
+        ``True`` keeps the entries after the snapshot, also after a restart."""
+        self._need_snapshots()
+        meta, dropped = self._received_over(puts(2, 1, 9))
+        dropped.ask(InstallSnapshot(meta, False))
+        assert dropped.log() == () and dropped.initial().last_log_id == LogId(1, 6)
+        entries = (config(1, 1, MEMBERS), *puts(1, 2, 9))
+        meta, kept = self._received_over(entries)
+        kept.ask(InstallSnapshot(meta, True))
+        assert kept.log() == entries[6:] and kept.initial().last_log_id == LogId(1, 9)
+        kept.restart()
+        assert kept.log() == entries[6:]
+
+    def test_a_chunk_of_another_snapshot_does_not_continue_a_reception(self) -> None:
+        """A chunk past offset 0 must continue the reception of the same snapshot (its
+        whole meta): one of another snapshot is refused, not appended."""
+        self._need_snapshots()
+        first = self._compacted(self.store())
+        source = self.store()
+        second = self._compacted(source)
+        data = source.snapshot_bytes(second)
+        target = self.store()
+        target.ask(WriteSnapshotChunk(first, 0, data[:4]))
+        with pytest.raises(ValueError):
+            target.ask(WriteSnapshotChunk(second, 4, data[4:]))
+
+    def test_a_reception_leaves_the_current_snapshot_alone(self) -> None:
+        """Chunks being received are kept apart: the current snapshot's bytes, meta and
+        state stay as they were while a reception is under way and after it is abandoned
+        (here by a restart), so this node never sends or restores foreign bytes."""
+        self._need_snapshots()
+        source = self.store()
+        incoming = self._compacted(source, last=12, at=9)
+        target = self.store()
+        current = self._compacted(target)
+        before, machine = target.snapshot_bytes(current), target.dump().state_machine
+        target.ask(WriteSnapshotChunk(incoming, 0, source.snapshot_bytes(incoming)[:3]))
+        assert target.snapshot_bytes(current) == before
+        target.restart()
+        assert target.initial().snapshot == current
+        assert target.snapshot_bytes(current) == before
+        assert target.dump().state_machine == machine
 
     def test_two_stores_never_name_their_snapshots_alike(self) -> None:
         """Snapshot ids are unique across the nodes of a cluster, not just in one store: a

@@ -77,10 +77,10 @@ def test_counter_state_machine_example() -> None:
 
 def test_file_backed_store_example(tmp_path: Path) -> None:
     ns: dict[str, Any] = {}
-    run("storage.md", "class SqliteStore", ns)
-    run("snapshots.md", "class SnapshotSqliteStore", ns)
+    run("storage.md", "class MyStore(", ns)
+    run("snapshots.md", "class MySnapshotStore", ns)
 
-    class DumpableStore(ns["SnapshotSqliteStore"]):  # type: ignore[misc, name-defined]
+    class DumpableStore(ns["MySnapshotStore"]):  # type: ignore[misc, name-defined]
         def handle_other(self, message: Any) -> Any:
             if isinstance(message, DumpStorage):
                 data = dict(self.state_machine.data)

@@ -46,22 +46,22 @@ def test_readme_durable_cluster_survives_its_restart() -> None:
 # The example stores of docs/storage.md and docs/snapshots.md keep the storage contract: the
 # suite runs on them as written (the docs say so).
 _examples: dict[str, Any] = {}
-exec(compile(block("docs/storage.md", "class SqliteStore"), "docs/storage.md", "exec"), _examples)
+exec(compile(block("docs/storage.md", "class MyStore("), "docs/storage.md", "exec"), _examples)
 exec(
-    compile(block("docs/snapshots.md", "class SnapshotSqliteStore"), "docs/snapshots.md", "exec"),
+    compile(block("docs/snapshots.md", "class MySnapshotStore"), "docs/snapshots.md", "exec"),
     _examples,
 )
 
 # The suite subclass exactly as docs/storage.md writes it, run on that page's example store
 # (its MyStore); pytest collects its tests here.
-_docs: dict[str, Any] = {"MyStore": _examples["SqliteStore"]}
+_docs: dict[str, Any] = {"MyStore": _examples["MyStore"]}
 exec(compile(block("docs/storage.md", "class TestMyStore"), "docs/storage.md", "exec"), _docs)
 TestTheExampleStoreOfStorageMd = _docs["TestMyStore"]
 
 
 class TestTheFileBackedStoreOfSnapshotsMd(StorageConformance):
     def start_storage(self, place: Path, rejecting: bool = False) -> Any:
-        store = _examples["SnapshotSqliteStore"]
+        store = _examples["MySnapshotStore"]
         return store.start(
             str(place / "node.sqlite"), str(place / "snapshots"), key_value_machine(rejecting)
         )
