@@ -24,6 +24,7 @@ from typing import Any
 import attrs
 
 from pykka_raft import (
+    ConfigError,
     MemStore,
     NodeId,
     RaftError,
@@ -216,4 +217,6 @@ def _open_tcp(config: NodeConfig) -> NetworkHandle:
         )
     except zmq.ZMQError as exc:
         raise KvConfigError(f"raft_address: cannot listen on {config.raft_address}: {exc}") from exc
+    except ConfigError as exc:  # e.g. a key pair the key directory names as another node's
+        raise KvConfigError(str(exc)) from exc
     return NetworkHandle(ref, address=ref.address, stop_ref=True)

@@ -203,6 +203,16 @@ def test_tcp_network_with_keys_and_a_missing_key(tmp_path: Path) -> None:
         )
 
 
+def test_a_key_pair_copied_from_another_node_is_refused(tmp_path: Path) -> None:
+    keys = tmp_path / "keys"
+    for node_id in (1, 2):
+        generate_keypair(keys, node_id)
+    (keys / "node-1.key_secret").write_bytes((keys / "node-2.key_secret").read_bytes())
+    config = NodeConfig(1, "h:1", raft_address="127.0.0.1:0", keys_dir=str(keys), storage="memory")
+    with pytest.raises(KvConfigError, match="this key pair is node 2's, not node 1's"):
+        open_network(config)
+
+
 def test_insecure_tcp_network_is_logged_loudly(caplog: pytest.LogCaptureFixture) -> None:
     config = NodeConfig(1, "h:1", raft_address="127.0.0.1:0", insecure=True, storage="memory")
     with caplog.at_level(logging.WARNING):
