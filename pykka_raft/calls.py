@@ -130,10 +130,18 @@ class AskAwareRef(pykka.ActorRef[Any]):
         self.answer_left_behind()
 
     def answer_left_behind(self) -> None:
-        """If the actor stopped meanwhile, answer what is left in its inbox."""
-        stopped_error = getattr(self.actor_class, "stopped_error", None)
+        """If the actor stopped meanwhile, answer what is left in its inbox: through the
+        actor class's ``answer_stopped(message)`` if it has one (a message of its own
+        may carry a reply too), else each :class:`Call` with its ``stopped_error()``."""
+        cls = self.actor_class
+        answer, stopped_error = (
+            getattr(cls, "answer_stopped", None),
+            getattr(cls, "stopped_error", None),
+        )
         for message in left_behind(self):
-            if stopped_error is not None:
+            if answer is not None:
+                answer(message)
+            elif stopped_error is not None:
                 answer_dropped(message, stopped_error())
 
 

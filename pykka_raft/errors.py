@@ -171,7 +171,7 @@ class RequestTooLarge(RpcError):
         limit: the largest request body the network sends.
         fits: how many of an AppendEntries' entries fit under ``limit`` (0 when not even
             the first one does); the leader sends that follower at most that many (at
-            least one) per request from then on, growing again as they are answered.
+            least one) per request until it has caught up.
     """
 
     def __init__(self, size: int, limit: int, fits: int) -> None:

@@ -217,7 +217,8 @@ class RaftClient:
     def _open(committed: Any, last: Any, attempts: int, ids: dict[str, Any]) -> WriteResult:
         """Unknown: ``committed`` (a ``ResultUnavailable``: applied or refused), or not."""
         unknown = committed or OutcomeUnknown(f"no attempt gave a definite answer ({last!r})")
-        unknown.__cause__ = unknown.__cause__ or last
+        if unknown.__cause__ is None and last is not unknown:
+            unknown.__cause__ = last
         return WriteResult(Outcome.UNKNOWN, error=unknown, attempts=attempts, **ids)
 
     @staticmethod

@@ -132,8 +132,9 @@ class Progress:
 
     def too_large(self, entries: int, fits: int) -> None:
         """An AppendEntries carrying ``entries`` was too large to send; ``fits`` of them
-        fit: send at most that many (at least one, fewer than before)."""
-        self.fits = max(1, min(fits, entries - 1))
+        fit: send at most that many (at least one, and never more than before)."""
+        limit = max(1, min(fits, entries - 1))
+        self.fits = min(self.fits, limit) if self.fits else limit
 
     def sent(self, last_index: LogIndex, now: int, entries: int) -> None:
         """An AppendEntries through ``last_index``, carrying ``entries``, went out."""

@@ -155,8 +155,9 @@ def on_append_result(
     entries = len(request.entries)
     sent_at = pr.sent_at(request.last_index, entries)  # None: a late answer tells nothing
     if response is None:
-        if fits is not None and entries > 1:
-            pr.too_large(entries, fits)
+        if fits is not None:
+            if entries > 1 and sent_at is not None:  # a request of the current window
+                pr.too_large(entries, fits)
         elif sent_at is not None:
             pr.lost(entries, sent_at)
         if request.entries or pr.state is not ProgressState.REPLICATE:

@@ -187,9 +187,9 @@ class KvApp:
         try:
             return handler(request)
         finally:
+            self._slots.release()  # first: a thread seeing only old holders then finds it free
             with self._holders_lock:
                 del self._slot_holders[me]
-            self._slots.release()
 
     def _take_slot(self) -> bool:
         """One of the slots of requests that may wait: at once, or within
@@ -199,7 +199,7 @@ class KvApp:
         with self._holders_lock:
             youngest = max(self._slot_holders.values(), default=None)
         if youngest is not None and time.monotonic() - youngest >= SLOT_PATIENCE:
-            return False
+            return self._slots.acquire(blocking=False)  # freed meanwhile, or stuck
         return self._slots.acquire(timeout=SLOT_PATIENCE)
 
     def _route(self, environ: dict[str, Any]) -> tuple[str, Handler, dict[str, str]]:

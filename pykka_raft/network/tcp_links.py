@@ -173,7 +173,9 @@ class IoLinks(IoAuth):
     def membership_changed(self, membership: MembershipConfig) -> None:
         """Learn the addresses ``membership`` carries and which nodes are members."""
         self.learn_addresses(membership.addresses, "the membership")
-        self.members = membership.all_nodes()
+        members = membership.all_nodes()
+        if members:  # an empty one (a pristine node's, or addresses only) names no members
+            self.members = members
 
     def close_idle_outsiders(self, now: float) -> None:
         """Close the connections to nodes outside the membership that no request used for

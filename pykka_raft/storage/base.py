@@ -112,14 +112,20 @@ class RaftStorage(pykka.ThreadingActor, abc.ABC):
     build_results: tuple[type, ...] = (SnapshotBuilt,)
     """Internal messages a background snapshot build sends back; each has a ``reply``."""
 
+    @classmethod
+    def answer_stopped(cls, message: Any) -> None:
+        """Answer a message left in the inbox of this stopped storage: a call, or a
+        snapshot build's result (its ``CreateSnapshot``), gets :meth:`stopped_error`."""
+        if isinstance(message, cls.build_results):
+            deliver_error(message.reply, cls.stopped_error())  # type: ignore[attr-defined]
+        else:
+            answer_dropped(message, cls.stopped_error())
+
     def on_stop(self) -> None:
         """Answer every call still queued, and every snapshot build whose result is: the
         storage is gone (the node stops on it)."""
         for message in drain_inbox(self):
-            if isinstance(message, self.build_results):
-                deliver_error(message.reply, self.stopped_error())  # type: ignore[attr-defined]
-            else:
-                answer_dropped(message, self.stopped_error())
+            self.answer_stopped(message)
 
     def built(self, result: Any) -> None:
         """Hand a background build's result to this actor (on the build's thread); if the

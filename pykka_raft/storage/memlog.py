@@ -132,11 +132,8 @@ class MemLog:
         leave a gap raises :class:`InvalidRequest`, and then nothing is written.
         """
         log, offset = self.log, self.offset
-        if (
-            entries
-            and entries[0].index == offset + len(log) + 1
-            and entries[-1].index - entries[0].index == len(entries) - 1
-        ):
+        first = offset + len(log) + 1
+        if entries and all(e.index == i for i, e in enumerate(entries, first)):
             log.extend(entries)  # the common case: a run that continues the log
             return
         end = offset + len(log)

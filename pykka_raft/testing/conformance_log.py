@@ -95,6 +95,8 @@ class LogConformance(ConformanceHarness):
         store.ask(ReplicateToLog(puts(1, 1, 2)))
         with pytest.raises(ValueError):
             store.ask(ReplicateToLog((*puts(1, 3, 3), normal(1, 5, Put("a", 1)))))
+        with pytest.raises(ValueError):  # as many entries as 3..5 holds, still a gap
+            store.ask(ReplicateToLog((*puts(1, 3, 3), *puts(1, 5, 5), *puts(1, 5, 5))))
         assert store.log() == puts(1, 1, 2)
         assert store.initial().last_log_id == LogId(1, 2)
 

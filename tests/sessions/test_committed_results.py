@@ -48,8 +48,10 @@ def write(ref: ScriptedRef, sessions: bool = True) -> Any:
 
 
 def test_without_a_session_a_committed_write_is_unknown_not_applied() -> None:
-    result = write(ScriptedRef(COMMITTED), sessions=False)
-    assert result.outcome is Outcome.UNKNOWN and result.error is COMMITTED
+    committed = ResultUnavailable(5)
+    result = write(ScriptedRef(committed), sessions=False)
+    assert result.outcome is Outcome.UNKNOWN and result.error is committed
+    assert committed.__cause__ is None  # not its own cause: a walk of causes ends
 
 
 def test_in_a_session_the_resend_gets_the_cached_response() -> None:

@@ -361,3 +361,46 @@ def test_calls_are_answered_in_order(store: pykka.ActorRef[MemStore]) -> None:
     for future in writes:
         assert future.get(timeout=TIMEOUT) is None
     assert [e.index for e in read.get(timeout=TIMEOUT)] == list(range(1, 21))
+
+
+def test_a_snapshot_built_as_the_store_stops_is_answered(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The build's result may reach the inbox after the store emptied it on stop (Pykka's
+    ``tell`` checks ``is_alive`` first, then puts): the ref answers what it left behind."""
+    import threading
+
+    from pykka_raft import KeyValueStateMachine, MemStore
+    from pykka_raft.errors import StorageError
+    from pykka_raft.messages import MembershipConfig
+    from pykka_raft.storage.messages import CreateSnapshot
+    from pykka_raft.types import LogId
+
+    release = threading.Event()
+
+    class SlowMachine(KeyValueStateMachine):
+        def snapshot(self) -> Any:
+            inner = super().snapshot()
+
+            def build() -> bytes:
+                release.wait(10)
+                return inner()
+
+            return build
+
+    store = MemStore.start(SlowMachine())
+    future: pykka.ThreadingFuture[Any] = pykka.ThreadingFuture()
+    store.tell(Call(CreateSnapshot(LogId(0, 0), MembershipConfig((1,))), FutureReply(future)))
+    store.ask(GetInitialState())  # the build has started (the Call was handled before)
+    store.stop()
+    alive, fooled = type(store).is_alive, []
+
+    def is_alive(ref: Any) -> bool:  # the window: alive when checked, stopped when put
+        if threading.current_thread().name.startswith("MemStore-snapshot") and not fooled:
+            fooled.append(True)
+            return True
+        return alive(ref)
+
+    monkeypatch.setattr(type(store), "is_alive", is_alive)
+    release.set()
+    with pytest.raises(StorageError, match="MemStore has stopped"):
+        future.get(timeout=10)
+    assert fooled, "the window was not reached"

@@ -121,6 +121,22 @@ def test_a_lost_batch_halves_the_batch_and_answers_double_it_back_to_the_cap() -
     assert sizes == [2, 4, 8, 16, 32, 64, 128, 256, 300]
 
 
+def test_a_request_too_large_to_send_caps_the_batch_and_never_raises_the_cap() -> None:
+    """The network said how many entries of a request fit: at most that many (at least one,
+    fewer than the request held), whatever a later failure says and whatever is answered,
+    until the leader lifts it (the follower caught up)."""
+    pr = _replicating(next_index=6, match=5)
+    pr.too_large(16, 3)
+    assert pr.batch_size(300) == 3
+    pr.too_large(40, 30)  # a later, larger request: its 30 do not raise the cap
+    assert pr.batch_size(300) == 3
+    for _ in range(20):
+        pr.answered(3, 300)
+    assert pr.batch_size(300) == 3
+    pr.too_large(3, 0)  # not even one fits: one at a time
+    assert pr.batch_size(300) == 1
+
+
 def test_a_follower_that_answers_nothing_keeps_its_batch_size() -> None:
     """Batches lost to a follower that has not answered anything since they went out (down,
     or cut off) are not too large: after it returns it catches up at full size."""
