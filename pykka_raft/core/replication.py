@@ -247,12 +247,13 @@ def on_install_result(
     elif not request.done:
         transfer.offset += len(request.data)
         transfer.sent_at = None
+        node.snapshot_chunk_acked_at = node.now  # it makes progress (Snapshots.due)
     else:
         index = transfer.meta.last_included.index
         pr.snapshot_done(index)
         node.counters.snapshots_sent += 1
         node.snapshot_transfer_changes += 1
-        node.snapshot_chunk_sent_at = None  # nothing half sent to protect (Snapshots.due)
+        node.snapshot_chunk_sent_at = node.snapshot_chunk_acked_at = None  # nothing half sent
         if leader.forget_if_departed(request.target, index):
             return Outcome.DEPARTED
         return Outcome.MATCHED

@@ -42,22 +42,29 @@ class Snapshots:
         """The policy asks for a snapshot: the log grew ``logs_since_last`` entries past the
         last one (counted at what was sent to the state machine).
 
-        A leader sending its snapshot (``sending``) keeps it a while longer: a new one
-        replaces it and the transfer starts over at offset 0, which never ends under a
-        write load that compacts faster than one transfer takes. So does a node that sent
-        a chunk within two ``election_timeout_max``, leader or not: when leadership flaps
-        during a transfer (each new term appends an entry), the same node leading again
-        resumes the transfer of the same snapshot where the receiver stopped, instead of
-        starting a new one. Bounded (four policy intervals), so a transfer to a node that
-        is down cannot grow the log without limit.
+        A new snapshot replaces the one being sent and the transfer starts over at offset
+        0, which never ends under a write load that compacts faster than one transfer
+        takes. So while a follower acknowledged a chunk within two
+        ``election_timeout_max`` (the transfer makes progress), compaction waits, however
+        long the log grows meanwhile: the snapshot sent does not change, so the transfer
+        ends. A leader sending its snapshot (``sending``) keeps it a while longer too, and
+        so does a node that sent a chunk within two ``election_timeout_max``, leader or
+        not: when leadership flaps during a transfer (each new term appends an entry), the
+        same node leading again resumes the transfer of the same snapshot where the
+        receiver stopped, instead of starting a new one. Without progress that wait is
+        bounded (four policy intervals), so a transfer to a node that is down cannot grow
+        the log without limit.
         """
         node = self.node
         since = node.config.snapshot_policy.logs_since_last
         if since is None or self.unsupported is not None:
             return False
         grown = node.apply_requested - node.log.offset
-        sent_at = node.snapshot_chunk_sent_at
-        recently = sent_at is not None and node.now - sent_at < 2 * node.config.election_timeout_max
+        window = 2 * node.config.election_timeout_max
+        sent_at, acked_at = node.snapshot_chunk_sent_at, node.snapshot_chunk_acked_at
+        if acked_at is not None and node.now - acked_at < window:
+            return False  # a transfer makes progress: let it end
+        recently = sent_at is not None and node.now - sent_at < window
         return grown >= since and not ((sending or recently) and grown < 4 * since)
 
     def create(self) -> None:

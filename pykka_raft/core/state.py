@@ -95,6 +95,9 @@ class NodeState:
         snapshot_chunk_sent_at: ``now`` when this node, as leader, last sent a snapshot
             chunk (``None``: never); compaction waits a while after it
             (``Snapshots.due``), also across a change of leadership.
+        snapshot_chunk_acked_at: ``now`` when a follower last acknowledged a chunk of a
+            transfer still under way (``None``: none is); while one is, compaction waits
+            without bound (``Snapshots.due``).
     """
 
     def __init__(self, node_id: NodeId, config: Config, rng: random.Random | None = None) -> None:
@@ -122,6 +125,7 @@ class NodeState:
         self.counters = Counters()
         self.snapshot_transfer_changes = 0
         self.snapshot_chunk_sent_at: int | None = None
+        self.snapshot_chunk_acked_at: int | None = None
 
     @property
     def membership(self) -> MembershipConfig:

@@ -319,6 +319,26 @@ def test_leader_sending_a_snapshot_puts_off_its_own_compaction() -> None:
     assert of_type(core.take_commands(), CreateSnapshot) == [CreateSnapshot(LogId(2, 13), MEMBERS)]
 
 
+def test_a_transfer_that_makes_progress_is_never_cut_short_by_compaction() -> None:
+    """Under a write load that outgrows four policy intervals during one transfer (a slow
+    link, a large state), compacting would replace the snapshot being sent and restart
+    the transfer at offset 0, forever. While the follower acknowledges chunks, the leader
+    waits however long the log grows; once it stops answering for two maximal election
+    timeouts, the bounded wait applies again."""
+    core = leader_sending_its_snapshot()
+    transfer = core.leader.progress[2].snapshot
+    assert transfer is not None
+    m = transfer.meta
+    core.snapshot_chunk_read(2, m.snapshot_id, 0, b"x")  # the first byte only: not done
+    (request,) = [c.request for c in of_type(core.take_commands(), Send)]
+    assert isinstance(request, InstallSnapshotRequest) and not request.done
+    core.install_snapshot_result(request, InstallSnapshotResponse(core.current_term, True))
+    core.apply_requested = 100  # far past four policy intervals
+    assert not core.snapshots.due(sending=core.leader.sending_snapshot())
+    core.now += 2 * core.config.election_timeout_max  # no chunk acknowledged since
+    assert core.snapshots.due(sending=core.leader.sending_snapshot())
+
+
 def finish_transfer(core: RaftCore, peer: int) -> None:
     """The storage reads the whole snapshot for ``peer`` and ``peer`` installs it."""
     transfer = core.leader.progress[peer].snapshot
