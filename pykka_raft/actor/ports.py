@@ -55,6 +55,12 @@ class ActorPorts(Ports):
 
     def send(self, request: RpcRequest) -> None:
         raft = self.raft
+        membership, told = raft.core.membership, raft._told_membership
+        if membership is not told:  # a new member's address must reach the network first
+            if membership == told:
+                raft._told_membership = membership
+            else:
+                raft._membership_changed(membership)
         try:
             raft.network.tell(Call(request, ActorReply(raft.actor_ref, request)))
         except DEAD_ACTOR_ERRORS as exc:

@@ -15,7 +15,8 @@ the request on the receiving side, ``ask``-s the local Raft ref with it, and sen
 answer back.
 
 **Membership.** The Raft node tells its network :class:`MembershipChanged` once it has
-started and whenever its membership changes. A network between processes takes the
+started and whenever its membership changes, before it sends a request to a new member.
+A network between processes takes the
 nodes' addresses from it (``MembershipConfig.addresses``); the base class ignores it.
 """
 

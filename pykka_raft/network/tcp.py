@@ -38,7 +38,7 @@ from pykka_raft.config import Config
 from pykka_raft.errors import UnknownMessage
 from pykka_raft.logs import RateLimited
 from pykka_raft.messages import MembershipConfig, RpcRequest
-from pykka_raft.network.contract import RPC_REQUESTS, RaftNetwork
+from pykka_raft.network.contract import RPC_REQUESTS, MembershipChanged, RaftNetwork
 from pykka_raft.network.keys import CurveKeys, check_key
 from pykka_raft.network.router import Isolate, Register, Restore, Unregister
 from pykka_raft.network.tcp_io import IoLoop
@@ -71,11 +71,18 @@ class TcpNetworkRef(AskAwareRef):
     _io: IoLoop
 
     def tell(self, message: Any) -> None:
-        """Hand an RPC to the I/O thread now; queue anything else for the actor."""
-        if isinstance(message, Call) and isinstance(message.message, RPC_REQUESTS):
+        """Hand an RPC, or a told membership, to the I/O thread now (in order: the RPCs
+        told after a membership find the addresses it carries); queue anything else for
+        the actor."""
+        rpc = isinstance(message, Call) and isinstance(message.message, RPC_REQUESTS)
+        if rpc or isinstance(message, MembershipChanged):
             if not self.is_alive():
                 raise pykka.ActorDeadError(f"{self} is stopped")
-            self._io.submit(("req", message.message, message.reply))
+            io = self._io
+            if rpc:
+                io.submit(("req", message.message, message.reply))
+            else:
+                io.submit(("post", lambda: io.membership_changed(message.membership)))
             return
         super().tell(message)
 

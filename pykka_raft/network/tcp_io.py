@@ -152,6 +152,8 @@ class IoLoop(IoRequests):
                         deliver_error(item[2], error)
             elif kind == "resp":
                 self._guard(self._send_response, item[1], item[2], item[3])
+            elif kind == "post":  # run here, nobody waits for it
+                self._guard(item[1])
             elif kind == "call":
                 result: _CallResult = item[2]
                 try:

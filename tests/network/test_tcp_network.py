@@ -769,11 +769,38 @@ def test_a_membership_the_network_cannot_take_is_logged_and_it_goes_on(
     from pykka_raft.network import tcp_io
 
     def busy(*args: Any) -> None:
-        raise TimeoutError("the network's I/O thread did not answer")
+        raise TimeoutError("the addresses could not be taken")
 
     net = TcpNetwork.start(2, insecure=True, config=CONFIG)
     monkeypatch.setattr(tcp_io.IoLoop, "membership_changed", busy)
+    news = MembershipChanged(2, MembershipConfig((1, 2), addresses={1: "127.0.0.1:1"}))
     with caplog.at_level(logging.WARNING):
-        net.tell(MembershipChanged(2, MembershipConfig((1, 2), addresses={1: "127.0.0.1:1"})))
-        assert metrics(net).node_id == 2  # still answering: it did not stop
-    assert "dropped a MembershipChanged sent with tell: the network's I/O thread" in caplog.text
+        net.tell(news)  # as the Raft node tells it: handled on the I/O thread
+        wait_until(lambda: metrics(net).error_count("internal_error") == 1, 5, "the failure")
+    assert "network I/O step failed: TimeoutError('the addresses could not be taken')" in (
+        caplog.text
+    )
+    with pytest.raises(TimeoutError, match="could not be taken"):
+        net.ask(news)  # asked: the caller gets the error
+    assert metrics(net).node_id == 2  # still answering: it did not stop
+
+
+def test_a_request_told_after_a_membership_finds_the_addresses_it_carries(
+    tcp_keys: Path,
+) -> None:
+    """The Raft node tells its network a new membership before it sends to a new member
+    (the ref hands both to the I/O thread in order): the first request to it goes out."""
+    _, two, _ = secure_pair(tcp_keys)
+    three = TcpNetwork.start(3, config=CONFIG, keys=CurveKeys.from_dir(tcp_keys, 3))
+    three.ask(Register(3, Echo.start()))
+    members = MembershipConfig((1, 2, 3), addresses={3: three.address})
+    two.tell(MembershipChanged(2, members))
+    future: pykka.ThreadingFuture[Any] = pykka.ThreadingFuture()
+    two.tell(Call(vote(3, 2), FutureReply(future)))
+    try:
+        future.get(timeout=5)
+    except UnknownNode:
+        raise AssertionError("the request went out before the membership") from None
+    except Unreachable:
+        pass  # sent before the connection was up (no queue for a peer not connected)
+    assert call_when_connected(two, vote(3, 2, term=2)) == VoteResponse(2, True)
