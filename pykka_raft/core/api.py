@@ -173,9 +173,11 @@ class ClientApi(Engine):
             self._start_transfer(target, token)
 
     def trigger_election(self, token: int) -> None:
-        """``TriggerElection``: campaign now, as if the election timer fired (PreVote first
-        when on). Voters that hear from a leader refuse, as always: a forced election
-        would let a leader's lease outlive its leadership (use ``TransferLeadership``)."""
+        """``TriggerElection``: campaign now, with a PreVote round first even when
+        ``Config.pre_vote`` is off (a raised term would depose a leader the voters still
+        hear, though they refuse the vote). Voters that hear from a leader refuse, as
+        always: a forced election would let a leader's lease outlive its leadership (use
+        ``TransferLeadership``)."""
         if self.role is Role.INITIALIZING:
             self.respond(token, error=Unreachable(f"node {self.id} is still starting"))
         elif self.leader is not None:
@@ -183,7 +185,7 @@ class ClientApi(Engine):
         elif not self.may_campaign():
             self.respond(token, error=NotAllowed(f"node {self.id} is not a voter"))
         else:
-            self.start_election()
+            self.become_pre_candidate()
             self.respond(token, None, after_durable=True)
 
     def trigger_snapshot(self, token: int) -> None:

@@ -107,6 +107,18 @@ def hears_a_leader(node: NodeState) -> bool:
     return heard is not None and node.now - heard < node.config.election_timeout_min
 
 
+def sticks_to_its_leader(node: NodeState, request: VoteRequest) -> bool:
+    """§4.2.3: refuse a vote (and do not take up the term) because we hear from a leader.
+
+    For a newer term, and for our own term while we have not voted in it: a node can
+    reach a newer term without voting (a late answer to a request it sent as a
+    candidate), and a candidate of that term asking next must not get the vote of a voter
+    whose acknowledgement the old leader's lease still counts on (§6.4.1)."""
+    newer = request.term > node.current_term
+    unvoted = request.term == node.current_term and node.voted_for is None
+    return (newer or unvoted) and hears_a_leader(node) and not request.transfer
+
+
 def grants_pre_vote(node: NodeState, request: VoteRequest) -> bool:
     """§9.6: would we vote for this candidate in the term it asks about? Only if that term
     is newer than ours, its log is up to date and we do not hear from a leader."""

@@ -32,7 +32,7 @@ import attrs
 from pykka_raft.core import replication
 from pykka_raft.core.api import ClientApi
 from pykka_raft.core.commands import LoadInitialState, LoadLog, Query, WriteLog
-from pykka_raft.core.election import grants_pre_vote, hears_a_leader, may_vote_for
+from pykka_raft.core.election import grants_pre_vote, may_vote_for, sticks_to_its_leader
 from pykka_raft.core.follower import plan_append
 from pykka_raft.core.leader import LeaderState
 from pykka_raft.core.log import RaftLog
@@ -165,8 +165,8 @@ class RaftCore(ClientApi):
             self.start_election()
         if self.transfer is not None:
             self._drive_transfer()
-        if self.reads.asked:
-            self.reads.expire_asks()
+        if self.reads.asked or self.reads.ready:
+            self.reads.expire()
 
     def _tick_leader(self, leader: LeaderState, elapsed_ms: int) -> None:
         leader.heartbeat_elapsed += elapsed_ms
@@ -207,8 +207,8 @@ class RaftCore(ClientApi):
             # durable.
             self.respond(token, VoteResponse(self.current_term, grants_pre_vote(self, request)))
             return
-        if request.term > self.current_term and hears_a_leader(self) and not request.transfer:
-            # §4.2.3: we hear from a leader: refuse, and do not take up the newer term.
+        if sticks_to_its_leader(self, request):
+            # §4.2.3: we hear from a leader: refuse, and do not take up a newer term.
             self.respond(token, VoteResponse(self.current_term, False))
             return
         if request.term > self.current_term:  # D11; the timer runs on unless we grant

@@ -35,7 +35,7 @@ import attrs
 from pykka_raft.core.commands import Query
 from pykka_raft.core.leader import LeaderState
 from pykka_raft.core.quorum import joint_quorum_index
-from pykka_raft.core.state import NodeState
+from pykka_raft.core.state import NodeState, Role
 from pykka_raft.errors import ApplicationError, ForwardToLeader
 from pykka_raft.messages import (
     ClientReadResponse,
@@ -58,6 +58,7 @@ class Read:
     local: bool = True
     round: int = 0  # the round that must be acknowledged (leader)
     index: LogIndex = 0
+    since: int = 0  # when its index was known and it began to wait for the apply
 
 
 def lease_ms(node: NodeState) -> float:
@@ -169,13 +170,21 @@ class Reads:
         self.asked.append((request, reads, node.now))
         node.send(request)
 
-    def expire_asks(self) -> None:
+    def expire(self) -> None:
         """A read index asked of the leader with no answer within ``rpc_timeout`` (the
-        request or its answer was lost): the reads fail, so their callers retry."""
+        request or its answer was lost), or one this node (not leading) has not applied
+        through within ``election_timeout_max`` (it no longer learns the commit index: cut
+        off, or removed): the reads fail, so their callers retry elsewhere."""
         node = self.node
         while self.asked and node.now - self.asked[0][2] >= node.config.rpc_timeout:
             request, _, _ = self.asked[0]
             self.leader_answered(request, None)
+        if self.ready and node.role is not Role.LEADER:
+            late = node.now - node.config.election_timeout_max
+            for read in [r for r in self.ready if r.since <= late]:
+                self.ready.remove(read)
+                why = f"this node did not catch up to read index {read.index} in time (cut off?)"
+                node.respond(read.token, error=ForwardToLeader(None, node.leader_id, why))
 
     # --- the leader's rounds ------------------------------------------------------------
 
@@ -244,6 +253,7 @@ class Reads:
         elif read.index <= self.node.apply_requested:
             self._query(read)
         else:
+            read.since = self.node.now
             self.ready.append(read)
 
     def applying(self) -> None:

@@ -120,6 +120,26 @@ def test_a_follower_hearing_its_leader_refuses_votes_and_keeps_its_term() -> Non
     assert follower.current_term == 5 and follower.leader_id == 2
 
 
+@pytest.mark.parametrize("pre_vote", [True, False])
+def test_a_voter_that_reached_a_term_without_voting_still_sticks_to_its_leader(
+    pre_vote: bool,
+) -> None:
+    """§4.2.3 with §6.4.1: a voter can reach a newer term without voting in it (here the
+    answer to a vote request it sent earlier carries that term). A candidate of that term
+    asking next gets no vote while the voter hears from its leader: that leader's lease
+    counts on this voter's refusal (a review found LEASE reads going stale this way)."""
+    voter = make_core(2, term=5, config=attrs.evolve(STICKY, pre_vote=pre_vote))
+    heartbeat(voter, leader=1)
+    earlier = VoteRequest(3, 5, 2, 0, 0)  # sent by 2 as a candidate of term 5, answered late
+    voter.vote_result(earlier, VoteResponse(6, False))
+    assert (voter.current_term, voter.voted_for) == (6, None)
+    voter.receive_vote(VoteRequest(2, 6, 3, 0, 0), token=1)
+    assert answer(voter, 1) == VoteResponse(6, False)
+    assert voter.voted_for is None
+    voter.receive_vote(VoteRequest(2, 6, 3, 0, 0, transfer=True), token=2)  # a handover
+    assert answer(voter, 2) == VoteResponse(6, True)
+
+
 def test_stickiness_ends_election_timeout_min_after_the_leader_was_heard() -> None:
     follower = sticky_core(3, term=5)
     heartbeat(follower, leader=2)
@@ -337,14 +357,25 @@ def test_trigger_election_starts_an_ordinary_election() -> None:
     assert answer(voter, 2) == VoteResponse(5, False)
 
 
-def test_trigger_election_without_pre_vote_raises_the_term() -> None:
-    core = make_core(3, term=5, config=attrs.evolve(STICKY, pre_vote=False))
+def test_trigger_election_asks_pre_votes_first_even_with_pre_vote_off() -> None:
+    """With ``pre_vote`` off a raised term would depose the leader the voters still hear
+    (they refuse the vote, but its next heartbeat's answer carries the new term): the
+    forced election asks pre-votes first, and becomes a real one once they are granted."""
+    config = attrs.evolve(STICKY, pre_vote=False)
+    core = make_core(3, term=5, config=config)
     core.trigger_election(token=1)
     commands = core.take_commands()
-    assert core.role is Role.CANDIDATE and core.current_term == 6
-    assert not any(s.request.transfer for s in vote_requests(commands))
+    assert core.role is Role.PRE_CANDIDATE and core.current_term == 5
+    requests = [s.request for s in vote_requests(commands)]
+    assert requests and all(r.pre_vote and not r.transfer for r in requests)
     (respond,) = responds(commands, 1)
-    assert respond.after_durable and respond.error is None
+    assert respond.error is None
+    voter = make_core(2, term=5, config=config)
+    heartbeat(voter, leader=1)
+    voter.receive_vote(requests[0], token=2)  # it hears its leader: refused
+    assert answer(voter, 2) == VoteResponse(5, False)
+    core.vote_result(requests[0], VoteResponse(5, True))  # another voter grants it
+    assert core.role is Role.CANDIDATE and core.current_term == 6
 
 
 @pytest.mark.parametrize("who", ["leader", "non-voter"])

@@ -256,6 +256,22 @@ def test_follower_read_fails_when_the_leader_never_answers() -> None:
     assert isinstance(respond.error, ForwardToLeader)
 
 
+def test_follower_read_fails_when_the_node_never_catches_up_to_its_index() -> None:
+    """A node given a read index it never applies through (it no longer learns the commit
+    index: cut off, or removed from the cluster, which its leader stops telling) answers
+    the read retryably after ``election_timeout_max`` instead of holding it forever."""
+    core = follower()
+    core.client_read(ClientRead("q"), token=7)
+    (send,) = of_type(core.take_commands(), Send)
+    core.read_index_result(send.request, ReadIndexResponse(2, 5))  # beyond what it holds
+    core.tick(CONFIG.election_timeout_max - 1)
+    assert responds(core.take_commands(), 7) == []
+    core.tick(1)
+    (respond,) = responds(core.take_commands(), 7)
+    assert isinstance(respond.error, ForwardToLeader) and "read index 5" in str(respond.error)
+    assert core.reads.ready == []
+
+
 def test_leader_answers_a_read_index_after_a_round() -> None:
     core = leader_with_commit()
     core.receive_read_index(ReadIndexRequest(1, core.current_term, 3), token=7)
