@@ -154,17 +154,24 @@ def test_serve_refuses_what_it_cannot_do(serve: Any, args: list[str], message: s
     assert message in child.log.read_text()
 
 
-def test_a_stopping_node_answers_requests_in_flight(cluster_factory: Any) -> None:
-    # The isolated leader must still lead when the write reaches it (see PATIENT).
-    cluster = cluster_factory([1, 2, 3], raft=PATIENT, http=HttpSettings(request_timeout=30.0))
+def a_write_to_a_cut_off_leader(cluster: Any) -> tuple[int, Any, threading.Thread, list[Any]]:
+    """Isolate the leader, then PUT to it from a thread: the write waits, as its entry can
+    no longer commit. Returns the leader, its server, the thread and its answers."""
     leader = leader_of(cluster, timeout=30)
     server = cluster.servers[leader]
-    cluster.network.router.ask(Isolate(leader))  # its writes can no longer commit
+    cluster.network.router.ask(Isolate(leader))
     answers: list[Any] = []
     pending = threading.Thread(
         target=lambda: answers.append(request(server.url, "PUT", "/v1/kv/k", {"value": 1}))
     )
     pending.start()
+    return leader, server, pending, answers
+
+
+def test_a_stopping_node_answers_requests_in_flight(cluster_factory: Any) -> None:
+    # The isolated leader must still lead when the write reaches it (see PATIENT).
+    cluster = cluster_factory([1, 2, 3], raft=PATIENT, http=HttpSettings(request_timeout=30.0))
+    leader, server, pending, answers = a_write_to_a_cut_off_leader(cluster)
     # Polled: the view's waiters wake on metrics only, and neither counter is a metric.
     wait_until(lambda: server.app._inflight == 1, 10, "the write to be in flight")
     stopper = threading.Thread(target=lambda: cluster.stop_node(leader))
@@ -185,14 +192,7 @@ def test_health_checks_are_answered_while_every_write_hangs(cluster_factory: Any
     # Two request threads: one may wait on the cluster, the other stays free for status.
     http = HttpSettings(request_timeout=30.0, threads=2, shutdown_grace=0.5)
     cluster = cluster_factory([1, 2, 3], raft=PATIENT, http=http)
-    leader = leader_of(cluster, timeout=30)
-    server = cluster.servers[leader]
-    cluster.network.router.ask(Isolate(leader))  # its writes can no longer commit
-    answers: list[Any] = []
-    stuck = threading.Thread(
-        target=lambda: answers.append(request(server.url, "PUT", "/v1/kv/k", {"value": 1}))
-    )
-    stuck.start()
+    _, server, stuck, answers = a_write_to_a_cut_off_leader(cluster)
     # Polled: neither the slot table nor its age is a metric anyone is woken on.
     wait_until(
         lambda: any(

@@ -5,6 +5,7 @@ another schema, and what "os" mode fsyncs when a directory is created."""
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import sqlite3
@@ -126,22 +127,23 @@ def test_an_install_that_claims_a_log_the_store_lacks_drops_the_log(tmp_path: Pa
     assert reopened.ask(GetInitialState()).last_log_id == LogId(1, 20)
 
 
+def drop_table(directory: Path, table: str) -> None:
+    """Damage a stopped store's database the way ``quick_check`` cannot see."""
+    with contextlib.closing(sqlite3.connect(directory / DATABASE)) as db:
+        db.execute(f"DROP TABLE {table}")
+        db.commit()
+
+
 def test_a_state_machine_table_gone_from_the_database_is_refused(tmp_path: Path) -> None:
     filled(tmp_path / "n1", count=10).stop()
-    db = sqlite3.connect(tmp_path / "n1" / DATABASE)
-    db.execute("DROP TABLE kv")
-    db.commit()
-    db.close()
+    drop_table(tmp_path / "n1", "kv")
     with pytest.raises(StorageError, match=r"the state machine's tables are missing: kv"):
         SqliteStore.start(tmp_path / "n1", 1)
 
 
 def test_a_database_of_another_schema_is_reported_as_damaged_data(tmp_path: Path) -> None:
     filled(tmp_path / "n1", count=3).stop()
-    db = sqlite3.connect(tmp_path / "n1" / DATABASE)
-    db.execute("DROP TABLE log")
-    db.commit()
-    db.close()
+    drop_table(tmp_path / "n1", "log")
     with pytest.raises(StorageError, match=r"raft\.sqlite3: unexpected schema \(no such table"):
         SqliteStore.start(tmp_path / "n1", 1)
 
