@@ -244,7 +244,8 @@ def _typed(primitive: Any, known: dict[str, type], union: Any, what: str) -> Any
         raise FrameError(UNKNOWN_TYPE, f"{what} body is a {type(primitive).__name__}, not a map")
     name = primitive.get("type")
     if not isinstance(name, str) or name not in known:
-        raise FrameError(UNKNOWN_TYPE, f"unknown {what} type {str(name)[:80]!r}")
+        shown = name[:80] if isinstance(name, str) else type(name).__name__
+        raise FrameError(UNKNOWN_TYPE, f"unknown {what} type {shown!r}")
     try:
         return from_primitive(primitive, union)
     except DecodeError as exc:

@@ -113,6 +113,9 @@ def test_bad_bodies_are_refused_by_kind() -> None:
     assert _kind(decode, ext, CAP) == frames.MALFORMED_MSGPACK
     assert _kind(decode, frames.pack([1, 2]), CAP) == frames.UNKNOWN_TYPE
     assert _kind(decode, frames.pack({"type": "Shutdown"}), CAP) == frames.UNKNOWN_TYPE
+    nested_type = b"\x81\xa4type" + b"\x91" * 1000 + b"\xc0"  # too deep for str()
+    assert _kind(decode, nested_type, CAP) == frames.UNKNOWN_TYPE
+    assert _kind(frames.decode_response, nested_type, CAP) == frames.UNKNOWN_TYPE
     response = frames.pack(to_primitive(RESPONSES[0]))
     assert _kind(decode, response, CAP) == frames.UNKNOWN_TYPE  # a response is no request
 
