@@ -115,9 +115,11 @@ def _to_prim(value: Any, depth: int) -> Any:
     return out
 
 
-def _encode_value(value: Any, root: str) -> Any:
+def _encode_value(value: Any, root: str, depth: int = 0) -> Any:
+    """``value`` in the primitive form; ``depth`` is where it starts (negative: levels of
+    a wrapping record that do not count)."""
     try:
-        return _to_prim(value, 0)
+        return _to_prim(value, depth)
     except _Refused as exc:
         raise EncodeError(exc.path(root), exc.reason) from None
 
@@ -133,6 +135,8 @@ def _from_prim(prim: Any, depth: int) -> Any:
     if cls in _SCALAR_TYPES:
         return prim
     if cls is dict:
+        if _INT in prim and len(prim) == 1:  # an int past 64 bits: a leaf, as when encoded
+            return _from_tagged(prim, depth)
         if depth >= MAX_DEPTH:
             _too_deep(prim)
         if _TYPE in prim:
@@ -230,8 +234,8 @@ def _from_app_type(prim: dict[str, Any], depth: int) -> Any:
         raise _Refused(prim, f"{name}(...) refused its fields: {exc}") from None
 
 
-def _decode_value(prim: Any, root: str) -> Any:
+def _decode_value(prim: Any, root: str, depth: int = 0) -> Any:
     try:
-        return _from_prim(prim, 0)
+        return _from_prim(prim, depth)
     except _Refused as exc:
         raise DecodeError(f"{exc.path(root)}: {exc.reason}") from None

@@ -34,12 +34,15 @@ from pykka_raft.codec import (
 from pykka_raft.config import DEFAULT_MAX_ENTRY_BYTES, Config
 from pykka_raft.errors import ConfigError, DecodeError, EncodeError, EntryTooLarge
 from pykka_raft.messages import (
+    AppendEntriesRequest,
     ClientPayloadResponse,
     Entry,
     EntryNormal,
     EntryPayload,
     ResponseMode,
+    RpcRequest,
 )
+from pykka_raft.network import frames
 from pykka_raft.statemachine import (
     CasResult,
     CompareAndSet,
@@ -332,6 +335,22 @@ def test_nesting_is_bounded_and_cycles_are_refused() -> None:
     cycle: list[Any] = []
     cycle.append(cycle)
     assert "contains itself" in _refusal(cycle).reason
+
+
+@pytest.mark.parametrize("leaf", [2**70, -(2**70), {2**70: 1}, {"k": 2**64}])
+def test_an_int_past_64_bits_is_a_leaf_at_the_deepest_level(leaf: Any) -> None:
+    """Written as a tagged map one level down, it still counts as the leaf it is: what the
+    leader's check accepts at the deepest level decodes on every replica (log rows, frames)."""
+    deep = leaf
+    for _ in range(MAX_DEPTH - (1 if type(leaf) is dict else 0)):
+        deep = [deep]
+    check_app_value(deep)
+    assert same(decode(encode(deep, Any), Any), deep)
+    entry = Entry(3, 2, EntryNormal(deep))
+    assert same(decode(encode(entry), Entry).payload.data, deep)
+    request = AppendEntriesRequest(1, 2, 1, 2, 2, (entry,), 0)
+    body = frames.pack(to_primitive(request, RpcRequest))
+    assert same(frames.decode_request(body, 1 << 20).entries[0].payload.data, deep)
 
 
 def test_registration_rules() -> None:
