@@ -228,7 +228,7 @@ class KeyValueStateMachine:
             "applied": list(self.applied) if self.keep_history else None,
             "sessions": self.sessions.capture(),
         }
-        return lambda: encode(doc, Any)
+        return lambda: encode(doc, Any, wrapped=True)
 
     def restore(self, data: bytes) -> None:
         """Replace the dictionary, the sessions (and the history) with a snapshot's.
@@ -236,7 +236,7 @@ class KeyValueStateMachine:
         Raises:
             DecodeError: ``data`` is not a snapshot of this state machine.
         """
-        doc: Any = decode(data, Any)
+        doc: Any = decode(data, Any, wrapped=True)
         if type(doc) is not dict or type(doc.get("data")) is not dict:
             raise DecodeError("not a KeyValueStateMachine snapshot: no 'data' dictionary")
         self.data = doc["data"]

@@ -34,11 +34,12 @@ from __future__ import annotations
 from pykka_raft.codec.check import check_app_value, encoded_size
 from pykka_raft.codec.convert import converter, entry_to_primitive, from_primitive, to_primitive
 from pykka_raft.codec.encoding import decode, encode
-from pykka_raft.codec.form import MAX_DEPTH
+from pykka_raft.codec.form import MAX_DEPTH, WRAPPING_LEVELS
 from pykka_raft.codec.registry import register_app_type
 
 __all__ = [
     "MAX_DEPTH",
+    "WRAPPING_LEVELS",
     "check_app_value",
     "converter",
     "decode",

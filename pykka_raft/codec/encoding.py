@@ -8,7 +8,8 @@ import threading
 from typing import Any, TypeVar
 
 from pykka_raft.codec.convert import entry_to_primitive, from_primitive, to_primitive
-from pykka_raft.codec.form import _BYTES
+from pykka_raft.codec.form import _BYTES, WRAPPING_LEVELS
+from pykka_raft.codec.values import _decode_value, _encode_value
 from pykka_raft.errors import DecodeError
 from pykka_raft.messages import Entry
 
@@ -59,25 +60,33 @@ def _json_decoder() -> json.JSONDecoder:
     return decoder
 
 
-def encode(message: Any, as_type: Any = None) -> bytes:
+def encode(message: Any, as_type: Any = None, *, wrapped: bool = False) -> bytes:
     """``message`` as bytes, for storages and snapshots (stdlib JSON; see :func:`decode`).
 
     The primitive form as JSON, with ``bytes`` written as ``{"__bytes__": base64}`` and
     non-finite floats as Python's JSON writes them (``NaN``, ``Infinity``), so every
     accepted application value comes back equal, with the same types.
 
+    ``wrapped=True`` encodes ``message`` as an application value (``as_type`` ``Any``)
+    whose outer :data:`~pykka_raft.codec.form.WRAPPING_LEVELS` levels do not count against
+    ``MAX_DEPTH``: a record of a state machine's own that holds client values, such as a
+    snapshot's ``{"data": {key: value}}``. Decode it with ``decode(data, Any, wrapped=True)``.
+
     Raises:
         EncodeError: an application value inside holds something the codec refuses.
     """
-    if as_type is None and type(message) is Entry:  # a log row: skip cattrs' dispatch
+    if wrapped:
+        primitive = _encode_value(message, "value", -WRAPPING_LEVELS)
+    elif as_type is None and type(message) is Entry:  # a log row: skip cattrs' dispatch
         primitive = entry_to_primitive(message)
     else:
         primitive = to_primitive(message, as_type)
     return _JSON_ENCODER.encode(primitive).encode()
 
 
-def decode(data: bytes, cls: type[T] | Any) -> T:
-    """The message ``encode`` turned into ``data``; malformed input raises DecodeError."""
+def decode(data: bytes, cls: type[T] | Any, *, wrapped: bool = False) -> T:
+    """The message ``encode`` turned into ``data``; malformed input raises DecodeError.
+    ``wrapped``: as given to :func:`encode` (then ``cls`` is ``Any``)."""
     try:
         if type(data) is bytes:
             # json.loads's own steps for bytes, with this thread's decoder.
@@ -88,5 +97,8 @@ def decode(data: bytes, cls: type[T] | Any) -> T:
             primitive = json.loads(data, object_hook=_json_object, parse_constant=_json_constant)
     except (ValueError, RecursionError) as exc:
         raise DecodeError(f"cannot decode {getattr(cls, '__name__', cls)}: {exc}") from exc
+    if wrapped:
+        value: T = _decode_value(primitive, "value", -WRAPPING_LEVELS)
+        return value
     result: T = from_primitive(primitive, cls)
     return result

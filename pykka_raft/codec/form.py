@@ -24,6 +24,12 @@ Bounds the recursion of every encoder and decoder on the way (the JSON and msgpa
 decoders included), and refuses self-containing values.
 """
 
+WRAPPING_LEVELS = 8
+"""Levels of a record that wraps application values which do not count against
+:data:`MAX_DEPTH` when it is encoded with ``encode(record, Any, wrapped=True)``: a
+snapshot's dictionary of values, a session table's cached responses. A value as deep as a
+client may write stays decodable inside them."""
+
 _SURROGATE = re.compile("[\ud800-\udfff]")
 _HEX = re.compile("-?[0-9a-f]+")
 _ACCEPTED = (

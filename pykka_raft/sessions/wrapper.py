@@ -127,7 +127,7 @@ class SessionStateMachine:
                 "applied": applied,
                 "history": history,
             }
-            return encode(doc, Any)
+            return encode(doc, Any, wrapped=True)
 
         return build
 
@@ -137,7 +137,7 @@ class SessionStateMachine:
         Raises:
             DecodeError: ``data`` is not a snapshot of a session state machine.
         """
-        doc: Any = decode(data, Any)
+        doc: Any = decode(data, Any, wrapped=True)
         if type(doc) is not dict or type(doc.get("inner")) is not bytes:
             raise DecodeError("not a SessionStateMachine snapshot: no 'inner' snapshot")
         self.inner.restore(doc["inner"])

@@ -314,7 +314,9 @@ def _restore_sessions(db: sqlite3.Connection, source: IO[bytes]) -> None:
             meta: Any = decode(_read_encoded(source), Any)
             cid, seq, active = meta
             response = _read_encoded(source)
-            decode(response, Any)  # refuse a damaged response now, not at its first resend
+            decode(
+                response, Any, wrapped=True
+            )  # refuse a damaged response now, not at its first resend
             db.execute("INSERT INTO sessions VALUES (?, ?, ?, ?)", (cid, seq, response, active))
     except (TypeError, ValueError) as exc:  # DecodeError is a ValueError
         raise StorageError(f"damaged sessions in a key-value snapshot: {exc}") from exc

@@ -52,12 +52,17 @@ class SqliteSessions:
         row = self.db.execute(
             "SELECT response FROM sessions WHERE client_id = ?", (client_id,)
         ).fetchone()
-        return decode(row[0], Any)
+        return decode(row[0], Any, wrapped=True)
 
     def put(self, client_id: int, session: Session) -> None:
         self.db.execute(
             "INSERT OR REPLACE INTO sessions VALUES (?, ?, ?, ?)",
-            (client_id, session.sequence, encode(session.response, Any), session.last_active),
+            (
+                client_id,
+                session.sequence,
+                encode(session.response, Any, wrapped=True),
+                session.last_active,
+            ),
         )
 
     def touch(self, client_id: int, last_active: float) -> None:
@@ -82,7 +87,12 @@ class SqliteSessions:
 
     def rows(self) -> Iterator[tuple[int, Session]]:
         rows = self.db.execute(SESSION_ROWS).fetchall()
-        return iter([(cid, Session(seq, decode(r, Any), active)) for cid, seq, r, active in rows])
+        return iter(
+            [
+                (cid, Session(seq, decode(r, Any, wrapped=True), active))
+                for cid, seq, r, active in rows
+            ]
+        )
 
     def replace(self, clock: float, rows: list[tuple[int, Session]]) -> None:
         self.db.execute("DELETE FROM sessions")

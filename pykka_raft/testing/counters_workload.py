@@ -70,10 +70,10 @@ class Counters:
 
     def snapshot(self) -> Callable[[], bytes]:
         doc = {"data": dict(self.data), "tags": list(self.tags)}
-        return lambda: encode(doc, Any)
+        return lambda: encode(doc, Any, wrapped=True)
 
     def restore(self, data: bytes) -> None:
-        doc: Any = decode(data, Any)
+        doc: Any = decode(data, Any, wrapped=True)
         self.data = dict(doc["data"])
         self.tags = [(index, tag) for index, tag in doc["tags"]]
 

@@ -19,7 +19,7 @@ from pykka_raft import (
     EntryNormal,
     Put,
 )
-from pykka_raft.codec import decode, encode
+from pykka_raft.codec import MAX_DEPTH, check_app_value, decode, encode
 from pykka_raft.errors import StorageError
 from pykka_raft.sessions import (
     CloseSession,
@@ -31,7 +31,7 @@ from pykka_raft.sessions import (
     SessionExpired,
     SessionStateMachine,
 )
-from pykka_raft.statemachine import Get, KeyValueStateMachine
+from pykka_raft.statemachine import CasResult, CompareAndSet, Get, KeyValueStateMachine
 from pykka_raft.storage.sqlite_kv import SqliteKeyValueStateMachine
 
 
@@ -254,3 +254,39 @@ def test_a_durable_snapshot_with_damaged_sessions_is_refused() -> None:
     damaged = b"pykka_raft kv snapshot 2\n" + b"e\x00\x00\x00\x03" + b"1.5" + b"\x00\x00"
     with pytest.raises(StorageError, match="damaged sessions"):
         _attached().restore_from(io.BytesIO(damaged))
+
+
+def _deepest_put() -> tuple[Any, Put]:
+    """The deepest value a client may write, and its Put (the leader's check accepts it)."""
+    deep: Any = "leaf"
+    for _ in range(MAX_DEPTH - 1):
+        deep = [deep]
+    put = Put("k", deep)
+    check_app_value(put)
+    return deep, put
+
+
+def test_the_deepest_value_survives_the_snapshots_and_the_session_cache(tmp_path: Any) -> None:
+    """The snapshots nest values and cached answers a few levels down: those levels do not
+    count against the depth a client may write (a CompareAndSet's answer wraps the value
+    once more), so neither capture nor restore refuses what the log took."""
+    deep, put = _deepest_put()
+    durable = SqliteKeyValueStateMachine()
+    durable.attach(sqlite3.connect(str(tmp_path / "kv.sqlite"), isolation_level=None))
+    for machine in (KeyValueStateMachine(keep_history=True), durable):
+        feed = Feed(machine)
+        client = feed(RegisterClient(5.0))
+        feed(SessionCommand(client, 1, put, 6.0))
+        answer = feed(SessionCommand(client, 2, CompareAndSet("k", "other", "new"), 7.0))
+        assert answer == CasResult(False, deep)
+        if isinstance(machine, KeyValueStateMachine):
+            restored: Any = KeyValueStateMachine(keep_history=True)
+            restored.restore(machine.snapshot()())
+            assert restored.data == {"k": deep} and restored.applied == machine.applied
+        else:
+            out = io.BytesIO()
+            machine.capture(str(tmp_path / "kv.sqlite"))(out)
+            restored = _attached()
+            restored.restore_from(io.BytesIO(out.getvalue()))
+            assert restored.dump() == {"k": deep}
+        assert restored.sessions.dump()[client] == Session(2, CasResult(False, deep), 7.0)
