@@ -48,6 +48,7 @@ from pykka_raft.messages.entries import (
 )
 from pykka_raft.messages.membership import MembershipConfig
 from pykka_raft.messages.rpc import (
+    MAX_RPC_NUMBER,
     RESPONSE_FOR,
     AppendEntriesRequest,
     AppendEntriesResponse,
@@ -68,6 +69,7 @@ from pykka_raft.messages.state import HardState, InitialState
 
 __all__ = [
     "MAX_NODE_ID",
+    "MAX_RPC_NUMBER",
     "RESPONSE_FOR",
     "AppendEntriesRequest",
     "AppendEntriesResponse",

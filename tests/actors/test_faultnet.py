@@ -105,6 +105,10 @@ class FakeNode(pykka.ThreadingActor):
         return None
 
 
+FENCE = 10**6
+"""The sequence number (``prev_log_index``) of the request :meth:`Net.fence` sends."""
+
+
 def req(src: int, dst: int, seq: int = 0, term: int = 1) -> AppendEntriesRequest:
     """An AppendEntries from ``src`` to ``dst``; ``seq`` (as prev_log_index) tells them apart."""
     return AppendEntriesRequest(dst, term, src, seq, 0, (), 0)
@@ -141,7 +145,7 @@ class Net:
         handed ``dst`` before it has been received (mailboxes are FIFO)."""
         self.ref.ask(ClearLinkRule(src, dst))
         before = len(self.received[dst].items)
-        self.send(src, dst, seq=-1)
+        self.send(src, dst, seq=FENCE)
         self.received[dst].wait_len(before + 1)
 
 
@@ -164,7 +168,7 @@ def test_drop_all_is_silent(make_net):
     assert [e[:3] for e in net.trace()] == [("drop", 1, 2)] * 5
     net.ref.ask(SetDefaultRule(LinkRule()))
     net.fence(1, 2)
-    assert net.seqs(2) == [-1]
+    assert net.seqs(2) == [FENCE]
     assert all(a.log.items == [] for a in answers)
 
 
@@ -233,10 +237,10 @@ def test_hold_then_release_in_order(make_net):
     held = net.ref.ask(GetHeld())
     assert [(h.src, h.dst, h.kind) for h in held] == [(1, 2, "request")] * 5
     net.fence(3, 2)  # other links to 2 are not held
-    assert net.seqs(2) == [-1]
+    assert net.seqs(2) == [FENCE]
     assert net.ref.ask(Release(src=1, dst=2)) == 5
     net.received[2].wait_len(6)
-    assert net.seqs(2) == [-1, 0, 1, 2, 3, 4]
+    assert net.seqs(2) == [FENCE, 0, 1, 2, 3, 4]
     for a in answers:  # the responses were not held
         assert a.log.wait_len(1) == [AppendEntriesResponse(1, True)]
     assert net.ref.ask(GetHeld()) == ()

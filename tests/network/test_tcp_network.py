@@ -306,7 +306,7 @@ def test_stopping_answers_every_waiting_request(tcp_keys: Path) -> None:
 def test_a_request_over_the_size_cap_is_refused_at_once(tcp_keys: Path) -> None:
     _, two, _ = secure_pair(tcp_keys, config=SMALL_ENTRIES, max_frame_bytes=5000)
     big = requests(target=1, source=2)[3]
-    big = type(big)(1, 3, 2, big.meta, 0, b"x" * 6000, True)
+    big = type(big)(1, 3, 2, attrs.evolve(big.meta, size=6000), 0, b"x" * 6000, True)
     with pytest.raises(RpcError, match="too large"):
         call(two, big)
     assert metrics(two).error_count("request_too_large") == 1
@@ -314,7 +314,7 @@ def test_a_request_over_the_size_cap_is_refused_at_once(tcp_keys: Path) -> None:
 
 def test_an_append_over_the_size_cap_says_how_many_of_its_entries_fit(tcp_keys: Path) -> None:
     _, two, _ = secure_pair(tcp_keys, config=SMALL_ENTRIES, max_frame_bytes=5000)
-    entries = tuple(Entry(i, 1, EntryNormal(b"x" * 1000)) for i in range(1, 11))
+    entries = tuple(Entry(1, i, EntryNormal(b"x" * 1000)) for i in range(1, 11))
     append = AppendEntriesRequest(1, 1, 2, 0, 0, entries, 0)
     with pytest.raises(RequestTooLarge) as caught:
         call(two, append)

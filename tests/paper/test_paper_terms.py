@@ -122,7 +122,7 @@ def test_stale_append_entries_rejected_with_current_term() -> None:
     """§5.1 / Figure 2 AppendEntries 1: "Reply false if term < currentTerm"; the reply
     carries the current term so the stale leader steps down; nothing changes locally."""
     core = make_core(1, term=5, voted_for=2, entries=make_entries([1, 5]))
-    core.receive_append_entries(AppendEntriesRequest(1, 4, 3, 2, 5, make_entries([4], 3), 2), 3)
+    core.receive_append_entries(AppendEntriesRequest(1, 4, 3, 2, 4, make_entries([4], 3), 2), 3)
     commands = core.take_commands()
     assert commands == [Respond(3, AppendEntriesResponse(5, False), None, True)]
     assert (core.current_term, core.voted_for, core.leader_id) == (5, 2, None)

@@ -75,7 +75,7 @@ from pykka_raft.storage.memory import DumpStorage
 from pykka_raft.types import LogId
 
 SIMPLE = MembershipConfig(members=(3, 1, 2))
-SNAP_META = SnapshotMeta(LogId(6, 100), SIMPLE, "100-1", 5)
+SNAP_META = SnapshotMeta(LogId(6, 100), SIMPLE, "100-1", 6)
 JOINT = MembershipConfig(members=(1, 2, 3), members_after_consensus=(3, 4, 5), non_voters=(7, 6))
 
 PAYLOADS: list[Any] = [
@@ -136,7 +136,7 @@ MESSAGES: list[tuple[str, Any]] = [
         "install-snapshot-request",
         InstallSnapshotRequest(2, 7, 1, SNAP_META, 0, b"\x00\xffdata", False),
     ),
-    ("install-snapshot-request-done", InstallSnapshotRequest(2, 7, 1, SNAP_META, 5, b"", True)),
+    ("install-snapshot-request-done", InstallSnapshotRequest(2, 7, 1, SNAP_META, 6, b"", True)),
     ("install-snapshot-response", InstallSnapshotResponse(term=7)),
     ("install-snapshot-response-restart", InstallSnapshotResponse(7, False)),
     ("install-snapshot-response-resume", InstallSnapshotResponse(7, False, 4096)),
@@ -300,7 +300,7 @@ RPC_REQUESTS = [
     pytest.param(AppendEntriesRequest(2, 5, 1, 0, 0, ENTRIES, 3), id="append"),
     pytest.param(AppendEntriesRequest(2, 5, 1, 4, 4, (), 3), id="heartbeat"),
     pytest.param(VoteRequest(2, 7, 1, 40, 6), id="vote"),
-    pytest.param(InstallSnapshotRequest(2, 7, 1, SNAP_META, 0, b"abc", True), id="snapshot"),
+    pytest.param(InstallSnapshotRequest(2, 7, 1, SNAP_META, 3, b"abc", True), id="snapshot"),
 ]
 RPC_RESPONSES = [
     pytest.param(AppendEntriesResponse(5, True), id="append-ok"),
@@ -354,7 +354,7 @@ def test_primitive_shapes() -> None:
     assert to_primitive(ClientPayloadResponse(1, ResponseMode.APPLIED))["response_mode"] == (
         "applied"
     )
-    assert to_primitive(InstallSnapshotRequest(1, 1, 1, SNAP_META, 0, b"xy", True))["data"] == b"xy"
+    assert to_primitive(InstallSnapshotRequest(1, 1, 1, SNAP_META, 4, b"xy", True))["data"] == b"xy"
 
 
 def test_decoding_normalizes_membership_sets() -> None:

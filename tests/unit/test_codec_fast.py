@@ -38,6 +38,7 @@ from pykka_raft.codec import (
 from pykka_raft.codec.encoding import _json_constant, _json_default, _json_object
 from pykka_raft.errors import DecodeError, EncodeError
 from pykka_raft.messages import (
+    MAX_RPC_NUMBER,
     AppendEntriesRequest,
     Entry,
     EntryBlank,
@@ -203,7 +204,12 @@ def check_entry(entry: Entry) -> None:
     assert same(decoded, entry)
     wire = msgpack.unpackb(msgpack.packb(general, use_bin_type=True), raw=False)
     assert same(from_primitive(wire, Entry), REFERENCE.structure(wire, Entry))
-    request = AppendEntriesRequest(2, 3, 1, entry.index - 1, 3, (entry, entry), entry.index)
+    if not 1 <= entry.index < MAX_RPC_NUMBER or entry.term > MAX_RPC_NUMBER:
+        return  # an entry no request may carry (the entry alone encodes the same)
+    following = attrs.evolve(entry, index=entry.index + 1)
+    request = AppendEntriesRequest(
+        2, entry.term, 1, entry.index - 1, entry.term, (entry, following), entry.index
+    )
     frames_fast = frames.encode_request(9, request, frames.EntryCache())
     assert frames_fast == frames.encode_request(9, request)
     with general_path():

@@ -348,7 +348,7 @@ def test_an_int_past_64_bits_is_a_leaf_at_the_deepest_level(leaf: Any) -> None:
     assert same(decode(encode(deep, Any), Any), deep)
     entry = Entry(3, 2, EntryNormal(deep))
     assert same(decode(encode(entry), Entry).payload.data, deep)
-    request = AppendEntriesRequest(1, 2, 1, 2, 2, (entry,), 0)
+    request = AppendEntriesRequest(1, 3, 1, 1, 3, (entry,), 0)
     body = frames.pack(to_primitive(request, RpcRequest))
     assert same(frames.decode_request(body, 1 << 20).entries[0].payload.data, deep)
 
