@@ -175,7 +175,9 @@ def check_safety(
     for _ in range(3):  # the members' state machines are compared at one index
         if not report.ok or len(applied_by(dumps, final)) <= 1:
             break
-        converge(cluster, report, 0)
+        # A change still under way (a learner catching up) may have ended since: the
+        # nodes it removed stopped applying, so the members are taken again.
+        final = converge(cluster, report, 0)
         dumps, problems = dump_all(cluster)
     else:
         if report.ok and len(applied_by(dumps, final)) > 1:
