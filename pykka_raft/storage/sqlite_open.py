@@ -32,21 +32,11 @@ _SCHEMA = (
     "CREATE TABLE log (idx INTEGER PRIMARY KEY, term INTEGER NOT NULL, entry BLOB NOT NULL)",
 )
 
-_ADVICE = (
-    "The node must not start on damaged data: it may have voted or acknowledged entries "
-    "that are gone. Restore the directory from a backup; or remove this node from the "
-    "cluster (ProposeConfigChange on the leader), delete the directory and add the node "
-    "back as a new member"
-)
-
 
 class SqliteOpening(SqliteSnapshots):
     """Opening and recovery checks."""
 
     # --- opening and recovery --------------------------------------------------------
-
-    def _damaged(self, path: Path, what: str) -> StorageError:
-        return StorageError(f"{path}: {what}. {_ADVICE}")
 
     def _open(self) -> None:
         """Open or create the database, check it, and rebuild the in-memory view."""

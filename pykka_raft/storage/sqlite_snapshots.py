@@ -5,6 +5,7 @@ transaction with the log and ``last_applied``."""
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import itertools
 import os
 import threading
@@ -19,12 +20,15 @@ from pykka_raft.codec import encode
 from pykka_raft.errors import SnapshotsUnsupported
 from pykka_raft.messages import MembershipConfig, SnapshotMeta
 from pykka_raft.storage.contract import CreateSnapshot, InvalidRequest
-from pykka_raft.storage.files import Reception, SnapshotWriter, sync_dir
+from pykka_raft.storage.files import CHECKSUM, Reception, SnapshotWriter, sync_dir
 from pykka_raft.storage.sqlite_kv import SqliteStateMachine
 from pykka_raft.storage.sqlite_log import SqliteLog
 from pykka_raft.types import LogId, LogIndex
 
 RECEIVING = "receiving.part"
+READS_FOLLOWED = 8
+"""Transfers of the current snapshot whose chunks are checked against its checksum at
+once (one per follower it is being sent to)."""
 
 
 @attrs.frozen
@@ -208,6 +212,7 @@ class SqliteSnapshots(SqliteLog):
         # Open the new file first: a failure leaves no closed descriptor number behind,
         # which _close would close again after another file of the process took it.
         fd, self._snapshot_fd = self._snapshot_fd, os.open(self._snapshot_path(name), os.O_RDONLY)
+        self._chunk_digests.clear()
         if fd is not None:
             os.close(fd)
         if old is not None and old != name:
@@ -222,7 +227,34 @@ class SqliteSnapshots(SqliteLog):
             return None
         if offset < 0 or size < 0:
             raise InvalidRequest(f"bad chunk request: offset {offset}, size {size}")
-        return os.pread(self._snapshot_fd, size, offset)
+        data = os.pread(self._snapshot_fd, size, offset)
+        self._follow_digest(meta, offset, data)
+        return data
+
+    def _follow_digest(self, meta: SnapshotMeta, offset: int, data: bytes) -> None:
+        """Hash chunks read in order from offset 0, and check the file against its
+        recorded checksum before its last chunk leaves: a file damaged since the store
+        opened it (checked then) is never sent whole, and a receiver never installs it.
+
+        Raises:
+            StorageError: the file does not match (the node stops, as on any storage
+                failure; reopening the directory refuses the file too).
+        """
+        digests = self._chunk_digests
+        digest = hashlib.new(CHECKSUM) if offset == 0 else digests.pop(offset, None)
+        if digest is None:  # a transfer resumed, or one of many: not followed
+            return
+        digest.update(data)
+        end = offset + len(data)
+        if end < meta.size:
+            if len(digests) < READS_FOLLOWED:
+                digests[end] = digest
+        elif digest.hexdigest() != self._snapshot_checksum:
+            raise self._damaged(
+                self._snapshot_path(),
+                "the snapshot file, read to be sent, does not match its checksum (it was "
+                "damaged after the store opened it)",
+            )
 
     def write_snapshot_chunk(self, meta: SnapshotMeta, offset: int, data: bytes) -> None:
         """Append a received chunk to ``receiving.part`` (offset 0 starts over)."""

@@ -49,6 +49,15 @@ class CommitStats:
     """Log entries written."""
 
 
+_ADVICE = (
+    "The node must not start on damaged data: it may have voted or acknowledged entries "
+    "that are gone. Restore the directory from a backup; or remove this node from the "
+    "cluster (ProposeConfigChange on the leader), delete the directory and add the node "
+    "back as a new member"
+)
+"""What a refusal of damaged data says to do (every such :class:`StorageError` ends so)."""
+
+
 class SqliteTransactions(RaftStorage):
     """The store's state and transactions (the base of
     :class:`~pykka_raft.storage.sqlite.SqliteStore`, which documents the arguments)."""
@@ -93,11 +102,14 @@ class SqliteTransactions(RaftStorage):
         self._failed: BaseException | None = None
         self._receiving: Reception | None = None
         self._snapshot_fd: int | None = None
+        # The current file's digest, by the offset the next chunk read in order starts at.
+        self._chunk_digests: dict[int, Any] = {}
         self._builder: threading.Thread | None = None
         self._closing = threading.Event()
         inbox = self.actor_inbox
         assert isinstance(inbox, queue.Queue), "a ThreadingActor's inbox is a queue.Queue"
         self._queued = inbox.qsize  # public queue API: how many messages wait
+
         # What the database holds, kept in memory (read at open, updated with each change).
         self._hard_state = HardState()
         self._last_log_id = LogId(0, 0)
@@ -107,6 +119,10 @@ class SqliteTransactions(RaftStorage):
         self._snapshot_checksum: str | None = None
 
         self._lock: DirectoryLock | None = None
+
+    def _damaged(self, path: Path, what: str) -> StorageError:
+        """The error for damaged data at ``path``: what is wrong, and what to do."""
+        return StorageError(f"{path}: {what}. {_ADVICE}")
 
     @property
     def _snapshot_index(self) -> LogIndex:

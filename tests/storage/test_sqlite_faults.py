@@ -198,3 +198,29 @@ def test_a_database_error_in_a_read_is_the_readers_alone(tmp_path: Path, count: 
     answers = store.ask(QueryStateMachine(tuple(Get(f"k{i}") for i in range(count))))
     assert [str(a) for a in answers] == ["disk I/O error"] * count
     assert store.ask(GetInitialState()).last_log_id == LogId(0, 0)
+
+
+def _read_in_chunks(store: Any, meta: Any, chunk: int = 16) -> bytes:
+    data = b""
+    while len(data) < meta.size:
+        data += store.ask(ReadSnapshotChunk(meta.snapshot_id, len(data), chunk))
+    return data
+
+
+def test_a_snapshot_file_damaged_after_open_is_never_sent_whole(tmp_path: Path) -> None:
+    """The file was checked at open; chunks read in order are hashed, and the last one is
+    refused if the whole does not match the recorded checksum (a receiver would install
+    what the damage left, or fail to restore it)."""
+    store = filled(tmp_path / "n1", applied=20)
+    meta = store.ask(CreateSnapshot(LogId(1, 20), ONE))
+    good = _read_in_chunks(store, meta)
+    assert len(good) == meta.size > 3 * 16
+    assert _read_in_chunks(store, meta) == good  # a second transfer, checked again
+    (snap,) = (tmp_path / "n1" / sqlite_txn.SNAPSHOTS).iterdir()
+    with open(snap, "r+b") as file:  # one byte flipped in the middle, size unchanged
+        file.seek(meta.size // 2)
+        file.write(bytes([good[meta.size // 2] ^ 0xFF]))
+    assert store.ask(ReadSnapshotChunk(meta.snapshot_id, 0, 16)) == good[:16]
+    with pytest.raises(StorageError, match="does not match its checksum") as refused:
+        _read_in_chunks(store, meta)
+    assert str(snap) in str(refused.value) and "Restore the directory" in str(refused.value)
