@@ -111,14 +111,18 @@ def next_step(
         return Propose(with_addresses(final, m.address_book()))
     if target is None or m == target:
         return Done()
+    # The steps between carry the nodes of both: the old voters vote until the final
+    # entry, so their addresses stay (a node that learns addresses only from the log,
+    # restarted or new, must reach every voter of the configuration in effect).
+    book = {**m.address_book(), **target.address_book()}
     new = target.all_nodes() - m.all_nodes()
     if new:
         joining = MembershipConfig(m.members, None, set(m.non_voters) | new)
-        return Propose(with_addresses(joining, target.address_book()))
+        return Propose(with_addresses(joining, book))
     if target.members != m.members:
         lagging = tuple(n for n in sorted(target.voters() - m.voters()) if not caught_up(n))
         if lagging:
             return Wait(lagging)
         joint = MembershipConfig(m.members, target.members, target.non_voters)
-        return Propose(with_addresses(joint, target.address_book()))
+        return Propose(with_addresses(joint, book))
     return Propose(target)  # only non-voters (or addresses) change: one step

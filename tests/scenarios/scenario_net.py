@@ -69,7 +69,7 @@ import collections
 import contextlib
 import itertools
 import random
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -642,10 +642,14 @@ class Cluster:
         add: Iterable[NodeId] = (),
         remove: Iterable[NodeId] = (),
         non_voters: Iterable[NodeId] = (),
+        addresses: Mapping[NodeId, str] | None = None,
     ) -> AdminCall:
-        """An admin sends ``ProposeConfigChange(add, remove, non_voters)`` to node ``nid``."""
+        """An admin sends ``ProposeConfigChange(add, remove, non_voters, addresses)`` to
+        node ``nid``."""
         node = self.nodes[nid]
-        request = ProposeConfigChange(tuple(add), tuple(remove), tuple(non_voters))
+        request = ProposeConfigChange(
+            tuple(add), tuple(remove), tuple(non_voters), addresses=addresses or ()
+        )
         call = AdminCall(len(self.calls) + 1, nid, node.incarnation, request)
         self.calls.append(call)
         with self._step(f"admin c{call.cid} {request} -> n{nid}"):

@@ -732,6 +732,38 @@ def test_grown_single_node_restarted_does_not_elect_itself_alone(
     c.check_final()
 
 
+# --- addresses travel with the configuration ---------------------------------------------
+
+
+def test_every_configuration_entry_carries_the_addresses_of_its_nodes() -> None:
+    """A network between processes learns addresses from the configuration in effect, so
+    each configuration entry carries the address of every voter and non-voter of its own.
+    {1,2,3}, with addresses, is replaced by {4,5,6}: 1, 2 and 3 still vote in the learner
+    and the joint entries, which carry their addresses; the final entry carries only 4, 5
+    and 6. Node 5, which knew nobody, restarted in the joint step, knows from its log where
+    every voter it must reach is."""
+    book = {n: f"10.0.0.{n}:7001" for n in range(1, 7)}
+    c = formed(3, pristine=3)
+    c.propose(1, addresses={n: book[n] for n in (1, 2, 3)})
+    settle(c, 1, among=(1, 2, 3))
+    call = c.propose(1, add=[4, 5, 6], remove=[1, 2, 3], addresses={n: book[n] for n in (4, 5, 6)})
+    flush_until(c, lambda: all(c[n].membership.is_in_joint_consensus for n in c.ids))
+    c.crash(5)
+    c.restart(5)
+    assert c[5].membership == M([1, 2, 3], [4, 5, 6], addresses=book)
+    settle(c, 1)
+    assert call.value.membership == M([4, 5, 6], addresses={n: book[n] for n in (4, 5, 6)})
+    assert configs(c, 4)[1:] == [
+        "voters[1,2,3]",
+        "voters[1,2,3]+nv[4,5,6]",
+        "joint[1,2,3|4,5,6]",
+        "voters[4,5,6]",
+    ]
+    for _, m in c.configs(4)[1:]:
+        assert m.address_book() == {n: book[n] for n in m.all_nodes()}, m
+    c.check_final()
+
+
 # --- a removed node that missed its removal -----------------------------------------------
 
 
