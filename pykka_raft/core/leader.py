@@ -92,14 +92,16 @@ class LeaderState:
         """Replicate to every node of the latest configuration.
 
         Nodes no longer in it are sent to until they hold the entry that removed them, so
-        they learn it and go quiet.
+        they learn it and go quiet. A removed node added again starts from a fresh
+        progress: it may have been wiped and started pristine, so what it held before is
+        not known, and no answer to a request sent before counts.
         """
         nodes = node.membership.all_nodes() - {node.id}
         for other in nodes:
-            self.departing.pop(other, None)
-            if other not in self.progress:
+            again = self.departing.pop(other, None) is not None
+            if again or other not in self.progress:
                 self.progress[other] = Progress(
-                    next_index=node.log.last_index + 1, last_heard=node.now
+                    next_index=node.log.last_index + 1, last_heard=node.now, relearning=again
                 )
         for other in self.progress.keys() - nodes:
             self.departing.setdefault(other, node.log.config_index)

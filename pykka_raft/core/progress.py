@@ -75,6 +75,9 @@ class Progress:
         fits: the most entries one AppendEntries carries since the network could not carry
             a larger one (:class:`~pykka_raft.errors.RequestTooLarge`), until the follower
             has caught up (0: no such limit).
+        relearning: what the follower holds is unknown again (it was removed and added
+            again): until a request sent since is acknowledged, a late answer, which may
+            speak of the log it had, is ignored.
     """
 
     next_index: LogIndex
@@ -87,6 +90,7 @@ class Progress:
     acked_round: int = 0
     batch: int = 0
     fits: int = 0
+    relearning: bool = False
 
     @property
     def probing(self) -> bool:
@@ -117,6 +121,7 @@ class Progress:
         self.snapshot = None
         self.state = ProgressState.PROBE
         self.match_index = max(self.match_index, index)
+        self.relearning = False
         self.become_probe()
 
     def can_send(self, max_inflight: int, flushed: LogIndex) -> bool:
@@ -165,6 +170,7 @@ class Progress:
 
     def acknowledged(self, last_index: LogIndex) -> None:
         """The follower holds everything through ``last_index``."""
+        self.relearning = False
         self.match_index = max(self.match_index, last_index)
         self.next_index = max(self.next_index, self.match_index + 1)
         self.inflight = [f for f in self.inflight if f[0] > last_index]

@@ -169,6 +169,8 @@ def on_append_result(
     if sent_at is not None:
         pr.answered(entries, node.config.max_payload_entries)
     if response.success:
+        if pr.relearning and sent_at is None:
+            return Outcome.NOTHING  # a late answer: it may speak of a log since lost
         pr.acknowledged(request.last_index)
         if pr.fits and pr.match_index >= node.log.last_index:
             pr.fits = 0  # caught up: later writes need not be as large

@@ -702,6 +702,14 @@ class Cluster:
             node.storage.clear()
             node.auto_storage = True
 
+    def wipe(self, nid: NodeId) -> None:
+        """Node ``nid``, down, loses its storage: it restarts pristine."""
+        node = self.nodes[nid]
+        assert not node.up, f"n{nid} is running"
+        with self._step(f"wipe n{nid}"):
+            self._trace(f"wipe n{nid}: its storage is lost")
+            node.durable = Durable()
+
     def restart(self, nid: NodeId, factory: CoreFactory | None = None) -> None:
         """Start ``nid`` again from its durable state."""
         node = self.nodes[nid]

@@ -830,6 +830,38 @@ def test_removed_node_that_got_the_final_configuration_goes_quiet() -> None:
     c.check_final()
 
 
+def test_node_removed_while_down_wiped_and_added_again_catches_up() -> None:
+    """3 is removed while down: the leader still keeps its progress (match 4) among the
+    departing nodes. The operator wipes it and adds it again, pristine. The leader
+    replicates to it from a fresh progress, from index 1, and the change completes (with
+    the old progress it would probe after index 4 for ever, and 3 would get no entry). A
+    late success that 3 sent before it was wiped counts for nothing."""
+    c = formed(3)
+    for i in range(3):
+        c.write(1, f"w{i}")
+    settle(c, 1)
+    c.write(1, "w3")
+    sent = c.msgs(AppendEntriesRequest, src=1, dst=3)
+    c.deliver(*sent)
+    late = [a for m in sent for a in c.answers_to(m)]  # 3 holds 5; the leader hears later
+    c.flush(among=(1, 2))
+    assert c[1].leader.progress[3].match_index == 4
+    c.crash(3)
+    removed = c.propose(1, remove=[3])
+    settle(c, 1, among=(1, 2))
+    assert removed.value.membership == M([1, 2]) and 3 in c[1].leader.departing
+    c.wipe(3)
+    c.restart(3)
+    assert c[3].is_pristine
+    again = c.propose(1, add=[3])
+    c.deliver(*late)
+    assert c[1].leader.progress[3].match_index == 0
+    settle(c, 1)
+    assert again.value.membership == M([1, 2, 3])
+    assert c.log(3) == c.log(1)
+    c.check_final()
+
+
 # --- errors and request normalization -----------------------------------------------------
 
 
