@@ -97,8 +97,8 @@ class ProposeConfigChange:
     committed. Errors (all :class:`~pykka_raft.errors.ConfigChangeError`):
     :class:`~pykka_raft.errors.NodeNotLeader` (with the known leader),
     :class:`~pykka_raft.errors.Noop` (nothing to change),
-    :class:`~pykka_raft.errors.InoperableConfig` (fewer than ``Config.min_voters`` voters
-    would remain, or a node is both added and removed),
+    :class:`~pykka_raft.errors.InoperableConfig` (fewer voters would remain than now and
+    than ``Config.min_voters``, or a node is both added and removed),
     :class:`~pykka_raft.errors.ChangeInProgress` (one change at a time),
     :class:`~pykka_raft.errors.CatchUpTimeout` (new voters did not catch up in time) and
     :class:`~pykka_raft.errors.LeadershipLost` (the outcome is open).

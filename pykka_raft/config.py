@@ -118,9 +118,11 @@ class Config:
         catch_up_timeout: how long a membership change waits for new voters to catch up
             before it fails with :class:`~pykka_raft.errors.CatchUpTimeout` (they stay
             non-voters).
-        min_voters: the fewest voters a membership change may leave; a change that would
-            leave fewer fails with :class:`~pykka_raft.errors.InoperableConfig`. Set it to
-            3 to refuse shrinking a cluster below fault tolerance by accident.
+        min_voters: the fewest voters a membership change may shrink the cluster to: a
+            change that would leave fewer voters than now and fewer than this fails with
+            :class:`~pykka_raft.errors.InoperableConfig` (a change that does not reduce
+            the voters is taken). Set it to 3 to refuse shrinking a cluster below fault
+            tolerance by accident.
         max_pending_writes: backpressure: the most client writes a leader holds that are
             queued or waiting to commit; more are refused at once with
             :class:`~pykka_raft.errors.Busy` instead of queueing without bound.

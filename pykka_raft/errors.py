@@ -267,7 +267,7 @@ class Noop(ConfigChangeError):
 
 class InoperableConfig(ConfigChangeError):
     """The change would leave a cluster that cannot work: no voters, fewer voters than
-    ``Config.min_voters``, or a node that is both added and removed."""
+    now and than ``Config.min_voters``, or a node that is both added and removed."""
 
 
 class ChangeInProgress(ConfigChangeError):

@@ -91,11 +91,13 @@ def plan_change(
             f"membership change refused: the membership already is {describe(m)}; "
             "nothing to add or remove"
         )
-    if len(voters) < min_voters:
+    # min_voters guards against shrinking: a change that does not reduce the voters is
+    # taken, also in a cluster still smaller than min_voters (formed with one node).
+    if len(voters) < min_voters and len(voters) < len(m.voters()):
         return InoperableConfig(
             f"membership change refused: it would leave {len(voters)} voter(s), "
-            f"fewer than Config.min_voters ({min_voters}); add voters "
-            "in the same change or remove fewer"
+            f"fewer than Config.min_voters ({min_voters}) and fewer than now "
+            f"({len(m.voters())}); add voters in the same change or remove fewer"
         )
     return target
 

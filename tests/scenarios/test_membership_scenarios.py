@@ -927,6 +927,27 @@ def test_below_min_voters_refused() -> None:
     c.check_final()
 
 
+def test_min_voters_refuses_only_changes_that_shrink() -> None:
+    """``Config.min_voters=3`` guards against shrinking: a cluster formed with one node
+    still grows, a learner and then a voter, while it has fewer than three voters; a change
+    that would leave it fewer voters than now (a removal, a demotion) is refused, and one
+    that keeps their number (a replacement) is taken."""
+    c = formed(1, pristine=2, config=attrs.evolve(CONFIG, min_voters=3))
+    learner = c.propose(1, non_voters=[2])
+    settle(c, 1)
+    assert learner.outcome == "ok" and learner.value.membership == M([1], None, [2]), learner
+    grow = c.propose(1, add=[2])
+    settle(c, 1)
+    assert grow.outcome == "ok" and grow.value.membership == M([1, 2]), grow
+    for change in ({"remove": [2]}, {"non_voters": [2]}):
+        call = c.propose(1, **change)
+        assert isinstance(call.error, InoperableConfig), call
+    swap = c.propose(1, add=[3], remove=[2])
+    settle(c, 1)
+    assert swap.value.membership == M([1, 3])
+    c.check_final()
+
+
 def test_change_in_progress_until_answered() -> None:
     """One change at a time: while one waits for catch-up, during its joint step, and after
     its final entry (until it committed), another is refused with ChangeInProgress. Once the

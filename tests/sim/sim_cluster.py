@@ -571,8 +571,8 @@ def expected_target(
     target = MembershipConfig(tuple(sorted(voters)), None, tuple(sorted(non_voters)))
     if target == before:
         return None, "Noop"
-    if len(voters) < min_voters:
-        return None, "InoperableConfig"
+    if len(voters) < min_voters and len(voters) < len(before.voters()):
+        return None, "InoperableConfig"  # min_voters refuses shrinking only
     return target, ""
 
 
