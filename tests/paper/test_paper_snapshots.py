@@ -10,6 +10,7 @@ from paper_helpers import (
     CONFIG,
     Respond,
     Send,
+    ack,
     append_requests,
     elect,
     make_core,
@@ -247,6 +248,46 @@ def test_start_refuses_a_storage_whose_state_machine_lags_its_snapshot() -> None
     core = RaftCore(1, CONFIG, random.Random(0))
     with pytest.raises(ValueError, match="restored from the snapshot"):
         core.start(InitialState(LogId(1, 10), 4, HardState(1), meta(10)), ())
+
+
+JOINT = MembershipConfig((1, 2, 3), (2, 3, 4))
+
+
+def _restarted_from_a_joint_snapshot(node_id: int, hard: MembershipConfig) -> RaftCore:
+    """Node ``node_id`` restarted from a snapshot through 5 whose membership is the joint
+    {1,2,3} | {2,3,4}, with no entry after it and ``hard`` as the membership it was formed
+    with."""
+    snapshot = SnapshotMeta(LogId(1, 5), JOINT, "s1", 10)
+    core = RaftCore(node_id, CONFIG, random.Random(node_id))
+    core.start(InitialState(LogId(1, 5), 5, HardState(1, None, hard), snapshot), ())
+    core.take_commands()
+    core.quiet_until = 0
+    return core
+
+
+def test_a_leader_restarted_from_a_joint_snapshot_finishes_the_change() -> None:
+    """§6, §7: the membership of a snapshot is the node's membership when its log holds no
+    later configuration entry, joint included. Node 1, restarted from such a snapshot, is
+    elected by both majorities and, once its blank entry committed, appends the final
+    configuration itself, as a leader that finds a joint entry in its log does."""
+    core = _restarted_from_a_joint_snapshot(1, MEMBERS)
+    assert core.membership == JOINT and core.role is Role.FOLLOWER
+    commands = elect(core, granting=[2, 3, 4])
+    core.log_written(LogId(core.current_term, 6), leader=True)
+    for _ in range(2):
+        for send in append_requests(commands):
+            core.append_entries_result(send.request, ack(send.request))
+        commands = core.take_commands()
+    assert core.commit_index == 6
+    assert core.membership == MembershipConfig((2, 3, 4))
+    assert core.log.config_index == 7
+
+
+def test_a_new_voter_restarted_from_a_joint_snapshot_may_campaign() -> None:
+    """A node added by the change (formed with no membership) takes the joint membership of
+    its snapshot: a voter of C_new, it may campaign."""
+    core = _restarted_from_a_joint_snapshot(4, MembershipConfig())
+    assert core.membership == JOINT and core.may_campaign()
 
 
 def test_a_snapshot_compacts_the_core_log() -> None:

@@ -642,6 +642,29 @@ def test_removed_leader_does_not_forward_writes_to_itself() -> None:
     assert isinstance(w.error, ForwardToLeader) and w.error.leader_id is None
 
 
+@pytest.mark.parametrize("how", ["replace", "learner-first"])
+def test_a_one_node_cluster_moves_to_another_node(how: str) -> None:
+    """The only voter 1 hands the cluster to node 2: in one change that adds 2 and removes
+    1, or with 2 added as a learner first and then swapped with 1 (1 demoted). 1 leads
+    until {2} commits, on 2 alone, then hands over; 2 leads and commits on its own."""
+    c = formed(1, pristine=1)
+    if how == "replace":
+        call = c.propose(1, add=[2], remove=[1])
+        expected = M([2])
+    else:
+        c.propose(1, non_voters=[2])
+        settle(c, 1)
+        call = c.propose(1, add=[2], non_voters=[1])
+        expected = M([2], None, [1])
+    settle(c, 1)
+    assert call.outcome == "ok" and call.value.membership == expected, call
+    assert hand_over(c, 1) == 2
+    w = c.write(2, "after")
+    settle(c, 2)
+    assert w.outcome == "committed"
+    c.check_final()
+
+
 # --- a new leader inherits the joint configuration (D9) -----------------------------------
 
 
@@ -689,6 +712,37 @@ def test_new_leader_finishes_inherited_joint_configuration(
     assert c[1].role is Role.FOLLOWER and c[1].leader_id == 2
     assert call.outcome == "error" and isinstance(call.error, LeadershipLost), call
     assert call.error.leader_id == 2
+    assert c.log(1) == c.log(2)
+    c.check_final()
+
+
+def test_a_joint_entry_truncated_by_a_new_leader_takes_the_membership_back() -> None:
+    """Leader 1 promotes learner 4; the joint entry reaches 4 only, and 1 is cut off. 2 is
+    elected by {2, 3} (it never saw the joint entry) and overwrites it on 4, which goes
+    back to the learner configuration and to NON_VOTER (a node's membership is the latest
+    configuration entry in its log, committed or not, §6). The change proposed again
+    completes, and 1 comes back with the leader's log."""
+    c = formed(3, pristine=1)
+    c.propose(1, add=[4])
+    flush_until(c, lambda: c[1].membership.is_in_joint_consensus)
+    joint = c[1].log.config_index
+    deliver_and_answer(c, c.msgs(AppendEntriesRequest, src=1, dst=4, where=carries(joint)), False)
+    c.drop_where(src=1)
+    c.drop_where(dst=1)
+    c.crash(1)
+    assert c[4].role is Role.FOLLOWER and c[4].membership.is_in_joint_consensus
+    assert not c[2].membership.is_in_joint_consensus
+    c.timeout(2)
+    c.campaign(2, [3])
+    assert c[2].role is Role.LEADER
+    settle(c, 2, among=(2, 3, 4))
+    assert c[4].membership == M([1, 2, 3], None, [4]) and c[4].role is Role.NON_VOTER
+    again = c.propose(2, add=[4])
+    settle(c, 2, among=(2, 3, 4), rounds=6)
+    assert again.outcome == "ok", again
+    assert c[4].role is Role.FOLLOWER
+    c.restart(1)
+    settle(c, 2, rounds=6)
     assert c.log(1) == c.log(2)
     c.check_final()
 
