@@ -15,6 +15,7 @@ Each request uses its own connection, so one ``Client`` can be shared by threads
 from __future__ import annotations
 
 import concurrent.futures
+import math
 import time
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -31,6 +32,10 @@ from pykka_raft.kv.errors import (
 from pykka_raft.kv.status import gather
 from pykka_raft.kv.transport import base_url, compact, error_of, fetch_json, send
 from pykka_raft.kv.writes import SessionPool, WriteResult
+
+_DOWN_FOR = 1.0
+"""Seconds a node that did not answer counts as down: a redirect to it is not followed
+(the redirecting node has not noticed that its leader died) until then."""
 
 _RETRY_CODES = {"no_leader", "not_leader", "busy", "starting", "shutting_down", "read_timeout"}
 
@@ -263,6 +268,7 @@ class Client:
         current = queue[0]
         redirects = 0
         down: dict[str, str] = {}
+        down_at: dict[str, float] = {}  # when each node of ``down`` failed to answer
         last: KvError | None = None
         pause = 0.05
         while True:
@@ -276,6 +282,8 @@ class Client:
                         f"({exc}); it may have been applied: read it back before retrying",
                     ) from exc
                 down[current] = f"{type(exc).__name__}: {exc}"
+                down_at[current] = time.monotonic()
+                redirects = 0  # a node that is down ends a run of redirects
                 if current == self.leader_url:
                     self.leader_url = None
                 if not follow:
@@ -306,12 +314,27 @@ class Client:
                     continue
                 raise error
             if response.status == 307 and "location" in response.headers:
+                target = base_url(response.headers["location"])
+                if time.monotonic() - down_at.get(target, -math.inf) < _DOWN_FOR:
+                    # The leader it names did not answer just now: it died and this node
+                    # has not noticed yet. Ask the others, after a pause, until one knows
+                    # the new leader (within the deadline).
+                    last = Unavailable(
+                        "not_leader", f"{current} redirects to {target}, which is down", 503
+                    )
+                    if time.monotonic() >= deadline:
+                        raise last
+                    redirects = 0
+                    current = _after(self.urls, current, down_at)
+                    time.sleep(pause)
+                    pause = min(pause * 2, 0.5)
+                    continue
                 redirects += 1
                 if redirects > self.max_redirects:
                     raise Unavailable(
                         "not_leader", f"more than {self.max_redirects} redirects in a row", 503
                     )
-                current = base_url(response.headers["location"])
+                current = target
                 self.leader_url = current
                 continue
             if isinstance(error, Unavailable) and error.code in _RETRY_CODES:
@@ -331,6 +354,17 @@ class Client:
             if isinstance(error, ServerError) and not error.code:
                 raise ServerError("internal", error.message, response.status, error.details)
             raise error
+
+
+def _after(urls: list[str], current: str, down_at: dict[str, float]) -> str:
+    """The next of ``urls`` after ``current`` that has not failed to answer within
+    :data:`_DOWN_FOR` (``current`` itself if every other one has)."""
+    start = urls.index(current) + 1 if current in urls else 0
+    now = time.monotonic()
+    for url in urls[start:] + urls[:start]:
+        if now - down_at.get(url, -math.inf) >= _DOWN_FOR:
+            return url
+    return current
 
 
 def _key_path(key: str) -> str:

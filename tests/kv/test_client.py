@@ -172,3 +172,17 @@ def test_a_redirect_loop_is_cut(kv3: LocalCluster) -> None:
     finally:
         server.node.state_machine.node_records = original  # type: ignore[method-assign]
         server.node.directory.set_static(leader, kv3.servers[leader].http.address)
+
+
+def test_reads_go_on_through_a_leader_failover(cluster_factory: Any) -> None:
+    # The followers go on redirecting to a leader that died until they notice (an election
+    # timeout): the client waits for them rather than giving up on too many redirects.
+    cluster = cluster_factory([1, 2, 3])
+    leader, follower = leader_of(cluster), follower_of(cluster)
+    cluster.client().put("client/failover", 1)
+    client = Client([cluster.url(follower), cluster.url(leader)], deadline=10)
+    assert client.get("client/failover") == 1
+    cluster.stop_node(leader)
+    for _ in range(20):
+        assert client.get("client/failover") == 1
+    assert client.leader_url in cluster.urls  # it found the new leader
