@@ -15,6 +15,7 @@ import signal
 import sys
 import tempfile
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -31,7 +32,7 @@ from pykka_raft.kv.config import (
     load_file,
     parse_peer,
 )
-from pykka_raft.kv.errors import EXIT_USAGE
+from pykka_raft.kv.errors import EXIT_NODE_STOPPED, EXIT_USAGE
 
 logger = logging.getLogger("pykka_raft.kv")
 
@@ -42,9 +43,10 @@ def fail(message: str, code: int) -> NoReturn:
     sys.exit(code)
 
 
-def wait_for_signal(parent: int | None = None) -> None:
+def wait_for_signal(parent: int | None = None, stopped: Callable[[], bool] | None = None) -> bool:
     """Block until SIGTERM or SIGINT (or, with ``parent``, until that process is gone:
-    this one was reparented)."""
+    this one was reparented); False at once when ``stopped()`` says the node stopped on
+    its own (checked every 0.2 s), True otherwise."""
     stop = threading.Event()
 
     def handler(signum: int, frame: Any) -> None:
@@ -53,10 +55,13 @@ def wait_for_signal(parent: int | None = None) -> None:
 
     signal.signal(signal.SIGTERM, handler)
     signal.signal(signal.SIGINT, handler)
-    while not stop.wait(0.5):
+    while not stop.wait(0.2):
         if parent is not None and os.getppid() != parent:
             logger.warning("the parent process %d is gone: stopping", parent)
-            return
+            return True
+        if stopped is not None and stopped():
+            return False
+    return True
 
 
 def write_ready_file(path: str, report: dict[str, Any]) -> None:
@@ -165,9 +170,15 @@ def serve(
         }
         write_ready_file(ready_file, report)
     try:
-        wait_for_signal(parent)
+        asked = wait_for_signal(parent, lambda: server.node.stopped_on_its_own)
     finally:
         server.stop()
+    if not asked:
+        fail(
+            f"node {config.node_id}: the Raft node stopped on its own (the log above says "
+            "why); exiting so that a supervisor restarts it",
+            EXIT_NODE_STOPPED,
+        )
 
 
 @click.command("dev-cluster")

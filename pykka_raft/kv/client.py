@@ -37,7 +37,15 @@ _DOWN_FOR = 1.0
 """Seconds a node that did not answer counts as down: a redirect to it is not followed
 (the redirecting node has not noticed that its leader died) until then."""
 
-_RETRY_CODES = {"no_leader", "not_leader", "busy", "starting", "shutting_down", "read_timeout"}
+_RETRY_CODES = {
+    "no_leader",
+    "not_leader",
+    "busy",
+    "starting",
+    "shutting_down",
+    "node_stopped",
+    "read_timeout",
+}
 
 
 class Client:

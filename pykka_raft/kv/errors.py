@@ -29,6 +29,9 @@ write was sent). Read the value back before retrying."""
 EXIT_UNAVAILABLE = 6
 """Nodes answered, but none could serve the request before the deadline: no leader, the
 leader's address unknown, busy, starting or shutting down (503). Nothing was changed."""
+EXIT_NODE_STOPPED = 7
+"""``serve``: the Raft node stopped on its own after a fatal failure (its storage failed,
+...); the process exits so that a supervisor restarts it."""
 
 
 class KvError(RaftError):
@@ -205,6 +208,7 @@ CODES: dict[str, tuple[int, type[KvError]]] = {
     "busy": (503, Unavailable),
     "starting": (503, Unavailable),
     "shutting_down": (503, Unavailable),
+    "node_stopped": (503, Unavailable),
     "outcome_unknown": (504, UnknownOutcome),
     "read_timeout": (504, ReadTimeout),
 }

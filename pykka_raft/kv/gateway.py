@@ -100,8 +100,11 @@ class RaftGateway:
         """The node's latest metrics, once it has loaded its state.
 
         Raises:
-            HttpError: ``starting`` (503) if it has not within a short wait.
+            HttpError: ``starting`` (503) if it has not within a short wait;
+                ``node_stopped`` (503) if its Raft node has stopped on its own.
         """
+        if self.node.stopped_on_its_own:
+            raise _node_stopped()
         # A node loads its state in milliseconds: wait that long rather than refuse.
         wait = min(self.settings.request_timeout, 2.0) if self.node.has_raft else 0.0
         metrics = self.node.view.wait_for(lambda m: m, timeout=wait)
@@ -144,11 +147,12 @@ class RaftGateway:
         except ApplicationError as exc:
             raise _refusal(exc.error) from None
         except (ShuttingDown, pykka.ActorDeadError) as exc:
-            if is_read:
-                raise HttpError("shutting_down", f"the node is stopping: {exc}") from None
+            # The node never took the call (a write it took and then stopped on is
+            # answered OutcomeUnknown or StorageError, below): definitely not applied.
+            if self.node.stopped_on_its_own:
+                raise _node_stopped() from None
             raise HttpError(
-                "outcome_unknown",
-                f"the node stopped before answering; the write may have been applied: {exc}",
+                "shutting_down", f"the node is stopping and did not take this call: {exc}"
             ) from None
         except ClientError as exc:  # OutcomeUnknown, InternalError, StorageError
             raise HttpError("outcome_unknown", str(exc)) from None
@@ -244,6 +248,14 @@ class RaftGateway:
                 f"no answer within {timeout:g} s; read the membership (GET /v1/status on "
                 "the leader) before proposing again",
             ) from None
+
+
+def _node_stopped() -> HttpError:
+    return HttpError(
+        "node_stopped",
+        "this node's Raft node has stopped after a fatal failure (see its log) and did not "
+        "take the request: nothing was done; send it to another node",
+    )
 
 
 def _read_timeout(timeout: float) -> HttpError:

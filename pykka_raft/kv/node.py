@@ -222,6 +222,13 @@ class KvNode:
         return self._raft is not None
 
     @property
+    def stopped_on_its_own(self) -> bool:
+        """True once the Raft node has stopped without :meth:`stop`: a fatal failure (its
+        storage failed, say) ended it. ``serve`` then exits (docs/kv-service.md)."""
+        raft = self._raft
+        return raft is not None and not self._stopping.is_set() and not raft.is_alive()
+
+    @property
     def started(self) -> bool:
         """True once the Raft node has loaded its state (it publishes metrics)."""
         return self.view.latest() is not None

@@ -46,9 +46,13 @@ class StubRaft:
 
     def __init__(self, error: BaseException) -> None:
         self.error = error
+        self.alive = True
 
     def ask(self, message: Any, timeout: float | None = None) -> Any:
         raise self.error
+
+    def is_alive(self) -> bool:
+        return self.alive
 
 
 def make_app(error: BaseException, state: State = State.LEADER) -> KvApp:
@@ -105,7 +109,8 @@ WRITE_ERRORS = [
     (ApplicationError(ValueError("no")), 400, "bad_request"),
     (ApplicationError(SessionExpired(5, 3)), 409, "session_expired"),
     (ApplicationError(StaleSequence(5, 1, 3)), 409, "stale_sequence"),
-    (ShuttingDown(), 504, "outcome_unknown"),
+    (ShuttingDown("the Raft node has stopped and did not accept the call"), 503, "shutting_down"),
+    (pykka.ActorDeadError("gone"), 503, "shutting_down"),
     (OutcomeUnknown("replaced by a snapshot"), 504, "outcome_unknown"),
     (InternalError("boom"), 504, "outcome_unknown"),
     (StorageError("disk"), 504, "outcome_unknown"),
@@ -121,6 +126,31 @@ def test_write_errors(error: BaseException, status: int, code: str) -> None:
     if status == 307:
         assert headers["location"] == "http://127.0.0.1:8002/v1/kv/k"
         assert body["error"]["leader_id"] == 2
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body"),
+    [
+        ("PUT", "/v1/kv/k", {"value": 1}),
+        ("POST", "/v1/sessions", None),
+        ("GET", "/v1/kv/k", None),
+        ("POST", "/v1/admin/snapshot", None),
+    ],
+)
+def test_a_node_whose_raft_node_stopped_on_its_own_takes_nothing(
+    method: str, path: str, body: Any
+) -> None:
+    # A fatal storage error stopped the Raft node: every call is refused, definitely (503),
+    # not answered outcome_unknown as if it might have been applied.
+    app = make_app(ShuttingDown("the Raft node has stopped and did not accept the call"))
+    app.node.raft.alive = False  # type: ignore[attr-defined]
+    status, _, body = call(app, method, path, body)
+    assert (status, body["error"]["code"]) == (503, "node_stopped"), body
+    # A write the node took before it failed is still unknown.
+    app.node.raft.error = StorageError("disk I/O error")  # type: ignore[attr-defined]
+    app.node.raft.alive = True  # type: ignore[attr-defined]
+    status, _, body = call(app, "PUT", "/v1/kv/k", {"value": 1})
+    assert (status, body["error"]["code"]) == (504, "outcome_unknown")
 
 
 READ_ERRORS = [

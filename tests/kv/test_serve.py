@@ -5,6 +5,7 @@ with requests in flight, in-process."""
 from __future__ import annotations
 
 import queue
+import resource
 import signal
 import subprocess
 import sys
@@ -19,6 +20,7 @@ import pytest
 from pykka_raft import Isolate
 from pykka_raft.kv import Client, HttpSettings
 from pykka_raft.kv import app as app_module
+from pykka_raft.kv.errors import EXIT_NODE_STOPPED
 from pykka_raft.testing import wait_until
 from tests.kv.conftest import PATIENT, leader_of, request
 
@@ -28,7 +30,7 @@ pytestmark = pytest.mark.timeout(120)
 class Serve:
     """A ``serve`` child process; killed in teardown whatever happens."""
 
-    def __init__(self, args: list[str], log: Path) -> None:
+    def __init__(self, args: list[str], log: Path, **popen: Any) -> None:
         self.log = log
         self._stderr = log.open("w")
         self.proc = subprocess.Popen(
@@ -36,6 +38,7 @@ class Serve:
             stdout=subprocess.PIPE,
             stderr=self._stderr,
             text=True,
+            **popen,
         )
         self.lines: queue.Queue[str] = queue.Queue()
         threading.Thread(target=self._read, daemon=True).start()
@@ -64,8 +67,8 @@ class Serve:
 def serve(tmp_path: Path) -> Iterator[Any]:
     started: list[Serve] = []
 
-    def start(*args: str) -> Serve:
-        child = Serve(list(args), tmp_path / f"serve-{len(started)}.log")
+    def start(*args: str, **popen: Any) -> Serve:
+        child = Serve(list(args), tmp_path / f"serve-{len(started)}.log", **popen)
         started.append(child)
         return child
 
@@ -262,3 +265,29 @@ def test_max_sessions_is_a_serve_setting(serve: Any) -> None:
     for client_id in (second, third):
         body = {"value": 1, "client_id": client_id, "sequence": 1}
         assert request(url, "PUT", "/v1/kv/k", body).status == 200
+
+
+def test_serve_exits_when_its_storage_fails(serve: Any, tmp_path: Path) -> None:
+    # A file size limit makes the SqliteStore's writes fail (EFBIG; Python ignores
+    # SIGXFSZ) once its files grow past it: the Raft node stops, and so does the process,
+    # with its own exit code, so that a supervisor restarts it.
+    def limit_file_size() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (2 << 20, 2 << 20))
+
+    args = ("--id", "1", "--http", "127.0.0.1:0", "--network", "local")
+    child = serve(*args, "--data-dir", str(tmp_path / "data"), preexec_fn=limit_file_size)
+    url = child.url()
+    Client([url]).init()
+    big = {"value": "x" * 400_000}
+    answers = []
+    for n in range(20):
+        try:
+            answers.append(request(url, "PUT", f"/v1/kv/big-{n}", big).status)
+        except OSError:
+            break  # the process exited meanwhile
+        if answers[-1] != 200:
+            break
+    assert answers[-1:] != [200], answers
+    assert child.proc.wait(30) == EXIT_NODE_STOPPED
+    log = child.log.read_text()
+    assert "storage failed" in log and "stopped on its own" in log
