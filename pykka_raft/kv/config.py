@@ -16,7 +16,9 @@ from typing import Any
 
 import attrs
 
-from pykka_raft import Config, ConfigError, NodeId, RaftError, SnapshotPolicy
+from pykka_raft import Config, ConfigError, NodeId, SnapshotPolicy
+from pykka_raft.kv.errors import KvConfigError
+from pykka_raft.kv.http_settings import HttpSettings
 from pykka_raft.messages import MAX_NODE_ID
 from pykka_raft.sessions import DEFAULT_MAX_SESSIONS, DEFAULT_SESSION_TIMEOUT
 
@@ -28,11 +30,9 @@ else:  # pragma: no cover - the [kv] extra installs tomli on 3.10
 STORAGES = ("sqlite", "memory")
 NETWORKS = ("tcp", "local")
 DURABILITIES = ("fsync", "os")
+
+__all__ = ["HttpSettings", "KvConfigError", "NodeConfig", "PeerConfig"]
 UNSPECIFIED_HOSTS = ("0.0.0.0", "::", "")
-
-
-class KvConfigError(RaftError, ValueError):
-    """A node configuration (flags or file) is invalid; the message names the field."""
 
 
 def parse_address(value: str, what: str) -> tuple[str, int]:
@@ -78,44 +78,6 @@ class PeerConfig:
     node_id: NodeId
     http_address: str
     raft_address: str | None = None
-
-
-@attrs.frozen
-class HttpSettings:
-    """How the HTTP layer behaves.
-
-    Attributes:
-        threads: waitress worker threads; each request waiting on Raft holds one, and one
-            is kept for status and metrics (docs/kv-service.md, "Busy threads").
-        max_body_bytes: the largest request body taken, plus 128 bytes for the
-            ``client_id`` and ``sequence`` of a write in a session (so a value taken
-            without one is taken in one); larger ones get 413.
-        request_timeout: seconds a key-value request waits for Raft before 504.
-        admin_timeout: seconds a membership change waits (longer than
-            ``Config.catch_up_timeout``, as a new voter has to catch up first).
-        shutdown_grace: seconds a stopping node lets requests in flight finish before it
-            stops Raft (the rest are answered ``outcome_unknown``).
-    """
-
-    threads: int = 8
-    max_body_bytes: int = 1 << 20
-    request_timeout: float = 5.0
-    admin_timeout: float = 60.0
-    shutdown_grace: float = 5.0
-
-    def __attrs_post_init__(self) -> None:
-        for name, least in (("threads", 1), ("max_body_bytes", 64)):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool):
-                raise KvConfigError(f"http.{name}: must be an int, got {value!r}")
-            if value < least:
-                raise KvConfigError(f"http.{name}: must be at least {least}")
-        for name in ("request_timeout", "admin_timeout", "shutdown_grace"):
-            value = getattr(self, name)
-            if not isinstance(value, (int, float)) or isinstance(value, bool):
-                raise KvConfigError(f"http.{name}: must be a number of seconds, got {value!r}")
-            if not 0 < value < math.inf:
-                raise KvConfigError(f"http.{name}: must be positive and finite")
 
 
 @attrs.frozen

@@ -62,6 +62,10 @@ class KvError(RaftError):
         return self.__dict__.get("details", {}).get(name)
 
 
+class KvConfigError(RaftError, ValueError):
+    """A node configuration (flags or file) is invalid; the message names the field."""
+
+
 class BadRequest(KvError):
     """400: malformed JSON, wrong types, a bad key or an unsupported parameter."""
 

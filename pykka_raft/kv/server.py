@@ -17,6 +17,7 @@ from waitress.server import create_server  # type: ignore[import-untyped]
 
 from pykka_raft.kv.app import KvApp
 from pykka_raft.kv.config import NodeConfig, format_address, http_url, parse_address
+from pykka_raft.kv.http_settings import HttpSettings
 from pykka_raft.kv.node import KvNode
 from pykka_raft.kv.runtime import LocalNetwork
 
@@ -26,12 +27,13 @@ logger = logging.getLogger("pykka_raft.kv")
 class HttpServer:
     """waitress bound to ``host:port`` (port 0: the system picks; read :attr:`port`).
 
-    The body limit given to waitress is twice the application's: bodies up to that size
+    ``settings`` (``[http]``) give waitress its threads, connection limit and idle
+    timeout. The body limit given to waitress is twice the application's: bodies up to that size
     reach the application, which answers its own JSON 413; larger ones are refused by
     waitress while reading, with its plain-text 413, so no body over that is ever buffered.
     """
 
-    def __init__(self, app: Any, host: str, port: int, threads: int, max_body: int) -> None:
+    def __init__(self, app: Any, host: str, port: int, settings: HttpSettings) -> None:
         self._map: dict[Any, Any] = {}
         try:
             self.server = create_server(
@@ -39,8 +41,12 @@ class HttpServer:
                 map=self._map,
                 host=host,
                 port=port,
-                threads=threads,
-                max_request_body_size=2 * max_body,
+                threads=settings.threads,
+                max_request_body_size=2 * settings.max_body_bytes,
+                # The map holds the listening socket and a trigger besides the connections.
+                connection_limit=settings.connection_limit + 2,
+                channel_timeout=settings.channel_timeout,
+                cleanup_interval=max(1, min(30, settings.channel_timeout // 2)),
                 ident="pykka-raft-kv",
                 clear_untrusted_proxy_headers=True,
             )
@@ -100,8 +106,7 @@ class KvServer:
         host, port = parse_address(config.http_address, "http_address")
         self.node = KvNode(config, local)
         self.app = KvApp(self.node)
-        settings = config.http
-        self.http = HttpServer(self.app, host, port, settings.threads, settings.max_body_bytes)
+        self.http = HttpServer(self.app, host, port, config.http)
         self.config = config
         self._stopped = False
 

@@ -10,7 +10,13 @@ from typing import Any
 import pytest
 
 from pykka_raft import SnapshotPolicy, StorageError
-from pykka_raft.kv import KvConfigError, NodeConfig, PeerConfig, RuntimeUnavailable
+from pykka_raft.kv import (
+    HttpSettings,
+    KvConfigError,
+    NodeConfig,
+    PeerConfig,
+    RuntimeUnavailable,
+)
 from pykka_raft.kv.config import build_config, load_file, parse_address, parse_peer
 from pykka_raft.kv.runtime import LocalNetwork, open_network, open_storage
 from pykka_raft.kv.server import HttpServer
@@ -110,6 +116,11 @@ def test_a_full_toml_file(tmp_path: Path) -> None:
         ),
         ({"node_id": 1, "http_address": "h:1", "raft": {"snapshot_policy": -1}}, "snapshot"),
         ({"node_id": 1, "http_address": "h:1", "http": {"threads": 0}}, "http.threads"),
+        ({**LOCAL, "http": {"threads": 100000}}, "http.threads: must be at most 512"),
+        ({**LOCAL, "http": {"connection_limit": 0}}, "http.connection_limit: must be at least"),
+        ({**LOCAL, "http": {"connection_limit": 10**6}}, "http.connection_limit: must be at most"),
+        ({**LOCAL, "http": {"channel_timeout": 0.5}}, "http.channel_timeout: must be an int"),
+        ({**LOCAL, "http": {"channel_timeout": 0}}, "http.channel_timeout: must be at least 1"),
         ({**LOCAL, "durability": "never"}, "durability"),
         ({**LOCAL, "insecure": "yes"}, "insecure"),
         ({**LOCAL, "session_timeout": 0}, "session_timeout"),
@@ -141,6 +152,24 @@ def test_unreadable_and_invalid_files(tmp_path: Path) -> None:
     bad.write_text("node_id = = 1")
     with pytest.raises(KvConfigError, match="not valid TOML"):
         load_file(bad)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (b'node_id = 1\nhttp_address = "127.0.0.1:0"\n[http]\nthreads = 100000\n', "threads"),
+    ],
+)
+def test_serve_refuses_a_bad_file_with_exit_2(tmp_path: Path, text: bytes, message: str) -> None:
+    from click.testing import CliRunner
+
+    from pykka_raft.kv.cli import main
+
+    path = tmp_path / "node.toml"
+    path.write_bytes(text)
+    result = CliRunner().invoke(main, ["serve", "--config", str(path)])
+    assert result.exit_code == 2, result.output
+    assert message in result.output and "Traceback" not in result.output
 
 
 def test_peer_flags() -> None:
@@ -240,4 +269,4 @@ def test_an_http_port_in_use_is_named_in_the_error() -> None:
         taken.listen()
         port = taken.getsockname()[1]
         with pytest.raises(OSError, match=f"http_address: cannot listen on 127.0.0.1:{port}: "):
-            HttpServer(lambda environ, start: [], "127.0.0.1", port, 1, 1024)
+            HttpServer(lambda environ, start: [], "127.0.0.1", port, HttpSettings(1, 1024))
