@@ -230,6 +230,8 @@ def load_file(path: str | Path) -> dict[str, Any]:
         raise KvConfigError(f"cannot read the configuration file {path}: {exc}") from exc
     except tomllib.TOMLDecodeError as exc:
         raise KvConfigError(f"{path} is not valid TOML: {exc}") from exc
+    except UnicodeDecodeError as exc:  # TOML is UTF-8
+        raise KvConfigError(f"{path} is not valid TOML: it is not UTF-8 ({exc})") from exc
 
 
 _TOP = frozenset(

@@ -152,11 +152,16 @@ def test_unreadable_and_invalid_files(tmp_path: Path) -> None:
     bad.write_text("node_id = = 1")
     with pytest.raises(KvConfigError, match="not valid TOML"):
         load_file(bad)
+    latin1 = tmp_path / "latin1.toml"
+    latin1.write_bytes("node_id = 1\n# caf\u00e9\n".encode("latin-1"))
+    with pytest.raises(KvConfigError, match=f"{latin1} is not valid TOML: it is not UTF-8"):
+        load_file(latin1)
 
 
 @pytest.mark.parametrize(
     ("text", "message"),
     [
+        ("node_id = 1\n# caf\u00e9\n".encode("latin-1"), "is not valid TOML: it is not UTF-8"),
         (b'node_id = 1\nhttp_address = "127.0.0.1:0"\n[http]\nthreads = 100000\n', "threads"),
     ],
 )
