@@ -7,6 +7,7 @@ in-memory nodes in one process), ``demo`` and ``keygen``.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -67,9 +68,14 @@ def wait_for_signal(parent: int | None = None, stopped: Callable[[], bool] | Non
 def write_ready_file(path: str, report: dict[str, Any]) -> None:
     """Write ``report`` as JSON to ``path`` atomically (readers never see half of it)."""
     tmp = f"{path}.{os.getpid()}.tmp"
-    with open(tmp, "w", encoding="utf-8") as fh:
-        json.dump(report, fh)
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "w", encoding="utf-8") as fh:
+            json.dump(report, fh)
+        os.replace(tmp, path)
+    except OSError:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
 
 
 @click.command()
@@ -160,16 +166,19 @@ def serve(
     raft = server.node.raft_address
     click.echo(f"node {config.node_id} serving {server.url}" + (f" raft {raft}" if raft else ""))
     sys.stdout.flush()
-    if ready_file:
-        report = {
-            "node_id": config.node_id,
-            "pid": os.getpid(),
-            "url": server.url,
-            "http": server.http.address,
-            "raft": raft,
-        }
-        write_ready_file(ready_file, report)
     try:
+        if ready_file:
+            report = {
+                "node_id": config.node_id,
+                "pid": os.getpid(),
+                "url": server.url,
+                "http": server.http.address,
+                "raft": raft,
+            }
+            try:
+                write_ready_file(ready_file, report)
+            except OSError as exc:  # the node stops (finally) before the process exits
+                fail(f"--ready-file: cannot write {ready_file}: {exc}", EXIT_USAGE)
         asked = wait_for_signal(parent, lambda: server.node.stopped_on_its_own)
     finally:
         server.stop()

@@ -128,6 +128,16 @@ def test_a_locked_data_directory_is_refused(serve: Any, tmp_path: Path) -> None:
 MEMORY = ("--storage", "memory", "--network", "local")
 
 
+def test_a_ready_file_that_cannot_be_written_stops_serve_with_exit_2(
+    serve: Any, tmp_path: Path
+) -> None:
+    ready = tmp_path / "missing" / "ready.json"
+    child = serve("--id", "1", "--http", "127.0.0.1:0", *MEMORY, "--ready-file", str(ready))
+    assert child.proc.wait(30) == 2  # the node was stopped: nothing keeps the process
+    log = child.log.read_text()
+    assert f"error: --ready-file: cannot write {ready}" in log and "Traceback" not in log
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
