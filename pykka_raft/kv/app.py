@@ -94,8 +94,14 @@ class KvApp:
             ("metrics", get, re.compile(r"/metrics"), self.prometheus),
             ("status", get, re.compile(r"/v1/status"), self.status),
             ("cluster", get, re.compile(r"/v1/cluster"), self.cluster),
-            ("cas", post, re.compile(r"/v1/kv/(?P<key>.+)/cas"), kv.cas),
-            ("kv", frozenset({"GET", "PUT", "DELETE"}), re.compile(r"/v1/kv/(?P<key>.+)"), kv.kv),
+            # re.S: a key may hold any character, a newline (%0A) included.
+            ("cas", post, re.compile(r"/v1/kv/(?P<key>.+)/cas", re.S), kv.cas),
+            (
+                "kv",
+                frozenset({"GET", "PUT", "DELETE"}),
+                re.compile(r"/v1/kv/(?P<key>.+)", re.S),
+                kv.kv,
+            ),
             ("sessions", post, re.compile(r"/v1/sessions"), kv.register),
             (
                 "session",

@@ -59,6 +59,19 @@ def test_keys_with_slashes_and_unicode(kv3: LocalCluster) -> None:
     assert got.json["key"] == "a/b/c/é" and got.json["value"] == 1
 
 
+@pytest.mark.parametrize("key", ["a\nb", "\n", "x\r\ny/z", "tab\there", "ends\n"])
+def test_keys_with_line_breaks_and_control_characters(kv3: LocalCluster, key: str) -> None:
+    url = leader_url(kv3)
+    path = "/v1/kv/" + quote(key, safe="")
+    put = request(url, "PUT", path, {"value": 1})
+    assert put.status == 200 and put.json["key"] == key, put.data
+    got = request(url, "GET", path)
+    assert got.status == 200 and got.json["key"] == key
+    cas = request(url, "POST", path + "/cas", {"expected": 1, "new": 2})
+    assert cas.status == 200 and cas.json["swapped"] is True, cas.data
+    assert request(url, "DELETE", path).json["previous"] == 2
+
+
 def test_compare_and_set(kv3: LocalCluster) -> None:
     url = leader_url(kv3)
     created = request(url, "POST", "/v1/kv/cas-key/cas", {"new": 1})  # no expected: absent

@@ -33,6 +33,8 @@ def test_put_get_delete(kv3: LocalCluster) -> None:
     assert json.loads(run(urls, "get", "cli/s").stdout) == "plain text"
     deleted = run(urls, "delete", "cli/a")
     assert deleted.exit_code == 0 and json.loads(deleted.stdout)["previous"] == {"n": 1}
+    assert run(urls, "put", "cli/two\nlines", "3").exit_code == 0  # any UTF-8 key
+    assert json.loads(run(urls, "get", "cli/two\nlines").stdout) == 3
 
 
 def test_url_from_the_environment(kv3: LocalCluster) -> None:
@@ -239,7 +241,7 @@ def test_keygen_writes_a_key_pair_once(tmp_path: Any) -> None:
 
 def test_backup_then_restore_into_a_new_cluster(cluster_factory: Any, tmp_path: Any) -> None:
     old = cluster_factory([1, 2, 3])
-    values = {"a": 1, "b/c": {"x": [1, None]}, "nothing": None, "é": "ü"}
+    values = {"a": 1, "b/c": {"x": [1, None]}, "nothing": None, "é": "ü", "two\nlines": 2}
     client = old.client()
     for key, value in values.items():
         client.put(key, value)
@@ -248,10 +250,10 @@ def test_backup_then_restore_into_a_new_cluster(cluster_factory: Any, tmp_path: 
     assert made.exit_code == 0, made.output
     document = json.loads(path.read_text())
     assert document["items"] == values  # the node directory (.kv/) is not in a backup
-    assert document["count"] == 4 and document["index"] > 0
+    assert document["count"] == 5 and document["index"] > 0
     new = cluster_factory([7, 8, 9])
     restored = run(new.urls, "restore", str(path))
-    assert restored.exit_code == 0 and "4 keys restored" in restored.stdout, restored.output
+    assert restored.exit_code == 0 and "5 keys restored" in restored.stdout, restored.output
     again = new.client()
     assert {key: again.get(key) for key in values} == values
     to_stdout = run(new.urls, "backup", "-")
