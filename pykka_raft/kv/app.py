@@ -134,6 +134,10 @@ class KvApp:
         started = time.perf_counter()
         route_name = "unknown"
         headers: list[tuple[str, str]] = []
+        # HEAD is GET without the body: served by the GET handler, wherever GET is allowed.
+        head = environ.get("REQUEST_METHOD") == "HEAD"
+        if head:
+            environ = {**environ, "REQUEST_METHOD": "GET"}
         try:
             if self.draining:
                 raise HttpError(
@@ -168,12 +172,12 @@ class KvApp:
             with self._idle:
                 self._inflight -= 1
                 self._idle.notify_all()
-        method = environ.get("REQUEST_METHOD", "?")
+        method = "HEAD" if head else environ.get("REQUEST_METHOD", "?")
         method = method if method in _METHODS else "other"  # a client cannot add series
         self.metrics.requests.labels(method, route_name, status).inc()
         headers += [("Content-Length", str(len(payload))), ("Cache-Control", "no-store")]
         start_response(f"{status} {http.client.responses.get(status, '')}", headers)
-        return [payload]
+        return [b""] if head else [payload]  # HEAD: the GET's headers, never a body
 
     def _handle(self, route_name: str, handler: Handler, request: Request) -> tuple[int, Any]:
         """Run ``handler``; a request that may wait first takes one of the waiting slots."""
@@ -218,7 +222,7 @@ class KvApp:
                 continue
             if method in methods:
                 return name, fn, match.groupdict()
-            allowed |= methods
+            allowed |= methods | ({"HEAD"} if "GET" in methods else set())
         if allowed:
             raise HttpError(
                 "method_not_allowed",

@@ -4,6 +4,7 @@ errors, redirects from followers, status, cluster view and metrics."""
 from __future__ import annotations
 
 import http.client
+import socket
 from typing import Any
 from urllib.parse import quote, urlsplit
 
@@ -302,6 +303,40 @@ def test_unknown_routes_and_wrong_methods(
     if status == 405:
         assert answer.headers["allow"]
         assert method not in answer.headers["allow"]
+
+
+def raw_head(url: str, path: str) -> tuple[int, dict[str, str], bytes]:
+    """HEAD over a bare socket (http.client drops what follows a HEAD's headers): the
+    status, headers and every byte the node sent after them until it closed."""
+    parts = urlsplit(url)
+    with socket.create_connection((parts.hostname or "", parts.port or 80), timeout=15) as s:
+        s.sendall(f"HEAD {path} HTTP/1.0\r\nHost: x\r\n\r\n".encode())
+        data = b""
+        while chunk := s.recv(65536):
+            data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    fields = dict(line.split(": ", 1) for line in lines[1:])
+    return int(lines[0].split()[1]), {k.lower(): v for k, v in fields.items()}, body
+
+
+@pytest.mark.parametrize("path", ["/v1/status", "/metrics", "/", "/v1/kv/head-key", "/v1/cluster"])
+def test_head_is_get_without_a_body(kv3: LocalCluster, path: str) -> None:
+    url = leader_url(kv3)
+    assert request(url, "PUT", "/v1/kv/head-key", {"value": "x" * 100}).status == 200
+    status, headers, body = raw_head(url, path)
+    assert status == 200 and body == b""
+    assert int(headers["content-length"]) > 0  # the length a GET's body has
+    assert headers["content-type"] == request(url, "GET", path).headers["content-type"]
+
+
+def test_head_never_has_a_body(kv3: LocalCluster) -> None:
+    url = leader_url(kv3)
+    status, _, body = raw_head(url, "/v1/kv/head-never-written")
+    assert status == 404 and body == b""
+    status, headers, body = raw_head(url, "/v1/sessions")  # POST only: 405, no body
+    assert status == 405 and body == b"" and headers["allow"] == "POST"
+    assert request(url, "DELETE", "/v1/status").headers["allow"] == "GET, HEAD"
 
 
 def test_status_of_each_node(kv3: LocalCluster) -> None:
