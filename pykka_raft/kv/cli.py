@@ -10,6 +10,7 @@ busy, starting or shutting down).
 from __future__ import annotations
 
 import json
+import math
 import os
 import sys
 from collections.abc import Callable
@@ -75,11 +76,25 @@ def _value(text: str, as_string: bool, what: str) -> Any:
     if as_string:
         return text
     try:
-        return json.loads(text)
+        return json.loads(text, parse_constant=_not_json, parse_float=_finite)
     except ValueError:
         raise click.BadParameter(
-            f"{text!r} is not JSON; quote strings ('\"text\"') or use --string", param_hint=what
+            f"{text!r} is not JSON (NaN, Infinity and numbers too large for a float are not); "
+            "quote strings ('\"text\"') or use --string",
+            param_hint=what,
         ) from None
+
+
+def _not_json(name: str) -> Any:
+    """``NaN``, ``Infinity`` and ``-Infinity``, which Python's json takes and JSON has not."""
+    raise ValueError(f"{name} is not JSON")
+
+
+def _finite(text: str) -> float:
+    number = float(text)
+    if not math.isfinite(number):  # 1e999
+        raise ValueError(f"{text} is too large for a float")
+    return number
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

@@ -67,6 +67,10 @@ def test_usage_errors_exit_2(kv3: LocalCluster) -> None:
     assert CliRunner().invoke(main, ["get", "k"], env={"PYKKA_RAFT_KV_URL": ""}).exit_code == 2
     bad_json = run(kv3.urls, "put", "k", "not json")
     assert bad_json.exit_code == 2 and "--string" in bad_json.output
+    for value in ("NaN", "Infinity", "[-Infinity]", "1e999", '{"a": [NaN]}'):  # not JSON
+        refused = run(kv3.urls, "put", "cli/nan", value)
+        assert refused.exit_code == 2 and "is not JSON" in refused.output, (value, refused.output)
+        assert run(kv3.urls, "cas", "cli/nan", "--new", value).exit_code == 2
     assert run(kv3.urls, "remove").exit_code == 2
     assert run(kv3.urls, "promote", "zero").exit_code == 2
     assert run(kv3.urls, "init", "--members", "a,b").exit_code == 2
