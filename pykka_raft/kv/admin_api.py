@@ -8,6 +8,8 @@ request that makes no sense (adding a node twice, removing every voter) is refus
 
 from __future__ import annotations
 
+import contextlib
+import ipaddress
 from typing import Any
 
 import pykka
@@ -29,6 +31,8 @@ from pykka_raft import (
     TransferLeadershipResponse,
     TriggerSnapshot,
 )
+from pykka_raft.kv.config import parse_address
+from pykka_raft.kv.errors import KvConfigError
 from pykka_raft.kv.gateway import RaftGateway
 from pykka_raft.kv.store import encode_value, node_key
 from pykka_raft.kv.wsgi import HttpError, Request, address_field, json_object, node_id_field
@@ -110,7 +114,8 @@ class AdminApi:
             raise HttpError("noop", f"node {node_id} is a member already; nothing changed")
         members = (m.voters | m.non_voters) - {node_id}
         for other, known in self.node.directory.known().items():
-            taken = [a for a in (http, raft) if a is not None and a in known.values()]
+            theirs = {endpoint(a) for a in known.values() if a}
+            taken = [a for a in (http, raft) if a is not None and endpoint(a) in theirs]
             if other in members and taken:  # a removed node's may be reused
                 raise HttpError(
                     "bad_request",
@@ -224,6 +229,25 @@ class AdminApi:
             "term": response.term,
             "leader_url": self.node.directory.http_url(response.leader_id),
         }
+
+
+_LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain"})
+
+
+def endpoint(address: str) -> tuple[str, int]:
+    """What ``host:port`` names, as far as can be told without asking DNS: host names
+    compared without case or a final dot, ``localhost`` as ``127.0.0.1``, IP addresses in
+    their canonical form (``0:0::1`` is ``::1``). An address that does not parse is itself."""
+    try:
+        host, port = parse_address(address, "address")
+    except KvConfigError:
+        return address, -1
+    host = host.lower().rstrip(".")
+    if host in _LOOPBACK_NAMES:
+        host = "127.0.0.1"
+    with contextlib.suppress(ValueError):
+        host = str(ipaddress.ip_address(host))
+    return host, port
 
 
 def _records(nodes: Any) -> dict[int, dict[str, str | None]]:

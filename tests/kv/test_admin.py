@@ -208,6 +208,10 @@ def test_an_added_node_needs_its_own_reachable_addresses(cluster_factory: Any) -
     for body, words in (
         ({"id": 7, "http_address": "0.0.0.0:1"}, "not an address"),
         ({"id": 7, "http_address": own}, "is an address of member 2"),
+        # The same host and port under another name (no DNS asked).
+        ({"id": 7, "http_address": own.replace("127.0.0.1", "localhost")}, "of member 2"),
+        ({"id": 7, "http_address": own.replace("127.0.0.1", "LocalHost.")}, "of member 2"),
+        ({"id": 7, "http_address": "http://" + own + "/"}, "of member 2"),
     ):
         answer = request(url, "POST", "/v1/admin/learners", body)
         assert answer.status == 400 and answer.code == "bad_request", answer.data
