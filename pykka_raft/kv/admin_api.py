@@ -165,7 +165,8 @@ class AdminApi:
         return 200, _membership(self.gateway.change(request, change))
 
     def snapshot(self, request: Request) -> tuple[int, Any]:
-        """``POST /v1/admin/snapshot``: compact this node's log now."""
+        """``POST /v1/admin/snapshot``: compact this node's log now (no body, or ``{}``)."""
+        json_object(request.optional_json(), set(), set())
         self.gateway.started()
         try:
             meta: SnapshotMeta | None = self.node.raft.ask(

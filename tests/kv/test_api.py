@@ -206,6 +206,8 @@ def test_wrong_types_are_400(kv3: LocalCluster, path: str, body: Any) -> None:
         "/v1/admin/promote",
         "/v1/admin/remove",
         "/v1/admin/transfer-leader",
+        "/v1/admin/snapshot",
+        "/v1/sessions",
         "/v1/kv/k/cas",
     ],
 )
@@ -250,6 +252,7 @@ def test_requests_the_http_server_refuses_itself_are_answered_in_plain_text(
         ({"Content-Length": "twelve"}, 400),
         ({"Content-Length": str(2 * limit)}, 413),
         ({"Transfer-Encoding": "gzip"}, 501),
+        ({"X-Large": "h" * 270_000}, 431),  # headers over 256 KiB
     ]
     for headers, status in cases:
         answer = request(url, "PUT", "/v1/kv/framing", headers=headers)
