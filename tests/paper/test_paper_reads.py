@@ -4,6 +4,7 @@ one rule per test, on the core."""
 from __future__ import annotations
 
 import attrs
+import pytest
 from paper_helpers import (
     CONFIG,
     Respond,
@@ -24,6 +25,9 @@ from pykka_raft.messages import (
     AppendEntriesResponse,
     ClientRead,
     ClientReadResponse,
+    Entry,
+    EntryConfigChange,
+    MembershipConfig,
     ReadIndexRequest,
     ReadIndexResponse,
     ReadPolicy,
@@ -311,3 +315,57 @@ def test_a_state_machine_own_application_error_is_not_wrapped_again() -> None:
     core.queries_answered(Query(((7, "q"),), 1), (refusal,), None)
     (respond,) = responds(core.take_commands(), 7)
     assert respond.error is refusal
+
+
+# --- while the membership is joint ---------------------------------------------------------
+
+JOINT = MembershipConfig(members=(1, 2, 3), members_after_consensus=(3, 4, 5))
+
+
+def _joint_leader_with_commit() -> RaftCore:
+    """Node 1 (a voter of C_old only) leads term 2 under C_old,new and committed its blank.
+
+    Its own write of the blank is still in flight (nodes 2 and 3 make the C_old majority),
+    so the C_new entry that the commit of the joint one calls for waits in its proposals:
+    the membership in effect stays joint."""
+    core = make_core(1, (1, 2, 3), term=1, entries=(Entry(1, 1, EntryConfigChange(JOINT)),))
+    elect(core, granting=[2, 4, 5])
+    for peer in (2, 3, 4, 5):
+        full = AppendEntriesRequest(peer, 2, 1, 0, 0, core.log.slice(1, 3), 0)
+        core.append_entries_result(full, AppendEntriesResponse(2, True))
+    core.take_commands()
+    assert core.commit_index == 2
+    assert core.membership == JOINT and core.log.last_index == 2
+    return core
+
+
+def _beats(commands: list[object]) -> dict[int, AppendEntriesRequest]:
+    return {
+        c.request.target: c.request
+        for c in commands
+        if isinstance(c, Send) and isinstance(c.request, AppendEntriesRequest)
+    }
+
+
+@pytest.mark.parametrize(
+    ("partial", "completing"),
+    [
+        ((4, 5), 2),  # a majority of C_new, of C_old only the leader
+        ((2, 3), 4),  # a majority of C_old, of C_new only node 3
+    ],
+)
+def test_joint_read_round_needs_a_majority_of_both_configurations(
+    partial: tuple[int, ...], completing: int
+) -> None:
+    """§6 with dissertation §6.4: while joint, leadership for a ReadIndex read is confirmed
+    only by a round that a majority of C_old *and* a majority of C_new acknowledged (a
+    later leader may be elected by either kind of majority the round did not reach)."""
+    core = _joint_leader_with_commit()
+    core.client_read(ClientRead("q"), token=7)
+    beats = _beats(core.take_commands())
+    assert sorted(beats) == [2, 3, 4, 5]
+    for peer in partial:
+        core.append_entries_result(beats[peer], AppendEntriesResponse(2, True))
+    assert of_type(core.take_commands(), Query) == [], "confirmed by one configuration only"
+    core.append_entries_result(beats[completing], AppendEntriesResponse(2, True))
+    assert of_type(core.take_commands(), Query) == [Query(((7, "q"),), 2)]

@@ -401,3 +401,66 @@ def test_leader_sends_heartbeats_during_idle_periods_with_its_commit_index() -> 
         assert beats[2].entries == ()
         assert (beats[2].prev_log_index, beats[2].leader_commit) == (2, 2)
         assert all(b.term == 2 for b in beats.values())
+
+
+# --- what counts as replicated ---------------------------------------------------------------
+
+
+def test_a_heartbeat_ack_says_nothing_about_entries_still_in_flight() -> None:
+    """§5.3: matchIndex is what the follower confirmed holding: a successful heartbeat
+    (an empty AppendEntries at prev_log_index = matchIndex) confirms nothing past its prev,
+    even while pipelined entries are on their way to that follower."""
+    core = make_core(1, term=1, entries=make_entries([1]), last_applied=1, config=CONFIG)
+    commands = elect(core, granting=[2])
+    core.log_written(LogId(2, 2), leader=True)
+    commands += core.take_commands()
+    for _ in range(3):  # probes, then the blank: both followers match the leader
+        for send in append_requests(commands):
+            core.append_entries_result(send.request, AppendEntriesResponse(2, True))
+        commands = core.take_commands()
+    assert core.commit_index == 2
+    core.client_write(payload("x"), token=5)
+    (write,) = of_type(core.take_commands(), WriteLog)
+    core.log_written(write.entries[-1].log_id, leader=True)
+    sent = {s.request.target: s.request for s in append_requests(core.take_commands())}
+    assert [e.index for e in sent[2].entries] == [3]  # in flight, unanswered
+    core.tick(CONFIG.heartbeat_interval)
+    beats = {s.request.target: s.request for s in append_requests(core.take_commands())}
+    assert beats[2].entries == () and beats[2].prev_log_index == 2
+    core.append_entries_result(beats[2], AppendEntriesResponse(2, True))
+    core.append_entries_result(beats[3], AppendEntriesResponse(2, True))
+    assert core.commit_index == 2, "entry 3 counted on followers that only acked a heartbeat"
+    assert core.leader is not None and core.leader.progress[2].match_index == 2
+    core.append_entries_result(sent[2], AppendEntriesResponse(2, True))
+    assert core.commit_index == 3
+
+
+def test_a_write_of_entries_since_replaced_does_not_make_their_replacements_durable() -> None:
+    """Figure 2: a leader's own entry counts toward commitment only once it is on its
+    stable storage. A follower's log write that completes after a new leader replaced those
+    entries (truncation) says nothing about the replacements: if the node leads next, the
+    entries it has not flushed must not count."""
+    core = make_core(1, term=1, entries=make_entries([1]), last_applied=1, config=CONFIG)
+    # Leader 2 of term 2 sends entries 2-4; their write is still under way.
+    core.receive_append_entries(
+        AppendEntriesRequest(1, 2, 2, 1, 1, make_entries([2, 2, 2], 2), 1), 1
+    )
+    core.take_commands()
+    # Leader 3 of term 3 replaces them with one entry of its own at index 2.
+    core.receive_append_entries(AppendEntriesRequest(1, 3, 3, 1, 1, make_entries([3], 2), 1), 2)
+    core.take_commands()
+    assert core.log.last_log_id == LogId(3, 2)
+    core.log_written(LogId(2, 4))  # the first write completes: entries that are gone
+    core.log_written(LogId(3, 2))  # the replacement is durable
+    commands = elect(core, granting=[2])
+    assert core.current_term == 4 and core.log.last_log_id == LogId(4, 3)
+    for _ in range(3):
+        for send in append_requests(commands, 2):
+            core.append_entries_result(send.request, AppendEntriesResponse(4, True))
+        commands = core.take_commands()
+    assert core.commit_index < 3, "the leader counted its blank before writing it"
+    core.log_written(LogId(4, 3), leader=True)
+    commands = core.take_commands()
+    for send in append_requests(commands, 2):
+        core.append_entries_result(send.request, AppendEntriesResponse(4, True))
+    assert core.commit_index == 3
