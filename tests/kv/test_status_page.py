@@ -58,9 +58,20 @@ def browser() -> Iterator[Any]:
         shutil.rmtree(profile, ignore_errors=True)
 
 
+def waiting(browser: Any) -> Any:
+    """A wait for the page: the script rebuilds the members' table on every refresh, so an
+    element found a moment ago may be gone (stale) when it is read; the condition is then
+    tried again, not failed."""
+    from selenium.common.exceptions import StaleElementReferenceException
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    return WebDriverWait(
+        browser, 20, poll_frequency=0.1, ignored_exceptions=(StaleElementReferenceException,)
+    )
+
+
 def test_the_page_shows_the_leader_and_every_member(browser: Any, cluster_factory: Any) -> None:
     from selenium.webdriver.common.by import By
-    from selenium.webdriver.support.ui import WebDriverWait
 
     cluster: LocalCluster = cluster_factory([1, 2, 3])
     leader = leader_of(cluster)
@@ -79,7 +90,7 @@ def test_the_page_shows_the_leader_and_every_member(browser: Any, cluster_factor
             "3",
         ]
 
-    WebDriverWait(browser, 20, poll_frequency=0.1).until(shows_everyone)
+    waiting(browser).until(shows_everyone)
 
     def matched_and_lag(driver: Any) -> dict[str, tuple[str, str]] | None:
         # The "matched" and "lag" columns: the leader's view of every member.
@@ -90,7 +101,7 @@ def test_the_page_shows_the_leader_and_every_member(browser: Any, cluster_factor
         out = {node: (c[8], c[9]) for node, c in cells.items() if len(c) == 11}
         return out if len(out) == 3 and all(m.isdigit() for m, _ in out.values()) else None
 
-    replication = WebDriverWait(browser, 20, poll_frequency=0.1).until(matched_and_lag)
+    replication = waiting(browser).until(matched_and_lag)
     assert all(int(matched) >= 14 and lag.isdigit() for matched, lag in replication.values())
     rows = {
         r.get_attribute("data-node"): r.text
@@ -112,15 +123,12 @@ def test_the_page_shows_the_leader_and_every_member(browser: Any, cluster_factor
 
 def test_the_page_reports_a_member_that_is_down(browser: Any, cluster_factory: Any) -> None:
     from selenium.webdriver.common.by import By
-    from selenium.webdriver.support.ui import WebDriverWait
 
     cluster: LocalCluster = cluster_factory([1, 2, 3])
     leader = leader_of(cluster)
     down = follower_of(cluster)
     cluster.stop_node(down)
     browser.get(cluster.url(leader) + "/")
-    WebDriverWait(browser, 20, poll_frequency=0.1).until(
-        lambda d: d.find_element(By.ID, "reachable").text == "2 / 3"
-    )
-    row = browser.find_element(By.CSS_SELECTOR, f'#members tr[data-node="{down}"]')
-    assert "unreachable" in row.text
+    waiting(browser).until(lambda d: d.find_element(By.ID, "reachable").text == "2 / 3")
+    row = f'#members tr[data-node="{down}"]'
+    waiting(browser).until(lambda d: "unreachable" in d.find_element(By.CSS_SELECTOR, row).text)
