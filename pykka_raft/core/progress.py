@@ -34,6 +34,10 @@ import attrs
 from pykka_raft.messages import SnapshotMeta
 from pykka_raft.types import LogIndex
 
+LACKING_LIMIT = 3
+"""Rejections in a row at a follower's acknowledged match after which the leader takes it
+that the follower lost its log (:meth:`Progress.lacks_its_match`)."""
+
 
 class ProgressState(enum.Enum):
     """Which way the leader replicates to a follower."""
@@ -76,8 +80,10 @@ class Progress:
             a larger one (:class:`~pykka_raft.errors.RequestTooLarge`), until the follower
             has caught up (0: no such limit).
         relearning: what the follower holds is unknown again (it was removed and added
-            again): until a request sent since is acknowledged, a late answer, which may
-            speak of the log it had, is ignored.
+            again, or lost its log): until a request sent since is acknowledged, a late
+            answer, which may speak of the log it had, is ignored.
+        lacking: rejections in a row saying the follower lacks an entry it acknowledged
+            (see :meth:`lacks_its_match`).
     """
 
     next_index: LogIndex
@@ -91,6 +97,7 @@ class Progress:
     batch: int = 0
     fits: int = 0
     relearning: bool = False
+    lacking: int = 0
 
     @property
     def probing(self) -> bool:
@@ -122,6 +129,7 @@ class Progress:
         self.state = ProgressState.PROBE
         self.match_index = max(self.match_index, index)
         self.relearning = False
+        self.lacking = 0
         self.become_probe()
 
     def can_send(self, max_inflight: int, flushed: LogIndex) -> bool:
@@ -168,9 +176,27 @@ class Progress:
         if self.batch and entries:
             self.batch = 0 if self.batch * 2 >= most else self.batch * 2
 
+    def lacks_its_match(self, last: LogIndex, now: int, pause: int) -> None:
+        """The follower rejected a request at ``match_index``: it lacks an entry it
+        acknowledged. Once, it may be a reordering (a request sent before the
+        acknowledgement arrived after it): probe again after ``pause``, not at once (a
+        follower that lost its log would be probed in a tight loop). Three times in a row,
+        it lost its log (started again empty under the same id, which Raft does not
+        allow: it may have voted): take ``last``, its last index, as the match and relearn
+        it from there, so it catches up instead of being probed for ever."""
+        self.lacking += 1
+        self.retry_at = now + pause
+        if self.lacking >= LACKING_LIMIT:
+            self.lacking = 0
+            self.match_index = min(self.match_index, last)
+            self.relearning = True
+            self.retry_at = 0
+        self.next_index = self.match_index + 1
+
     def acknowledged(self, last_index: LogIndex) -> None:
         """The follower holds everything through ``last_index``."""
         self.relearning = False
+        self.lacking = 0
         self.match_index = max(self.match_index, last_index)
         self.next_index = max(self.next_index, self.match_index + 1)
         self.inflight = [f for f in self.inflight if f[0] > last_index]

@@ -182,7 +182,10 @@ def on_append_result(
         return Outcome.NOTHING  # stale rejection: we already know a later match
     pr.become_probe()
     hint = next_after_rejection(node, request, response.conflict_opt)
-    pr.next_index = max(pr.match_index + 1, hint)
+    if request.prev_log_index == pr.match_index > 0:  # it lacks what it acknowledged
+        pr.lacks_its_match(hint - 1, node.now, node.config.heartbeat_interval)
+    else:
+        pr.next_index = max(pr.match_index + 1, hint)
     return Outcome.CONTINUE
 
 

@@ -916,6 +916,28 @@ def test_node_removed_while_down_wiped_and_added_again_catches_up() -> None:
     c.check_final()
 
 
+def test_a_member_that_lost_its_log_is_probed_once_per_heartbeat_then_caught_up() -> None:
+    """3 starts again empty under its own id, without leaving the membership (Raft does
+    not allow it: 3 may have voted). It lacks entries it acknowledged, so it rejects the
+    leader's probe at its match. The leader probes it again a heartbeat later, not at once
+    (that was a tight loop of probes and rejections, for ever), and after three such
+    rejections in a row takes the end of 3's log as its match: 3 catches up."""
+    c = formed(3)
+    for i in range(3):
+        c.write(1, f"w{i}")
+    settle(c, 1)
+    assert c[1].leader.progress[3].match_index == 4
+    c.crash(3)
+    c.wipe(3)
+    c.restart(3)
+    c.heartbeat(1)
+    assert c.flush() <= 4  # the probe, its rejection, and nothing more until a heartbeat
+    assert c[1].leader.progress[3].lacking == 1 and c[3].log.last_index == 0
+    settle(c, 1, rounds=3)
+    assert c[1].leader.progress[3].match_index == 4
+    assert c.log(3) == c.log(1)
+
+
 # --- errors and request normalization -----------------------------------------------------
 
 

@@ -243,3 +243,20 @@ def test_the_leader_probes_again_when_a_pipelined_request_times_out() -> None:
     assert pr.state is PROBE
     (probe,) = [s for s in append_requests(core.take_commands(), 2) if s.request.entries]
     assert probe.request.prev_log_index == 14  # probes again from the known match
+
+
+def test_a_follower_lacking_its_match_is_paused_then_relearned_after_three() -> None:
+    """A rejection at the acknowledged match pauses the probes a heartbeat (once, it may
+    be a request that arrived after a later one); an acknowledgement clears the count.
+    Three in a row: the follower lost its log, and its last index becomes the match."""
+    pr = _replicating(next_index=8, match=7)
+    pr.lacks_its_match(2, now=100, pause=50)
+    assert (pr.match_index, pr.next_index, pr.retry_at, pr.relearning) == (7, 8, 150, False)
+    pr.acknowledged(7)
+    assert pr.lacking == 0
+    for now in (200, 250):
+        pr.lacks_its_match(2, now=now, pause=50)
+    assert (pr.match_index, pr.lacking, pr.retry_at) == (7, 2, 300)
+    pr.lacks_its_match(2, now=300, pause=50)
+    assert (pr.match_index, pr.next_index, pr.retry_at, pr.relearning) == (2, 3, 0, True)
+    assert pr.lacking == 0
