@@ -211,12 +211,13 @@ def on_chunk_read(
         pr.become_snapshot(node.snapshot)  # a newer one replaced it
         send_append(node, leader, peer)
         return
-    done = offset + len(data) >= meta.size
-    if not data and not done:
+    end = offset + len(data)
+    if (not data and end < meta.size) or end > meta.size:
         raise SafetyViolation(
-            f"the storage returned no data at offset {offset} of snapshot {snapshot_id!r} "
-            f"({meta.size} bytes)"
+            f"the storage returned {len(data)} bytes at offset {offset} of snapshot "
+            f"{snapshot_id!r} ({meta.size} bytes)"
         )
+    done = end == meta.size
     node.send(InstallSnapshotRequest(peer, node.current_term, node.id, meta, offset, data, done))
 
 

@@ -28,6 +28,7 @@ from pykka_raft.core.commands import (
     ReadSnapshotChunk,
     WriteSnapshotChunk,
 )
+from pykka_raft.errors import SafetyViolation
 from pykka_raft.messages import (
     AppendEntriesRequest,
     AppendEntriesResponse,
@@ -197,6 +198,25 @@ def test_leader_chunk_loop_until_done_then_appends_again() -> None:
     )
     (resume,) = append_requests(leader.take_commands(), 2)
     assert resume.request.prev_log_index == 10
+
+
+@pytest.mark.parametrize(("offset", "data"), [(20, b"x" * 6), (10, b"")])
+def test_a_chunk_the_storage_reads_past_or_short_of_the_snapshot_is_a_safety_violation(
+    offset: int, data: bytes
+) -> None:
+    """A chunk that ends past the snapshot's size, or an empty one before its end, means
+    the storage's snapshot is not the one it described: the leader stops rather than send
+    it (a receiver would install it, or never see its end)."""
+    leader, _ = compacted_leader()
+    leader.leader.progress[2].next_index = 5
+    replication.send_append(leader, leader.leader, 2)
+    m = leader.snapshot
+    assert m is not None and m.size == 25
+    transfer = leader.leader.progress[2].snapshot
+    assert transfer is not None
+    transfer.offset = offset
+    with pytest.raises(SafetyViolation, match=f"returned {len(data)} bytes at offset {offset}"):
+        leader.snapshot_chunk_read(2, m.snapshot_id, offset, data)
 
 
 def test_leader_restarts_a_transfer_the_receiver_refused() -> None:
