@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pykka_raft.core.quorum import has_quorum
 from pykka_raft.core.state import NodeState, Role
-from pykka_raft.messages import VoteRequest
+from pykka_raft.messages import MAX_RPC_NUMBER, VoteRequest
 from pykka_raft.types import LogId, NodeId
 
 
@@ -44,6 +44,15 @@ class Election:
         """Time passed; True when the election timeout expired."""
         self.elapsed += elapsed_ms
         return self.elapsed >= self.timeout
+
+    def term_exhausted(self) -> bool:
+        """True, with the timer restarted, if the term cannot be raised: it is
+        :data:`~pykka_raft.messages.MAX_RPC_NUMBER`, the largest an RPC carries (2**62
+        elections, or a member sent it). Such a node never campaigns."""
+        if self.node.current_term < MAX_RPC_NUMBER:
+            return False
+        self.reset_timer()
+        return True
 
     def begin(self, pre_vote: bool = False, transfer: bool = False) -> list[VoteRequest]:
         """§5.2: count our own vote and ask every other voter of the latest configuration.

@@ -54,16 +54,6 @@ class Engine(NodeState):
         self.leader: LeaderState | None = None
         self.transfer: Transfer | None = None
 
-    @property
-    def is_pristine(self) -> bool:
-        """A node that was never part of a cluster: no log and no membership.
-
-        Its term may have moved: a leader of the cluster being formed may reach it before
-        its own ``InitWithConfig`` does.
-        """
-        m = self.membership
-        return self.role is Role.NON_VOTER and self.log.last_index == 0 and not m.all_nodes()
-
     def become_follower(self, term: Term, leader_id: NodeId | None, reset: bool = True) -> None:
         """Follow ``leader_id`` (if known) in ``term``; a leader drops its LeaderState.
         Without ``reset`` the election timer runs on (a vote refused: Figure 2)."""
@@ -91,6 +81,8 @@ class Engine(NodeState):
         """§9.6: ask the voters whether they would elect us, without raising our term (a
         node cut off from the cluster keeps its term, so it cannot depose a leader when it
         comes back). Nothing changes durably, so the requests need not wait."""
+        if self.election.term_exhausted():
+            return
         if not self.may_campaign():
             self.role = Role.NON_VOTER
             return
@@ -107,6 +99,8 @@ class Engine(NodeState):
     def become_candidate(self, transfer: bool = False) -> None:
         """§5.2: new term, vote for self, ask every other voter (``transfer``: an election
         asked for, which voters grant even while they hear from a leader)."""
+        if self.election.term_exhausted():
+            return
         if not self.may_campaign():
             self.role = Role.NON_VOTER
             return

@@ -137,6 +137,16 @@ class NodeState:
         """What must be durable before any reply that depends on it (Figure 2)."""
         return HardState(self.current_term, self.voted_for, self.hard_membership)
 
+    @property
+    def is_pristine(self) -> bool:
+        """A node that was never part of a cluster: no log and no membership.
+
+        Its term may have moved: a leader of the cluster being formed may reach it before
+        its own ``InitWithConfig`` does.
+        """
+        m = self.membership
+        return self.role is Role.NON_VOTER and self.log.last_index == 0 and not m.all_nodes()
+
     def may_campaign(self) -> bool:
         """A voter of the latest configuration; or of the one before it while the latest is
         not known to be committed (dissertation §4.2.2): the cluster may still need it to

@@ -16,9 +16,10 @@ from pykka_raft.types import LogId, LogIndex, NodeId, Term
 MAX_RPC_NUMBER = 2**62
 """The largest term, log index, offset or size an RPC may carry. No cluster gets near it
 (a term per election, an index per entry), and it is far below where the 64-bit integers
-of msgpack and SQLite end: a node never takes up a term it could not raise, store or
-send. A message with a larger or negative one is refused when it is built (a network
-drops such a frame as a ``decode_error``)."""
+of msgpack and SQLite end, so every node can store and send any term it takes up. A
+message with a larger or negative one is refused when it is built (a network drops such a
+frame as a ``decode_error``). A node whose term is this one never campaigns (it could not
+ask for a higher term)."""
 
 
 def _number(instance: Any, attribute: Any, value: Any) -> None:

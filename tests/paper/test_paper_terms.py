@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import attrs
 import pytest
 from paper_helpers import (
+    CONFIG,
     Respond,
     SaveHardState,
+    Send,
     elect,
     make_core,
     make_entries,
@@ -16,8 +19,10 @@ from paper_helpers import (
 
 from pykka_raft.core import RaftCore, Role
 from pykka_raft.messages import (
+    MAX_RPC_NUMBER,
     AppendEntriesRequest,
     AppendEntriesResponse,
+    TimeoutNowRequest,
     VoteRequest,
     VoteResponse,
 )
@@ -149,3 +154,21 @@ def test_leader_rejects_stale_append_entries_and_stays_leader() -> None:
     assert [r.value for r in responds(commands)] == [AppendEntriesResponse(2, False)]
     assert core.role is Role.LEADER
     assert core.current_term == 2
+
+
+@pytest.mark.parametrize("pre_vote", [True, False])
+def test_a_node_at_the_largest_term_never_campaigns(pre_vote: bool) -> None:
+    """Terms stop at MAX_RPC_NUMBER, the largest an RPC carries (a member may send it). A
+    node that took it up cannot ask for a higher one: when its timer fires, or a leader
+    hands it leadership, it stays as it is and sends nothing (it raised building a
+    VoteRequest it could not send, and the node stopped)."""
+    core = make_core(1, config=attrs.evolve(CONFIG, pre_vote=pre_vote))
+    core.receive_append_entries(AppendEntriesRequest(1, MAX_RPC_NUMBER, 2, 0, 0, (), 0), 1)
+    core.take_commands()
+    assert (core.current_term, core.role) == (MAX_RPC_NUMBER, Role.FOLLOWER)
+    for _ in range(5 * CONFIG.election_timeout_max // 10):
+        core.tick(10)
+        assert of_type(core.take_commands(), Send) == []
+    core.receive_timeout_now(TimeoutNowRequest(1, MAX_RPC_NUMBER, 2), 2)
+    assert of_type(core.take_commands(), Send) == []
+    assert (core.current_term, core.role) == (MAX_RPC_NUMBER, Role.FOLLOWER)
