@@ -94,14 +94,17 @@ class LeaderState:
         Nodes no longer in it are sent to until they hold the entry that removed them, so
         they learn it and go quiet. A removed node added again starts from a fresh
         progress: it may have been wiped and started pristine, so what it held before is
-        not known, and no answer to a request sent before counts.
+        not known, and no answer to a request of an earlier round counts.
         """
         nodes = node.membership.all_nodes() - {node.id}
         for other in nodes:
             again = self.departing.pop(other, None) is not None
             if again or other not in self.progress:
                 self.progress[other] = Progress(
-                    next_index=node.log.last_index + 1, last_heard=node.now, relearning=again
+                    next_index=node.log.last_index + 1,
+                    last_heard=node.now,
+                    relearning=again,
+                    answers_from_round=self.round if again else 0,
                 )
         for other in self.progress.keys() - nodes:
             self.departing.setdefault(other, node.log.config_index)

@@ -82,6 +82,8 @@ class Progress:
         relearning: what the follower holds is unknown again (it was removed and added
             again, or lost its log): until a request sent since is acknowledged, a late
             answer, which may speak of the log it had, is ignored.
+        answers_from_round: the heartbeat round in which that became so: a success to a
+            request of an earlier round never counts, however late it comes.
         lacking: rejections in a row saying the follower lacks an entry it acknowledged
             (see :meth:`lacks_its_match`).
     """
@@ -97,6 +99,7 @@ class Progress:
     batch: int = 0
     fits: int = 0
     relearning: bool = False
+    answers_from_round: int = 0
     lacking: int = 0
 
     @property
@@ -176,7 +179,7 @@ class Progress:
         if self.batch and entries:
             self.batch = 0 if self.batch * 2 >= most else self.batch * 2
 
-    def lacks_its_match(self, last: LogIndex, now: int, pause: int) -> None:
+    def lacks_its_match(self, last: LogIndex, now: int, pause: int, round_now: int) -> None:
         """The follower rejected a request at ``match_index``: it lacks an entry it
         acknowledged. Once, it may be a reordering (a request sent before the
         acknowledgement arrived after it): probe again after ``pause``, not at once (a
@@ -189,7 +192,7 @@ class Progress:
         if self.lacking >= LACKING_LIMIT:
             self.lacking = 0
             self.match_index = min(self.match_index, last)
-            self.relearning = True
+            self.relearning, self.answers_from_round = True, round_now
             self.retry_at = 0
         self.next_index = self.match_index + 1
 

@@ -169,8 +169,8 @@ def on_append_result(
     if sent_at is not None:
         pr.answered(entries, node.config.max_payload_entries)
     if response.success:
-        if pr.relearning and sent_at is None:
-            return Outcome.NOTHING  # a late answer: it may speak of a log since lost
+        if request.round < pr.answers_from_round or (pr.relearning and sent_at is None):
+            return Outcome.NOTHING  # sent before: it may speak of a log since lost
         pr.acknowledged(request.last_index)
         if pr.fits and pr.match_index >= node.log.last_index:
             pr.fits = 0  # caught up: later writes need not be as large
@@ -183,7 +183,7 @@ def on_append_result(
     pr.become_probe()
     hint = next_after_rejection(node, request, response.conflict_opt)
     if request.prev_log_index == pr.match_index > 0:  # it lacks what it acknowledged
-        pr.lacks_its_match(hint - 1, node.now, node.config.heartbeat_interval)
+        pr.lacks_its_match(hint - 1, node.now, node.config.heartbeat_interval, leader.round)
     else:
         pr.next_index = max(pr.match_index + 1, hint)
     return Outcome.CONTINUE

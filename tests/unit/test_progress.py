@@ -9,9 +9,10 @@ import random
 from pykka_raft.config import Config
 from pykka_raft.core import RaftCore, replication
 from pykka_raft.core.commands import ReadSnapshotChunk
-from pykka_raft.core.progress import Progress, ProgressState
+from pykka_raft.core.progress import LACKING_LIMIT, Progress, ProgressState
 from pykka_raft.messages import (
     AppendEntriesResponse,
+    ConflictOpt,
     HardState,
     InitialState,
     MembershipConfig,
@@ -250,13 +251,35 @@ def test_a_follower_lacking_its_match_is_paused_then_relearned_after_three() -> 
     be a request that arrived after a later one); an acknowledgement clears the count.
     Three in a row: the follower lost its log, and its last index becomes the match."""
     pr = _replicating(next_index=8, match=7)
-    pr.lacks_its_match(2, now=100, pause=50)
+    pr.lacks_its_match(2, now=100, pause=50, round_now=4)
     assert (pr.match_index, pr.next_index, pr.retry_at, pr.relearning) == (7, 8, 150, False)
     pr.acknowledged(7)
     assert pr.lacking == 0
     for now in (200, 250):
-        pr.lacks_its_match(2, now=now, pause=50)
+        pr.lacks_its_match(2, now=now, pause=50, round_now=5)
     assert (pr.match_index, pr.lacking, pr.retry_at) == (7, 2, 300)
-    pr.lacks_its_match(2, now=300, pause=50)
+    pr.lacks_its_match(2, now=300, pause=50, round_now=6)
     assert (pr.match_index, pr.next_index, pr.retry_at, pr.relearning) == (2, 3, 0, True)
+    assert pr.answers_from_round == 6
     assert pr.lacking == 0
+
+
+def test_a_success_from_before_the_follower_lost_its_log_never_counts() -> None:
+    """Node 2 acknowledged 14; a request through 15 is on its way when it loses its log.
+    After three rejections at its match the leader relearns it from its last index (0);
+    once a request sent since is acknowledged, the old request's success, arriving last,
+    is still from an earlier round: it does not raise the match to 15."""
+    core, pr = _replicating_leader()
+    (old,) = append_requests(core.take_commands(), 2)
+    assert core.leader is not None and old.request.last_index == 15
+    for _ in range(LACKING_LIMIT):
+        core.tick(CONFIG.heartbeat_interval)  # a new round: heartbeat or probe at 14
+        (beat,) = append_requests(core.take_commands(), 2)
+        assert beat.request.prev_log_index == pr.match_index == 14
+        core.append_entries_result(beat.request, AppendEntriesResponse(2, False, ConflictOpt(0, 0)))
+    assert (pr.match_index, pr.relearning) == (0, True)
+    assert pr.answers_from_round == core.leader.round > old.request.round
+    core.take_commands()  # from the start of its log: our snapshot (compacted through 10)
+    pr.relearning = False  # as once a request sent since is acknowledged
+    core.append_entries_result(old.request, AppendEntriesResponse(2, True))
+    assert pr.match_index == 0, "a success from before the loss counted"
