@@ -12,7 +12,14 @@ from cattrs.v import format_exception
 
 from pykka_raft.codec.values import _decode_value, _encode_value, _from_prim
 from pykka_raft.errors import DecodeError, RaftError
-from pykka_raft.messages import Entry, EntryNormal, EntryPayload, RpcRequest, RpcResponse
+from pykka_raft.messages import (
+    Entry,
+    EntryNormal,
+    EntryPayload,
+    RpcRequest,
+    RpcResponse,
+    check_rpc,
+)
 
 T = TypeVar("T")
 
@@ -107,9 +114,22 @@ def _configure(conv: cattrs.Converter, fast_entries: bool = True) -> Callable[[A
         # For Entry itself, not its subclasses (which keep the hooks cattrs makes them).
         conv.register_unstructure_hook_func(lambda t: t is Entry, unstructure)
         conv.register_structure_hook_func(lambda t: t is Entry, structure)
-    configure_tagged_union(RpcRequest, conv, tag_name="type")
-    configure_tagged_union(RpcResponse, conv, tag_name="type")
+    for union in (RpcRequest, RpcResponse):
+        configure_tagged_union(union, conv, tag_name="type")
+        conv.register_structure_hook(union, _checked(conv.get_structure_hook(union)))
     return conv.get_unstructure_hook(Entry)
+
+
+def _checked(structure: Callable[[Any, Any], Any]) -> Callable[[Any, Any], Any]:
+    """``structure``, then :func:`~pykka_raft.messages.check_rpc`: a decoded RPC holds only
+    what a node could have sent."""
+
+    def checked(prim: Any, cls: Any) -> Any:
+        message = structure(prim, cls)
+        check_rpc(message)
+        return message
+
+    return checked
 
 
 entry_to_primitive: Callable[[Entry], Any] = _configure(converter)

@@ -48,7 +48,6 @@ from pykka_raft.messages.entries import (
 )
 from pykka_raft.messages.membership import MembershipConfig
 from pykka_raft.messages.rpc import (
-    MAX_RPC_NUMBER,
     RESPONSE_FOR,
     AppendEntriesRequest,
     AppendEntriesResponse,
@@ -65,6 +64,7 @@ from pykka_raft.messages.rpc import (
     VoteRequest,
     VoteResponse,
 )
+from pykka_raft.messages.rpc_checks import MAX_RPC_NUMBER, check_rpc
 from pykka_raft.messages.state import HardState, InitialState
 
 __all__ = [
@@ -110,4 +110,5 @@ __all__ = [
     "check_address",
     "check_node_id",
     "check_node_ids",
+    "check_rpc",
 ]
