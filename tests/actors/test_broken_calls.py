@@ -24,6 +24,8 @@ from pykka_raft import (
     Register,
     SqliteStore,
     UnknownMessage,
+    UnknownNode,
+    Unregister,
     VoteRequest,
 )
 
@@ -174,3 +176,20 @@ def test_a_raft_client_refuses_bad_settings(kwargs: dict[str, Any], error: type)
         RaftClient({}, **kwargs)
     with pytest.raises(TypeError, match="timeout must be a number"):
         RaftClient({}).write(Put("k", 1), timeout="x")  # type: ignore[arg-type]
+
+
+def test_a_request_for_a_node_without_a_route_is_answered_unknown_node() -> None:
+    """No node registered as 5 (or no longer): the sender hears ``UnknownNode`` at once,
+    never silence (an unanswered request would hold its caller until its own timeout)."""
+    router = RaftRouter.start()
+    try:
+        for step in ("never registered", "unregistered"):
+            future = pykka.ThreadingFuture[Any]()
+            router.tell(Call(VoteRequest(5, 1, 1, 0, 0), FutureReply(future)))
+            with pytest.raises(UnknownNode):
+                future.get(timeout=10)
+            if step == "never registered":
+                router.ask(Register(5, _BrokenRoute()))
+                router.ask(Unregister(5))
+    finally:
+        router.stop()

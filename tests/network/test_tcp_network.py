@@ -620,12 +620,12 @@ def test_bad_responses_are_dropped_and_only_the_right_one_answers() -> None:
         server.close()
 
 
-def _sent_one(net: TcpNetworkRef) -> bool:
+def _sent_one(net: TcpNetworkRef, target: int = 1) -> bool:
     """Send one vote: True once it was sent (connected). The raw server never answers, so
     a sent vote ends in the network's own rpc timeout; one that was not sent is refused
     "not connected" (waited for, however slow the network actor is)."""
     future: pykka.ThreadingFuture[Any] = pykka.ThreadingFuture()
-    net.tell(Call(vote(1, 2), FutureReply(future)))
+    net.tell(Call(vote(target, 2), FutureReply(future)))
     try:
         future.get(timeout=10)
     except Unreachable as exc:
@@ -804,3 +804,28 @@ def test_a_request_told_after_a_membership_finds_the_addresses_it_carries(
     except Unreachable:
         pass  # sent before the connection was up (no queue for a peer not connected)
     assert call_when_connected(two, vote(3, 2, term=2)) == VoteResponse(2, True)
+
+
+def test_a_response_from_a_peer_that_was_not_asked_is_refused() -> None:
+    """Node 3 answers with the id of a vote that went to node 1: a peer answers only what
+    was asked of it, so that response is refused and node 1's own answer is delivered."""
+    one, three = RawServer(), RawServer()
+    net = TcpNetwork.start(
+        2, insecure=True, addresses={1: one.address, 3: three.address}, rpc_timeout_ms=3000
+    )
+    try:
+        wait_until(lambda: _sent_one(net), 10, "the connection to node 1")
+        one.next_request()  # the probe _sent_one made; never answered
+        wait_until(lambda: _sent_one(net, target=3), 10, "the connection to node 3")
+        routing_three, _ = three.next_request()
+        future: pykka.ThreadingFuture[Any] = pykka.ThreadingFuture()
+        net.tell(Call(vote(1, 2, term=4), FutureReply(future)))
+        routing_one, rid = one.next_request()
+        three.send(routing_three, frames.encode_response(rid, VoteResponse(4, False)))
+        wait_until(lambda: metrics(net).error_count("unexpected_response") == 1, 5, "the refusal")
+        one.send(routing_one, frames.encode_response(rid, VoteResponse(4, True)))
+        assert future.get(timeout=5) == VoteResponse(4, True)
+    finally:
+        net.stop()
+        one.close()
+        three.close()

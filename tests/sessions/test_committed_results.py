@@ -84,3 +84,20 @@ def test_a_state_machine_without_sessions_is_named_when_a_session_is_opened() ->
 
     with pytest.raises(TypeError, match=r"answered RegisterClient with None.*sessions=False"):
         write(NoSessions())
+
+
+def test_without_a_session_a_write_whose_answer_was_lost_is_never_resent() -> None:
+    """The attempt timed out: the node may have applied it. Without a session a resend
+    could apply it a second time, so the client sends it once and says unknown."""
+    ref = ScriptedRef(pykka.Timeout("lost"), ClientPayloadResponse(6, ResponseMode.APPLIED, 2))
+    result = write(ref, sessions=False)
+    assert (result.outcome, ref.writes) == (Outcome.UNKNOWN, 1)
+
+
+def test_a_write_that_may_have_been_applied_is_not_resent_in_a_new_session() -> None:
+    """The first copy committed, then the session expired: a new session would not know
+    that copy, so a resend in it could apply the write twice. The client stops: unknown."""
+    expired = ApplicationError(SessionExpired(7, 1))
+    ref = ScriptedRef(COMMITTED, expired, ClientPayloadResponse(9, ResponseMode.APPLIED, 2))
+    result = write(ref)
+    assert (result.outcome, result.error, ref.writes) == (Outcome.UNKNOWN, COMMITTED, 2)

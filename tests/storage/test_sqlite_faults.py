@@ -224,3 +224,33 @@ def test_a_snapshot_file_damaged_after_open_is_never_sent_whole(tmp_path: Path) 
     with pytest.raises(StorageError, match="does not match its checksum") as refused:
         _read_in_chunks(store, meta)
     assert str(snap) in str(refused.value) and "Restore the directory" in str(refused.value)
+
+
+def test_an_install_fsyncs_the_snapshot_directory_before_the_switch_commits(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The received file is renamed into the snapshot directory, then the database is
+    switched to name it: the rename must be durable first, or a power cut right after the
+    commit leaves a database naming a snapshot file that is not there."""
+    source = filled(tmp_path / "a", count=10)
+    meta = source.ask(CreateSnapshot(LogId(1, 10), ONE))
+    data = source.ask(ReadSnapshotChunk(meta.snapshot_id, 0, meta.size))
+    target = SqliteStore.start(tmp_path / "b", 2)
+    target.ask(WriteSnapshotChunk(meta, 0, data))
+    events: list[str] = []
+    real_sync = sqlite_snapshots.sync_dir
+    real_commit = sqlite_txn.SqliteTransactions._commit_transaction
+
+    def sync(path: Any) -> None:
+        events.append(f"sync {Path(path).name}")
+        real_sync(path)
+
+    def commit(self: Any) -> None:
+        if self._txn is not None:
+            events.append(f"commit {self._txn}")
+        real_commit(self)
+
+    monkeypatch.setattr(sqlite_snapshots, "sync_dir", sync)
+    monkeypatch.setattr(sqlite_txn.SqliteTransactions, "_commit_transaction", commit)
+    target.ask(InstallSnapshot(meta))
+    assert events[: events.index("commit FULL")] == [f"sync {sqlite_txn.SNAPSHOTS}"]
