@@ -103,10 +103,12 @@ def test_the_page_shows_the_leader_and_every_member(browser: Any, cluster_factor
 
     replication = waiting(browser).until(matched_and_lag)
     assert all(int(matched) >= 14 and lag.isdigit() for matched, lag in replication.values())
-    rows = {
-        r.get_attribute("data-node"): r.text
-        for r in browser.find_elements(By.CSS_SELECTOR, "#members tr")
-    }
+    rows = waiting(browser).until(
+        lambda d: {
+            r.get_attribute("data-node"): r.text
+            for r in d.find_elements(By.CSS_SELECTOR, "#members tr")
+        }
+    )
     assert "leader" in rows[str(leader)]
     assert all("follower" in text for node, text in rows.items() if node != str(leader))
     assert browser.find_element(By.ID, "count").text == "3"
