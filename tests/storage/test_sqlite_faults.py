@@ -226,17 +226,8 @@ def test_a_snapshot_file_damaged_after_open_is_never_sent_whole(tmp_path: Path) 
     assert str(snap) in str(refused.value) and "Restore the directory" in str(refused.value)
 
 
-def test_an_install_fsyncs_the_snapshot_directory_before_the_switch_commits(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """The received file is renamed into the snapshot directory, then the database is
-    switched to name it: the rename must be durable first, or a power cut right after the
-    commit leaves a database naming a snapshot file that is not there."""
-    source = filled(tmp_path / "a", count=10)
-    meta = source.ask(CreateSnapshot(LogId(1, 10), ONE))
-    data = source.ask(ReadSnapshotChunk(meta.snapshot_id, 0, meta.size))
-    target = SqliteStore.start(tmp_path / "b", 2)
-    target.ask(WriteSnapshotChunk(meta, 0, data))
+def _sync_and_commits(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """From now on, the snapshot directory's syncs and the commits, in order."""
     events: list[str] = []
     real_sync = sqlite_snapshots.sync_dir
     real_commit = sqlite_txn.SqliteTransactions._commit_transaction
@@ -252,5 +243,34 @@ def test_an_install_fsyncs_the_snapshot_directory_before_the_switch_commits(
 
     monkeypatch.setattr(sqlite_snapshots, "sync_dir", sync)
     monkeypatch.setattr(sqlite_txn.SqliteTransactions, "_commit_transaction", commit)
+    return events
+
+
+def test_an_install_fsyncs_the_snapshot_directory_before_the_switch_commits(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The received file is renamed into the snapshot directory, then the database is
+    switched to name it: the rename must be durable first, or a power cut right after the
+    commit leaves a database naming a snapshot file that is not there."""
+    source = filled(tmp_path / "a", count=10)
+    meta = source.ask(CreateSnapshot(LogId(1, 10), ONE))
+    data = source.ask(ReadSnapshotChunk(meta.snapshot_id, 0, meta.size))
+    target = SqliteStore.start(tmp_path / "b", 2)
+    target.ask(WriteSnapshotChunk(meta, 0, data))
+    events = _sync_and_commits(monkeypatch)
     target.ask(InstallSnapshot(meta))
+    assert events[: events.index("commit FULL")] == [f"sync {sqlite_txn.SNAPSHOTS}"]
+
+
+@pytest.mark.parametrize("durability", ["fsync", "os"])
+def test_a_built_snapshot_fsyncs_the_directory_before_the_switch_commits(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, durability: str
+) -> None:
+    """The same for a snapshot the store builds (the switch drops the log it covers)."""
+    store = SqliteStore.start(tmp_path / "n1", 1, durability=durability)
+    entries = puts(1, 1, 10)
+    store.ask(ReplicateToLog(entries))
+    store.ask(ApplyToStateMachine(entries))
+    events = _sync_and_commits(monkeypatch)
+    store.ask(CreateSnapshot(LogId(1, 10), ONE))
     assert events[: events.index("commit FULL")] == [f"sync {sqlite_txn.SNAPSHOTS}"]
