@@ -44,7 +44,8 @@ def drain_inbox(actor: pykka.Actor | pykka.ActorRef[Any]) -> Iterator[Any]:
     """Take every message still queued for a stopped actor (from its own ``on_stop``, or
     from :func:`left_behind`), yielding each one for the caller to answer what it carries.
     An envelope's ``reply_to`` (an ``ask``) is answered first, as Pykka's teardown
-    answers it: ``ActorDeadError`` (``None`` for a stop request)."""
+    answers it: ``ActorDeadError`` (``None`` for a stop request); a ``reply_to`` with a
+    true ``answers_message`` answers the message itself, which is not yielded."""
     inbox = actor.actor_inbox
     while True:
         try:
@@ -56,6 +57,8 @@ def drain_inbox(actor: pykka.Actor | pykka.ActorRef[Any]) -> Iterator[Any]:
         elif envelope.reply_to is not None:
             dead = pykka.ActorDeadError(f"{actor} stopped before handling the message")
             envelope.reply_to.set_exception(exc_info=(pykka.ActorDeadError, dead, None))
+            if getattr(envelope.reply_to, "answers_message", False):
+                continue  # that answered the message too
         yield envelope.message
 
 

@@ -12,12 +12,13 @@ from __future__ import annotations
 import contextlib
 import logging
 import queue
+import sys
 from typing import Any, Protocol
 
 import attrs
 import pykka
 
-from pykka_raft._pykka import is_pykka_message, left_behind
+from pykka_raft._pykka import is_pykka_message, left_behind, put_with_reply_to
 from pykka_raft.errors import ShuttingDown
 
 logger = logging.getLogger(__name__)
@@ -110,11 +111,42 @@ class Asked:
     message: Any
 
 
+class _AnsweredIfDropped:
+    """The envelope's ``reply_to`` of a told :class:`Call`: Pykka calls ``set`` once the
+    actor handled the call (which answers through the call's own reply), and
+    ``set_exception`` if the actor stopped or failed before handling it (its teardown
+    answers every envelope that has a ``reply_to``, and drops the others): then the
+    call's reply gets the actor class's ``stopped_error()``. If the handler itself raised
+    (Pykka calls ``set_exception()`` without ``exc_info`` then), the reply gets that
+    exception."""
+
+    __slots__ = ("call", "stopped_error")
+
+    answers_message = True
+    """:func:`~pykka_raft._pykka.drain_inbox` leaves the message to this reply."""
+
+    def __init__(self, call: Call, stopped_error: Any) -> None:
+        self.call, self.stopped_error = call, stopped_error
+
+    def set(self, value: Any = None) -> None:
+        pass
+
+    def set_exception(self, exc_info: Any = None) -> None:
+        if exc_info is None:
+            raised = sys.exc_info()[1]
+            if raised is not None:
+                deliver_error(self.call.reply, raised)
+                return
+        answer_dropped(self.call, self.stopped_error())
+
+
 class AskAwareRef(pykka.ActorRef[Any]):
     """A ref whose ``ask`` marks the message as asked (see :class:`Asked`), and that
     answers what it put in the inbox of an actor that stopped meanwhile (see
     :func:`~pykka_raft._pykka.left_behind`): an ask with ``ActorDeadError``, a
-    :class:`Call` with the actor class's ``stopped_error()``."""
+    :class:`Call` with the actor class's ``stopped_error()``. A told :class:`Call` goes
+    in an envelope whose ``reply_to`` answers it so if the actor stops or fails before
+    handling it: Pykka's teardown drops a told message that has none."""
 
     def ask(self, message: Any, *, block: bool = True, timeout: float | None = None) -> Any:
         """Ask the actor; the handler sees an :class:`Asked` wrapper."""
@@ -126,7 +158,11 @@ class AskAwareRef(pykka.ActorRef[Any]):
 
     def tell(self, message: Any) -> None:
         """Tell the actor ``message``."""
-        super().tell(message)
+        stopped_error = getattr(self.actor_class, "stopped_error", None)
+        if isinstance(message, Call) and stopped_error is not None:
+            put_with_reply_to(self, message, _AnsweredIfDropped(message, stopped_error))
+        else:
+            super().tell(message)
         self.answer_left_behind()
 
     def answer_left_behind(self) -> None:
@@ -147,10 +183,20 @@ class AskAwareRef(pykka.ActorRef[Any]):
 
 def answer_dropped(message: Any, error: BaseException) -> None:
     """Answer ``error`` to a :class:`Call` (or an asked one) taken from the inbox of a
-    stopped actor; other messages need no answer."""
+    stopped actor; other messages need no answer. A reply that stands for several
+    callers and has ``refuse(error)`` (a query's readers,
+    :class:`~pykka_raft.read_answers.ReadAnswers`) is refused: each caller gets ``error``
+    itself, not the answer to a query the storage failed."""
     call, _ = unwrap(message)
     if isinstance(call, Call):
-        deliver_error(call.reply, error)
+        refuse = getattr(call.reply, "refuse", None)
+        if callable(refuse):
+            try:
+                refuse(error)
+            except Exception:
+                logger.warning("callers could not be refused through %r", call.reply, exc_info=True)
+        else:
+            deliver_error(call.reply, error)
 
 
 def unwrap(message: Any) -> tuple[Any, bool]:

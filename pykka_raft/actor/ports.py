@@ -26,10 +26,12 @@ class ActorPorts(Ports):
     the query completed, once per batch.
 
     ``storage_failure`` is the first error a storage command other than a query failed
-    with (``SnapshotsUnsupported`` aside: not a failure), set on the thread that answered
-    it, before the node hears. Queries run after the commands issued before them (FIFO),
-    so a query whose readers would read a state that missed a failed apply sees it set,
-    and its readers get ``StorageError`` (:class:`ReadAnswers`) while the node stops.
+    with (``SnapshotsUnsupported`` from ``CreateSnapshot`` aside: the node skips that
+    compaction, as the driver does; from any other command it is a failure), set on the
+    thread that answered it, before the node hears. Queries run after the commands issued
+    before them (FIFO), so a query whose readers would read a state that missed a failed
+    apply sees it set, and its readers get ``StorageError`` (:class:`ReadAnswers`) while
+    the node stops.
     """
 
     answers_reads = True
@@ -39,7 +41,8 @@ class ActorPorts(Ports):
         self.storage_failure: BaseException | None = None
 
     def storage(self, seq: int, command: cmd.Command) -> None:
-        reply = _StorageReply(ActorReply(self.raft.actor_ref, seq), self)
+        skippable = isinstance(command, cmd.CreateSnapshot)
+        reply = _StorageReply(ActorReply(self.raft.actor_ref, seq), self, skippable)
         self._tell_storage(storage_message(command), reply)
 
     def query(self, seq: int, command: cmd.Query, readers: ReadAnswers) -> None:
@@ -74,18 +77,20 @@ class ActorPorts(Ports):
 
 
 class _StorageReply:
-    """A storage command's reply that notes a failure on the ports before telling it."""
+    """A storage command's reply that notes a failure on the ports before telling it
+    (``skippable``: a ``CreateSnapshot``, whose ``SnapshotsUnsupported`` is no failure)."""
 
-    __slots__ = ("inner", "ports")
+    __slots__ = ("inner", "ports", "skippable")
 
-    def __init__(self, inner: ActorReply, ports: ActorPorts) -> None:
-        self.inner, self.ports = inner, ports
+    def __init__(self, inner: ActorReply, ports: ActorPorts, skippable: bool) -> None:
+        self.inner, self.ports, self.skippable = inner, ports, skippable
 
     def set(self, value: Any = None) -> None:
         self.inner.set(value)
 
     def set_exception(self, error: BaseException) -> None:
-        if not isinstance(error, SnapshotsUnsupported) and self.ports.storage_failure is None:
+        skipped = self.skippable and isinstance(error, SnapshotsUnsupported)
+        if not skipped and self.ports.storage_failure is None:
             self.ports.storage_failure = error
         self.inner.set_exception(error)
 

@@ -124,6 +124,15 @@ class RaftStorage(pykka.ThreadingActor, abc.ABC):
     def on_stop(self) -> None:
         """Answer every call still queued, and every snapshot build whose result is: the
         storage is gone (the node stops on it)."""
+        self.answer_queued()
+
+    def on_failure(self, *exc_info: Any) -> None:
+        """An exception escaped a told message's handler and Pykka stops the actor without
+        :meth:`on_stop`: answer what is queued all the same."""
+        self.answer_queued()
+
+    def answer_queued(self) -> None:
+        """Answer everything still in the inbox of this stopped storage (:meth:`answer_stopped`)."""
         for message in drain_inbox(self):
             self.answer_stopped(message)
 

@@ -138,6 +138,7 @@ class SqliteStore(SqliteGroupCommit):
     def on_failure(self, *exc_info: Any) -> None:
         """An unexpected failure: answer what waits with the error, close, unlock."""
         self._fail(exc_info[1] or StorageError("the storage actor failed"))
+        self.answer_queued()
         self._close()
 
     def _close(self) -> None:
