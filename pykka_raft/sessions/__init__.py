@@ -47,6 +47,7 @@ from __future__ import annotations
 
 from pykka_raft.sessions.entries import (
     MAX_SESSION_NUMBER,
+    CachedResponse,
     CloseSession,
     RegisterClient,
     Rejected,
@@ -76,6 +77,7 @@ __all__ = [
     "DEFAULT_SESSION_TIMEOUT",
     "MAX_SESSION_NUMBER",
     "CloseSession",
+    "CachedResponse",
     "CommandRejected",
     "MemorySessions",
     "RegisterClient",

@@ -2,7 +2,8 @@
 
 :class:`RegisterClient`, :class:`SessionCommand` and :class:`CloseSession` are the
 application data a session layer handles; :class:`Rejected` is what a session remembers
-of a refused write. They live apart from the table so that a client (``RaftClient``)
+of a refused write (and :class:`CachedResponse` what it wraps a response in that would
+read as one). They live apart from the table so that a client (``RaftClient``)
 and the codec can use them without the rules. Each is registered with the codec, under
 its class name, and checks its fields when built, so a malformed entry is refused before
 it reaches the log. The leader stamps its clock into an entry through
@@ -22,6 +23,7 @@ from pykka_raft.codec import register_app_type
 __all__ = [
     "MAX_SESSION_NUMBER",
     "SESSION_TYPES",
+    "CachedResponse",
     "CloseSession",
     "RegisterClient",
     "Rejected",
@@ -113,12 +115,23 @@ class CloseSession:
 class Rejected:
     """What a session remembers of a refused write: the error's type name and text.
 
-    Reserved for the session layer: a state machine must not answer a write with it (a
-    resend would be refused as :class:`CommandRejected`).
+    A write whose response is itself a ``Rejected`` (a value a client stored, given back
+    by a later write) is cached as a :class:`CachedResponse`, so that its resend gets it
+    back rather than a refusal.
     """
 
     kind: str
     message: str
+
+
+@register_app_type
+@attrs.frozen
+class CachedResponse:
+    """A cached response that would read as the session layer's own marker (a
+    :class:`Rejected`, or a ``CachedResponse``): kept wrapped, and a resend gets
+    ``response`` as the first copy did."""
+
+    response: Any
 
 
 SESSION_TYPES = (RegisterClient, SessionCommand, CloseSession)

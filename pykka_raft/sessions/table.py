@@ -19,7 +19,13 @@ from typing import Any, Protocol
 import attrs
 
 from pykka_raft.errors import ApplicationError, DecodeError
-from pykka_raft.sessions.entries import CloseSession, RegisterClient, Rejected, SessionCommand
+from pykka_raft.sessions.entries import (
+    CachedResponse,
+    CloseSession,
+    RegisterClient,
+    Rejected,
+    SessionCommand,
+)
 from pykka_raft.sessions.errors import CommandRejected, SessionExpired, StaleSequence
 
 __all__ = [
@@ -34,6 +40,8 @@ __all__ = [
 DEFAULT_SESSION_TIMEOUT = 3600.0
 """Seconds of log time without activity after which a session expires (one hour)."""
 
+_MARKERS = (Rejected, CachedResponse)
+
 DEFAULT_MAX_SESSIONS = 10_000
 """The most sessions a table holds: registering one more ends the least recently active
 (dissertation §6.3: a bound on the table, and the same eviction on every node)."""
@@ -42,7 +50,8 @@ DEFAULT_MAX_SESSIONS = 10_000
 @attrs.frozen
 class Session:
     """One client's row: its last applied ``sequence``, the ``response`` to it (a
-    :class:`Rejected` if it was refused), and the log time of its last activity."""
+    :class:`Rejected` if it was refused; a :class:`CachedResponse` around a response that
+    is itself one of these two), and the log time of its last activity."""
 
     sequence: int
     response: Any
@@ -237,7 +246,7 @@ class SessionTable:
                 raise ApplicationError(CommandRejected(cached.kind, cached.message))
             self._advance(clock, now)
             backend.touch(client_id, now)
-            return cached
+            return cached.response if isinstance(cached, CachedResponse) else cached
         try:
             response = run(data.command)
         except ApplicationError as exc:
@@ -249,7 +258,10 @@ class SessionTable:
             )
             raise
         self._advance(clock, now)
-        backend.put(client_id, Session(sequence, response, now))
+        # A response that reads as a marker (a client stored a Rejected, and a later write
+        # gives it back) is cached wrapped, so that its resend is not taken for a refusal.
+        kept = CachedResponse(response) if isinstance(response, _MARKERS) else response
+        backend.put(client_id, Session(sequence, kept, now))
         return response
 
     def _live(self, client_id: int, now: float) -> int | None:

@@ -24,8 +24,10 @@ from pykka_raft.codec import decode, encode, from_primitive, to_primitive
 from pykka_raft.sessions import (
     DEFAULT_MAX_SESSIONS,
     MAX_SESSION_NUMBER,
+    CachedResponse,
     CloseSession,
     RegisterClient,
+    Rejected,
     Session,
     SessionCommand,
     SessionExpired,
@@ -129,6 +131,24 @@ def test_a_resend_is_answered_from_the_cache_and_not_applied_again(m: Machine) -
     )
     assert m.state() == {"n": 1}
     assert m.sessions.get(client) == Session(1, CasResult(True, None), 5.0)  # still active
+
+
+@pytest.mark.parametrize(
+    "stored",
+    [Rejected("ValueError", "a value a client stored"), CachedResponse("a value too")],
+    ids=["rejected", "cached-response"],
+)
+def test_a_response_that_reads_as_a_refusal_is_resent_as_it_was(m: Machine, stored: Any) -> None:
+    """A stored value may be the table's own marker: the write that gives it back is
+    applied, and its resend must get it back too, not a refusal of an applied write."""
+    m.apply(Put("k", stored))
+    client = m.register(time=1.0)
+    write = SessionCommand(client, 1, Put("k", "new"), 2.0)
+    assert m.apply(write) == stored
+    assert m.apply(write) == stored  # the resend: answered from the cache, not refused
+    assert m.state()["k"] == "new"
+    # The wrapped cache entry survives a snapshot of the table as it is.
+    assert decode(encode(m.sessions.capture(), Any), Any) == m.sessions.capture()
 
 
 def test_sequences_may_skip_numbers(m: Machine) -> None:
