@@ -23,6 +23,7 @@ from pykka_raft.client.outcomes import ClientStats, DeadlineExceeded, Outcome, W
 from pykka_raft.errors import (
     ApplicationError,
     Busy,
+    EntryTooLarge,
     ForwardToLeader,
     OutcomeUnknown,
     ResultUnavailable,
@@ -195,6 +196,10 @@ class RaftClient:
                 refused = self._pause(answer, refused, deadline)
                 continue
             error = answer.error.error if isinstance(answer.error, ApplicationError) else None
+            if maybe_applied and isinstance(error, EntryTooLarge):
+                # That node's own limit refused this copy before its log (limits may differ
+                # between nodes): it says nothing of the earlier copy that may have applied.
+                return self._open(committed, last, attempts, ids)
             if not isinstance(error, SessionExpired):
                 # The leader or the state machine refused it; every copy is refused alike.
                 return WriteResult(Outcome.NOT_APPLIED, error=last, attempts=attempts, **ids)

@@ -25,6 +25,7 @@ import attrs
 
 from pykka_raft.client import Outcome, WriteResult
 from pykka_raft.kv.errors import (
+    BodyTooLarge,
     ClusterUnreachable,
     KvError,
     ServerError,
@@ -114,6 +115,10 @@ class SessionPool:
                     return attrs.evolve(fresh, attempts=attempts)
                 session.client_id, session.sequence = fresh, 1
                 continue
+            except BodyTooLarge as exc:
+                if maybe_applied:  # that node's own limit: it says nothing of an earlier copy
+                    return _unknown(exc, attempts, ids)
+                return WriteResult(Outcome.NOT_APPLIED, error=exc, attempts=attempts, **ids)
             except KvError as exc:  # a definite answer: refused, nothing written
                 return WriteResult(Outcome.NOT_APPLIED, error=exc, attempts=attempts, **ids)
             else:

@@ -217,3 +217,21 @@ def test_a_value_the_body_cannot_carry_as_utf8_is_a_bad_request(kv3: LocalCluste
     # it (the client raised UnicodeEncodeError before sending, aborting a restore).
     with pytest.raises(BadRequest):
         Client([kv3.url(leader_of(kv3))]).put("sessions/surrogate", "\ud800")
+
+
+def test_a_resend_refused_by_a_node_s_own_body_limit_ends_unknown(
+    kv3: LocalCluster, losing_proxy: Any
+) -> None:
+    """The first copy goes through the leader (whose answer is lost); asked next, a node
+    with a smaller ``max_body_bytes`` answers 413 before it would redirect. That limit is
+    its own: the write, applied, must not be reported as not applied."""
+    leader = leader_of(kv3)
+    others = [n for n in kv3.servers if n != leader]
+    for node in others:  # as if configured with [http] max_body_bytes = 64
+        kv3.servers[node].app.settings = HttpSettings(max_body_bytes=64)
+    proxy = losing_proxy(kv3.url(leader))
+    client = Client([proxy.url, *(kv3.url(n) for n in others)], timeout=5, deadline=10)
+    result = client.write("PUT", "/v1/kv/sessions/big", {"value": "v" * 300})
+    assert proxy.lost, "the first answer was not lost"
+    assert result.outcome is Outcome.UNKNOWN, result
+    assert Client([kv3.url(leader)]).get("sessions/big") == "v" * 300  # it was applied

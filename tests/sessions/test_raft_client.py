@@ -7,20 +7,26 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import pykka
 import pytest
 
 from pykka_raft import (
     ApplicationError,
     CasResult,
+    ClientPayloadResponse,
     CompareAndSet,
     DeadlineExceeded,
+    EntryTooLarge,
     ForwardToLeader,
     Get,
     KeyValueStateMachine,
     MemStore,
     Outcome,
+    OutcomeUnknown,
     Put,
     RaftClient,
+    RegisterClient,
+    ResponseMode,
     WriteResult,
 )
 from pykka_raft.storage.memory import MemStoreData
@@ -173,3 +179,32 @@ def test_hints_that_lead_nowhere_are_followed_with_pauses(formed: Cluster) -> No
     assert isinstance(result.error.__cause__, ForwardToLeader)
     assert result.error.__cause__.leader_id == leader
     assert client.stats.attempts < 60  # a pause between hints, not a spin
+
+
+class _LostThenTooLarge:
+    """A stand-in for a Raft ref: opens sessions; the first write's answer is lost (it may
+    have been applied), and its resend meets a node whose own ``max_entry_bytes`` is
+    smaller than the one that took the first copy."""
+
+    def __init__(self) -> None:
+        self.writes = 0
+
+    def ask(self, message: Any, timeout: float | None = None) -> ClientPayloadResponse:
+        if isinstance(message.entry.data, RegisterClient):
+            return ClientPayloadResponse(1, ResponseMode.APPLIED, 7)
+        self.writes += 1
+        if self.writes == 1:
+            raise pykka.Timeout("the answer was lost")
+        raise ApplicationError(EntryTooLarge(400, 300))
+
+
+def test_a_resend_refused_by_a_node_s_own_size_limit_leaves_the_outcome_unknown() -> None:
+    """A leader's ``EntryTooLarge`` depends on its own limit, not on the write: after a copy
+    whose answer was lost, it says nothing of that copy (reporting not applied here would
+    be wrong if the first copy went through)."""
+    ref = _LostThenTooLarge()
+    client = RaftClient({1: ref}, timeout=10, attempt_timeout=1)
+    result = client.write(Put("k", "v" * 400))
+    assert ref.writes == 2, "the resend did not meet the smaller limit"
+    assert result.outcome is Outcome.UNKNOWN, result
+    assert isinstance(result.error, OutcomeUnknown)
