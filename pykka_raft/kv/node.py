@@ -198,7 +198,10 @@ class KvNode:
         self.node_id = config.node_id
         self.http_address = config.http_address
         self.raft_address = config.raft_address
-        self.state_machine = KvStateMachine(config.session_timeout, config.max_sessions)
+        # The library's defaults until the log holds a settings record (then its values):
+        # the same on every node whatever each one's configuration says. This node's own
+        # settings reach the cluster as a record, written when it leads (_records_to_write).
+        self.state_machine = KvStateMachine()
         self.view = MetricsView(config.node_id)
         self.directory = NodeDirectory(config, self.state_machine)
         self._local = local

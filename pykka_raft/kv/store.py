@@ -37,7 +37,7 @@ NODE_PREFIX = ".kv/node/"
 
 SETTINGS_KEY = ".kv/settings"
 """Reserved key: the cluster's session settings, ``{"max_sessions": n, "session_timeout":
-s}``; while the log has none, each node applies its own configuration's."""
+s}``; while the log has none, every node applies the library's defaults."""
 
 RESERVED_PREFIX = ".kv/"
 """Keys starting with this are the service's own; the API refuses writes to them."""
@@ -86,8 +86,9 @@ class KvStateMachine(KeyValueStateMachine):
 
     ``session_timeout`` and ``max_sessions`` apply until the state holds a
     :data:`SETTINGS_KEY` record; from the entry that writes one, its values do (a record
-    that is not valid settings is ignored), so nodes configured differently still apply
-    the entries alike.
+    that is not valid settings is ignored). The ones given here must be the same on every
+    node (the service gives none: the library's defaults), so that nodes configured
+    differently apply every entry alike, those before the first record too.
 
     The storage's thread applies entries; HTTP threads read the directory (and, later,
     stale reads). A lock makes each apply, restore and read atomic. Nothing here reads a

@@ -12,7 +12,12 @@ import pytest
 from pykka_raft import ApplicationError, Entry, EntryNormal, Put
 from pykka_raft.kv.local import LocalCluster
 from pykka_raft.kv.store import SETTINGS_KEY, KvStateMachine, settings_record
-from pykka_raft.sessions import RegisterClient, SessionCommand
+from pykka_raft.sessions import (
+    DEFAULT_MAX_SESSIONS,
+    DEFAULT_SESSION_TIMEOUT,
+    RegisterClient,
+    SessionCommand,
+)
 from pykka_raft.testing import wait_until
 from tests.kv.conftest import leader_of, request
 
@@ -90,6 +95,21 @@ def test_a_restored_snapshot_brings_its_settings_or_none() -> None:
     assert machine.session_settings() == (30.0, 3)
     machine.restore(KvStateMachine().snapshot()())  # a snapshot from before any record
     assert machine.session_settings() == (60.0, 7)
+
+
+def test_before_any_record_every_node_applies_the_library_defaults(cluster_factory: Any) -> None:
+    """Until the log holds a record, a node's own configuration must not count: with
+    ``max_sessions`` 1 here and 2 there, the second registration would end a session on
+    some nodes only, and the replicas would split (the first entries of a new cluster)."""
+    options = {n: {"max_sessions": n, "session_timeout": 10.0 * n} for n in (1, 2, 3)}
+    cluster: LocalCluster = cluster_factory([1, 2, 3], init=False, node_options=options)
+    machines = [s.node.state_machine for s in cluster.servers.values()]
+    assert [m.session_settings() for m in machines] == [
+        (DEFAULT_SESSION_TIMEOUT, DEFAULT_MAX_SESSIONS)
+    ] * 3
+    answers = [_run(m, _registrations_then_writes(3)) for m in machines]
+    assert answers[0] == answers[1] == answers[2]
+    assert machines[0].data == machines[1].data == machines[2].data
 
 
 def test_a_cluster_applies_its_leaders_settings_on_every_node(
