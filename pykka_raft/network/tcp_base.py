@@ -36,10 +36,31 @@ from pykka_raft.types import NodeId
 
 
 class _CallResult:
+    """A control call's result. A caller that gives up before the I/O thread starts the
+    call cancels it, so that it never runs: it was answered as failed."""
+
     def __init__(self) -> None:
         self.done = threading.Event()
         self.value: Any = None
         self.error: BaseException | None = None
+        self._lock = threading.Lock()
+        self._state = "queued"  # then "running", or "cancelled"
+
+    def start(self) -> bool:
+        """On the I/O thread: whether to run the call (not cancelled meanwhile)."""
+        with self._lock:
+            if self._state == "cancelled":
+                return False
+            self._state = "running"
+            return True
+
+    def cancel(self) -> bool:
+        """On the caller's thread: cancel a call not started yet (False: it has)."""
+        with self._lock:
+            if self._state == "queued":
+                self._state = "cancelled"
+                return True
+            return False
 
 
 class _Pending:
@@ -175,7 +196,9 @@ class IoBase:
         """Run ``fn`` on the I/O thread and return its result (control messages only)."""
         result = _CallResult()
         self.submit(("call", fn, result))
-        if not result.done.wait(timeout):
+        if not result.done.wait(timeout) and (result.cancel() or not result.done.wait(timeout)):
+            # Cancelled, it never runs (a Register the caller was told failed must not
+            # take effect later); started, it had as long again to finish.
             raise TimeoutError("the network's I/O thread did not answer")
         if result.error is not None:
             raise result.error

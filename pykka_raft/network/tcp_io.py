@@ -156,6 +156,8 @@ class IoLoop(IoRequests):
                 self._guard(item[1])
             elif kind == "call":
                 result: _CallResult = item[2]
+                if not result.start():
+                    continue  # its caller gave up and was answered: it never runs
                 try:
                     result.value = item[1]()
                 except Exception as exc:

@@ -829,3 +829,27 @@ def test_a_response_from_a_peer_that_was_not_asked_is_refused() -> None:
         net.stop()
         one.close()
         three.close()
+
+
+def test_a_control_call_its_caller_gave_up_on_never_runs() -> None:
+    """The I/O thread is busy past the caller's timeout: the caller is told the call
+    failed, so the call must not take effect later (a Register reported failed would
+    otherwise route to the node after all)."""
+    net = TcpNetwork.start(1, insecure=True)
+    try:
+        io = net._io
+        busy, release, ran = threading.Event(), threading.Event(), []
+
+        def hold() -> None:
+            busy.set()
+            release.wait(10)
+
+        io.submit(("post", hold))
+        assert busy.wait(10), "the I/O thread never got busy"
+        with pytest.raises(TimeoutError):
+            io.call(lambda: ran.append(True), timeout=0.1)
+        release.set()
+        assert io.call(lambda: "after", timeout=10) == "after"  # the thread went past it
+        assert ran == []
+    finally:
+        net.stop()
