@@ -86,7 +86,9 @@ def test_unreachable_exits_3(closed_url: str) -> None:
 
 def test_a_hung_node_exits_3(silent_url: str) -> None:
     # No session could be opened: the write was never sent.
-    result = CliRunner().invoke(main, [f"--url={silent_url}", "--timeout=0.5", "put", "k", "1"])
+    result = CliRunner().invoke(
+        main, [f"--url={silent_url}", "--timeout=0.5", "--deadline=1.5", "put", "k", "1"]
+    )
     assert result.exit_code == 3
 
 
