@@ -203,7 +203,8 @@ class RaftRouter(RaftNetwork):
     request on its own thread sets ``direct_send = False``.
 
     Subclasses (such as :class:`pykka_raft.testing.faultnet.FaultNetwork`) reuse the routing
-    table (``_routes``, only touched on the actor's thread), the isolated set
+    table (``_routes``, changed only on the actor's thread; senders' threads look routes
+    up in it, each lookup one ``dict.get``), the isolated set
     (``_isolated``, a frozenset replaced, never mutated, so other threads may read it),
     ``_lock`` (guards ``_rng`` and any state read from reply threads) and the timer thread
     (:meth:`_start_delayer`, :meth:`_later`), which is stopped and joined when the actor

@@ -187,8 +187,10 @@ class TcpNetwork(RaftNetwork):
         self._io.stop()
 
     def on_stray(self, message: Any, error: BaseException) -> None:
-        """A told message the network cannot handle: counted, logged and dropped."""
-        self._io.errors[STRAY_MESSAGE] += 1
+        """A told message the network cannot handle: counted (on the I/O thread, which
+        owns the counters), logged and dropped."""
+        errors = self._io.errors
+        self._io.submit(("post", lambda: errors.update((STRAY_MESSAGE,))))
         super().on_stray(message, error)
 
     def send(self, request: RpcRequest, reply: Reply) -> None:
