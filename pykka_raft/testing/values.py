@@ -30,7 +30,7 @@ def same(a: Any, b: Any, dict_order: bool = True) -> bool:
     from a list, and attrs instances are compared field by field. With ``dict_order``
     (the default) two dicts must also list their items in the same order, which the codec
     keeps; without it, dicts are compared as mappings (each item of one has an item of
-    the other with a :func:`same` key and value).
+    the other with a :func:`same` key and value, one to one).
     """
     if type(a) is not type(b):
         return False
@@ -48,14 +48,28 @@ def same(a: Any, b: Any, dict_order: bool = True) -> bool:
                 same(ka, kb, dict_order) and same(va, vb, dict_order)
                 for (ka, va), (kb, vb) in zip(a.items(), b.items(), strict=True)
             )
-        keys = {key: key for key in b}  # b's own key objects, found by hash and ==
+        # Each item of a matches an item of b that no other item of a matched (two NaN
+        # keys of a must not both match b's one).
+        items = list(b.items())
+        at = {key: i for i, (key, _) in enumerate(items)}  # found by hash and ==
+        used: set[int] = set()
         for ka, va in a.items():
-            kb = keys.get(ka, _MISSING)
-            if kb is not _MISSING and same(ka, kb, False) and same(va, b[kb], False):
+            i = at.get(ka, -1)
+            if i >= 0 and i not in used and same((ka, va), items[i], False):
+                used.add(i)
                 continue
             # NaN keys, or an equal key of another type (1 and True): look at every item.
-            if not any(same(ka, k, False) and same(va, v, False) for k, v in b.items()):
+            found = next(
+                (
+                    j
+                    for j, (kb, vb) in enumerate(items)
+                    if j not in used and same(ka, kb, False) and same(va, vb, False)
+                ),
+                -1,
+            )
+            if found < 0:
                 return False
+            used.add(found)
         return True
     if attrs.has(type(a)):
         return all(

@@ -58,6 +58,11 @@ def test_same_and_difference_tell_types_apart() -> None:
     assert same({"a": 1, "b": 2}, {"b": 2, "a": 1}, dict_order=False)
     assert not same({1: "x"}, {True: "x"}, dict_order=False)
     assert not same({1.5: 1}, {1.5: 1.0}, dict_order=False)
+    # Item by item, one to one: both NaN keys of the first must not match the second's one.
+    nans = {float("nan"): 1, float("nan"): 1}
+    assert not same(nans, {float("nan"): 1, "k": 2}, dict_order=False)
+    assert difference(nans, {float("nan"): 1, "k": 2}) is not None
+    assert same(nans, {float("nan"): 1, float("nan"): 1}, dict_order=False)
     assert difference({"k": ChaosValue("t", (1, [2]))}, {"k": ChaosValue("t", (1, (2,)))}) == (
         "['k'].payload[1]: [2] (list) vs (2,) (tuple)"
     )
