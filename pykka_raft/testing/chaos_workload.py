@@ -13,6 +13,7 @@ node; one that errs or times out is recorded as ``"fail"``, since a read has no 
 
 from __future__ import annotations
 
+import math
 import random
 import threading
 import time
@@ -72,7 +73,7 @@ class Workload:
         self.unique = 0
         self.lock = threading.Lock()
         self.written: list[Any] = []
-        self.stale: list[tuple[str, Any]] = []  # (key, answer) of every STALE read
+        self.stale: list[tuple[str, Any, float]] = []  # (key, answer, when) of STALE reads
         self.wrong_answers: list[str] = []  # reads answered with something else
 
     def start(self) -> None:
@@ -186,26 +187,32 @@ class Workload:
             response = ref.ask(ClientRead(Get(key), ReadPolicy.STALE), timeout=1.0)
         except (pykka.Timeout, pykka.ActorDeadError, RaftError):
             return
+        answered = self.recorder.now()
         with self.lock:
             if isinstance(response, ClientReadResponse):
-                self.stale.append((key, response.data))
+                self.stale.append((key, response.data, answered))
             else:
                 self.wrong_answers.append(f"a STALE ClientRead was answered with {response!r}")
 
     def read_problems(self) -> list[str]:
         """Reads answered with something other than a ``ClientReadResponse``, and ``STALE``
-        reads that returned neither ``None`` nor a value some client wrote to that key (they
-        promise no recency, but nothing else either)."""
-        written: dict[str, set[Any]] = {}
+        reads that returned neither ``None`` nor a value some client wrote to that key
+        before the read was answered (they promise no recency, but nothing else either)."""
+        written: dict[str, dict[Any, float]] = {}  # key -> value -> first invocation
         for op in self.recorder.ops():
-            if op.kind in ("put", "cas") and op.outcome != "fail":  # "fail": not committed
-                written.setdefault(op.key, set()).add(canonical(op.value))
+            if op.kind not in ("put", "cas") or op.outcome == "fail":  # "fail": not committed
+                continue
+            if op.kind == "cas" and op.outcome == "ok" and not getattr(op.result, "swapped", 1):
+                continue  # answered: it wrote nothing
+            first = written.setdefault(op.key, {})
+            value = canonical(op.value)
+            first[value] = min(first.get(value, op.invoke), op.invoke)
         with self.lock:
             stale, wrong = list(self.stale), list(self.wrong_answers)
         return wrong + [
-            f"a STALE read of {key!r} returned {data!r}, which no client wrote there"
-            for key, data in stale
-            if data is not None and canonical(data) not in written.get(key, set())
+            f"a STALE read of {key!r} returned {data!r}, which no client wrote there before"
+            for key, data, answered in stale
+            if data is not None and written.get(key, {}).get(canonical(data), math.inf) > answered
         ]
 
     def _some_node(self, rng: random.Random) -> NodeId:

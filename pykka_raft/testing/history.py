@@ -166,6 +166,10 @@ class HistoryRecorder:
         self._pending: list[_Pending] = []
         self._done: dict[int, Op] = {}
 
+    def now(self) -> float:
+        """The time on the recorder's clock (to stamp observations made beside it)."""
+        return self._clock()
+
     def invoke(
         self,
         client: int,

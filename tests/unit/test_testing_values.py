@@ -9,9 +9,11 @@ from typing import Any
 
 from pykka_raft.codec import check_app_value, decode, encode
 from pykka_raft.messages import Entry, EntryNormal, HardState
-from pykka_raft.statemachine import Put
+from pykka_raft.statemachine import CasResult, Put
 from pykka_raft.storage import StorageDump
-from pykka_raft.testing.history import Op
+from pykka_raft.testing.chaos_options import ChaosOptions
+from pykka_raft.testing.chaos_workload import Workload
+from pykka_raft.testing.history import HistoryRecorder, Op
 from pykka_raft.testing.linearizability import check_kv
 from pykka_raft.testing.monitors import check_dumps, log_matching, state_machines_agree
 from pykka_raft.testing.plugs import AppliedHistory
@@ -109,3 +111,24 @@ def test_the_dump_monitors_use_an_applied_history_when_there_is_one() -> None:
     nan_entry = Entry(1, 1, EntryNormal(put))
     copy = Entry(1, 1, EntryNormal(decode(encode(put, Any), Any)))
     assert log_matching({1: [nan_entry], 2: [copy]}) == []  # equal entries, NaN and all
+
+
+def test_a_stale_read_must_return_a_value_written_before_it() -> None:
+    """STALE reads promise no recency, but a value nobody wrote, or wrote only later, is
+    still wrong: an answered compare-and-set that did not swap wrote nothing."""
+    clock = [0.0]
+    workload = Workload(None, 1, ChaosOptions(clients=0))  # type: ignore[arg-type]
+    workload.recorder = HistoryRecorder(clock=lambda: clock[0])
+
+    def record(kind: str, value: Any, result: Any, at: float) -> None:
+        clock[0] = at
+        handle = workload.recorder.invoke(1, kind, "k", value)
+        workload.recorder.complete(handle, "ok", result)
+
+    record("cas", "c1-7", CasResult(False, None), 1.0)  # answered: did not swap
+    record("put", "c0-2", None, 1.0)
+    record("put", "c0-9", "c0-2", 5.0)  # written after the read below was answered
+    workload.stale = [("k", "c0-2", 2.0), ("k", "c1-7", 2.0), ("k", "c0-9", 3.0), ("k", None, 3.0)]
+    problems = workload.read_problems()
+    assert len(problems) == 2, problems
+    assert "'c1-7'" in problems[0] and "'c0-9'" in problems[1]
