@@ -28,14 +28,16 @@ import pytest
 import pykka_raft  # noqa: F401  (registers the key-value command types with the codec)
 from pykka_raft.calls import DEAD_ACTOR_ERRORS, Call
 from pykka_raft.errors import ApplicationError, UnknownMessage
-from pykka_raft.messages import EntryConfigChange, HardState, InitialState
+from pykka_raft.messages import EntryConfigChange, HardState, InitialState, SnapshotMeta
 from pykka_raft.statemachine import CasResult, CompareAndSet, Delete, Get, Put
 from pykka_raft.storage.contract import (
     AppendEntryToLog,
     ApplyToStateMachine,
+    CreateSnapshot,
     DeleteLogsFrom,
     GetInitialState,
     GetLogEntries,
+    InstallSnapshot,
     QueryStateMachine,
     ReplicateToLog,
     SaveHardState,
@@ -55,9 +57,11 @@ from pykka_raft.testing.conformance_kit import (
     model_state,
     normal,
     puts,
+    typed_puts,
 )
 from pykka_raft.testing.conformance_log import LogConformance
 from pykka_raft.testing.conformance_snapshots import SnapshotConformance
+from pykka_raft.testing.values import difference, same
 from pykka_raft.types import LogId
 
 __all__ = [
@@ -78,6 +82,18 @@ __all__ = [
     "normal",
     "puts",
 ]
+
+
+def assert_same(got: Any, wanted: Any, what: str) -> None:
+    """``got`` is ``wanted`` with the same types at every depth, dict order included."""
+    assert same(got, wanted), f"{what} differs: {difference(got, wanted) or 'dict order'}"
+
+
+def assert_same_state(got: dict[str, Any], wanted: dict[str, Any], what: str) -> None:
+    """:func:`assert_same` for each value of a key-value state (in which order a storage
+    lists the keys themselves is its own)."""
+    assert sorted(got) == sorted(wanted), f"{what} has the keys {sorted(got)}"
+    assert_same([got[k] for k in sorted(got)], [wanted[k] for k in sorted(got)], what)
 
 
 class StorageConformance(LogConformance, SnapshotConformance):
@@ -176,6 +192,32 @@ class StorageConformance(LogConformance, SnapshotConformance):
         assert store.dump().last_applied == 4
         store.restart()
         assert store.dump().state_machine == model_state(entries[: store.initial().last_applied])
+
+    def test_values_keep_their_types(self) -> None:
+        """Every value comes back equal and with its types at every depth (``1``, ``1.0``
+        and ``True``; ``-0.0``; NaN; big ints; tuples and lists; bytes; dict keys of
+        several types, in order): from the log, from the state machine, after a restart,
+        and through a snapshot a new storage installs."""
+        store = self.store()
+        entries = typed_puts(1, 1)
+        store.ask(ReplicateToLog(entries))
+        assert_same(store.log(), entries, "the log")
+        store.ask(ApplyToStateMachine(entries))
+        assert_same_state(store.dump().state_machine, model_state(entries), "the state machine")
+        store.restart()
+        assert_same(store.log(), entries, "the log after a restart")
+        applied = store.initial().last_applied
+        state = model_state(entries[:applied])
+        assert_same_state(store.dump().state_machine, state, "the state after a restart")
+        if not self.supports_snapshots:
+            return
+        store.ask(ApplyToStateMachine(entries[applied:]))
+        last = LogId(1, len(entries))
+        meta: SnapshotMeta = store.call(CreateSnapshot(last, MEMBERS)).get(timeout=self.timeout)
+        target = self.store()
+        target.receive(meta, store.snapshot_bytes(meta))
+        target.call(InstallSnapshot(meta)).get(timeout=self.timeout)
+        assert_same_state(target.dump().state_machine, model_state(entries), "a snapshot")
 
     def test_restart_reports_last_applied_truthfully(self) -> None:
         """After a restart, ``last_applied`` matches the state machine present: applying

@@ -101,6 +101,32 @@ def puts(term: int, first: int, last: int, prefix: str = "k") -> tuple[Entry, ..
     return tuple(normal(term, i, Put(f"{prefix}{i % 5}", i)) for i in range(first, last + 1))
 
 
+TYPED_VALUES: tuple[Any, ...] = (
+    1,
+    1.0,
+    True,
+    -0.0,
+    float("nan"),
+    2**70,
+    "1",
+    b"1",
+    (1, [2.0]),
+    [1, (2,)],
+    {"b": 1, "a": (None, False)},
+    {1: "int", "1": "str", 1.5: "float", (1, 2): "tuple", b"k": "bytes"},
+)
+"""Values that ``==`` cannot tell apart from others (``1 == 1.0 == True``, ``-0.0 == 0.0``,
+``(1,) != [1]`` aside), or that a storage may change on the way (dict keys, big ints):
+each must come back the same, with its types (``docs/codec.md``)."""
+
+
+def typed_puts(term: int, first: int) -> tuple[Entry, ...]:
+    """``Put(f"t{i}", value)`` of each of :data:`TYPED_VALUES`, from index ``first``."""
+    return tuple(
+        normal(term, first + i, Put(f"t{i}", value)) for i, value in enumerate(TYPED_VALUES)
+    )
+
+
 def model_state(entries: tuple[Entry, ...] | list[Entry]) -> dict[Any, Any]:
     """The key-value data after applying ``entries`` (refusals skipped)."""
     machine = KeyValueStateMachine(keep_history=False)

@@ -9,7 +9,15 @@ from typing import Any
 import pykka
 import pytest
 
-from pykka_raft import ApplicationError, Entry, HardState, MemStore, MemStoreData
+from pykka_raft import (
+    ApplicationError,
+    Entry,
+    EntryNormal,
+    HardState,
+    MemStore,
+    MemStoreData,
+    Put,
+)
 from pykka_raft.testing.conformance import (
     MemStoreConformance,
     StorageConformance,
@@ -87,6 +95,39 @@ class KeepsLogStore(MemStore):
         self.data.log[:] = [e for e in log if e.index > meta.last_included.index]
 
 
+def _as_json_would(value: Any) -> Any:
+    """What a store that keeps values as JSON without the codec gives back: ints as
+    floats, dict keys as strings."""
+    if type(value) is int:
+        return float(value)
+    if type(value) is dict:
+        return {str(k): _as_json_would(v) for k, v in value.items()}
+    return value
+
+
+class JsonLikeStore(MemStore):
+    def write_log(self, entries: tuple[Entry, ...]) -> None:
+        changed = []
+        for entry in entries:
+            data = getattr(entry.payload, "data", None)
+            if isinstance(data, Put):
+                entry = Entry(
+                    entry.term, entry.index, EntryNormal(Put(data.key, _as_json_would(data.value)))
+                )
+            changed.append(entry)
+        super().write_log(tuple(changed))
+
+
+class ChangesValueTypes(MemStoreConformance):
+    """Stores 1 as 1.0 and {1: ...} as {"1": ...}: equal to ``==`` for the first, and
+    what splits replicas (docs/codec.md)."""
+
+    def start_storage(self, place: Path, rejecting: bool = False) -> Any:
+        data = self.__dict__.setdefault("_data", {})
+        data.setdefault(place, MemStoreData(key_value_machine(rejecting)))
+        return JsonLikeStore.start(data=data[place])
+
+
 @pytest.mark.parametrize(
     ("suite", "test", "failure"),
     [
@@ -102,6 +143,7 @@ class KeepsLogStore(MemStore):
             "test_install_drops_a_log_whose_entry_at_the_snapshot_has_another_term",
             AssertionError,
         ),
+        (ChangesValueTypes, "test_values_keep_their_types", AssertionError),
     ],
 )
 def test_the_suite_catches_a_broken_storage(
@@ -119,6 +161,7 @@ def test_the_same_tests_pass_on_memstore(tmp_path: Path) -> None:
             "test_restart_reports_last_applied_truthfully",
             "test_an_application_error_at_apply_is_the_entry_s_response",
             "test_install_drops_a_log_whose_entry_at_the_snapshot_has_another_term",
+            "test_values_keep_their_types",
         )
     ):
         place = tmp_path / str(number)
