@@ -7,16 +7,21 @@ the guarantee is in each docstring.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from pykka_raft.messages import Entry, HardState
+from pykka_raft.messages import Entry, HardState, SnapshotMeta
 from pykka_raft.metrics import RaftMetrics, State
 from pykka_raft.storage.memory import MemStoreData
 from pykka_raft.storage.messages import StorageDump
 from pykka_raft.testing.plugs import AppliedHistory
 from pykka_raft.testing.values import difference, same
-from pykka_raft.types import NodeId
+from pykka_raft.types import LogId, NodeId
+
+
+def _last_included(meta: SnapshotMeta | None) -> LogId | None:
+    return None if meta is None else meta.last_included
 
 
 def election_safety(history: Iterable[RaftMetrics]) -> list[str]:
@@ -64,28 +69,60 @@ def votes_never_change(hard_states: Mapping[NodeId, Sequence[HardState]]) -> lis
     return problems
 
 
-def log_matching(logs: Mapping[NodeId, Sequence[Entry]]) -> list[str]:
+def log_matching(
+    logs: Mapping[NodeId, Sequence[Entry]], snapshots: Mapping[NodeId, LogId | None] | None = None
+) -> list[str]:
     """§5.3 Log Matching: if two logs hold an entry with the same index and term, they are
     identical in all entries up to that index (that both still hold: a log may start after
-    a snapshot)."""
+    a snapshot). A node's snapshot (``snapshots``: its last included id) counts as the
+    entry it ends with, compared by term."""
     problems = []
     by_index = {n: {e.index: e for e in log} for n, log in logs.items()}
+    terms = {n: {i: e.term for i, e in entries.items()} for n, entries in by_index.items()}
+    for node_id, last in (snapshots or {}).items():
+        if last is not None and last.index > 0 and node_id in terms:
+            terms[node_id].setdefault(last.index, last.term)
     ids = sorted(logs)
     for pos, a in enumerate(ids):
         for b in ids[pos + 1 :]:
-            la, lb = by_index[a], by_index[b]
-            common = sorted(la.keys() & lb.keys(), reverse=True)
-            last_same = next((i for i in common if la[i].term == lb[i].term), None)
+            ta, tb = terms[a], terms[b]
+            common = sorted(ta.keys() & tb.keys(), reverse=True)
+            last_same = next((i for i in common if ta[i] == tb[i]), None)
             if last_same is None:
                 continue
             for i in sorted(i for i in common if i <= last_same):
-                if not same(la[i], lb[i], dict_order=False):  # NaN-aware, types kept
+                ea, eb = by_index[a].get(i), by_index[b].get(i)
+                if ta[i] != tb[i] or (
+                    ea is not None and eb is not None and not same(ea, eb, dict_order=False)
+                ):  # NaN-aware, types kept
                     problems.append(
                         f"nodes {a} and {b} agree on entry {last_same} (term "
-                        f"{la[last_same].term}) but differ at index {i}: "
-                        f"{la[i].log_id} vs {lb[i].log_id}"
+                        f"{ta[last_same]}) but differ at index {i}: term {ta[i]} vs {tb[i]}"
                     )
                     break
+    return problems
+
+
+def logs_well_formed(
+    logs: Mapping[NodeId, Sequence[Entry]], snapshots: Mapping[NodeId, LogId | None] | None = None
+) -> list[str]:
+    """Each log continues its snapshot (or starts at index 1 without one) and holds
+    consecutive indexes with terms that never decrease (§5.3: a leader appends entries of
+    its own term after those it holds)."""
+    problems = []
+    for node_id, log in sorted(logs.items()):
+        if not log:
+            continue
+        last = (snapshots or {}).get(node_id)
+        start = last.index + 1 if last is not None else 1
+        if log[0].index > start:
+            problems.append(f"node {node_id}'s log starts at {log[0].index}, not {start}")
+        if last is not None and log[0].index == start and log[0].term < last.term:
+            problems.append(f"node {node_id}'s log goes on from snapshot {last} at {log[0].log_id}")
+        for before, entry in itertools.pairwise(log):
+            if entry.index != before.index + 1 or entry.term < before.term:
+                problems.append(f"node {node_id}'s log holds {entry.log_id} after {before.log_id}")
+                break
     return problems
 
 
@@ -116,11 +153,13 @@ def check_cluster_data(
     """Every monitor over a :class:`~pykka_raft.testing.Cluster`'s recorded state."""
     history = list(history)
     applied = {n: list(getattr(d.state_machine, "applied", ())) for n, d in data.items()}
+    snapshots = {n: _last_included(d.snapshot_meta) for n, d in data.items()}
     return [
         *election_safety(history),
         *terms_never_decrease(history),
         *votes_never_change(hard_states),
-        *log_matching({n: list(d.log) for n, d in data.items()}),
+        *log_matching({n: list(d.log) for n, d in data.items()}, snapshots),
+        *logs_well_formed({n: list(d.log) for n, d in data.items()}, snapshots),
         *state_machine_safety(applied),
     ]
 
@@ -161,11 +200,13 @@ def check_dumps(
         for n, d in dumps.items()
         if isinstance(d.state_machine, AppliedHistory)
     }
+    snapshots = {n: _last_included(d.snapshot) for n, d in dumps.items()}
     return [
         *election_safety(history),
         *terms_never_decrease(history),
         *votes_never_change(hard_states),
-        *log_matching({n: list(d.log) for n, d in dumps.items()}),
+        *log_matching({n: list(d.log) for n, d in dumps.items()}, snapshots),
+        *logs_well_formed({n: list(d.log) for n, d in dumps.items()}, snapshots),
         *state_machine_safety(applied),
         *state_machines_agree(dumps),
     ]

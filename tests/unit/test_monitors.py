@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from pykka_raft.messages import Entry, EntryNormal
-from pykka_raft.testing.monitors import log_matching, state_machine_safety
+from pykka_raft.testing.monitors import log_matching, logs_well_formed, state_machine_safety
+from pykka_raft.types import LogId
 
 
 def entries(terms: list[int], start: int = 1) -> list[Entry]:
@@ -27,3 +28,24 @@ def test_state_machine_safety_catches_a_gap_and_a_divergence() -> None:
     assert state_machine_safety({1: [(1, "a"), (3, "c")]})
     assert state_machine_safety({1: [(1, "a")], 2: [(1, "b")]})
     assert state_machine_safety({1: [(1, "a"), (2, "b")], 2: [(1, "a")]}) == []
+
+
+def test_log_matching_counts_a_snapshot_as_the_entry_it_ends_with() -> None:
+    """Node 1's snapshot covers index 5 of term 2; node 2 holds 5 of term 3, and both hold
+    6 of term 3: they agree on 6 but not on 5."""
+    node1 = entries([3], start=6)
+    node2 = entries([1, 1, 3, 3, 3, 3])
+    assert log_matching({1: node1, 2: node2}) == []  # what the logs alone show
+    problems = log_matching({1: node1, 2: node2}, {1: LogId(2, 5), 2: None})
+    assert problems and "differ at index 5: term 2 vs 3" in problems[0]
+    assert log_matching({1: node1, 2: node2}, {1: LogId(3, 5)}) == []
+
+
+def test_logs_well_formed_catches_gaps_repeats_and_falling_terms() -> None:
+    good = entries([1, 1, 2, 2, 3])
+    assert logs_well_formed({1: good, 2: good[3:]}, {2: LogId(2, 3)}) == []
+    assert logs_well_formed({1: [*good[:2], *good[3:]]})  # a gap: 1, 2, 4, 5
+    assert logs_well_formed({1: [*good[:3], good[2], *good[3:]]})  # index 3 twice
+    assert logs_well_formed({1: entries([1, 2, 1])})  # terms fall
+    assert logs_well_formed({1: good[3:]})  # starts at 4 without a snapshot
+    assert logs_well_formed({1: good[3:]}, {1: LogId(3, 3)})  # goes on from term 3 at term 2
