@@ -99,6 +99,10 @@ def check_kv(
             are the same iff their forms are equal. Values holding a NaN, or whose types
             matter (``1`` against ``1.0``, a tuple against a list), need one; the values
             mode of the chaos runner passes :func:`pykka_raft.testing.values.canonical`.
+            A compare-and-set then swaps only if its expected value has the current
+            value's form, where ``KeyValueStateMachine`` compares as ``==`` does (with
+            NaN equal to NaN): ``1`` expected against ``1.0`` swaps there but not in the
+            check, so expect values of the types that were written.
 
     Returns:
         ``ok=True`` if some order of the ok ops and a subset of the unknown ops, each
