@@ -196,10 +196,8 @@ class RaftClient:
                 refused = self._pause(answer, refused, deadline)
                 continue
             error = answer.error.error if isinstance(answer.error, ApplicationError) else None
-            if maybe_applied and isinstance(error, EntryTooLarge):
-                # That node's own limit refused this copy before its log (limits may differ
-                # between nodes): it says nothing of the earlier copy that may have applied.
-                return self._open(committed, last, attempts, ids)
+            if maybe_applied and isinstance(error, EntryTooLarge):  # that node's own limit:
+                return self._open(committed, last, attempts, ids)  # nothing of earlier copies
             if not isinstance(error, SessionExpired):
                 # The leader or the state machine refused it; every copy is refused alike.
                 return WriteResult(Outcome.NOT_APPLIED, error=last, attempts=attempts, **ids)
