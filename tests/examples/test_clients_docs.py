@@ -34,7 +34,7 @@ def _stop_actors() -> Iterator[None]:
 
 def test_every_python_block_is_run_here() -> None:
     blocks = re.findall(r"```python\n(.*?)```", DOC.read_text(), re.S)
-    assert len(blocks) == 3
+    assert len(blocks) == 4
 
 
 def test_the_protocol_by_hand_answers_a_resend_from_the_cache() -> None:
@@ -46,6 +46,13 @@ def test_the_protocol_by_hand_answers_a_resend_from_the_cache() -> None:
 
 def test_a_session_state_machine_around_your_own_machine() -> None:
     assert run("class Tally").strip() == "1 2"
+
+
+def test_the_session_table_shows_a_row_until_the_log_clock_expires_it() -> None:
+    assert run("table.get(1)").splitlines() == [
+        "Session(sequence=1, response=None, last_active=160.0)",
+        "None [3]",
+    ]
 
 
 def test_the_client_reports_each_outcome() -> None:
