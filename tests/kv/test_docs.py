@@ -1,4 +1,4 @@
-"""docs/kv-service.md: its Python example runs as written, and it documents every error
+"""docs/kv-service.md: its Python examples run as written, and it documents every error
 code, command and metric the service has."""
 
 from __future__ import annotations
@@ -75,3 +75,15 @@ def test_every_metric_of_a_tcp_node_is_documented() -> None:
         documented(text)
     finally:
         server.stop()
+
+
+def test_the_example_of_nodes_in_a_python_program_runs() -> None:
+    (code,) = [b for b in re.findall(r"```python\n(.*?)```", DOC, re.S) if "LocalNetwork()" in b]
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        exec(compile(code, "kv-service.md", "exec"), {})
+    assert out.getvalue().splitlines() == [
+        "data_dir: required with storage = 'sqlite'",
+        "RuntimeUnavailable True",
+        "hello",
+    ]
