@@ -154,8 +154,8 @@ class TransferLeadershipResponse:
 
 @attrs.frozen
 class TriggerElection:
-    """Make this node (a voter) start an election now, as if its election timer fired
-    (with PreVote first when ``Config.pre_vote`` is on). Voters that still hear from a
+    """Make this node (a voter) start an election now, as if its election timer fired,
+    always with PreVote first (even with ``Config.pre_vote`` off). Voters that still hear from a
     leader refuse it (leader stickiness), and this node does not count its own vote while
     it hears from one, so it moves leadership only when the leader is
     gone or cut off; to move it away from a healthy leader, use :class:`TransferLeadership`.

@@ -160,7 +160,12 @@ class ClientApi(Engine):
             self.respond(token, error=NodeNotLeader(self.leader_id))
             return
         if self.transfer is not None or self._leaving:
-            self.respond(token, error=TransferFailed("a transfer is in progress", self.id))
+            why = (
+                "a transfer is in progress"
+                if self.transfer is not None
+                else "this leader is being removed: it hands over once its removal commits"
+            )
+            self.respond(token, error=TransferFailed(why, self.id))
             return
         if target is None:
             target = leader.most_caught_up_voter(self)
