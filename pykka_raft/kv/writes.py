@@ -115,11 +115,9 @@ class SessionPool:
                     return attrs.evolve(fresh, attempts=attempts)
                 session.client_id, session.sequence = fresh, 1
                 continue
-            except BodyTooLarge as exc:
-                if maybe_applied:  # that node's own limit: it says nothing of an earlier copy
-                    return _unknown(exc, attempts, ids)
-                return WriteResult(Outcome.NOT_APPLIED, error=exc, attempts=attempts, **ids)
-            except KvError as exc:  # a definite answer: refused, nothing written
+            except KvError as exc:  # a definite answer: refused, nothing written ...
+                if maybe_applied and isinstance(exc, BodyTooLarge):
+                    return _unknown(exc, attempts, ids)  # ... but for one node's own limit
                 return WriteResult(Outcome.NOT_APPLIED, error=exc, attempts=attempts, **ids)
             else:
                 return WriteResult(Outcome.APPLIED, response, attempts=attempts, **ids)

@@ -154,12 +154,13 @@ def check_cluster_data(
     history = list(history)
     applied = {n: list(getattr(d.state_machine, "applied", ())) for n, d in data.items()}
     snapshots = {n: _last_included(d.snapshot_meta) for n, d in data.items()}
+    logs = {n: list(d.log) for n, d in data.items()}
     return [
         *election_safety(history),
         *terms_never_decrease(history),
         *votes_never_change(hard_states),
-        *log_matching({n: list(d.log) for n, d in data.items()}, snapshots),
-        *logs_well_formed({n: list(d.log) for n, d in data.items()}, snapshots),
+        *log_matching(logs, snapshots),
+        *logs_well_formed(logs, snapshots),
         *state_machine_safety(applied),
     ]
 
@@ -201,12 +202,13 @@ def check_dumps(
         if isinstance(d.state_machine, AppliedHistory)
     }
     snapshots = {n: _last_included(d.snapshot) for n, d in dumps.items()}
+    logs = {n: list(d.log) for n, d in dumps.items()}
     return [
         *election_safety(history),
         *terms_never_decrease(history),
         *votes_never_change(hard_states),
-        *log_matching({n: list(d.log) for n, d in dumps.items()}, snapshots),
-        *logs_well_formed({n: list(d.log) for n, d in dumps.items()}, snapshots),
+        *log_matching(logs, snapshots),
+        *logs_well_formed(logs, snapshots),
         *state_machine_safety(applied),
         *state_machines_agree(dumps),
     ]
