@@ -84,6 +84,11 @@ def test_reads_taken_with_a_write_that_fails_are_answered(
     cluster = make_cluster([1])
     cluster.initialize()
     cluster.leader()
+    # Nothing outstanding on the storage before it stops (the leader's first entry is
+    # applied), so the node dies of the batch below and not of an earlier command.
+    cluster.hub.wait_for(
+        lambda m: 1 in m and m[1].last_applied == m[1].last_log_index > 0, 10, "an idle node"
+    )
     ref = cluster.nodes[1]
     cluster.storages[1].stop()
     ref.clients.wake_pending = True  # both land in the queue before the node wakes
