@@ -406,10 +406,14 @@ class NodeDriver:
                 self._deferred.append((self._last_write, command))
             else:
                 self._release(command)
+        if self.core.commands:  # a LeadWhenDurable released in line made more
+            self._run()
 
     def _release(self, command: cmd.Command) -> None:
         if isinstance(command, cmd.Send):
             self.ports.send(command.request)
+        elif isinstance(command, cmd.LeadWhenDurable):
+            self.core.hard_state_durable(command.term)
         elif isinstance(command, cmd.Respond):
             handle = self._handles.pop(command.token, None)
             if handle is not None:

@@ -16,7 +16,7 @@ from typing import Any, Union
 import attrs
 
 from pykka_raft.messages import Entry, HardState, MembershipConfig, RpcRequest, SnapshotMeta
-from pykka_raft.types import LogId, LogIndex, NodeId
+from pykka_raft.types import LogId, LogIndex, NodeId, Term
 
 
 @attrs.frozen
@@ -91,6 +91,17 @@ class Respond:
 
 
 @attrs.frozen
+class LeadWhenDurable:
+    """A lone voter won the election of ``term`` without asking anyone: once every storage
+    write issued before this command completed (its new term and self-vote are durable),
+    call :meth:`RaftCore.hard_state_durable`. Leading earlier could let a crash forget
+    the term while others saw this node lead it, and another node win the same term."""
+
+    term: Term
+    after_durable: bool = True
+
+
+@attrs.frozen
 class CreateSnapshot:
     """Snapshot the state machine, which has applied exactly through ``last_included``
     when the storage reaches this command, and drop the log up to it.
@@ -156,6 +167,7 @@ Command = Union[
     Apply,
     Send,
     Respond,
+    LeadWhenDurable,
     CreateSnapshot,
     ReadSnapshotChunk,
     WriteSnapshotChunk,

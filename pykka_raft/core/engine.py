@@ -14,9 +14,9 @@ import random
 
 from pykka_raft.admin import ConfigChangeResponse, TransferLeadershipResponse
 from pykka_raft.config import Config
+from pykka_raft.core import commands as cmd
 from pykka_raft.core import membership as planner
 from pykka_raft.core import replication
-from pykka_raft.core.commands import Apply, DeleteLogsFrom, InstallSnapshot, WriteLog
 from pykka_raft.core.election import Election
 from pykka_raft.core.leader import LeaderState, Proposal, Transfer
 from pykka_raft.core.progress import Progress
@@ -113,11 +113,18 @@ class Engine(NodeState):
         self.election.reset_timer()
         requests = self.election.begin(transfer=transfer)
         if self.election.won():
-            self.become_leader()
+            # A lone voter: no vote request carries the durable barrier, so wait for it.
+            self.emit(cmd.LeadWhenDurable(self.current_term))
             return
         for request in requests:
             # The vote for ourselves must be durable before anyone can count on it.
             self.send(request, after_durable=True)
+
+    def hard_state_durable(self, term: Term) -> None:
+        """The term a lone voter won (``LeadWhenDurable``) is durable: lead it, unless a
+        newer term or another candidacy came meanwhile."""
+        if self.role is Role.CANDIDATE and self.current_term == term and self.election.won():
+            self.become_leader()
 
     def become_leader(self) -> None:
         """Won the election: replicate, starting with an entry of our own term (§8)."""
@@ -125,9 +132,8 @@ class Engine(NodeState):
         self.leader_id = self.id
         if self.transfer is not None:
             self._end_transfer(TransferFailed("this node was elected leader again", self.id))
-        # flushed_index stays as the storage confirmed it: a lone voter wins with no
-        # VoteRequest (no durable barrier), and an append of its last term still under
-        # way may blank a refused entry: nothing after flushed_index is sent before.
+        # flushed_index stays as the storage confirmed it: an append of the last term
+        # still under way may blank a refused entry: nothing after it is sent before.
         leader = self.leader = LeaderState()
         leader.sync_progress(self)
         # §8: commit an entry of our own term at once; a leader forming a new cluster
@@ -171,7 +177,7 @@ class Engine(NodeState):
     def _truncate_from(self, index: LogIndex) -> None:
         self.log.truncate_from(index)
         self.flushed_index = min(self.flushed_index, index - 1)
-        self.emit(DeleteLogsFrom(index))
+        self.emit(cmd.DeleteLogsFrom(index))
         # Writes waiting at these indexes stay pending: only the commit of their index
         # decides them (writes.py).
         self._refresh_role()
@@ -190,7 +196,7 @@ class Engine(NodeState):
         self.apply_requested = max(self.apply_requested, last.index)
         self.last_applied = max(self.last_applied, last.index)
         self.flushed_index = max(min(self.flushed_index, self.log.last_index), last.index)
-        self.emit(InstallSnapshot(meta, keep))
+        self.emit(cmd.InstallSnapshot(meta, keep))
         self.counters.snapshots_installed += 1
         self.reads.applying()
         self._refresh_role()
@@ -259,7 +265,7 @@ class Engine(NodeState):
         self.log.append(entries[in_log:])
         if entries:
             leader.appends_in_flight += 1
-            self.emit(WriteLog(tuple(entries), leader=True))
+            self.emit(cmd.WriteLog(tuple(entries), leader=True))
 
     @property
     def _leaving(self) -> bool:
@@ -407,7 +413,7 @@ class Engine(NodeState):
         entries = self.log.slice(self.apply_requested + 1, self.commit_index + 1)
         if entries:
             self.apply_requested = entries[-1].index
-            self.emit(Apply(entries))
+            self.emit(cmd.Apply(entries))
             self.reads.applying()
         if self.leader is not None:
             self._confirm_reads(self.leader)  # the term's first commit unblocks reads

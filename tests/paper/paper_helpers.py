@@ -17,6 +17,7 @@ from pykka_raft.core.commands import (
     Apply,
     Command,
     DeleteLogsFrom,
+    LeadWhenDurable,
     Respond,
     SaveHardState,
     Send,
@@ -41,12 +42,14 @@ __all__ = [
     "CONFIG",
     "Apply",
     "DeleteLogsFrom",
+    "LeadWhenDurable",
     "Respond",
     "SaveHardState",
     "Send",
     "WriteLog",
     "append_requests",
     "elect",
+    "lead_when_durable",
     "log_terms",
     "make_core",
     "make_entries",
@@ -174,8 +177,18 @@ def elect(core: RaftCore, granting: Iterable[NodeId] | None = None) -> list[Comm
             break
         core.vote_result(requests[peer], VoteResponse(core.current_term, True))
         commands += core.take_commands()
+    if core.role is Role.CANDIDATE:  # a lone voter: it leads once its term is durable
+        commands += lead_when_durable(core, commands)
     assert core.role is Role.LEADER, f"node {core.id} did not win: {core.role}"
     return commands
+
+
+def lead_when_durable(core: RaftCore, commands: list[Command]) -> list[Command]:
+    """The driver's part once the writes before each ``LeadWhenDurable`` in ``commands``
+    are durable: call the core back; return the commands that made."""
+    for lead in of_type(commands, LeadWhenDurable):
+        core.hard_state_durable(lead.term)
+    return core.take_commands()
 
 
 def payload(data: object, mode: ResponseMode = ResponseMode.COMMITTED) -> ClientPayload:

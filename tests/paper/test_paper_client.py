@@ -16,6 +16,7 @@ from paper_helpers import (
     ack,
     append_requests,
     elect,
+    lead_when_durable,
     make_core,
     make_entries,
     of_type,
@@ -395,20 +396,23 @@ def test_admin_calls_and_reads_refused_while_starting() -> None:
         assert isinstance(error, Unreachable) and "still starting" in str(error)
 
 
-def test_init_with_single_member_becomes_leader_at_once() -> None:
-    """InitWithConfig with only this node: it is a majority alone and leads at once,
-    committing the configuration (§8) as soon as it is durable."""
+def test_init_with_single_member_becomes_leader_once_its_term_is_durable() -> None:
+    """InitWithConfig with only this node: it is a majority alone and leads as soon as
+    its membership, term and vote are durable, committing the configuration (§8) as soon
+    as that entry is durable."""
     core = _pristine()
     core.init_with_config([1], token=3)
     commands = core.take_commands()
-    assert core.role is Role.LEADER
-    assert core.current_term == 1
+    assert core.role is Role.CANDIDATE and core.current_term == 1
     saves = of_type(commands, SaveHardState)
     assert saves[0].hard_state.membership == MembershipConfig(members=(1,))
     assert (saves[-1].hard_state.current_term, saves[-1].hard_state.voted_for) == (1, 1)
+    assert of_type(commands, WriteLog) == []
+    assert responds(commands, 3) == [Respond(3, None, None, True)]
+    commands = lead_when_durable(core, commands)
+    assert core.role is Role.LEADER
     config_entry = Entry(1, 1, EntryConfigChange(MembershipConfig(members=(1,))))
     assert of_type(commands, WriteLog) == [WriteLog((config_entry,), leader=True)]
-    assert responds(commands, 3) == [Respond(3, None, None, True)]
     core.log_written(LogId(1, 1), leader=True)
     assert core.commit_index == 1
     assert of_type(core.take_commands(), Apply) == [Apply((config_entry,))]
@@ -593,10 +597,11 @@ def test_a_node_stopping_while_it_applies_a_committed_write_says_it_committed() 
 
 def test_a_lone_voter_elected_again_sends_nothing_its_pending_append_may_blank() -> None:
     """Node 1 is the only voter (2 is a non-voter). As leader of term 2 it appends "bad";
-    before its storage answers, a higher term deposes it, and it wins again at once (no
-    VoteRequest, so no durable barrier). Its storage then refuses "bad" and stores a
-    blank: the new leader must not have sent the entry as it was, or 2 would hold "bad"
-    where 1 holds a blank at the same index and term (a simulation seed found it)."""
+    before its storage answers, a higher term deposes it, and it wins again. Its storage
+    then refuses "bad" and stores a blank: the new leader must not have sent the entry as
+    it was, or 2 would hold "bad" where 1 holds a blank at the same index and term (a
+    simulation seed found it). It leads only once every earlier write completed
+    (``LeadWhenDurable``), and then from the log as the storage left it."""
     core = make_core(1, (1,), term=1, entries=make_entries([1]), non_voters=(2,))
     elect(core)
     core.log_written(core.log.last_log_id, leader=True)  # the §8 blank of term 2
@@ -606,12 +611,13 @@ def test_a_lone_voter_elected_again_sends_nothing_its_pending_append_may_blank()
     (bad,) = write.entries
     core.receive_vote(VoteRequest(1, 3, 2, 0, 0), token=6)  # a higher term: step down
     assert core.role is not Role.LEADER
-    commands = elect(core)
-    assert core.current_term == 4 and core.log.get(bad.index) == bad  # not durable yet
+    tick_until(core, lambda: core.current_term == 4)
+    commands = core.take_commands()
+    assert core.role is Role.CANDIDATE and append_requests(commands, 2) == []
+    core.log_written(bad.log_id, rejected={bad.index: ValueError("bad")}, leader=True)
+    assert core.log.get(bad.index) == Entry(bad.term, bad.index, EntryBlank())
+    assert core.flushed_index == bad.index
+    commands += lead_when_durable(core, commands)  # the barrier: the blank is durable
+    assert core.role is Role.LEADER
     sent = [e for s in append_requests(commands, 2) for e in s.request.entries]
     assert bad not in sent
-    assert core.flushed_index < bad.index
-    core.log_written(bad.log_id, rejected={bad.index: ValueError("bad")}, leader=True)
-    sent = [e for s in append_requests(core.take_commands(), 2) for e in s.request.entries]
-    assert bad not in sent and core.log.get(bad.index) == Entry(bad.term, bad.index, EntryBlank())
-    assert core.flushed_index == bad.index  # from now on, what goes out is the blank

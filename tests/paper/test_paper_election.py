@@ -5,11 +5,13 @@ from __future__ import annotations
 import pytest
 from paper_helpers import (
     CONFIG,
+    LeadWhenDurable,
     Respond,
     SaveHardState,
     Send,
     WriteLog,
     append_requests,
+    lead_when_durable,
     make_core,
     make_entries,
     of_type,
@@ -143,15 +145,45 @@ def test_split_vote_starts_new_election_with_new_term() -> None:
 
 
 def test_single_voter_becomes_leader_on_its_own() -> None:
-    """§5.2: a node that is the only voter holds a majority by its own vote."""
+    """§5.2: a node that is the only voter holds a majority by its own vote, and leads
+    once that vote and its new term are durable (Figure 2: persist before acting on them).
+    Leading earlier, a crash could forget the term that others saw it lead, and a voter of
+    an older configuration could then win the same term with this node's vote."""
     core = make_core(1, (1,), term=2, entries=make_entries([1, 2]), non_voters=(2,))
     tick_until(core, lambda: core.role is not Role.FOLLOWER)
     commands = core.take_commands()
+    assert core.role is Role.CANDIDATE and core.current_term == 3
+    assert vote_requests(commands) == [] and append_requests(commands, 2) == []
+    save = of_type(commands, SaveHardState)[-1]
+    assert (save.hard_state.current_term, save.hard_state.voted_for) == (3, 1)
+    assert commands[commands.index(save) + 1 :] == [LeadWhenDurable(3)]
+    commands = lead_when_durable(core, commands)
     assert core.role is Role.LEADER
-    assert core.current_term == 3
-    assert vote_requests(commands) == []
     writes = of_type(commands, WriteLog)
     assert [e.payload for w in writes for e in w.entries] == [EntryBlank()]
+
+
+def test_a_lone_voter_leads_only_the_term_it_still_stands_in() -> None:
+    """Its storage is slow: the election timer fires again (term 4) before term 3 is
+    durable, so term 3's release does nothing and term 4's makes it lead; a newer term
+    seen meanwhile voids any release."""
+    core = make_core(1, (1,), term=2, entries=make_entries([1, 2]), non_voters=(2,))
+    tick_until(core, lambda: core.current_term == 3)
+    tick_until(core, lambda: core.current_term == 4)
+    assert of_type(core.take_commands(), LeadWhenDurable) == [
+        LeadWhenDurable(3),
+        LeadWhenDurable(4),
+    ]
+    core.hard_state_durable(3)
+    assert core.role is Role.CANDIDATE and core.take_commands() == []
+    core.hard_state_durable(4)
+    assert core.role is Role.LEADER and core.current_term == 4
+
+    core = make_core(1, (1,), term=2, entries=make_entries([1, 2]), non_voters=(2,))
+    tick_until(core, lambda: core.current_term == 3)
+    core.receive_vote(VoteRequest(1, 5, 2, 0, 0), token=1)  # refused, but a newer term
+    core.hard_state_durable(3)
+    assert core.role is Role.FOLLOWER and core.current_term == 5
 
 
 @pytest.mark.parametrize(

@@ -10,6 +10,7 @@ from paper_helpers import (
     Respond,
     Send,
     elect,
+    lead_when_durable,
     make_core,
     make_entries,
     of_type,
@@ -205,7 +206,7 @@ def test_a_lone_voter_answers_read_index_at_once() -> None:
     it starts, and the read needs no write to release it."""
     core = make_core(1, members=(1,), term=1, entries=make_entries([1]), config=STICKY)
     core.tick(CONFIG.election_timeout_max + CONFIG.tick_interval)
-    core.take_commands()
+    lead_when_durable(core, core.take_commands())
     core.log_written(core.log.last_log_id, None, leader=True)
     core.take_commands()
     assert core.leader is not None and core.commit_index == core.log.last_index

@@ -631,6 +631,37 @@ def test_removed_leader_leads_until_c_new_commits_then_steps_down(
     c.check_final()
 
 
+def test_a_lone_voter_leads_only_once_its_term_is_durable(factory: Factory = RaftCore) -> None:
+    """Leader 2 demotes itself; node 1 holds C_new = voters[1] (not committed) and is its
+    only voter. 2 crashes; 1 times out with its storage held: a candidate of term 2 that
+    does not lead until its term and vote are durable. 1 crashes with them unwritten. After
+    both restart, 2 (a voter of the configuration before the uncommitted one, §4.2.2) wins
+    term 2 with 1's vote; had 1 led term 2 before its crash, the term had two leaders (a
+    membership simulation seed found it)."""
+    c = formed(2, leader=2, factory=factory)
+    c.propose(2, non_voters=[2])
+    final = M([1], None, [2])
+    flush_until(c, lambda: final in [m for _, m in c.configs(1)])
+    assert c.commit_index < config_index(c, 1, final)
+    c.drop_where()  # 1's acknowledgement is lost: C_new stays uncommitted
+    c.crash(2)
+    c.hold_storage(1)
+    c.timeout(1)
+    assert c[1].current_term == 2
+    c.crash(1)
+    assert c.nodes[1].durable.hard_state.current_term == 1  # term 2 was lost
+    c.drop_where()
+    c.restart(1)
+    c.restart(2)
+    c.timeout(2)
+    flush_until(c, lambda: c.leaders.get(2) == 2)  # 2 leads term 2, the harness agrees
+    for _ in range(5):
+        c.heartbeat(2) if c[2].role is Role.LEADER else c.heartbeat(1)
+        c.flush()
+    assert c[1].role is Role.LEADER  # 2 handed over to the only voter of C_new
+    c.check_final()
+
+
 def test_removed_leader_does_not_forward_writes_to_itself() -> None:
     """A client refused by the leaving leader is not told to retry on that leader: no
     leader is known yet (``ForwardToLeader(leader_id=None)``)."""
@@ -1226,6 +1257,15 @@ class StrangerVoter(RaftCore):
         super().receive_vote(request, token)
 
 
+class EagerLoneVoter(RaftCore):
+    """A lone voter leads the term it just took, before that term is durable."""
+
+    def become_candidate(self, transfer: bool = False) -> None:
+        super().become_candidate(transfer)
+        if self.role is Role.CANDIDATE and self.election.won():
+            self.become_leader()
+
+
 class DepartingTermLeader(RaftCore):
     """Steps down on a higher term from a removed node it still replicates to."""
 
@@ -1269,6 +1309,12 @@ class DepartingTermLeader(RaftCore):
             OldSetCandidate,
             {"election-quorum"},
             id="C_old-majority-elects",
+        ),
+        pytest.param(
+            test_a_lone_voter_leads_only_once_its_term_is_durable,
+            EagerLoneVoter,
+            {"election-safety"},
+            id="lone-voter-leads-before-its-term-is-durable",
         ),
         pytest.param(
             test_grow_one_to_three_learners_joint_final,

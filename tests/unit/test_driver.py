@@ -1,5 +1,5 @@
-"""NodeDriver on its own: the storage deadline (a core driven with recording ports that
-leave every storage command pending; nothing runs but the test)."""
+"""NodeDriver on its own: the storage deadline and the durable barrier (a core driven with
+recording ports that leave every storage command pending; nothing runs but the test)."""
 
 from __future__ import annotations
 
@@ -9,11 +9,11 @@ from typing import Any
 import pytest
 
 from pykka_raft.config import Config
-from pykka_raft.core import RaftCore
+from pykka_raft.core import RaftCore, Role
 from pykka_raft.core import commands as cmd
 from pykka_raft.driver import NodeDriver, Ports
 from pykka_raft.errors import StorageError
-from pykka_raft.messages import HardState, InitialState
+from pykka_raft.messages import HardState, InitialState, MembershipConfig
 from pykka_raft.types import LogId
 from tests.paper.paper_helpers import CONFIG
 
@@ -69,3 +69,24 @@ def test_a_completed_command_no_longer_counts_for_the_deadline() -> None:
     assert later > seq
     driver.advance(1800)  # 900 ms after the LoadLog: within the deadline
     assert not driver.stopped
+
+
+def test_a_lone_voter_leads_once_its_new_term_is_written() -> None:
+    """The only voter wins without a vote request, so the driver holds its leadership
+    (``LeadWhenDurable``) until the SaveHardState of the new term completed: nothing is
+    sent and no entry appended before, and the storage answering makes it lead."""
+    driver, ports = _booting(timeout=10_000)
+    [(seq, _)] = ports.storage_commands
+    formed = HardState(1, 1, MembershipConfig(members=(1,)))
+    driver.storage_done(seq, InitialState(LogId(0, 0), 0, formed))
+    [*_, (seq, load)] = ports.storage_commands
+    assert isinstance(load, cmd.LoadLog)
+    driver.storage_done(seq, [])
+    driver.advance(CONFIG.election_timeout_max + CONFIG.tick_interval)
+    (seq, save), *rest = [(s, c) for s, c in ports.storage_commands if s > seq]
+    assert isinstance(save, cmd.SaveHardState) and save.hard_state.current_term == 2
+    assert rest == [] and ports.sent == []
+    assert driver.core.role is Role.CANDIDATE
+    driver.storage_done(seq)
+    assert driver.core.role is Role.LEADER and driver.core.current_term == 2
+    assert isinstance(ports.storage_commands[-1][1], cmd.WriteLog)

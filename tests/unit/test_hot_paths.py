@@ -30,7 +30,7 @@ from pykka_raft.messages import (
     VoteRequest,
     VoteResponse,
 )
-from tests.paper.paper_helpers import CONFIG, make_core
+from tests.paper.paper_helpers import CONFIG, lead_when_durable, make_core
 
 
 def _core(members: tuple[int, ...] = (1, 2, 3), non_voters: tuple[int, ...] = ()) -> RaftCore:
@@ -42,6 +42,8 @@ def _tick_until(core: RaftCore, roles: tuple[Role, ...]) -> None:
         if core.role in roles:
             return
         core.tick(10)
+        if Role.LEADER in roles:  # a lone voter leads once its term is durable
+            lead_when_durable(core, core.take_commands())
     raise AssertionError(f"never {roles}")
 
 
