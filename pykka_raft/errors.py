@@ -271,10 +271,12 @@ class InoperableConfig(ConfigChangeError):
 
 
 class ChangeInProgress(ConfigChangeError):
-    """Another membership change has not finished yet (one change at a time).
+    """Another membership change has not finished yet (one change at a time), or the
+    leader is handing its leadership over.
 
     The earlier change answers its caller when it finishes (or fails); a change left
-    joint by an earlier leader is finished by the current one. Retry after that.
+    joint by an earlier leader is finished by the current one. Retry after that (after a
+    hand-over, on the new leader).
     """
 
 
@@ -315,9 +317,10 @@ class CatchUpTimeout(ConfigChangeError):
 
 
 class TransferFailed(RaftError):
-    """A leadership transfer did not complete: the target did not become leader within an
-    election timeout (it is down, behind, or lost the election). ``leader_id`` is the
-    leader known now (the old leader, which takes writes again, or another node)."""
+    """A leadership transfer did not complete: refused (the target is no voter, another
+    transfer or a membership change is under way), or the target did not become leader
+    within an election timeout (it is down, behind, or lost the election). ``leader_id`` is
+    the leader known now (the old leader, which takes writes again, or another node)."""
 
     def __init__(self, detail: str, leader_id: NodeId | None) -> None:
         self.leader_id = leader_id

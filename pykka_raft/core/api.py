@@ -12,7 +12,7 @@ from pykka_raft.admin import ProposeConfigChange, TransferLeadershipResponse
 from pykka_raft.codec import check_app_value
 from pykka_raft.core import membership as planner
 from pykka_raft.core.engine import Engine
-from pykka_raft.core.leader import MembershipChange, Proposal
+from pykka_raft.core.leader import LeaderState, MembershipChange, Proposal
 from pykka_raft.core.state import Role
 from pykka_raft.errors import (
     ApplicationError,
@@ -121,14 +121,14 @@ class ClientApi(Engine):
             self.respond(token, error=NodeNotLeader(self.leader_id))
             return
         m = self.membership
-        if leader.change is not None or m.is_in_joint_consensus or self._leaving:
-            self.respond(
-                token,
-                error=ChangeInProgress(
-                    f"membership change refused: another change is in progress (membership "
-                    f"{planner.describe(m)}); wait until it finishes, then propose again"
-                ),
+        if self._changing(leader) or self._leaving or self.transfer is not None:
+            what = (
+                "leadership is being handed over; propose again to the new leader"
+                if self.transfer is not None
+                else "another change is in progress (membership "
+                f"{planner.describe(m)}); wait until it finishes, then propose again"
             )
+            self.respond(token, error=ChangeInProgress(f"membership change refused: {what}"))
             return
         target = planner.plan_change(m, change, self.config.min_voters)
         if isinstance(target, BaseException):
@@ -159,12 +159,15 @@ class ClientApi(Engine):
         if leader is None:
             self.respond(token, error=NodeNotLeader(self.leader_id))
             return
-        if self.transfer is not None or self._leaving:
-            why = (
-                "a transfer is in progress"
-                if self.transfer is not None
-                else "this leader is being removed: it hands over once its removal commits"
-            )
+        if self.transfer is not None or self._leaving or self._changing(leader):
+            # One at a time: a configuration entry appended after TimeoutNow would leave the
+            # target's log behind, and a change may remove the target (dissertation §3.10).
+            if self.transfer is not None:
+                why = "a transfer is in progress"
+            elif self._leaving:
+                why = "this leader is being removed: it hands over once its removal commits"
+            else:
+                why = "a membership change is in progress; transfer once it is answered"
             self.respond(token, error=TransferFailed(why, self.id))
             return
         if target is None:
@@ -176,6 +179,11 @@ class ClientApi(Engine):
             self.respond(token, error=TransferFailed(what, self.id))
         else:
             self._start_transfer(target, token)
+
+    def _changing(self, leader: LeaderState) -> bool:
+        """A membership change is under way: proposed (catching up, joint or final), or a
+        joint configuration this leader inherited and will finish."""
+        return leader.change is not None or self.membership.is_in_joint_consensus
 
     def trigger_election(self, token: int) -> None:
         """``TriggerElection``: campaign now, with a PreVote round first even when

@@ -38,7 +38,11 @@ import attrs
 import pytest
 from scenario_net import CONFIG, Cluster, Msg, ScenarioViolation, describe_membership
 
-from pykka_raft.admin import ConfigChangeResponse
+from pykka_raft.admin import (
+    ConfigChangeResponse,
+    TransferLeadership,
+    TransferLeadershipResponse,
+)
 from pykka_raft.config import Config
 from pykka_raft.core import RaftCore, Role
 from pykka_raft.core.quorum import has_quorum, joint_quorum_index
@@ -50,6 +54,7 @@ from pykka_raft.errors import (
     LeadershipLost,
     NodeNotLeader,
     Noop,
+    TransferFailed,
 )
 from pykka_raft.messages import (
     AppendEntriesRequest,
@@ -1101,6 +1106,63 @@ def test_duplicates_are_ignored() -> None:
     assert call.value == ConfigChangeResponse(4, M([1, 2, 4, 5]))
     again = c.propose(1, add=[4, 4, 5], remove=[3, 3])
     assert isinstance(again.error, Noop), again
+    c.check_final()
+
+
+# --- a leadership transfer and a membership change: one at a time ------------------------
+
+
+def test_a_transfer_is_refused_while_a_change_is_in_progress() -> None:
+    """Leader 1 removes 3 and is asked to hand over to 3, or to the most caught-up voter,
+    before the change is answered: both are refused at once (a configuration entry after
+    TimeoutNow would leave the target behind, and the change may remove the target). Once
+    the change is answered, a transfer goes through."""
+    c = formed(3)
+    change = c.propose(1, remove=[3])
+    assert c[1].membership.is_in_joint_consensus
+    for target in (3, None):
+        call = c.ask(1, TransferLeadership(target))
+        assert isinstance(call.error, TransferFailed), call
+        assert "membership change is in progress" in str(call.error)
+    assert not c.msgs(TimeoutNowRequest)
+    settle(c, 1)
+    assert change.value == ConfigChangeResponse(c[1].log.config_index, M([1, 2]))
+    transfer = c.ask(1, TransferLeadership(None))
+    settle(c, 1, among=(1, 2))
+    assert transfer.value == TransferLeadershipResponse(2, c[2].current_term), transfer
+    c.check_final()
+
+
+def test_a_change_is_refused_while_a_transfer_is_in_progress() -> None:
+    """A transfer to 2 waits for 2 to catch up; a change proposed meanwhile is refused
+    with ChangeInProgress, and the new leader takes it afterwards."""
+    c = formed(3, pristine=1)
+    c.write(1, "not on 2 yet")
+    transfer = c.ask(1, TransferLeadership(2))
+    assert transfer.outcome == "pending"
+    change = c.propose(1, add=[4])
+    assert isinstance(change.error, ChangeInProgress), change
+    assert "handed over" in str(change.error) and len(c.configs(1)) == 1
+    settle(c, 1, among=(1, 2, 3))
+    assert transfer.value == TransferLeadershipResponse(2, c[2].current_term), transfer
+    again = c.propose(2, add=[4])
+    settle(c, 2)
+    assert again.value == ConfigChangeResponse(c[2].log.config_index, M([1, 2, 3, 4]))
+    c.check_final()
+
+
+def test_a_leader_the_joint_step_removes_refuses_a_transfer_and_hands_over_later() -> None:
+    """Leader 1 removes itself; in the joint step it is asked to hand over to 2: refused at
+    once (it would be answered as failed after 2 led, since 2 never contacts it), and it
+    hands over on its own once its removal commits."""
+    c = formed(3)
+    change = c.propose(1, remove=[1])
+    assert c[1].membership.is_in_joint_consensus
+    call = c.ask(1, TransferLeadership(2))
+    assert isinstance(call.error, TransferFailed), call
+    settle(c, 1)
+    assert change.value == ConfigChangeResponse(c[1].log.config_index, M([2, 3]))
+    assert hand_over(c, 1) in (2, 3)
     c.check_final()
 
 
