@@ -48,6 +48,26 @@ def terms_never_decrease(history: Iterable[RaftMetrics]) -> list[str]:
     return problems
 
 
+def indexes_never_decrease(history: Iterable[RaftMetrics]) -> list[str]:
+    """§5.3, §5.4: within one run of a node its commit index, last applied index and
+    snapshot index never decrease (a run ends with the node's SHUTDOWN push; a restarted
+    node may start lower, and the storage checks say whether it lost anything)."""
+    names = ("commit index", "last applied", "snapshot index")
+    last: dict[NodeId, tuple[int, ...]] = {}
+    problems = []
+    for m in history:
+        now = (m.commit_index, m.last_applied, m.snapshot_index)
+        before = last.get(m.id, now)
+        for name, was, is_ in zip(names, before, now, strict=True):
+            if is_ < was:
+                problems.append(f"node {m.id}: {name} went from {was} back to {is_} in one run")
+        if m.state is State.SHUTDOWN:
+            last.pop(m.id, None)
+        else:
+            last[m.id] = tuple(map(max, before, now))
+    return problems
+
+
 def votes_never_change(hard_states: Mapping[NodeId, Sequence[HardState]]) -> list[str]:
     """§5.2 (Figure 2): a node votes at most once per term, and its term never decreases."""
     problems = []
@@ -158,6 +178,7 @@ def check_cluster_data(
     return [
         *election_safety(history),
         *terms_never_decrease(history),
+        *indexes_never_decrease(history),
         *votes_never_change(hard_states),
         *log_matching(logs, snapshots),
         *logs_well_formed(logs, snapshots),
@@ -206,6 +227,7 @@ def check_dumps(
     return [
         *election_safety(history),
         *terms_never_decrease(history),
+        *indexes_never_decrease(history),
         *votes_never_change(hard_states),
         *log_matching(logs, snapshots),
         *logs_well_formed(logs, snapshots),

@@ -2,8 +2,16 @@
 
 from __future__ import annotations
 
-from pykka_raft.messages import Entry, EntryNormal
-from pykka_raft.testing.monitors import log_matching, logs_well_formed, state_machine_safety
+import attrs
+
+from pykka_raft.messages import Entry, EntryNormal, MembershipConfig
+from pykka_raft.metrics import RaftMetrics, State
+from pykka_raft.testing.monitors import (
+    indexes_never_decrease,
+    log_matching,
+    logs_well_formed,
+    state_machine_safety,
+)
 from pykka_raft.types import LogId
 
 
@@ -49,3 +57,19 @@ def test_logs_well_formed_catches_gaps_repeats_and_falling_terms() -> None:
     assert logs_well_formed({1: entries([1, 2, 1])})  # terms fall
     assert logs_well_formed({1: good[3:]})  # starts at 4 without a snapshot
     assert logs_well_formed({1: good[3:]}, {1: LogId(3, 3)})  # goes on from term 3 at term 2
+
+
+def test_indexes_never_decrease_within_a_run_and_start_over_after_a_shutdown() -> None:
+    def m(node: int, commit: int, applied: int, snap: int = 0, state: State = State.FOLLOWER):
+        return RaftMetrics(node, state, 1, commit, commit, applied, None, MembershipConfig(), snap)
+
+    run = [m(1, 3, 2), m(2, 9, 9, 5), m(1, 5, 5, 4)]
+    assert indexes_never_decrease(run) == []
+    restarted = [*run, attrs.evolve(run[-1], state=State.SHUTDOWN), m(1, 0, 4, 4), m(1, 6, 6, 4)]
+    assert indexes_never_decrease(restarted) == []
+    problems = indexes_never_decrease([*run, m(1, 4, 5, 4), m(1, 6, 3, 2)])
+    assert problems == [
+        "node 1: commit index went from 5 back to 4 in one run",
+        "node 1: last applied went from 5 back to 3 in one run",
+        "node 1: snapshot index went from 4 back to 2 in one run",
+    ]
