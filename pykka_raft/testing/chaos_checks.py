@@ -191,7 +191,8 @@ def check_safety(
     report.snapshots_installed = snapshot_installs(cluster.hub.history)
     report.linearizability = check_kv(report.ops, canonical if report.options.values else None)
     if not report.linearizability.ok:
+        verdict = "undecided" if report.linearizability.undecided else "not linearizable"
         report.problems.append(
-            f"history not linearizable on key {report.linearizability.key!r}: "
+            f"history {verdict} on key {report.linearizability.key!r}: "
             f"{report.linearizability.explanation}"
         )

@@ -29,12 +29,15 @@ class LinearizabilityResult:
             stuck op needed. Empty when ``ok``.
         explanation: A human-readable account: for a failure, which op could not be placed,
             the value of the key at that point, and a timeline of ``ops``.
+        undecided: The search on ``key`` ran out of its budget before it could tell
+            (``ok`` is then ``False``: nothing was shown linearizable).
     """
 
     ok: bool
     key: str | None
     ops: tuple[Op, ...]
     explanation: str
+    undecided: bool = False
 
 
 class _Interner:
@@ -80,6 +83,10 @@ class _Interner:
         self._hashable[value] = len(self.values)
         self.values.append(value)
         return len(self.values) - 1
+
+
+class _OutOfBudget(Exception):
+    """The search placed ops ``budget`` times on one key without deciding."""
 
 
 @attrs.frozen

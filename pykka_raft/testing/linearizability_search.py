@@ -8,13 +8,14 @@ from collections.abc import Sequence
 from typing import TypeAlias
 
 from pykka_raft.testing.history import Op
-from pykka_raft.testing.linearizability_model import _NONE_ID, _KeyModel, _Stuck
+from pykka_raft.testing.linearizability_model import _NONE_ID, _KeyModel, _OutOfBudget, _Stuck
 
 _Path: TypeAlias = "tuple[int, _Path] | None"
 
 
-def _search(ops: Sequence[Op], model: _KeyModel, n_ok: int) -> _Stuck | None:
-    """The memoized depth-first search over the event list; ``None`` on success."""
+def _search(ops: Sequence[Op], model: _KeyModel, n_ok: int, budget: int) -> _Stuck | None:
+    """The memoized depth-first search over the event list; ``None`` on success. Raises
+    ``_OutOfBudget`` after placing an op ``budget`` times."""
     n = len(ops)
     # Events: (time, 0 for call / 1 for return, op). Node 0 is the head, node size+1 the
     # tail; the tail counts as a return so candidate scans stop there.
@@ -140,6 +141,9 @@ def _search(ops: Sequence[Op], model: _KeyModel, n_ok: int) -> _Stuck | None:
             if any(not (mask & ~next_unknown) for mask in masks):
                 continue
             masks.append(next_unknown)
+            budget -= 1
+            if budget < 0:
+                raise _OutOfBudget
             stack.append((i, state, cands, wanted, pos))
             path = (i, path)
             lift(i)

@@ -653,6 +653,17 @@ def test_large_history_with_one_stale_read_injected_is_caught() -> None:
     assert len(result.ops) < 40, result.explanation
 
 
+def test_a_search_that_runs_out_of_budget_is_undecided_not_passed() -> None:
+    """A history that needs some search: with a budget too small for it, the verdict is
+    ``undecided`` (and not ok) for its key; with the default budget it is decided."""
+    ops = random_history(7, n_ops=1000, keys=2, values=3)
+    assert_linearizable(ops)
+    result = check_kv(ops, budget=50)
+    assert not result.ok and result.undecided and result.key in ("k0", "k1")
+    assert "undecided: the search placed ops 50 times" in result.explanation
+    assert not check_kv(ops).undecided
+
+
 SPECS = st.builds(
     Spec,
     client=st.integers(0, 3),
