@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, TypeVar
 
+import attrs
 import pykka
 
 from pykka_raft.actor import RaftRef
@@ -150,6 +151,11 @@ class Cluster:
         if self.plug is not None and self.plug.crash is not None:
             self.plug.crash(self.storages.pop(node_id))  # at once: the machine died now
         self.stop_node(node_id)
+        # A dead machine publishes nothing; the monitors learn from this push that the
+        # node's run ended (its next run may start from lower indexes).
+        last = self.hub.get(node_id)
+        if last is not None and last.state is not State.SHUTDOWN:
+            self.hub.tell(attrs.evolve(last, state=State.SHUTDOWN))
 
     def place(self, node_id: NodeId) -> Path:
         """The directory of a node's plugged storage (the same across its restarts)."""

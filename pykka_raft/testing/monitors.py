@@ -50,8 +50,9 @@ def terms_never_decrease(history: Iterable[RaftMetrics]) -> list[str]:
 
 def indexes_never_decrease(history: Iterable[RaftMetrics]) -> list[str]:
     """§5.3, §5.4: within one run of a node its commit index, last applied index and
-    snapshot index never decrease (a run ends with the node's SHUTDOWN push; a restarted
-    node may start lower, and the storage checks say whether it lost anything)."""
+    snapshot index never decrease (a run ends with a SHUTDOWN push: the node's own, or the
+    test cluster's for a node it crashed; a restarted node may start lower, and the storage
+    checks say whether it lost anything)."""
     names = ("commit index", "last applied", "snapshot index")
     last: dict[NodeId, tuple[int, ...]] = {}
     problems = []
@@ -65,7 +66,7 @@ def indexes_never_decrease(history: Iterable[RaftMetrics]) -> list[str]:
             last.pop(m.id, None)
         else:
             last[m.id] = tuple(map(max, before, now))
-    return problems
+    return list(dict.fromkeys(problems))  # a value held for several pushes: said once
 
 
 def votes_never_change(hard_states: Mapping[NodeId, Sequence[HardState]]) -> list[str]:
