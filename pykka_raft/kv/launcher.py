@@ -97,6 +97,12 @@ class NodeProcess:
     def start(self, timeout: float = 60.0) -> None:
         """Start the child (on its previous addresses, if it had any) and wait until it
         serves."""
+        self.spawn()
+        self.wait_serving(timeout)
+
+    def spawn(self) -> None:
+        """Start the child (on its previous addresses, if it had any) without waiting:
+        :meth:`wait_serving` waits for it."""
         if self.alive():
             raise RuntimeError(f"node {self.node_id} is running already")
         self.ready_file.unlink(missing_ok=True)
@@ -124,7 +130,12 @@ class NodeProcess:
             command, stdin=subprocess.DEVNULL, stdout=self._log, stderr=self._log, env=env
         )
         self.starts += 1
+
+    def wait_serving(self, timeout: float = 60.0) -> None:
+        """Wait until the child :meth:`spawn` started serves, and record its addresses."""
         proc = self.proc
+        if proc is None:
+            raise RuntimeError(f"node {self.node_id} was never started")
 
         def ready() -> dict[str, Any] | None:
             if proc.poll() is not None:
@@ -273,19 +284,30 @@ class ProcessCluster:
         """Start again the nodes ``ids`` an earlier run left here, on their addresses
         (no ``init``: their data holds the cluster), and return the leader's id."""
         members = sorted(ids)
-        for node_id in members:
-            self.start(node_id)
+        self.start_all(members, timeout)
         return self.leader(members, timeout)
 
     def start(self, node_id: int, timeout: float = 60.0) -> NodeProcess:
         """Start node ``node_id`` (pristine the first time; from its directory after)."""
-        if self.secure and not (self.keys_dir / f"node-{node_id}.key_secret").exists():
-            from pykka_raft.net import generate_keypair
-
-            generate_keypair(self.keys_dir, node_id)
-        node = self.node(node_id)
-        node.start(timeout)
+        (node,) = self.start_all([node_id], timeout)
         return node
+
+    def start_all(self, ids: Iterable[int], timeout: float = 60.0) -> list[NodeProcess]:
+        """Start the nodes ``ids`` together (their processes load at the same time) and
+        wait until every one serves, each for at most ``timeout`` seconds. Missing key
+        pairs are made first, so that no node reads a key file while it is written."""
+        members = list(ids)
+        for node_id in members:
+            if self.secure and not (self.keys_dir / f"node-{node_id}.key_secret").exists():
+                from pykka_raft.net import generate_keypair
+
+                generate_keypair(self.keys_dir, node_id)
+        nodes = [self.node(node_id) for node_id in members]
+        for node in nodes:
+            node.spawn()
+        for node in nodes:
+            node.wait_serving(timeout)
+        return nodes
 
     def kill(self, node_id: int, sig: int = signal.SIGKILL) -> int:
         """Signal a node and reap it; its exit status."""
@@ -306,8 +328,7 @@ class ProcessCluster:
     def form(self, ids: Iterable[int], timeout: float = 60.0) -> int:
         """Start ``ids``, form them into a cluster, and return the leader's id."""
         members = sorted(ids)
-        for node_id in members:
-            self.start(node_id)
+        self.start_all(members, timeout)
         self.client(members).init(members)
         return self.leader(members, timeout)
 

@@ -64,8 +64,7 @@ def stale(url: str, key: str) -> Any:
 
 def test_a_cluster_of_processes_through_its_life(cluster: ProcessCluster) -> None:
     # --- formation with the init command, from nodes that know nothing of each other.
-    for node_id in (1, 2, 3):
-        cluster.start(node_id)
+    cluster.start_all([1, 2, 3])
     ports = {n: (cluster.nodes[n].http, cluster.nodes[n].raft) for n in (1, 2, 3)}
     assert all(h and r and not h.endswith(":0") for h, r in ports.values())
     init = cli(cluster.urls(), "init")
@@ -100,8 +99,7 @@ def test_a_cluster_of_processes_through_its_life(cluster: ProcessCluster) -> Non
     for node_id in (1, 2, 3):
         assert cluster.kill(node_id) == -signal.SIGKILL
     assert cluster.running() == []
-    for node_id in (1, 2, 3):
-        cluster.start(node_id)
+    cluster.start_all([1, 2, 3])
     cluster.leader()
     client = cluster.client()
     assert [client.get(f"via/{n}") for n in (1, 2, 3)] == [1, 2, 3]
