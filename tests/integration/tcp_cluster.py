@@ -54,11 +54,15 @@ class NodeProcess:
         self.lines: queue.Queue[str | None] = queue.Queue()
         self.reader = threading.Thread(target=self._read, daemon=True)
         self.reader.start()
-        ready = self._line(30.0)
-        if not ready.startswith("READY "):
-            raise RuntimeError(f"node {node_id} did not start: {ready!r}; see {log_path}")
-        self.address = ready.split()[1]
+        self.address = ""  # known once ready
         self.lock = threading.Lock()
+
+    def wait_ready(self, timeout: float = 30.0) -> None:
+        """Wait for the node's READY line, which names its address."""
+        ready = self._line(timeout)
+        if not ready.startswith("READY "):
+            raise RuntimeError(f"node {self.node_id} did not start: {ready!r}; see {self.log_path}")
+        self.address = ready.split()[1]
 
     def _read(self) -> None:
         assert self.proc.stdout is not None
@@ -123,20 +127,30 @@ class ProcessCluster:
 
     def start(self, node_id: int, bind: str = "127.0.0.1:0") -> NodeProcess:
         """Start node ``node_id`` (keys made on first start); it knows no peer yet."""
-        args = ["--bind", bind]
+        (node,) = self.start_all([node_id], bind)
+        return node
+
+    def start_all(self, ids: list[int], bind: str = "127.0.0.1:0") -> list[NodeProcess]:
+        """Start the nodes ``ids`` together (their processes load at the same time) and
+        wait until each is ready; missing key pairs are made before any of them starts."""
         if self.secure:
-            if not (self.keys / f"node-{node_id}.key_secret").exists():
-                generate_keypair(self.keys, node_id)
-            args += ["--keys", str(self.keys)]
-        else:
-            args += ["--insecure"]
+            for node_id in ids:
+                if not (self.keys / f"node-{node_id}.key_secret").exists():
+                    generate_keypair(self.keys, node_id)
+        args = ["--bind", bind]
+        args += ["--keys", str(self.keys)] if self.secure else ["--insecure"]
         if self.snapshot_every:
             args += ["--snapshot-every", str(self.snapshot_every)]
-        node = NodeProcess(node_id, args, self.dir / f"node{node_id}.log")
-        self.all.append(node)
-        self.nodes[node_id] = node
-        self.addresses[node_id] = node.address
-        return node
+        nodes = []
+        for node_id in ids:
+            node = NodeProcess(node_id, args, self.dir / f"node{node_id}.log")
+            self.all.append(node)
+            nodes.append(node)
+        for node in nodes:
+            node.wait_ready()
+            self.nodes[node.node_id] = node
+            self.addresses[node.node_id] = node.address
+        return nodes
 
     def restart(self, node_id: int) -> NodeProcess:
         """Start ``node_id`` again on the address it had (its MemStore starts empty)."""
@@ -161,8 +175,7 @@ class ProcessCluster:
 
     def form(self, ids: list[int]) -> int:
         """Start ``ids``, initialize them with each other's addresses, return the leader."""
-        for node_id in ids:
-            self.start(node_id)
+        self.start_all(ids)
         book = {str(n): self.addresses[n] for n in ids}
         for node_id in ids:
             self.nodes[node_id].cmd("init", members=ids, addresses=book)
