@@ -26,7 +26,7 @@ from pykka_raft import (
 from pykka_raft.statemachine import KeyValueStateMachine
 from pykka_raft.storage import RaftStorage
 from pykka_raft.storage.memory import MemStoreData
-from pykka_raft.testing import Cluster
+from pykka_raft.testing import Cluster, wait_until
 from pykka_raft.testing.crash import CrashableMemStore
 from pykka_raft.testing.faultnet import (
     Direction,
@@ -168,7 +168,9 @@ def lagging_follower(make_cluster: Any, seed: int, chunk: int, slow: bool = Fals
 
 
 def wait_transfer_under_way(lag: Lagging) -> None:
-    lag.cluster.hub.wait_for(lambda m: installs(lag.network) >= 5, 20, "a transfer to start")
+    # Polled: chunk deliveries are no metric, and a transfer pushes no metrics until it
+    # ends (waiting on the hub saw the fifth chunk only seconds later, near the end).
+    wait_until(lambda: installs(lag.network) >= 5, 20, "a transfer to start", interval=0.02)
     assert metrics(lag.cluster, lag.follower).snapshot_index == 0, "it finished already"
 
 
