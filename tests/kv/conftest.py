@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from pykka_raft import Config
+from pykka_raft import Config, TriggerElection
 from pykka_raft.kv import HttpSettings
 from pykka_raft.kv.local import LocalCluster
 from pykka_raft.testing import wait_until
@@ -20,7 +20,9 @@ from pykka_raft.testing import wait_until
 RAFT = Config(election_timeout_min=300, election_timeout_max=600, heartbeat_interval=50)
 # For tests that isolate a leader and then send it a write: check-quorum makes an isolated
 # leader step down after one election timeout, and a write that reaches it after that is
-# redirected at once instead of waiting; seconds leave room for a loaded machine.
+# redirected at once instead of waiting; seconds leave room for a loaded machine. Their
+# clusters elect node 1 at once (``cluster_factory(..., elect=1)``) rather than after the
+# first of those timeouts.
 PATIENT = Config(election_timeout_min=2000, election_timeout_max=3000, heartbeat_interval=50)
 
 
@@ -96,11 +98,17 @@ def cluster_factory() -> Iterator[Any]:
     """Build clusters that are closed when the test ends."""
     made: list[LocalCluster] = []
 
-    def make(ids: list[int], init: bool = True, **kwargs: Any) -> LocalCluster:
+    def make(
+        ids: list[int], init: bool = True, elect: int | None = None, **kwargs: Any
+    ) -> LocalCluster:
+        """``elect``: a node that starts the first election as soon as the cluster is
+        formed (``TriggerElection``), instead of after an election timeout."""
         cluster = make_cluster(ids, **kwargs)
         made.append(cluster)
         if init:
             cluster.init()
+            if elect is not None:
+                cluster.servers[elect].node.raft.ask(TriggerElection(), timeout=10)
             leader_of(cluster)
         return cluster
 

@@ -111,7 +111,9 @@ def test_init_then_use_a_one_node_cluster(cluster_factory: Any) -> None:
 
 def test_an_isolated_leader_answers_outcome_unknown(cluster_factory: Any) -> None:
     # The isolated leader must still lead when the write reaches it (see PATIENT).
-    cluster = cluster_factory([1, 2, 3], raft=PATIENT, http=HttpSettings(request_timeout=1.0))
+    cluster = cluster_factory(
+        [1, 2, 3], raft=PATIENT, elect=1, http=HttpSettings(request_timeout=1.0)
+    )
     leader = leader_of(cluster, timeout=30)
     cluster.network.router.ask(Isolate(leader))
     try:

@@ -183,7 +183,9 @@ def a_write_to_a_cut_off_leader(cluster: Any) -> tuple[int, Any, threading.Threa
 
 def test_a_stopping_node_answers_requests_in_flight(cluster_factory: Any) -> None:
     # The isolated leader must still lead when the write reaches it (see PATIENT).
-    cluster = cluster_factory([1, 2, 3], raft=PATIENT, http=HttpSettings(request_timeout=30.0))
+    cluster = cluster_factory(
+        [1, 2, 3], raft=PATIENT, elect=1, http=HttpSettings(request_timeout=30.0)
+    )
     leader, server, pending, answers = a_write_to_a_cut_off_leader(cluster)
     # Polled: the view's waiters wake on metrics only, and neither counter is a metric.
     wait_until(lambda: server.app._inflight == 1, 10, "the write to be in flight")
@@ -204,7 +206,7 @@ def test_a_stopping_node_answers_requests_in_flight(cluster_factory: Any) -> Non
 def test_health_checks_are_answered_while_every_write_hangs(cluster_factory: Any) -> None:
     # Two request threads: one may wait on the cluster, the other stays free for status.
     http = HttpSettings(request_timeout=30.0, threads=2, shutdown_grace=0.5)
-    cluster = cluster_factory([1, 2, 3], raft=PATIENT, http=http)
+    cluster = cluster_factory([1, 2, 3], raft=PATIENT, elect=1, http=http)
     _, server, stuck, answers = a_write_to_a_cut_off_leader(cluster)
     # Polled: neither the slot table nor its age is a metric anyone is woken on.
     wait_until(
