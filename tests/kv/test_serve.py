@@ -182,10 +182,10 @@ def a_write_to_a_cut_off_leader(cluster: Any) -> tuple[int, Any, threading.Threa
 
 
 def test_a_stopping_node_answers_requests_in_flight(cluster_factory: Any) -> None:
-    # The isolated leader must still lead when the write reaches it (see PATIENT).
-    cluster = cluster_factory(
-        [1, 2, 3], raft=PATIENT, elect=1, http=HttpSettings(request_timeout=30.0)
-    )
+    # The isolated leader must still lead when the write reaches it (see PATIENT). The
+    # grace (5 s by default) is the window in which the refusal below is asked for.
+    http = HttpSettings(request_timeout=30.0, shutdown_grace=2.0)
+    cluster = cluster_factory([1, 2, 3], raft=PATIENT, elect=1, http=http)
     leader, server, pending, answers = a_write_to_a_cut_off_leader(cluster)
     # Polled: the view's waiters wake on metrics only, and neither counter is a metric.
     wait_until(lambda: server.app._inflight == 1, 10, "the write to be in flight")
