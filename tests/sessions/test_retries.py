@@ -26,6 +26,7 @@ from pykka_raft import (
     RegisterClient,
     ResponseMode,
     SessionCommand,
+    TriggerElection,
     WriteResult,
 )
 from pykka_raft.messages import EntryNormal
@@ -45,6 +46,9 @@ SWAPPED = CasResult(True, None)
 def cluster(make_cluster: Callable[..., Cluster]) -> Cluster:
     cluster = make_cluster([1, 2, 3], config=SLOW, network=FaultNetwork.start(seed=16))
     cluster.initialize()
+    # The first election at once, not after one of SLOW's timeouts (the leader changes the
+    # tests are about come later, on their own timeouts).
+    cluster.nodes[1].ask(TriggerElection(), timeout=10)
     cluster.leader()
     return cluster
 
