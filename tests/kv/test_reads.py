@@ -11,6 +11,7 @@ from click.testing import CliRunner
 from pykka_raft.kv import Client
 from pykka_raft.kv.cli import main
 from pykka_raft.kv.local import LocalCluster
+from pykka_raft.kv.store import SETTINGS_KEY
 from pykka_raft.testing import wait_until
 from tests.kv.conftest import follower_of, leader_of, request
 
@@ -107,6 +108,14 @@ def test_a_one_voter_cluster_answers_linearizable_reads_at_once(cluster_factory:
     """One voter: its heartbeat round is acknowledged as it starts, so reads are answered
     at once, without a log entry and without waiting for a write."""
     cluster = cluster_factory([1])
+    # A new leader records the session settings and its addresses in the log on its own;
+    # once both are there, only the client writes (the count below would otherwise race).
+    machine = cluster.servers[1].node.state_machine
+    wait_until(
+        lambda: machine.local_get(SETTINGS_KEY) is not None and 1 in machine.node_records(),
+        10,
+        "the leader's own records",
+    )
     client = cluster.client(timeout=3.0, deadline=3.0)
     before = client.put("solo", 1)["index"]
     assert client.get("solo") == 1
