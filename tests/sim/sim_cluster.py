@@ -80,7 +80,14 @@ from typing import Any
 
 import attrs
 
-from pykka_raft.admin import ConfigChangeResponse, ProposeConfigChange, TriggerSnapshot
+from pykka_raft.admin import (
+    ConfigChangeResponse,
+    ProposeConfigChange,
+    TransferLeadership,
+    TransferLeadershipResponse,
+    TriggerElection,
+    TriggerSnapshot,
+)
 from pykka_raft.config import Config, SnapshotPolicy
 from pykka_raft.core import RaftCore, Role
 from pykka_raft.core.commands import (
@@ -96,12 +103,14 @@ from pykka_raft.core.commands import (
     ReadSnapshotChunk,
     Respond,
     SaveHardState,
+    Send,
     WriteLog,
     WriteSnapshotChunk,
 )
 from pykka_raft.driver import NodeDriver, Ports
 from pykka_raft.errors import (
     ApplicationError,
+    Busy,
     CatchUpTimeout,
     ChangeInProgress,
     ConfigChangeError,
@@ -110,8 +119,10 @@ from pykka_raft.errors import (
     LeadershipLost,
     NodeNotLeader,
     Noop,
+    NotAllowed,
     OutcomeUnknown,
     ResultUnavailable,
+    TransferFailed,
     Unreachable,
 )
 from pykka_raft.messages import (
@@ -176,6 +187,21 @@ of liveness."""
 TRACE_TAIL = 30
 """How many trace events a failure message shows."""
 
+READ_ANSWER_MS = 10 * CONFIG.election_timeout_max
+"""Every ``ClientRead`` is answered (a value or a typed error) within this many virtual ms,
+unless its node crashes first: a leader answers once a heartbeat round confirms it (or
+steps down within two election timeouts without a majority, failing its reads), a
+follower's question to the leader expires after ``rpc_timeout``, and a read waiting for
+its index to be applied on a node that is not leading after ``election_timeout_max``. The
+one wait without a bound of its own: a leader holds reads until it has committed an entry
+of its term, which may need its followers caught up first (the bound then starts over)."""
+
+ADMIN_ANSWER_MS = 3 * CONFIG.election_timeout_max
+"""Every ``TransferLeadership`` and ``TriggerElection`` is answered within this many
+virtual ms, unless its node crashes first: a transfer ends once the target leads, or fails
+after an election timeout; an election's answer waits only for the node's own vote to be
+durable (and a call to a node still starting for its start)."""
+
 REPLAY_HINT = (
     '{env}PYKKA_RAFT_SIM_SEED={seed} .venv/bin/python -m pytest tests/sim -k "replay and n{n}"'
 )
@@ -201,6 +227,12 @@ NOTES = {
     "configuration answers a client write OutcomeUnknown",
     "result-unavailable": "a node answers a committed APPLIED write ResultUnavailable: a "
     "snapshot folded its entry away before the node applied it",
+    "transfer-to-leaving-voter": "a leader sends TimeoutNow to the target a caller named, a "
+    "voter that its joint configuration, or the change it carries out, removes (runs with "
+    "admin_ops)",
+    "transfer-failed-target-led": "a TransferLeadership is answered TransferFailed although "
+    "its target won the election that the transfer's TimeoutNow started (the node asked did "
+    "not hear of it in time; runs with admin_ops)",
 }
 """Situations a run may go through, counted in ``Simulation.notes`` (the first occurrence
 of each is described in ``Simulation.first_note``)."""
@@ -390,6 +422,75 @@ class SnapshotProfile:
         return ", ".join(f"{k}={v}" for k, v in vars(self).items())
 
 
+@dataclass(frozen=True)
+class AdminProfile:
+    """Runs with ``admin_ops=True``: ``TransferLeadership`` (to a voter, to ``None``, to the
+    leader itself, to a non-voter or a node outside the cluster) and ``TriggerElection``
+    calls at random moments, to the leader or to any node; in membership runs also right
+    after a ``ProposeConfigChange``, to its node or to a node it removes, often naming a node
+    it removes as the target. Drawn, like every choice of these calls, from a generator of
+    their own (:meth:`for_seed`), so that runs without them replay exactly as before."""
+
+    gap: int  # mean time between calls
+    to_leader: float  # probability that a call goes to the leader (else to any node)
+    election_share: float  # share of TriggerElection among the calls (the rest: transfers)
+    after_change: float  # probability of a call right after a ProposeConfigChange
+
+    @classmethod
+    def draw(cls, rng: random.Random) -> AdminProfile:
+        return cls(
+            gap=rng.choice((150, 400, 1000)),
+            to_leader=rng.choice((0.6, 0.85)),
+            election_share=rng.choice((0.1, 0.25, 0.4)),
+            after_change=rng.choice((0.3, 0.7)),
+        )
+
+    @classmethod
+    def rng_for(cls, seed: int, kind: str) -> random.Random:
+        return random.Random(f"pykka-raft-sim-admin/{kind}/{seed}")
+
+    def describe(self) -> str:
+        return ", ".join(f"{k}={v}" for k, v in vars(self).items())
+
+
+@dataclass(frozen=True)
+class CutProfile:
+    """Runs with ``one_way=True``: network cuts that are not partitions, at random moments
+    during the faults, one at a time, each healed after at most ``cut_ms``:
+
+    * ``one-way``: the messages of one node to another are dropped (requests and the
+      answers to the other's requests), those the other way are delivered;
+    * ``mute`` / ``deaf``: every message from (or to) one node is dropped, the others'
+      among themselves are not;
+    * ``chain``: the nodes in a random line, each reaching only its neighbours (with three
+      nodes: A-B-C, A and C cut from each other);
+    * ``pair``: two nodes cut from each other, both ways; every other link works.
+
+    Dropped silently (the sender hears nothing, as with a lost message), unlike a
+    partition's error. Drawn from a generator of their own (:meth:`rng_for`)."""
+
+    gap: int  # mean time between cuts
+    cut_ms: int  # longest cut
+    weights: tuple[int, int, int, int, int]  # of one-way, mute, deaf, chain, pair
+
+    KINDS = ("one-way", "mute", "deaf", "chain", "pair")
+
+    @classmethod
+    def draw(cls, rng: random.Random) -> CutProfile:
+        return cls(
+            gap=rng.choice((200, 600, 1500)),
+            cut_ms=rng.randint(100, 2000),
+            weights=rng.choice(((3, 1, 1, 2, 2), (1, 3, 1, 1, 1), (1, 1, 1, 3, 1))),
+        )
+
+    @classmethod
+    def rng_for(cls, seed: int, kind: str) -> random.Random:
+        return random.Random(f"pykka-raft-sim-cuts/{kind}/{seed}")
+
+    def describe(self) -> str:
+        return ", ".join(f"{k}={v}" for k, v in vars(self).items())
+
+
 # --- nodes ------------------------------------------------------------------------------
 
 
@@ -535,7 +636,40 @@ class Read:
     policy: ReadPolicy
     key: str
     required: LogIndex
-    outcome: str = "pending"  # pending, ok, error
+    outcome: str = "pending"  # pending, ok, error, lost
+    incarnation: int = 0
+    sent_at: int = 0
+    started: bool = True  # its node had read its storage when it was sent
+
+
+@dataclass
+class AdminCall:
+    """One ``TransferLeadership`` or ``TriggerElection`` and what the cluster answered."""
+
+    aid: int
+    kind: str  # "transfer" or "election"
+    node: NodeId
+    incarnation: int
+    target: NodeId | None  # the transfer's target as asked
+    sent_at: int
+    started: bool  # the node had read its storage
+    was_leader: bool
+    term: Term
+    membership: MembershipConfig  # the node's, when asked
+    had_transfer: bool  # a transfer was under way on the node already
+    changing: bool  # a membership change was under way on the node (or it was joint)
+    chosen: NodeId | None = None  # the target the node chose (or was given)
+    timeout_now_term: Term | None = None  # the term of the TimeoutNow this transfer sent
+    outcome: str = "pending"  # pending, lost, or the answer's type name
+    answered: str = ""
+
+    def describe(self) -> str:
+        what = "TriggerElection" if self.kind == "election" else f"Transfer(to {self.target})"
+        return (
+            f"a{self.aid} {what} to n{self.node} "
+            f"({'leader' if self.was_leader else 'not leader'} of t{self.term}, "
+            f"{_describe(self.membership)}, asked at t={self.sent_at})"
+        )
 
 
 @dataclass
@@ -552,6 +686,7 @@ class Change:
     target: MembershipConfig | None  # what was asked (None: the request is invalid)
     outcome: str = "pending"  # pending, lost, or the answer's type name
     answered: str = ""
+    transferring: bool = False  # the node was handing leadership over
 
 
 def expected_target(
@@ -597,6 +732,8 @@ class Simulation:
         snapshot_profile: SnapshotProfile | None = None,
         check_every_step: bool = False,
         pre_vote: bool = False,
+        admin_ops: bool = False,
+        one_way: bool = False,
     ) -> None:
         self.seed = seed
         self.check_every_step = check_every_step  # also after steps that changed nothing
@@ -644,6 +781,24 @@ class Simulation:
         self._oracle: tuple[LogIndex, KeyValueStateMachine] = (0, KeyValueStateMachine())
         if pre_vote:
             self.config = attrs.evolve(self.config, pre_vote=True, leader_stickiness=True)
+        # Admin calls (TransferLeadership, TriggerElection) and one-way cuts: opt-in, each
+        # from a generator of its own, so that the runs without them replay as before.
+        self.aprofile: AdminProfile | None = None
+        self.arng: random.Random | None = None
+        if admin_ops:
+            self.arng = AdminProfile.rng_for(seed, kind)
+            self.aprofile = AdminProfile.draw(self.arng)
+        self.cprofile: CutProfile | None = None
+        self.crng: random.Random | None = None
+        if one_way:
+            self.crng = CutProfile.rng_for(seed, kind)
+            self.cprofile = CutProfile.draw(self.crng)
+        self.cuts: frozenset[tuple[NodeId, NodeId]] = frozenset()  # (from, to) dropped
+        self.cut_stats: collections.Counter[str] = collections.Counter()
+        self.admin_calls: dict[int, AdminCall] = {}
+        self.asking: int | None = None  # the admin call being made right now
+        # Calls that must be answered by a time (reads, admin calls): (due, kind, id).
+        self.answer_due: list[tuple[int, str, int]] = []
         self.n = nodes
         self.pool = self.mprofile.pool if self.mprofile is not None else nodes
         self.core_factory = core_factory
@@ -718,18 +873,13 @@ class Simulation:
                 else (REPLAY_HINT if self.mprofile is None else MEMBERSHIP_REPLAY_HINT).format(
                     seed=self.seed,
                     n=self.n,
-                    env=(
-                        ""
-                        if self.snapshots_forced is None
-                        else f"PYKKA_RAFT_SIM_SNAPSHOTS={int(self.snapshots_forced)} "
-                    )
-                    + (
-                        "" if self.fault_ms is None else f"PYKKA_RAFT_SIM_FAULT_MS={self.fault_ms} "
-                    ),
+                    env=self._replay_env(),
                 )
             ),
             f"faults: {self.profile.describe()}",
             *([f"snapshots: {self.sprofile.describe()}"] if self.sprofile is not None else []),
+            *([f"admin calls: {self.aprofile.describe()}"] if self.aprofile is not None else []),
+            *([f"one-way cuts: {self.cprofile.describe()}"] if self.cprofile is not None else []),
             *(
                 [f"membership: {self.mprofile.describe()}; {self._membership_status()}"]
                 if self.mprofile is not None
@@ -741,6 +891,23 @@ class Simulation:
         return SimulationFailure(
             "\n".join(lines), check, self.seed, self.n, self.mprofile is not None
         )
+
+    def _replay_env(self) -> str:
+        """The environment variables the replay tests need to run this seed as it ran."""
+        env = ""
+        if self.snapshots_forced is not None:
+            env += f"PYKKA_RAFT_SIM_SNAPSHOTS={int(self.snapshots_forced)} "
+        if self.fault_ms is not None:
+            env += f"PYKKA_RAFT_SIM_FAULT_MS={self.fault_ms} "
+        if self.pre_vote:
+            env += "PYKKA_RAFT_SIM_PRE_VOTE=1 "
+        if self.aprofile is not None:
+            env += "PYKKA_RAFT_SIM_ADMIN_OPS=1 "
+        if self.cprofile is not None:
+            env += "PYKKA_RAFT_SIM_ONE_WAY=1 "
+        if self.skip_checks:
+            env += f"PYKKA_RAFT_SIM_SKIP_CHECKS={','.join(sorted(self.skip_checks))} "
+        return env
 
     def _trace(self, *event: Any) -> None:
         record = (self.now, *event)
@@ -769,6 +936,10 @@ class Simulation:
             self._schedule(self._gap(self.mprofile.change_gap), "admin")
         if self.sprofile is not None and self.sprofile.trigger_gap is not None:
             self._schedule(self._gap(self.sprofile.trigger_gap), "trigger")
+        if self.aprofile is not None:
+            self._schedule(self._admin_gap(), "admin_call")
+        if self.cprofile is not None:
+            self._schedule(self._cut_gap(), "cut")
         self._schedule(p.fault_ms, "calm")
         self.deadline = p.fault_ms + LIVENESS_TIMEOUTS * CONFIG.election_timeout_max
         while True:
@@ -794,6 +965,8 @@ class Simulation:
                 raise self.fail("core-raised", f"{type(exc).__name__}: {exc}") from exc
             if self.steps % 1000 == 0:
                 self._check_log_matching()
+            if self.answer_due and self.answer_due[0][0] < self.now:
+                self._check_answers_due()
             if not touched and not self.check_every_step:
                 continue  # nothing changed: every invariant still holds
             self.checked_steps += 1
@@ -803,7 +976,7 @@ class Simulation:
             if self.quorum_dirty:
                 self.quorum_dirty = False
                 self._check_committed_on_quorum()
-            if not self.faulty and self._live():
+            if not self.faulty and self._live() and not self._answers_pending():
                 break
         self._check_log_matching()
         self._check_final()
@@ -896,7 +1069,12 @@ class Simulation:
     def _crash(self, node: SimNode) -> None:
         lost = sum(1 for _, c in node.storage if not isinstance(c, NOT_WRITES))
         self._trace("crash", node.id, f"lost {len(node.storage)} storage cmds ({lost} writes)")
-        calls: list[Write | Change] = [*self.writes.values(), *self.changes.values()]
+        calls: list[Write | Change | Read | AdminCall] = [
+            *self.writes.values(),
+            *self.changes.values(),
+            *(r for r in self.reads.values() if r.outcome == "pending"),
+            *(a for a in self.admin_calls.values() if a.outcome == "pending"),
+        ]
         for call in calls:
             if (
                 call.node == node.id
@@ -929,7 +1107,10 @@ class Simulation:
             if isinstance(command, WriteLog) and command.leader:
                 if any(isinstance(e.payload, EntryConfigChange) for e in command.entries):
                     self._check_config_entries(node, command.entries)
+                    self._check_config_during_transfer(node, command.entries)
                 self._note_appended_writes(node, command.entries)
+            elif isinstance(command, Send) and isinstance(command.request, TimeoutNowRequest):
+                self._check_timeout_now(node, command.request)
             elif isinstance(command, DeleteLogsFrom):
                 for index, waiting in node.write_index.items():
                     if index >= command.index:
@@ -1381,6 +1562,8 @@ class Simulation:
             self._trigger_answer(node, handle[1], value, error)
         elif kind == "read":
             self._read_answer(node, self.reads[handle[1]], value, error)
+        elif kind == "admin":
+            self._admin_answer(node, self.admin_calls[handle[1]], value, error)
         else:
             _, src, src_inc, request = handle
             value = value if error is None else None
@@ -1411,6 +1594,10 @@ class Simulation:
             self._trace("unreachable", src, dst, _msg(request))
             self._schedule(1, "response", src, node.incarnation, request, None)
             return
+        if self.cuts and (src, dst) in self.cuts:
+            self.cut_stats["dropped"] += 1
+            self._trace("cut-drop", src, dst, _msg(request))
+            return
         if self._dropped():
             self._trace("drop", src, dst, _msg(request))
             return
@@ -1420,14 +1607,19 @@ class Simulation:
 
     def _reply(self, src: NodeId, dst: NodeId, dst_inc: int, request: Any, value: Any) -> None:
         """Carry a response from ``src`` back to the requester ``dst``."""
-        if self._cut(src, dst) or self._dropped():
+        if self._cut(src, dst) or (self.cuts and (src, dst) in self.cuts) or self._dropped():
             self._trace("drop-reply", src, dst, _msg(request))
             return
         self._schedule(self._delay(), "response", dst, dst_inc, request, value)
 
     def _on_request(self, src: NodeId, src_inc: int, request: Any) -> None:
         dst = self.nodes[request.target]
-        if not dst.up or dst.core is None or self._cut(src, dst.id):
+        if (
+            not dst.up
+            or dst.core is None
+            or self._cut(src, dst.id)
+            or (self.cuts and (src, dst.id) in self.cuts)
+        ):
             self._trace("lost", src, dst.id, _msg(request))
             return
         self._trace("deliver", src, dst.id, _msg(request))
@@ -1505,6 +1697,8 @@ class Simulation:
         self._trace("calm", f"liveness deadline t={self.deadline}")
         if self.groups is not None:
             self._on_heal()
+        if self.cuts:
+            self._on_uncut()
         for node in self.nodes.values():
             if not node.up:
                 self._trace("restart", node.id)
@@ -1551,6 +1745,359 @@ class Simulation:
                 "snapshot-oracle", f"TriggerSnapshot on n{node.id} answered unknown {meta!r}"
             )
 
+    # --- one-way cuts (opt-in) -----------------------------------------------------------
+
+    def _cut_gap(self) -> int:
+        assert self.crng is not None and self.cprofile is not None
+        return int(self.crng.expovariate(1.0 / self.cprofile.gap)) + 1
+
+    def _on_cut(self) -> None:
+        """Cut some links one way (or both ways between some nodes), until ``uncut``."""
+        if not self.faulty:
+            return
+        rng, p = self.crng, self.cprofile
+        assert rng is not None and p is not None
+        ids = list(self.nodes)
+        kind = rng.choices(CutProfile.KINDS, weights=p.weights)[0]
+        cuts: set[tuple[NodeId, NodeId]] = set()
+        if kind == "one-way":
+            a, b = rng.sample(ids, 2)
+            cuts = {(a, b)}
+            desc = f"n{a}->n{b} dropped, n{b}->n{a} delivered"
+        elif kind in ("mute", "deaf"):
+            a = rng.choice(ids)
+            cuts = {(a, b) if kind == "mute" else (b, a) for b in ids if b != a}
+            desc = f"n{a} " + (
+                "reaches nobody, hears everyone" if kind == "mute" else "is heard, hears nobody"
+            )
+        elif kind == "chain":
+            line = rng.sample(ids, len(ids))
+            pos = {n: i for i, n in enumerate(line)}
+            cuts = {(a, b) for a in ids for b in ids if abs(pos[a] - pos[b]) > 1}
+            desc = "-".join(f"n{n}" for n in line) + " (each reaches its neighbours only)"
+        else:
+            a, b = rng.sample(ids, 2)
+            cuts = {(a, b), (b, a)}
+            desc = f"n{a} and n{b} cut from each other, both ways"
+        self.cuts = frozenset(cuts)
+        self.cut_stats[kind] += 1
+        self._trace("cut", f"{kind}: {desc}")
+        self._schedule(rng.randint(10, p.cut_ms), "uncut")
+
+    def _on_uncut(self) -> None:
+        if not self.cuts:
+            return
+        self.cuts = frozenset()
+        self._trace("uncut")
+        if self.faulty:
+            self._schedule(self._cut_gap(), "cut")
+
+    # --- TransferLeadership and TriggerElection (opt-in) --------------------------------
+
+    def _admin_gap(self) -> int:
+        assert self.arng is not None and self.aprofile is not None
+        return int(self.arng.expovariate(1.0 / self.aprofile.gap)) + 1
+
+    def _on_admin_call(self) -> None:
+        """Ask the leader (usually) or any running node for a transfer or an election."""
+        if not self.faulty:
+            return
+        rng, p = self.arng, self.aprofile
+        assert rng is not None and p is not None
+        self._schedule(self._admin_gap(), "admin_call")
+        ups = [n for n in self.nodes.values() if n.up and n.core is not None]
+        leaders = [n for n in ups if n.core is not None and n.core.role is Role.LEADER]
+        if leaders and rng.random() < p.to_leader:
+            node = max(leaders, key=lambda n: n.core.current_term if n.core else 0)
+        elif ups:
+            node = rng.choice(ups)
+        else:
+            return
+        self._admin_call(node)
+
+    def _after_change(self, node: SimNode, change: Change) -> None:
+        """Membership runs: right after a ``ProposeConfigChange`` (at once, or a few ms
+        later), a transfer or an election, to its node or to a node it removes, often
+        naming a node it removes as the target."""
+        rng, p = self.arng, self.aprofile
+        assert rng is not None and p is not None
+        if rng.random() >= p.after_change:
+            return
+        target = change.target
+        leaving = sorted(
+            set(change.before.voters()) - set(target.voters())
+            if target is not None
+            else change.request.remove_members
+        )
+        asked = node
+        if leaving and rng.random() < 0.3:
+            asked = self.nodes[rng.choice(leaving)]
+        if rng.random() < 0.5:
+            if asked.up and asked.core is not None:
+                self._admin_call(asked, tuple(leaving))
+        else:
+            self._schedule(rng.randint(1, 60), "admin_call_to", asked.id, tuple(leaving))
+
+    def _on_admin_call_to(self, nid: NodeId, leaving: tuple[NodeId, ...]) -> None:
+        node = self.nodes[nid]
+        if self.faulty and node.up and node.core is not None:
+            self._admin_call(node, leaving)
+
+    def _admin_call(self, node: SimNode, leaving: tuple[NodeId, ...] = ()) -> AdminCall:
+        rng, p = self.arng, self.aprofile
+        assert rng is not None and p is not None
+        core = node.core
+        assert core is not None
+        message: TransferLeadership | TriggerElection
+        target: NodeId | None = None
+        if rng.random() < p.election_share:
+            message = TriggerElection()
+        else:
+            m = core.membership if core.membership.all_nodes() else self.committed_config[1]
+            voters = sorted(m.voters())
+            roll = rng.random()
+            if leaving and roll < 0.5:
+                target = rng.choice(leaving)
+            elif roll < 0.2:
+                target = None  # the most caught-up voter
+            elif roll < 0.85 and voters:
+                target = rng.choice(voters)  # the node itself, sometimes
+            else:
+                target = rng.choice(list(self.nodes))  # a non-voter, an outsider, ...
+            message = TransferLeadership(target)
+        call = AdminCall(
+            len(self.admin_calls) + 1,
+            "election" if isinstance(message, TriggerElection) else "transfer",
+            node.id,
+            node.incarnation,
+            target,
+            self.now,
+            node.started,
+            core.role is Role.LEADER,
+            core.current_term,
+            core.membership,
+            core.transfer is not None,
+            core.membership.is_in_joint_consensus
+            or (core.leader is not None and core.leader.change is not None),
+        )
+        self.admin_calls[call.aid] = call
+        self._trace("admin-call", node.id, call.describe())
+        self.asking = call.aid
+        self.touched.add(node.id)
+        node.d.call(message, ("admin", call.aid))
+        self.asking = None
+        if call.kind == "transfer" and not call.had_transfer and core.transfer is not None:
+            call.chosen = core.transfer.target  # the transfer this call started
+        if call.outcome == "pending":
+            heapq.heappush(self.answer_due, (self.now + ADMIN_ANSWER_MS, "admin", call.aid))
+        return call
+
+    def _admin_answer(
+        self, node: SimNode, call: AdminCall, value: Any, error: BaseException | None
+    ) -> None:
+        """``admin-oracle``: each call is answered once, with its value or the right typed
+        error; ``transfer-oracle``: a successful transfer names the target, which led the
+        term it names, and a transfer does not fail while its node follows the target;
+        ``transfer-failed-led``: nor once the target won the election its TimeoutNow
+        started, in a configuration without the node (which is then never told)."""
+        self._observe_commit(node)
+        core = node.core
+        assert core is not None
+        outcome = type(error).__name__ if error is not None else type(value).__name__
+        at_once = self.asking == call.aid
+
+        def bad(why: str, check: str = "admin-oracle") -> SimulationFailure:
+            return self.fail(check, f"{call.describe()} answered {outcome}: {why}")
+
+        if call.outcome != "pending":
+            raise bad(f"answered already ({call.outcome} {call.answered})", "admin-answer")
+        call.outcome = outcome
+        call.answered = f"by n{node.id} at t={self.now}"
+        detail = f": {error}" if error is not None else f" {value!r}" if value is not None else ""
+        self._trace("admin-answer", node.id, f"a{call.aid} {outcome}{detail}")
+        if call.kind == "election":
+            if error is None:
+                if value is not None:
+                    raise bad("TriggerElection answers None")
+            elif isinstance(error, NotAllowed):
+                if core.may_campaign():
+                    raise bad("the node may campaign")
+            elif not (isinstance(error, Unreachable) and not call.started):
+                raise bad("an unexpected error")
+            return
+        wanted = call.target if call.target is not None else call.chosen
+        if error is None:
+            if not isinstance(value, TransferLeadershipResponse):
+                raise bad("not a TransferLeadershipResponse")
+            if wanted is None or value.leader_id != wanted:
+                raise bad(f"the target was n{wanted}", "transfer-oracle")
+            led = self.leaders.get(value.term)
+            if led != value.leader_id:
+                raise bad(
+                    f"n{value.leader_id} did not lead term {value.term} (n{led} did)",
+                    "transfer-oracle",
+                )
+            if value.term < call.term:
+                raise bad(f"term {value.term} is older than the call's", "transfer-oracle")
+            return
+        if isinstance(error, NodeNotLeader):
+            if call.was_leader:
+                raise bad("the leader answered NodeNotLeader")
+            if call.started and not at_once:
+                raise bad("NodeNotLeader must come at once")
+            return
+        if not isinstance(error, TransferFailed):
+            raise bad("not a TransferFailed")
+        if not call.was_leader and call.started:
+            raise bad("a node that is not the leader must answer NodeNotLeader")
+        m = call.membership
+        if (
+            at_once
+            and not call.had_transfer
+            and not call.changing  # a transfer may wait for the change, or be refused
+            and (node.id in m.members or node.id in (m.members_after_consensus or ()))
+            and call.target is not None
+            and call.target != node.id
+            and m.is_voter(call.target)
+        ):
+            raise bad(f"n{call.target} is a voter of {_describe(m)}: the transfer must start")
+        if (
+            wanted is not None
+            and wanted != node.id
+            and core.leader_id == wanted
+            and self.leaders.get(core.current_term) == wanted
+        ):
+            raise bad(
+                f"the node follows n{wanted}, the leader of term {core.current_term}",
+                "transfer-oracle",
+            )
+        if call.timeout_now_term is not None:
+            elected = call.timeout_now_term + 1
+            if wanted is not None and self.leaders.get(elected) == wanted:
+                winner = self.nodes[wanted].core
+                if (
+                    winner is not None
+                    and not winner.membership.contains(node.id)
+                    and "transfer-failed-led" not in self.skip_checks
+                ):
+                    # Not a fault of the network: the new leader's configuration leaves the
+                    # node asked out, so it is never told; the transfer did succeed.
+                    raise bad(
+                        f"n{wanted} won term {elected}, the election its TimeoutNow started, "
+                        f"and leads {_describe(winner.membership)}, without n{node.id}",
+                        "transfer-failed-led",
+                    )
+                self._note(
+                    "transfer-failed-target-led",
+                    f"{call.describe()} answered TransferFailed ({error}) at t={self.now}, "
+                    f"but n{wanted} led term {elected}, the election its TimeoutNow started",
+                )
+
+    def _check_timeout_now(self, node: SimNode, request: TimeoutNowRequest) -> None:
+        """``transfer-target``: a leader tells only a voter of its latest configuration to
+        campaign; ``transfer-to-leaving``: nor, when it chose the target itself (a transfer
+        to ``None``, or a removed leader's handover), one that the configuration it is
+        moving to (C_new while joint, or the change it carries out) removes. A target named
+        by the caller that is leaving so is only noted (``transfer-to-leaving-voter``)."""
+        core = node.core
+        assert core is not None
+        target = request.target
+        named = False
+        for call in self.admin_calls.values():
+            if (
+                call.kind == "transfer"
+                and call.outcome == "pending"
+                and call.node == node.id
+                and call.incarnation == node.incarnation
+                and call.chosen == target
+            ):
+                call.timeout_now_term = request.term
+                named = call.target is not None
+        m = core.membership
+        what = (
+            f"leader n{node.id} of term {core.current_term} sends TimeoutNow to n{target} "
+            f"({'named by the caller' if named else 'its own choice'}), which its latest "
+            f"configuration {_describe(m)} (at {core.log.config_index})"
+        )
+        if not m.is_voter(target):
+            if "transfer-target" not in self.skip_checks:
+                raise self.fail("transfer-target", f"{what} has not as a voter")
+            return
+        leaving = ""
+        if m.members_after_consensus is not None and target not in m.members_after_consensus:
+            leaving = f"{what} removes (joint)"
+        change = core.leader.change if core.leader is not None else None
+        if change is not None and not change.target.is_voter(target):
+            leaving = (
+                f"{what} has as a voter, but the change in progress (to "
+                f"{_describe(change.target)}) removes"
+            )
+        if not leaving:
+            return
+        if named:
+            self._note("transfer-to-leaving-voter", leaving)
+        elif "transfer-to-leaving" not in self.skip_checks:
+            raise self.fail("transfer-to-leaving", leaving)
+
+    def _check_config_during_transfer(self, node: SimNode, entries: tuple[Entry, ...]) -> None:
+        """``config-during-transfer``: a leader handing leadership over appends no
+        configuration entry (its log must stop growing, and the target must stay a voter)."""
+        core = node.core
+        assert core is not None
+        transfer = core.transfer
+        if transfer is None or "config-during-transfer" in self.skip_checks:
+            return
+        entry = next(e for e in entries if isinstance(e.payload, EntryConfigChange))
+        raise self.fail(
+            "config-during-transfer",
+            f"leader n{node.id} of term {core.current_term} appends configuration "
+            f"{_describe(_payload_membership(entry))} at {entry.index} while it hands "
+            f"leadership over to n{transfer.target}",
+        )
+
+    # --- answers due ---------------------------------------------------------------------
+
+    def _check_answers_due(self) -> None:
+        """``read-answer`` / ``admin-answer``: a call whose node is still the one asked
+        (no crash since) is answered by its due time."""
+        due = self.answer_due
+        while due and due[0][0] < self.now:
+            _, kind, cid = heapq.heappop(due)
+            call: Read | AdminCall = self.reads[cid] if kind == "read" else self.admin_calls[cid]
+            node = self.nodes[call.node]
+            if call.outcome != "pending" or node.incarnation != call.incarnation:
+                continue
+            if kind == "read":
+                assert isinstance(call, Read)
+                core = node.core
+                if (
+                    core is not None
+                    and core.role is Role.LEADER
+                    and core.log.term_at(core.commit_index) != core.current_term
+                ):
+                    # A leader holds its reads until it commits an entry of its term, which
+                    # may take a catch-up of its followers first (or it steps down).
+                    heapq.heappush(due, (self.now + READ_ANSWER_MS, kind, cid))
+                    continue
+                raise self.fail(
+                    "read-answer",
+                    f"r{call.rid} ({call.policy.value} {call.key}) sent to n{call.node} at "
+                    f"t={call.sent_at} was not answered within {READ_ANSWER_MS} ms",
+                )
+            assert isinstance(call, AdminCall)
+            raise self.fail(
+                "admin-answer",
+                f"{call.describe()} was not answered within {ADMIN_ANSWER_MS} ms",
+            )
+
+    def _answers_pending(self) -> bool:
+        """A read or admin call still waits for its answer on the node asked."""
+        for _, kind, cid in self.answer_due:
+            call: Read | AdminCall = self.reads[cid] if kind == "read" else self.admin_calls[cid]
+            if call.outcome == "pending" and self.nodes[call.node].incarnation == call.incarnation:
+                return True
+        return False
+
     # --- clients ----------------------------------------------------------------------
 
     def _on_client(self) -> None:
@@ -1589,19 +2136,35 @@ class Simulation:
         read = Read(len(self.reads) + 1, node.id, policy, f"k{self.rng.randrange(4)}", 0)
         # Real-time order: no older than a write acknowledged, or a read answered, before.
         read.required = max(self.acked_index, self.read_index)
+        read.incarnation, read.sent_at, read.started = node.incarnation, self.now, node.started
         self.reads[read.rid] = read
         self._trace("client", node.id, f"r{read.rid} {policy.value} {read.key}")
         self.touched.add(node.id)
         node.d.call(ClientRead(Get(read.key), policy), ("read", read.rid))
+        if read.outcome == "pending":
+            heapq.heappush(self.answer_due, (self.now + READ_ANSWER_MS, "read", read.rid))
 
     def _read_answer(
         self, node: SimNode, read: Read, value: Any, error: BaseException | None
     ) -> None:
         """read-oracle: a linearizable read is at an index no older than any write
-        acknowledged before it was sent, and answers the key's value at that index."""
+        acknowledged before it was sent, and answers the key's value at that index;
+        read-answer: it is answered once, with a value or a typed error (``ForwardToLeader``,
+        or ``Unreachable`` from a node still starting)."""
+        if read.outcome != "pending":
+            raise self.fail(
+                "read-answer", f"r{read.rid} on n{node.id} answered again ({read.outcome})"
+            )
         if error is not None:
             read.outcome = "error"
             self._trace("answer", node.id, f"r{read.rid} {type(error).__name__}")
+            if not isinstance(error, ForwardToLeader) and not (
+                isinstance(error, Unreachable) and not read.started
+            ):
+                raise self.fail(
+                    "read-answer",
+                    f"r{read.rid} ({read.policy.value} on n{node.id}) failed with {error!r}",
+                )
             return
         read.outcome = "ok"
         if not isinstance(value, ClientReadResponse):
@@ -1669,6 +2232,15 @@ class Simulation:
                 self.leader_hint = error.leader_id
             elif isinstance(error, ApplicationError):
                 write.outcome = "app_error"
+            elif isinstance(error, Busy):
+                # Refused, never appended: only while its leader hands leadership over.
+                write.outcome = "busy"
+                if node.core is None or node.core.transfer is None:
+                    raise self.fail(
+                        "client-oracle",
+                        f"w{write.wid} refused {error!r} by n{node.id}, which is handing "
+                        "no leadership over",
+                    )
             elif isinstance(error, OutcomeUnknown):
                 write.outcome = "unknown"  # it may commit or not: nothing to check
                 if not self.committed_config[1].contains(node.id):
@@ -1753,7 +2325,9 @@ class Simulation:
         m = node.core.membership
         if not m.all_nodes():  # a pristine node: ask relative to the cluster's configuration
             m = self.committed_config[1]
-        self._propose(node, self._draw_change(m, node.id))
+        change = self._propose(node, self._draw_change(m, node.id))
+        if self.aprofile is not None:
+            self._after_change(node, change)
 
     def _draw_change(self, m: MembershipConfig, asked: NodeId) -> ProposeConfigChange:
         """A random change relative to ``m``; mostly valid (at least one voter stays)."""
@@ -1832,6 +2406,7 @@ class Simulation:
             busy,
             target,
         )
+        change.transferring = core.transfer is not None
         self.changes[cid] = change
         self._trace(
             "admin",
@@ -1843,6 +2418,17 @@ class Simulation:
         self.touched.add(node.id)
         node.d.call(request, ("config", cid))
         self.proposing = None
+        if (
+            change.outcome == "pending"
+            and change.was_leader
+            and change.transferring
+            and "config-during-transfer" not in self.skip_checks
+        ):
+            raise self.fail(
+                "config-during-transfer",
+                f"c{cid} to leader n{node.id} (membership {_describe(before)}) was accepted "
+                "while it hands leadership over",
+            )
         if change.outcome == "pending" and (not change.was_leader or target is None or change.busy):
             raise self.fail(
                 "config-oracle",
@@ -1888,6 +2474,8 @@ class Simulation:
             if not refused:
                 raise bad("another change was in progress: it must be refused at once")
             return
+        if change.transferring and refused:
+            return  # a leader handing leadership over refuses changes (any refusal)
         if isinstance(error, ChangeInProgress):
             raise bad("no other change was in progress")
         if refused or target is None:
@@ -1971,7 +2559,7 @@ class Simulation:
                     "truncated-write-committed",
                     f"w{write.wid}, truncated {truncated}, is committed at {entry.index}",
                 )
-            if write.outcome in ("forward", "app_error"):
+            if write.outcome in ("forward", "app_error", "busy"):
                 raise self.fail(
                     "client-oracle",
                     f"w{write.wid} was answered {write.outcome} ({write.answered}) but is "
@@ -2341,7 +2929,7 @@ class Simulation:
         lw = self.liveness_write
         # A write answered OutcomeUnknown (e.g. its node's log was replaced by a snapshot)
         # may or may not commit: write again, as a client would.
-        if lw is None or lw.outcome in ("forward", "app_error", "lost", "unknown"):
+        if lw is None or lw.outcome in ("forward", "app_error", "lost", "unknown", "busy"):
             if len(leaders) == 1:
                 data = Put("liveness", f"v{len(self.writes) + 1}")
                 self.liveness_write = self._submit(leaders[0], ClientPayload.new(data))
@@ -2481,6 +3069,11 @@ class Simulation:
             final = self.final_membership
             out["final_voters_new"] = len(set(final.voters()) - initial) if final else 0
         out.update({f"note_{k}": v for k, v in sorted(self.notes.items())})
+        if self.aprofile is not None:
+            calls = collections.Counter((a.kind, a.outcome) for a in self.admin_calls.values())
+            out.update({f"admin_{kind}_{outcome}": n for (kind, outcome), n in calls.items()})
+        if self.cprofile is not None:
+            out.update({f"cuts_{k}": v for k, v in sorted(self.cut_stats.items())})
         if self.sprofile is not None:
             out["snapshot_runs"] = 1
             out.update({f"snapshots_{k}": v for k, v in sorted(self.snapshot_stats.items())})
@@ -2608,7 +3201,7 @@ def _msg(message: Any, error: BaseException | None = None) -> str:
 
 def _format_event(event: tuple[Any, ...]) -> str:
     when, kind, *rest = event
-    if kind in ("deliver", "reply", "drop", "drop-reply", "lost", "unreachable"):
+    if kind in ("deliver", "reply", "drop", "drop-reply", "lost", "unreachable", "cut-drop"):
         src, dst, *what = rest
         return f"t={when:>5} {kind:<11} n{src}->n{dst} {' '.join(what)}"
     if rest and isinstance(rest[0], int):
@@ -2629,13 +3222,17 @@ def run_simulation(
     snapshots: bool | None = None,
     snapshot_profile: SnapshotProfile | None = None,
     pre_vote: bool = False,
+    admin_ops: bool = False,
+    one_way: bool = False,
 ) -> Simulation:
     """Run one seeded simulation to the end; raise :class:`SimulationFailure` on a violation.
 
     With ``membership=True`` the cluster size comes from the seed (``nodes`` is ignored)
     and membership changes run during the faults (see :class:`MembershipProfile`).
     ``snapshots`` forces snapshots on or off (``None``: the seed decides, see
-    :meth:`SnapshotProfile.for_seed`); ``snapshot_profile`` sets them.
+    :meth:`SnapshotProfile.for_seed`); ``snapshot_profile`` sets them. ``admin_ops`` adds
+    ``TransferLeadership`` and ``TriggerElection`` calls (:class:`AdminProfile`),
+    ``one_way`` one-way cuts and chains (:class:`CutProfile`); both are off by default.
     """
     return Simulation(
         seed,
@@ -2650,6 +3247,8 @@ def run_simulation(
         snapshots,
         snapshot_profile,
         pre_vote=pre_vote,
+        admin_ops=admin_ops,
+        one_way=one_way,
     ).run()
 
 
@@ -2664,6 +3263,8 @@ def run_membership_simulation(
     snapshots: bool | None = None,
     snapshot_profile: SnapshotProfile | None = None,
     pre_vote: bool = False,
+    admin_ops: bool = False,
+    one_way: bool = False,
 ) -> Simulation:
     """A membership run: a few voters of a larger pool, membership changes under faults."""
     return Simulation(
@@ -2679,4 +3280,6 @@ def run_membership_simulation(
         snapshots=snapshots,
         snapshot_profile=snapshot_profile,
         pre_vote=pre_vote,
+        admin_ops=admin_ops,
+        one_way=one_way,
     ).run()
