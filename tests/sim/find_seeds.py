@@ -14,6 +14,13 @@ same runs (a seed for each: one search for several regressions of the same kind)
 the notes; ``--fails CHECK`` looks for runs that fail with a check instead (e.g.
 ``liveness`` for a known bug). ``--fault-ms`` lengthens the faulty phase, and ``--profile
 NAME`` runs one of ``sim_cluster.NAMED_PROFILES`` instead of the seed's own fault mix.
+``--pre-vote``, ``--admin-ops`` and ``--one-way`` turn on the opt-in parts of a run (the
+library's default elections with reads; ``TransferLeadership`` and ``TriggerElection``
+calls; one-way cuts and chains), and ``--skip CHECK`` (repeat) turns a check off, to look
+past a known bug::
+
+    .venv/bin/python tests/sim/find_seeds.py --kind membership --admin-ops --one-way \
+        --fault-ms 15000 --skip config-during-transfer --count 500
 """
 
 from __future__ import annotations
@@ -21,6 +28,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).parent))
 
@@ -35,14 +43,22 @@ from sim_cluster import (
 
 
 def run(
-    kind: str, seed: int, snapshots: bool | None, fault_ms: int | None, profile: str | None
+    kind: str,
+    seed: int,
+    snapshots: bool | None,
+    fault_ms: int | None,
+    profile: str | None,
+    **options: Any,
 ) -> Simulation:
-    """One run of ``kind`` (``n3``, ``n5`` or ``membership``)."""
+    """One run of ``kind`` (``n3``, ``n5`` or ``membership``); ``options``: ``pre_vote``,
+    ``admin_ops``, ``one_way``, ``skip_checks``."""
     if kind == "membership":
-        return run_membership_simulation(seed, snapshots=snapshots, fault_ms=fault_ms)
+        return run_membership_simulation(seed, snapshots=snapshots, fault_ms=fault_ms, **options)
     faults = NAMED_PROFILES[profile] if profile else None
     nodes = int(kind[1:])
-    return run_simulation(seed, nodes, profile=faults, snapshots=snapshots, fault_ms=fault_ms)
+    return run_simulation(
+        seed, nodes, profile=faults, snapshots=snapshots, fault_ms=fault_ms, **options
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -62,14 +78,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--stop-after", type=int, default=5, help="stop after N seeds found (for each note)"
     )
+    parser.add_argument("--pre-vote", action="store_true", help="PreVote, stickiness, reads")
+    parser.add_argument("--admin-ops", action="store_true", help="transfers and elections")
+    parser.add_argument("--one-way", action="store_true", help="one-way cuts and chains")
+    parser.add_argument("--skip", action="append", default=[], help="a check to turn off")
     args = parser.parse_args(argv)
+    options = {
+        "pre_vote": args.pre_vote,
+        "admin_ops": args.admin_ops,
+        "one_way": args.one_way,
+        "skip_checks": frozenset(args.skip),
+    }
     snapshots = True if args.snapshots else False if args.no_snapshots else None
     wanted = args.note or ([None] if args.stat else [])
     found = dict.fromkeys(wanted, 0)
     failed = 0
     for seed in range(args.first, args.first + args.count):
         try:
-            sim = run(args.kind, seed, snapshots, args.fault_ms, args.profile)
+            sim = run(args.kind, seed, snapshots, args.fault_ms, args.profile, **options)
         except SimulationFailure as exc:
             if args.fails and exc.check == args.fails:
                 print(f"seed {seed}: fails [{exc.check}]", flush=True)
