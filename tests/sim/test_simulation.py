@@ -26,6 +26,11 @@
   snapshots in small chunks; ``test_snapshot_runs`` adds seeds that all use snapshots.
   ``PYKKA_RAFT_SIM_SNAPSHOTS=1`` (or ``0``) forces snapshots on (or off) in the replay and
   extra-seed tests; failure messages name it when a run needs it to replay.
+* Opt-in parts of a run (off by default, so the other runs replay as before), for the
+  replay and extra-seed tests: ``PYKKA_RAFT_SIM_PRE_VOTE=1`` (the library's elections, with
+  reads), ``PYKKA_RAFT_SIM_ADMIN_OPS=1`` (``TransferLeadership`` and ``TriggerElection``
+  calls), ``PYKKA_RAFT_SIM_ONE_WAY=1`` (one-way cuts and chains);
+  ``PYKKA_RAFT_SIM_SKIP_CHECKS=a,b`` turns checks off. ``test_admin_ops_runs`` runs a few.
 """
 
 from __future__ import annotations
