@@ -1337,6 +1337,44 @@ def test_admin_ops_runs(kind: str, seed: int) -> None:
         raise
 
 
+_TRANSFER_TO_LEAVING = (
+    "a leader hands leadership to a voter that the membership change under way removes "
+    "(most_caught_up_voter picks among the voters of the joint configuration)"
+)
+_TRANSFER_NOT_RECHECKED = (
+    "the target of a transfer stops being a voter while the transfer is under way, and the "
+    "leader sends it TimeoutNow all the same (_drive_transfer does not check it again)"
+)
+_REMOVED_LEADER_TRANSFER_FAILS = (
+    "a leader being removed (joint) hands leadership over; the target wins in a "
+    "configuration without the old leader, which never hears of it and answers TransferFailed"
+)
+
+
+@pytest.mark.xfail(strict=True, raises=SimulationFailure, reason="known transfer bugs")
+@pytest.mark.parametrize(
+    ("seed", "skip", "check", "bug"),
+    [
+        (13, {"config-during-transfer"}, "transfer-to-leaving", _TRANSFER_TO_LEAVING),
+        (136, {"config-during-transfer"}, "transfer-to-leaving", _TRANSFER_TO_LEAVING),
+        (12, {"config-during-transfer"}, "transfer-target", _TRANSFER_NOT_RECHECKED),
+        (62, {"config-during-transfer"}, "transfer-failed-led", _REMOVED_LEADER_TRANSFER_FAILS),
+    ],
+    ids=["own-choice-leaving", "own-choice-joint", "named-then-removed", "removed-leader"],
+)
+def test_known_transfer_bugs(seed: int, skip: set[str], check: str, bug: str) -> None:
+    """Membership seeds (admin calls, one-way cuts, PreVote) that show the known transfer
+    bugs past the most frequent one (configuration entries appended during a transfer,
+    whose check they skip): strict xfails; once the bug is fixed, they XPASS and fail, and
+    the seed should be dropped (or kept as a plain run)."""
+    try:
+        _admin_run("membership", seed, pre_vote=True, skip_checks=frozenset(skip))
+    except SimulationFailure as exc:
+        if exc.check != check:
+            raise AssertionError(f"expected [{check}] ({bug}), got:\n{exc}") from exc
+        raise
+
+
 def test_admin_ops_runs_exercise_transfers_elections_and_cuts() -> None:
     """The admin runs are not vacuous: transfers succeed, fail and are refused, elections
     are triggered, writes meet a transfer under way, and every kind of cut drops messages."""
