@@ -575,6 +575,7 @@ class SimNode:
     led_term: Term = -1  # the latest term in which it was seen leading
     config_step: int = -1  # the step in which it last appended a configuration entry
     config_appended: LogIndex = 0  # and that entry's index
+    term_committed_at: tuple[Term, int] = (-1, 0)  # a term it led, when it first committed in it
 
     @property
     def started(self) -> bool:
@@ -2070,14 +2071,17 @@ class Simulation:
             if kind == "read":
                 assert isinstance(call, Read)
                 core = node.core
+                term, since = node.term_committed_at
                 if (
                     core is not None
                     and core.role is Role.LEADER
-                    and core.log.term_at(core.commit_index) != core.current_term
+                    and (term != core.current_term or self.now - since < READ_ANSWER_MS)
                 ):
                     # A leader holds its reads until it commits an entry of its term, which
-                    # may take a catch-up of its followers first (or it steps down).
-                    heapq.heappush(due, (self.now + READ_ANSWER_MS, kind, cid))
+                    # may take a catch-up of its followers first (or it steps down): the
+                    # bound starts over from that commit.
+                    later = since if term == core.current_term else self.now
+                    heapq.heappush(due, (later + READ_ANSWER_MS, kind, cid))
                     continue
                 raise self.fail(
                     "read-answer",
@@ -2607,6 +2611,12 @@ class Simulation:
                     f"n{node.id} commits {commit} beyond its log end {core.log.last_index}",
                 )
             start, node.seen_commit = node.seen_commit, commit
+            if (
+                core.role is Role.LEADER
+                and node.term_committed_at[0] != core.current_term
+                and core.log.term_at(commit) == core.current_term
+            ):
+                node.term_committed_at = (core.current_term, self.now)  # its reads may go on
             if core.current_term == node.led_term:
                 # Its own decision: no other node leads a term this node led.
                 self._check_leader_commit(node, start, commit)
