@@ -227,6 +227,9 @@ NOTES = {
     "configuration answers a client write OutcomeUnknown",
     "result-unavailable": "a node answers a committed APPLIED write ResultUnavailable: a "
     "snapshot folded its entry away before the node applied it",
+    "deletion-outlives-commit": "a node's DeleteLogsFrom, decided while an entry it drops was "
+    "not committed (following a leader that lacked it), completes after a newer leader "
+    "committed that entry without this node",
     "transfer-to-leaving-voter": "a leader sends TimeoutNow to the target a caller named, a "
     "voter that its joint configuration, or the change it carries out, removes (runs with "
     "admin_ops)",
@@ -835,6 +838,12 @@ class Simulation:
         # Durable logs only lose entries that are not committed (checked at deletion), so
         # the committed-quorum check is needed only when something new is committed.
         self.quorum_dirty = False
+        # The order in which indexes were first seen committed, and where each node's
+        # DeleteLogsFrom was decided in it: a deletion may complete after a newer leader
+        # committed an entry it drops, decided when the entry was not committed.
+        self.commit_seq = 0
+        self.committed_seq: dict[LogIndex, int] = {}
+        self.delete_decided: dict[tuple[NodeId, int, Any], int] = {}
         self.changes: dict[int, Change] = {}
         self.proposing: int | None = None  # the change being asked right now
         self.final_membership: MembershipConfig | None = None
@@ -1168,6 +1177,8 @@ class Simulation:
     def _enqueue_storage(self, node: SimNode, key: Any, command: Any) -> None:
         """Queue a command on the node's FIFO storage, done after a random delay."""
         node.storage.append((key, command))
+        if isinstance(command, DeleteLogsFrom):
+            self.delete_decided[(node.id, node.incarnation, key)] = self.commit_seq
         delay = self.rng.randint(0, self.profile.storage_delay_max)
         if self.faulty and self.rng.random() < self.profile.slow_storage:
             delay = self.rng.randint(50, 300)
@@ -1209,11 +1220,19 @@ class Simulation:
                     "committed-deleted",
                     f"n{nid} deletes from {command.index}, inside its snapshot through {d.offset}",
                 )
+            decided = self.delete_decided.pop((nid, incarnation, seq), self.commit_seq)
             for entry in d.log[command.index - d.offset - 1 :]:
-                if self.committed.get(entry.index) == entry:
+                if self.committed.get(entry.index) != entry:
+                    continue
+                if self.committed_seq[entry.index] <= decided:
                     raise self.fail(
                         "committed-deleted", f"n{nid} deletes committed entry {_entry(entry)}"
                     )
+                self._note(
+                    "deletion-outlives-commit",
+                    f"n{nid}'s deletion of {_entry(entry)}, decided before the entry was "
+                    "committed, completes after a newer leader committed it without this node",
+                )
             d.delete_from(command.index)
         elif isinstance(command, StoreSnapshot):
             value = self._store_snapshot(node, seq, command)
@@ -2532,6 +2551,9 @@ class Simulation:
                 "state-machine-safety",
                 f"{_entry(entry)} is committed ({why}) but {_entry(prev)} was committed before",
             )
+        if new:
+            self.commit_seq += 1
+            self.committed_seq[entry.index] = self.commit_seq
         if new and isinstance(entry.payload, EntryConfigChange):
             bisect.insort(self.committed_config_indexes, entry.index)
         if entry.index > self.commit_max:
