@@ -2024,6 +2024,8 @@ class Simulation:
         target = request.target
         named = False
         for call in self.admin_calls.values():
+            if call.aid == self.asking and call.kind == "transfer" and call.chosen is None:
+                call.chosen = target  # the call being made started it and sent it at once
             if (
                 call.kind == "transfer"
                 and call.outcome == "pending"
