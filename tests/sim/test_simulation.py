@@ -1278,27 +1278,22 @@ def test_the_read_oracle_checks_values_of_entries_committed_but_not_applied(
 
 # --- admin calls, one-way cuts, answered reads ------------------------------------------
 
-KNOWN_BUG_CHECKS = frozenset(
+TRANSFER_CHECKS = frozenset(
     {"config-during-transfer", "transfer-to-leaving", "transfer-target", "transfer-failed-led"}
 )
-"""The checks of the known transfer bugs below: the broken cores skip them, so that they
-are caught by the check they are about and not by those bugs first."""
+"""The checks about transfers: a broken core meant to be caught by one of them skips the
+others, so that it is caught by the check it is about."""
 
 ADMIN_SEEDS = {"n3": range(8), "n5": range(4), "membership": range(16)}
 """Runs with ``admin_ops`` and ``one_way`` on (and PreVote on the even seeds), a few in
 ``make test``; more with ``PYKKA_RAFT_SIM_ADMIN_OPS=1 PYKKA_RAFT_SIM_ONE_WAY=1`` and the
 extra-seed tests (docs/testing.md)."""
 
-_APPENDS_DURING_TRANSFER = (
-    "a leader keeps carrying out a membership change (appending configuration entries) "
-    "while it hands leadership over, and accepts a ProposeConfigChange meanwhile"
-)
-KNOWN_ADMIN_BUGS: dict[tuple[str, int], tuple[str, str]] = {
-    ("membership", seed): ("config-during-transfer", _APPENDS_DURING_TRANSFER)
-    for seed in (0, 2, 4, 6, 9, 12, 13, 14)
-}
+KNOWN_ADMIN_BUGS: dict[tuple[str, int], tuple[str, str]] = {}
 """Seeds of ADMIN_SEEDS that show a known bug: (kind, seed) -> (the check that fails, the
-bug). Strict xfails: once the bug is fixed they XPASS, and so fail; then drop them."""
+bug). Strict xfails: once the bug is fixed they XPASS, and so fail; then drop them. (Eight
+membership seeds were here, failing config-during-transfer, until a transfer and a
+membership change were made to run one at a time.)"""
 
 
 def _admin_run(kind: str, seed: int, **options: Any) -> Simulation:
@@ -1337,42 +1332,23 @@ def test_admin_ops_runs(kind: str, seed: int) -> None:
         raise
 
 
-_TRANSFER_TO_LEAVING = (
-    "a leader hands leadership to a voter that the membership change under way removes "
-    "(most_caught_up_voter picks among the voters of the joint configuration)"
-)
-_TRANSFER_NOT_RECHECKED = (
-    "the target of a transfer stops being a voter while the transfer is under way, and the "
-    "leader sends it TimeoutNow all the same (_drive_transfer does not check it again)"
-)
-_REMOVED_LEADER_TRANSFER_FAILS = (
-    "a leader being removed (joint) hands leadership over; the target wins in a "
-    "configuration without the old leader, which never hears of it and answers TransferFailed"
-)
-
-
-@pytest.mark.xfail(strict=True, raises=SimulationFailure, reason="known transfer bugs")
 @pytest.mark.parametrize(
-    ("seed", "skip", "check", "bug"),
-    [
-        (13, {"config-during-transfer"}, "transfer-to-leaving", _TRANSFER_TO_LEAVING),
-        (136, {"config-during-transfer"}, "transfer-to-leaving", _TRANSFER_TO_LEAVING),
-        (12, {"config-during-transfer"}, "transfer-target", _TRANSFER_NOT_RECHECKED),
-        (62, {"config-during-transfer"}, "transfer-failed-led", _REMOVED_LEADER_TRANSFER_FAILS),
+    "seed",
+    [136, 12, 62],
+    ids=[
+        "own-choice-joint:transfer-to-leaving",
+        "named-then-removed:transfer-target",
+        "removed-leader:transfer-failed-led",
     ],
-    ids=["own-choice-leaving", "own-choice-joint", "named-then-removed", "removed-leader"],
 )
-def test_known_transfer_bugs(seed: int, skip: set[str], check: str, bug: str) -> None:
-    """Membership seeds (admin calls, one-way cuts, PreVote) that show the known transfer
-    bugs past the most frequent one (configuration entries appended during a transfer,
-    whose check they skip): strict xfails; once the bug is fixed, they XPASS and fail, and
-    the seed should be dropped (or kept as a plain run)."""
-    try:
-        _admin_run("membership", seed, pre_vote=True, skip_checks=frozenset(skip))
-    except SimulationFailure as exc:
-        if exc.check != check:
-            raise AssertionError(f"expected [{check}] ({bug}), got:\n{exc}") from exc
-        raise
+def test_regression_transfers_and_membership_changes(seed: int) -> None:
+    """Membership seeds (admin calls, one-way cuts, PreVote) that failed the check in their
+    id while a
+    transfer and a membership change could run at once: a leader chose a voter the change
+    removes as its target (in the joint step or while catching up), sent TimeoutNow to a
+    target the change had removed meanwhile, or, removed itself, answered TransferFailed to
+    a transfer whose target won. They run with every check on."""
+    _admin_run("membership", seed, pre_vote=True)
 
 
 def test_admin_ops_runs_exercise_transfers_elections_and_cuts() -> None:
@@ -1466,7 +1442,7 @@ class DeafFollowerReader(RaftCore):
         pytest.param(
             CarelessTransferer,
             "membership",
-            {"skip_checks": KNOWN_BUG_CHECKS - {"transfer-target"}},
+            {"skip_checks": TRANSFER_CHECKS - {"transfer-target"}},
             {"transfer-target"},
             id="careless-transfer",
         ),
