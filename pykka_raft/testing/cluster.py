@@ -18,7 +18,7 @@ import pykka
 from pykka_raft.actor import RaftRef
 from pykka_raft.admin import ConfigChangeResponse, InitWithConfig, ProposeConfigChange
 from pykka_raft.config import Config
-from pykka_raft.errors import ForwardToLeader, NodeNotLeader
+from pykka_raft.errors import Busy, ForwardToLeader, NodeNotLeader
 from pykka_raft.messages import ClientPayload, ClientPayloadResponse, HardState, ResponseMode
 from pykka_raft.metrics import MetricsHub, RaftMetrics, State
 from pykka_raft.network.router import Isolate, RaftRouter, Register, Restore, Unregister
@@ -271,9 +271,10 @@ class Cluster:
     ) -> ClientPayloadResponse:
         """Write through whichever node leads, following ``ForwardToLeader`` hints.
 
-        Retries only on definite failures (``ForwardToLeader``: the write was not
-        committed), so a write is never applied twice; other errors, such as
-        ``OutcomeUnknown`` or ``ShuttingDown`` (not accepted), are raised.
+        Retries only on definite failures (``ForwardToLeader``, and ``Busy`` from a leader
+        handing leadership over: the write was not taken), so a write is never applied
+        twice; other errors, such as ``OutcomeUnknown`` or ``ShuttingDown`` (not
+        accepted), are raised.
         """
         deadline = time.monotonic() + timeout
         target: NodeId | None = None
@@ -295,6 +296,8 @@ class Cluster:
                 else:
                     target = None
                     time.sleep(self.config.election_timeout_min / 1000)
+            except Busy:  # a transfer ends within an election timeout: ask again soon
+                time.sleep(self.config.heartbeat_interval / 1000)
             except pykka.Timeout as exc:
                 raise TimeoutError(f"write of {data!r} got no answer within {timeout}s") from exc
 
