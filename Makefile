@@ -52,12 +52,14 @@ bench-publish: $(BENCH_STAMP)
 
 # Seeded chaos runs of real actor clusters (a few seconds each): make chaos SEEDS=500
 # add MEMBERSHIP=1 to let the nemesis change the membership too, TCP=1 to carry RPCs over
-# loopback TCP, VALUES=1 to write nested application values, STORAGE=sqlite for SqliteStore;
-# most reads bypass the log (ClientRead: READ_INDEX, LEASE, STALE) unless READS=0
+# loopback TCP, VALUES=1 to write nested application values, STORAGE=sqlite for SqliteStore,
+# ADMIN=1 to ask for leadership transfers and elections too; most reads bypass the log
+# (ClientRead: READ_INDEX, LEASE, STALE) unless READS=0
 chaos: $(STAMP)
 	$(BIN)/python -m pykka_raft.testing.chaos --seeds $(SEEDS) --nodes $(NODES) \
 		$(if $(MEMBERSHIP),--membership) $(if $(TCP),--tcp) $(if $(VALUES),--values) \
-		$(if $(STORAGE),--storage $(STORAGE)) $(if $(filter 0,$(READS)),--no-reads,--reads)
+		$(if $(ADMIN),--admin) $(if $(STORAGE),--storage $(STORAGE)) \
+		$(if $(filter 0,$(READS)),--no-reads,--reads)
 
 # Malformed and random frames against a live TCP cluster (100,000 of them); see docs/network.md
 fuzz-net: $(STAMP)

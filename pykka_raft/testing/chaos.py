@@ -8,7 +8,8 @@ your own), lets client threads read, write and compare-and-set a few keys
 (:mod:`~pykka_raft.testing.chaos_workload`; arbitrary nested values in the values mode)
 while a nemesis injects faults (:mod:`~pykka_raft.testing.chaos_nemesis`: partitions, an
 isolated leader, crashes and restarts, lossy and slow links, late replays of old messages,
-and optionally membership changes: adds, removals, learners, promotions, swaps), heals
+and optionally membership changes: adds, removals, learners, promotions, swaps, and
+leadership transfers and triggered elections), heals
 everything, checks that the cluster elects a leader and commits a write within a bounded
 number of election timeouts, reads every key back, and finally checks every safety
 monitor over the storages' dumps, that every acknowledged write and membership change
@@ -39,6 +40,7 @@ import attrs
 from pykka_raft.admin import ConfigChangeResponse
 from pykka_raft.messages import MembershipConfig
 from pykka_raft.testing.chaos_checks import (
+    admin_calls_answered,
     check_liveness,
     check_safety,
     converge,
@@ -101,6 +103,13 @@ def run_chaos(seed: int, options: ChaosOptions | None = None) -> ChaosReport:
         report.stale_reads = len(workload.stale)
         report.problems += workload.read_problems()
         report.timeline += [f"  -> {text}: {outcome_text(result)}" for text, result in outcomes]
+        admin = nemesis.admin_outcomes()
+        report.timeline += [
+            f"  -> {c.text}: "
+            + ("no answer" if not answered else "ok" if result is None else outcome_text(result))
+            for c, answered, result in admin
+        ]
+        report.problems += admin_calls_answered(admin, cluster.hub.history)
         check_safety(cluster, report, outcomes, final)
     except Exception as exc:  # a harness failure is a finding too, with the seed
         report.problems.append(f"run failed: {exc!r}")
@@ -123,6 +132,11 @@ def main(argv: list[str] | None = None) -> int:
         "--values", action="store_true", help="write arbitrary nested application values"
     )
     parser.add_argument(
+        "--admin",
+        action="store_true",
+        help="also ask for leadership transfers and elections during the run",
+    )
+    parser.add_argument(
         "--reads",
         action=argparse.BooleanOptionalAction,
         default=True,
@@ -143,6 +157,7 @@ def main(argv: list[str] | None = None) -> int:
         tcp=args.tcp,
         values=args.values,
         reads=args.reads,
+        admin=args.admin,
     )
     # A new storage plug per run: nothing kept across seeds.
     return run_seeds(

@@ -10,9 +10,12 @@ adds the index-by-index checks.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from pykka_raft.admin import ConfigChangeResponse
+import pykka
+
+from pykka_raft.admin import ConfigChangeResponse, TransferLeadership, TransferLeadershipResponse
+from pykka_raft.errors import NodeNotLeader, NotAllowed, ShuttingDown, TransferFailed, Unreachable
 from pykka_raft.messages import EntryConfigChange, MembershipConfig
 from pykka_raft.metrics import RaftMetrics, State
 from pykka_raft.statemachine import Put
@@ -25,6 +28,12 @@ from pykka_raft.testing.monitors import check_dumps
 from pykka_raft.testing.plugs import AppliedHistory
 from pykka_raft.testing.values import canonical
 from pykka_raft.types import NodeId
+
+if TYPE_CHECKING:
+    from pykka_raft.testing.chaos_nemesis import AdminCall
+
+ADMIN_ERRORS = (NodeNotLeader, NotAllowed, ShuttingDown, TransferFailed, Unreachable)
+"""The typed errors a ``TransferLeadership`` or ``TriggerElection`` may be answered with."""
 
 
 def liveness_bound(cluster: Cluster) -> float:
@@ -119,6 +128,31 @@ def acknowledged_changes_committed(
                     f"{text} was acknowledged at index {result.index} but node {node_id} "
                     f"holds {entry} there"
                 )
+    return problems
+
+
+def admin_calls_answered(
+    calls: Iterable[tuple[AdminCall, bool, Any]], history: Iterable[RaftMetrics]
+) -> list[str]:
+    """Every transfer and election call was answered (unless its node crashed): an election
+    with ``None``, a transfer with a ``TransferLeadershipResponse`` naming a node seen
+    leading the term it names, either with one of :data:`ADMIN_ERRORS`."""
+    led = {(m.current_term, m.id) for m in history if m.state is State.LEADER}
+    problems = []
+    for call, answered, result in calls:
+        if not answered or isinstance(result, pykka.ActorDeadError):
+            if not call.crashed:
+                problems.append(f"{call.text}: no answer, and its node did not crash")
+            continue
+        transfer = isinstance(call.message, TransferLeadership)
+        if isinstance(result, TransferLeadershipResponse) and transfer:
+            if (result.term, result.leader_id) not in led:
+                problems.append(
+                    f"{call.text}: answered {result}, but node {result.leader_id} was never "
+                    f"seen leading term {result.term}"
+                )
+        elif not (isinstance(result, ADMIN_ERRORS) or (result is None and not transfer)):
+            problems.append(f"{call.text}: answered {outcome_text(result)}")
     return problems
 
 

@@ -1,6 +1,7 @@
 """The nemesis of a chaos run: faults drawn from the seed (partitions, an isolated leader,
 lossy and slow links, late replays, crashes and restarts, a power outage, membership
-changes), applied to the cluster and written down in a timeline."""
+changes, leadership transfers and triggered elections), applied to the cluster and
+written down in a timeline."""
 
 from __future__ import annotations
 
@@ -9,15 +10,40 @@ import threading
 import time
 from typing import Any
 
+import attrs
 import pykka
 
-from pykka_raft.admin import ProposeConfigChange
+from pykka_raft.admin import ProposeConfigChange, TransferLeadership, TriggerElection
 from pykka_raft.metrics import RaftMetrics, State
 from pykka_raft.network.router import Isolate, LinkFaults, Restore, SetLinkFaults
 from pykka_raft.testing.chaos_options import ChaosReport
 from pykka_raft.testing.cluster import Cluster
 from pykka_raft.testing.faultnet import Heal, Partition, ReplayOld
 from pykka_raft.types import NodeId
+
+
+@attrs.define
+class AdminCall:
+    """A ``TransferLeadership`` or ``TriggerElection`` the nemesis asked, not waited for."""
+
+    text: str
+    node: NodeId
+    message: TransferLeadership | TriggerElection
+    future: Any  # the answer's future, or the exception asking raised
+    crashed: bool = False  # its node crashed afterwards (the call may go unanswered)
+
+
+def _outcome(future: Any) -> tuple[bool, Any]:
+    """``(True, the answer)`` in ``future`` (or the exception it holds, or the exception
+    asking raised); ``(False, None)`` if there is none yet."""
+    if isinstance(future, BaseException):
+        return True, future
+    try:
+        return True, future.get(timeout=0.1)
+    except pykka.Timeout:
+        return False, None
+    except Exception as exc:
+        return True, exc
 
 
 class Nemesis:
@@ -33,6 +59,7 @@ class Nemesis:
         self.crashed: set[NodeId] = set()
         self.all_ids = sorted(cluster.nodes)
         self.changes: list[tuple[str, Any]] = []  # (description, future of the answer)
+        self.admin_calls: list[AdminCall] = []
 
     def note(self, kind: str, text: str) -> None:
         self.faults[kind] = self.faults.get(kind, 0) + 1
@@ -55,6 +82,8 @@ class Nemesis:
             faults += ["crash", "restart"]
         if self.options.membership:
             faults += ["reconfigure", "reconfigure"]
+        if self.options.admin:
+            faults += ["transfer", "transfer", "elect"]
         fault = self.rng.choice(faults)
         getattr(self, fault)()
 
@@ -105,6 +134,8 @@ class Nemesis:
     def _crash(self, node: NodeId) -> None:
         self.cluster.crash(node)
         self.crashed.add(node)
+        for call in self.admin_calls:
+            call.crashed |= call.node == node
 
     def restart(self) -> None:
         if not self.crashed:
@@ -114,19 +145,24 @@ class Nemesis:
         self.cluster.start_node(node)
         self.note("restart", f"restart node {node}")
 
-    def reconfigure(self) -> None:
+    def _leader(self) -> NodeId | None:
+        """A node that leads, waiting a little for one (elections may be under way)."""
+
         def a_leader(latest: dict[NodeId, RaftMetrics]) -> NodeId | None:
             leaders = [
                 n for n, m in latest.items() if m.state is State.LEADER and n in self.cluster.nodes
             ]
             return leaders[0] if leaders else None
 
-        try:  # a change needs a leader: wait a little for one (elections may be under way)
-            found = self.cluster.hub.wait_for(a_leader, 2.0, "a leader to propose to")
+        try:
+            return self.cluster.hub.wait_for(a_leader, 2.0, "a leader to ask")
         except TimeoutError:
+            return None
+
+    def reconfigure(self) -> None:
+        leader = self._leader()  # a change needs a leader
+        if leader is None:
             return
-        assert found is not None
-        leader: NodeId = found
         latest = self.cluster.hub.snapshot()
         m = latest[leader].membership_config
         voters, learners = sorted(m.voters()), sorted(m.non_voters)
@@ -158,21 +194,41 @@ class Nemesis:
         self.changes.append((text, future))
         self.note("change", text)
 
+    def transfer(self) -> None:
+        """Ask the leader to hand leadership to one of its voters (itself, sometimes), or
+        to the most up-to-date one; not waited for, so faults hit transfers in flight."""
+        leader = self._leader()
+        if leader is None:
+            return
+        voters = sorted(self.cluster.hub.snapshot()[leader].membership_config.voters())
+        target = self.rng.choice([None, *voters])
+        self._admin(leader, TransferLeadership(target), f"transfer from {leader} to {target}")
+
+    def elect(self) -> None:
+        """Ask a running node (a voter or not, leading or not) to start an election."""
+        running = [n for n in self.all_ids if n not in self.crashed]
+        node = self.rng.choice(running)
+        self._admin(node, TriggerElection(), f"trigger an election on node {node}")
+
+    def _admin(
+        self, node: NodeId, message: TransferLeadership | TriggerElection, text: str
+    ) -> None:
+        try:
+            future = self.cluster.nodes[node].ask(message, block=False)
+        except Exception as exc:  # the node just crashed
+            future = exc
+        self.admin_calls.append(AdminCall(text, node, message, future))
+        self.note("transfer" if isinstance(message, TransferLeadership) else "election", text)
+
     def change_outcomes(self) -> list[tuple[str, Any]]:
         """What each proposed change got: a ConfigChangeResponse, an error, or ``None``
         (no answer: the node crashed)."""
-        outcomes: list[tuple[str, Any]] = []
-        for text, future in self.changes:
-            if isinstance(future, BaseException):
-                outcomes.append((text, future))
-                continue
-            try:
-                outcomes.append((text, future.get(timeout=0.1)))
-            except pykka.Timeout:
-                outcomes.append((text, None))
-            except Exception as exc:
-                outcomes.append((text, exc))
-        return outcomes
+        return [(text, _outcome(future)[1]) for text, future in self.changes]
+
+    def admin_outcomes(self) -> list[tuple[AdminCall, bool, Any]]:
+        """What each transfer and election call got: whether it was answered, and its
+        answer or error."""
+        return [(call, *_outcome(call.future)) for call in self.admin_calls]
 
     def heal(self) -> None:
         self.cluster.router.ask(Heal())

@@ -52,6 +52,12 @@ class ChaosOptions:
             return a value some client wrote to that key. Since lease reads assume that no
             voter restarts within a lease (``docs/reads.md``), the nemesis then restarts a
             node only after it has been down for ``election_timeout_min``.
+        admin: the nemesis also asks the leader for leadership transfers (to one of its
+            voters, itself included, or to ``None``) and any node for an election
+            (``TriggerElection``), without waiting for the answer; every call must be
+            answered by the end of the run (unless its node crashed), with a typed error
+            or, for a transfer, a ``TransferLeadershipResponse`` naming a node seen leading
+            that term.
     """
 
     nodes: int = 3
@@ -68,6 +74,7 @@ class ChaosOptions:
     tcp: bool = False
     values: bool = False
     reads: bool = False
+    admin: bool = False
 
 
 @attrs.define
@@ -83,7 +90,8 @@ class ChaosReport:
     elapsed: float = 0.0
     faults: dict[str, int] = attrs.field(factory=dict)
     """How many faults of each kind the nemesis injected (``crash``, ``restart``,
-    ``partition``, ``isolate``, ``links``, ``replay``, ``heal``, ``change``, ``outage``)."""
+    ``partition``, ``isolate``, ``links``, ``replay``, ``heal``, ``change``, ``outage``,
+    ``transfer``, ``election``)."""
     snapshots_installed: int = 0
     """Snapshot installs the nodes reported in their metrics (followers that caught up
     through a snapshot)."""
@@ -126,7 +134,9 @@ class ChaosReport:
             flags.append(f"--nodes {o.nodes}")
         if o.duration != 4.0:
             flags.append(f"--duration {o.duration:g}")
-        flags += [f"--{name}" for name in ("membership", "tcp", "values") if getattr(o, name)]
+        flags += [
+            f"--{name}" for name in ("membership", "tcp", "values", "admin") if getattr(o, name)
+        ]
         flags.append("--reads" if o.reads else "--no-reads")
         if self.storage != "memory":
             flags.append(f"--storage {self.storage}")

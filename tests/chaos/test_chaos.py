@@ -17,15 +17,20 @@ from pathlib import Path
 from typing import Any
 
 import attrs
+import pykka
 import pytest
 
+from pykka_raft.admin import TransferLeadership, TransferLeadershipResponse, TriggerElection
 from pykka_raft.config import Config, SnapshotPolicy
-from pykka_raft.messages import HardState
+from pykka_raft.errors import TransferFailed
+from pykka_raft.messages import HardState, MembershipConfig
+from pykka_raft.metrics import RaftMetrics, State
 from pykka_raft.statemachine import KeyValueStateMachine
 from pykka_raft.storage.memory import MemStoreData
 from pykka_raft.storage.messages import StorageDump
 from pykka_raft.testing.chaos import DEFAULT_CONFIG, ChaosOptions, ChaosReport, run_chaos
-from pykka_raft.testing.chaos_checks import acknowledged_writes_survive
+from pykka_raft.testing.chaos_checks import acknowledged_writes_survive, admin_calls_answered
+from pykka_raft.testing.chaos_nemesis import AdminCall
 from pykka_raft.testing.crash import CrashableMemStore
 from pykka_raft.testing.history import Op
 from pykka_raft.testing.plugs import (
@@ -246,3 +251,51 @@ def test_a_key_written_once_is_checked_in_a_dictionary_dump(lost: bool) -> None:
     dumps = {n: StorageDump(HardState(1, 1), (), 2, dict(data)) for n in (1, 2, 3)}
     problems = acknowledged_writes_survive(ops, dumps, (1, 2, 3))
     assert len(problems) == (3 if lost else 0), problems
+
+
+@pytest.mark.parametrize("seed", [41])
+def test_chaos_run_with_transfers_and_elections_is_safe_and_linearizable(seed: int) -> None:
+    """Leadership transfers and triggered elections, not waited for, among partitions,
+    crashes, membership changes and reads without the log: every call is answered in
+    time (``admin_calls_answered``), and nothing else breaks."""
+    options = ChaosOptions(nodes=3, duration=3.0, admin=True, reads=True, membership=True)
+    report = run_chaos(seed, options)
+    assert report.ok, report.render()
+    _happened(report, "transfer", "election")
+
+
+def _call(message: Any, crashed: bool = False) -> AdminCall:
+    return AdminCall(f"{type(message).__name__} to 1", 1, message, None, crashed)
+
+
+def _leader_of(term: int, node: int) -> RaftMetrics:
+    return RaftMetrics(node, State.LEADER, term, 0, 0, 0, node, MembershipConfig((node,)))
+
+
+@pytest.mark.parametrize(
+    ("call", "answered", "result", "problem"),
+    [
+        (_call(TransferLeadership(2)), True, TransferLeadershipResponse(2, 5), None),
+        (_call(TransferLeadership(2)), True, TransferLeadershipResponse(2, 6), "never seen"),
+        (_call(TransferLeadership(2)), True, TransferFailed("late", 1), None),
+        (_call(TransferLeadership(2)), True, None, "answered"),
+        (_call(TriggerElection()), True, None, None),
+        (_call(TriggerElection()), True, TransferLeadershipResponse(2, 5), "answered"),
+        (_call(TriggerElection()), True, ValueError("?"), "ValueError"),
+        (_call(TriggerElection()), False, None, "no answer"),
+        (_call(TriggerElection(), crashed=True), False, None, None),
+        (_call(TriggerElection(), crashed=True), True, pykka.ActorDeadError("x"), None),
+        (_call(TriggerElection()), True, pykka.ActorDeadError("x"), "no answer"),
+    ],
+)
+def test_admin_calls_answered_bites(
+    call: AdminCall, answered: bool, result: Any, problem: str | None
+) -> None:
+    """The check of the admin calls: a transfer answered with a leader of a term nobody
+    saw it lead, a wrong kind of answer, an unexpected error, or no answer from a node
+    that did not crash, is a problem; a typed error is not."""
+    problems = admin_calls_answered([(call, answered, result)], [_leader_of(5, 2)])
+    if problem is None:
+        assert problems == []
+    else:
+        assert len(problems) == 1 and problem in problems[0], problems
