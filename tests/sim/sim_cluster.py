@@ -933,8 +933,10 @@ class Simulation:
         self.event_seq += 1
         heapq.heappush(self.events, (self.now + delay, self.event_seq, kind, args))
 
-    def _gap(self, mean: int) -> int:
-        return int(self.rng.expovariate(1.0 / mean)) + 1
+    def _gap(self, mean: int, rng: random.Random | None = None) -> int:
+        """A random wait of ``mean`` ms on average, drawn from ``rng`` (the run's own by
+        default)."""
+        return int((rng or self.rng).expovariate(1.0 / mean)) + 1
 
     def run(self) -> Simulation:
         """Run the faulty phase, then the calm phase; raise :class:`SimulationFailure`."""
@@ -1771,7 +1773,7 @@ class Simulation:
 
     def _cut_gap(self) -> int:
         assert self.crng is not None and self.cprofile is not None
-        return int(self.crng.expovariate(1.0 / self.cprofile.gap)) + 1
+        return self._gap(self.cprofile.gap, self.crng)
 
     def _on_cut(self) -> None:
         """Cut some links one way (or both ways between some nodes), until ``uncut``."""
@@ -1818,7 +1820,7 @@ class Simulation:
 
     def _admin_gap(self) -> int:
         assert self.arng is not None and self.aprofile is not None
-        return int(self.arng.expovariate(1.0 / self.aprofile.gap)) + 1
+        return self._gap(self.aprofile.gap, self.arng)
 
     def _on_admin_call(self) -> None:
         """Ask the leader (usually) or any running node for a transfer or an election."""

@@ -95,20 +95,31 @@ FIVE_NODE_SEEDS = range(100)
 KNOWN_BUGS: dict[tuple[str, int], tuple[str, str]] = {}
 
 
-def _seed(kind: str, seed: int, *before: Any) -> Any:
+def _seed(
+    kind: str,
+    seed: int,
+    *before: Any,
+    known_bugs: dict[tuple[str, int], tuple[str, str]] = KNOWN_BUGS,
+    id: str | None = None,
+) -> Any:
     """The parameters ``(*before, seed)``, a strict xfail if ``(kind, seed)`` is known bad."""
-    known = KNOWN_BUGS.get((kind, seed))
+    known = known_bugs.get((kind, seed))
     marks = (
         ()
         if known is None
         else pytest.mark.xfail(strict=True, raises=SimulationFailure, reason=known[1])
     )
-    return pytest.param(*before, seed, marks=marks)
+    return pytest.param(*before, seed, marks=marks, id=id)
 
 
-def _expect_check(kind: str, seed: int, run: Callable[[], Simulation]) -> Simulation:
-    """Run a seed; one of KNOWN_BUGS must fail with its check, not another."""
-    known = KNOWN_BUGS.get((kind, seed))
+def _expect_check(
+    kind: str,
+    seed: int,
+    run: Callable[[], Simulation],
+    known_bugs: dict[tuple[str, int], tuple[str, str]] = KNOWN_BUGS,
+) -> Simulation:
+    """Run a seed; one of ``known_bugs`` must fail with its check, not another."""
+    known = known_bugs.get((kind, seed))
     try:
         return run()
     except SimulationFailure as exc:
@@ -1303,33 +1314,20 @@ def _admin_run(kind: str, seed: int, **options: Any) -> Simulation:
     return run_simulation(seed, int(kind[1:]), **options)
 
 
-def _admin_seed(kind: str, seed: int) -> Any:
-    known = KNOWN_ADMIN_BUGS.get((kind, seed))
-    marks = (
-        ()
-        if known is None
-        else pytest.mark.xfail(strict=True, raises=SimulationFailure, reason=known[1])
-    )
-    return pytest.param(kind, seed, marks=marks, id=f"{kind}-{seed}")
-
-
 @pytest.mark.parametrize(
-    ("kind", "seed"), [_admin_seed(kind, s) for kind, seeds in ADMIN_SEEDS.items() for s in seeds]
+    ("kind", "seed"),
+    [
+        _seed(kind, s, kind, known_bugs=KNOWN_ADMIN_BUGS, id=f"{kind}-{s}")
+        for kind, seeds in ADMIN_SEEDS.items()
+        for s in seeds
+    ],
 )
 def test_admin_ops_runs(kind: str, seed: int) -> None:
     """``TransferLeadership`` and ``TriggerElection`` at random moments (also right after a
     membership change, to the nodes it removes), under one-way cuts and chains: every call
     is answered once, in time, with the right value or typed error, and a transfer
     answered as done names a node that led that term."""
-    known = KNOWN_ADMIN_BUGS.get((kind, seed))
-    try:
-        _admin_run(kind, seed)
-    except SimulationFailure as exc:
-        if known is not None and exc.check != known[0]:
-            raise AssertionError(
-                f"{kind} seed {seed} was expected to fail {known[0]!r}, not {exc.check!r}:\n{exc}"
-            ) from exc
-        raise
+    _expect_check(kind, seed, functools.partial(_admin_run, kind, seed), KNOWN_ADMIN_BUGS)
 
 
 @pytest.mark.parametrize(
