@@ -143,8 +143,11 @@ def tcp_keys(tmp_path: Path) -> Path:
 
 
 def secure_pair(keys: Path, **options: Any) -> tuple[TcpNetworkRef, TcpNetworkRef, Any]:
-    """Node 1 (serving an Echo) and node 2 (knowing node 1's address), with CURVE."""
+    """Node 1 (serving an Echo) and node 2 (knowing node 1's address), with CURVE. Their
+    rpc timeout is 3 s unless told (the config's 300 ms expired once on a loaded machine
+    before a delivered request's answer came back); tests of the timeout pass ``FAST``."""
     config = options.pop("config", CONFIG)
+    options.setdefault("rpc_timeout_ms", 3000)
     one = TcpNetwork.start(1, config=config, keys=CurveKeys.from_dir(keys, 1), **options)
     two = TcpNetwork.start(
         2,
