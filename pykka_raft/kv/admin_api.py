@@ -8,8 +8,6 @@ request that makes no sense (adding a node twice, removing every voter) is refus
 
 from __future__ import annotations
 
-import contextlib
-import ipaddress
 from typing import Any
 
 import pykka
@@ -31,8 +29,7 @@ from pykka_raft import (
     TransferLeadershipResponse,
     TriggerSnapshot,
 )
-from pykka_raft.kv.config import parse_address
-from pykka_raft.kv.errors import KvConfigError
+from pykka_raft.kv.config import endpoint
 from pykka_raft.kv.gateway import RaftGateway
 from pykka_raft.kv.store import encode_value, node_key
 from pykka_raft.kv.wsgi import HttpError, Request, address_field, json_object, node_id_field
@@ -230,25 +227,6 @@ class AdminApi:
             "term": response.term,
             "leader_url": self.node.directory.http_url(response.leader_id),
         }
-
-
-_LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain"})
-
-
-def endpoint(address: str) -> tuple[str, int]:
-    """What ``host:port`` names, as far as can be told without asking DNS: host names
-    compared without case or a final dot, ``localhost`` as ``127.0.0.1``, IP addresses in
-    their canonical form (``0:0::1`` is ``::1``). An address that does not parse is itself."""
-    try:
-        host, port = parse_address(address, "address")
-    except KvConfigError:
-        return address, -1
-    host = host.lower().rstrip(".")
-    if host in _LOOPBACK_NAMES:
-        host = "127.0.0.1"
-    with contextlib.suppress(ValueError):
-        host = str(ipaddress.ip_address(host))
-    return host, port
 
 
 def _records(nodes: Any) -> dict[int, dict[str, str | None]]:

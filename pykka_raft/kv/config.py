@@ -7,7 +7,9 @@ merged into one validated :class:`NodeConfig`.
 
 from __future__ import annotations
 
+import contextlib
 import difflib
+import ipaddress
 import math
 import sys
 from collections.abc import Mapping
@@ -51,6 +53,25 @@ def parse_address(value: str, what: str) -> tuple[str, int]:
     if not sep or not host or not _digits(port) or int(port) > 65535:
         raise KvConfigError(f"{what}: expected host:port, got {value!r}")
     return host.strip("[]"), int(port)
+
+
+_LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain"})
+
+
+def endpoint(address: str) -> tuple[str, int]:
+    """What ``host:port`` names, as far as can be told without asking DNS: host names
+    compared without case or a final dot, ``localhost`` as ``127.0.0.1``, IP addresses in
+    their canonical form (``0:0::1`` is ``::1``). An address that does not parse is itself."""
+    try:
+        host, port = parse_address(address, "address")
+    except KvConfigError:
+        return address, -1
+    host = host.lower().rstrip(".")
+    if host in _LOOPBACK_NAMES:
+        host = "127.0.0.1"
+    with contextlib.suppress(ValueError):
+        host = str(ipaddress.ip_address(host))
+    return host, port
 
 
 def format_address(host: str, port: int) -> str:

@@ -27,7 +27,7 @@ from pykka_raft import (
     ResponseMode,
     State,
 )
-from pykka_raft.kv.config import NodeConfig, http_url
+from pykka_raft.kv.config import NodeConfig, endpoint, http_url
 from pykka_raft.kv.runtime import (
     LocalNetwork,
     NetworkHandle,
@@ -283,7 +283,27 @@ class KvNode:
         if self._network is not None:
             self._network.close()
 
+    def _warn_if_moved(self) -> None:
+        """Log a WARNING if the membership this node started with records another Raft
+        address for it: its peers send there and never reach it (port 0 on a restart)."""
+        first = self.view.wait_for(lambda m: True if self._stopping.is_set() else m, None)
+        if not isinstance(first, RaftMetrics) or self.raft_address is None:
+            return
+        recorded = first.membership_config.address_of(self.node_id)
+        if recorded is not None and endpoint(recorded) != endpoint(self.raft_address):
+            logger.warning(
+                "node %s listens for Raft on %s, but the cluster's membership records it at "
+                "%s: its peers will not reach it. Restart it on %s (the ready file of its "
+                "first run names it), or remove it from the cluster and add it back with "
+                "its new address",
+                self.node_id,
+                self.raft_address,
+                recorded,
+                recorded,
+            )
+
     def _register_as_leader(self) -> None:
+        self._warn_if_moved()
         done_term = -1
 
         def leading(m: RaftMetrics | None) -> RaftMetrics | bool | None:

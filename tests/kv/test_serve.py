@@ -4,6 +4,7 @@ with requests in flight, in-process."""
 
 from __future__ import annotations
 
+import logging
 import queue
 import resource
 import signal
@@ -15,10 +16,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import attrs
 import pytest
 
 from pykka_raft import Isolate
-from pykka_raft.kv import Client, HttpSettings
+from pykka_raft.kv import Client, HttpSettings, KvServer, NodeConfig
 from pykka_raft.kv import app as app_module
 from pykka_raft.kv.errors import EXIT_NODE_STOPPED
 from pykka_raft.testing import wait_until
@@ -135,7 +137,9 @@ def test_a_ready_file_that_cannot_be_written_stops_serve_with_exit_2(
     child = serve("--id", "1", "--http", "127.0.0.1:0", *MEMORY, "--ready-file", str(ready))
     assert child.proc.wait(30) == 2  # the node was stopped: nothing keeps the process
     log = child.log.read_text()
-    assert f"error: --ready-file: cannot write {ready}" in log and "Traceback" not in log
+    assert f"error: --ready-file: cannot write {ready}: No such file" in log
+    assert "Traceback" not in log and ".tmp" not in log
+    assert "node 1 serving" not in log  # the ready file is written before that line
 
 
 @pytest.mark.parametrize(
@@ -303,3 +307,48 @@ def test_serve_exits_when_its_storage_fails(serve: Any, tmp_path: Path) -> None:
     assert child.proc.wait(30) == EXIT_NODE_STOPPED
     log = child.log.read_text()
     assert "storage failed" in log and "stopped on its own" in log
+
+
+def test_a_node_restarted_on_another_raft_port_says_its_peers_cannot_reach_it(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Port 0 on a restart binds a new port, while the membership (which the peers send
+    to) keeps the old one: the node says so at WARNING. Restarted on its recorded port, it
+    says nothing."""
+    config = NodeConfig(
+        1, "127.0.0.1:0", raft_address="127.0.0.1:0", insecure=True, data_dir=str(tmp_path)
+    )
+    server = KvServer.start(config)
+    try:
+        Client([server.url]).init()
+        node = server.node
+        wait_until(lambda: _recorded(node) is not None, 10, "the membership to hold the address")
+        first = node.raft_address
+        assert _recorded(node) == first
+    finally:
+        server.stop()
+    warned = "its peers will not reach it"
+    with caplog.at_level(logging.WARNING, logger="pykka_raft.kv"):
+        server = KvServer.start(config)  # port 0 again
+        try:
+            moved = server.node.raft_address
+            assert moved != first
+            # Polled: the node's registrar thread checks once the node has metrics.
+            wait_until(lambda: warned in caplog.text, 10, "the warning")
+            assert first in caplog.text and moved in caplog.text
+        finally:
+            server.stop()
+        caplog.clear()
+        server = KvServer.start(attrs.evolve(config, raft_address=first))
+        try:
+            node = server.node
+            wait_until(lambda: _recorded(node) is not None, 10, "the node's start")
+            node._warn_if_moved()  # the registrar's check, run here: it has metrics
+            assert warned not in caplog.text, caplog.text
+        finally:
+            server.stop()
+
+
+def _recorded(node: Any) -> str | None:
+    latest = node.view.latest()
+    return None if latest is None else latest.membership_config.address_of(node.node_id)
