@@ -164,8 +164,6 @@ def serve(
     except (RaftError, OSError) as exc:  # a bad key directory, a locked or damaged data dir
         fail(f"cannot start node {config.node_id}: {exc}", EXIT_USAGE)
     raft = server.node.raft_address
-    click.echo(f"node {config.node_id} serving {server.url}" + (f" raft {raft}" if raft else ""))
-    sys.stdout.flush()
     try:
         if ready_file:
             report = {
@@ -178,7 +176,12 @@ def serve(
             try:
                 write_ready_file(ready_file, report)
             except OSError as exc:  # the node stops (finally) before the process exits
-                fail(f"--ready-file: cannot write {ready_file}: {exc}", EXIT_USAGE)
+                why = exc.strerror or str(exc)  # not the temporary file's name
+                fail(f"--ready-file: cannot write {ready_file}: {why}", EXIT_USAGE)
+        click.echo(
+            f"node {config.node_id} serving {server.url}" + (f" raft {raft}" if raft else "")
+        )
+        sys.stdout.flush()
         asked = wait_for_signal(parent, lambda: server.node.stopped_on_its_own)
     finally:
         server.stop()

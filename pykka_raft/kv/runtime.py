@@ -188,15 +188,7 @@ def _open_tcp(config: NodeConfig) -> NetworkHandle:
         ) from exc
     assert config.raft_address is not None  # NodeConfig checked it
     keys = None
-    if config.insecure:
-        logger.warning(
-            "INSECURE: node %s runs its Raft network WITHOUT authentication or encryption "
-            "(insecure = true): any process that reaches %s can act as a member of the "
-            "cluster. For experiments on one machine only; give keys_dir otherwise",
-            config.node_id,
-            config.raft_address,
-        )
-    else:
+    if not config.insecure:
         assert config.keys_dir is not None
         try:
             keys = CurveKeys.from_dir(config.keys_dir, config.node_id)
@@ -219,4 +211,12 @@ def _open_tcp(config: NodeConfig) -> NetworkHandle:
         raise KvConfigError(f"raft_address: cannot listen on {config.raft_address}: {exc}") from exc
     except ConfigError as exc:  # e.g. a key pair the key directory names as another node's
         raise KvConfigError(str(exc)) from exc
+    if config.insecure:  # once bound: the address names the port port 0 gave
+        logger.warning(
+            "INSECURE: node %s runs its Raft network WITHOUT authentication or encryption "
+            "(insecure = true): any process that reaches %s can act as a member of the "
+            "cluster. For experiments on one machine only; give keys_dir otherwise",
+            config.node_id,
+            ref.address,
+        )
     return NetworkHandle(ref, address=ref.address, stop_ref=True)
