@@ -10,7 +10,6 @@ busy, starting or shutting down).
 from __future__ import annotations
 
 import json
-import math
 import os
 import sys
 from collections.abc import Callable
@@ -23,6 +22,7 @@ from pykka_raft.kv.client import Client
 from pykka_raft.kv.errors import EXIT_UNAVAILABLE, EXIT_USAGE, KvError
 from pykka_raft.kv.gateway import CONSISTENCY_LEVELS
 from pykka_raft.kv.status import status_table
+from pykka_raft.kv.store import parse_json
 from pykka_raft.messages import MAX_NODE_ID
 
 NODE_ID = click.IntRange(min=1, max=MAX_NODE_ID)
@@ -76,25 +76,13 @@ def _value(text: str, as_string: bool, what: str) -> Any:
     if as_string:
         return text
     try:
-        return json.loads(text, parse_constant=_not_json, parse_float=_finite)
+        return parse_json(text)
     except ValueError:
         raise click.BadParameter(
             f"{text!r} is not JSON (NaN, Infinity and numbers too large for a float are not); "
             "quote strings ('\"text\"') or use --string",
             param_hint=what,
         ) from None
-
-
-def _not_json(name: str) -> Any:
-    """``NaN``, ``Infinity`` and ``-Infinity``, which Python's json takes and JSON has not."""
-    raise ValueError(f"{name} is not JSON")
-
-
-def _finite(text: str) -> float:
-    number = float(text)
-    if not math.isfinite(number):  # 1e999
-        raise ValueError(f"{text} is too large for a float")
-    return number
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

@@ -17,6 +17,7 @@ when their configurations disagree. The HTTP API refuses writes to those keys.
 from __future__ import annotations
 
 import json
+import math
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -48,6 +49,24 @@ def encode_value(value: Any) -> str:
     return json.dumps(
         value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
     )
+
+
+def parse_json(text: str) -> Any:
+    """A JSON text as a value, refusing what Python's json takes and JSON has not: ``NaN``,
+    ``Infinity`` and numbers too large for a float (``1e400``), with a ``ValueError`` that
+    says so."""
+    return json.loads(text, parse_constant=_not_json, parse_float=_finite)
+
+
+def _not_json(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON value")
+
+
+def _finite(text: str) -> float:
+    number = float(text)
+    if not math.isfinite(number):
+        raise ValueError(f"{text} is too large for a float")
+    return number
 
 
 def decode_value(text: Any) -> Any:

@@ -15,7 +15,7 @@ from urllib.parse import parse_qs, quote
 
 from pykka_raft.kv.config import UNSPECIFIED_HOSTS, parse_address
 from pykka_raft.kv.errors import CODES
-from pykka_raft.kv.store import RESERVED_PREFIX, encode_value
+from pykka_raft.kv.store import RESERVED_PREFIX, encode_value, parse_json
 from pykka_raft.messages import MAX_NODE_ID
 
 SESSION_FIELDS_BYTES = 128
@@ -92,7 +92,7 @@ class Request:
         if not body.strip():
             raise HttpError("bad_json", "the request needs a JSON body")
         try:
-            return json.loads(body.decode("utf-8"), parse_constant=_no_constant)
+            return parse_json(body.decode("utf-8"))
         except UnicodeDecodeError as exc:
             raise HttpError("bad_json", f"the body is not UTF-8: {exc.reason}") from None
         except RecursionError:
@@ -106,10 +106,6 @@ class Request:
         if length in ("", "0"):
             return {}
         return self.json()
-
-
-def _no_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not a JSON value")
 
 
 def _too_large(limit: int) -> HttpError:

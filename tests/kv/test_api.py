@@ -143,6 +143,7 @@ def test_consistency_parameter(kv3: LocalCluster) -> None:
         (b"", "bad_json"),
         (b'{"value": NaN}', "bad_json"),
         (b'{"value": Infinity}', "bad_json"),
+        (b'{"value": [-1e400]}', "bad_json"),  # too large for a float: not Python's message
         (b'{"value": "\xff\xfe"}', "bad_json"),
         (b'{"value": ' + b"[" * 2000 + b"]" * 2000 + b"}", "bad_json"),
         (b'"just a string"', "bad_request"),
