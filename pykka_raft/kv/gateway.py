@@ -230,8 +230,8 @@ class RaftGateway:
             return response
         except NodeNotLeader as exc:
             raise self.redirect(request, exc.leader_id) from None
-        except Noop:
-            raise HttpError("noop", "the membership already is as asked; nothing changed") from None
+        except Noop as exc:  # says what the membership is (a node to remove is not in it)
+            raise HttpError("noop", f"nothing changed: {exc}") from None
         except InoperableConfig as exc:
             raise HttpError("inoperable_config", str(exc)) from None
         except ChangeInProgress as exc:

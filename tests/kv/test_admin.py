@@ -111,6 +111,7 @@ def test_learner_then_promote_then_remove(cluster_factory: Any) -> None:
     assert removed.status == 200 and removed.json["voters"] == [1, 2, 3]
     gone = request(url, "POST", "/v1/admin/remove", {"ids": [5]})
     assert gone.status == 409 and gone.code == "noop"
+    assert "voters [1, 2, 3]" in gone.json["error"]["message"], gone.json  # what it is
 
 
 def test_removing_every_member_is_refused_and_nothing_changes(cluster_factory: Any) -> None:
