@@ -79,8 +79,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         public_path, secret_path = generate_keypair(args.directory, args.node, args.force)
-    except (FileExistsError, CurveKeyError, OSError) as exc:
+    except (FileExistsError, CurveKeyError) as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except OSError as exc:
+        why = exc.strerror or exc
+        print(f"error: cannot write a key pair into {args.directory}: {why}", file=sys.stderr)
         return 1
     public, _ = load_keypair(secret_path)
     print(f"wrote {public_path} (copy it to every node)")

@@ -306,14 +306,17 @@ def demo(clients: int, seconds: float, keep: str | None) -> None:
 def keygen(directory: str, node_id: int, force: bool) -> None:
     """Write node NODE's CURVE key pair into DIRECTORY (node-N.key goes to every node,
     node-N.key_secret stays on node N)."""
-    from pykka_raft.net import generate_keypair
+    from pykka_raft.net import generate_keypair, load_keypair
 
     try:
         public, secret = generate_keypair(directory, node_id, force)
-    except (FileExistsError, OSError) as exc:
+    except FileExistsError as exc:
         fail(str(exc), EXIT_USAGE)
+    except OSError as exc:
+        fail(f"cannot write a key pair into {directory}: {exc.strerror or exc}", EXIT_USAGE)
     click.echo(f"wrote {public} (copy it to every node)")
     click.echo(f"wrote {secret} (keep it on node {node_id} only)")
+    click.echo(f"public key of node {node_id}: {load_keypair(secret)[0].decode()}")
 
 
 COMMANDS = (serve, dev_cluster, local_cluster, demo, keygen)

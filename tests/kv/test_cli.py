@@ -243,8 +243,13 @@ def test_keygen_writes_a_key_pair_once(tmp_path: Any) -> None:
     made = CliRunner().invoke(main, ["keygen", str(tmp_path), "--node", "3"])
     assert made.exit_code == 0, made.output
     assert (tmp_path / "node-3.key").exists() and (tmp_path / "node-3.key_secret").exists()
+    assert "public key of node 3: " in made.output  # as python -m pykka_raft.net keygen
     again = CliRunner().invoke(main, ["keygen", str(tmp_path), "--node", "3"])
     assert again.exit_code == 2 and "exists" in again.stderr
+    (tmp_path / "file").write_text("")
+    nowhere = CliRunner().invoke(main, ["keygen", str(tmp_path / "file" / "keys"), "--node", "3"])
+    assert nowhere.exit_code == 2, nowhere.output
+    assert f"cannot write a key pair into {tmp_path / 'file' / 'keys'}: " in nowhere.stderr
 
 
 def test_backup_then_restore_into_a_new_cluster(cluster_factory: Any, tmp_path: Any) -> None:
