@@ -246,6 +246,7 @@ def local_cluster(nodes: int, workdir: str | None, insecure: bool) -> None:
     root = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="pykka-raft-kv-"))
     cluster = ProcessCluster(root, secure=not insecure)
     earlier = cluster.earlier_nodes()
+    reported: set[int] = set()
     try:
         if earlier:  # --dir of an earlier run: the same cluster again, where it was
             listed = ", ".join(map(str, earlier))
@@ -275,7 +276,7 @@ def local_cluster(nodes: int, workdir: str | None, insecure: bool) -> None:
             )
         )
         sys.stdout.flush()
-        wait_for_signal()
+        wait_for_signal(stopped=lambda: _report_exits(cluster, root, reported))
         click.echo("stopping ...")
         for node_id in cluster.running():
             cluster.kill(node_id, signal.SIGTERM)
@@ -285,6 +286,23 @@ def local_cluster(nodes: int, workdir: str | None, insecure: bool) -> None:
         cluster.close()
         if workdir is None:
             shutil.rmtree(root, ignore_errors=True)
+
+
+def _report_exits(cluster: Any, root: Path, reported: set[int]) -> bool:
+    """Say once that a node's process ended (and reap it); the others go on. False: keep
+    waiting for Ctrl-C."""
+    for node_id, node in sorted(cluster.nodes.items()):
+        if node_id in reported or node.alive() or node.proc is None:
+            continue
+        reported.add(node_id)
+        code = node.proc.returncode
+        how = f"with status {code}"
+        if code < 0:
+            with contextlib.suppress(ValueError):
+                how = f"killed by {signal.Signals(-code).name}"
+        click.echo(f"node {node_id} exited {how}; its log: {root}/node-{node_id}.log")
+        sys.stdout.flush()
+    return False
 
 
 @click.command()

@@ -115,6 +115,12 @@ def test_local_cluster_serves_until_ctrl_c(tmp_path: Path, keep: bool) -> None:
         finally:
             client.close()
 
+        # A node killed, as the printed instructions suggest, is reported; the rest go on.
+        victim = sorted(nodes)[-1]
+        os.kill(nodes[victim][1], signal.SIGKILL)
+        died = f"node {victim} exited killed by SIGKILL; its log: {where}/node-{victim}.log"
+        wait(lambda: died in lines, 30, "local-cluster to report the killed node", poll=0.1)
+
         # Ctrl-C: the terminal sends SIGINT to the whole foreground group.
         wait(lambda: catches_sigterm(proc.pid), 30, "local-cluster to wait for Ctrl-C")
         os.killpg(pgid, signal.SIGINT)
