@@ -283,9 +283,10 @@ def build_config(doc: Mapping[str, Any]) -> NodeConfig:
         KvConfigError: an unknown or missing field, or a value of the wrong type.
     """
     _refuse_unknown("", doc, _TOP, "docs/kv-service.md")
-    for field, flag in (("node_id", "--id"), ("http_address", "--http")):
+    for field, flag, check in (("node_id", "--id", _int), ("http_address", "--http", _str)):
         if doc.get(field) is None:
             raise KvConfigError(f"{field}: required (flag {flag} or the file)")
+        check(doc[field], field)  # in order: a wrong node_id is said before a missing address
     peers_doc = doc.get("peers") or {}
     peers: list[PeerConfig] = []
     if isinstance(peers_doc, Mapping):

@@ -137,6 +137,7 @@ def test_a_full_toml_file(tmp_path: Path) -> None:
             "not both",
         ),
         ({**LOCAL, "http_address": "0.0.0.0:8001"}, "reach"),
+        ({"node_id": "one"}, "node_id: expected an integer"),  # before http_address's absence
         ({**LOCAL, "raft_address": "[::]:9001"}, "reach"),
     ],
 )
