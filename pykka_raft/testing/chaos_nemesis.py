@@ -207,6 +207,8 @@ class Nemesis:
     def elect(self) -> None:
         """Ask a running node (a voter or not, leading or not) to start an election."""
         running = [n for n in self.all_ids if n not in self.crashed]
+        if not running:
+            return
         node = self.rng.choice(running)
         self._admin(node, TriggerElection(), f"trigger an election on node {node}")
 
