@@ -285,17 +285,19 @@ class KvNode:
 
     def _warn_if_moved(self) -> None:
         """Log a WARNING if the membership this node started with records another Raft
-        address for it: its peers send there and never reach it (port 0 on a restart)."""
+        address for it: its peers send there and never reach it (port 0 on a restart).
+        An address is this node's if it names what the node was told to listen on (a host
+        name, say) or what it bound (the address the host resolved to)."""
         first = self.view.wait_for(lambda m: True if self._stopping.is_set() else m, None)
         if not isinstance(first, RaftMetrics) or self.raft_address is None:
             return
         recorded = first.membership_config.address_of(self.node_id)
-        if recorded is not None and endpoint(recorded) != endpoint(self.raft_address):
+        own = {endpoint(a) for a in (self.config.raft_address, self.raft_address) if a}
+        if recorded is not None and endpoint(recorded) not in own:
             logger.warning(
                 "node %s listens for Raft on %s, but the cluster's membership records it at "
-                "%s: its peers will not reach it. Restart it on %s (the ready file of its "
-                "first run names it), or remove it from the cluster and add it back with "
-                "its new address",
+                "%s: its peers will not reach it. Restart it on %s, or remove it from the "
+                "cluster and add it back with its new address",
                 self.node_id,
                 self.raft_address,
                 recorded,

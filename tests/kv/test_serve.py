@@ -19,10 +19,11 @@ from typing import Any
 import attrs
 import pytest
 
-from pykka_raft import Isolate
+from pykka_raft import Isolate, MembershipConfig, RaftMetrics, State
 from pykka_raft.kv import Client, HttpSettings, KvServer, NodeConfig
 from pykka_raft.kv import app as app_module
 from pykka_raft.kv.errors import EXIT_NODE_STOPPED
+from pykka_raft.kv.node import KvNode
 from pykka_raft.testing import wait_until
 from tests.kv.conftest import PATIENT, leader_of, request
 
@@ -188,7 +189,7 @@ def a_write_to_a_cut_off_leader(cluster: Any) -> tuple[int, Any, threading.Threa
 def test_a_stopping_node_answers_requests_in_flight(cluster_factory: Any) -> None:
     # The isolated leader must still lead when the write reaches it (see PATIENT). The
     # grace (5 s by default) is the window in which the refusal below is asked for.
-    http = HttpSettings(request_timeout=30.0, shutdown_grace=2.0)
+    http = HttpSettings(request_timeout=30.0, shutdown_grace=3.0)
     cluster = cluster_factory([1, 2, 3], raft=PATIENT, elect=1, http=http)
     leader, server, pending, answers = a_write_to_a_cut_off_leader(cluster)
     # Polled: the view's waiters wake on metrics only, and neither counter is a metric.
@@ -352,3 +353,27 @@ def test_a_node_restarted_on_another_raft_port_says_its_peers_cannot_reach_it(
 def _recorded(node: Any) -> str | None:
     latest = node.view.latest()
     return None if latest is None else latest.membership_config.address_of(node.node_id)
+
+
+@pytest.mark.parametrize(
+    ("told", "recorded", "moved"),
+    [
+        ("vm:9001", "vm:9001", False),  # a host name: the node binds the address it resolves to
+        ("127.0.0.1:0", "127.0.0.1:9001", False),  # port 0 the first time: what it bound
+        ("LOCALHOST:9001", "127.0.0.1:9001", False),
+        ("vm:9001", "vm:9002", True),
+        ("127.0.0.1:0", "127.0.0.1:9002", True),
+    ],
+)
+def test_the_moved_check_knows_the_nodes_own_names(
+    caplog: pytest.LogCaptureFixture, told: str, recorded: str, moved: bool
+) -> None:
+    """The address the membership records is the node's own if it is the one the node was
+    told to listen on or the one it bound (ZeroMQ reports the resolved IP)."""
+    node = KvNode(NodeConfig(1, "127.0.0.1:0", raft_address=told, insecure=True, storage="memory"))
+    node.raft_address = "127.0.0.1:9001"  # as bound
+    membership = MembershipConfig((1,), addresses=((1, recorded),))
+    node.view.tell(RaftMetrics(1, State.FOLLOWER, 1, 0, 0, 0, None, membership))
+    with caplog.at_level(logging.WARNING, logger="pykka_raft.kv"):
+        node._warn_if_moved()
+    assert ("its peers will not reach it" in caplog.text) is moved, caplog.text
