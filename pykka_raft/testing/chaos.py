@@ -41,6 +41,7 @@ from pykka_raft.admin import ConfigChangeResponse
 from pykka_raft.messages import MembershipConfig
 from pykka_raft.testing.chaos_checks import (
     admin_calls_answered,
+    admin_text,
     check_liveness,
     check_safety,
     converge,
@@ -105,9 +106,7 @@ def run_chaos(seed: int, options: ChaosOptions | None = None) -> ChaosReport:
         report.timeline += [f"  -> {text}: {outcome_text(result)}" for text, result in outcomes]
         admin = nemesis.admin_outcomes()
         report.timeline += [
-            f"  -> {c.text}: "
-            + ("no answer" if not answered else "ok" if result is None else outcome_text(result))
-            for c, answered, result in admin
+            f"  -> {c.text}: {admin_text(c, answered, result)}" for c, answered, result in admin
         ]
         report.problems += admin_calls_answered(admin, cluster.hub.history)
         check_safety(cluster, report, outcomes, final)

@@ -14,7 +14,12 @@ from typing import TYPE_CHECKING, Any
 
 import pykka
 
-from pykka_raft.admin import ConfigChangeResponse, TransferLeadership, TransferLeadershipResponse
+from pykka_raft.admin import (
+    ConfigChangeResponse,
+    TransferLeadership,
+    TransferLeadershipResponse,
+    TriggerElection,
+)
 from pykka_raft.errors import NodeNotLeader, NotAllowed, ShuttingDown, TransferFailed, Unreachable
 from pykka_raft.messages import EntryConfigChange, MembershipConfig
 from pykka_raft.metrics import RaftMetrics, State
@@ -131,6 +136,15 @@ def acknowledged_changes_committed(
     return problems
 
 
+def admin_text(call: AdminCall, answered: bool, result: Any) -> str:
+    """What a transfer or election call got, in words."""
+    if not answered:
+        return "no answer"
+    if result is None:
+        return "ok" if isinstance(call.message, TriggerElection) else "None"
+    return outcome_text(result)
+
+
 def admin_calls_answered(
     calls: Iterable[tuple[AdminCall, bool, Any]], history: Iterable[RaftMetrics]
 ) -> list[str]:
@@ -152,7 +166,7 @@ def admin_calls_answered(
                     f"seen leading term {result.term}"
                 )
         elif not (isinstance(result, ADMIN_ERRORS) or (result is None and not transfer)):
-            problems.append(f"{call.text}: answered {outcome_text(result)}")
+            problems.append(f"{call.text}: answered {admin_text(call, True, result)}")
     return problems
 
 

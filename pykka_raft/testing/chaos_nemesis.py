@@ -125,6 +125,8 @@ class Nemesis:
 
     def crash(self) -> None:
         running = [n for n in self.all_ids if n not in self.crashed]
+        if not running:
+            return
         if len(running) <= len(self.all_ids) // 2 + 1 and self.rng.random() < 0.7:
             return  # mostly keep a majority running
         node = self.rng.choice(running)

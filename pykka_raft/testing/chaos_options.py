@@ -121,7 +121,7 @@ class ChaosReport:
             f"seed {self.seed} ({self.storage}): {verdict}; {len(self.ops)} ops "
             f"({counts['ok']} ok, {counts['fail']} failed, {counts['unknown']} unknown), "
             f"{read_text}"
-            f"{len(self.timeline)} faults, {self.snapshots_installed} snapshot installs, "
+            f"{sum(self.faults.values())} faults, {self.snapshots_installed} snapshot installs, "
             f"{self.elapsed:.1f}s"
         )
 
