@@ -77,10 +77,10 @@ def _value(text: str, as_string: bool, what: str) -> Any:
         return text
     try:
         return parse_json(text)
-    except ValueError:
+    except ValueError as exc:
+        shown = repr(text) if len(text) <= 60 else f"{text[:40]!r}... ({len(text)} characters)"
         raise click.BadParameter(
-            f"{text!r} is not JSON (NaN, Infinity and numbers too large for a float are not); "
-            "quote strings ('\"text\"') or use --string",
+            f"{shown} is not JSON ({exc}); quote strings ('\"text\"') or use --string",
             param_hint=what,
         ) from None
 

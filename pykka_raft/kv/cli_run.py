@@ -34,6 +34,7 @@ from pykka_raft.kv.config import (
     parse_peer,
 )
 from pykka_raft.kv.errors import EXIT_NODE_STOPPED, EXIT_USAGE
+from pykka_raft.messages import MAX_NODE_ID
 
 logger = logging.getLogger("pykka_raft.kv")
 
@@ -319,7 +320,7 @@ def demo(clients: int, seconds: float, keep: str | None) -> None:
 
 @click.command()
 @click.argument("directory", type=click.Path(file_okay=False))
-@click.option("--node", "node_id", required=True, type=click.IntRange(min=1))
+@click.option("--node", "node_id", required=True, type=click.IntRange(1, MAX_NODE_ID))
 @click.option("--force", is_flag=True, help="Replace an existing key pair.")
 def keygen(directory: str, node_id: int, force: bool) -> None:
     """Write node NODE's CURVE key pair into DIRECTORY (node-N.key goes to every node,

@@ -231,7 +231,7 @@ class RaftGateway:
         except NodeNotLeader as exc:
             raise self.redirect(request, exc.leader_id) from None
         except Noop as exc:  # says what the membership is (a node to remove is not in it)
-            raise HttpError("noop", f"nothing changed: {exc}") from None
+            raise HttpError("noop", str(exc) or "the membership already is as asked") from None
         except InoperableConfig as exc:
             raise HttpError("inoperable_config", str(exc)) from None
         except ChangeInProgress as exc:

@@ -53,9 +53,12 @@ def encode_value(value: Any) -> str:
 
 def parse_json(text: str) -> Any:
     """A JSON text as a value, refusing what Python's json takes and JSON has not: ``NaN``,
-    ``Infinity`` and numbers too large for a float (``1e400``), with a ``ValueError`` that
-    says so."""
-    return json.loads(text, parse_constant=_not_json, parse_float=_finite)
+    ``Infinity`` and numbers too large for a float (``1e400``), and nesting deeper than
+    Python can parse, with a ``ValueError`` that says so."""
+    try:
+        return json.loads(text, parse_constant=_not_json, parse_float=_finite)
+    except RecursionError:
+        raise ValueError("the JSON text is nested too deeply") from None
 
 
 def _not_json(name: str) -> Any:

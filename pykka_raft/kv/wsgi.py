@@ -95,8 +95,6 @@ class Request:
             return parse_json(body.decode("utf-8"))
         except UnicodeDecodeError as exc:
             raise HttpError("bad_json", f"the body is not UTF-8: {exc.reason}") from None
-        except RecursionError:
-            raise HttpError("bad_json", "the JSON body is nested too deeply") from None
         except ValueError as exc:
             raise HttpError("bad_json", f"the body is not valid JSON: {exc}") from None
 

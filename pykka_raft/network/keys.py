@@ -18,6 +18,7 @@ directory.
 from __future__ import annotations
 
 import datetime
+import errno
 import logging
 import os
 import re
@@ -114,6 +115,8 @@ def generate_keypair(
     except (TypeError, ValueError) as exc:
         raise CurveKeyError(str(exc)) from None
     directory = Path(directory)
+    if directory.exists() and not directory.is_dir():  # mkdir would say FileExistsError
+        raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), str(directory))
     directory.mkdir(parents=True, exist_ok=True)
     public_path, secret_path = (
         public_key_path(directory, node_id),

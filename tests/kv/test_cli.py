@@ -71,6 +71,9 @@ def test_usage_errors_exit_2(kv3: LocalCluster) -> None:
         refused = run(kv3.urls, "put", "cli/nan", value)
         assert refused.exit_code == 2 and "is not JSON" in refused.output, (value, refused.output)
         assert run(kv3.urls, "cas", "cli/nan", "--new", value).exit_code == 2
+    deep = run(kv3.urls, "put", "cli/deep", "[" * 100_000)  # no RecursionError traceback
+    assert deep.exit_code == 2 and "nested too deeply" in deep.output, deep.output
+    assert "Traceback" not in deep.output and "(100000 characters)" in deep.output
     assert run(kv3.urls, "remove").exit_code == 2
     assert run(kv3.urls, "promote", "zero").exit_code == 2
     assert run(kv3.urls, "init", "--members", "a,b").exit_code == 2

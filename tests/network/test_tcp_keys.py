@@ -56,6 +56,8 @@ def test_keygen_refuses_what_it_cannot_do(
     (tmp_path / "file").write_text("")
     assert main(["keygen", str(tmp_path / "file" / "keys"), "--node", "1"]) == 1
     assert "error: cannot write a key pair into " in capsys.readouterr().err  # not a traceback
+    assert main(["keygen", str(tmp_path / "file"), "--node", "1"]) == 1  # a file, not a dir
+    assert "into " + str(tmp_path / "file") + ": Not a directory" in capsys.readouterr().err
 
 
 def test_a_missing_key_pair_says_how_to_make_one(tmp_path: Path) -> None:
