@@ -53,12 +53,13 @@ bench-publish: $(BENCH_STAMP)
 # Seeded chaos runs of real actor clusters (a few seconds each): make chaos SEEDS=500
 # add MEMBERSHIP=1 to let the nemesis change the membership too, TCP=1 to carry RPCs over
 # loopback TCP, VALUES=1 to write nested application values, STORAGE=sqlite for SqliteStore,
-# ADMIN=1 to ask for leadership transfers and elections too; most reads bypass the log
-# (ClientRead: READ_INDEX, LEASE, STALE) unless READS=0
+# ADMIN=1 to ask for leadership transfers and elections too (each flag off when 0 or unset);
+# most reads bypass the log (ClientRead: READ_INDEX, LEASE, STALE) unless READS=0
 chaos: $(STAMP)
 	$(BIN)/python -m pykka_raft.testing.chaos --seeds $(SEEDS) --nodes $(NODES) \
-		$(if $(MEMBERSHIP),--membership) $(if $(TCP),--tcp) $(if $(VALUES),--values) \
-		$(if $(ADMIN),--admin) $(if $(STORAGE),--storage $(STORAGE)) \
+		$(if $(filter-out 0,$(MEMBERSHIP)),--membership) $(if $(filter-out 0,$(TCP)),--tcp) \
+		$(if $(filter-out 0,$(VALUES)),--values) $(if $(filter-out 0,$(ADMIN)),--admin) \
+		$(if $(STORAGE),--storage $(STORAGE)) \
 		$(if $(filter 0,$(READS)),--no-reads,--reads)
 
 # Malformed and random frames against a live TCP cluster (100,000 of them); see docs/network.md
