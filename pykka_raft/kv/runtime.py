@@ -211,12 +211,4 @@ def _open_tcp(config: NodeConfig) -> NetworkHandle:
         raise KvConfigError(f"raft_address: cannot listen on {config.raft_address}: {exc}") from exc
     except ConfigError as exc:  # e.g. a key pair the key directory names as another node's
         raise KvConfigError(str(exc)) from exc
-    if config.insecure:  # once bound: the address names the port port 0 gave
-        logger.warning(
-            "INSECURE: node %s runs its Raft network WITHOUT authentication or encryption "
-            "(insecure = true): any process that reaches %s can act as a member of the "
-            "cluster. For experiments on one machine only; give keys_dir otherwise",
-            config.node_id,
-            ref.address,
-        )
     return NetworkHandle(ref, address=ref.address, stop_ref=True)

@@ -160,9 +160,9 @@ class TcpNetwork(RaftNetwork):
         ref._io = self._io
         if insecure:
             logger.warning(
-                "node %s listens on %s WITHOUT authentication or encryption (insecure=True): "
-                "any process that reaches this port can act as a member of the cluster; "
-                "use CURVE keys outside local experiments",
+                "INSECURE: node %s listens on %s WITHOUT authentication or encryption "
+                "(insecure=True): any process that reaches this port can act as a member of "
+                "the cluster; use CURVE keys outside local experiments",
                 node_id,
                 self.address,
             )
