@@ -26,6 +26,7 @@ import pykka
 
 from pykka_raft._pykka import use_ref_class
 from pykka_raft.actor.arguments import check_arguments
+from pykka_raft.actor.events import headline, log_changes
 from pykka_raft.actor.lease import LeaseBoard, LeasePublisher
 from pykka_raft.actor.ports import ActorPorts
 from pykka_raft.actor.ref import ClientQueue, RaftRef, WakeForClients, not_accepted
@@ -109,7 +110,7 @@ class Raft(pykka.ThreadingActor):
         self._ticker: Ticker | None = None
         self._stray = RateLimited(logger)
         self._published: RaftMetrics | None = None
-        self._logged: RaftMetrics | None = None  # what _log_changes last saw
+        self._logged: RaftMetrics | None = None  # what log_changes last saw
         self._metrics_dirty = False
         self._since_metrics = 0
         self._last_push_check = _now_ms()
@@ -355,39 +356,17 @@ class Raft(pykka.ThreadingActor):
             return
         self._metrics_key = key
         last = self._published
-        if self._metrics_dirty and last is not None and core.metrics_headline() == _headline(last):
+        if self._metrics_dirty and last is not None and core.metrics_headline() == headline(last):
             return  # a push of what changed is already due, and nothing is pushed at once
         metrics = core.metrics()
-        if last is None or _headline(metrics) != _headline(last):
+        if last is None or headline(metrics) != headline(last):
             # Against the last metrics logged, not the last pushed: a periodic push
             # forgets the latter, and would log an unchanged role again.
-            self._log_changes(self._logged, metrics)
+            log_changes(self.node_id, self._logged, metrics)
             self._logged = metrics
             self._publish(metrics)
         elif metrics != last:
             self._metrics_dirty = True
-
-    def _log_changes(self, last: RaftMetrics | None, now: RaftMetrics) -> None:
-        if last is None or (last.state, last.current_term, last.current_leader) != (
-            now.state,
-            now.current_term,
-            now.current_leader,
-        ):
-            leader = f", leader {now.current_leader}" if now.current_leader is not None else ""
-            logger.info(
-                "node %s: %s in term %s%s",
-                self.node_id,
-                now.state.value,
-                now.current_term,
-                leader,
-            )
-        if last is not None and now.snapshot_index != last.snapshot_index:
-            how = "installed" if now.snapshots_installed > last.snapshots_installed else "created"
-            logger.info(
-                "node %s: snapshot through index %s %s", self.node_id, now.snapshot_index, how
-            )
-        if last is not None and now.snapshots_sent > last.snapshots_sent:
-            logger.info("node %s: a snapshot transfer to a follower completed", self.node_id)
 
     def _publish(self, metrics: RaftMetrics) -> None:
         self._published = metrics
@@ -400,19 +379,6 @@ class Raft(pykka.ThreadingActor):
             except Exception as exc:  # the subscriber's failure, not the node's
                 why = "node %s: its metrics subscriber failed on a push: %r"
                 self._stray.log(logging.WARNING, "subscriber", why, self.node_id, exc)
-
-
-def _headline(m: RaftMetrics) -> tuple[Any, ...]:
-    """What is pushed at once when it changes (the rest is coalesced)."""
-    return (
-        m.state,
-        m.current_term,
-        m.current_leader,
-        m.membership_config,
-        m.snapshot_index,
-        m.snapshots_sent,
-        m.snapshots_installed,
-    )
 
 
 def _now_ms() -> int:

@@ -14,7 +14,7 @@ from typing import Any
 import attrs
 import pytest
 
-from pykka_raft.actor.raft import _headline
+from pykka_raft.actor.events import headline
 from pykka_raft.codec import check_app_value, register_app_type, to_primitive
 from pykka_raft.core import RaftCore, Role
 from pykka_raft.core.commands import Respond, Send
@@ -55,7 +55,7 @@ def _tick_until_candidate(core: RaftCore) -> None:
 
 
 def _same_headline(core: RaftCore) -> None:
-    assert core.metrics_headline() == _headline(core.metrics())
+    assert core.metrics_headline() == headline(core.metrics())
 
 
 def test_metrics_headline_is_the_headline_of_the_metrics_in_every_role() -> None:
