@@ -81,6 +81,9 @@ class RaftMetrics:
     """Snapshot transfers this node completed as a leader."""
     snapshots_installed: int = 0
     """Snapshots this node received and installed."""
+    snapshots_refused: int = 0
+    """Snapshots this node received whole but refused, because their data did not match
+    ``SnapshotMeta.digest`` (the sender starts the transfer over)."""
 
     @property
     def voters(self) -> frozenset[NodeId]:

@@ -92,8 +92,8 @@ class RaftCore(ClientApi):
         """The fields of :meth:`metrics` pushed at once when they change, cheaply."""
         state, c = _ROLE_STATE.get(self.role, State.NON_VOTER), self.counters
         term, leader, offset = self.current_term, self.leader_id, self.log.offset
-        sent, installed = c.snapshots_sent, c.snapshots_installed
-        return (state, term, leader, self.membership, offset, sent, installed)
+        sent, installed, refused = c.snapshots_sent, c.snapshots_installed, c.snapshots_refused
+        return (state, term, leader, self.membership, offset, sent, installed, refused)
 
     def _replication_metrics(self) -> tuple[ReplicationMetrics, ...]:
         if self.leader is None:

@@ -7,6 +7,9 @@ writes, so the façade orders those steps. This module keeps the rest.
 
 from __future__ import annotations
 
+import hashlib
+from typing import Any
+
 from pykka_raft.core.commands import CreateSnapshot, WriteSnapshotChunk
 from pykka_raft.core.state import NodeState
 from pykka_raft.messages import InstallSnapshotRequest, SnapshotMeta
@@ -27,6 +30,8 @@ class Snapshots:
             (a counter per process) never get their bytes spliced together.
         received: the ``receiving`` entry was completed (the snapshot installed): only
             its last chunk is acknowledged again; anything else starts a new reception.
+        digest: the SHA-256 of the chunks of ``receiving`` stored so far, checked against
+            ``meta.digest`` before the last one is stored.
     """
 
     def __init__(self, node: NodeState) -> None:
@@ -35,6 +40,7 @@ class Snapshots:
         self.unsupported: BaseException | None = None
         self.receiving: tuple[SnapshotMeta, int, int] | None = None
         self.received = False
+        self.digest: Any = None
 
     # --- creating -----------------------------------------------------------------------
 
@@ -140,6 +146,15 @@ class Snapshots:
                 return False, False, receiving[2]
         if not same and request.offset != 0:
             return False, False, None
+        digest = hashlib.sha256() if request.offset == 0 else self.digest
+        digest.update(request.data)
+        if request.done and meta.digest is not None and digest.hexdigest() != meta.digest:
+            # Bytes the leader's snapshot does not hold (damaged on the way, or sent by a
+            # faulty peer): never stored, never installed. The sender starts over.
+            self.receiving, self.digest = None, None
+            self.node.counters.snapshots_refused += 1
+            return False, False, None
+        self.digest = digest
         self.node.emit(WriteSnapshotChunk(meta, request.offset, request.data))
         self.receiving = (meta, request.offset, end)
         self.received = request.done

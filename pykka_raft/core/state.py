@@ -55,6 +55,7 @@ class Counters:
     writes_refused_application: int = 0
     snapshots_sent: int = 0
     snapshots_installed: int = 0
+    snapshots_refused: int = 0
 
     def as_tuple(self) -> tuple[int, ...]:
         """Every count, in field order: what ``attrs.astuple`` returns, for a fraction of

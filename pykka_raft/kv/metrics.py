@@ -92,6 +92,11 @@ class RaftCollector(Collector):
             "snapshots this node received and installed",
             m.snapshots_installed,
         )
+        yield counter(
+            "pykka_raft_snapshots_refused",
+            "snapshots this node received whole and refused: their bytes did not match the digest",
+            m.snapshots_refused,
+        )
         yield from peer_families(m)
         yield from network_families(node, self.node.network_metrics())
 

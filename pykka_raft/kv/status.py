@@ -78,6 +78,7 @@ def node_status(node: KvNode) -> dict[str, Any]:
             "writes_refused_application": m.writes_refused_application,
             "snapshots_sent": m.snapshots_sent,
             "snapshots_installed": m.snapshots_installed,
+            "snapshots_refused": m.snapshots_refused,
             "leader_changes": node.view.leader_changes_total,
         },
         membership={

@@ -111,12 +111,17 @@ class SnapshotMeta:
         snapshot_id: names this snapshot's data, never reused by any node of the cluster;
             a transfer in progress is tied to it (and to the other fields).
         size: the length of the snapshot's data in bytes.
+        digest: the SHA-256 of the snapshot's data, in lowercase hex, as the storage that
+            made it computed it; a node receiving the snapshot checks the bytes it got
+            against it before it stores the last chunk, and refuses them if they differ.
+            ``None`` (a storage that does not compute it): not checked.
     """
 
     last_included: LogId
     membership: MembershipConfig
     snapshot_id: str
     size: int
+    digest: str | None = None
 
 
 @attrs.frozen

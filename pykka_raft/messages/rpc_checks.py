@@ -53,7 +53,8 @@ def check_rpc(message: Any) -> None:
     AppendEntries entries that do not follow on from ``prev_log_index`` with terms from
     ``prev_log_term`` up to the request's, never going down (what any leader's log holds
     there); a snapshot chunk that ends past the snapshot's size, or a last one that ends
-    short of it. Anything else (not an RPC) passes."""
+    short of it; a snapshot digest that is not a SHA-256 in hex. Anything else (not an
+    RPC) passes."""
     kind = type(message)
     name = kind.__name__
     for field in _NUMBERS.get(kind, ()):
@@ -68,6 +69,8 @@ def check_rpc(message: Any) -> None:
         _number(name, "meta.last_included.index", meta.last_included.index)
         _number(name, "meta.last_included.term", meta.last_included.term)
         _number(name, "meta.size", meta.size)
+        if meta.digest is not None and not _is_sha256_hex(meta.digest):
+            raise ValueError(f"{name}.meta.digest must be a SHA-256 in lowercase hex")
         end = message.offset + len(message.data)
         if end > meta.size or (message.done and end != meta.size):
             raise ValueError(
@@ -78,6 +81,10 @@ def check_rpc(message: Any) -> None:
         _number(name, "next_offset", message.next_offset)
     elif kind is ReadIndexResponse and message.index is not None:
         _number(name, "index", message.index)
+
+
+def _is_sha256_hex(text: str) -> bool:
+    return len(text) == 64 and all(c in "0123456789abcdef" for c in text)
 
 
 def _following_entries(request: AppendEntriesRequest) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 
 import attrs
@@ -86,6 +87,7 @@ class MemStore(RaftStorage):
             membership,
             f"{last_included.index}-{uuid.uuid4().hex}",
             len(data),
+            hashlib.sha256(data).hexdigest(),
         )
         self.data.compact(meta, data)
         return meta

@@ -132,7 +132,7 @@ class SqliteSnapshots(SqliteLog):
             path.unlink()
             return current  # a newer snapshot was installed meanwhile
         name = self._new_name(last)
-        meta = SnapshotMeta(last, membership, name.removesuffix(".snap"), size)
+        meta = SnapshotMeta(last, membership, name.removesuffix(".snap"), size, checksum)
         os.rename(path, self._snapshot_path(name))
         sync_dir(self.snapshot_dir)
         self._switch_snapshot(meta, name, checksum, applied=None)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+
 import pytest
 
 import pykka_raft  # noqa: F401  (registers the key-value command types with the codec)
@@ -63,12 +65,15 @@ class SnapshotConformance(ConformanceHarness):
 
     def test_read_snapshot_chunks_and_a_replaced_snapshot(self) -> None:
         """Chunks at any offset read the snapshot's bytes; a snapshot replaced by a newer
-        one reads as ``None``; an older request answers the current snapshot."""
+        one reads as ``None``; an older request answers the current snapshot. A digest,
+        if the storage gives one, is the SHA-256 of those bytes (a receiver refuses
+        bytes that do not match it)."""
         self._need_snapshots()
         store = self.store()
         first = self._compacted(store, last=12, at=6)
         data = store.snapshot_bytes(first, chunk=7)
         assert len(data) == first.size
+        assert first.digest in (None, hashlib.sha256(data).hexdigest()), "wrong digest"
         assert store.snapshot_bytes(first, chunk=first.size) == data
         assert store.ask(ReadSnapshotChunk("no such snapshot", 0, 10)) is None
         entries = puts(1, 2, 12)

@@ -14,9 +14,11 @@ import pytest
 from pykka_raft import (
     Config,
     GetMetrics,
+    InstallSnapshotRequest,
     MembershipConfig,
     Put,
     RaftMetrics,
+    RaftRouter,
     SnapshotMeta,
     SnapshotPolicy,
     SnapshotsUnsupported,
@@ -341,3 +343,45 @@ def test_a_snapshot_transfer_starting_and_ending_is_pushed_at_once(make_cluster)
         "the transfer end to be pushed",
     )
     assert any(r.node_id == follower and r.matched >= last for r in ended.replication)
+
+
+class _DamagingRouter(RaftRouter):
+    """Flips every byte of the first chunk of the first two snapshot transfers (each
+    chunk keeps its size): what a faulty link or a misbehaving peer could deliver."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.damaged = 0  # the leader's thread alone sends snapshot chunks
+
+    def send(self, request: Any, reply: Any) -> None:
+        if (
+            isinstance(request, InstallSnapshotRequest)
+            and request.offset == 0
+            and request.target not in self._isolated  # it will be delivered
+            and self.damaged < 2
+        ):
+            self.damaged += 1
+            request = attrs.evolve(request, data=bytes(b ^ 0xFF for b in request.data))
+        super().send(request, reply)
+
+
+def test_a_snapshot_damaged_on_the_way_is_refused_and_sent_again(make_cluster, caplog):
+    """Bytes of the right size but not the leader's: before the digest, the follower
+    installed them, its restore failed and it stopped. Now it refuses them, keeps
+    running, and installs the transfer the leader starts over."""
+    network = _DamagingRouter.start()
+    cluster = make_cluster([1, 2, 3], config=snapshot_config(every=50, chunk=256), network=network)
+    cluster.initialize()
+    leader = cluster.leader()
+    follower = next(n for n in cluster.nodes if n != leader)
+    cluster.isolate(follower)
+    last = write_many(cluster, 300)
+    cluster.restore(follower)
+    assert_identical(cluster, [1, 2, 3], last)
+    assert network.proxy().damaged.get(timeout=10) == 2  # the fault happened, twice
+    # Each damaged transfer is refused at its last chunk (unless a newer snapshot
+    # replaced it first); one whole transfer then installed.
+    refused = metrics(cluster, follower).snapshots_refused
+    assert 1 <= refused <= 2 and metrics(cluster, follower).snapshots_installed >= 1
+    assert all(m.state is not State.SHUTDOWN for m in cluster.hub.snapshot().values())
+    assert "does not match its digest" in caplog.text

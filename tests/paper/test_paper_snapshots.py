@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import random
 
 import attrs
@@ -490,6 +491,65 @@ def test_after_an_install_the_same_snapshot_starts_a_new_reception() -> None:
     commands = follower.take_commands()
     assert of_type(commands, WriteSnapshotChunk) == [WriteSnapshotChunk(m, 0, b"x" * 10)]
     assert responds(commands, 2)[0].value == InstallSnapshotResponse(3, True)
+
+
+def with_digest(m: SnapshotMeta, data: bytes) -> SnapshotMeta:
+    return attrs.evolve(m, digest=hashlib.sha256(data).hexdigest())
+
+
+def test_receiver_installs_a_snapshot_whose_bytes_match_its_digest() -> None:
+    follower = make_core(2, term=2, entries=make_entries([1, 1]))
+    m = with_digest(meta(10, size=25), b"x" * 10 + b"y" * 10 + b"z" * 5)
+    for token, (offset, data) in enumerate(((0, b"x" * 10), (10, b"y" * 10), (20, b"z" * 5))):
+        follower.receive_install_snapshot(chunk(m, offset, data), token=token)
+    commands = follower.take_commands()
+    assert of_type(commands, InstallSnapshot) == [InstallSnapshot(m, keep_log=False)]
+    assert follower.counters.snapshots_refused == 0
+
+
+def test_receiver_refuses_a_snapshot_whose_bytes_do_not_match_its_digest() -> None:
+    """Bytes damaged on the way (or sent by a faulty peer) but of the right size: the
+    last chunk is refused before it is stored and nothing is installed, so the node's
+    state does not move; the sender starts over, and the genuine bytes then install."""
+    follower = make_core(2, term=2, entries=make_entries([1, 1]))
+    genuine = b"x" * 10 + b"y" * 10 + b"z" * 5
+    m = with_digest(meta(10, size=25), genuine)
+    follower.receive_install_snapshot(chunk(m, 0, b"x" * 10), token=1)
+    follower.receive_install_snapshot(chunk(m, 10, b"Y" * 10), token=2)  # damaged
+    follower.take_commands()
+    follower.receive_install_snapshot(chunk(m, 20, b"z" * 5), token=3)
+    commands = follower.take_commands()
+    assert responds(commands, 3)[0].value == InstallSnapshotResponse(2, False, None)
+    assert of_type(commands, WriteSnapshotChunk) == []
+    assert of_type(commands, InstallSnapshot) == []
+    assert (follower.log.offset, follower.log.last_index, follower.commit_index) == (0, 2, 0)
+    assert follower.snapshot is None and follower.snapshots.receiving is None
+    assert follower.counters.snapshots_refused == 1
+    assert follower.metrics().snapshots_refused == 1
+    # The sender starts over; a chunk at the old offset is no longer a continuation.
+    follower.receive_install_snapshot(chunk(m, 20, b"z" * 5), token=4)
+    assert answer(follower, 4).value == InstallSnapshotResponse(2, False, None)
+    for token, offset in ((5, 0), (6, 10), (7, 20)):
+        follower.receive_install_snapshot(chunk(m, offset, genuine[offset : offset + 10]), token)
+    commands = follower.take_commands()
+    assert of_type(commands, InstallSnapshot) == [InstallSnapshot(m, keep_log=False)]
+    assert follower.snapshot == m and follower.commit_index == 10
+
+
+def test_receiver_checks_the_digest_of_a_one_chunk_snapshot_and_of_a_resumed_one() -> None:
+    follower = make_core(2, term=2, entries=make_entries([1, 1]))
+    m = with_digest(meta(10, size=4), b"data")
+    follower.receive_install_snapshot(chunk(m, 0, b"DATA"), token=1)
+    assert answer(follower, 1).value == InstallSnapshotResponse(2, False, None)
+    # A transfer a new leader resumes: the bytes before the offset are those stored.
+    r = with_digest(meta(12, size=25), b"x" * 10 + b"y" * 10 + b"z" * 5)
+    follower.receive_install_snapshot(chunk(r, 0, b"x" * 10), token=2)
+    follower.receive_install_snapshot(chunk(r, 10, b"y" * 10), token=3)
+    follower.receive_install_snapshot(chunk(r, 0, b"x" * 10, term=3), token=4)
+    follower.take_commands()
+    follower.receive_install_snapshot(chunk(r, 20, b"z" * 5, term=3), token=5)
+    assert of_type(follower.take_commands(), InstallSnapshot) == [InstallSnapshot(r, False)]
+    assert follower.counters.snapshots_refused == 1
 
 
 def test_leader_resumes_a_transfer_at_the_offset_the_receiver_names() -> None:

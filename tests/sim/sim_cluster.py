@@ -70,6 +70,7 @@ from __future__ import annotations
 import bisect
 import collections
 import dataclasses
+import hashlib
 import heapq
 import json
 import random
@@ -1443,7 +1444,8 @@ class Simulation:
             )
         self.snapshot_stats["created"] += 1
         sid = f"n{node.id}.{last.index}.{len(self.snapshots) + 1}"
-        meta = SnapshotMeta(last, store.request.membership, sid, len(store.data))
+        digest = hashlib.sha256(store.data).hexdigest()
+        meta = SnapshotMeta(last, store.request.membership, sid, len(store.data), digest)
         self.snapshots[sid] = (meta, store.data)
         self._note_dropped_config(node, meta)
         d.compact(meta, store.data)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 from typing import Any
 
@@ -15,11 +16,20 @@ from pykka_raft.testing.conformance import (
 )
 
 
-class TestMemStore(MemStoreConformance):
+class SetsTheDigest(StorageConformance):
+    """The shipped storages give every snapshot its digest (the suite accepts ``None``)."""
+
+    def test_every_snapshot_has_the_digest_of_its_bytes(self) -> None:
+        store = self.store()
+        meta = self._compacted(store)
+        assert meta.digest == hashlib.sha256(store.snapshot_bytes(meta)).hexdigest()
+
+
+class TestMemStore(MemStoreConformance, SetsTheDigest):
     """MemStore: restarts on the same MemStoreData."""
 
 
-class TestSqliteStoreDurableMachine(StorageConformance):
+class TestSqliteStoreDurableMachine(SetsTheDigest):
     """SqliteStore with its durable key-value machine (the default), fsync durability."""
 
     def start_storage(self, place: Path, rejecting: bool = False) -> Any:

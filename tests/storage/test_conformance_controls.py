@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import attrs
 import pykka
 import pytest
 
@@ -128,9 +130,25 @@ class ChangesValueTypes(MemStoreConformance):
         return JsonLikeStore.start(data=data[place])
 
 
+class WrongDigestStore(MemStore):
+    def store_snapshot(self, last_included: Any, membership: Any, data: bytes) -> Any:
+        meta = super().store_snapshot(last_included, membership, data)
+        return attrs.evolve(meta, digest=hashlib.sha256(data + b"!").hexdigest())
+
+
+class GivesAWrongDigest(MemStoreConformance):
+    """Gives each snapshot a digest of other bytes: every receiver would refuse it."""
+
+    def start_storage(self, place: Path, rejecting: bool = False) -> Any:
+        data = self.__dict__.setdefault("_data", {})
+        data.setdefault(place, MemStoreData(key_value_machine(rejecting)))
+        return WrongDigestStore.start(data=data[place])
+
+
 @pytest.mark.parametrize(
     ("suite", "test", "failure"),
     [
+        (GivesAWrongDigest, "test_read_snapshot_chunks_and_a_replaced_snapshot", AssertionError),
         (ForgetsTheVote, "test_hard_state_round_trip", AssertionError),
         (ForgetfulMachine, "test_restart_reports_last_applied_truthfully", AssertionError),
         (
@@ -162,6 +180,7 @@ def test_the_same_tests_pass_on_memstore(tmp_path: Path) -> None:
             "test_an_application_error_at_apply_is_the_entry_s_response",
             "test_install_drops_a_log_whose_entry_at_the_snapshot_has_another_term",
             "test_values_keep_their_types",
+            "test_read_snapshot_chunks_and_a_replaced_snapshot",
         )
     ):
         place = tmp_path / str(number)

@@ -134,3 +134,15 @@ def test_snapshot_chunks_lie_within_the_snapshot_and_the_last_ends_it() -> None:
     for offset, data, done in ((8, b"abc", False), (0, b"abcd", True), (11, b"", False)):
         with pytest.raises(ValueError, match="chunk ends at byte"):
             check_rpc(InstallSnapshotRequest(2, 5, 1, meta, offset, data, done))
+
+
+@pytest.mark.parametrize("digest", ["", "ab" * 31, "AB" * 32, "g" * 64, "ab" * 33])
+def test_a_snapshot_digest_that_is_not_a_sha256_in_hex_is_refused(digest: str) -> None:
+    meta = SnapshotMeta(LogId(1, 7), MembershipConfig([1]), "s", 4, digest)
+    message = InstallSnapshotRequest(2, 5, 1, meta, 0, b"abcd", True)
+    with pytest.raises(ValueError, match=r"meta\.digest must be a SHA-256"):
+        check_rpc(message)
+    with pytest.raises(DecodeError, match=r"meta\.digest"):
+        from_primitive(to_primitive(message, RpcRequest), RpcRequest)
+    check_rpc(attrs.evolve(message, meta=attrs.evolve(meta, digest="0f" * 32)))
+    check_rpc(attrs.evolve(message, meta=attrs.evolve(meta, digest=None)))
