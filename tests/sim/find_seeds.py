@@ -51,7 +51,7 @@ def run(
     **options: Any,
 ) -> Simulation:
     """One run of ``kind`` (``n3``, ``n5`` or ``membership``); ``options``: ``pre_vote``,
-    ``admin_ops``, ``one_way``, ``skip_checks``."""
+    ``admin_ops``, ``one_way``, ``damage``, ``skip_checks``."""
     if kind == "membership":
         return run_membership_simulation(seed, snapshots=snapshots, fault_ms=fault_ms, **options)
     faults = NAMED_PROFILES[profile] if profile else None
@@ -81,12 +81,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pre-vote", action="store_true", help="PreVote, stickiness, reads")
     parser.add_argument("--admin-ops", action="store_true", help="transfers and elections")
     parser.add_argument("--one-way", action="store_true", help="one-way cuts and chains")
+    parser.add_argument("--damage", action="store_true", help="flipped bits in snapshot chunks")
     parser.add_argument("--skip", action="append", default=[], help="a check to turn off")
     args = parser.parse_args(argv)
     options = {
         "pre_vote": args.pre_vote,
         "admin_ops": args.admin_ops,
         "one_way": args.one_way,
+        "damage": args.damage,
         "skip_checks": frozenset(args.skip),
     }
     snapshots = True if args.snapshots else False if args.no_snapshots else None

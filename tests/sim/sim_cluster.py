@@ -739,6 +739,7 @@ class Simulation:
         pre_vote: bool = False,
         admin_ops: bool = False,
         one_way: bool = False,
+        damage: bool = False,
     ) -> None:
         self.seed = seed
         self.check_every_step = check_every_step  # also after steps that changed nothing
@@ -798,6 +799,12 @@ class Simulation:
         if one_way:
             self.crng = CutProfile.rng_for(seed, kind)
             self.cprofile = CutProfile.draw(self.crng)
+        # Damaged snapshot chunks: opt-in, from a generator of their own too.
+        self.drng: random.Random | None = None
+        self.damage_rate = 0.0
+        if damage:
+            self.drng = random.Random(f"pykka-raft-sim-damage/{kind}/{seed}")
+            self.damage_rate = self.drng.choice((0.05, 0.2, 0.5))
         self.cuts: frozenset[tuple[NodeId, NodeId]] = frozenset()  # (from, to) dropped
         self.cut_stats: collections.Counter[str] = collections.Counter()
         self.admin_calls: dict[int, AdminCall] = {}
@@ -918,6 +925,8 @@ class Simulation:
             env += "PYKKA_RAFT_SIM_ADMIN_OPS=1 "
         if self.cprofile is not None:
             env += "PYKKA_RAFT_SIM_ONE_WAY=1 "
+        if self.drng is not None:
+            env += "PYKKA_RAFT_SIM_DAMAGE=1 "
         if self.skip_checks:
             env += f"PYKKA_RAFT_SIM_SKIP_CHECKS={','.join(sorted(self.skip_checks))} "
         return env
@@ -1628,8 +1637,23 @@ class Simulation:
             self._trace("drop", src, dst, _msg(request))
             return
         copies = 2 if self.faulty and self.rng.random() < self.profile.duplicate else 1
+        if self.drng is not None and type(request) is InstallSnapshotRequest:
+            request = self._damaged(request)
         for _ in range(copies):
             self._schedule(self._delay(), "request", src, node.incarnation, request)
+
+    def _damaged(self, request: InstallSnapshotRequest) -> InstallSnapshotRequest:
+        """With ``damage``: during the faults, one byte of a snapshot chunk flipped now and
+        then (the chunk keeps its size), as a faulty link or peer would deliver it."""
+        drng = self.drng
+        assert drng is not None
+        if not self.faulty or not request.data or drng.random() >= self.damage_rate:
+            return request
+        data = bytearray(request.data)
+        data[drng.randrange(len(data))] ^= 1 << drng.randrange(8)
+        self.snapshot_stats["chunks_damaged"] += 1
+        self._trace("damage", request.leader_id, request.target, _msg(request))
+        return attrs.evolve(request, data=bytes(data))
 
     def _reply(self, src: NodeId, dst: NodeId, dst_inc: int, request: Any, value: Any) -> None:
         """Carry a response from ``src`` back to the requester ``dst``."""
@@ -1650,7 +1674,10 @@ class Simulation:
             return
         self._trace("deliver", src, dst.id, _msg(request))
         self.touched.add(dst.id)
+        refused = dst.core.counters.snapshots_refused
         dst.d.call(request, ("rpc", src, src_inc, request))
+        if dst.core.counters.snapshots_refused > refused:
+            self.snapshot_stats["refused"] += 1  # damaged bytes, caught by the digest
 
     def _on_response(self, nid: NodeId, incarnation: int, request: Any, value: Any) -> None:
         node = self.nodes[nid]
@@ -3263,6 +3290,7 @@ def run_simulation(
     pre_vote: bool = False,
     admin_ops: bool = False,
     one_way: bool = False,
+    damage: bool = False,
 ) -> Simulation:
     """Run one seeded simulation to the end; raise :class:`SimulationFailure` on a violation.
 
@@ -3271,7 +3299,8 @@ def run_simulation(
     ``snapshots`` forces snapshots on or off (``None``: the seed decides, see
     :meth:`SnapshotProfile.for_seed`); ``snapshot_profile`` sets them. ``admin_ops`` adds
     ``TransferLeadership`` and ``TriggerElection`` calls (:class:`AdminProfile`),
-    ``one_way`` one-way cuts and chains (:class:`CutProfile`); both are off by default.
+    ``one_way`` one-way cuts and chains (:class:`CutProfile`), ``damage`` a flipped bit in
+    some snapshot chunks (:meth:`Simulation._damaged`); all are off by default.
     """
     return Simulation(
         seed,
@@ -3288,6 +3317,7 @@ def run_simulation(
         pre_vote=pre_vote,
         admin_ops=admin_ops,
         one_way=one_way,
+        damage=damage,
     ).run()
 
 
@@ -3304,6 +3334,7 @@ def run_membership_simulation(
     pre_vote: bool = False,
     admin_ops: bool = False,
     one_way: bool = False,
+    damage: bool = False,
 ) -> Simulation:
     """A membership run: a few voters of a larger pool, membership changes under faults."""
     return Simulation(
@@ -3321,4 +3352,5 @@ def run_membership_simulation(
         pre_vote=pre_vote,
         admin_ops=admin_ops,
         one_way=one_way,
+        damage=damage,
     ).run()

@@ -29,8 +29,11 @@
 * Opt-in parts of a run (off by default, so the other runs replay as before), for the
   replay and extra-seed tests: ``PYKKA_RAFT_SIM_PRE_VOTE=1`` (the library's elections, with
   reads), ``PYKKA_RAFT_SIM_ADMIN_OPS=1`` (``TransferLeadership`` and ``TriggerElection``
-  calls), ``PYKKA_RAFT_SIM_ONE_WAY=1`` (one-way cuts and chains);
-  ``PYKKA_RAFT_SIM_SKIP_CHECKS=a,b`` turns checks off. ``test_admin_ops_runs`` runs a few.
+  calls), ``PYKKA_RAFT_SIM_ONE_WAY=1`` (one-way cuts and chains),
+  ``PYKKA_RAFT_SIM_DAMAGE=1`` (a flipped bit in some snapshot chunks, refused by the
+  receiver's digest check); ``PYKKA_RAFT_SIM_SKIP_CHECKS=a,b`` turns checks off.
+  ``test_admin_ops_runs`` and ``test_damaged_snapshot_chunks_are_refused_and_sent_again``
+  run a few.
 """
 
 from __future__ import annotations
@@ -215,7 +218,8 @@ def _options() -> dict[str, Any]:
     """The opt-in parts of a run, from the environment (1: on): ``PYKKA_RAFT_SIM_PRE_VOTE``
     (the library's default elections, with reads), ``PYKKA_RAFT_SIM_ADMIN_OPS``
     (``TransferLeadership`` and ``TriggerElection`` calls), ``PYKKA_RAFT_SIM_ONE_WAY``
-    (one-way cuts and chains); and ``PYKKA_RAFT_SIM_SKIP_CHECKS`` (checks to turn off,
+    (one-way cuts and chains), ``PYKKA_RAFT_SIM_DAMAGE`` (a flipped bit in some snapshot
+    chunks); and ``PYKKA_RAFT_SIM_SKIP_CHECKS`` (checks to turn off,
     comma-separated: to look past a known bug). Failure messages name those a run used."""
 
     def on(name: str) -> bool:
@@ -228,6 +232,7 @@ def _options() -> dict[str, Any]:
         "pre_vote": on("PYKKA_RAFT_SIM_PRE_VOTE"),
         "admin_ops": on("PYKKA_RAFT_SIM_ADMIN_OPS"),
         "one_way": on("PYKKA_RAFT_SIM_ONE_WAY"),
+        "damage": on("PYKKA_RAFT_SIM_DAMAGE"),
         "skip_checks": frozenset(c for c in skip.split(",") if c),
     }
 
@@ -1217,6 +1222,50 @@ def test_broken_snapshot_core_is_caught(
     assert f"core={core.__name__}" in message
     assert "replay:" in message and "snapshots: every=" in message
     assert message.count("\n  t=") >= 10, message
+
+
+class _TrustingSnapshots(Snapshots):
+    digest_matches = staticmethod(lambda meta, digest: True)
+
+
+class IgnoresSnapshotDigests(RaftCore):
+    """Installs whatever bytes arrive, whatever the snapshot's digest says."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.snapshots.__class__ = _TrustingSnapshots
+
+
+DAMAGE_SEEDS = {"n3": range(8), "n5": range(4), "membership": range(6)}
+"""Runs with snapshots and ``damage`` (a flipped bit in some chunks) in ``make test``;
+more with ``PYKKA_RAFT_SIM_DAMAGE=1 PYKKA_RAFT_SIM_SNAPSHOTS=1``."""
+
+
+def test_damaged_snapshot_chunks_are_refused_and_sent_again() -> None:
+    """A flipped bit in a snapshot chunk: the receiver refuses the snapshot at its last
+    chunk (its digest), the leader starts over, and every check holds."""
+    totals: collections.Counter[str] = collections.Counter()
+    for kind, seeds in DAMAGE_SEEDS.items():
+        for seed in seeds:
+            summary = _run_snapshots(kind, seed, damage=True).summary()
+            totals.update({k: v for k, v in summary.items() if k.startswith("snapshots_")})
+    assert totals["snapshots_chunks_damaged"] >= 20, dict(totals)
+    assert totals["snapshots_refused"] >= 10, dict(totals)
+    assert totals["snapshots_installed"] >= 10, dict(totals)
+
+
+def test_a_core_that_ignores_snapshot_digests_is_caught() -> None:
+    """The negative control of the test above: the same damage, installed."""
+    for seed in range(20):
+        try:
+            _run_snapshots("n3", seed, damage=True, core_factory=IgnoresSnapshotDigests)
+        except SimulationFailure as exc:
+            assert exc.check == "snapshot-data", str(exc)
+            assert "core=IgnoresSnapshotDigests" in str(exc)
+            # A failing run of the library's core would name the switch its replay needs.
+            assert "PYKKA_RAFT_SIM_DAMAGE=1" in Simulation(seed, 3, damage=True)._replay_env()
+            return
+    raise AssertionError("20 seeds installed damaged snapshots unnoticed")
 
 
 def test_prevote_runs_exercise_reads() -> None:
