@@ -285,7 +285,8 @@ class KvNode:
 
     def _warn_if_moved(self) -> None:
         """Log a WARNING if the membership this node started with records another Raft
-        address for it: its peers send there and never reach it (port 0 on a restart).
+        address for it: its peers send there and never reach it (port 0 on a restart) until
+        the ``move`` command records the new one.
         An address is this node's if it names what the node was told to listen on (a host
         name, say) or what it bound (the address the host resolved to)."""
         first = self.view.wait_for(lambda m: True if self._stopping.is_set() else m, None)
@@ -296,12 +297,16 @@ class KvNode:
         if recorded is not None and endpoint(recorded) not in own:
             logger.warning(
                 "node %s listens for Raft on %s, but the cluster's membership records it at "
-                "%s: its peers will not reach it. Restart it on %s, or remove it from the "
-                "cluster and add it back with its new address",
+                "%s: its peers will not reach it. Restart it on %s, or record its new "
+                "addresses: pykka-raft-kv --url <a member's URL> move --id %s --http %s "
+                "--raft %s (POST /v1/admin/move)",
                 self.node_id,
                 self.raft_address,
                 recorded,
                 recorded,
+                self.node_id,
+                self.http_address,
+                self.raft_address,
             )
 
     def _register_as_leader(self) -> None:
