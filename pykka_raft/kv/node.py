@@ -14,8 +14,10 @@ import attrs
 import pykka
 
 from pykka_raft import (
+    CasResult,
     ClientPayload,
     ClientRead,
+    CompareAndSet,
     ForwardToLeader,
     Get,
     NodeId,
@@ -325,8 +327,8 @@ class KvNode:
             if self._stopping.is_set() or not isinstance(metrics, RaftMetrics):
                 return
             if self._caught_up() and all(
-                self._write_record(key, record, what)
-                for key, (record, what) in self._records_to_write(metrics).items()
+                self._write_record(key, *write)
+                for key, write in self._records_to_write(metrics).items()
             ):
                 done_term = metrics.current_term
             else:  # then again while it leads this term (else in the next term it leads)
@@ -344,12 +346,13 @@ class KvNode:
                 logger.warning("could not catch up before recording the directory: %s", exc)
             return False
 
-    def _records_to_write(self, metrics: RaftMetrics) -> dict[str, tuple[str, str]]:
-        """Key -> ``(record, what it is)`` of what this new leader writes: its own
-        addresses if the directory holds others, those of members the directory lacks but
-        this node was given (at ``init``), and its session settings if the cluster's
-        differ."""
-        out: dict[str, tuple[str, str]] = {}
+    def _records_to_write(self, metrics: RaftMetrics) -> dict[str, tuple[str, str, bool]]:
+        """Key -> ``(record, what it is, only if absent)`` of what this new leader writes:
+        its own addresses if the directory holds others, those of members the directory
+        lacks but this node was given (at ``init``; only while it still lacks them, so
+        that a ``move`` recorded meanwhile stays), and its session settings if the
+        cluster's differ."""
+        out: dict[str, tuple[str, str, bool]] = {}
         settings = settings_record(self.config.session_timeout, self.config.max_sessions)
         recorded = self.state_machine.local_get(SETTINGS_KEY)
         if recorded != settings:  # first: the others can wait, entries may not
@@ -361,26 +364,29 @@ class KvNode:
                     recorded,
                     settings,
                 )
-            out[SETTINGS_KEY] = (settings, "the cluster's session settings")
+            out[SETTINGS_KEY] = (settings, "the cluster's session settings", False)
         own = encode_value({"http": self.http_address, "raft": self.raft_address})
         if self.state_machine.local_get(node_key(self.node_id)) != own:
-            out[node_key(self.node_id)] = (own, f"the addresses of node {self.node_id}")
+            out[node_key(self.node_id)] = (own, f"the addresses of node {self.node_id}", False)
         members = metrics.voters | metrics.non_voters
         replicated = self.state_machine.node_records()
         for node_id, record in sorted(self.directory.static().items()):
             if node_id in members and node_id not in replicated and record.get("http"):
-                out.setdefault(
-                    node_key(node_id), (encode_value(record), f"the addresses of node {node_id}")
-                )
+                what = f"the addresses of node {node_id}"
+                out.setdefault(node_key(node_id), (encode_value(record), what, True))
         return out
 
-    def _write_record(self, key: str, record: str, what: str) -> bool:
+    def _write_record(self, key: str, record: str, what: str, if_absent: bool) -> bool:
+        command = CompareAndSet(key, None, record) if if_absent else Put(key, record)
         try:
-            self.raft.ask(
-                ClientPayload.new(Put(key, record), ResponseMode.APPLIED),
+            response = self.raft.ask(
+                ClientPayload.new(command, ResponseMode.APPLIED),
                 timeout=self._request_timeout,
             )
-            logger.info("recorded %s: %s", what, record)
+            if isinstance(response.data, CasResult) and not response.data.swapped:
+                logger.info("kept %s recorded meanwhile: %s", what, response.data.previous)
+            else:
+                logger.info("recorded %s: %s", what, record)
             return True
         except ForwardToLeader:
             return False  # no longer leader; the next leader records itself
