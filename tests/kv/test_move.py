@@ -1,12 +1,17 @@
 """``POST /v1/admin/move`` and the ``move`` command: recording a member's new addresses
-(in the replicated directory, and in the membership when its Raft address changed), and
-every request it refuses (nothing changed)."""
+(in the replicated directory, and in the membership when its Raft address changed), every
+request it refuses (nothing changed), and a node restarted on new ports by a real process
+cluster that its peers reach again once it is moved."""
 
 from __future__ import annotations
 
 import json
 import logging
+import signal
 import socket
+import subprocess
+import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +20,7 @@ from click.testing import CliRunner
 
 from pykka_raft.kv import BadRequest, Client, Conflict, KvServer, NodeConfig
 from pykka_raft.kv.cli import main
+from pykka_raft.kv.launcher import ProcessCluster, wait
 from pykka_raft.kv.local import LocalCluster
 from pykka_raft.testing import wait_until
 from tests.kv.conftest import follower_of, leader_of, request
@@ -198,3 +204,100 @@ def test_the_move_command(cluster_factory: Any) -> None:
         result = run(*usage)
         assert result.exit_code == 2, (usage, result.output)
         assert "Traceback" not in result.output
+
+
+# --- real processes ---------------------------------------------------------------------
+
+# Elections slow enough that the node cut off by its move never wins one on a loaded
+# machine (its peers hear from their leader all along).
+RAFT = {"election_timeout_min": 1000, "election_timeout_max": 2000, "heartbeat_interval": 50}
+HTTP = {"request_timeout": 10.0, "shutdown_grace": 1.0}
+
+
+@pytest.fixture
+def processes(tmp_path: Path) -> Iterator[ProcessCluster]:
+    made = ProcessCluster(tmp_path, secure=True, raft=RAFT, http=HTTP, durability="fsync")
+    try:
+        yield made
+    finally:
+        made.close()  # kills and reaps every child, whatever happened
+        for node in made.nodes.values():
+            assert not node.alive()
+
+
+def held(address: str) -> socket.socket | None:
+    """A socket bound to ``address`` and not listening: nothing else can bind it, and a
+    connection to it is refused (``None`` if another process took the port already)."""
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    host, port = address.rsplit(":", 1)
+    try:
+        sock.bind((host, int(port)))
+    except OSError:
+        sock.close()
+        return None
+    return sock
+
+
+@pytest.mark.slow
+def test_a_follower_restarted_on_new_ports_is_moved(processes: ProcessCluster) -> None:
+    leader = processes.form([1, 2, 3])
+    moved = next(n for n in (1, 2, 3) if n != leader)
+    third = 6 - leader - moved
+    node = processes.nodes[moved]
+    client = processes.client([leader, third])
+    index = client.put("before", 1)["index"]
+    processes.wait_applied(index, [1, 2, 3])
+    old = (node.http, node.raft)
+    assert node.kill(signal.SIGTERM) == 0  # stopped cleanly, its data kept
+
+    # Restarted on new ports (the old ones held, so the system cannot hand them out again).
+    sockets = [held(a) for a in old if a]
+    try:
+        node.http = node.raft = None
+        node.start()
+    finally:
+        for sock in sockets:
+            if sock is not None:
+                sock.close()
+    new = (node.http, node.raft)
+    assert new[0] != old[0] and new[1] != old[1], (old, new)
+
+    # The fault: its peers send to the old Raft address, so it gets nothing.
+    wait(lambda: "move --id" in node.log_file.read_text(), 30, "the moved node's warning")
+    index = client.put("while-away", 2)["index"]
+    processes.wait_applied(index, [leader, third])
+    away = processes.statuses([moved])[moved]
+    assert away["last_applied"] < index, away
+    assert processes.statuses([leader])[leader]["nodes"][str(moved)]["http"] == old[0]
+
+    # The command, as a user runs it, against the two nodes that kept their addresses.
+    flags = [f"--url={u}" for u in processes.urls([leader, third])]
+    args = ["move", "--id", str(moved), "--http", str(new[0]), "--raft", str(new[1])]
+    done = subprocess.run(
+        [sys.executable, "-m", "pykka_raft.kv", *flags, "--deadline=30", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["voters"] == [1, 2, 3]
+
+    # Writes commit and every node applies them, the moved one included; every node's
+    # directory shows the new addresses.
+    everyone = processes.client([1, 2, 3])
+    index = everyone.put("after", 3)["index"]
+    processes.wait_applied(index, [1, 2, 3])
+    assert Client([node.url]).get("while-away", consistency="stale") == 2
+    expected = {"http": new[0], "raft": new[1]}
+
+    def directories_agree() -> bool:
+        statuses = processes.statuses([1, 2, 3])
+        return len(statuses) == 3 and all(
+            s["nodes"][str(moved)] == expected for s in statuses.values()
+        )
+
+    wait(directories_agree, 30, "every node's directory to hold the new addresses")
+    for peer in (leader, third):
+        log = processes.nodes[peer].log_file.read_text()
+        assert f"node {moved} is at {new[1]} (from the membership, was {old[1]})" in log
