@@ -17,6 +17,7 @@ from pykka_raft import (
     Get,
     InitWithConfig,
     InitWithConfigError,
+    MembershipConfig,
     NodeNotLeader,
     ProposeConfigChange,
     Put,
@@ -95,29 +96,43 @@ class AdminApi:
         for node_id, record in records.items():
             self.node.directory.set_static(node_id, record.get("http"), record.get("raft"))
 
-    def _add(self, request: Request, learner: bool) -> tuple[int, Any]:
-        body = json_object(
-            request.json(), {"id", "http_address", "raft_address"}, {"id", "http_address"}
-        )
-        node_id = node_id_field(body["id"])
-        http = address_field(body["http_address"], "http_address")
+    def _addresses(self, body: dict[str, Any], need_http: bool) -> tuple[str | None, str | None]:
+        """The ``http_address`` and ``raft_address`` of a body, checked: each a reachable
+        ``host:port``, the Raft one required on a TCP network."""
+        http = body.get("http_address")
+        if http is not None or need_http:
+            http = address_field(http, "http_address")
         raft = body.get("raft_address")
         if raft is not None:
             raft = address_field(raft, "raft_address")
         elif self.node.config.network == "tcp":
             raise HttpError("bad_request", "raft_address is required on a TCP network")
-        m = self.gateway.leader_metrics(request)
-        if node_id in m.voters or (learner and node_id in m.non_voters):
-            raise HttpError("noop", f"node {node_id} is a member already; nothing changed")
-        members = (m.voters | m.non_voters) - {node_id}
+        return http, raft
+
+    def _check_not_taken(
+        self, node_id: int, addresses: tuple[str | None, ...], members: frozenset[int]
+    ) -> None:
+        """Refuse ``addresses`` for ``node_id`` if one is another member's (a removed
+        node's may be reused)."""
         for other, known in self.node.directory.known().items():
             theirs = {endpoint(a) for a in known.values() if a}
-            taken = [a for a in (http, raft) if a is not None and endpoint(a) in theirs]
-            if other in members and taken:  # a removed node's may be reused
+            taken = [a for a in addresses if a is not None and endpoint(a) in theirs]
+            if other != node_id and other in members and taken:
                 raise HttpError(
                     "bad_request",
                     f"{taken[0]} is an address of member {other}; give node {node_id}'s own",
                 )
+
+    def _add(self, request: Request, learner: bool) -> tuple[int, Any]:
+        body = json_object(
+            request.json(), {"id", "http_address", "raft_address"}, {"id", "http_address"}
+        )
+        node_id = node_id_field(body["id"])
+        http, raft = self._addresses(body, need_http=True)
+        m = self.gateway.leader_metrics(request)
+        if node_id in m.voters or (learner and node_id in m.non_voters):
+            raise HttpError("noop", f"node {node_id} is a member already; nothing changed")
+        self._check_not_taken(node_id, (http, raft), m.voters | m.non_voters)
         record = encode_value({"http": http, "raft": raft})
         if self.node.state_machine.local_get(node_key(node_id)) != record:
             self.gateway.submit(request, Put(node_key(node_id), record))
@@ -136,6 +151,68 @@ class AdminApi:
     def add_learner(self, request: Request) -> tuple[int, Any]:
         """``POST /v1/admin/learners``: add a node as a learner (never votes)."""
         return self._add(request, learner=True)
+
+    def move(self, request: Request) -> tuple[int, Any]:
+        """``POST /v1/admin/move``: record a member's new addresses (``etcdctl member
+        update``): its HTTP and Raft addresses in the replicated directory and, when the
+        Raft address changed, in the membership (an address-only change, one step)."""
+        body = json_object(request.json(), {"id", "http_address", "raft_address"}, {"id"})
+        node_id = node_id_field(body["id"])
+        http, raft = self._addresses(body, need_http=False)
+        if http is None and raft is None:
+            raise HttpError("bad_request", "give http_address, raft_address or both")
+        m = self.gateway.leader_metrics(request)
+        members = m.voters | m.non_voters
+        if node_id not in members:
+            raise HttpError(
+                "not_a_member",
+                f"node {node_id} is not a member of this cluster; add it with "
+                "POST /v1/admin/voters or /v1/admin/learners instead",
+            )
+        if node_id == self.node.node_id:
+            self._check_own(http, raft)
+        self._check_not_taken(node_id, (http, raft), members)
+        known = self.node.directory.known().get(node_id, {})
+        record = encode_value(
+            {
+                "http": http if _moved(http, known.get("http")) else known.get("http"),
+                "raft": raft if _moved(raft, known.get("raft")) else known.get("raft"),
+            }
+        )
+        new_record = self.node.state_machine.local_get(node_key(node_id)) != record
+        new_raft = _moved(raft, m.membership_config.address_of(node_id))
+        if not (new_record or new_raft):
+            raise HttpError(
+                "noop", f"node {node_id}'s addresses already are {record}; nothing changed"
+            )
+        # The membership first: a refused change (another one under way) changes nothing,
+        # and a move sent again after a failure finds what is left to do.
+        config, index = m.membership_config, m.last_log_index
+        if new_raft:
+            change = ProposeConfigChange(addresses={node_id: raft})
+            response = self.gateway.change(request, change)
+            config, index = response.membership, response.index
+        if new_record:
+            index = self.gateway.submit(request, Put(node_key(node_id), record)).index
+        return 200, _members(index, config)
+
+    def _check_own(self, http: str | None, raft: str | None) -> None:
+        """Refuse to record for this node (the leader) addresses it does not listen on:
+        it records its own when it is elected, and its peers reach it there. An address is
+        its own if it names what it was told to listen on or what it bound."""
+        node = self.node
+        for given, field, addresses in (
+            (http, "http_address", (node.config.http_address, node.http_address)),
+            (raft, "raft_address", (node.config.raft_address, node.raft_address)),
+        ):
+            own = [a for a in addresses if a]
+            if given is not None and own and endpoint(given) not in {endpoint(a) for a in own}:
+                raise HttpError(
+                    "bad_request",
+                    f"{field} {given} is not where node {node.node_id}, the leader, listens "
+                    f"({own[-1]}): restart it on its new addresses first (another node "
+                    "then leads, or it records them itself when it is elected), then move it",
+                )
 
     def promote(self, request: Request) -> tuple[int, Any]:
         """``POST /v1/admin/promote``: make a learner a voter."""
@@ -249,11 +326,21 @@ def _records(nodes: Any) -> dict[int, dict[str, str | None]]:
     return out
 
 
+def _moved(given: str | None, recorded: str | None) -> bool:
+    """True if ``given`` names another endpoint than ``recorded`` (``None``: nothing
+    given)."""
+    return given is not None and (recorded is None or endpoint(given) != endpoint(recorded))
+
+
 def _membership(response: ConfigChangeResponse) -> dict[str, Any]:
-    config = response.membership
+    return _members(response.index, response.membership)
+
+
+def _members(index: int, config: MembershipConfig) -> dict[str, Any]:
+    """The answer of a membership endpoint: ``{"index", "voters", "learners"}``."""
     voters = set(config.members) | set(config.members_after_consensus or ())
     return {
-        "index": response.index,
+        "index": index,
         "voters": sorted(voters),
         "learners": sorted(set(config.non_voters) - voters),
     }

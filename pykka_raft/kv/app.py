@@ -114,6 +114,7 @@ class KvApp:
             ("add_learner", post, re.compile(r"/v1/admin/learners"), admin.add_learner),
             ("promote", post, re.compile(r"/v1/admin/promote"), admin.promote),
             ("remove", post, re.compile(r"/v1/admin/remove"), admin.remove),
+            ("move", post, re.compile(r"/v1/admin/move"), admin.move),
             ("snapshot", post, re.compile(r"/v1/admin/snapshot"), admin.snapshot),
             ("backup", get, re.compile(r"/v1/admin/backup"), admin.backup),
             (

@@ -217,6 +217,26 @@ def add_learner(
 
 
 @main.command()
+@click.option("--id", "node_id", required=True, type=NODE_ID, help="The member to move.")
+@click.option("--http", "--http-address", "http_address", help="Its new HTTP API, host:port.")
+@click.option(
+    "--raft",
+    "--raft-address",
+    "raft_address",
+    help="Its new Raft address, host:port (required on a TCP network).",
+)
+@click.pass_context
+def move(
+    ctx: click.Context, node_id: int, http_address: str | None, raft_address: str | None
+) -> None:
+    """Record the new addresses of member --id (restarted on other ports or another
+    machine, with its data): the other nodes reach it there from then on."""
+    if http_address is None and raft_address is None:
+        raise click.UsageError("give --http, --raft or both")
+    _print(_run(ctx, lambda c: c.move(node_id, http_address, raft_address)))
+
+
+@main.command()
 @click.argument("node_id", type=NODE_ID)
 @click.pass_context
 def promote(ctx: click.Context, node_id: int) -> None:

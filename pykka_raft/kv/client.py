@@ -171,6 +171,15 @@ class Client:
             "POST", "/v1/admin/learners", _node(node_id, http_address, raft_address), admin=True
         )
 
+    def move(self, node_id: int, http_address: str | None, raft_address: str | None = None) -> Any:
+        """Record a member's new addresses (``raft_address`` required on a TCP network;
+        ``None`` keeps the recorded one); returns the membership."""
+        body: dict[str, Any] = {"id": node_id}
+        for field, value in (("http_address", http_address), ("raft_address", raft_address)):
+            if value is not None:
+                body[field] = value
+        return self.call("POST", "/v1/admin/move", body, admin=True)
+
     def promote(self, node_id: int) -> Any:
         """Make a learner a voter."""
         return self.call("POST", "/v1/admin/promote", {"id": node_id}, admin=True)

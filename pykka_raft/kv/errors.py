@@ -101,8 +101,8 @@ class CasFailed(KvError):
 
 class Conflict(KvError):
     """409: the request conflicts with the cluster's state (a membership change that is a
-    no-op, inoperable or overlapping another one, a node that is not pristine, a
-    leadership transfer that did not complete...)."""
+    no-op, inoperable or overlapping another one, a node that is not pristine, a move of a
+    node that is not a member, a leadership transfer that did not complete...)."""
 
     exit_code = EXIT_REFUSED
 
@@ -200,6 +200,7 @@ CODES: dict[str, tuple[int, type[KvError]]] = {
     "catch_up_timeout": (409, Conflict),
     "not_pristine": (409, Conflict),
     "not_a_learner": (409, Conflict),
+    "not_a_member": (409, Conflict),
     "snapshots_unsupported": (409, Conflict),
     "transfer_failed": (409, Conflict),
     "session_expired": (409, SessionExpired),

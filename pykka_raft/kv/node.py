@@ -14,8 +14,10 @@ import attrs
 import pykka
 
 from pykka_raft import (
+    CasResult,
     ClientPayload,
     ClientRead,
+    CompareAndSet,
     ForwardToLeader,
     Get,
     NodeId,
@@ -285,7 +287,8 @@ class KvNode:
 
     def _warn_if_moved(self) -> None:
         """Log a WARNING if the membership this node started with records another Raft
-        address for it: its peers send there and never reach it (port 0 on a restart).
+        address for it: its peers send there and never reach it (port 0 on a restart) until
+        the ``move`` command records the new one.
         An address is this node's if it names what the node was told to listen on (a host
         name, say) or what it bound (the address the host resolved to)."""
         first = self.view.wait_for(lambda m: True if self._stopping.is_set() else m, None)
@@ -296,12 +299,16 @@ class KvNode:
         if recorded is not None and endpoint(recorded) not in own:
             logger.warning(
                 "node %s listens for Raft on %s, but the cluster's membership records it at "
-                "%s: its peers will not reach it. Restart it on %s, or remove it from the "
-                "cluster and add it back with its new address",
+                "%s: its peers will not reach it. Restart it on %s, or record its new "
+                "addresses: pykka-raft-kv --url <a member's URL> move --id %s --http %s "
+                "--raft %s (POST /v1/admin/move)",
                 self.node_id,
                 self.raft_address,
                 recorded,
                 recorded,
+                self.node_id,
+                self.http_address,
+                self.raft_address,
             )
 
     def _register_as_leader(self) -> None:
@@ -320,8 +327,8 @@ class KvNode:
             if self._stopping.is_set() or not isinstance(metrics, RaftMetrics):
                 return
             if self._caught_up() and all(
-                self._write_record(key, record, what)
-                for key, (record, what) in self._records_to_write(metrics).items()
+                self._write_record(key, *write)
+                for key, write in self._records_to_write(metrics).items()
             ):
                 done_term = metrics.current_term
             else:  # then again while it leads this term (else in the next term it leads)
@@ -339,12 +346,13 @@ class KvNode:
                 logger.warning("could not catch up before recording the directory: %s", exc)
             return False
 
-    def _records_to_write(self, metrics: RaftMetrics) -> dict[str, tuple[str, str]]:
-        """Key -> ``(record, what it is)`` of what this new leader writes: its own
-        addresses if the directory holds others, those of members the directory lacks but
-        this node was given (at ``init``), and its session settings if the cluster's
-        differ."""
-        out: dict[str, tuple[str, str]] = {}
+    def _records_to_write(self, metrics: RaftMetrics) -> dict[str, tuple[str, str, bool]]:
+        """Key -> ``(record, what it is, only if absent)`` of what this new leader writes:
+        its own addresses if the directory holds others, those of members the directory
+        lacks but this node was given (at ``init``; only while it still lacks them, so
+        that a ``move`` recorded meanwhile stays), and its session settings if the
+        cluster's differ."""
+        out: dict[str, tuple[str, str, bool]] = {}
         settings = settings_record(self.config.session_timeout, self.config.max_sessions)
         recorded = self.state_machine.local_get(SETTINGS_KEY)
         if recorded != settings:  # first: the others can wait, entries may not
@@ -356,26 +364,29 @@ class KvNode:
                     recorded,
                     settings,
                 )
-            out[SETTINGS_KEY] = (settings, "the cluster's session settings")
+            out[SETTINGS_KEY] = (settings, "the cluster's session settings", False)
         own = encode_value({"http": self.http_address, "raft": self.raft_address})
         if self.state_machine.local_get(node_key(self.node_id)) != own:
-            out[node_key(self.node_id)] = (own, f"the addresses of node {self.node_id}")
+            out[node_key(self.node_id)] = (own, f"the addresses of node {self.node_id}", False)
         members = metrics.voters | metrics.non_voters
         replicated = self.state_machine.node_records()
         for node_id, record in sorted(self.directory.static().items()):
             if node_id in members and node_id not in replicated and record.get("http"):
-                out.setdefault(
-                    node_key(node_id), (encode_value(record), f"the addresses of node {node_id}")
-                )
+                what = f"the addresses of node {node_id}"
+                out.setdefault(node_key(node_id), (encode_value(record), what, True))
         return out
 
-    def _write_record(self, key: str, record: str, what: str) -> bool:
+    def _write_record(self, key: str, record: str, what: str, if_absent: bool) -> bool:
+        command = CompareAndSet(key, None, record) if if_absent else Put(key, record)
         try:
-            self.raft.ask(
-                ClientPayload.new(Put(key, record), ResponseMode.APPLIED),
+            response = self.raft.ask(
+                ClientPayload.new(command, ResponseMode.APPLIED),
                 timeout=self._request_timeout,
             )
-            logger.info("recorded %s: %s", what, record)
+            if isinstance(response.data, CasResult) and not response.data.swapped:
+                logger.info("kept %s recorded meanwhile: %s", what, response.data.previous)
+            else:
+                logger.info("recorded %s: %s", what, record)
             return True
         except ForwardToLeader:
             return False  # no longer leader; the next leader records itself

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from pykka_raft.kv.local import LocalCluster
+from pykka_raft.kv.store import encode_value, node_key
 from pykka_raft.testing import wait_until
 from tests.kv.conftest import follower_of, leader_of, request
 
@@ -218,3 +219,34 @@ def test_an_added_node_needs_its_own_reachable_addresses(cluster_factory: Any) -
         assert answer.status == 400 and answer.code == "bad_request", answer.data
         assert words in answer.json["error"]["message"]
     assert membership(cluster, leader)["learners"] == []
+
+
+def test_a_new_leaders_late_record_of_a_member_does_not_undo_a_newer_one(
+    cluster_factory: Any,
+) -> None:
+    """A new leader records the addresses it was given for members the directory lacks,
+    computed once it caught up and written one by one afterwards: one recorded meanwhile
+    (by ``move``) stays. It was overwritten with the stale one."""
+    cluster = cluster_factory([1, 2, 3])
+    leader = leader_of(cluster)
+    follower = follower_of(cluster)
+    node = cluster.servers[leader].node
+    stale = encode_value(node.directory.static()[follower])
+    wait_until(
+        lambda: node.state_machine.local_get(node_key(follower)) is not None,
+        10,
+        "the leader to record the followers' addresses",
+    )
+    newer = {"id": follower, "http_address": "127.0.0.1:9"}
+    assert request(cluster.url(leader), "POST", "/v1/admin/move", newer).status == 200
+    moved = node.state_machine.local_get(node_key(follower))
+    assert moved != stale
+    # The write the registrar would make had it computed its records before the move.
+    assert node._write_record(node_key(follower), stale, "a late record", True)
+    assert node.state_machine.local_get(node_key(follower)) == moved
+    for n in (1, 2, 3):
+        wait_until(
+            lambda n=n: cluster.servers[n].node.directory.http_address(follower) == "127.0.0.1:9",
+            10,
+            f"node {n} to hold the newer record",
+        )

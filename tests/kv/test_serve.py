@@ -337,6 +337,9 @@ def test_a_node_restarted_on_another_raft_port_says_its_peers_cannot_reach_it(
             # Polled: the node's registrar thread checks once the node has metrics.
             wait_until(lambda: warned in caplog.text, 10, "the warning")
             assert first in caplog.text and moved in caplog.text
+            # It names the remedy, with the node's new addresses.
+            remedy = f"move --id 1 --http {server.node.http_address} --raft {moved}"
+            assert remedy in caplog.text, caplog.text
         finally:
             server.stop()
         caplog.clear()
