@@ -248,7 +248,12 @@ def on_install_result(
             # go on from there.
             transfer.offset, transfer.sent_at = resume, None
         else:
-            # It lost the chunks before this one (e.g. it restarted): start over.
+            # It lost the chunks before this one (e.g. it restarted), or refused them all
+            # at the last one (they did not match the digest): start over.
+            if request.done:
+                # Refused whole: no progress, and a heartbeat's pause before resending.
+                node.snapshot_refused_at = node.now
+                pr.retry_at = node.now + node.config.heartbeat_interval
             pr.become_snapshot(node.snapshot or transfer.meta)
     elif not request.done:
         transfer.offset += len(request.data)

@@ -59,7 +59,9 @@ class Snapshots:
         same node leading again resumes the transfer of the same snapshot where the
         receiver stopped, instead of starting a new one. Without progress that wait is
         bounded (four policy intervals), so a transfer to a node that is down cannot grow
-        the log without limit.
+        the log without limit; so is it when a follower refused a whole transfer within two
+        ``election_timeout_max`` (its bytes did not match the digest: acknowledged chunks
+        then prove nothing, as the transfer may be refused again and again).
         """
         node = self.node
         since = node.config.snapshot_policy.logs_since_last
@@ -68,7 +70,9 @@ class Snapshots:
         grown = node.apply_requested - node.log.offset
         window = 2 * node.config.election_timeout_max
         sent_at, acked_at = node.snapshot_chunk_sent_at, node.snapshot_chunk_acked_at
-        if acked_at is not None and node.now - acked_at < window:
+        refused_at = node.snapshot_refused_at
+        refusing = refused_at is not None and node.now - refused_at < window
+        if acked_at is not None and node.now - acked_at < window and not refusing:
             return False  # a transfer makes progress: let it end
         recently = sent_at is not None and node.now - sent_at < window
         return grown >= since and not ((sending or recently) and grown < 4 * since)
@@ -149,8 +153,8 @@ class Snapshots:
         digest = hashlib.sha256() if request.offset == 0 else self.digest
         digest.update(request.data)
         if request.done and not self.digest_matches(meta, digest):
-            # Bytes the leader's snapshot does not hold (damaged on the way, or sent by a
-            # faulty peer): never stored, never installed. The sender starts over.
+            # Bytes the leader's snapshot does not hold (damaged on the way): the last
+            # chunk is not stored and nothing is installed. The sender starts over.
             self.receiving, self.digest = None, None
             self.node.counters.snapshots_refused += 1
             return False, False, None

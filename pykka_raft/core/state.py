@@ -99,6 +99,9 @@ class NodeState:
         snapshot_chunk_acked_at: ``now`` when a follower last acknowledged a chunk of a
             transfer still under way (``None``: none is); while one is, compaction waits
             without bound (``Snapshots.due``).
+        snapshot_refused_at: ``now`` when a follower last refused a whole transfer at its
+            last chunk (its bytes did not match the digest; ``None``: none did); for a while
+            after it, acknowledged chunks do not count as progress (``Snapshots.due``).
     """
 
     def __init__(self, node_id: NodeId, config: Config, rng: random.Random | None = None) -> None:
@@ -127,6 +130,7 @@ class NodeState:
         self.snapshot_transfer_changes = 0
         self.snapshot_chunk_sent_at: int | None = None
         self.snapshot_chunk_acked_at: int | None = None
+        self.snapshot_refused_at: int | None = None
 
     @property
     def membership(self) -> MembershipConfig:

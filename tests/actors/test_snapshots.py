@@ -347,7 +347,7 @@ def test_a_snapshot_transfer_starting_and_ending_is_pushed_at_once(make_cluster)
 
 class _DamagingRouter(RaftRouter):
     """Flips every byte of the first chunk of the first two snapshot transfers (each
-    chunk keeps its size): what a faulty link or a misbehaving peer could deliver."""
+    chunk keeps its size): what a faulty link could deliver."""
 
     def __init__(self) -> None:
         super().__init__()

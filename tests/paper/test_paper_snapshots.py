@@ -401,6 +401,39 @@ def test_a_transfer_that_makes_progress_is_never_cut_short_by_compaction() -> No
     assert core.snapshots.due(sending=core.leader.sending_snapshot())
 
 
+def test_a_follower_that_refuses_whole_transfers_does_not_hold_off_compaction() -> None:
+    """A follower that refuses each transfer at its last chunk (the bytes it got do not
+    match the digest, again and again) acknowledges every other chunk: that is no
+    progress, so the bounded wait applies, and each new transfer starts after a pause."""
+    core = leader_sending_its_snapshot()
+    transfer = core.leader.progress[2].snapshot
+    assert transfer is not None
+    m = transfer.meta
+    core.snapshot_chunk_read(2, m.snapshot_id, 0, b"x")  # the first byte only: not done
+    (first,) = [c.request for c in of_type(core.take_commands(), Send)]
+    core.install_snapshot_result(first, InstallSnapshotResponse(core.current_term, True))
+    core.snapshot_chunk_read(2, m.snapshot_id, 1, b"x" * (m.size - 1))
+    (last,) = [c.request for c in of_type(core.take_commands(), Send)]
+    assert isinstance(last, InstallSnapshotRequest) and last.done
+    core.install_snapshot_result(last, InstallSnapshotResponse(core.current_term, False))
+    assert of_type(core.take_commands(), ReadSnapshotChunk) == []  # not at once
+    assert core.leader.progress[2].retry_at == core.now + core.config.heartbeat_interval
+    # The next transfer's chunks are acknowledged again: still no reason to wait.
+    core.now += core.config.heartbeat_interval
+    replication.send_append(core, core.leader, 2)
+    assert of_type(core.take_commands(), ReadSnapshotChunk) == [
+        ReadSnapshotChunk(2, m.snapshot_id, 0, core.config.snapshot_max_chunk_size)
+    ]
+    core.snapshot_chunk_read(2, m.snapshot_id, 0, b"x")
+    (again,) = [c.request for c in of_type(core.take_commands(), Send)]
+    core.install_snapshot_result(again, InstallSnapshotResponse(core.current_term, True))
+    assert core.snapshot_chunk_acked_at == core.now
+    core.apply_requested = 100  # far past four policy intervals
+    assert core.snapshots.due(sending=core.leader.sending_snapshot())
+    core.apply_requested = 10 + 3 * 2  # within four policy intervals: the bounded wait
+    assert not core.snapshots.due(sending=core.leader.sending_snapshot())
+
+
 def finish_transfer(core: RaftCore, peer: int) -> None:
     """The storage reads the whole snapshot for ``peer`` and ``peer`` installs it."""
     transfer = core.leader.progress[peer].snapshot
@@ -508,7 +541,7 @@ def test_receiver_installs_a_snapshot_whose_bytes_match_its_digest() -> None:
 
 
 def test_receiver_refuses_a_snapshot_whose_bytes_do_not_match_its_digest() -> None:
-    """Bytes damaged on the way (or sent by a faulty peer) but of the right size: the
+    """Bytes damaged on the way but of the right size: the
     last chunk is refused before it is stored and nothing is installed, so the node's
     state does not move; the sender starts over, and the genuine bytes then install."""
     follower = make_core(2, term=2, entries=make_entries([1, 1]))

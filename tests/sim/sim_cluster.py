@@ -1644,7 +1644,7 @@ class Simulation:
 
     def _damaged(self, request: InstallSnapshotRequest) -> InstallSnapshotRequest:
         """With ``damage``: during the faults, one byte of a snapshot chunk flipped now and
-        then (the chunk keeps its size), as a faulty link or peer would deliver it."""
+        then (the chunk keeps its size), as a faulty link would deliver it."""
         drng = self.drng
         assert drng is not None
         if not self.faulty or not request.data or drng.random() >= self.damage_rate:

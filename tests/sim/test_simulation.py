@@ -1262,8 +1262,6 @@ def test_a_core_that_ignores_snapshot_digests_is_caught() -> None:
         except SimulationFailure as exc:
             assert exc.check == "snapshot-data", str(exc)
             assert "core=IgnoresSnapshotDigests" in str(exc)
-            # A failing run of the library's core would name the switch its replay needs.
-            assert "PYKKA_RAFT_SIM_DAMAGE=1" in Simulation(seed, 3, damage=True)._replay_env()
             return
     raise AssertionError("20 seeds installed damaged snapshots unnoticed")
 
