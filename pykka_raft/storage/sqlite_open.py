@@ -10,6 +10,8 @@ import os
 import sqlite3
 from pathlib import Path
 
+import attrs
+
 from pykka_raft.codec import decode, encode
 from pykka_raft.errors import ApplicationError, DecodeError, StorageError
 from pykka_raft.messages import HardState, SnapshotMeta
@@ -177,6 +179,9 @@ class SqliteOpening(SqliteSnapshots):
         snapshot: SnapshotMeta | None = None
         if meta_blob is not None:
             snapshot = decode(meta_blob, SnapshotMeta)
+            if snapshot.digest is None and checksum:
+                # Recorded before metas carried it: the file's checksum is the digest.
+                snapshot = attrs.evolve(snapshot, digest=checksum)
         self._snapshot = snapshot
         self._snapshot_file = snap_file
         self._snapshot_checksum = checksum

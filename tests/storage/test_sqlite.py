@@ -4,6 +4,7 @@ commit, durability modes, snapshot files, and I/O failures while running."""
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import signal
 import sqlite3
@@ -16,6 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import attrs
 import pykka
 import pytest
 
@@ -49,6 +51,7 @@ from pykka_raft import (
     WriteSnapshotChunk,
 )
 from pykka_raft.calls import Call, FutureReply
+from pykka_raft.codec import encode
 from pykka_raft.sessions import MAX_SESSION_NUMBER
 from pykka_raft.statemachine import InvalidCommand
 from pykka_raft.storage import ApplyToStateMachine, SaveHardState
@@ -247,6 +250,27 @@ def test_a_log_that_does_not_reach_last_applied_is_refused(tmp_path: Path) -> No
         "UPDATE state SET last_log_index = 8",
     )
     _refused(tmp_path / "n1", "before the last applied index 10")
+
+
+def test_a_snapshot_recorded_without_its_digest_gets_the_file_s_checksum(tmp_path: Path) -> None:
+    """A database written before snapshot metas carried a digest: its snapshot is sent
+    with the digest of its file all the same, so receivers check it."""
+    filled(tmp_path / "n1", snapshot_at=8)
+    store = start(tmp_path / "n1")
+    meta = store.ask(GetInitialState()).snapshot
+    data = b"".join(
+        store.ask(ReadSnapshotChunk(meta.snapshot_id, offset, 100))
+        for offset in range(0, meta.size, 100)
+    )
+    store.stop()
+    assert meta.digest == hashlib.sha256(data).hexdigest()
+    old = encode(attrs.evolve(meta, digest=None))
+    db = sqlite3.connect(tmp_path / "n1" / DATABASE, isolation_level=None)
+    db.execute("UPDATE state SET snapshot_meta = ?", (old,))
+    db.close()
+    store = start(tmp_path / "n1")
+    assert store.ask(GetInitialState()).snapshot == meta
+    store.stop()
 
 
 def test_a_snapshot_file_that_does_not_match_its_checksum_is_refused(tmp_path: Path) -> None:
