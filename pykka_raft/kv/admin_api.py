@@ -22,6 +22,7 @@ from pykka_raft import (
     ProposeConfigChange,
     Put,
     RaftError,
+    RaftMetrics,
     ShuttingDown,
     SnapshotMeta,
     SnapshotsUnsupported,
@@ -110,12 +111,16 @@ class AdminApi:
         return http, raft
 
     def _check_not_taken(
-        self, node_id: int, addresses: tuple[str | None, ...], members: frozenset[int]
+        self, node_id: int, addresses: tuple[str | None, ...], m: RaftMetrics
     ) -> None:
-        """Refuse ``addresses`` for ``node_id`` if one is another member's (a removed
-        node's may be reused)."""
-        for other, known in self.node.directory.known().items():
-            theirs = {endpoint(a) for a in known.values() if a}
+        """Refuse ``addresses`` for ``node_id`` if one is another member's, in the
+        directory or in the membership (a removed node's may be reused)."""
+        members = m.voters | m.non_voters
+        directory = self.node.directory.known()
+        in_membership = dict(m.membership_config.addresses)
+        for other in sorted(set(directory) | set(in_membership)):
+            recorded = (*directory.get(other, {}).values(), in_membership.get(other))
+            theirs = {endpoint(a) for a in recorded if a}
             taken = [a for a in addresses if a is not None and endpoint(a) in theirs]
             if other != node_id and other in members and taken:
                 raise HttpError(
@@ -132,7 +137,7 @@ class AdminApi:
         m = self.gateway.leader_metrics(request)
         if node_id in m.voters or (learner and node_id in m.non_voters):
             raise HttpError("noop", f"node {node_id} is a member already; nothing changed")
-        self._check_not_taken(node_id, (http, raft), m.voters | m.non_voters)
+        self._check_not_taken(node_id, (http, raft), m)
         record = encode_value({"http": http, "raft": raft})
         if self.node.state_machine.local_get(node_key(node_id)) != record:
             self.gateway.submit(request, Put(node_key(node_id), record))
@@ -161,6 +166,8 @@ class AdminApi:
         http, raft = self._addresses(body, need_http=False)
         if http is None and raft is None:
             raise HttpError("bad_request", "give http_address, raft_address or both")
+        if http is not None and raft is not None and endpoint(http) == endpoint(raft):
+            raise HttpError("bad_request", "http_address and raft_address must differ")
         m = self.gateway.leader_metrics(request)
         members = m.voters | m.non_voters
         if node_id not in members:
@@ -171,16 +178,20 @@ class AdminApi:
             )
         if node_id == self.node.node_id:
             self._check_own(http, raft)
-        self._check_not_taken(node_id, (http, raft), members)
+        self._check_not_taken(node_id, (http, raft), m)
         known = self.node.directory.known().get(node_id, {})
+        # The Raft address kept when none is given: the membership's, which is where the
+        # peers send (the directory's copy may lag it, after a move cut short).
+        in_membership = m.membership_config.address_of(node_id)
+        kept_raft = in_membership or known.get("raft")
         record = encode_value(
             {
                 "http": http if _moved(http, known.get("http")) else known.get("http"),
-                "raft": raft if _moved(raft, known.get("raft")) else known.get("raft"),
+                "raft": raft if _moved(raft, kept_raft) else kept_raft,
             }
         )
         new_record = self.node.state_machine.local_get(node_key(node_id)) != record
-        new_raft = _moved(raft, m.membership_config.address_of(node_id))
+        new_raft = _moved(raft, in_membership)
         if not (new_record or new_raft):
             raise HttpError(
                 "noop", f"node {node_id}'s addresses already are {record}; nothing changed"
@@ -190,8 +201,14 @@ class AdminApi:
         config, index = m.membership_config, m.last_log_index
         if new_raft:
             change = ProposeConfigChange(addresses={node_id: raft})
-            response = self.gateway.change(request, change)
-            config, index = response.membership, response.index
+            try:
+                response = self.gateway.change(request, change)
+                config, index = response.membership, response.index
+            except HttpError as exc:
+                # The membership has that address already (the metrics read above lagged
+                # a move just made): the directory may still need it.
+                if exc.code != "noop":
+                    raise
         if new_record:
             index = self.gateway.submit(request, Put(node_key(node_id), record)).index
         return 200, _members(index, config)

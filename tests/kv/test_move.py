@@ -15,13 +15,18 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import attrs
 import pytest
 from click.testing import CliRunner
 
+from pykka_raft import GetMetrics
 from pykka_raft.kv import BadRequest, Client, Conflict, KvServer, NodeConfig
+from pykka_raft.kv.admin_api import AdminApi
 from pykka_raft.kv.cli import main
 from pykka_raft.kv.launcher import ProcessCluster, wait
 from pykka_raft.kv.local import LocalCluster
+from pykka_raft.kv.store import node_key
+from pykka_raft.kv.wsgi import HttpError
 from pykka_raft.testing import wait_until
 from tests.kv.conftest import follower_of, leader_of, request
 
@@ -89,6 +94,14 @@ def test_every_refusal_changes_nothing(cluster_factory: Any) -> None:
     url = cluster.url(leader)
     mine = cluster.servers[follower].http.address
     other = cluster.servers[6 - leader - follower].http.address  # the third node's
+    # The new leader records every member's addresses just after it is elected: wait for
+    # them, or a move to the address recorded next would find nothing recorded yet.
+    state = cluster.servers[leader].node.state_machine
+    wait_until(
+        lambda: all(state.local_get(node_key(n)) is not None for n in (1, 2, 3)),
+        10,
+        "the leader to record every member's addresses",
+    )
     before = view(url)
     refusals: list[tuple[Any, int, str, str]] = [
         (b"{oops", 400, "bad_json", "not valid JSON"),
@@ -101,6 +114,12 @@ def test_every_refusal_changes_nothing(cluster_factory: Any) -> None:
         ({"id": follower, "http_address": 8001}, 400, "bad_request", "must be a string"),
         ({"id": follower, "http_address": "0.0.0.0:1"}, 400, "bad_request", "not an address"),
         ({"id": follower, "http_address": "127.0.0.1:0"}, 400, "bad_request", "real port"),
+        (
+            {"id": follower, "http_address": mine, "raft_address": mine},
+            400,
+            "bad_request",
+            "must differ",
+        ),
         ({"id": 9, "http_address": free_address()}, 409, "not_a_member", "not a member"),
         ({"id": follower, "http_address": other}, 400, "bad_request", "is an address of member"),
         # The same host and port under another name (no DNS asked).
@@ -174,6 +193,81 @@ def test_the_leader_moved_to_its_new_raft_address(
             assert client.put("after", 1)["existed"] is False
         finally:
             server.stop()
+
+
+def test_an_address_the_membership_holds_for_another_member_is_taken(
+    cluster_factory: Any,
+) -> None:
+    """A Raft address can be in the membership and not (yet) in the directory: it is a
+    member's all the same."""
+    cluster = cluster_factory([1, 2, 3])
+    leader = leader_of(cluster)
+    follower = follower_of(cluster)
+    third = 6 - leader - follower
+    server = cluster.servers[leader]
+    metrics = server.node.raft.ask(GetMetrics(), timeout=10)
+    taken = free_address()
+    config = attrs.evolve(metrics.membership_config, addresses=((follower, taken),))
+    holding = attrs.evolve(metrics, membership_config=config)
+    api = AdminApi(server.app.gateway)
+    with pytest.raises(HttpError, match=f"is an address of member {follower}"):
+        api._check_not_taken(third, (taken,), holding)
+    api._check_not_taken(follower, (taken,), holding)  # its own
+    api._check_not_taken(third, (taken,), metrics)  # a membership without it: free
+
+
+def test_a_move_whose_address_change_is_a_noop_still_records_the_directory(
+    cluster_factory: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The leader's metrics may lag a move just made: its address change then answers
+    ``noop``, and the directory, which the move writes next, must still be written."""
+    cluster = cluster_factory([1, 2, 3])
+    leader = leader_of(cluster)
+    follower = follower_of(cluster)
+    gateway = cluster.servers[leader].app.gateway
+    proposed = []
+
+    def noop(request: Any, change: Any) -> Any:
+        proposed.append(change)
+        raise HttpError("noop", "the membership already is as asked")
+
+    monkeypatch.setattr(gateway, "change", noop)
+    new = free_address()
+    body = {"id": follower, "http_address": new, "raft_address": free_address()}
+    moved = request(cluster.url(leader), "POST", "/v1/admin/move", body)
+    assert len(proposed) == 1  # the fault happened
+    assert moved.status == 200, moved.data
+    assert view(cluster.url(leader))[0][str(follower)]["http"] == new
+
+
+def test_a_move_cut_short_keeps_the_membership_s_raft_address(
+    cluster_factory: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A move whose address change committed but whose directory write failed: a later
+    move of the HTTP address alone records the Raft address the membership holds (where
+    the peers send), not the directory's older one."""
+    cluster = cluster_factory([1, 2, 3])
+    leader = leader_of(cluster)
+    follower = follower_of(cluster)
+    url = cluster.url(leader)
+    gateway = cluster.servers[leader].app.gateway
+
+    def fails(request: Any, command: Any) -> Any:
+        raise HttpError("outcome_unknown", "the write was cut short")
+
+    raft = free_address()
+    body = {"id": follower, "http_address": free_address(), "raft_address": raft}
+    with monkeypatch.context() as patch:
+        patch.setattr(gateway, "submit", fails)
+        cut = request(url, "POST", "/v1/admin/move", body)
+    assert cut.code == "outcome_unknown", cut.data  # the fault happened
+    metrics = cluster.servers[leader].node.raft.ask(GetMetrics(), timeout=10)
+    assert metrics.membership_config.address_of(follower) == raft
+    assert view(url)[0][str(follower)]["raft"] != raft  # the directory lags
+    http = free_address()
+    moved = request(url, "POST", "/v1/admin/move", {"id": follower, "http_address": http})
+    assert moved.status == 200, moved.data
+    assert view(url)[0][str(follower)] == {"http": http, "raft": raft}
 
 
 def recorded(server: KvServer) -> str | None:
