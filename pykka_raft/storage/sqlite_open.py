@@ -178,10 +178,10 @@ class SqliteOpening(SqliteSnapshots):
         self._hard_state = decode(hard, HardState)
         snapshot: SnapshotMeta | None = None
         if meta_blob is not None:
-            snapshot = decode(meta_blob, SnapshotMeta)
-            if snapshot.digest is None and checksum:
-                # Recorded before metas carried it: the file's checksum is the digest.
-                snapshot = attrs.evolve(snapshot, digest=checksum)
+            recorded: SnapshotMeta = decode(meta_blob, SnapshotMeta)
+            # Recorded before metas carried a digest: the file's checksum is the digest.
+            digest = recorded.digest if recorded.digest is not None else checksum
+            snapshot = attrs.evolve(recorded, digest=digest)
         self._snapshot = snapshot
         self._snapshot_file = snap_file
         self._snapshot_checksum = checksum
