@@ -106,6 +106,10 @@ def write_ready_file(path: str, report: dict[str, Any]) -> None:
     default=None,
     help="TCP without keys: no authentication, no encryption. Experiments only.",
 )
+@click.option(
+    "--token-file",
+    help="Require a bearer token of this file (one per line, mode 600) on every request.",
+)
 @click.option("--ready-file", type=click.Path(dir_okay=False), help="Write the addresses here.")
 @click.option("--exit-with-parent", is_flag=True, hidden=True)
 @click.option(
@@ -128,6 +132,7 @@ def serve(
     session_timeout: float | None,
     max_sessions: int | None,
     insecure: bool | None,
+    token_file: str | None,
     ready_file: str | None,
     exit_with_parent: bool,
     log_level: str,
@@ -155,6 +160,8 @@ def serve(
         doc.update({k: v for k, v in flags.items() if v is not None})
         if peers:
             doc["peers"] = {p.node_id: p for p in map(parse_peer, peers)}
+        if token_file is not None and isinstance(doc.get("http") or {}, dict):
+            doc["http"] = {**(doc.get("http") or {}), "token_file": token_file}
         config = build_config(doc)
         server = KvServer(config)
     except (KvConfigError, OSError) as exc:
