@@ -10,9 +10,11 @@ appear in a message or a log line: only the file's name, line numbers and length
 
 from __future__ import annotations
 
+import contextlib
 import hmac
 import ipaddress
 import os
+import secrets
 import stat
 from collections.abc import Sequence
 from typing import Any
@@ -97,6 +99,20 @@ def load_tokens(path: str, what: str = "http.token_file") -> tuple[str, ...]:
             + MAKE_TOKEN.format(path=path)
         )
     return tuple(tokens)
+
+
+def make_token_file(path: str | os.PathLike[str]) -> bool:
+    """Write a new random token (``secrets.token_urlsafe(32)``) to ``path``, created with
+    mode 600; leave a file that exists as it is. True if it was written."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return False
+    with os.fdopen(fd, "w", encoding="ascii") as fh:
+        fh.write(secrets.token_urlsafe(32) + "\n")
+    with contextlib.suppress(OSError):
+        os.chmod(path, 0o600)  # whatever the umask left
+    return True
 
 
 class BearerCheck:
