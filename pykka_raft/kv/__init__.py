@@ -21,6 +21,7 @@ from pykka_raft.kv.errors import (
     NotFound,
     RestoreIncomplete,
     ServerError,
+    Unauthorized,
     Unavailable,
     UnknownOutcome,
 )
@@ -47,6 +48,7 @@ __all__ = [
     "RestoreIncomplete",
     "RuntimeUnavailable",
     "ServerError",
+    "Unauthorized",
     "Unavailable",
     "UnknownOutcome",
 ]

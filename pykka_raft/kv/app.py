@@ -2,7 +2,9 @@
 
 Routing is a small table of (methods, pattern, handler). Every answer is JSON (the status
 page and ``/metrics`` aside); every error is ``{"error": {"code", "message", ...}}`` with a
-stable code from :data:`pykka_raft.kv.errors.CODES`. The handlers live by concern:
+stable code from :data:`pykka_raft.kv.errors.CODES`. A node with a token file lets a
+request through only with one of its tokens (:mod:`~pykka_raft.kv.auth`), whatever the
+route. The handlers live by concern:
 :mod:`~pykka_raft.kv.kv_api` (keys), :mod:`~pykka_raft.kv.admin_api` (membership,
 snapshots, transfer), and the status endpoints here; every call to Raft goes through
 :mod:`~pykka_raft.kv.gateway`.
@@ -10,18 +12,20 @@ snapshots, transfer), and the status endpoints here; every call to Raft goes thr
 
 from __future__ import annotations
 
+import functools
 import http.client
 import logging
 import re
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from importlib import resources
 from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from pykka_raft.kv.admin_api import AdminApi
+from pykka_raft.kv.auth import BearerCheck, load_tokens
 from pykka_raft.kv.config import http_url
 from pykka_raft.kv.gateway import CONSISTENCY_LEVELS, RaftGateway
 from pykka_raft.kv.kv_api import KvApi
@@ -68,17 +72,28 @@ class KvApp:
     Args:
         node: the node it serves (started or about to be).
         fetch_status: gets another node's ``/v1/status`` from its base URL, for
-            ``/v1/cluster``; raises on failure.
+            ``/v1/cluster``; raises on failure. By default it sends this node's first
+            token, so nodes that share a token file see each other.
+        tokens: the bearer tokens every request must carry one of (``None``: those of
+            ``[http] token_file``, read now; none without one: the API is open).
     """
 
     def __init__(
-        self, node: KvNode, fetch_status: Callable[[str], dict[str, Any]] | None = None
+        self,
+        node: KvNode,
+        fetch_status: Callable[[str], dict[str, Any]] | None = None,
+        tokens: Sequence[str] | None = None,
     ) -> None:
         self.node = node
         self.settings = node.config.http
+        if tokens is None:
+            token_file = self.settings.token_file
+            tokens = load_tokens(token_file) if token_file is not None else ()
+        self.auth = BearerCheck(tokens)
         self.gateway = RaftGateway(node)
         self.registry, self.metrics = make_registry(node)
-        self.fetch_status = fetch_status or _fetch_status
+        own = tokens[0] if tokens else None
+        self.fetch_status = fetch_status or functools.partial(_fetch_status, token=own)
         self._page = resources.files("pykka_raft.kv").joinpath("static/status.html").read_bytes()
         self._inflight = 0
         self._idle = threading.Condition()
@@ -140,6 +155,7 @@ class KvApp:
         if head:
             environ = {**environ, "REQUEST_METHOD": "GET"}
         try:
+            self.auth.check(environ)  # first: nothing is told to a request without a token
             if self.draining:
                 raise HttpError(
                     "shutting_down",
@@ -268,9 +284,9 @@ class KvApp:
         return 200, gather({me["url"]: me}, self.fetch_status)
 
 
-def _fetch_status(url: str, timeout: float = 1.0) -> dict[str, Any]:
-    """GET ``url``/v1/status (for ``/v1/cluster``)."""
+def _fetch_status(url: str, timeout: float = 1.0, token: str | None = None) -> dict[str, Any]:
+    """GET ``url``/v1/status (for ``/v1/cluster``), with this node's token if it has one."""
     from pykka_raft.kv.transport import fetch_json
 
-    result: dict[str, Any] = fetch_json(http_url(url) + "/v1/status", timeout)
+    result: dict[str, Any] = fetch_json(http_url(url) + "/v1/status", timeout, token)
     return result

@@ -4,7 +4,7 @@
 Exit codes (``docs/kv-service.md``): 0 ok, 1 unexpected failure, 2 usage or configuration
 error, 3 no node reachable, 4 refused (a 4xx answer: nothing changed), 5 outcome unknown
 (a 504, or a write whose answer was lost), 6 unavailable (no leader before the deadline,
-busy, starting or shutting down).
+busy, starting or shutting down), 8 unauthorized (a node requires a token: ``--token-file``).
 """
 
 from __future__ import annotations
@@ -18,8 +18,9 @@ from typing import Any, NoReturn, TypeVar
 import click
 
 from pykka_raft.kv import cli_run
+from pykka_raft.kv.auth import load_tokens
 from pykka_raft.kv.client import Client
-from pykka_raft.kv.errors import EXIT_UNAVAILABLE, EXIT_USAGE, KvError
+from pykka_raft.kv.errors import EXIT_UNAVAILABLE, EXIT_USAGE, KvConfigError, KvError
 from pykka_raft.kv.gateway import CONSISTENCY_LEVELS
 from pykka_raft.kv.status import status_table
 from pykka_raft.kv.store import parse_json
@@ -31,6 +32,7 @@ NODE_ID = click.IntRange(min=1, max=MAX_NODE_ID)
 T = TypeVar("T")
 
 URL_ENV = "PYKKA_RAFT_KV_URL"
+TOKEN_FILE_ENV = "PYKKA_RAFT_KV_TOKEN_FILE"
 
 
 SECONDS = click.FloatRange(min=0, min_open=True, max=86400)
@@ -50,8 +52,14 @@ def _client(ctx: click.Context) -> Client:
         urls = [u for u in env.replace(",", " ").split() if u]
     if not urls:
         _fail(f"give the nodes with --url (or {URL_ENV})", EXIT_USAGE)
+    token = None
+    if obj["token_file"]:
+        try:  # checked as a node checks its own: a secret in a file only its owner reads
+            token = load_tokens(obj["token_file"], "--token-file")[0]
+        except KvConfigError as exc:
+            _fail(str(exc), EXIT_USAGE)
     try:
-        return Client(urls, timeout=obj["timeout"], deadline=obj["deadline"])
+        return Client(urls, timeout=obj["timeout"], deadline=obj["deadline"], token=token)
     except ValueError as exc:
         _fail(str(exc), EXIT_USAGE)
 
@@ -103,11 +111,23 @@ def _value(text: str, as_string: bool, what: str) -> Any:
     type=SECONDS,
     help="Seconds a command may spend finding the leader and retrying.",
 )
+@click.option(
+    "--token-file",
+    envvar=TOKEN_FILE_ENV,
+    metavar="FILE",
+    help=f"Send the first token of FILE as a bearer token (default: ${TOKEN_FILE_ENV}).",
+)
 @click.pass_context
-def main(ctx: click.Context, urls: tuple[str, ...], timeout: float, deadline: float) -> None:
+def main(
+    ctx: click.Context,
+    urls: tuple[str, ...],
+    timeout: float,
+    deadline: float,
+    token_file: str | None,
+) -> None:
     """The pykka_raft key-value service: run a node, read and write keys, manage the
     cluster. See docs/kv-service.md."""
-    ctx.obj = {"urls": urls, "timeout": timeout, "deadline": deadline}
+    ctx.obj = {"urls": urls, "timeout": timeout, "deadline": deadline, "token_file": token_file}
 
 
 # --- key-value ------------------------------------------------------------------------

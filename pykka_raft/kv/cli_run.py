@@ -106,6 +106,10 @@ def write_ready_file(path: str, report: dict[str, Any]) -> None:
     default=None,
     help="TCP without keys: no authentication, no encryption. Experiments only.",
 )
+@click.option(
+    "--token-file",
+    help="Require a bearer token of this file (one per line, mode 600) on every request.",
+)
 @click.option("--ready-file", type=click.Path(dir_okay=False), help="Write the addresses here.")
 @click.option("--exit-with-parent", is_flag=True, hidden=True)
 @click.option(
@@ -128,6 +132,7 @@ def serve(
     session_timeout: float | None,
     max_sessions: int | None,
     insecure: bool | None,
+    token_file: str | None,
     ready_file: str | None,
     exit_with_parent: bool,
     log_level: str,
@@ -155,6 +160,8 @@ def serve(
         doc.update({k: v for k, v in flags.items() if v is not None})
         if peers:
             doc["peers"] = {p.node_id: p for p in map(parse_peer, peers)}
+        if token_file is not None and isinstance(doc.get("http") or {}, dict):
+            doc["http"] = {**(doc.get("http") or {}), "token_file": token_file}
         config = build_config(doc)
         server = KvServer(config)
     except (KvConfigError, OSError) as exc:
@@ -239,13 +246,29 @@ def dev_cluster(nodes: int, host: str, base_port: int) -> None:
     help="Keep keys, data and logs here (default: a temporary directory, removed at the end).",
 )
 @click.option("--insecure", is_flag=True, help="No CURVE keys (experiments only).")
-def local_cluster(nodes: int, workdir: str | None, insecure: bool) -> None:
+@click.option(
+    "--token",
+    "use_token",
+    is_flag=True,
+    help="Make DIR/token (once) and require it on every HTTP request (--token-file).",
+)
+def local_cluster(nodes: int, workdir: str | None, insecure: bool, use_token: bool) -> None:
     """Start NODES `serve` processes on this machine (TCP with CURVE keys, SqliteStore),
     form them into a cluster, and leave them running until Ctrl-C."""
+    from pykka_raft.kv.auth import make_token_file
     from pykka_raft.kv.launcher import ProcessCluster
 
     root = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="pykka-raft-kv-"))
-    cluster = ProcessCluster(root, secure=not insecure)
+    token_file = root / "token"
+    http: dict[str, Any] = {}
+    try:
+        if use_token:
+            root.mkdir(parents=True, exist_ok=True)
+            make_token_file(token_file)  # kept if an earlier run made it
+            http["token_file"] = str(token_file)
+        cluster = ProcessCluster(root, secure=not insecure, http=http)
+    except (KvConfigError, OSError) as exc:  # DIR/token made unusable since, DIR not ours
+        fail(f"local-cluster: {exc}", EXIT_USAGE)
     earlier = cluster.earlier_nodes()
     reported: set[int] = set()
     try:
@@ -261,14 +284,22 @@ def local_cluster(nodes: int, workdir: str | None, insecure: bool) -> None:
         for node_id in cluster.running():
             node = cluster.nodes[node_id]
             click.echo(f"  node {node_id}: {node.url}  raft {node.raft}  pid {node.pid}")
+        leader_url = cluster.nodes[leader].url
         click.echo(
             "\nIn another terminal:\n"
             f"  export PYKKA_RAFT_KV_URL={urls}\n"
-            "  .venv/bin/pykka-raft-kv put greeting '\"hello\"'\n"
+            + (f"  export PYKKA_RAFT_KV_TOKEN_FILE={token_file}\n" if use_token else "")
+            + "  .venv/bin/pykka-raft-kv put greeting '\"hello\"'\n"
             "  .venv/bin/pykka-raft-kv get greeting\n"
             "  .venv/bin/pykka-raft-kv status\n"
             f"  kill -9 {cluster.nodes[leader].pid}    # the leader; watch `status`\n"
-            f"Status page: {cluster.nodes[leader].url}/\n"
+            + (
+                f'  curl -H "Authorization: Bearer $(cat {token_file})" {leader_url}/v1/status\n'
+                f"Every HTTP request needs the token of {token_file} (a browser cannot send "
+                "it: the status page answers 401).\n"
+                if use_token
+                else f"Status page: {leader_url}/\n"
+            )
             + (
                 "Ctrl-C stops every node and removes the directory."
                 if workdir is None

@@ -21,11 +21,13 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 from urllib.parse import quote
 
+from pykka_raft.kv.auth import is_token
 from pykka_raft.kv.errors import (
     ClusterUnreachable,
     KvError,
     RestoreIncomplete,
     ServerError,
+    Unauthorized,
     Unavailable,
     UnknownOutcome,
 )
@@ -60,11 +62,14 @@ class Client:
         max_redirects: redirects followed in a row before giving up.
         sessions: send writes in client sessions, resent safely until ``deadline``
             (``False``: a write whose answer was lost raises ``UnknownOutcome`` at once).
+        token: a bearer token, sent as ``Authorization: Bearer <token>`` with every
+            request (nodes with a token file require one of theirs).
 
     Every method raises a :class:`~pykka_raft.kv.errors.KvError` subclass on failure:
     ``KeyNotFound``, ``CasFailed``, ``BadRequest``, ``Conflict``, ``Unavailable`` (no
     leader before the deadline), ``UnknownOutcome`` (a write that may have been applied),
-    ``ClusterUnreachable`` (no node answered), ...
+    ``ClusterUnreachable`` (no node answered), ``Unauthorized`` (a node requires a
+    token and this one has none or a wrong one), ...
     """
 
     def __init__(
@@ -74,7 +79,11 @@ class Client:
         deadline: float = 15.0,
         max_redirects: int = 5,
         sessions: bool = True,
+        token: str | None = None,
     ) -> None:
+        if token is not None and not is_token(token):
+            raise ValueError("token: visible ASCII characters, no space (the token file's line)")
+        self.token = token
         given = [urls] if isinstance(urls, str) else list(urls)
         self.urls = [base_url(u) for u in given]
         if not self.urls:
@@ -241,6 +250,8 @@ class Client:
         for url in self.urls:
             try:
                 seeds[url] = self._status_of(url)
+            except Unauthorized:
+                raise  # not a node that is down: every node will say the same
             except (OSError, KvError) as exc:
                 seeds[url] = f"{type(exc).__name__}: {exc}"
         if all(isinstance(v, str) for v in seeds.values()):
@@ -250,7 +261,7 @@ class Client:
         return gather(seeds, self._status_of)
 
     def _status_of(self, url: str) -> Any:
-        return fetch_json(url + "/v1/status", min(self.timeout, 3.0))
+        return fetch_json(url + "/v1/status", min(self.timeout, 3.0), self.token)
 
     # --- the request loop ---------------------------------------------------------------
 
@@ -290,7 +301,7 @@ class Client:
         pause = 0.05
         while True:
             try:
-                response, _ = send(current, method, path, payload, timeout)
+                response, _ = send(current, method, path, payload, timeout, self.token)
             except OSError as exc:
                 if getattr(exc, "sent", False) and not idempotent and method != "GET":
                     raise UnknownOutcome(

@@ -32,6 +32,10 @@ leader's address unknown, busy, starting or shutting down (503). Nothing was cha
 EXIT_NODE_STOPPED = 7
 """``serve``: the Raft node stopped on its own after a fatal failure (its storage failed,
 ...); the process exits so that a supervisor restarts it."""
+EXIT_UNAUTHORIZED = 8
+"""A node answered 401: it requires a token and the one sent (if any) is not one it
+accepts (``--token-file``). Nothing was done. Not 4, so that a script that takes 4 for "no
+such key" does not take a missing token for one."""
 
 
 class KvError(RaftError):
@@ -64,6 +68,13 @@ class KvError(RaftError):
 
 class KvConfigError(RaftError, ValueError):
     """A node configuration (flags or file) is invalid; the message names the field."""
+
+
+class Unauthorized(KvError):
+    """401 ``unauthorized``: the node requires ``Authorization: Bearer <token>`` and the
+    request had none, a malformed one or a token it does not accept; nothing was done."""
+
+    exit_code = EXIT_UNAUTHORIZED
 
 
 class BadRequest(KvError):
@@ -190,6 +201,7 @@ CODES: dict[str, tuple[int, type[KvError]]] = {
     "bad_key": (400, BadRequest),
     "reserved_key": (400, BadRequest),
     "bad_consistency": (400, BadRequest),
+    "unauthorized": (401, Unauthorized),
     "key_not_found": (404, KeyNotFound),
     "not_found": (404, NotFound),
     "method_not_allowed": (405, MethodNotAllowed),
@@ -222,6 +234,7 @@ also sent with 307 (a redirect to the leader) when the leader's address is known
 
 _BY_STATUS: dict[int, type[KvError]] = {
     400: BadRequest,
+    401: Unauthorized,
     404: NotFound,
     405: MethodNotAllowed,
     409: Conflict,

@@ -36,6 +36,11 @@ class HttpSettings:
         channel_timeout: whole seconds after which a connection with no request in
             progress and no traffic is closed (waitress's ``channel_timeout``), so that
             idle or stalled clients cannot hold every connection.
+        token_file: a file of bearer tokens, one per line; when given, every request
+            must carry ``Authorization: Bearer <token>`` with one of them, or is
+            answered 401 (``docs/kv-service.md``, "Authentication and TLS"). ``None``
+            (the default): the API is open to anyone who reaches it. The file is read and
+            checked when the node starts (:func:`pykka_raft.kv.auth.load_tokens`).
     """
 
     threads: int = 8
@@ -45,6 +50,7 @@ class HttpSettings:
     shutdown_grace: float = 5.0
     connection_limit: int = 500
     channel_timeout: int = 30
+    token_file: str | None = None
 
     def __attrs_post_init__(self) -> None:
         for name, least, most in (
@@ -66,3 +72,9 @@ class HttpSettings:
                 raise KvConfigError(f"http.{name}: must be a number of seconds, got {value!r}")
             if not 0 < value < math.inf:
                 raise KvConfigError(f"http.{name}: must be positive and finite")
+        if self.token_file is not None and (
+            not isinstance(self.token_file, str) or not self.token_file.strip()
+        ):
+            raise KvConfigError(
+                f"http.token_file: must be the path of a file of tokens, got {self.token_file!r}"
+            )

@@ -23,6 +23,7 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import IO, Any, TypeVar
 
+from pykka_raft.kv.auth import load_tokens
 from pykka_raft.kv.client import Client
 from pykka_raft.kv.errors import KvError
 from pykka_raft.kv.transport import fetch_json
@@ -199,7 +200,8 @@ class ProcessCluster:
         root: the working directory (keys, data directories, configurations, logs).
         secure: CURVE keys (made on first start of each node) or ``insecure``.
         raft: ``[raft]`` settings for every node.
-        http: ``[http]`` settings for every node.
+        http: ``[http]`` settings for every node (with a ``token_file``, :meth:`client`
+            and :meth:`statuses` send its first token).
         durability: ``"fsync"`` or ``"os"``.
         storage: ``"sqlite"`` (the default) or ``"memory"`` (benchmarks of the layers
             above the disk).
@@ -220,6 +222,8 @@ class ProcessCluster:
         self.secure = secure
         self.raft = dict(raft or {})
         self.http = dict(http or {})
+        token_file = self.http.get("token_file")
+        self.token = load_tokens(str(token_file))[0] if token_file else None
         self.durability = durability
         self.storage = storage
         self.nodes: dict[int, NodeProcess] = {}
@@ -323,7 +327,7 @@ class ProcessCluster:
 
     def client(self, ids: Iterable[int] | None = None, **kwargs: Any) -> Client:
         """A client of ``ids`` (default: every running node)."""
-        return Client(self.urls(ids), **kwargs)
+        return Client(self.urls(ids), **{"token": self.token, **kwargs})
 
     def form(self, ids: Iterable[int], timeout: float = 60.0) -> int:
         """Start ``ids``, form them into a cluster, and return the leader's id."""
@@ -337,7 +341,8 @@ class ProcessCluster:
         out: dict[int, dict[str, Any]] = {}
         for node_id in self.running() if ids is None else ids:
             try:
-                out[node_id] = fetch_json(self.nodes[node_id].url + "/v1/status", 2.0)
+                url = self.nodes[node_id].url
+                out[node_id] = fetch_json(url + "/v1/status", 2.0, self.token)
             except (OSError, KvError, ValueError):
                 continue
         return out

@@ -12,6 +12,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from pykka_raft import Config, NodeId
+from pykka_raft.kv.auth import load_tokens
 from pykka_raft.kv.client import Client
 from pykka_raft.kv.config import HttpSettings, NodeConfig, PeerConfig
 from pykka_raft.kv.runtime import LocalNetwork
@@ -24,7 +25,8 @@ class LocalCluster:
     Args:
         node_ids: the nodes to start (pristine; call :meth:`init` to form the cluster).
         raft: the Raft settings of every node.
-        http: the HTTP settings of every node.
+        http: the HTTP settings of every node (with a ``token_file``, the nodes share
+            it, and :meth:`client` and :meth:`init` send its first token).
         host: the address every HTTP server binds.
         ports: the HTTP port of each node (default: 0, the system picks).
         share_addresses: give every node the others' HTTP addresses as configured peers
@@ -45,6 +47,8 @@ class LocalCluster:
     ) -> None:
         self.raft = raft or Config()
         self.http = http or HttpSettings()
+        token_file = self.http.token_file
+        self.token = load_tokens(token_file)[0] if token_file is not None else None
         self.host = host
         self.network = LocalNetwork()
         self.servers: dict[NodeId, KvServer] = {}
@@ -99,13 +103,15 @@ class LocalCluster:
         return self.servers[node_id].url
 
     def client(self, **kwargs: object) -> Client:
-        """A client that knows every node."""
+        """A client that knows every node (with the nodes' token, unless ``token`` is
+        given)."""
+        kwargs.setdefault("token", self.token)
         return Client(self.urls, **kwargs)  # type: ignore[arg-type]
 
     def init(self, members: Iterable[NodeId] | None = None) -> None:
         """Form the cluster from ``members`` (default: every node started so far)."""
         ids = sorted(members if members is not None else self.servers)
-        Client([self.url(n) for n in ids]).init(ids)
+        Client([self.url(n) for n in ids], token=self.token).init(ids)
 
     def close(self) -> None:
         """Stop every node, then the network."""

@@ -16,6 +16,7 @@ from typing import Any
 from waitress.server import create_server  # type: ignore[import-untyped]
 
 from pykka_raft.kv.app import KvApp
+from pykka_raft.kv.auth import is_loopback, load_tokens
 from pykka_raft.kv.config import NodeConfig, format_address, http_url, parse_address
 from pykka_raft.kv.http_settings import HttpSettings
 from pykka_raft.kv.node import KvNode
@@ -104,8 +105,10 @@ class KvServer:
 
     def __init__(self, config: NodeConfig, local: LocalNetwork | None = None) -> None:
         host, port = parse_address(config.http_address, "http_address")
+        token_file = config.http.token_file
+        tokens = load_tokens(token_file) if token_file is not None else ()  # before any I/O
         self.node = KvNode(config, local)
-        self.app = KvApp(self.node)
+        self.app = KvApp(self.node, tokens=tokens)
         self.http = HttpServer(self.app, host, port, config.http)
         self.config = config
         self._stopped = False
@@ -126,7 +129,19 @@ class KvServer:
             self.http.stop(0.1)
             raise
         self.http.start()
+        if self.app.auth.required:
+            logger.info("serving the HTTP API at %s (bearer tokens required)", self.url)
+            return
         logger.info("serving the HTTP API at %s", self.url)
+        if not is_loopback(self.http.host):
+            logger.warning(
+                "OPEN: node %s serves its HTTP API on %s WITHOUT authentication: anyone who "
+                "reaches this port can read and write every key, back the data up and change "
+                "the membership; give [http] token_file (--token-file), or bind a loopback "
+                "address",
+                self.node_id,
+                self.http.address,
+            )
 
     @property
     def url(self) -> str:

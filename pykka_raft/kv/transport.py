@@ -35,10 +35,16 @@ def base_url(url: str) -> str:
 
 
 def send(
-    base: str, method: str, path: str, body: bytes | None, timeout: float
+    base: str,
+    method: str,
+    path: str,
+    body: bytes | None,
+    timeout: float,
+    token: str | None = None,
 ) -> tuple[Response, bool]:
-    """Send one request. Returns the answer, or raises ``OSError`` with ``.sent`` telling
-    whether the request may have reached the node."""
+    """Send one request (with ``Authorization: Bearer <token>`` when ``token`` is given).
+    Returns the answer, or raises ``OSError`` with ``.sent`` telling whether the request
+    may have reached the node."""
     parts = urlsplit(base)
     conn = http.client.HTTPConnection(parts.hostname or "", parts.port or 80, timeout=timeout)
     sent = False
@@ -47,6 +53,8 @@ def send(
         headers = {"Accept": "application/json", "Connection": "close"}
         if body is not None:
             headers["Content-Type"] = "application/json"
+        if token is not None:
+            headers["Authorization"] = f"Bearer {token}"
         sent = True
         conn.request(method, path, body=body, headers=headers)
         raw = conn.getresponse()
@@ -67,11 +75,12 @@ def send(
     return Response(raw.status, hdrs, parsed), sent
 
 
-def fetch_json(url: str, timeout: float) -> Any:
-    """GET a JSON document from a full URL; raises ``OSError`` or :class:`KvError`."""
+def fetch_json(url: str, timeout: float, token: str | None = None) -> Any:
+    """GET a JSON document from a full URL (sending ``token`` as a bearer token when
+    given); raises ``OSError`` or :class:`KvError`."""
     parts = urlsplit(url)
     path = parts.path + (f"?{parts.query}" if parts.query else "")
-    response, _ = send(f"{parts.scheme}://{parts.netloc}", "GET", path, None, timeout)
+    response, _ = send(f"{parts.scheme}://{parts.netloc}", "GET", path, None, timeout, token)
     if response.status != 200:
         raise error_of(response)
     return response.body

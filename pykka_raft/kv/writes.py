@@ -31,6 +31,7 @@ from pykka_raft.kv.errors import (
     ServerError,
     SessionExpired,
     StaleSequence,
+    Unauthorized,
     Unavailable,
     UnknownOutcome,
 )
@@ -116,8 +117,10 @@ class SessionPool:
                 session.client_id, session.sequence = fresh, 1
                 continue
             except KvError as exc:  # a definite answer: refused, nothing written ...
-                if maybe_applied and isinstance(exc, BodyTooLarge):
-                    return _unknown(exc, attempts, ids)  # ... but for one node's own limit
+                # ... but for one node's own limit or tokens: an earlier copy may
+                # have gone through another node
+                if maybe_applied and isinstance(exc, (BodyTooLarge, Unauthorized)):
+                    return _unknown(exc, attempts, ids)
                 return WriteResult(Outcome.NOT_APPLIED, error=exc, attempts=attempts, **ids)
             else:
                 return WriteResult(Outcome.APPLIED, response, attempts=attempts, **ids)

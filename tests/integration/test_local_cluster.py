@@ -2,7 +2,7 @@
 processes start and form a cluster, the printed addresses take a write and a read through
 ``pykka_raft.kv.Client``, and Ctrl-C (SIGINT to the terminal's process group) stops every
 node. With ``--dir`` the keys, data and logs stay there; without, the temporary directory
-is removed."""
+is removed. With ``--token`` the nodes require the token it writes to ``DIR/token``."""
 
 from __future__ import annotations
 
@@ -17,7 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from pykka_raft.kv import Client
+from pykka_raft.kv import Client, Unauthorized
+from pykka_raft.kv.auth import load_tokens
 from pykka_raft.kv.launcher import wait
 
 pytestmark = [pytest.mark.timeout(240), pytest.mark.slow]
@@ -54,13 +55,18 @@ def group_gone(pgid: int) -> bool:
     return False
 
 
-@pytest.mark.parametrize("keep", [True, False], ids=["dir", "temporary"])
-def test_local_cluster_serves_until_ctrl_c(tmp_path: Path, keep: bool) -> None:
+@pytest.mark.parametrize(
+    ("keep", "token"),
+    [(True, False), (False, False), (True, True)],
+    ids=["dir", "temporary", "token"],
+)
+def test_local_cluster_serves_until_ctrl_c(tmp_path: Path, keep: bool, token: bool) -> None:
     root = tmp_path / "cluster"
     temp = tmp_path / "tmp"  # mkdtemp's directory when there is no --dir
     temp.mkdir()
     command = [sys.executable, "-m", "pykka_raft.kv", "local-cluster", "--insecure"]
     command += ["--nodes", "3"] + (["--dir", str(root)] if keep else [])
+    command += ["--token"] if token else []
     env = dict(os.environ, PYTHONUNBUFFERED="1", TMPDIR=str(temp))
     proc = subprocess.Popen(
         command,
@@ -104,8 +110,17 @@ def test_local_cluster_serves_until_ctrl_c(tmp_path: Path, keep: bool) -> None:
         assert all(not gone(pid) for pid in pids), text
         assert f"export PYKKA_RAFT_KV_URL={','.join(u for u, _ in nodes.values())}" in text
 
+        urls = [url for url, _ in nodes.values()]
+        secret = None
+        if token:
+            assert f"export PYKKA_RAFT_KV_TOKEN_FILE={root / 'token'}" in text
+            assert (root / "token").stat().st_mode & 0o777 == 0o600
+            (secret,) = load_tokens(str(root / "token"))
+            with pytest.raises(Unauthorized):
+                Client(urls, deadline=10.0).get("greeting")
+
         # What the printed instructions tell the user to do, through the Python client.
-        client = Client([url for url, _ in nodes.values()], deadline=60.0)
+        client = Client(urls, deadline=60.0, token=secret)
         try:
             assert client.put("greeting", "hello")["existed"] is False
             assert client.get("greeting") == "hello"
@@ -132,7 +147,9 @@ def test_local_cluster_serves_until_ctrl_c(tmp_path: Path, keep: bool) -> None:
         if keep:  # --dir: data and logs stay
             for node_id in (1, 2, 3):
                 assert (root / f"node-{node_id}").is_dir()
-                assert "serving the HTTP API" in (root / f"node-{node_id}.log").read_text()
+                log = (root / f"node-{node_id}.log").read_text()
+                assert "serving the HTTP API" in log
+                assert secret is None or secret not in log
             assert not (root / "keys").exists()  # --insecure: no keys were made
         else:  # the temporary directory is removed
             assert not where.exists()
