@@ -117,17 +117,23 @@ def cluster_factory() -> Iterator[Any]:
         cluster.close()
 
 
-@pytest.fixture(scope="module")
-def kv3() -> Iterator[LocalCluster]:
-    """A formed 3-node cluster shared by a module's tests (they use distinct keys and do
-    not change the membership)."""
-    cluster = make_cluster([1, 2, 3], http=HttpSettings(max_body_bytes=4096))
+def formed(http: HttpSettings) -> Iterator[LocalCluster]:
+    """A formed 3-node cluster with a leader, closed when the generator ends (for
+    fixtures: ``yield from formed(...)``)."""
+    cluster = make_cluster([1, 2, 3], http=http)
     try:
         cluster.init()
         leader_of(cluster)
         yield cluster
     finally:
         cluster.close()
+
+
+@pytest.fixture(scope="module")
+def kv3() -> Iterator[LocalCluster]:
+    """A formed 3-node cluster shared by a module's tests (they use distinct keys and do
+    not change the membership)."""
+    yield from formed(HttpSettings(max_body_bytes=4096))
 
 
 @pytest.fixture

@@ -22,7 +22,7 @@ from pykka_raft.kv.cli import main
 from pykka_raft.kv.errors import EXIT_UNAUTHORIZED, EXIT_USAGE
 from pykka_raft.kv.local import LocalCluster
 from pykka_raft.testing import wait_until
-from tests.kv.conftest import leader_of, make_cluster, request
+from tests.kv.conftest import formed, leader_of, request
 from tests.kv.test_serve import Serve
 
 pytestmark = pytest.mark.timeout(120)
@@ -46,13 +46,7 @@ def tokens_path(tmp_path_factory: pytest.TempPathFactory) -> str:
 @pytest.fixture(scope="module")
 def locked(tokens_path: str) -> Iterator[LocalCluster]:
     """A formed 3-node cluster whose nodes share the token file."""
-    cluster = make_cluster([1, 2, 3], http=HttpSettings(token_file=tokens_path))
-    try:
-        cluster.init()
-        leader_of(cluster)
-        yield cluster
-    finally:
-        cluster.close()
+    yield from formed(HttpSettings(token_file=tokens_path))
 
 
 def bearer(token: str) -> dict[str, str]:
