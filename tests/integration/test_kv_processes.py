@@ -25,6 +25,7 @@ import pytest
 
 from pykka_raft.kv import Client, UnknownOutcome
 from pykka_raft.kv.launcher import ProcessCluster, wait
+from tests.kv.conftest import secure_processes
 
 pytestmark = [pytest.mark.timeout(240), pytest.mark.slow]
 
@@ -34,13 +35,7 @@ HTTP = {"request_timeout": 10.0, "shutdown_grace": 1.0}
 
 @pytest.fixture
 def cluster(tmp_path: Path) -> Iterator[ProcessCluster]:
-    made = ProcessCluster(tmp_path, secure=True, raft=RAFT, http=HTTP, durability="fsync")
-    try:
-        yield made
-    finally:
-        made.close()  # kills and reaps every child, whatever happened
-        for node in made.nodes.values():
-            assert not node.alive()
+    yield from secure_processes(tmp_path, RAFT, HTTP)
 
 
 def cli(urls: list[str], *args: str) -> subprocess.CompletedProcess[str]:

@@ -6,6 +6,7 @@ import http.client
 import json
 import socket
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -13,6 +14,7 @@ import pytest
 
 from pykka_raft import Config, TriggerElection
 from pykka_raft.kv import HttpSettings
+from pykka_raft.kv.launcher import ProcessCluster
 from pykka_raft.kv.local import LocalCluster
 from pykka_raft.testing import wait_until
 
@@ -115,6 +117,20 @@ def cluster_factory() -> Iterator[Any]:
     yield make
     for cluster in made:
         cluster.close()
+
+
+def secure_processes(
+    place: Path, raft: dict[str, Any], http: dict[str, Any]
+) -> Iterator[ProcessCluster]:
+    """``serve`` processes in ``place`` (TCP with CURVE, ``SqliteStore`` fsync), every one
+    killed and reaped when the generator ends (for fixtures: ``yield from ...``)."""
+    made = ProcessCluster(place, secure=True, raft=raft, http=http, durability="fsync")
+    try:
+        yield made
+    finally:
+        made.close()  # kills and reaps every child, whatever happened
+        for node in made.nodes.values():
+            assert not node.alive()
 
 
 def formed(http: HttpSettings) -> Iterator[LocalCluster]:

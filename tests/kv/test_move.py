@@ -28,7 +28,7 @@ from pykka_raft.kv.local import LocalCluster
 from pykka_raft.kv.store import node_key
 from pykka_raft.kv.wsgi import HttpError
 from pykka_raft.testing import wait_until
-from tests.kv.conftest import follower_of, leader_of, request
+from tests.kv.conftest import follower_of, leader_of, request, secure_processes
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -310,13 +310,7 @@ HTTP = {"request_timeout": 10.0, "shutdown_grace": 1.0}
 
 @pytest.fixture
 def processes(tmp_path: Path) -> Iterator[ProcessCluster]:
-    made = ProcessCluster(tmp_path, secure=True, raft=RAFT, http=HTTP, durability="fsync")
-    try:
-        yield made
-    finally:
-        made.close()  # kills and reaps every child, whatever happened
-        for node in made.nodes.values():
-            assert not node.alive()
+    yield from secure_processes(tmp_path, RAFT, HTTP)
 
 
 def held(address: str) -> socket.socket | None:
