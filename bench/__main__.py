@@ -5,7 +5,7 @@ run in fresh processes, with a CPU-speed probe before each run; the report gives
 median and the range, and the ratios the project tracks (docs/benchmarks.md).
 
     python -m bench [--quick] [--repeats N] [--only tcp,failover,durable,inproc,reads,kv]
-                    [--out DIR] [--publish] [--profile SETTING]
+                    [--settings KEY,KEY] [--out DIR] [--publish] [--profile SETTING]
 
 Results go to ``build/bench/`` (not tracked by git); ``--publish`` also writes
 ``bench/results/results.json`` and ``results.md``, ``docs/benchmarks.png`` and the results
@@ -68,6 +68,17 @@ TCP_SETTINGS = [
         "memory",
         insecure=True,
     ),
+    # pykka_raft's threads and hand-offs with no Raft work: what the shape itself allows.
+    _tcp("shape3", "the shape alone, 3 nodes (no Raft work)", "shape", 3, "mem", "memory"),
+    _tcp(
+        "shape3_lean",
+        "the shape alone, 3 nodes, fewest hand-offs",
+        "shape",
+        3,
+        "mem",
+        "memory",
+        lean=True,
+    ),
     _tcp("raft5_mem", "pykka_raft, 5 nodes, MemStore", "pykka_raft", 5, "mem", "memory"),
     _tcp("pso5_mem", "PySyncObj, 5 nodes, in memory", "pysyncobj", 5, "mem", "memory"),
     # (PySyncObj with batching off is left out at 5 nodes: with 4,096 writes in flight its
@@ -82,7 +93,16 @@ TCP_SETTINGS = [
         "raft3_fsync", 'pykka_raft, 3 nodes, SqliteStore "fsync"', "pykka_raft", 3, "fsync", "fsync"
     ),
 ]
-QUICK_TCP = {"raft3_mem", "pso3_mem", "pso3_mem_nobatch", "raft3_os", "pso3_journal", "raft3_fsync"}
+QUICK_TCP = {
+    "raft3_mem",
+    "pso3_mem",
+    "pso3_mem_nobatch",
+    "shape3",
+    "shape3_lean",
+    "raft3_os",
+    "pso3_journal",
+    "raft3_fsync",
+}
 FAILOVER_SETTINGS = [
     Setting("raft3", "pykka_raft, 3 nodes, MemStore", "pykka_raft", 3, "mem", "memory"),
     Setting("pso3", "PySyncObj, 3 nodes, in memory", "pysyncobj", 3, "mem", "memory"),
@@ -202,6 +222,8 @@ def plan(args: argparse.Namespace, timing: Timing, last_fsync: dict[str, Any]) -
             continue
         if args.skip_pysyncobj and s.system == "pysyncobj":
             continue
+        if args.settings and s.key not in args.settings.split(","):
+            continue
         if s.durability == "fsync" and "durable" not in only:
             continue
         if s.durability != "fsync" and "tcp" not in only:
@@ -257,6 +279,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, help="runs of each setting (default 5, quick 1)")
     parser.add_argument("--only", help="comma-separated: tcp, durable, failover, inproc, reads, kv")
     parser.add_argument("--skip-pysyncobj", action="store_true")
+    parser.add_argument(
+        "--settings", metavar="KEY,KEY", help="only these TCP settings (keys as in TCP_SETTINGS)"
+    )
     parser.add_argument("--out", default=str(ROOT / "build" / "bench"))
     parser.add_argument(
         "--publish",

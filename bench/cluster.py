@@ -38,7 +38,7 @@ class Setting:
 
     key: str
     label: str
-    system: str  # "pykka_raft" or "pysyncobj"
+    system: str  # "pykka_raft", "pysyncobj" or "shape" (bench/shape.py)
     nodes: int
     store: str  # pykka_raft: mem, os, fsync; PySyncObj: mem, journal
     durability: str  # the class: "memory", "os" (survives a process crash), "fsync"
@@ -46,6 +46,7 @@ class Setting:
     batch: bool = True  # PySyncObj's appendEntriesUseBatch
     phases: tuple[str, ...] = ()
     machine: str = "memory"  # SqliteStore: "memory" (a dict, as PySyncObj) or "durable"
+    lean: bool = False  # the shape alone: the fewest hand-offs the shape allows
 
     @property
     def short(self) -> str:
@@ -188,6 +189,7 @@ class Cluster:
             "insecure": s.insecure,
             "batch": s.batch,
             "machine": s.machine,
+            "lean": s.lean,
         }
         if s.system == "pykka_raft" and not s.insecure:
             from pykka_raft.net import generate_keypair
@@ -213,7 +215,7 @@ class Cluster:
             )
         ready = [n.answer(60) for n in self.nodes]
         self.gateways = [r["gateway"] for r in ready]
-        if s.system == "pykka_raft":
+        if s.system in ("pykka_raft", "shape"):
             book = {str(i + 1): r["raft"] for i, r in enumerate(ready)}
             for n in self.nodes:
                 n.send("init", book)

@@ -12,7 +12,8 @@ JSON answer per line on stdout; lines with an ``event`` key are announcements th
 makes on its own (``{"event": "leader", "t": <monotonic>, "term": n}`` when this node
 becomes leader), written under a lock so they never interleave with an answer.
 
-Options: ``system`` (``pykka_raft`` or ``pysyncobj``), ``id`` (1..n), ``store``
+Options: ``system`` (``pykka_raft``, ``pysyncobj``, or ``shape``: pykka_raft's threads
+with no Raft work, :mod:`bench.shape`), ``id`` (1..n), ``store``
 (pykka_raft: ``mem``, ``os``, ``fsync``; PySyncObj: ``mem``, ``journal``), ``data`` (the
 node's directory), ``timers`` (election timeout min and max and heartbeat, ms);
 ``machine`` (``SqliteStore``: ``memory``, the default, keeps the key-value dictionary in
@@ -322,7 +323,15 @@ def main(options: dict[str, Any]) -> None:
         from bench.profiling import profile_threads
 
         dump_profile = profile_threads(options["profile"])
-    node: Any = RaftNode(options) if options["system"] == "pykka_raft" else PsoNode(options)
+    node: Any
+    if options["system"] == "pykka_raft":
+        node = RaftNode(options)
+    elif options["system"] == "shape":
+        from bench.shape import ShapeNode
+
+        node = ShapeNode(options, Gateway, emit)
+    else:
+        node = PsoNode(options)
     emit({"ready": True, "raft": node.raft_address, "gateway": node.gateway.address})
     for line in sys.stdin:
         command = json.loads(line)

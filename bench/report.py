@@ -348,6 +348,7 @@ def targets(doc: dict[str, Any], runs: Runs) -> list[dict[str, Any]]:
                     f"the cost of CURVE: {what}, with / without", value, pairs, "(measured)", None
                 )
             )
+    out += shape_figures(tcp, runs)
     out += durable_targets(doc, runs)
     inproc = doc["inproc"]
     if "pykka" in inproc and "raft3" in inproc:
@@ -416,6 +417,60 @@ def targets(doc: dict[str, Any], runs: Runs) -> list[dict[str, Any]]:
                 None if value is None or system != "pykka_raft" else ms <= limit,
             )
         )
+    return out
+
+
+def shape_figures(tcp: dict[str, Any], runs: Runs) -> list[dict[str, Any]]:
+    """What the shape alone allows (bench/shape.py), against the targets' references:
+    PySyncObj's sequential p50 with batching off over the fewest hand-offs the shape
+    allows (below 1, the latency target is out of the shape's reach on this machine), the
+    shape's throughput over the best PySyncObj's, and pykka_raft against the shape."""
+    out: list[dict[str, Any]] = []
+
+    def figure(key: str, phase: str) -> tuple[float | None, Callable[[dict[str, Any]], Any]]:
+        name = "p50_ms" if phase == "seq" else "throughput_per_s"
+        path = f"phases.{phase}.latency.p50_ms" if phase == "seq" else f"phases.{phase}.{name}"
+        median = tcp.get(key, {}).get("phases", {}).get(phase, {}).get(name)
+        return (None if median is None else median["median"]), lambda x: _get(x, path)
+
+    def ratio(name: str, a: str, b: str, phase: str) -> None:
+        if a in tcp and b in tcp:
+            (va, fa), (vb, fb) = figure(a, phase), figure(b, phase)
+            pairs = _paired(runs, ("tcp", a), ("tcp", b), fa, fb)
+            out.append(_target(name, _ratio(va, vb), pairs, "(measured)", None))
+
+    best = max(
+        ("pso3_mem", "pso3_mem_nobatch"),
+        key=lambda k: figure(k, "w4096")[0] or 0.0,
+    )
+    ratio(
+        "the shape alone: sequential p50, PySyncObj batching off / the shape with the fewest "
+        "hand-offs (no Raft work)",
+        "pso3_mem_nobatch",
+        "shape3_lean",
+        "seq",
+    )
+    ratio(
+        "the shape alone: sequential p50, pykka_raft (MemStore) / the shape as pykka_raft "
+        "passes a write",
+        "raft3_mem",
+        "shape3",
+        "seq",
+    )
+    ratio(
+        f"the shape alone: writes/s, {PHASE_LABELS['w4096']}, the shape as pykka_raft passes "
+        "a write / best PySyncObj",
+        "shape3",
+        best,
+        "w4096",
+    )
+    ratio(
+        f"the shape alone: writes/s, {PHASE_LABELS['w4096']}, pykka_raft (MemStore) / the "
+        "shape as pykka_raft passes a write",
+        "raft3_mem",
+        "shape3",
+        "w4096",
+    )
     return out
 
 
@@ -592,7 +647,15 @@ def markdown(doc: dict[str, Any]) -> str:
         lines.append("")
     thread_rows = [
         (s["label"], phase, role, threads)
-        for key in ("raft3_mem", "pso3_mem", "pso3_mem_nobatch", "raft3_os", "raft3_fsync")
+        for key in (
+            "raft3_mem",
+            "pso3_mem",
+            "pso3_mem_nobatch",
+            "shape3",
+            "shape3_lean",
+            "raft3_os",
+            "raft3_fsync",
+        )
         if key in tcp
         for s in (tcp[key],)
         for phase in ("w4096", "seq")

@@ -67,3 +67,19 @@ def test_pysyncobj_runs_through_the_same_harness(tmp_path: Path) -> None:
     assert result["new_leader_is_survivor"] is True
     assert result["first_commit_ms"] is not None
     assert result["state_machines"]["identical"] is True
+
+
+@pytest.mark.timeout(180)
+@pytest.mark.parametrize("lean", [False, True], ids=["as-pykka-raft", "lean"])
+def test_the_shape_alone_runs_through_the_same_harness(tmp_path: Path, lean: bool) -> None:
+    """bench/shape.py: pykka_raft's threads with no Raft work; its runs count only when
+    every node applied the same writes, like the others'."""
+    shape = dataclasses.replace(
+        RAFT, key="shape3", label="shape", system="shape", lean=lean, phases=("seq", "w256")
+    )
+    result = measure(shape, tmp_path, warmup=0.05, duration=0.2)
+    check_every_figure(result, shape.phases)
+    assert result["leader_changes"] == 0
+    assert result["state_machines"]["last_applied"] >= sum(
+        p["answered"] for p in result["phases"].values()
+    )
