@@ -29,7 +29,7 @@ from typing import Any
 import msgpack
 import zmq
 
-from bench.common import latency_summary
+from bench.common import latency_summary, received
 
 STALL_S = 15.0  # a write unanswered this long counts as failed
 
@@ -85,11 +85,7 @@ class Client:
                     errors["unanswered"] += len(sent)
                     break
                 continue
-            while True:
-                try:
-                    frame = sock.recv(zmq.NOBLOCK)
-                except zmq.Again:
-                    break
+            for frame in received(sock):
                 now = time.perf_counter()
                 gap = max(gap, now - last_answer)
                 last_answer = now
@@ -132,11 +128,7 @@ class Client:
         while time.perf_counter() < end:
             if not sock.poll(100):
                 continue
-            while True:
-                try:
-                    frame = sock.recv(zmq.NOBLOCK)
-                except zmq.Again:
-                    break
+            for frame in received(sock):
                 for write_id, error in msgpack.unpackb(frame):
                     if sent.pop(write_id, None) is not None:
                         answered += 1

@@ -1,17 +1,21 @@
-"""Helpers shared by the benchmark processes: percentiles, the CPU-speed probe, and what
-``/proc`` says about a process (CPU time, resident memory).
+"""Helpers shared by the benchmark processes: percentiles, the CPU-speed probe, what
+``/proc`` says about a process (CPU time, resident memory), and the two ZeroMQ loop
+pieces the node processes share (a wake-up pipe, draining a socket).
 
 Nothing here imports pykka_raft or PySyncObj, so the client process stays small.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import statistics
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Any
+
+import zmq
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
@@ -148,3 +152,36 @@ def per_thread(
         k: [round(v[0], 1), round(v[1], 2)]
         for k, v in sorted(out.items(), key=lambda kv: -kv[1][0])
     }
+
+
+class WakePipe:
+    """Wakes a thread that polls :attr:`r`: other threads call :meth:`wake` after queueing
+    work (one byte per burst), the woken thread calls :meth:`drain` before taking it."""
+
+    def __init__(self) -> None:
+        self.r, self.w = os.pipe()
+        os.set_blocking(self.r, False)
+        self.pending = False
+
+    def wake(self) -> None:
+        if not self.pending:
+            self.pending = True
+            os.write(self.w, b"!")
+
+    def drain(self) -> None:
+        # Drain first, then clear: a waker that finds the flag clear writes a new byte,
+        # which the next poll sees.
+        with contextlib.suppress(BlockingIOError):
+            while os.read(self.r, 4096):
+                pass
+        self.pending = False
+
+
+def received(sock: zmq.Socket[Any], multipart: bool = False) -> Iterator[Any]:
+    """Every message ``sock`` holds now, without blocking."""
+    recv = sock.recv_multipart if multipart else sock.recv
+    while True:
+        try:
+            yield recv(zmq.NOBLOCK)
+        except zmq.Again:
+            return

@@ -25,7 +25,6 @@ pykka_raft: ``insecure`` and ``keys`` (the CURVE key directory); PySyncObj: ``ad
 from __future__ import annotations
 
 import collections
-import contextlib
 import hashlib
 import json
 import os
@@ -37,6 +36,8 @@ from typing import Any
 
 import msgpack
 import zmq
+
+from bench.common import WakePipe, received
 
 _OUT = threading.Lock()
 
@@ -80,37 +81,27 @@ class Gateway:
         endpoint = self.socket.getsockopt_string(zmq.LAST_ENDPOINT)
         self.address = endpoint.removeprefix("tcp://")
         self.answers: collections.deque[tuple[bytes, int, str | None]] = collections.deque()
-        self.woken = False
-        self.wake_r, self.wake_w = os.pipe()
-        os.set_blocking(self.wake_r, False)
+        self.waker = WakePipe()
         threading.Thread(target=self._loop, name="gateway", daemon=True).start()
 
     def answer(self, client: bytes, write_id: int, error: str | None) -> None:
         """Queue one answer; wake the gateway thread if it is not awake already."""
         self.answers.append((client, write_id, error))
-        if not self.woken:
-            self.woken = True
-            os.write(self.wake_w, b"!")
+        self.waker.wake()
 
     def _loop(self) -> None:
         poller = zmq.Poller()
         poller.register(self.socket, zmq.POLLIN)
-        poller.register(self.wake_r, zmq.POLLIN)
+        poller.register(self.waker.r, zmq.POLLIN)
         socket, unpack, submit = self.socket, msgpack.unpackb, self.submit
         while True:
             ready = dict(poller.poll())
             if socket in ready:
-                while True:
-                    try:
-                        client, frame = socket.recv_multipart(zmq.NOBLOCK)
-                    except zmq.Again:
-                        break
+                for client, frame in received(socket, multipart=True):
                     for write_id, key, value in unpack(frame):
                         submit(key, value, client, write_id)
-            if self.wake_r in ready:
-                with contextlib.suppress(BlockingIOError):
-                    os.read(self.wake_r, 4096)
-                self.woken = False
+            if self.waker.r in ready:
+                self.waker.drain()
                 by_client: dict[bytes, list[tuple[int, str | None]]] = {}
                 answers = self.answers
                 while answers:

@@ -24,9 +24,7 @@ index from the next request or a heartbeat every ``heartbeat_ms``, and apply as 
 from __future__ import annotations
 
 import collections
-import contextlib
 import functools
-import os
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -34,6 +32,8 @@ from typing import Any
 import msgpack
 import pykka
 import zmq
+
+from bench.common import WakePipe, received
 
 Answer = Callable[[bytes, int, "str | None"], None]
 
@@ -74,9 +74,7 @@ class _Io:
         self.address = self.router.getsockopt_string(zmq.LAST_ENDPOINT).removeprefix("tcp://")
         self.dealers: dict[int, zmq.Socket[bytes]] = {}
         self.outbox: collections.deque[tuple[Any, ...]] = collections.deque()
-        self.wake_pending = False
-        self.wake_r, self.wake_w = os.pipe()
-        os.set_blocking(self.wake_r, False)
+        self.waker = WakePipe()
         self.node: Any = None
         self.thread = threading.Thread(target=self._run, name=f"raft-net-{node_id}", daemon=True)
 
@@ -84,23 +82,18 @@ class _Io:
         """From any thread: ``("connect", book)``, ``("peer", id, frame)`` (to a peer's
         ROUTER) or ``("back", identity, frame)`` (an answer through our ROUTER)."""
         self.outbox.append(item)
-        if not self.wake_pending:
-            self.wake_pending = True
-            os.write(self.wake_w, b"!")
+        self.waker.wake()
 
     def _run(self) -> None:
         poller = zmq.Poller()
         poller.register(self.router, zmq.POLLIN)
-        poller.register(self.wake_r, zmq.POLLIN)
+        poller.register(self.waker.r, zmq.POLLIN)
         by_socket: dict[Any, int] = {}
         node, outbox, router = self.node, self.outbox, self.router
         while True:
             events = dict(poller.poll())
-            if self.wake_r in events:
-                with contextlib.suppress(BlockingIOError):
-                    while os.read(self.wake_r, 4096):
-                        pass
-                self.wake_pending = False
+            if self.waker.r in events:
+                self.waker.drain()
             while outbox:
                 item = outbox.popleft()
                 if item[0] == "peer":
@@ -116,22 +109,13 @@ class _Io:
                         by_socket[dealer] = peer
                         poller.register(dealer, zmq.POLLIN)
             if router in events:
-                while True:
-                    try:
-                        identity, frame = router.recv_multipart(zmq.NOBLOCK)
-                    except zmq.Again:
-                        break
+                for identity, frame in received(router, multipart=True):
                     node.tell(("request", identity, frame))
             for sock in events:
                 peer = by_socket.get(sock)
-                if peer is None:
-                    continue
-                while True:
-                    try:
-                        frame = sock.recv(zmq.NOBLOCK)
-                    except zmq.Again:
-                        break
-                    node.tell(("ack", peer, frame))
+                if peer is not None:
+                    for frame in received(sock):
+                        node.tell(("ack", peer, frame))
 
 
 class _Inbox:
