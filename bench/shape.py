@@ -67,9 +67,10 @@ class _Io:
     other threads hand it frames through a queue and a wake-up pipe."""
 
     def __init__(self, node_id: int) -> None:
-        self.context = zmq.Context.instance()
+        self.context = zmq.Context()  # its own, as pykka_raft's network has (and I/O thread)
         self.router = self.context.socket(zmq.ROUTER)
         self.router.setsockopt(zmq.LINGER, 0)
+        self.router.setsockopt(zmq.SNDHWM, 0)  # never drop an acknowledgement
         self.router.bind("tcp://127.0.0.1:*")
         self.address = self.router.getsockopt_string(zmq.LAST_ENDPOINT).removeprefix("tcp://")
         self.dealers: dict[int, zmq.Socket[bytes]] = {}
@@ -80,7 +81,8 @@ class _Io:
 
     def submit(self, item: tuple[Any, ...]) -> None:
         """From any thread: ``("connect", book)``, ``("peer", id, frame)`` (to a peer's
-        ROUTER) or ``("back", identity, frame)`` (an answer through our ROUTER)."""
+        ROUTER), ``("back", identity, frame)`` (an answer through our ROUTER) or
+        ``("stop",)``."""
         self.outbox.append(item)
         self.waker.wake()
 
@@ -96,6 +98,9 @@ class _Io:
                 self.waker.drain()
             while outbox:
                 item = outbox.popleft()
+                if item[0] == "stop":
+                    self.context.destroy(linger=0)
+                    return
                 if item[0] == "peer":
                     self.dealers[item[1]].send(item[2])
                 elif item[0] == "back":
@@ -104,6 +109,7 @@ class _Io:
                     for peer, address in item[1].items():
                         dealer = self.context.socket(zmq.DEALER)
                         dealer.setsockopt(zmq.LINGER, 0)
+                        dealer.setsockopt(zmq.SNDHWM, 0)  # never block the I/O thread
                         dealer.connect(f"tcp://{address}")
                         self.dealers[peer] = dealer
                         by_socket[dealer] = peer
@@ -214,7 +220,7 @@ class ShapeRaft(pykka.ThreadingActor):
             if not self.lean:
                 self._send(self.stored)
             self._append()
-            self._count()  # lean: the followers may have acknowledged before we stored
+            self._count()  # lean: the followers may have acknowledged first
         else:
             waiting = self.waiting
             while waiting and waiting[0][1] <= self.stored:
@@ -229,10 +235,10 @@ class ShapeRaft(pykka.ThreadingActor):
     def _count(self) -> None:
         """Commit what a majority holds (the leader counting what it stored)."""
         held = sorted([self.stored, *self.match.values()], reverse=True)
-        commit = held[len(held) // 2]
-        if commit > self.commit:
-            self.commit = commit
-            self._apply()
+        self.commit = max(self.commit, held[len(held) // 2])
+        # Also when the commit index stayed: the leader's own append may have completed
+        # after the followers' acknowledgements moved it (lean), with nothing applied.
+        self._apply()
 
     # --- both -------------------------------------------------------------------------
 
@@ -314,6 +320,15 @@ class ShapeNode:
     def _ticker(self) -> None:
         while not self.tick.wait(self.heartbeat):
             self.node.tell(("tick",))
+
+    def stop(self) -> None:
+        """Stop the threads and actors (a node process just exits; tests call this)."""
+        self.tick.set()
+        self.io.submit(("stop",))
+        self.io.thread.join(10)
+        storage = self.node.proxy().storage.get(timeout=10)
+        self.node.stop()
+        storage.stop()
 
     def submit(self, key: str, value: Any, client: bytes, write_id: int) -> None:
         self.inbox.write(key, value, _Reply(self.gateway.answer, client, write_id))
