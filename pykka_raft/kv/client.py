@@ -19,10 +19,9 @@ import math
 import time
 from collections.abc import Iterable, Sequence
 from typing import Any
-from urllib.parse import quote
 
-from pykka_raft.kv.auth import is_token
 from pykka_raft.kv.errors import (
+    BadRequest,
     ClusterUnreachable,
     KvError,
     RestoreIncomplete,
@@ -33,7 +32,8 @@ from pykka_raft.kv.errors import (
 )
 from pykka_raft.kv.status import gather
 from pykka_raft.kv.transport import base_url, compact, error_of, fetch_json, send
-from pykka_raft.kv.writes import SessionPool, WriteResult
+from pykka_raft.kv.values import check_body, check_settings, key_path, node_body
+from pykka_raft.kv.writes import Outcome, SessionPool, WriteResult
 
 _DOWN_FOR = 1.0
 """Seconds a node that did not answer counts as down: a redirect to it is not followed
@@ -66,10 +66,12 @@ class Client:
             request (nodes with a token file require one of theirs).
 
     Every method raises a :class:`~pykka_raft.kv.errors.KvError` subclass on failure:
-    ``KeyNotFound``, ``CasFailed``, ``BadRequest``, ``Conflict``, ``Unavailable`` (no
-    leader before the deadline), ``UnknownOutcome`` (a write that may have been applied),
-    ``ClusterUnreachable`` (no node answered), ``Unauthorized`` (a node requires a
-    token and this one has none or a wrong one), ...
+    ``KeyNotFound``, ``CasFailed``, ``BadRequest`` (``bad_value`` before anything is sent
+    for a value JSON does not carry exactly: :mod:`pykka_raft.kv.values`), ``Conflict``,
+    ``Unavailable`` (no leader before the deadline), ``UnknownOutcome`` (a write that may
+    have been applied), ``ClusterUnreachable`` (no node answered), ``Unauthorized`` (a node
+    requires a token and this one has none or a wrong one), ... Invalid arguments raise
+    ``KvConfigError`` (a ``ValueError``) here.
     """
 
     def __init__(
@@ -81,13 +83,8 @@ class Client:
         sessions: bool = True,
         token: str | None = None,
     ) -> None:
-        if token is not None and not is_token(token):
-            raise ValueError("token: visible ASCII characters, no space (the token file's line)")
+        self.urls = check_settings(urls, timeout, deadline, max_redirects, token)
         self.token = token
-        given = [urls] if isinstance(urls, str) else list(urls)
-        self.urls = [base_url(u) for u in given]
-        if not self.urls:
-            raise ValueError("Client needs at least one node URL")
         self.timeout = timeout
         self.deadline = deadline
         self.max_redirects = max_redirects
@@ -99,17 +96,17 @@ class Client:
     def get(self, key: str, consistency: str = "linearizable") -> Any:
         """The value of ``key`` (raises ``KeyNotFound``)."""
         query = "" if consistency == "linearizable" else f"?consistency={consistency}"
-        return self.call("GET", _key_path(key) + query, idempotent=True)["value"]
+        return self.call("GET", key_path(key) + query, idempotent=True)["value"]
 
     def put(self, key: str, value: Any) -> dict[str, Any]:
         """Set ``key`` to the JSON value ``value``; returns ``{"index", "previous",
         "existed"}``."""
-        result: dict[str, Any] = self._write("PUT", _key_path(key), {"value": value})
+        result: dict[str, Any] = self._write("PUT", key_path(key), {"value": value})
         return result
 
     def delete(self, key: str) -> dict[str, Any]:
         """Remove ``key``; returns ``{"index", "previous"}`` (raises ``KeyNotFound``)."""
-        result: dict[str, Any] = self._write("DELETE", _key_path(key), {})
+        result: dict[str, Any] = self._write("DELETE", key_path(key), {})
         return result
 
     _ABSENT: Any = object()
@@ -120,7 +117,7 @@ class Client:
         body: dict[str, Any] = {"new": new}
         if expected is not Client._ABSENT:
             body["expected"] = expected
-        result: dict[str, Any] = self._write("POST", _key_path(key) + "/cas", body)
+        result: dict[str, Any] = self._write("POST", key_path(key) + "/cas", body)
         return result
 
     def write(
@@ -132,6 +129,10 @@ class Client:
         answers: the :class:`~pykka_raft.kv.writes.WriteResult` holds them."""
         if self.sessions is None:
             raise ValueError("write() needs a client made with sessions=True")
+        try:
+            check_body(body)  # before a session is opened
+        except BadRequest as exc:
+            return WriteResult(Outcome.NOT_APPLIED, error=exc)
         until = time.monotonic() + (self.deadline if deadline is None else deadline)
         return self.sessions.write(method, path, body, until)
 
@@ -171,13 +172,13 @@ class Client:
     def add_voter(self, node_id: int, http_address: str, raft_address: str | None = None) -> Any:
         """Add a node as a voter; returns the new membership."""
         return self.call(
-            "POST", "/v1/admin/voters", _node(node_id, http_address, raft_address), admin=True
+            "POST", "/v1/admin/voters", node_body(node_id, http_address, raft_address), admin=True
         )
 
     def add_learner(self, node_id: int, http_address: str, raft_address: str | None = None) -> Any:
         """Add a node as a learner; returns the new membership."""
         return self.call(
-            "POST", "/v1/admin/learners", _node(node_id, http_address, raft_address), admin=True
+            "POST", "/v1/admin/learners", node_body(node_id, http_address, raft_address), admin=True
         )
 
     def move(self, node_id: int, http_address: str | None, raft_address: str | None = None) -> Any:
@@ -286,6 +287,7 @@ class Client:
             follow: False: ask ``target`` only, whatever it answers.
             until: the deadline (``time.monotonic()``) instead of ``deadline`` from now.
         """
+        check_body(body)
         payload = None if body is None else compact(body)
         timeout = max(self.timeout, 65.0) if admin else self.timeout
         deadline = time.monotonic() + self.deadline + (timeout if admin else 0)
@@ -393,16 +395,3 @@ def _after(urls: list[str], current: str, down_at: dict[str, float]) -> str:
         if now - down_at.get(url, -math.inf) >= _DOWN_FOR:
             return url
     return current
-
-
-def _key_path(key: str) -> str:
-    if not isinstance(key, str) or not key:
-        raise ValueError("a key is a non-empty string")
-    return "/v1/kv/" + quote(key, safe="")
-
-
-def _node(node_id: int, http_address: str, raft_address: str | None) -> dict[str, Any]:
-    body: dict[str, Any] = {"id": node_id, "http_address": http_address}
-    if raft_address is not None:
-        body["raft_address"] = raft_address
-    return body

@@ -67,7 +67,8 @@ class KvError(RaftError):
 
 
 class KvConfigError(RaftError, ValueError):
-    """A node configuration (flags or file) is invalid; the message names the field."""
+    """A node configuration (flags or file), or an argument of ``Client``, is invalid; the
+    message names the field."""
 
 
 class Unauthorized(KvError):
