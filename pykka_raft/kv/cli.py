@@ -4,7 +4,8 @@
 Exit codes (``docs/kv-service.md``): 0 ok, 1 unexpected failure, 2 usage or configuration
 error, 3 no node reachable, 4 refused (a 4xx answer: nothing changed), 5 outcome unknown
 (a 504, or a write whose answer was lost), 6 unavailable (no leader before the deadline,
-busy, starting or shutting down), 8 unauthorized (a node requires a token: ``--token-file``).
+busy, starting or shutting down), 8 unauthorized (a node requires a token: ``--token-file``),
+9 not a node (a URL where another server answers).
 """
 
 from __future__ import annotations

@@ -24,6 +24,7 @@ from pykka_raft.kv.errors import (
     BadRequest,
     ClusterUnreachable,
     KvError,
+    NotAKvNode,
     RestoreIncomplete,
     ServerError,
     Unauthorized,
@@ -31,7 +32,7 @@ from pykka_raft.kv.errors import (
     UnknownOutcome,
 )
 from pykka_raft.kv.status import gather
-from pykka_raft.kv.transport import base_url, compact, error_of, fetch_json, send
+from pykka_raft.kv.transport import base_url, compact, error_of, fetch_json, send, value_of
 from pykka_raft.kv.values import check_body, check_settings, key_path, node_body
 from pykka_raft.kv.writes import Outcome, SessionPool, WriteResult
 
@@ -70,8 +71,9 @@ class Client:
     for a value JSON does not carry exactly: :mod:`pykka_raft.kv.values`), ``Conflict``,
     ``Unavailable`` (no leader before the deadline), ``UnknownOutcome`` (a write that may
     have been applied), ``ClusterUnreachable`` (no node answered), ``Unauthorized`` (a node
-    requires a token and this one has none or a wrong one), ... Invalid arguments raise
-    ``KvConfigError`` (a ``ValueError``) here.
+    requires a token and this one has none or a wrong one), ``NotAKvNode`` (a URL where
+    another server answers), ... Invalid arguments raise ``KvConfigError`` (a
+    ``ValueError``) here.
     """
 
     def __init__(
@@ -96,7 +98,7 @@ class Client:
     def get(self, key: str, consistency: str = "linearizable") -> Any:
         """The value of ``key`` (raises ``KeyNotFound``)."""
         query = "" if consistency == "linearizable" else f"?consistency={consistency}"
-        return self.call("GET", key_path(key) + query, idempotent=True)["value"]
+        return value_of(self.call("GET", key_path(key) + query, idempotent=True), self.leader_url)
 
     def put(self, key: str, value: Any) -> dict[str, Any]:
         """Set ``key`` to the JSON value ``value``; returns ``{"index", "previous",
@@ -248,6 +250,7 @@ class Client:
         """The whole cluster's view, gathered from every node this client can find: the
         given URLs and the members they know of."""
         seeds: dict[str, Any] = {}
+        strangers: list[NotAKvNode] = []
         for url in self.urls:
             try:
                 seeds[url] = self._status_of(url)
@@ -255,6 +258,9 @@ class Client:
                 raise  # not a node that is down: every node will say the same
             except (OSError, KvError) as exc:
                 seeds[url] = f"{type(exc).__name__}: {exc}"
+                strangers += [exc] if isinstance(exc, NotAKvNode) else []
+        if len(strangers) == len(seeds):
+            raise strangers[0]  # no URL is a node's: a mistake, not nodes that are down
         if all(isinstance(v, str) for v in seeds.values()):
             raise ClusterUnreachable(
                 "", "no node answered: " + "; ".join(f"{u}: {e}" for u, e in seeds.items())
@@ -299,6 +305,7 @@ class Client:
         redirects = 0
         down: dict[str, str] = {}
         down_at: dict[str, float] = {}  # when each node of ``down`` failed to answer
+        strangers: set[str] = set()  # URLs where another server answers: never asked again
         last: KvError | None = None
         pause = 0.05
         while True:
@@ -318,13 +325,13 @@ class Client:
                     self.leader_url = None
                 if not follow:
                     raise ClusterUnreachable("", f"{current} did not answer: {exc}") from exc
-                nxt = next((u for u in self.urls if u not in down), None)
+                nxt = next((u for u in self.urls if u not in down and u not in strangers), None)
                 if nxt is None:
                     if last is not None and time.monotonic() < deadline:
                         down.clear()  # some node answered before: try them all again
                         time.sleep(pause)
                         pause = min(pause * 2, 0.5)
-                        current = self.urls[0]
+                        current = next((u for u in self.urls if u not in strangers), current)
                         continue
                     raise ClusterUnreachable(
                         "",
@@ -332,11 +339,20 @@ class Client:
                     ) from exc
                 current = nxt
                 continue
-            if 200 <= response.status < 300:
+            if 200 <= response.status < 300 and response.text is None:
                 if follow and not path.startswith("/v1/admin/snapshot"):
                     self.leader_url = current
                 return response.body
-            error = error_of(response)
+            error = error_of(response, current)
+            if isinstance(error, NotAKvNode):  # not retried; the other URLs may be nodes
+                strangers.add(current)
+                if current == self.leader_url:
+                    self.leader_url = None
+                nxt = next((u for u in self.urls if u not in down and u not in strangers), None)
+                if not follow or nxt is None:
+                    raise error
+                current = nxt
+                continue
             if not follow:
                 if error.code == "starting" and time.monotonic() < deadline:
                     time.sleep(pause)  # the node is loading its state: ask it again
