@@ -60,6 +60,12 @@ def load_tokens(path: str, what: str = "http.token_file") -> tuple[str, ...]:
         with open(path, "rb") as fh:
             mode = stat.S_IMODE(os.fstat(fh.fileno()).st_mode)
             data = fh.read()
+    except IsADirectoryError:
+        inside = os.path.join(path, "token")
+        raise KvConfigError(
+            f"{what}: {path} is a directory, not a token file; give a file's path, e.g. "
+            f"{inside} made with " + MAKE_TOKEN.format(path=inside)
+        ) from None
     except OSError as exc:
         raise KvConfigError(
             f"{what}: cannot read {path}: {exc.strerror or exc}; make a token file with "

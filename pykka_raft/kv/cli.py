@@ -4,7 +4,8 @@
 Exit codes (``docs/kv-service.md``): 0 ok, 1 unexpected failure, 2 usage or configuration
 error, 3 no node reachable, 4 refused (a 4xx answer: nothing changed), 5 outcome unknown
 (a 504, or a write whose answer was lost), 6 unavailable (no leader before the deadline,
-busy, starting or shutting down), 8 unauthorized (a node requires a token: ``--token-file``).
+busy, starting or shutting down), 8 unauthorized (a node requires a token: ``--token-file``),
+9 not a node (a URL where another server answers).
 """
 
 from __future__ import annotations
@@ -80,7 +81,18 @@ def _print(value: Any) -> None:
     click.echo(json.dumps(value, ensure_ascii=False, sort_keys=True))
 
 
+STDIN = "-"
+"""A VALUE (or ``--new``, ``--expected``) given as ``-`` is read from standard input."""
+
+
 def _value(text: str, as_string: bool, what: str) -> Any:
+    if text == STDIN:
+        try:
+            text = sys.stdin.buffer.read().decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise click.BadParameter(
+                f"standard input is not UTF-8 ({exc})", param_hint=what
+            ) from None
     if as_string:
         return text
     try:
@@ -156,7 +168,8 @@ def get(ctx: click.Context, key: str, consistency: str) -> None:
 @click.option("--string", "-s", "as_string", is_flag=True, help="VALUE is a plain string.")
 @click.pass_context
 def put(ctx: click.Context, key: str, value: str, as_string: bool) -> None:
-    """Set KEY to VALUE (JSON: 42, '"text"', '{"a": 1}'); print the answer."""
+    """Set KEY to VALUE (JSON: 42, '"text"', '{"a": 1}'; - reads it from standard input,
+    as it is); print the answer."""
     parsed = _value(value, as_string, "VALUE")
     _print(_run(ctx, lambda c: c.put(key, parsed)))
 
@@ -171,12 +184,16 @@ def delete(ctx: click.Context, key: str) -> None:
 
 @main.command()
 @click.argument("key")
-@click.option("--expected", metavar="JSON", help="The value KEY must hold; leave out: absent.")
-@click.option("--new", "new", required=True, metavar="JSON", help="The value to set.")
+@click.option(
+    "--expected", metavar="JSON", help="The value KEY must hold (-: stdin); leave out: absent."
+)
+@click.option("--new", "new", required=True, metavar="JSON", help="The value to set (-: stdin).")
 @click.option("--string", "-s", "as_string", is_flag=True, help="Both values are strings.")
 @click.pass_context
 def cas(ctx: click.Context, key: str, expected: str | None, new: str, as_string: bool) -> None:
     """Set KEY to --new only if it holds --expected (exit 4 with cas_failed otherwise)."""
+    if new == expected == STDIN:
+        raise click.UsageError("only one of --new and --expected can be read from stdin (-)")
     new_value = _value(new, as_string, "--new")
     if expected is None:
         _print(_run(ctx, lambda c: c.cas(key, new=new_value)))

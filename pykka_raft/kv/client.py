@@ -19,12 +19,12 @@ import math
 import time
 from collections.abc import Iterable, Sequence
 from typing import Any
-from urllib.parse import quote
 
-from pykka_raft.kv.auth import is_token
 from pykka_raft.kv.errors import (
+    BadRequest,
     ClusterUnreachable,
     KvError,
+    NotAKvNode,
     RestoreIncomplete,
     ServerError,
     Unauthorized,
@@ -32,8 +32,9 @@ from pykka_raft.kv.errors import (
     UnknownOutcome,
 )
 from pykka_raft.kv.status import gather
-from pykka_raft.kv.transport import base_url, compact, error_of, fetch_json, send
-from pykka_raft.kv.writes import SessionPool, WriteResult
+from pykka_raft.kv.transport import base_url, compact, error_of, fetch_json, send, value_of
+from pykka_raft.kv.values import check_body, check_settings, key_path, node_body
+from pykka_raft.kv.writes import Outcome, SessionPool, WriteResult
 
 _DOWN_FOR = 1.0
 """Seconds a node that did not answer counts as down: a redirect to it is not followed
@@ -66,10 +67,13 @@ class Client:
             request (nodes with a token file require one of theirs).
 
     Every method raises a :class:`~pykka_raft.kv.errors.KvError` subclass on failure:
-    ``KeyNotFound``, ``CasFailed``, ``BadRequest``, ``Conflict``, ``Unavailable`` (no
-    leader before the deadline), ``UnknownOutcome`` (a write that may have been applied),
-    ``ClusterUnreachable`` (no node answered), ``Unauthorized`` (a node requires a
-    token and this one has none or a wrong one), ...
+    ``KeyNotFound``, ``CasFailed``, ``BadRequest`` (``bad_value`` before anything is sent
+    for a value JSON does not carry exactly: :mod:`pykka_raft.kv.values`), ``Conflict``,
+    ``Unavailable`` (no leader before the deadline), ``UnknownOutcome`` (a write that may
+    have been applied), ``ClusterUnreachable`` (no node answered), ``Unauthorized`` (a node
+    requires a token and this one has none or a wrong one), ``NotAKvNode`` (a URL where
+    another server answers), ... Invalid arguments raise ``KvConfigError`` (a
+    ``ValueError``) here.
     """
 
     def __init__(
@@ -81,13 +85,8 @@ class Client:
         sessions: bool = True,
         token: str | None = None,
     ) -> None:
-        if token is not None and not is_token(token):
-            raise ValueError("token: visible ASCII characters, no space (the token file's line)")
+        self.urls = check_settings(urls, timeout, deadline, max_redirects, token)
         self.token = token
-        given = [urls] if isinstance(urls, str) else list(urls)
-        self.urls = [base_url(u) for u in given]
-        if not self.urls:
-            raise ValueError("Client needs at least one node URL")
         self.timeout = timeout
         self.deadline = deadline
         self.max_redirects = max_redirects
@@ -99,17 +98,17 @@ class Client:
     def get(self, key: str, consistency: str = "linearizable") -> Any:
         """The value of ``key`` (raises ``KeyNotFound``)."""
         query = "" if consistency == "linearizable" else f"?consistency={consistency}"
-        return self.call("GET", _key_path(key) + query, idempotent=True)["value"]
+        return value_of(self.call("GET", key_path(key) + query, idempotent=True), self.leader_url)
 
     def put(self, key: str, value: Any) -> dict[str, Any]:
         """Set ``key`` to the JSON value ``value``; returns ``{"index", "previous",
         "existed"}``."""
-        result: dict[str, Any] = self._write("PUT", _key_path(key), {"value": value})
+        result: dict[str, Any] = self._write("PUT", key_path(key), {"value": value})
         return result
 
     def delete(self, key: str) -> dict[str, Any]:
         """Remove ``key``; returns ``{"index", "previous"}`` (raises ``KeyNotFound``)."""
-        result: dict[str, Any] = self._write("DELETE", _key_path(key), {})
+        result: dict[str, Any] = self._write("DELETE", key_path(key), {})
         return result
 
     _ABSENT: Any = object()
@@ -120,7 +119,7 @@ class Client:
         body: dict[str, Any] = {"new": new}
         if expected is not Client._ABSENT:
             body["expected"] = expected
-        result: dict[str, Any] = self._write("POST", _key_path(key) + "/cas", body)
+        result: dict[str, Any] = self._write("POST", key_path(key) + "/cas", body)
         return result
 
     def write(
@@ -132,6 +131,10 @@ class Client:
         answers: the :class:`~pykka_raft.kv.writes.WriteResult` holds them."""
         if self.sessions is None:
             raise ValueError("write() needs a client made with sessions=True")
+        try:
+            check_body(body)  # before a session is opened
+        except BadRequest as exc:
+            return WriteResult(Outcome.NOT_APPLIED, error=exc)
         until = time.monotonic() + (self.deadline if deadline is None else deadline)
         return self.sessions.write(method, path, body, until)
 
@@ -171,13 +174,13 @@ class Client:
     def add_voter(self, node_id: int, http_address: str, raft_address: str | None = None) -> Any:
         """Add a node as a voter; returns the new membership."""
         return self.call(
-            "POST", "/v1/admin/voters", _node(node_id, http_address, raft_address), admin=True
+            "POST", "/v1/admin/voters", node_body(node_id, http_address, raft_address), admin=True
         )
 
     def add_learner(self, node_id: int, http_address: str, raft_address: str | None = None) -> Any:
         """Add a node as a learner; returns the new membership."""
         return self.call(
-            "POST", "/v1/admin/learners", _node(node_id, http_address, raft_address), admin=True
+            "POST", "/v1/admin/learners", node_body(node_id, http_address, raft_address), admin=True
         )
 
     def move(self, node_id: int, http_address: str | None, raft_address: str | None = None) -> Any:
@@ -247,6 +250,7 @@ class Client:
         """The whole cluster's view, gathered from every node this client can find: the
         given URLs and the members they know of."""
         seeds: dict[str, Any] = {}
+        strangers: list[NotAKvNode] = []
         for url in self.urls:
             try:
                 seeds[url] = self._status_of(url)
@@ -254,6 +258,9 @@ class Client:
                 raise  # not a node that is down: every node will say the same
             except (OSError, KvError) as exc:
                 seeds[url] = f"{type(exc).__name__}: {exc}"
+                strangers += [exc] if isinstance(exc, NotAKvNode) else []
+        if len(strangers) == len(seeds):
+            raise strangers[0]  # no URL is a node's: a mistake, not nodes that are down
         if all(isinstance(v, str) for v in seeds.values()):
             raise ClusterUnreachable(
                 "", "no node answered: " + "; ".join(f"{u}: {e}" for u, e in seeds.items())
@@ -286,6 +293,7 @@ class Client:
             follow: False: ask ``target`` only, whatever it answers.
             until: the deadline (``time.monotonic()``) instead of ``deadline`` from now.
         """
+        check_body(body)
         payload = None if body is None else compact(body)
         timeout = max(self.timeout, 65.0) if admin else self.timeout
         deadline = time.monotonic() + self.deadline + (timeout if admin else 0)
@@ -297,6 +305,7 @@ class Client:
         redirects = 0
         down: dict[str, str] = {}
         down_at: dict[str, float] = {}  # when each node of ``down`` failed to answer
+        strangers: set[str] = set()  # URLs where another server answers: never asked again
         last: KvError | None = None
         pause = 0.05
         while True:
@@ -316,13 +325,13 @@ class Client:
                     self.leader_url = None
                 if not follow:
                     raise ClusterUnreachable("", f"{current} did not answer: {exc}") from exc
-                nxt = next((u for u in self.urls if u not in down), None)
+                nxt = next((u for u in self.urls if u not in down and u not in strangers), None)
                 if nxt is None:
                     if last is not None and time.monotonic() < deadline:
                         down.clear()  # some node answered before: try them all again
                         time.sleep(pause)
                         pause = min(pause * 2, 0.5)
-                        current = self.urls[0]
+                        current = next((u for u in self.urls if u not in strangers), current)
                         continue
                     raise ClusterUnreachable(
                         "",
@@ -330,11 +339,20 @@ class Client:
                     ) from exc
                 current = nxt
                 continue
-            if 200 <= response.status < 300:
+            if 200 <= response.status < 300 and response.text is None:
                 if follow and not path.startswith("/v1/admin/snapshot"):
                     self.leader_url = current
                 return response.body
-            error = error_of(response)
+            error = error_of(response, current)
+            if isinstance(error, NotAKvNode):  # not retried; the other URLs may be nodes
+                strangers.add(current)
+                if current == self.leader_url:
+                    self.leader_url = None
+                nxt = next((u for u in self.urls if u not in down and u not in strangers), None)
+                if not follow or nxt is None:
+                    raise error
+                current = nxt
+                continue
             if not follow:
                 if error.code == "starting" and time.monotonic() < deadline:
                     time.sleep(pause)  # the node is loading its state: ask it again
@@ -393,16 +411,3 @@ def _after(urls: list[str], current: str, down_at: dict[str, float]) -> str:
         if now - down_at.get(url, -math.inf) >= _DOWN_FOR:
             return url
     return current
-
-
-def _key_path(key: str) -> str:
-    if not isinstance(key, str) or not key:
-        raise ValueError("a key is a non-empty string")
-    return "/v1/kv/" + quote(key, safe="")
-
-
-def _node(node_id: int, http_address: str, raft_address: str | None) -> dict[str, Any]:
-    body: dict[str, Any] = {"id": node_id, "http_address": http_address}
-    if raft_address is not None:
-        body["raft_address"] = raft_address
-    return body

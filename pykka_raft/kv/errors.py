@@ -36,6 +36,10 @@ EXIT_UNAUTHORIZED = 8
 """A node answered 401: it requires a token and the one sent (if any) is not one it
 accepts (``--token-file``). Nothing was done. Not 4, so that a script that takes 4 for "no
 such key" does not take a missing token for one."""
+EXIT_NOT_A_NODE = 9
+"""A URL answered, but not as a node of the service does (another server on that port, a
+web page, an HTTP error without the service's JSON error format). Nothing was done. Not 4,
+so that a script that takes 4 for "no such key" does not take a wrong URL for one."""
 
 
 class KvError(RaftError):
@@ -67,7 +71,8 @@ class KvError(RaftError):
 
 
 class KvConfigError(RaftError, ValueError):
-    """A node configuration (flags or file) is invalid; the message names the field."""
+    """A node configuration (flags or file), or an argument of ``Client``, is invalid; the
+    message names the field."""
 
 
 class Unauthorized(KvError):
@@ -163,6 +168,14 @@ class ServerError(KvError):
     """500 ``internal``: the node failed unexpectedly (it logged the traceback)."""
 
     exit_code = EXIT_ERROR
+
+
+class NotAKvNode(KvError):
+    """Client-side, ``not_a_node``: a URL answered, but not with the service's answers (an
+    error without its JSON error format, a success that is not JSON): another server is
+    there. ``url`` names it, ``status`` is its status. Never retried; nothing was done."""
+
+    exit_code = EXIT_NOT_A_NODE
 
 
 class ClusterUnreachable(KvError):

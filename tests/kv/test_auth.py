@@ -372,6 +372,16 @@ def test_a_command_refuses_a_bad_token_file(locked: LocalCluster, tmp_path: Path
     assert f"error: --token-file: {loose} is open to its group or others" in result.output
 
 
+def test_a_token_file_that_is_a_directory_is_named_so(tmp_path: Path) -> None:
+    result = CliRunner().invoke(
+        main, ["--url", "127.0.0.1:1", "--token-file", str(tmp_path), "get", "k"]
+    )
+    assert result.exit_code == EXIT_USAGE
+    assert f"error: --token-file: {tmp_path} is a directory, not a token file" in result.output
+    assert f"> {tmp_path} " not in result.output  # never: write a token over the directory
+    assert f"> {tmp_path / 'token'} && chmod 600 {tmp_path / 'token'}" in result.output
+
+
 def test_a_client_without_a_token_raises_unauthorized(locked: LocalCluster) -> None:
     client = Client(locked.urls, deadline=5.0)
     with pytest.raises(Unauthorized) as caught:

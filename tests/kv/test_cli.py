@@ -237,6 +237,10 @@ def test_every_command_against_a_node_that_is_down_exits_3(
         ["dev-cluster", "--host", "0.0.0.0"],
         ["add-voter", str(2**63), "--http-address", "127.0.0.1:1"],
         ["demo", "--clients", "0"],
+        ["demo", "--seconds", "-1"],
+        ["demo", "--seconds", "0"],
+        ["demo", "--seconds", "nan"],
+        ["cas", "k", "--new", "-", "--expected", "-"],
     ],
     ids=lambda a: " ".join(a),
 )
@@ -307,3 +311,30 @@ def test_restore_refuses_what_is_not_a_backup(closed_url: str, tmp_path: Any) ->
         assert result.exit_code == 2 and "not a backup" in result.stderr
     missing = run([closed_url], "restore", str(tmp_path / "missing.json"))
     assert missing.exit_code == 2
+
+
+def test_a_value_from_standard_input(cluster_factory: Any) -> None:
+    # A value larger than one argument may be (128 KiB on Linux) but under the node's body
+    # limit (1 MiB) can only come this way.
+    cluster = cluster_factory([1])
+    big = {"items": ["x" * 100] * 3000}
+    text = json.dumps(big)
+    assert 200_000 < len(text) < 1 << 19
+    put = CliRunner().invoke(main, ["--url", cluster.url(1), "put", "big", "-"], input=text)
+    assert put.exit_code == 0, put.output
+    assert json.loads(run(cluster.urls, "get", "big").stdout) == big
+    plain = CliRunner().invoke(
+        main, ["--url", cluster.url(1), "put", "s", "-", "--string"], input="two\nlines\n"
+    )
+    assert plain.exit_code == 0, plain.output
+    assert json.loads(run(cluster.urls, "get", "s").stdout) == "two\nlines\n"  # as it is
+    for args, given in (
+        (["cas", "big", "--expected", "-", "--new", "1"], text),
+        (["cas", "big", "--expected", "1", "--new", "-"], "[2]"),
+    ):
+        swapped = CliRunner().invoke(main, ["--url", cluster.url(1), *args], input=given)
+        assert swapped.exit_code == 0, swapped.output
+    assert json.loads(run(cluster.urls, "get", "big").stdout) == [2]
+    for given in ("not json", b"\xff\xfe"):
+        bad = CliRunner().invoke(main, ["--url", cluster.url(1), "put", "k", "-"], input=given)
+        assert bad.exit_code == 2 and "VALUE" in bad.output, bad.output
