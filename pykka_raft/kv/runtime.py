@@ -179,9 +179,7 @@ def open_network(config: NodeConfig, local: LocalNetwork | None = None) -> Netwo
 
 def _open_tcp(config: NodeConfig) -> NetworkHandle:
     try:
-        import zmq
-
-        from pykka_raft.net import CurveKeys, TcpNetwork
+        from pykka_raft.net import CurveKeys, TcpBindError, TcpNetwork
     except ImportError as exc:
         raise RuntimeUnavailable(
             f"network = 'tcp' needs the [net] extra: pip install 'pykka_raft[net,kv]' ({exc})"
@@ -207,8 +205,10 @@ def _open_tcp(config: NodeConfig) -> NetworkHandle:
             keys=keys,
             insecure=config.insecure,
         )
-    except zmq.ZMQError as exc:
-        raise KvConfigError(f"raft_address: cannot listen on {config.raft_address}: {exc}") from exc
+    except TcpBindError as exc:
+        raise KvConfigError(
+            f"raft_address: cannot listen on {config.raft_address}: {exc.reason}"
+        ) from exc
     except ConfigError as exc:  # e.g. a key pair the key directory names as another node's
         raise KvConfigError(str(exc)) from exc
     return NetworkHandle(ref, address=ref.address, stop_ref=True)

@@ -279,3 +279,17 @@ def test_an_http_port_in_use_is_named_in_the_error() -> None:
         port = taken.getsockname()[1]
         with pytest.raises(OSError, match=f"http_address: cannot listen on 127.0.0.1:{port}: "):
             HttpServer(lambda environ, start: [], "127.0.0.1", port, HttpSettings(1, 1024))
+
+
+def test_a_raft_port_in_use_is_named_in_the_error() -> None:
+    taken = open_network(
+        NodeConfig(1, "h:1", raft_address="127.0.0.1:0", insecure=True, storage="memory")
+    )
+    try:
+        address = taken.address
+        config = NodeConfig(2, "h:2", raft_address=address, insecure=True, storage="memory")
+        with pytest.raises(KvConfigError) as exc:
+            open_network(config)
+    finally:
+        taken.close()
+    assert str(exc.value) == f"raft_address: cannot listen on {address}: Address already in use"
