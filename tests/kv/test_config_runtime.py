@@ -17,7 +17,8 @@ from pykka_raft.kv import (
     PeerConfig,
     RuntimeUnavailable,
 )
-from pykka_raft.kv.config import build_config, load_file, parse_address, parse_peer
+from pykka_raft.kv.config import build_config, parse_address, parse_peer
+from pykka_raft.kv.config_file import load_file
 from pykka_raft.kv.runtime import LocalNetwork, open_network, open_storage
 from pykka_raft.kv.server import HttpServer
 from pykka_raft.kv.store import KvStateMachine
@@ -71,6 +72,23 @@ def test_a_full_toml_file(tmp_path: Path) -> None:
     assert config.raft.election_timeout_min == 400
     assert config.raft.snapshot_policy == SnapshotPolicy.every(5000)
     assert config.http.threads == 4 and config.http.max_body_bytes == 65536
+
+
+def test_relative_paths_of_a_file_are_relative_to_its_directory(tmp_path: Path) -> None:
+    path = tmp_path / "sub" / "node.toml"
+    path.parent.mkdir()
+    path.write_text(
+        'node_id = 1\nhttp_address = "127.0.0.1:1"\nraft_address = "127.0.0.1:2"\n'
+        'data_dir = "d"\nkeys_dir = "/etc/k"\n'
+        '[raft]\nsnapshot_dir = "snaps"\n[http]\ntoken_file = "../tok"\n'
+    )
+    doc = load_file(path)
+    assert doc["data_dir"] == str(tmp_path / "sub" / "d")
+    assert doc["keys_dir"] == "/etc/k"  # absolute: as written
+    assert doc["raft"]["snapshot_dir"] == str(tmp_path / "sub" / "snaps")
+    assert doc["http"]["token_file"] == str(tmp_path / "sub" / "../tok")
+    config = build_config(load_file(path))
+    assert config.data_dir == str(tmp_path / "sub" / "d")
 
 
 @pytest.mark.parametrize(
