@@ -311,3 +311,56 @@ def test_a_raft_port_in_use_is_named_in_the_error() -> None:
     finally:
         taken.close()
     assert str(exc.value) == f"raft_address: cannot listen on {address}: Address already in use"
+
+
+def test_a_start_refused_for_its_keys_or_its_port_leaves_no_data_directory(
+    tmp_path: Path,
+) -> None:
+    from pykka_raft.kv.server import KvServer
+
+    keys = tmp_path / "keys"
+    generate_keypair(keys, 1)  # none for node 9
+    d9 = tmp_path / "d9"
+    no_keys = NodeConfig(
+        9, "127.0.0.1:0", raft_address="127.0.0.1:0", keys_dir=str(keys), data_dir=str(d9)
+    )
+    with pytest.raises(KvConfigError, match="keygen"):
+        KvServer.start(no_keys)
+    assert not d9.exists()
+    taken = open_network(local_tcp(1))
+    try:
+        d5 = tmp_path / "d5b"
+        with pytest.raises(KvConfigError, match="raft_address: cannot listen"):
+            KvServer.start(local_tcp(5, raft_address=taken.address, data_dir=str(d5)))
+        assert not d5.exists()
+    finally:
+        taken.close()
+
+
+def local_tcp(node_id: int, **kwargs: Any) -> NodeConfig:
+    fields: dict[str, Any] = {"raft_address": "127.0.0.1:0", "insecure": True, "storage": "memory"}
+    fields.update(kwargs)
+    if "data_dir" in fields:
+        fields["storage"] = "sqlite"
+    return NodeConfig(node_id, "127.0.0.1:0", **fields)
+
+
+def test_a_failed_start_removes_only_a_data_directory_it_made(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pykka_raft.kv import node as node_module
+    from pykka_raft.kv.server import KvServer
+
+    def refuse(*args: Any, **kwargs: Any) -> None:
+        raise RuntimeError("the Raft node did not start")
+
+    monkeypatch.setattr(node_module.Raft, "start", refuse)
+    new = tmp_path / "new"
+    with pytest.raises(RuntimeError):
+        KvServer.start(local_tcp(1, data_dir=str(new)))
+    assert not new.exists()
+    old = tmp_path / "old"
+    old.mkdir()
+    with pytest.raises(RuntimeError):
+        KvServer.start(local_tcp(1, data_dir=str(old)))
+    assert old.is_dir() and any(old.iterdir())  # kept: it was there before this start
