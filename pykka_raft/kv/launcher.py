@@ -15,12 +15,14 @@ from __future__ import annotations
 import json
 import os
 import signal
+import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 from pykka_raft.kv.auth import load_tokens
 from pykka_raft.kv.client import Client
+from pykka_raft.kv.config import endpoint
 from pykka_raft.kv.errors import KvError
 from pykka_raft.kv.node_process import NodeProcess, toml_table, wait
 from pykka_raft.kv.transport import fetch_json
@@ -119,10 +121,50 @@ class ProcessCluster:
 
     def resume(self, ids: Iterable[int], timeout: float = 60.0) -> int:
         """Start again the nodes ``ids`` an earlier run left here, on their addresses
-        (no ``init``: their data holds the cluster), and return the leader's id."""
+        (no ``init``: their data holds the cluster), and return the leader's id.
+
+        The addresses are those of each node's ready file, unless the cluster records
+        others: a node that was moved (``move``) while it ran outside this launcher is
+        restarted on the addresses the leader's directory holds for it."""
         members = sorted(ids)
+        deadline = time.monotonic() + timeout
         self.start_all(members, timeout)
-        return self.leader(members, timeout)
+        moved = self.recorded_elsewhere(members, max(deadline - time.monotonic(), 1.0))
+        for node_id, (http, raft) in sorted(moved.items()):
+            node = self.nodes[node_id]
+            node.kill(signal.SIGTERM)
+            node.http, node.raft = http, raft
+        if moved:
+            self.start_all(sorted(moved), timeout)
+        return self.leader(members, max(deadline - time.monotonic(), 1.0))
+
+    def recorded_elsewhere(self, ids: Iterable[int], timeout: float) -> dict[int, tuple[str, str]]:
+        """The nodes of ``ids`` that the cluster records at other addresses than they
+        serve on, with those addresses (``{id: (http, raft)}``), from the directory of the
+        first node found leading within ``timeout`` (none found: ``{}``)."""
+        members = list(ids)
+
+        def a_leader() -> dict[str, Any] | None:
+            leaders = [s for s in self.statuses(members).values() if s.get("state") == "leader"]
+            return leaders[0] if leaders else None
+
+        try:
+            status = wait(a_leader, timeout, "a leader", poll=0.1)
+        except TimeoutError:
+            return {}  # leader() says what is wrong
+        moved = {}
+        for node_id in members:
+            record = (status.get("nodes") or {}).get(str(node_id)) or {}
+            http, raft = record.get("http"), record.get("raft")
+            node = self.nodes[node_id]
+            if not isinstance(http, str) or not isinstance(raft, str):
+                continue
+            if (endpoint(http), endpoint(raft)) != (
+                endpoint(node.http or ""),
+                endpoint(node.raft or ""),
+            ):
+                moved[node_id] = (http, raft)
+        return moved
 
     def start(self, node_id: int, timeout: float = 60.0) -> NodeProcess:
         """Start node ``node_id`` (pristine the first time; from its directory after)."""
@@ -197,7 +239,47 @@ class ProcessCluster:
                 return None
             return int(leader)
 
-        return wait(agreed, timeout, "the nodes to agree on a leader", poll=0.1)
+        try:
+            return wait(agreed, timeout, "the nodes to agree on a leader", poll=0.1)
+        except TimeoutError as exc:
+            ids = list(self.running() if among is None else among)
+            raise TimeoutError(f"{exc}: {self.disagreement(ids)}") from None
+
+    def disagreement(self, ids: Iterable[int]) -> str:
+        """Why ``ids`` do not agree on a leader: who leads whom, and for each node that
+        does not follow the leader, the WARNING lines of its log (or where its log is)."""
+        members = list(ids)
+        statuses = self.statuses(members)
+        leaders = sorted(
+            (n for n, s in statuses.items() if s.get("state") == "leader"),
+            key=lambda n: statuses[n].get("term") or 0,
+            reverse=True,
+        )
+        view = (leaders[0], statuses[leaders[0]].get("term")) if leaders else None
+        following = [n for n, s in statuses.items() if (s.get("leader_id"), s.get("term")) == view]
+        parts = [
+            f"node {view[0]} leads in term {view[1]} (followed by nodes "
+            f"{', '.join(map(str, following))})"
+            if view
+            else "no node leads"
+        ]
+        for node_id in members:
+            if node_id in following:
+                continue
+            status = statuses.get(node_id)
+            seen = "it does not answer"
+            if status is not None:
+                leader = status.get("leader_id") or "none"
+                seen = f"it sees leader {leader} in term {status.get('term')}"
+            node = self.nodes[node_id]
+            lines = node.warnings()
+            said = (
+                f"its log {node.log_file} says:\n    " + "\n    ".join(lines)
+                if lines
+                else f"its log: {node.log_file}"
+            )
+            parts.append(f"node {node_id} does not follow: {seen}; {said}")
+        return "; ".join(parts)
 
     def wait_applied(self, index: int, ids: Iterable[int], timeout: float = 60.0) -> None:
         """Wait until each of ``ids`` has applied ``index``."""

@@ -66,6 +66,7 @@ class NodeProcess:
         self.http: str | None = None
         self.raft: str | None = None
         self.starts = 0
+        self.log_start = 0
         self._log: IO[bytes] | None = None
 
     @property
@@ -115,6 +116,7 @@ class NodeProcess:
         ]
         self._close_log()
         self._log = open(self.log_file, "ab")  # noqa: SIM115 - closed in reap()
+        self.log_start = self._log.tell()  # where this run's lines begin
         env = dict(os.environ, PYTHONUNBUFFERED="1")
         self.proc = subprocess.Popen(
             command, stdin=subprocess.DEVNULL, stdout=self._log, stderr=self._log, env=env
@@ -173,6 +175,17 @@ class NodeProcess:
         if self._log is not None:
             self._log.close()
             self._log = None
+
+    def warnings(self, most: int = 3) -> list[str]:
+        """The last ``most`` WARNING (or worse) lines of the child's current run."""
+        try:
+            with open(self.log_file, "rb") as fh:
+                fh.seek(self.log_start)
+                text = fh.read().decode(errors="replace")
+        except OSError:
+            return []
+        marks = (" WARNING ", " ERROR ", " CRITICAL ")
+        return [line for line in text.splitlines() if any(m in line for m in marks)][-most:]
 
     def log_tail(self, chars: int = 4000) -> str:
         """The end of the node's log."""
