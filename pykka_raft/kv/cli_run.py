@@ -30,9 +30,9 @@ from pykka_raft.kv.config import (
     HttpSettings,
     KvConfigError,
     build_config,
-    load_file,
     parse_peer,
 )
+from pykka_raft.kv.config_file import load_file
 from pykka_raft.kv.errors import EXIT_NODE_STOPPED, EXIT_USAGE
 from pykka_raft.messages import MAX_NODE_ID
 

@@ -11,9 +11,7 @@ import contextlib
 import difflib
 import ipaddress
 import math
-import sys
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 import attrs
@@ -23,11 +21,6 @@ from pykka_raft.kv.errors import KvConfigError
 from pykka_raft.kv.http_settings import HttpSettings
 from pykka_raft.messages import MAX_NODE_ID
 from pykka_raft.sessions import DEFAULT_MAX_SESSIONS, DEFAULT_SESSION_TIMEOUT
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - the [kv] extra installs tomli on 3.10
-    import tomli as tomllib  # type: ignore[import-not-found,unused-ignore]
 
 STORAGES = ("sqlite", "memory")
 NETWORKS = ("tcp", "local")
@@ -239,20 +232,6 @@ def parse_peer(text: str) -> PeerConfig:
     if not sep or not comma or not _digits(node.strip()):
         raise KvConfigError(f"--peer: expected ID=RAFT_ADDRESS,HTTP_ADDRESS, got {text!r}")
     return PeerConfig(int(node), http.strip(), raft.strip() or None)
-
-
-def load_file(path: str | Path) -> dict[str, Any]:
-    """Read a TOML configuration file (``docs/kv-service.md`` shows the fields)."""
-    try:
-        with open(path, "rb") as fh:
-            doc: dict[str, Any] = tomllib.load(fh)
-            return doc
-    except OSError as exc:
-        raise KvConfigError(f"cannot read the configuration file {path}: {exc}") from exc
-    except tomllib.TOMLDecodeError as exc:
-        raise KvConfigError(f"{path} is not valid TOML: {exc}") from exc
-    except UnicodeDecodeError as exc:  # TOML is UTF-8
-        raise KvConfigError(f"{path} is not valid TOML: it is not UTF-8 ({exc})") from exc
 
 
 _TOP = frozenset(

@@ -68,7 +68,10 @@ class RaftGateway:
         self, request: Request, leader_id: int | None, why: str | None = None
     ) -> HttpError:
         """The answer for a request this node cannot serve because ``leader_id`` leads
-        (``why``: the node's own reason when it knows no leader)."""
+        (``why``: the node's own reason when it knows no leader; a node that was never
+        formed into a cluster says so: ``not_initialized``)."""
+        if leader_id is None and why is None and self.not_initialized():
+            return _not_initialized(self.node.node_id)
         if leader_id is None:
             return HttpError(
                 "no_leader",
@@ -95,6 +98,16 @@ class RaftGateway:
             leader_id=leader_id,
             leader_url=url,
         )
+
+    def not_initialized(self) -> bool:
+        """True while this node has no membership at all: it was never sent ``init`` and
+        no leader has added it (a node added by ``add-learner`` has one as soon as the
+        leader's first entries reach it)."""
+        m = self.node.view.latest()
+        if m is None:
+            return False
+        config = m.membership_config
+        return not (config.members or config.non_voters or config.members_after_consensus)
 
     def started(self) -> RaftMetrics:
         """The node's latest metrics, once it has loaded its state.
@@ -248,6 +261,18 @@ class RaftGateway:
                 f"no answer within {timeout:g} s; read the membership (GET /v1/status on "
                 "the leader) before proposing again",
             ) from None
+
+
+def _not_initialized(node_id: int) -> HttpError:
+    # The status is given explicitly: a client that does not know the code still reads a
+    # 503 as "unavailable, nothing was done".
+    return HttpError(
+        "not_initialized",
+        f"node {node_id} is not part of a cluster yet (it has no membership; no election "
+        "will start): form the cluster with `pykka-raft-kv --url URL... init`, or add this "
+        "node to a running cluster with `pykka-raft-kv add-learner` (or add-voter)",
+        status=503,
+    )
 
 
 def _node_stopped() -> HttpError:

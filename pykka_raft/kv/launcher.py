@@ -12,185 +12,20 @@ child it started.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import signal
-import subprocess
-import sys
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import IO, Any, TypeVar
+from typing import Any
 
 from pykka_raft.kv.auth import load_tokens
 from pykka_raft.kv.client import Client
+from pykka_raft.kv.config import endpoint
 from pykka_raft.kv.errors import KvError
+from pykka_raft.kv.node_process import NodeProcess, toml_table, wait
 from pykka_raft.kv.transport import fetch_json
-
-T = TypeVar("T")
-
-
-def toml_table(name: str | None, values: Mapping[str, Any]) -> str:
-    """A TOML table of simple values (strings, numbers, booleans)."""
-    lines = [f"[{name}]"] if name else []
-    for key, value in values.items():
-        if isinstance(value, bool):
-            text = "true" if value else "false"
-        elif isinstance(value, (int, float)):
-            text = repr(value)
-        else:
-            text = json.dumps(str(value))  # a JSON string is a TOML basic string
-        lines.append(f"{key} = {text}")
-    return "\n".join(lines) + "\n"
-
-
-def wait(predicate: Callable[[], T | None], timeout: float, what: str, poll: float = 0.05) -> T:
-    """Poll ``predicate`` (the state of other processes) until it is truthy, with a
-    deadline; raise ``TimeoutError`` naming ``what``."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() >= deadline:
-            raise TimeoutError(f"timed out after {timeout:g} s waiting for {what}")
-        time.sleep(poll)
-
-
-class NodeProcess:
-    """One ``serve`` process (it may be started again after it stopped or was killed).
-
-    Args:
-        node_id: the node's id.
-        config_file: its TOML configuration (node id, storage, keys, timeouts).
-        ready_file: where the child reports its addresses once it serves.
-        log_file: its stdout and stderr (appended across restarts).
-    """
-
-    def __init__(self, node_id: int, config_file: Path, ready_file: Path, log_file: Path) -> None:
-        self.node_id = node_id
-        self.config_file = config_file
-        self.ready_file = ready_file
-        self.log_file = log_file
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.http: str | None = None
-        self.raft: str | None = None
-        self.starts = 0
-        self._log: IO[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        """The HTTP API's base URL (known once the node first reported ready)."""
-        if self.http is None:
-            raise RuntimeError(f"node {self.node_id} has not reported its address yet")
-        return f"http://{self.http}"
-
-    @property
-    def pid(self) -> int | None:
-        """The running child's process id."""
-        return self.proc.pid if self.proc is not None else None
-
-    def alive(self) -> bool:
-        """True while the child runs."""
-        return self.proc is not None and self.proc.poll() is None
-
-    def start(self, timeout: float = 60.0) -> None:
-        """Start the child (on its previous addresses, if it had any) and wait until it
-        serves."""
-        self.spawn()
-        self.wait_serving(timeout)
-
-    def spawn(self) -> None:
-        """Start the child (on its previous addresses, if it had any) without waiting:
-        :meth:`wait_serving` waits for it."""
-        if self.alive():
-            raise RuntimeError(f"node {self.node_id} is running already")
-        self.ready_file.unlink(missing_ok=True)
-        http = self.http or "127.0.0.1:0"
-        raft = self.raft or "127.0.0.1:0"
-        command = [
-            sys.executable,
-            "-m",
-            "pykka_raft.kv",
-            "serve",
-            "--config",
-            str(self.config_file),
-            "--http",
-            http,
-            "--raft",
-            raft,
-            "--ready-file",
-            str(self.ready_file),
-            "--exit-with-parent",
-        ]
-        self._close_log()
-        self._log = open(self.log_file, "ab")  # noqa: SIM115 - closed in reap()
-        env = dict(os.environ, PYTHONUNBUFFERED="1")
-        self.proc = subprocess.Popen(
-            command, stdin=subprocess.DEVNULL, stdout=self._log, stderr=self._log, env=env
-        )
-        self.starts += 1
-
-    def wait_serving(self, timeout: float = 60.0) -> None:
-        """Wait until the child :meth:`spawn` started serves, and record its addresses."""
-        proc = self.proc
-        if proc is None:
-            raise RuntimeError(f"node {self.node_id} was never started")
-
-        def ready() -> dict[str, Any] | None:
-            if proc.poll() is not None:
-                raise RuntimeError(
-                    f"node {self.node_id} exited with {proc.returncode} while starting:\n"
-                    + self.log_tail()
-                )
-            try:
-                report: dict[str, Any] = json.loads(self.ready_file.read_text())
-                return report
-            except (OSError, ValueError):
-                return None
-
-        report = wait(ready, timeout, f"node {self.node_id} to serve")
-        self.http, self.raft = report["http"], report["raft"]
-
-    def send_signal(self, sig: int) -> None:
-        """Send ``sig`` to the running child."""
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(sig)
-
-    def kill(self, sig: int = signal.SIGKILL, timeout: float = 30.0) -> int:
-        """Send ``sig`` (SIGKILL by default), reap the child and return its exit status
-        (``-9`` when SIGKILL ended it; 0 after a clean stop on SIGTERM)."""
-        if self.proc is None:
-            raise RuntimeError(f"node {self.node_id} was never started")
-        self.send_signal(sig)
-        try:
-            code = self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            code = self.proc.wait(timeout)
-        self._close_log()
-        return code
-
-    def reap(self) -> None:
-        """Kill the child if it still runs, and close its log."""
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.kill()
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                self.proc.wait(30)
-        self._close_log()
-
-    def _close_log(self) -> None:
-        if self._log is not None:
-            self._log.close()
-            self._log = None
-
-    def log_tail(self, chars: int = 4000) -> str:
-        """The end of the node's log."""
-        try:
-            return self.log_file.read_text(errors="replace")[-chars:]
-        except OSError:
-            return ""
 
 
 class ProcessCluster:
@@ -286,10 +121,50 @@ class ProcessCluster:
 
     def resume(self, ids: Iterable[int], timeout: float = 60.0) -> int:
         """Start again the nodes ``ids`` an earlier run left here, on their addresses
-        (no ``init``: their data holds the cluster), and return the leader's id."""
+        (no ``init``: their data holds the cluster), and return the leader's id.
+
+        The addresses are those of each node's ready file, unless the cluster records
+        others: a node that was moved (``move``) while it ran outside this launcher is
+        restarted on the addresses the leader's directory holds for it."""
         members = sorted(ids)
+        deadline = time.monotonic() + timeout
         self.start_all(members, timeout)
-        return self.leader(members, timeout)
+        moved = self.recorded_elsewhere(members, max(deadline - time.monotonic(), 1.0))
+        for node_id, (http, raft) in sorted(moved.items()):
+            node = self.nodes[node_id]
+            node.kill(signal.SIGTERM)
+            node.http, node.raft = http, raft
+        if moved:
+            self.start_all(sorted(moved), timeout)
+        return self.leader(members, max(deadline - time.monotonic(), 1.0))
+
+    def recorded_elsewhere(self, ids: Iterable[int], timeout: float) -> dict[int, tuple[str, str]]:
+        """The nodes of ``ids`` that the cluster records at other addresses than they
+        serve on, with those addresses (``{id: (http, raft)}``), from the directory of the
+        first node found leading within ``timeout`` (none found: ``{}``)."""
+        members = list(ids)
+
+        def a_leader() -> dict[str, Any] | None:
+            leaders = [s for s in self.statuses(members).values() if s.get("state") == "leader"]
+            return leaders[0] if leaders else None
+
+        try:
+            status = wait(a_leader, timeout, "a leader", poll=0.1)
+        except TimeoutError:
+            return {}  # leader() says what is wrong
+        moved = {}
+        for node_id in members:
+            record = (status.get("nodes") or {}).get(str(node_id)) or {}
+            http, raft = record.get("http"), record.get("raft")
+            node = self.nodes[node_id]
+            if not isinstance(http, str) or not isinstance(raft, str):
+                continue
+            if (endpoint(http), endpoint(raft)) != (
+                endpoint(node.http or ""),
+                endpoint(node.raft or ""),
+            ):
+                moved[node_id] = (http, raft)
+        return moved
 
     def start(self, node_id: int, timeout: float = 60.0) -> NodeProcess:
         """Start node ``node_id`` (pristine the first time; from its directory after)."""
@@ -364,7 +239,47 @@ class ProcessCluster:
                 return None
             return int(leader)
 
-        return wait(agreed, timeout, "the nodes to agree on a leader", poll=0.1)
+        try:
+            return wait(agreed, timeout, "the nodes to agree on a leader", poll=0.1)
+        except TimeoutError as exc:
+            ids = list(self.running() if among is None else among)
+            raise TimeoutError(f"{exc}: {self.disagreement(ids)}") from None
+
+    def disagreement(self, ids: Iterable[int]) -> str:
+        """Why ``ids`` do not agree on a leader: who leads whom, and for each node that
+        does not follow the leader, the WARNING lines of its log (or where its log is)."""
+        members = list(ids)
+        statuses = self.statuses(members)
+        leaders = sorted(
+            (n for n, s in statuses.items() if s.get("state") == "leader"),
+            key=lambda n: statuses[n].get("term") or 0,
+            reverse=True,
+        )
+        view = (leaders[0], statuses[leaders[0]].get("term")) if leaders else None
+        following = [n for n, s in statuses.items() if (s.get("leader_id"), s.get("term")) == view]
+        parts = [
+            f"node {view[0]} leads in term {view[1]} (followed by nodes "
+            f"{', '.join(map(str, following))})"
+            if view
+            else "no node leads"
+        ]
+        for node_id in members:
+            if node_id in following:
+                continue
+            status = statuses.get(node_id)
+            seen = "it does not answer"
+            if status is not None:
+                leader = status.get("leader_id") or "none"
+                seen = f"it sees leader {leader} in term {status.get('term')}"
+            node = self.nodes[node_id]
+            lines = node.warnings()
+            said = (
+                f"its log {node.log_file} says:\n    " + "\n    ".join(lines)
+                if lines
+                else f"its log: {node.log_file}"
+            )
+            parts.append(f"node {node_id} does not follow: {seen}; {said}")
+        return "; ".join(parts)
 
     def wait_applied(self, index: int, ids: Iterable[int], timeout: float = 60.0) -> None:
         """Wait until each of ``ids`` has applied ``index``."""

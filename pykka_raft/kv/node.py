@@ -247,18 +247,27 @@ class KvNode:
         """
         if http_address is not None:
             self.http_address = http_address
-        self._storage = open_storage(self.config, self.state_machine)
+        # The network first: its keys and its port are checked before the data directory
+        # is made (and tied to this node id), and one this start made is removed again
+        # if the start fails before the Raft node runs.
+        network = open_network(self.config, self._local)
         try:
-            self._network = open_network(self.config, self._local)
+            storage = open_storage(self.config, self.state_machine)
         except BaseException:
-            self._storage.close()
+            network.close()
             raise
-        if self._network.address is not None:
-            self.raft_address = self._network.address
+        if network.address is not None:
+            self.raft_address = network.address
         self.directory.set_static(self.node_id, self.http_address, self.raft_address)
-        self._raft = Raft.start(
-            self.node_id, self.config.raft, self._network.ref, self._storage.ref, self.view
-        )
+        try:
+            self._raft = Raft.start(
+                self.node_id, self.config.raft, network.ref, storage.ref, self.view
+            )
+        except BaseException:
+            storage.discard()
+            network.close()
+            raise
+        self._network, self._storage = network, storage
         self._network.attach(self.node_id, self._raft)
         self._registrar = threading.Thread(
             target=self._register_as_leader, name=f"kv-registrar-{self.node_id}", daemon=True

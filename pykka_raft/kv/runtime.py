@@ -19,6 +19,8 @@ opened, so the node's shutdown does not change when the implementations do.
 from __future__ import annotations
 
 import logging
+import os
+import shutil
 from typing import Any
 
 import attrs
@@ -68,12 +70,22 @@ class StorageHandle:
     """
 
     ref: Any
+    created: str | None = None
+    """The data directory, when this open created it (it did not exist before)."""
 
     def close(self) -> None:
         """Stop the storage actor: ``SqliteStore`` commits what is pending, closes its
         database and releases its directory lock here."""
         if self.ref.is_alive():
             self.ref.stop()
+
+    def discard(self) -> None:
+        """Close, and remove the data directory if this open created it: for a start that
+        failed before the Raft node ran, so that no directory is left tied to the node id
+        (nothing in it was ever acknowledged to anyone)."""
+        self.close()
+        if self.created is not None:
+            shutil.rmtree(self.created, ignore_errors=True)
 
 
 @attrs.define
@@ -142,11 +154,17 @@ def open_storage(config: NodeConfig, state_machine: StateMachine) -> StorageHand
     if config.storage == "memory":
         return StorageHandle(MemStore.start(state_machine=state_machine))
     assert config.data_dir is not None  # NodeConfig checked it
-    store = SqliteStore.start(
-        config.data_dir, config.node_id, state_machine, durability=config.durability
-    )
+    created = None if os.path.lexists(config.data_dir) else config.data_dir
+    try:
+        store = SqliteStore.start(
+            config.data_dir, config.node_id, state_machine, durability=config.durability
+        )
+    except BaseException:
+        if created is not None:
+            shutil.rmtree(created, ignore_errors=True)
+        raise
     logger.info("data directory %s (durability %s)", config.data_dir, config.durability)
-    return StorageHandle(store)
+    return StorageHandle(store, created)
 
 
 def open_network(config: NodeConfig, local: LocalNetwork | None = None) -> NetworkHandle:
@@ -179,9 +197,7 @@ def open_network(config: NodeConfig, local: LocalNetwork | None = None) -> Netwo
 
 def _open_tcp(config: NodeConfig) -> NetworkHandle:
     try:
-        import zmq
-
-        from pykka_raft.net import CurveKeys, TcpNetwork
+        from pykka_raft.net import CurveKeys, TcpBindError, TcpNetwork
     except ImportError as exc:
         raise RuntimeUnavailable(
             f"network = 'tcp' needs the [net] extra: pip install 'pykka_raft[net,kv]' ({exc})"
@@ -207,8 +223,10 @@ def _open_tcp(config: NodeConfig) -> NetworkHandle:
             keys=keys,
             insecure=config.insecure,
         )
-    except zmq.ZMQError as exc:
-        raise KvConfigError(f"raft_address: cannot listen on {config.raft_address}: {exc}") from exc
+    except TcpBindError as exc:
+        raise KvConfigError(
+            f"raft_address: cannot listen on {config.raft_address}: {exc.reason}"
+        ) from exc
     except ConfigError as exc:  # e.g. a key pair the key directory names as another node's
         raise KvConfigError(str(exc)) from exc
     return NetworkHandle(ref, address=ref.address, stop_ref=True)

@@ -49,7 +49,7 @@ from pykka_raft.network.tcp_messages import (
     PeerMetrics,
     TrustKey,
 )
-from pykka_raft.network.tcp_options import check_options
+from pykka_raft.network.tcp_options import TcpBindError, check_options
 from pykka_raft.types import NodeId
 
 logger = logging.getLogger("pykka_raft.net")
@@ -172,7 +172,8 @@ class TcpNetwork(RaftNetwork):
 
     @classmethod
     def start(cls, *args: Any, **kwargs: Any) -> TcpNetworkRef:
-        """Start the network; binding happens here, so a taken port raises here."""
+        """Start the network; binding happens here, so a taken port raises
+        :class:`TcpBindError` here."""
         ref = super().start(*args, **kwargs)
         assert isinstance(ref, TcpNetworkRef)
         return ref
@@ -239,6 +240,7 @@ __all__ = [
     "GetNetworkMetrics",
     "NetworkMetrics",
     "PeerMetrics",
+    "TcpBindError",
     "TcpNetwork",
     "TcpNetworkRef",
     "TrustKey",

@@ -24,6 +24,7 @@ from pykka_raft.errors import Unreachable
 from pykka_raft.logs import RateLimited
 from pykka_raft.network import frames
 from pykka_raft.network.keys import CurveKeys
+from pykka_raft.network.tcp_options import TcpBindError
 from pykka_raft.network.tcp_peers import (
     LOG_INTERVAL,
     REMEMBERED_IDS,
@@ -154,7 +155,11 @@ class IoBase:
             )
             if bind.startswith("["):
                 self.router.setsockopt(zmq.IPV6, 1)
-            self.router.bind(_endpoint(bind))
+            try:
+                self.router.bind(_endpoint(bind))
+            except zmq.ZMQError as exc:
+                reason = zmq.strerror(exc.errno) if exc.errno else exc.strerror
+                raise TcpBindError(bind, exc.errno, reason) from exc
             endpoint = self.router.getsockopt_string(zmq.LAST_ENDPOINT)
         except Exception:
             self.ctx.destroy(linger=0)

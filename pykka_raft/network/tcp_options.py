@@ -7,8 +7,10 @@ from __future__ import annotations
 
 from typing import Any
 
+import zmq
+
 from pykka_raft.config import Config
-from pykka_raft.errors import ConfigError
+from pykka_raft.errors import ConfigError, RaftError
 from pykka_raft.messages import check_node_id
 from pykka_raft.messages.checks import _address_pairs
 from pykka_raft.network.keys import CurveKeys
@@ -26,6 +28,27 @@ chunk, could then never be sent."""
 
 MAX_FRAME_BYTES = 1 << 40
 """The largest ``max_frame_bytes`` taken (libzmq's message size limit is twice it)."""
+
+
+class TcpBindError(RaftError, zmq.ZMQError):
+    """``TcpNetwork.start`` could not listen on its ``bind`` address: the port is taken,
+    the host is not an address of this machine, or the name does not resolve.
+
+    Also a ``zmq.ZMQError`` (``errno`` is the OS error number, ``EADDRINUSE`` for a taken
+    port), so code written for the raw error still catches it.
+
+    Attributes:
+        address: the ``host:port`` the network was asked to bind.
+        reason: the OS's reason (``Address already in use``).
+    """
+
+    def __init__(self, address: str, errno: int | None, reason: str) -> None:
+        self.address = address
+        self.reason = reason
+        zmq.ZMQError.__init__(self, errno, f"TcpNetwork cannot listen on {address}: {reason}")
+
+    def __reduce__(self) -> Any:
+        return (type(self), (self.address, self.errno, self.reason))
 
 
 def _refuse(field: str, rule: str) -> ConfigError:

@@ -23,7 +23,7 @@ def membership(cluster: LocalCluster, node_id: int) -> dict[str, Any]:
 def test_init_forms_a_cluster_and_refuses_a_second_time(cluster_factory: Any) -> None:
     cluster = cluster_factory([1, 2, 3], init=False)
     pristine = request(cluster.url(1), "PUT", "/v1/kv/k", {"value": 1})
-    assert pristine.status == 503 and pristine.code == "no_leader"
+    assert pristine.status == 503 and pristine.code == "not_initialized"  # never formed
     for node_id in (1, 2, 3):
         answer = request(cluster.url(node_id), "POST", "/v1/admin/init", {"members": [1, 2, 3]})
         assert answer.status == 200 and answer.json == {"node_id": node_id, "members": [1, 2, 3]}

@@ -122,7 +122,7 @@ def test_unavailable_exits_6(cluster_factory: Any) -> None:
     result = CliRunner().invoke(
         main, [f"--url={cluster.url(1)}", "--deadline=0.5", "put", "k", "1"]
     )
-    assert result.exit_code == 6 and "no_leader" in result.stderr
+    assert result.exit_code == 6 and "not_initialized" in result.stderr
     status = CliRunner().invoke(main, [f"--url={cluster.url(1)}", "status"])
     assert status.exit_code == 6, status.output  # a health check: no leader is known
     assert status.stdout.startswith("leader: none")

@@ -96,7 +96,7 @@ def test_no_leader_until_the_deadline(cluster_factory: Any) -> None:
     client = Client(cluster.urls, deadline=0.5)
     with pytest.raises(Unavailable) as exc:
         client.put("k", 1)
-    assert exc.value.code == "no_leader" and exc.value.exit_code == EXIT_UNAVAILABLE
+    assert exc.value.code == "not_initialized" and exc.value.exit_code == EXIT_UNAVAILABLE
 
 
 def test_init_then_use_a_one_node_cluster(cluster_factory: Any) -> None:

@@ -17,7 +17,8 @@ from pykka_raft.kv import (
     PeerConfig,
     RuntimeUnavailable,
 )
-from pykka_raft.kv.config import build_config, load_file, parse_address, parse_peer
+from pykka_raft.kv.config import build_config, parse_address, parse_peer
+from pykka_raft.kv.config_file import load_file
 from pykka_raft.kv.runtime import LocalNetwork, open_network, open_storage
 from pykka_raft.kv.server import HttpServer
 from pykka_raft.kv.store import KvStateMachine
@@ -71,6 +72,23 @@ def test_a_full_toml_file(tmp_path: Path) -> None:
     assert config.raft.election_timeout_min == 400
     assert config.raft.snapshot_policy == SnapshotPolicy.every(5000)
     assert config.http.threads == 4 and config.http.max_body_bytes == 65536
+
+
+def test_relative_paths_of_a_file_are_relative_to_its_directory(tmp_path: Path) -> None:
+    path = tmp_path / "sub" / "node.toml"
+    path.parent.mkdir()
+    path.write_text(
+        'node_id = 1\nhttp_address = "127.0.0.1:1"\nraft_address = "127.0.0.1:2"\n'
+        'data_dir = "d"\nkeys_dir = "/etc/k"\n'
+        '[raft]\nsnapshot_dir = "snaps"\n[http]\ntoken_file = "../tok"\n'
+    )
+    doc = load_file(path)
+    assert doc["data_dir"] == str(tmp_path / "sub" / "d")
+    assert doc["keys_dir"] == "/etc/k"  # absolute: as written
+    assert doc["raft"]["snapshot_dir"] == str(tmp_path / "sub" / "snaps")
+    assert doc["http"]["token_file"] == str(tmp_path / "sub" / "../tok")
+    config = build_config(load_file(path))
+    assert config.data_dir == str(tmp_path / "sub" / "d")
 
 
 @pytest.mark.parametrize(
@@ -279,3 +297,70 @@ def test_an_http_port_in_use_is_named_in_the_error() -> None:
         port = taken.getsockname()[1]
         with pytest.raises(OSError, match=f"http_address: cannot listen on 127.0.0.1:{port}: "):
             HttpServer(lambda environ, start: [], "127.0.0.1", port, HttpSettings(1, 1024))
+
+
+def test_a_raft_port_in_use_is_named_in_the_error() -> None:
+    taken = open_network(
+        NodeConfig(1, "h:1", raft_address="127.0.0.1:0", insecure=True, storage="memory")
+    )
+    try:
+        address = taken.address
+        config = NodeConfig(2, "h:2", raft_address=address, insecure=True, storage="memory")
+        with pytest.raises(KvConfigError) as exc:
+            open_network(config)
+    finally:
+        taken.close()
+    assert str(exc.value) == f"raft_address: cannot listen on {address}: Address already in use"
+
+
+def test_a_start_refused_for_its_keys_or_its_port_leaves_no_data_directory(
+    tmp_path: Path,
+) -> None:
+    from pykka_raft.kv.server import KvServer
+
+    keys = tmp_path / "keys"
+    generate_keypair(keys, 1)  # none for node 9
+    d9 = tmp_path / "d9"
+    no_keys = NodeConfig(
+        9, "127.0.0.1:0", raft_address="127.0.0.1:0", keys_dir=str(keys), data_dir=str(d9)
+    )
+    with pytest.raises(KvConfigError, match="keygen"):
+        KvServer.start(no_keys)
+    assert not d9.exists()
+    taken = open_network(local_tcp(1))
+    try:
+        d5 = tmp_path / "d5b"
+        with pytest.raises(KvConfigError, match="raft_address: cannot listen"):
+            KvServer.start(local_tcp(5, raft_address=taken.address, data_dir=str(d5)))
+        assert not d5.exists()
+    finally:
+        taken.close()
+
+
+def local_tcp(node_id: int, **kwargs: Any) -> NodeConfig:
+    fields: dict[str, Any] = {"raft_address": "127.0.0.1:0", "insecure": True, "storage": "memory"}
+    fields.update(kwargs)
+    if "data_dir" in fields:
+        fields["storage"] = "sqlite"
+    return NodeConfig(node_id, "127.0.0.1:0", **fields)
+
+
+def test_a_failed_start_removes_only_a_data_directory_it_made(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pykka_raft.kv import node as node_module
+    from pykka_raft.kv.server import KvServer
+
+    def refuse(*args: Any, **kwargs: Any) -> None:
+        raise RuntimeError("the Raft node did not start")
+
+    monkeypatch.setattr(node_module.Raft, "start", refuse)
+    new = tmp_path / "new"
+    with pytest.raises(RuntimeError):
+        KvServer.start(local_tcp(1, data_dir=str(new)))
+    assert not new.exists()
+    old = tmp_path / "old"
+    old.mkdir()
+    with pytest.raises(RuntimeError):
+        KvServer.start(local_tcp(1, data_dir=str(old)))
+    assert old.is_dir() and any(old.iterdir())  # kept: it was there before this start

@@ -43,6 +43,7 @@ def test_every_error_code_is_in_the_table() -> None:
     for code, (status, _) in CODES.items():
         assert f"| {status} | `{code}` |" in DOC, code
     assert "| 307 | `not_leader` |" in DOC
+    assert "| 503 | `not_initialized` |" in DOC  # sent with its status by the gateway
 
 
 def test_every_command_is_documented() -> None:

@@ -37,7 +37,7 @@ from pykka_raft import (
 )
 from pykka_raft.kv import NodeConfig, PeerConfig
 from pykka_raft.kv.app import KvApp
-from pykka_raft.kv.errors import CODES
+from pykka_raft.kv.errors import CODES, EXIT_UNAVAILABLE, Unavailable, error_for
 from pykka_raft.kv.node import KvNode
 
 
@@ -55,7 +55,11 @@ class StubRaft:
         return self.alive
 
 
-def make_app(error: BaseException, state: State = State.LEADER) -> KvApp:
+def make_app(
+    error: BaseException,
+    state: State = State.LEADER,
+    membership: MembershipConfig | None = None,
+) -> KvApp:
     config = NodeConfig(
         1,
         "127.0.0.1:8001",
@@ -73,7 +77,7 @@ def make_app(error: BaseException, state: State = State.LEADER) -> KvApp:
             10,
             10,
             1 if state is State.LEADER else 2,
-            MembershipConfig(members=(1, 2, 3), non_voters=(4,)),
+            membership or MembershipConfig(members=(1, 2, 3), non_voters=(4,)),
         )
     )
     node._raft = StubRaft(error)  # type: ignore[assignment]
@@ -174,6 +178,34 @@ def test_read_errors(error: BaseException, status: int, code: str, consistency: 
     assert CODES[code][0] == status or (status == 307 and code == "not_leader")
     if status == 307:
         assert headers["location"] == "http://127.0.0.1:8002" + path
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "error"),
+    [
+        ("PUT", "/v1/kv/k", {"value": 1}, ForwardToLeader(None, None)),
+        ("GET", "/v1/kv/k", None, ForwardToLeader(None, None)),
+        ("POST", "/v1/admin/remove", {"ids": [3]}, NodeNotLeader(None)),
+    ],
+)
+def test_a_node_without_membership_says_it_is_not_initialized(
+    method: str, path: str, body: Any, error: BaseException
+) -> None:
+    """No leader because the node was never formed into a cluster, not an election: a 503
+    of its own (which a client reads as ``Unavailable``), naming the command to run."""
+    app = make_app(error, state=State.FOLLOWER, membership=MembershipConfig())
+    app.node.view.tell(RaftMetrics(1, State.FOLLOWER, 0, 0, 0, 0, None, MembershipConfig()))
+    status, _, answer = call(app, method, path, body)
+    assert (status, answer["error"]["code"]) == (503, "not_initialized"), answer
+    assert "pykka-raft-kv" in answer["error"]["message"] and "init" in answer["error"]["message"]
+    got = error_for(status, "not_initialized", "m", {})
+    assert isinstance(got, Unavailable) and got.exit_code == EXIT_UNAVAILABLE
+    # A member that lost its leader (an election under way) still says no_leader.
+    app = make_app(error, state=State.FOLLOWER)
+    members = MembershipConfig(members=(1, 2, 3))
+    app.node.view.tell(RaftMetrics(1, State.CANDIDATE, 4, 9, 9, 9, None, members))
+    status, _, answer = call(app, method, path, body)
+    assert (status, answer["error"]["code"]) == (503, "no_leader")
 
 
 def test_a_lease_read_on_a_follower_redirects_before_asking() -> None:

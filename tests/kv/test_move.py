@@ -389,3 +389,55 @@ def test_a_follower_restarted_on_new_ports_is_moved(processes: ProcessCluster) -
     for peer in (leader, third):
         log = processes.nodes[peer].log_file.read_text()
         assert f"node {moved} is at {new[1]} (from the membership, was {old[1]})" in log
+
+
+@pytest.mark.slow
+def test_a_cluster_resumed_from_its_directory_restarts_a_moved_node_where_it_was_moved(
+    processes: ProcessCluster,
+) -> None:
+    """A node restarted by hand on new ports and moved there leaves its ready file on the
+    old addresses; resuming the directory (``local-cluster --dir D`` again) starts it on
+    the addresses the cluster records. Until it is moved, a wait for a leader that fails
+    names the node that does not follow and quotes its warning."""
+    leader = processes.form([1, 2, 3])
+    moved = next(n for n in (1, 2, 3) if n != leader)
+    node = processes.nodes[moved]
+    old = {"http": node.http, "raft": node.raft}
+    assert node.kill(signal.SIGTERM) == 0
+    sockets = [held(a) for a in old.values() if a]
+    try:
+        node.http = node.raft = None
+        node.start()  # on new ports
+    finally:
+        for sock in sockets:
+            if sock is not None:
+                sock.close()
+    new = {"http": node.http, "raft": node.raft}
+    wait(lambda: "move --id" in node.log_file.read_text(), 30, "the moved node's warning")
+    with pytest.raises(TimeoutError) as exc:
+        processes.leader([1, 2, 3], timeout=2)
+    why = str(exc.value)
+    assert f"node {moved} does not follow" in why and "listens for Raft on" in why, why
+    assert str(node.log_file) in why
+
+    flags = [f"--url={u}" for u in processes.urls([1, 2, 3])]
+    args = ["move", "--id", str(moved), "--http", str(new["http"]), "--raft", str(new["raft"])]
+    assert CliRunner().invoke(main, [*flags, "--deadline=30", *args]).exit_code == 0
+    index = processes.client([1, 2, 3]).put("moved", 1)["index"]
+    processes.wait_applied(index, [1, 2, 3])
+    for node_id in processes.running():
+        assert processes.kill(node_id, signal.SIGTERM) == 0
+    # What a restart by hand (without --ready-file) leaves: the old addresses.
+    ready = processes.root / f"node-{moved}.ready"
+    ready.write_text(json.dumps({**json.loads(ready.read_text()), **old}))
+
+    again = ProcessCluster(processes.root, secure=True, raft=processes.raft, http=processes.http)
+    try:
+        assert again.earlier_nodes() == [1, 2, 3]
+        again.resume([1, 2, 3], timeout=60)
+        restarted = again.nodes[moved]
+        assert {"http": restarted.http, "raft": restarted.raft} == new
+        assert again.client([moved]).get("moved", consistency="linearizable") == 1
+        assert json.loads(ready.read_text())["raft"] == new["raft"]  # recorded for next time
+    finally:
+        again.close()

@@ -22,6 +22,7 @@ import pytest
 from pykka_raft import Isolate, MembershipConfig, RaftMetrics, State
 from pykka_raft.kv import Client, HttpSettings, KvServer, NodeConfig
 from pykka_raft.kv import app as app_module
+from pykka_raft.kv.auth import make_token_file
 from pykka_raft.kv.errors import EXIT_NODE_STOPPED
 from pykka_raft.kv.node import KvNode
 from pykka_raft.testing import wait_until
@@ -117,6 +118,32 @@ def test_serve_from_a_config_file(serve: Any, tmp_path: Path) -> None:
     client = Client([child.url()])
     client.init()
     assert client.status()["node_id"] == 1
+
+
+def test_paths_in_a_config_file_are_relative_to_the_file(serve: Any, tmp_path: Path) -> None:
+    """Started from ``/``, the file's ``token_file`` and ``data_dir`` are found next to
+    it; a path given as a flag stays relative to the working directory."""
+    sub = tmp_path / "sub"
+    sub.mkdir()
+    make_token_file(sub / "tok")
+    config = sub / "n.toml"
+    config.write_text(
+        'node_id = 1\nhttp_address = "127.0.0.1:0"\nnetwork = "local"\ndata_dir = "data"\n'
+        '[http]\ntoken_file = "tok"\n'
+    )
+    child = serve("--config", str(config), cwd="/")
+    url = child.url()
+    token = (sub / "tok").read_text().strip()
+    answer = request(url, "GET", "/v1/status", headers={"Authorization": f"Bearer {token}"})
+    assert answer.status == 200, child.log.read_text()
+    assert (sub / "data").is_dir() and not (Path("/") / "data" / "node.json").exists()
+    child.proc.terminate()
+    assert child.proc.wait(30) == 0
+    # A flag overrides the file and is relative to where serve runs.
+    (tmp_path / "work").mkdir()
+    again = serve("--config", str(config), "--data-dir", "here", cwd=tmp_path / "work")
+    again.url()
+    assert (tmp_path / "work" / "here").is_dir()
 
 
 def test_a_locked_data_directory_is_refused(serve: Any, tmp_path: Path) -> None:

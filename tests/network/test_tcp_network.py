@@ -5,7 +5,9 @@ Peers are other TcpNetworks, or raw ZeroMQ sockets playing a misbehaving peer.
 
 from __future__ import annotations
 
+import errno
 import logging
+import pickle
 import tempfile
 import threading
 import time
@@ -31,6 +33,7 @@ from pykka_raft import (
     InstallSnapshotResponse,
     MembershipConfig,
     Put,
+    RaftError,
     RequestTooLarge,
     RpcError,
     UnknownMessage,
@@ -54,6 +57,7 @@ from pykka_raft.net import (
     NetworkMetrics,
     Register,
     Restore,
+    TcpBindError,
     TcpNetwork,
     TcpNetworkRef,
     TrustKey,
@@ -229,10 +233,25 @@ def test_an_entry_of_the_largest_accepted_size_is_sent_with_the_default_cap(
     assert call_when_connected(two, request, timeout=20) == AppendEntriesResponse(1, True)
 
 
-def test_a_taken_port_fails_the_start(tcp_keys: Path) -> None:
+def test_a_taken_port_fails_the_start_with_a_typed_error(tcp_keys: Path) -> None:
     first = TcpNetwork.start(1, insecure=True)
-    with pytest.raises(zmq.ZMQError):
-        TcpNetwork.start(2, first.address, insecure=True)
+    try:
+        with pytest.raises(TcpBindError) as exc:
+            TcpNetwork.start(2, first.address, insecure=True)
+    finally:
+        first.stop()
+    error = exc.value
+    assert str(error) == f"TcpNetwork cannot listen on {first.address}: Address already in use"
+    assert (error.address, error.reason) == (first.address, "Address already in use")
+    assert error.errno == errno.EADDRINUSE
+    # A library error, and still the raw ZeroMQ error for code that catches that.
+    assert isinstance(error, RaftError) and isinstance(error, zmq.ZMQError)
+    assert str(pickle.loads(pickle.dumps(error))) == str(error)
+
+
+def test_a_host_not_of_this_machine_fails_the_start_with_a_typed_error() -> None:
+    with pytest.raises(TcpBindError, match=r"cannot listen on 192\.0\.2\.1:0: "):
+        TcpNetwork.start(2, "192.0.2.1:0", insecure=True)  # TEST-NET-1: nobody's address
 
 
 def test_insecure_is_logged_loudly(caplog: pytest.LogCaptureFixture) -> None:
