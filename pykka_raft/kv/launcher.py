@@ -23,8 +23,9 @@ from typing import Any
 from pykka_raft.kv.auth import load_tokens
 from pykka_raft.kv.client import Client
 from pykka_raft.kv.config import endpoint
-from pykka_raft.kv.errors import KvError
+from pykka_raft.kv.errors import KeyNotFound, KvError
 from pykka_raft.kv.node_process import NodeProcess, toml_table, wait
+from pykka_raft.kv.store import node_key
 from pykka_raft.kv.transport import fetch_json
 
 
@@ -140,21 +141,31 @@ class ProcessCluster:
 
     def recorded_elsewhere(self, ids: Iterable[int], timeout: float) -> dict[int, tuple[str, str]]:
         """The nodes of ``ids`` that the cluster records at other addresses than they
-        serve on, with those addresses (``{id: (http, raft)}``), from the directory of the
-        first node found leading within ``timeout`` (none found: ``{}``)."""
+        serve on, with those addresses (``{id: (http, raft)}``): the directory's records,
+        read through the log (a new leader's own view may not have applied them yet) once
+        a node leads within ``timeout`` (none found, or the reads fail: ``{}``)."""
         members = list(ids)
 
-        def a_leader() -> dict[str, Any] | None:
-            leaders = [s for s in self.statuses(members).values() if s.get("state") == "leader"]
-            return leaders[0] if leaders else None
+        def a_leader() -> int | None:
+            statuses = self.statuses(members).items()
+            return next((n for n, s in statuses if s.get("state") == "leader"), None)
 
+        until = time.monotonic() + timeout
         try:
-            status = wait(a_leader, timeout, "a leader", poll=0.1)
+            leader = wait(a_leader, timeout, "a leader", poll=0.1)
         except TimeoutError:
             return {}  # leader() says what is wrong
+        client = self.client([leader], deadline=max(until - time.monotonic(), 1.0))
         moved = {}
         for node_id in members:
-            record = (status.get("nodes") or {}).get(str(node_id)) or {}
+            try:
+                record = client.get(node_key(node_id))
+            except KeyNotFound:
+                continue  # not recorded (yet): its own addresses stand
+            except KvError:
+                return {}  # leader() says what is wrong
+            if not isinstance(record, dict):
+                continue
             http, raft = record.get("http"), record.get("raft")
             node = self.nodes[node_id]
             if not isinstance(http, str) or not isinstance(raft, str):

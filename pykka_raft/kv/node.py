@@ -301,11 +301,10 @@ class KvNode:
         An address is this node's if it names what the node was told to listen on (a host
         name, say) or what it bound (the address the host resolved to)."""
         first = self.view.wait_for(lambda m: True if self._stopping.is_set() else m, None)
-        if not isinstance(first, RaftMetrics) or self.raft_address is None:
+        if not isinstance(first, RaftMetrics):
             return
-        recorded = first.membership_config.address_of(self.node_id)
-        own = {endpoint(a) for a in (self.config.raft_address, self.raft_address) if a}
-        if recorded is not None and endpoint(recorded) not in own:
+        recorded = self._recorded_elsewhere(first)
+        if recorded is not None:
             logger.warning(
                 "node %s listens for Raft on %s, but the cluster's membership records it at "
                 "%s: its peers will not reach it. Restart it on %s, or record its new "
@@ -343,6 +342,15 @@ class KvNode:
             else:  # then again while it leads this term (else in the next term it leads)
                 self._stopping.wait(RETRY_PAUSE)
 
+    def _recorded_elsewhere(self, metrics: RaftMetrics) -> str | None:
+        """The Raft address the membership records for this node if it is not one this
+        node listens on (else ``None``)."""
+        recorded = metrics.membership_config.address_of(self.node_id)
+        own = {endpoint(a) for a in (self.config.raft_address, self.raft_address) if a}
+        if recorded is None or self.raft_address is None or endpoint(recorded) in own:
+            return None
+        return recorded
+
     def _caught_up(self) -> bool:
         """Wait until this node has applied every entry committed before it asked (a
         ``READ_INDEX`` read): what it then reads locally is the cluster's current
@@ -357,7 +365,8 @@ class KvNode:
 
     def _records_to_write(self, metrics: RaftMetrics) -> dict[str, tuple[str, str, bool]]:
         """Key -> ``(record, what it is, only if absent)`` of what this new leader writes:
-        its own addresses if the directory holds others, those of members the directory
+        its own addresses if the directory holds others (unless the membership records
+        another Raft address for it), those of members the directory
         lacks but this node was given (at ``init``; only while it still lacks them, so
         that a ``move`` recorded meanwhile stays), and its session settings if the
         cluster's differ."""
@@ -375,7 +384,12 @@ class KvNode:
                 )
             out[SETTINGS_KEY] = (settings, "the cluster's session settings", False)
         own = encode_value({"http": self.http_address, "raft": self.raft_address})
-        if self.state_machine.local_get(node_key(self.node_id)) != own:
+        # Not where the membership records another Raft address for it (it was moved, and
+        # restarted on its old addresses): ``move`` changes a node's addresses, not this.
+        if (
+            self.state_machine.local_get(node_key(self.node_id)) != own
+            and self._recorded_elsewhere(metrics) is None
+        ):
             out[node_key(self.node_id)] = (own, f"the addresses of node {self.node_id}", False)
         members = metrics.voters | metrics.non_voters
         replicated = self.state_machine.node_records()
