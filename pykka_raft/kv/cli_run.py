@@ -337,9 +337,21 @@ def _report_exits(cluster: Any, root: Path, reported: set[int]) -> bool:
     return False
 
 
+def _seconds(value: float) -> float:
+    if not 0 < value <= 86400:  # NaN too, which click.FloatRange lets through
+        raise click.BadParameter(f"{value} is not a number of seconds in (0, 86400]")
+    return value
+
+
 @click.command()
 @click.option("--clients", default=4, show_default=True, type=click.IntRange(1, 32))
-@click.option("--seconds", default=4.0, show_default=True, help="Load before and after the kill.")
+@click.option(
+    "--seconds",
+    default=4.0,
+    show_default=True,
+    callback=lambda _ctx, _param, value: _seconds(value),
+    help="Load before and after the kill (more than 0, at most 86400).",
+)
 @click.option("--keep", type=click.Path(file_okay=False), help="Keep keys, data and logs here.")
 def demo(clients: int, seconds: float, keep: str | None) -> None:
     """Three local node processes (TCP with CURVE, SqliteStore) take writes, lose their

@@ -235,6 +235,7 @@ CODES: dict[str, tuple[int, type[KvError]]] = {
     "internal": (500, ServerError),
     "not_leader": (503, Unavailable),
     "no_leader": (503, Unavailable),
+    "not_initialized": (503, Unavailable),
     "busy": (503, Unavailable),
     "starting": (503, Unavailable),
     "shutting_down": (503, Unavailable),
