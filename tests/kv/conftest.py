@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import http.client
+import http.server
 import json
 import socket
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -174,6 +176,23 @@ def closed_url() -> str:
     return f"http://127.0.0.1:{port}"
 
 
+class Served:
+    """An ``http.server`` with ``handler`` on 127.0.0.1 and a port the OS chose, served
+    by a thread of its own until :meth:`close`."""
+
+    def __init__(self, handler: type[http.server.BaseHTTPRequestHandler]) -> None:
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join(5)
+
+
 class LosingProxy:
     """An HTTP proxy on loopback in front of one node that loses answers: it forwards
     every request, and for the first ``lose`` writes sent in a session (a body with
@@ -187,9 +206,6 @@ class LosingProxy:
     """
 
     def __init__(self, upstream: str, lose: int = 1) -> None:
-        import http.server
-        import threading
-
         self.upstream = upstream
         self.lose = lose
         self.writes: list[tuple[int, int]] = []
@@ -226,16 +242,11 @@ class LosingProxy:
 
             do_GET = do_PUT = do_POST = do_DELETE = relay
 
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
+        self.served = Served(Handler)
+        self.url = self.served.url
 
     def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join(5)
+        self.served.close()
 
 
 @pytest.fixture

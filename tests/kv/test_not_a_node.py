@@ -4,7 +4,6 @@ so at once, with their own error and exit code, and never take it for a node's a
 from __future__ import annotations
 
 import http.server
-import threading
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -16,6 +15,7 @@ from pykka_raft.kv import BodyTooLarge, Client, NotAKvNode, ServerError, Unknown
 from pykka_raft.kv.cli import main
 from pykka_raft.kv.errors import EXIT_NOT_A_NODE, EXIT_REFUSED
 from pykka_raft.kv.local import LocalCluster
+from tests.kv.conftest import Served
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -50,16 +50,11 @@ class Stranger:
 
             do_GET = do_PUT = do_POST = do_DELETE = answer
 
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
+        self.served = Served(Handler)
+        self.url = self.served.url
 
     def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join(5)
+        self.served.close()
 
 
 @pytest.fixture
