@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import sys
 
-from pykka_raft.kv.node import MetricsView
+from pykka_raft.kv.metrics_view import MetricsView
 
 FORMAT = (
     "%(asctime)s %(levelname)s node=%(kv_node)s role=%(kv_role)s term=%(kv_term)s "

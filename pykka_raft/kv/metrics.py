@@ -17,7 +17,8 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from pykka_raft import RaftMetrics, State
-from pykka_raft.kv.node import KvNode, MetricsView
+from pykka_raft.kv.metrics_view import MetricsView
+from pykka_raft.kv.node import KvNode
 
 WRITE_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 
